@@ -1,0 +1,283 @@
+//! Message encryption compatible with WeChat's WXBizMsgCrypt (protocol reference §3).
+//!
+//! ```text
+//! Encrypt = Base64( AES-256-CBC( random(16) || len(msg) as u32 BE || msg || appid || PKCS#7 to 32 ) )
+//! ```
+//!
+//! The key is `base64(EncodingAESKey + "=")`, the IV its first 16 bytes. The random
+//! prefix is an argument, never drawn here, so fixed vectors can test encryption
+//! byte for byte; callers pass 16 bytes from a CSPRNG.
+
+use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use base64::{
+    alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+    Engine as _,
+};
+
+type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
+type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
+
+/// WeChat pads to 32-byte blocks, not AES's 16 (protocol reference §3.3).
+const PAD_BLOCK: usize = 32;
+/// Length of the random prefix of every plaintext.
+pub const RANDOM_LEN: usize = 16;
+/// Random prefix plus the 4-byte message length.
+const HEADER_LEN: usize = RANDOM_LEN + 4;
+/// Length of an EncodingAESKey as typed into the WeChat console.
+pub const ENCODING_AES_KEY_LEN: usize = 43;
+
+/// Most EncodingAESKeys are not canonical base64: the last character's two
+/// discarded bits are not zero. WeChat's own decoders ignore them; so do we.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Why an EncodingAESKey was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The key must have exactly 43 characters (WXBizMsgCrypt -40004).
+    #[error("EncodingAESKey must be {ENCODING_AES_KEY_LEN} characters, got {0}")]
+    Length(usize),
+    /// The key may only use `[A-Za-z0-9]`.
+    #[error("EncodingAESKey may only contain A-Z, a-z and 0-9")]
+    Alphabet,
+}
+
+/// Why an `Encrypt` text could not be opened. Each variant is a distinct failure
+/// a caller may report differently; none of them panics on hostile input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecryptError {
+    /// Not valid base64 (WXBizMsgCrypt -40010).
+    #[error("ciphertext is not valid base64")]
+    Base64,
+    /// Empty, or not a whole number of AES blocks (-40007).
+    #[error("ciphertext length {0} is not a positive multiple of 16")]
+    BlockLength(usize),
+    /// The last byte is not a PKCS#7 pad of 1..=32 equal bytes (-40008): usually a wrong key.
+    #[error("bad padding (wrong EncodingAESKey?)")]
+    Padding,
+    /// The length field points past the end of the plaintext (-40008).
+    #[error("message length field {declared} exceeds the {available} bytes available")]
+    MessageLength {
+        /// The big-endian length found after the random prefix.
+        declared: u64,
+        /// Bytes left after the prefix and padding.
+        available: usize,
+    },
+    /// The plaintext ends with another account's appid (-40005).
+    #[error("appid mismatch: message is for {found:?}")]
+    AppidMismatch {
+        /// The appid found at the end of the plaintext, lossily decoded.
+        found: String,
+    },
+    /// The message is not UTF-8.
+    #[error("message is not valid UTF-8")]
+    Utf8,
+}
+
+/// An AES-256 key decoded from a 43-character EncodingAESKey.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AesKey([u8; 32]);
+
+impl AesKey {
+    /// Decodes and validates an EncodingAESKey (protocol reference §3.2).
+    pub fn try_new(encoding_aes_key: &str) -> Result<Self, KeyError> {
+        let len = encoding_aes_key.chars().count();
+        if len != ENCODING_AES_KEY_LEN {
+            return Err(KeyError::Length(len));
+        }
+        if !encoding_aes_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(KeyError::Alphabet);
+        }
+        let bytes = LENIENT
+            .decode(encoding_aes_key)
+            .expect("43 alphanumeric characters always decode to 32 bytes");
+        Ok(Self(bytes.try_into().expect("43 base64 characters are 32 bytes")))
+    }
+
+    /// The raw 32-byte AES key.
+    pub fn key(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The CBC IV: the key's first 16 bytes.
+    pub fn iv(&self) -> &[u8] {
+        &self.0[..16]
+    }
+}
+
+impl std::fmt::Debug for AesKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AesKey(***)")
+    }
+}
+
+/// One account's encryption context: its key and the appid bound into every message.
+#[derive(Debug, Clone)]
+pub struct MessageCrypto {
+    key: AesKey,
+    appid: String,
+}
+
+impl MessageCrypto {
+    /// Binds a key to an appid.
+    pub fn new(key: AesKey, appid: impl Into<String>) -> Self {
+        Self {
+            key,
+            appid: appid.into(),
+        }
+    }
+
+    /// The appid checked on decryption and appended on encryption.
+    pub fn appid(&self) -> &str {
+        &self.appid
+    }
+
+    /// Encrypts `msg` with the given random prefix into the base64 `Encrypt` text.
+    pub fn encrypt(&self, random: &[u8; RANDOM_LEN], msg: &[u8]) -> String {
+        let msg_len = u32::try_from(msg.len()).expect("a WeChat message is far below 4 GiB");
+        let unpadded = HEADER_LEN + msg.len() + self.appid.len();
+        let pad = PAD_BLOCK - unpadded % PAD_BLOCK;
+        let mut buf = Vec::with_capacity(unpadded + pad);
+        buf.extend_from_slice(random);
+        buf.extend_from_slice(&msg_len.to_be_bytes());
+        buf.extend_from_slice(msg);
+        buf.extend_from_slice(self.appid.as_bytes());
+        buf.resize(unpadded + pad, pad as u8);
+        let len = buf.len();
+        let cipher = Aes256CbcEnc::new(self.key.key().into(), self.key.iv().into());
+        cipher
+            .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+            .expect("the buffer is padded to whole blocks");
+        base64::engine::general_purpose::STANDARD.encode(&buf)
+    }
+
+    /// Decrypts an `Encrypt` text and checks that it was sealed for this appid.
+    pub fn decrypt(&self, encrypt: &str) -> Result<String, DecryptError> {
+        let opened = open(&self.key, encrypt)?;
+        if opened.appid != self.appid.as_bytes() {
+            return Err(DecryptError::AppidMismatch {
+                found: String::from_utf8_lossy(&opened.appid).into_owned(),
+            });
+        }
+        String::from_utf8(opened.msg).map_err(|_| DecryptError::Utf8)
+    }
+}
+
+/// A decrypted plaintext split into its parts.
+struct Opened {
+    msg: Vec<u8>,
+    appid: Vec<u8>,
+}
+
+fn open(key: &AesKey, encrypt: &str) -> Result<Opened, DecryptError> {
+    let mut buf = LENIENT
+        .decode(encrypt.trim())
+        .map_err(|_| DecryptError::Base64)?;
+    if buf.is_empty() || buf.len() % 16 != 0 {
+        return Err(DecryptError::BlockLength(buf.len()));
+    }
+    let cipher = Aes256CbcDec::new(key.key().into(), key.iv().into());
+    let plain = cipher
+        .decrypt_padded_mut::<NoPadding>(&mut buf)
+        .expect("the length was checked to be whole blocks");
+    let unpadded = strip_pad32(plain)?;
+    if unpadded.len() < HEADER_LEN {
+        return Err(DecryptError::MessageLength {
+            declared: 0,
+            available: unpadded.len().saturating_sub(HEADER_LEN),
+        });
+    }
+    let (header, rest) = unpadded.split_at(HEADER_LEN);
+    let declared = u32::from_be_bytes(header[RANDOM_LEN..].try_into().expect("4 bytes"));
+    let msg_len = usize::try_from(declared).unwrap_or(usize::MAX);
+    if msg_len > rest.len() {
+        return Err(DecryptError::MessageLength {
+            declared: declared.into(),
+            available: rest.len(),
+        });
+    }
+    let (msg, appid) = rest.split_at(msg_len);
+    Ok(Opened {
+        msg: msg.to_vec(),
+        appid: appid.to_vec(),
+    })
+}
+
+/// Strips PKCS#7 padding to 32-byte blocks: the last byte `n` is 1..=32 and the
+/// last `n` bytes all equal `n` (protocol reference §3.8 step 4).
+fn strip_pad32(plain: &[u8]) -> Result<&[u8], DecryptError> {
+    let n = usize::from(*plain.last().ok_or(DecryptError::Padding)?);
+    if n == 0 || n > PAD_BLOCK || n > plain.len() {
+        return Err(DecryptError::Padding);
+    }
+    let (body, pad) = plain.split_at(plain.len() - n);
+    if pad.iter().all(|&b| usize::from(b) == n) {
+        Ok(body)
+    } else {
+        Err(DecryptError::Padding)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crypto() -> MessageCrypto {
+        let key = AesKey::try_new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").unwrap();
+        MessageCrypto::new(key, "wx0123456789abcdef")
+    }
+
+    #[test]
+    fn round_trips_and_pads_to_32() {
+        let c = crypto();
+        for len in [0, 1, 12, 13, 44, 45, 1000] {
+            let msg = vec![b'x'; len];
+            let enc = c.encrypt(&[7; 16], &msg);
+            let raw = base64::engine::general_purpose::STANDARD.decode(&enc).unwrap();
+            assert_eq!(raw.len() % 32, 0, "len {len}");
+            assert_eq!(c.decrypt(&enc).unwrap().as_bytes(), &msg[..]);
+        }
+    }
+
+    #[test]
+    fn key_errors_are_distinct() {
+        assert_eq!(AesKey::try_new("abc"), Err(KeyError::Length(3)));
+        let bad = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF+";
+        assert_eq!(AesKey::try_new(bad), Err(KeyError::Alphabet));
+        let wide = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFé";
+        assert_eq!(AesKey::try_new(wide), Err(KeyError::Alphabet));
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        assert!(format!("{:?}", crypto()).contains("AesKey(***)"));
+    }
+
+    #[test]
+    fn rejects_a_length_field_past_the_end() {
+        // A hand-built plaintext whose length field claims more than is there.
+        let c = crypto();
+        let mut buf = vec![0u8; 16];
+        buf.extend_from_slice(&1000u32.to_be_bytes());
+        buf.extend_from_slice(b"short");
+        let pad = 32 - buf.len() % 32;
+        buf.resize(buf.len() + pad, pad as u8);
+        let len = buf.len();
+        Aes256CbcEnc::new(c.key.key().into(), c.key.iv().into())
+            .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+            .unwrap();
+        let enc = base64::engine::general_purpose::STANDARD.encode(&buf);
+        assert_eq!(
+            c.decrypt(&enc),
+            Err(DecryptError::MessageLength {
+                declared: 1000,
+                available: 5
+            })
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! The three push modes and the envelopes around pushes and replies
+//! (protocol reference §1.4, §2.1, §3.1, §3.6–3.8).
+//!
+//! Both directions live here so the gateway (opening pushes, sealing replies)
+//! and the simulator (sealing pushes, opening replies) share one implementation.
+
+use crate::crypto::{DecryptError, MessageCrypto, RANDOM_LEN};
+use crate::signature::{msg_signature, signature, verify_msg_signature, verify_signature};
+use crate::xml::{self, Element, XmlError, XmlWriter};
+
+/// How an account's pushes are protected (消息加解密方式), with the key where one is used.
+#[derive(Debug, Clone)]
+pub enum PushMode {
+    /// 明文: plain XML, only the query `signature`.
+    Plain,
+    /// 兼容: plain fields plus `Encrypt`; replies may be plain or encrypted.
+    Compat(MessageCrypto),
+    /// 安全: only `ToUserName` and `Encrypt`; replies must be encrypted.
+    Safe(MessageCrypto),
+}
+
+impl PushMode {
+    /// `plain`, `compat` or `safe`, as in the configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PushMode::Plain => "plain",
+            PushMode::Compat(_) => "compat",
+            PushMode::Safe(_) => "safe",
+        }
+    }
+
+    fn crypto(&self) -> Option<&MessageCrypto> {
+        match self {
+            PushMode::Plain => None,
+            PushMode::Compat(crypto) | PushMode::Safe(crypto) => Some(crypto),
+        }
+    }
+}
+
+/// The query parameters WeChat adds to every push.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct PushQuery {
+    /// SHA-1 over token, timestamp and nonce.
+    pub signature: String,
+    /// Unix seconds as sent; signed verbatim.
+    pub timestamp: String,
+    /// Random decimal string.
+    pub nonce: String,
+    /// The sender's OpenID; not covered by any signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openid: Option<String>,
+    /// `aes` in compatible and safe mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt_type: Option<String>,
+    /// SHA-1 over token, timestamp, nonce and `Encrypt`, in compatible and safe mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_signature: Option<String>,
+}
+
+/// A push as WeChat would send it: its query and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedPush {
+    /// Query parameters to add to the server URL.
+    pub query: PushQuery,
+    /// The request body.
+    pub body: String,
+}
+
+/// Why a push or a reply envelope was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The query `signature` does not match the token (WXBizMsgCrypt -40001).
+    #[error("signature does not match")]
+    Signature,
+    /// `msg_signature` does not match the body's `Encrypt` (-40001).
+    #[error("msg_signature does not match")]
+    MsgSignature,
+    /// A required query parameter or envelope field is absent.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// The push or reply is not protected the way the account's mode requires.
+    #[error("expected a {expected} mode message, got a {got} one")]
+    ModeMismatch {
+        /// The configured mode.
+        expected: &'static str,
+        /// What arrived: `plain` or `encrypted`.
+        got: &'static str,
+    },
+    /// The body is not acceptable XML.
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    /// `Encrypt` could not be opened.
+    #[error(transparent)]
+    Decrypt(#[from] DecryptError),
+}
+
+/// Checks a push's signatures and returns its plaintext XML.
+///
+/// In compatible mode the decrypted copy is returned: the plain fields beside
+/// `Encrypt` are not covered by `msg_signature` (§3.6).
+pub fn open_push(
+    mode: &PushMode,
+    token: &str,
+    query: &PushQuery,
+    body: &str,
+) -> Result<String, EnvelopeError> {
+    verify_signature(token, &query.timestamp, &query.nonce, &query.signature)
+        .map_err(|_| EnvelopeError::Signature)?;
+    let encrypted = query.encrypt_type.is_some() || query.msg_signature.is_some();
+    let Some(crypto) = mode.crypto() else {
+        if encrypted {
+            return Err(mode_mismatch(mode, "encrypted"));
+        }
+        return Ok(body.to_owned());
+    };
+    if query.encrypt_type.as_deref() != Some("aes") {
+        return Err(mode_mismatch(mode, "plain"));
+    }
+    let given = query
+        .msg_signature
+        .as_deref()
+        .ok_or(EnvelopeError::Missing("msg_signature"))?;
+    let root = xml::parse(body)?;
+    let encrypt = root
+        .child_text("Encrypt")
+        .ok_or(EnvelopeError::Missing("Encrypt"))?;
+    verify_msg_signature(token, &query.timestamp, &query.nonce, encrypt, given)
+        .map_err(|_| EnvelopeError::MsgSignature)?;
+    Ok(crypto.decrypt(encrypt)?)
+}
+
+/// Builds a push as WeChat sends it in `mode` (the simulator's side of [`open_push`]).
+///
+/// `xml` is the plaintext push; in safe mode its `ToUserName` is copied to the envelope.
+#[allow(clippy::too_many_arguments)]
+pub fn seal_push(
+    mode: &PushMode,
+    token: &str,
+    xml: &str,
+    openid: Option<&str>,
+    timestamp: &str,
+    nonce: &str,
+    random: &[u8; RANDOM_LEN],
+) -> Result<SealedPush, XmlError> {
+    let mut query = PushQuery {
+        signature: signature(token, timestamp, nonce),
+        timestamp: timestamp.to_owned(),
+        nonce: nonce.to_owned(),
+        openid: openid.map(str::to_owned),
+        ..PushQuery::default()
+    };
+    let Some(crypto) = mode.crypto() else {
+        return Ok(SealedPush {
+            query,
+            body: xml.to_owned(),
+        });
+    };
+    let root = xml::parse(xml)?;
+    let encrypt = crypto.encrypt(random, xml.as_bytes());
+    query.encrypt_type = Some("aes".to_owned());
+    query.msg_signature = Some(msg_signature(token, timestamp, nonce, &encrypt));
+    let mut w = XmlWriter::new();
+    match mode {
+        PushMode::Safe(_) => {
+            let to = root.child_text("ToUserName").unwrap_or_default();
+            w.cdata("ToUserName", to);
+        }
+        _ => {
+            for child in &root.children {
+                w.element(child);
+            }
+        }
+    }
+    w.element(&Element::leaf("Encrypt", encrypt));
+    Ok(SealedPush {
+        query,
+        body: w.finish(),
+    })
+}
+
+/// The encrypted passive-reply envelope (§3.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptedReply {
+    /// Base64 ciphertext of the reply XML.
+    pub encrypt: String,
+    /// SHA-1 over token, `timestamp`, `nonce` and `encrypt`.
+    pub msg_signature: String,
+    /// Unix seconds used in the signature.
+    pub timestamp: String,
+    /// Nonce used in the signature.
+    pub nonce: String,
+}
+
+impl EncryptedReply {
+    /// Encrypts and signs a reply.
+    pub fn seal(
+        crypto: &MessageCrypto,
+        token: &str,
+        reply_xml: &str,
+        timestamp: &str,
+        nonce: &str,
+        random: &[u8; RANDOM_LEN],
+    ) -> Self {
+        let encrypt = crypto.encrypt(random, reply_xml.as_bytes());
+        Self {
+            msg_signature: msg_signature(token, timestamp, nonce, &encrypt),
+            encrypt,
+            timestamp: timestamp.to_owned(),
+            nonce: nonce.to_owned(),
+        }
+    }
+
+    /// The envelope in the layout of WeChat's samples and wechatpy.
+    pub fn to_xml(&self) -> String {
+        format!(
+            "<xml>\n<Encrypt><![CDATA[{}]]></Encrypt>\n<MsgSignature><![CDATA[{}]]></MsgSignature>\n<TimeStamp>{}</TimeStamp>\n<Nonce><![CDATA[{}]]></Nonce>\n</xml>",
+            self.encrypt, self.msg_signature, self.timestamp, self.nonce
+        )
+    }
+
+    /// Reads an envelope.
+    pub fn parse(xml: &str) -> Result<Self, EnvelopeError> {
+        let root = xml::parse(xml)?;
+        let field = |name: &'static str| {
+            root.child_text(name)
+                .map(|t| t.trim().to_owned())
+                .ok_or(EnvelopeError::Missing(name))
+        };
+        Ok(Self {
+            encrypt: field("Encrypt")?,
+            msg_signature: field("MsgSignature")?,
+            timestamp: field("TimeStamp")?,
+            nonce: field("Nonce")?,
+        })
+    }
+
+    /// Checks the signature and decrypts the reply XML.
+    pub fn open(&self, crypto: &MessageCrypto, token: &str) -> Result<String, EnvelopeError> {
+        verify_msg_signature(
+            token,
+            &self.timestamp,
+            &self.nonce,
+            &self.encrypt,
+            &self.msg_signature,
+        )
+        .map_err(|_| EnvelopeError::MsgSignature)?;
+        Ok(crypto.decrypt(&self.encrypt)?)
+    }
+}
+
+/// Wraps a reply for the account's mode: plain XML in plain mode, the encrypted
+/// envelope in compatible and safe mode.
+pub fn seal_reply(
+    mode: &PushMode,
+    token: &str,
+    reply_xml: &str,
+    timestamp: &str,
+    nonce: &str,
+    random: &[u8; RANDOM_LEN],
+) -> String {
+    match mode.crypto() {
+        None => reply_xml.to_owned(),
+        Some(crypto) => {
+            EncryptedReply::seal(crypto, token, reply_xml, timestamp, nonce, random).to_xml()
+        }
+    }
+}
+
+/// Reads a push response as WeChat does (the simulator's side of [`seal_reply`]):
+/// `None` for `success` or an empty body, else the reply XML, decrypted and its
+/// signature checked. Compatible mode accepts plain replies too; safe mode does not.
+pub fn open_reply(
+    mode: &PushMode,
+    token: &str,
+    body: &str,
+) -> Result<Option<String>, EnvelopeError> {
+    if crate::reply::is_no_reply(body) {
+        return Ok(None);
+    }
+    let Some(crypto) = mode.crypto() else {
+        return Ok(Some(body.to_owned()));
+    };
+    let root = xml::parse(body)?;
+    if root.child("Encrypt").is_none() {
+        return match mode {
+            PushMode::Safe(_) => Err(mode_mismatch(mode, "plain")),
+            _ => Ok(Some(body.to_owned())),
+        };
+    }
+    EncryptedReply::parse(body)?.open(crypto, token).map(Some)
+}
+
+fn mode_mismatch(mode: &PushMode, got: &'static str) -> EnvelopeError {
+    EnvelopeError::ModeMismatch {
+        expected: mode.name(),
+        got,
+    }
+}

@@ -1,0 +1,90 @@
+//! Request signatures: `signature` on every GET check and push, and
+//! `msg_signature` on encrypted pushes and replies (protocol reference §1.3, §3.5).
+//!
+//! Both are the lowercase hex SHA-1 of the byte-wise sorted concatenation of their
+//! parts. Sorting is on the strings as received: `"1700000000"` sorts before `"99"`.
+
+use sha1::{Digest, Sha1};
+use subtle::ConstantTimeEq;
+
+/// A signature in the query did not match the one computed from the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("signature mismatch")]
+pub struct SignatureMismatch;
+
+/// `signature` over `token`, `timestamp` and `nonce` (protocol reference §1.3).
+pub fn signature(token: &str, timestamp: &str, nonce: &str) -> String {
+    sorted_sha1([token, timestamp, nonce])
+}
+
+/// `msg_signature` over `token`, `timestamp`, `nonce` and the base64 `Encrypt`
+/// text exactly as it appears in the XML (protocol reference §3.5).
+pub fn msg_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
+    sorted_sha1([token, timestamp, nonce, encrypt])
+}
+
+/// Checks a push's or GET check's `signature` in constant time.
+pub fn verify_signature(
+    token: &str,
+    timestamp: &str,
+    nonce: &str,
+    given: &str,
+) -> Result<(), SignatureMismatch> {
+    constant_time_eq(&signature(token, timestamp, nonce), given)
+}
+
+/// Checks an encrypted push's `msg_signature` in constant time.
+pub fn verify_msg_signature(
+    token: &str,
+    timestamp: &str,
+    nonce: &str,
+    encrypt: &str,
+    given: &str,
+) -> Result<(), SignatureMismatch> {
+    constant_time_eq(&msg_signature(token, timestamp, nonce, encrypt), given)
+}
+
+fn sorted_sha1<const N: usize>(mut parts: [&str; N]) -> String {
+    parts.sort_unstable();
+    let mut hasher = Sha1::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// WeChat sends lowercase hex; accept uppercase too, since case carries no
+/// information and some hand-written clients upper-case it.
+fn constant_time_eq(expected: &str, given: &str) -> Result<(), SignatureMismatch> {
+    let given = given.to_ascii_lowercase();
+    if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+        Ok(())
+    } else {
+        Err(SignatureMismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_as_strings_not_numbers() {
+        // "1700000000" < "99" byte-wise: a numeric sort would put 99 first.
+        let expected = {
+            let mut h = Sha1::new();
+            h.update(b"170000000099tok");
+            hex::encode(h.finalize())
+        };
+        assert_eq!(signature("tok", "1700000000", "99"), expected);
+    }
+
+    #[test]
+    fn rejects_a_signature_of_the_wrong_length() {
+        let good = signature("t", "1", "2");
+        assert!(verify_signature("t", "1", "2", &good).is_ok());
+        assert!(verify_signature("t", "1", "2", &good[..39]).is_err());
+        assert!(verify_signature("t", "1", "2", "").is_err());
+        assert!(verify_signature("t", "1", "2", &good.to_uppercase()).is_ok());
+    }
+}

@@ -1,0 +1,309 @@
+//! A small, bounded XML reader and writer for WeChat's flat `<xml>` documents
+//! (protocol reference §2.2).
+//!
+//! Parsing goes through quick-xml and builds a tree of [`Element`]s. It refuses
+//! what WeChat never sends and attackers like: any DTD (so no entity can be
+//! declared, let alone expanded), references other than the five predefined
+//! entities and character references, documents over [`MAX_XML_BYTES`], nesting
+//! deeper than [`MAX_DEPTH`] and more than [`MAX_ELEMENTS`] elements. Every
+//! failure is an [`XmlError`] value, never a panic.
+
+use quick_xml::events::{BytesRef, Event};
+use quick_xml::Reader;
+
+/// Largest document accepted, in bytes. WeChat's pushes are a few KiB; the
+/// gateway bounds request bodies well below this.
+pub const MAX_XML_BYTES: usize = 1 << 20;
+/// Deepest nesting accepted (`<xml>` is depth 1; WeChat uses at most 4).
+pub const MAX_DEPTH: usize = 8;
+/// Most elements accepted in one document.
+pub const MAX_ELEMENTS: usize = 1024;
+
+/// Why a document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// Larger than [`MAX_XML_BYTES`].
+    #[error("XML document is {0} bytes, over the {MAX_XML_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// Nested deeper than [`MAX_DEPTH`].
+    #[error("XML nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// More than [`MAX_ELEMENTS`] elements.
+    #[error("XML has more than {MAX_ELEMENTS} elements")]
+    TooManyElements,
+    /// A `<!DOCTYPE …>`: DTDs, and with them entity declarations, are refused.
+    #[error("XML document type declarations are not allowed")]
+    Doctype,
+    /// An entity reference that is not one of the five predefined ones.
+    #[error("XML entity reference &{0}; is not allowed")]
+    Entity(String),
+    /// No root element.
+    #[error("XML document has no root element")]
+    Empty,
+    /// Content after the root element, or text outside it.
+    #[error("XML has content outside the root element")]
+    OutsideRoot,
+    /// Not well-formed.
+    #[error("malformed XML: {0}")]
+    Syntax(String),
+}
+
+/// One element: its name, its text (CDATA and text joined, references
+/// resolved) and its child elements. Attributes are ignored: WeChat sends none.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    /// The element's name, case preserved.
+    pub name: String,
+    /// Text content; for elements with children, the text between them is dropped.
+    pub text: String,
+    /// Child elements in document order.
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// A leaf element holding `text`.
+    pub fn leaf(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            text: text.into(),
+            children: Vec::new(),
+        }
+    }
+
+    /// The first child named `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The text of the first child named `name`.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+}
+
+/// Parses a document and returns its root element.
+pub fn parse(xml: &str) -> Result<Element, XmlError> {
+    if xml.len() > MAX_XML_BYTES {
+        return Err(XmlError::TooLarge(xml.len()));
+    }
+    let mut reader = Reader::from_str(xml);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root = None;
+    let mut count = 0usize;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| XmlError::Syntax(e.to_string()))?;
+        match event {
+            Event::Start(_) | Event::Empty(_) if root.is_some() => {
+                return Err(XmlError::OutsideRoot);
+            }
+            Event::Start(start) => {
+                count += 1;
+                if count > MAX_ELEMENTS {
+                    return Err(XmlError::TooManyElements);
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(XmlError::TooDeep);
+                }
+                stack.push(Element::leaf(name_of(start.name().as_ref())?, ""));
+            }
+            Event::Empty(start) => {
+                count += 1;
+                if count > MAX_ELEMENTS {
+                    return Err(XmlError::TooManyElements);
+                }
+                let element = Element::leaf(name_of(start.name().as_ref())?, "");
+                close(&mut stack, &mut root, element)?;
+            }
+            Event::End(_) => {
+                let mut element = stack.pop().ok_or(XmlError::OutsideRoot)?;
+                if !element.children.is_empty() {
+                    element.text = element.text.trim().to_owned();
+                }
+                close(&mut stack, &mut root, element)?;
+            }
+            Event::Text(text) => {
+                let text = text.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                append_text(&mut stack, &text)?;
+            }
+            Event::CData(data) => {
+                let text = data.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                append_text(&mut stack, &text)?;
+            }
+            Event::GeneralRef(reference) => {
+                let text = resolve_reference(&reference)?;
+                append_text(&mut stack, &text)?;
+            }
+            Event::DocType(_) => return Err(XmlError::Doctype),
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if !stack.is_empty() {
+        return Err(XmlError::Syntax("unclosed element at end of input".into()));
+    }
+    root.ok_or(XmlError::Empty)
+}
+
+fn name_of(raw: &[u8]) -> Result<String, XmlError> {
+    std::str::from_utf8(raw)
+        .map(str::to_owned)
+        .map_err(|_| XmlError::Syntax("element name is not UTF-8".into()))
+}
+
+fn close(
+    stack: &mut [Element],
+    root: &mut Option<Element>,
+    element: Element,
+) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(element),
+        None if root.is_none() => *root = Some(element),
+        None => return Err(XmlError::OutsideRoot),
+    }
+    Ok(())
+}
+
+fn append_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(element) => element.text.push_str(text),
+        None if text.trim().is_empty() => {}
+        None => return Err(XmlError::OutsideRoot),
+    }
+    Ok(())
+}
+
+fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, XmlError> {
+    if let Some(ch) = reference
+        .resolve_char_ref()
+        .map_err(|e| XmlError::Syntax(e.to_string()))?
+    {
+        return Ok(ch.to_string());
+    }
+    let name = reference
+        .decode()
+        .map_err(|e| XmlError::Syntax(e.to_string()))?;
+    quick_xml::escape::resolve_predefined_entity(&name)
+        .map(str::to_owned)
+        .ok_or_else(|| XmlError::Entity(name.into_owned()))
+}
+
+/// Builds a WeChat-style document: strings as CDATA, numbers bare.
+#[derive(Debug, Default)]
+pub(crate) struct XmlWriter {
+    out: String,
+}
+
+impl XmlWriter {
+    pub(crate) fn new() -> Self {
+        Self {
+            out: String::from("<xml>"),
+        }
+    }
+
+    /// `<name><![CDATA[value]]></name>`, splitting any `]]>` inside the value.
+    pub(crate) fn cdata(&mut self, name: &str, value: &str) -> &mut Self {
+        self.open(name);
+        self.out.push_str("<![CDATA[");
+        self.out.push_str(&value.replace("]]>", "]]]]><![CDATA[>"));
+        self.out.push_str("]]>");
+        self.close(name)
+    }
+
+    /// `<name>value</name>` for numbers.
+    pub(crate) fn number(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
+        self.open(name);
+        self.out.push_str(&value.to_string());
+        self.close(name)
+    }
+
+    /// A CDATA element only when `value` is present.
+    pub(crate) fn opt_cdata(&mut self, name: &str, value: Option<&str>) -> &mut Self {
+        if let Some(value) = value {
+            self.cdata(name, value);
+        }
+        self
+    }
+
+    /// Writes an element tree as-is: leaves as CDATA.
+    pub(crate) fn element(&mut self, element: &Element) -> &mut Self {
+        if element.children.is_empty() {
+            return self.cdata(&element.name, &element.text);
+        }
+        self.open(&element.name);
+        for child in &element.children {
+            self.element(child);
+        }
+        self.close(&element.name)
+    }
+
+    pub(crate) fn open(&mut self, name: &str) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    pub(crate) fn close(&mut self, name: &str) -> &mut Self {
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    pub(crate) fn finish(mut self) -> String {
+        self.out.push_str("</xml>");
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cdata_text_and_predefined_references() {
+        let root = parse(
+            "<?xml version=\"1.0\"?>\n<xml> <A><![CDATA[ a]]>b</A>\n<B>1 &lt; 2 &#x4F60;</B><C/></xml>",
+        )
+        .unwrap();
+        assert_eq!(root.name, "xml");
+        assert_eq!(root.child_text("A"), Some(" ab"));
+        assert_eq!(root.child_text("B"), Some("1 < 2 你"));
+        assert_eq!(root.child_text("C"), Some(""));
+    }
+
+    #[test]
+    fn refuses_dtds_and_custom_entities() {
+        let bomb = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;\">]><xml><A>&lol2;</A></xml>";
+        assert_eq!(parse(bomb), Err(XmlError::Doctype));
+        assert_eq!(
+            parse("<xml><A>&xxe;</A></xml>"),
+            Err(XmlError::Entity("xxe".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_and_unbounded_documents() {
+        assert!(matches!(parse("<xml><A></xml>"), Err(XmlError::Syntax(_))));
+        assert!(matches!(parse("<xml><A>"), Err(XmlError::Syntax(_))));
+        assert_eq!(parse(""), Err(XmlError::Empty));
+        assert_eq!(parse("<xml/><xml/>"), Err(XmlError::OutsideRoot));
+        assert_eq!(parse("junk<xml/>"), Err(XmlError::OutsideRoot));
+        let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
+        assert_eq!(parse(&deep), Err(XmlError::TooDeep));
+        let wide = format!("<xml>{}</xml>", "<a/>".repeat(MAX_ELEMENTS));
+        assert_eq!(parse(&wide), Err(XmlError::TooManyElements));
+        let big = " ".repeat(MAX_XML_BYTES + 1);
+        assert_eq!(parse(&big), Err(XmlError::TooLarge(MAX_XML_BYTES + 1)));
+    }
+
+    #[test]
+    fn cdata_terminators_inside_values_survive_a_round_trip() {
+        let mut w = XmlWriter::new();
+        w.cdata("Content", "a]]>b<c>&");
+        let root = parse(&w.finish()).unwrap();
+        assert_eq!(root.child_text("Content"), Some("a]]>b<c>&"));
+    }
+}
