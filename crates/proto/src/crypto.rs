@@ -96,7 +96,9 @@ impl AesKey {
         let bytes = LENIENT
             .decode(encoding_aes_key)
             .expect("43 alphanumeric characters always decode to 32 bytes");
-        Ok(Self(bytes.try_into().expect("43 base64 characters are 32 bytes")))
+        Ok(Self(
+            bytes.try_into().expect("43 base64 characters are 32 bytes"),
+        ))
     }
 
     /// The raw 32-byte AES key.
@@ -238,7 +240,9 @@ mod tests {
         for len in [0, 1, 12, 13, 44, 45, 1000] {
             let msg = vec![b'x'; len];
             let enc = c.encrypt(&[7; 16], &msg);
-            let raw = base64::engine::general_purpose::STANDARD.decode(&enc).unwrap();
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(&enc)
+                .unwrap();
             assert_eq!(raw.len() % 32, 0, "len {len}");
             assert_eq!(c.decrypt(&enc).unwrap().as_bytes(), &msg[..]);
         }

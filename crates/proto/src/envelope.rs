@@ -132,7 +132,6 @@ pub fn open_push(
 /// Builds a push as WeChat sends it in `mode` (the simulator's side of [`open_push`]).
 ///
 /// `xml` is the plaintext push; in safe mode its `ToUserName` is copied to the envelope.
-#[allow(clippy::too_many_arguments)]
 pub fn seal_push(
     mode: &PushMode,
     token: &str,

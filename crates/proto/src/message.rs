@@ -357,7 +357,9 @@ fn read_event(f: &mut Fields<'_>) -> Option<Event> {
                 precision: f.number("Precision")?,
             })
         })(),
-        "click" => f.text("EventKey").map(|event_key| Event::Click { event_key }),
+        "click" => f
+            .text("EventKey")
+            .map(|event_key| Event::Click { event_key }),
         "view" => f.text("EventKey").map(|url| Event::View {
             url,
             menu_id: f.text("MenuId"),

@@ -223,7 +223,9 @@ fn read_body(msg_type: &str, f: &mut Fields<'_>) -> Result<ReplyBody, MessageErr
         }
         "news" => {
             let count: usize = f.required_number("ArticleCount")?;
-            let items = f.element("Articles").ok_or(MessageError::Missing("Articles"))?;
+            let items = f
+                .element("Articles")
+                .ok_or(MessageError::Missing("Articles"))?;
             let articles = items
                 .children
                 .iter()
@@ -246,7 +248,11 @@ fn read_body(msg_type: &str, f: &mut Fields<'_>) -> Result<ReplyBody, MessageErr
             }
             ReplyBody::News { articles }
         }
-        other => return Err(MessageError::UnknownReplyType(other.chars().take(64).collect())),
+        other => {
+            return Err(MessageError::UnknownReplyType(
+                other.chars().take(64).collect(),
+            ))
+        }
     };
     Ok(body)
 }
