@@ -8,9 +8,11 @@ use wxgate_proto::{AesKey, EncryptedReply, MessageCrypto, Push, Reply};
 pub(crate) fn push(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Ok(push) = Push::parse(&text) {
-        // What parses must serialise and parse back to the same value.
-        let again = Push::parse(&push.to_xml()).expect("serialised push parses");
-        assert_eq!(push.dedupe_key(), again.dedupe_key());
+        // What parses must serialise, parse back and serialise to the same text.
+        let xml = push.to_xml();
+        let again = Push::parse(&xml).expect("a serialised push parses");
+        assert_eq!(again.to_xml(), xml);
+        assert_eq!(again.dedupe_key(), push.dedupe_key());
     }
     let _ = Reply::parse(&text);
     let _ = EncryptedReply::parse(&text);

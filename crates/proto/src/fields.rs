@@ -29,14 +29,26 @@ impl<'a> Fields<'a> {
         Some(&self.elements[index])
     }
 
-    /// The text of the first unused child named `name`.
+    /// The first unused child named `name` that has no children of its own.
+    /// An element with children where text is expected is left for `rest`.
+    fn leaf(&mut self, name: &str) -> Option<&'a Element> {
+        let index = self
+            .elements
+            .iter()
+            .enumerate()
+            .position(|(i, e)| !self.used[i] && e.name == name && e.children.is_empty())?;
+        self.used[index] = true;
+        Some(&self.elements[index])
+    }
+
+    /// The text of the first unused leaf child named `name`.
     pub(crate) fn text(&mut self, name: &str) -> Option<String> {
-        self.element(name).map(|e| e.text.clone())
+        self.leaf(name).map(|e| e.text.clone())
     }
 
     /// A number, surrounding whitespace ignored.
     pub(crate) fn number<T: std::str::FromStr>(&mut self, name: &str) -> Option<T> {
-        self.element(name).and_then(|e| e.text.trim().parse().ok())
+        self.leaf(name).and_then(|e| e.text.trim().parse().ok())
     }
 
     /// A required text field.
@@ -49,7 +61,7 @@ impl<'a> Fields<'a> {
         &mut self,
         name: &'static str,
     ) -> Result<T, MessageError> {
-        let element = self.element(name).ok_or(MessageError::Missing(name))?;
+        let element = self.leaf(name).ok_or(MessageError::Missing(name))?;
         element
             .text
             .trim()

@@ -146,10 +146,23 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
     root.ok_or(XmlError::Empty)
 }
 
+/// Element names must be XML names (a letter or `_` first, then letters,
+/// digits, `_`, `-`, `.` or `:`); quick-xml itself lets `<@a/>` through.
 fn name_of(raw: &[u8]) -> Result<String, XmlError> {
-    std::str::from_utf8(raw)
-        .map(str::to_owned)
-        .map_err(|_| XmlError::Syntax("element name is not UTF-8".into()))
+    let invalid = || {
+        XmlError::Syntax(format!(
+            "invalid element name {:?}",
+            String::from_utf8_lossy(raw)
+        ))
+    };
+    let name = std::str::from_utf8(raw).map_err(|_| invalid())?;
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
+    if first_ok && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')) {
+        Ok(name.to_owned())
+    } else {
+        Err(invalid())
+    }
 }
 
 fn close(
@@ -204,11 +217,14 @@ impl XmlWriter {
 
     /// `<name><![CDATA[value]]></name>`, splitting any `]]>` inside the value.
     pub(crate) fn cdata(&mut self, name: &str, value: &str) -> &mut Self {
-        self.open(name);
+        self.open(name).raw_cdata(value).close(name)
+    }
+
+    fn raw_cdata(&mut self, value: &str) -> &mut Self {
         self.out.push_str("<![CDATA[");
         self.out.push_str(&value.replace("]]>", "]]]]><![CDATA[>"));
         self.out.push_str("]]>");
-        self.close(name)
+        self
     }
 
     /// `<name>value</name>` for numbers.
@@ -232,6 +248,9 @@ impl XmlWriter {
             return self.cdata(&element.name, &element.text);
         }
         self.open(&element.name);
+        if !element.text.is_empty() {
+            self.raw_cdata(&element.text);
+        }
         for child in &element.children {
             self.element(child);
         }
@@ -291,6 +310,11 @@ mod tests {
         assert_eq!(parse(""), Err(XmlError::Empty));
         assert_eq!(parse("<xml/><xml/>"), Err(XmlError::OutsideRoot));
         assert_eq!(parse("junk<xml/>"), Err(XmlError::OutsideRoot));
+        assert!(matches!(
+            parse("<xml><@a/></xml>"),
+            Err(XmlError::Syntax(_))
+        ));
+        assert!(matches!(parse("<1a/>"), Err(XmlError::Syntax(_))));
         let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
         assert_eq!(parse(&deep), Err(XmlError::TooDeep));
         let wide = format!("<xml>{}</xml>", "<a/>".repeat(MAX_ELEMENTS));
