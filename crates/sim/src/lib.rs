@@ -1,8 +1,224 @@
-//! The WeChat platform simulator: the token, ticket and customer-service APIs
-//! with WeChat's semantics, a virtual clock, fault injection and a push sender.
+//! A simulator of the WeChat Official Account platform, faithful enough that
+//! code which works against it works against WeChat — and the one fake of
+//! WeChat every wxgate test uses.
 //!
-//! Not built yet: this crate is a placeholder in the workspace layout so that
-//! the gateway, its tests and `wxgate dev` have one place to get their fake of
-//! WeChat from (issue 3). Until then it re-exports the protocol core it will use.
+//! It serves the token, ticket, IP-list and customer-service APIs with WeChat's
+//! semantics (a classic fetch supersedes the previous token after a grace
+//! period, stable tokens repeat until forced, daily quotas, the IP whitelist,
+//! errcodes), and a control API under `/sim/`: stats, fault injection, a virtual
+//! clock and a push sender. It is also a product feature: `wxgate sim`,
+//! `wxgate push` and `wxgate dev`.
+//!
+//! # Layout
+//! - [`config`]: accounts and limits ([`SimConfig`], [`SimApp`]).
+//! - [`clock`]: the virtual clock.
+//! - `state`: WeChat's rules as methods taking the current time (no I/O).
+//! - `api`, `control`: the HTTP handlers; [`Simulator::router`] lists every route.
+//! - [`faults`]: fault rules for `POST /sim/faults`.
+//! - [`push`]: pushing to a server as WeChat does.
+//! - [`stats`]: the counters of `GET /sim/stats`.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use wxgate_sim::{SimApp, SimConfig, Simulator};
+//! let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s")])).await?;
+//! let url = format!("{}/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s", sim.url());
+//! // … GET it, then:
+//! sim.clock().advance(7200);
+//! assert_eq!(sim.stats().app("wx1").tokens_issued, 1);
+//! # Ok(()) }
+//! ```
 
-pub use wxgate_proto as proto;
+mod api;
+pub mod clock;
+pub mod config;
+mod control;
+mod error;
+pub mod faults;
+pub mod push;
+mod state;
+pub mod stats;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use clock::VirtualClock;
+pub use config::{SimApp, SimConfig};
+pub use error::WxError;
+pub use faults::{Fault, FaultAction};
+pub use push::{PushAnswer, PushOutcome, PushRequest};
+pub use state::CustomMessage;
+pub use stats::{AppStats, Stats};
+
+/// A simulated WeChat platform. Cheap to clone: clones share one state.
+#[derive(Clone, Debug)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    clock: VirtualClock,
+    /// std Mutex: never held across an await, and every section is a few map operations.
+    state: Mutex<state::State>,
+    faults: Mutex<faults::FaultPlan>,
+    /// Client for `POST /sim/push`.
+    http: reqwest::Client,
+}
+
+impl Simulator {
+    /// A simulator whose clock starts at the current wall time.
+    pub fn new(config: SimConfig) -> Self {
+        Self::with_clock(config, VirtualClock::new())
+    }
+
+    /// A simulator with its own clock.
+    pub fn with_clock(config: SimConfig, clock: VirtualClock) -> Self {
+        let shared = Shared {
+            clock,
+            state: Mutex::new(state::State::new(config)),
+            faults: Mutex::new(faults::FaultPlan::default()),
+            http: reqwest::Client::new(),
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Every route of the simulator.
+    pub fn router(&self) -> Router {
+        let cgi = Router::new()
+            .route("/cgi-bin/token", get(api::token))
+            .route("/cgi-bin/stable_token", post(api::stable_token))
+            .route("/cgi-bin/ticket/getticket", get(api::ticket))
+            .route("/cgi-bin/getcallbackip", get(api::callback_ip))
+            .route("/cgi-bin/get_api_domain_ip", get(api::api_domain_ip))
+            .route("/cgi-bin/message/custom/send", post(api::custom_send))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                api::inject_faults,
+            ));
+        let control = Router::new()
+            .route("/sim/stats", get(control::stats))
+            .route("/sim/messages", get(control::messages))
+            .route(
+                "/sim/faults",
+                post(control::add_faults).delete(control::clear_faults),
+            )
+            .route(
+                "/sim/clock",
+                get(control::clock).post(control::advance_clock),
+            )
+            .route("/sim/whitelist", axum::routing::put(control::set_whitelist))
+            .route("/sim/push", post(control::push));
+        cgi.merge(control).with_state(self.clone())
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Starts a simulator on a free loopback port, for tests and `wxgate dev`.
+    /// It stops when the returned handle is dropped.
+    pub async fn spawn(config: SimConfig) -> std::io::Result<RunningSim> {
+        Self::new(config).spawn_on("127.0.0.1:0").await
+    }
+
+    /// Starts this simulator on `addr`; it stops when the returned handle is dropped.
+    pub async fn spawn_on(self, addr: &str) -> std::io::Result<RunningSim> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sim = self.clone();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = sim.serve(listener, shutdown).await {
+                tracing::error!(error = %e, "simulator stopped");
+            }
+        });
+        Ok(RunningSim {
+            sim: self,
+            addr,
+            _stop: stop,
+        })
+    }
+
+    /// The virtual clock.
+    pub fn clock(&self) -> &VirtualClock {
+        &self.shared.clock
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.state().stats(self.clock().now())
+    }
+
+    /// Customer-service messages received, oldest first.
+    pub fn messages(&self) -> Vec<CustomMessage> {
+        self.state().messages()
+    }
+
+    /// Adds a fault rule.
+    pub fn add_fault(&self, fault: Fault) {
+        self.faults().add(fault);
+    }
+
+    fn state(&self) -> MutexGuard<'_, state::State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn faults(&self) -> MutexGuard<'_, faults::FaultPlan> {
+        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.shared.http
+    }
+}
+
+/// A simulator serving on a loopback port; dropping it stops the server.
+#[derive(Debug)]
+pub struct RunningSim {
+    sim: Simulator,
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl RunningSim {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, the base URL to give clients instead of
+    /// `https://api.weixin.qq.com`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl std::ops::Deref for RunningSim {
+    type Target = Simulator;
+
+    fn deref(&self) -> &Simulator {
+        &self.sim
+    }
+}

@@ -1,0 +1,204 @@
+//! The simulated `/cgi-bin/…` API: thin handlers over [`crate::state::State`],
+//! and the middleware that injects faults before them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::json;
+
+use crate::error::WxError;
+use crate::faults::FaultAction;
+use crate::state::{path, Issued, Outcome, TokenRequest};
+use crate::Simulator;
+
+type Params = Query<HashMap<String, String>>;
+type Caller = ConnectInfo<SocketAddr>;
+
+/// `GET /cgi-bin/token?grant_type=client_credential&appid=…&secret=…`
+pub(crate) async fn token(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    Query(req): Query<TokenRequest>,
+) -> Response {
+    let now = sim.clock().now();
+    let (_, result) = sim.state().classic_token(&req, caller.ip(), now);
+    token_response(result)
+}
+
+/// `POST /cgi-bin/stable_token` with a JSON body.
+pub(crate) async fn stable_token(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    body: Bytes,
+) -> Response {
+    let now = sim.clock().now();
+    let Ok(req) = serde_json::from_slice::<TokenRequest>(&body) else {
+        let mut state = sim.state();
+        let (_, result) = state.answer::<()>(
+            path::STABLE_TOKEN,
+            None,
+            Err(WxError::new(47001, "data format error")),
+        );
+        return result.map_or_else(IntoResponse::into_response, |()| {
+            StatusCode::OK.into_response()
+        });
+    };
+    let (_, result) = sim.state().stable_token(&req, caller.ip(), now);
+    token_response(result)
+}
+
+fn token_response(result: Result<Issued, WxError>) -> Response {
+    match result {
+        // Token answers carry no errcode on success (§6.2).
+        Ok(issued) => Json(json!({"access_token": issued.value, "expires_in": issued.expires_in}))
+            .into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// `GET /cgi-bin/ticket/getticket?access_token=…&type=jsapi|wx_card`
+pub(crate) async fn ticket(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    Query(q): Params,
+) -> Response {
+    let now = sim.clock().now();
+    let outcome = sim.state().ticket(
+        q.get("access_token").map(String::as_str),
+        q.get("type").map(String::as_str),
+        caller.ip(),
+        now,
+    );
+    match outcome.1 {
+        Ok(issued) => Json(json!({
+            "errcode": 0, "errmsg": "ok", "ticket": issued.value, "expires_in": issued.expires_in,
+        }))
+        .into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// `GET /cgi-bin/getcallbackip`: where pushes come from.
+pub(crate) async fn callback_ip(sim: State<Simulator>, caller: Caller, q: Params) -> Response {
+    ip_list(
+        sim,
+        caller,
+        q,
+        path::CALLBACK_IP,
+        &["127.0.0.1", "101.226.103.0/25"],
+    )
+}
+
+/// `GET /cgi-bin/get_api_domain_ip`: the addresses behind api.weixin.qq.com.
+pub(crate) async fn api_domain_ip(sim: State<Simulator>, caller: Caller, q: Params) -> Response {
+    ip_list(
+        sim,
+        caller,
+        q,
+        path::API_DOMAIN_IP,
+        &["127.0.0.1", "101.89.47.18"],
+    )
+}
+
+fn ip_list(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    Query(q): Params,
+    api: &'static str,
+    list: &[&str],
+) -> Response {
+    let now = sim.clock().now();
+    let mut state = sim.state();
+    match state.authorize(
+        api,
+        q.get("access_token").map(String::as_str),
+        caller.ip(),
+        now,
+    ) {
+        Ok(appid) => {
+            let _ = state.answer::<()>(api, Some(appid), Ok(()));
+            Json(json!({ "ip_list": list })).into_response()
+        }
+        Err(outcome) => error_of(outcome),
+    }
+}
+
+/// `POST /cgi-bin/message/custom/send?access_token=…`: recorded, see `GET /sim/messages`.
+pub(crate) async fn custom_send(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    Query(q): Params,
+    body: Bytes,
+) -> Response {
+    let now = sim.clock().now();
+    let mut state = sim.state();
+    let appid = match state.authorize(
+        path::CUSTOM_SEND,
+        q.get("access_token").map(String::as_str),
+        caller.ip(),
+        now,
+    ) {
+        Ok(appid) => appid,
+        Err(outcome) => return error_of(outcome),
+    };
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        let (_, result) = state.answer::<()>(
+            path::CUSTOM_SEND,
+            Some(appid),
+            Err(WxError::new(47001, "data format error")),
+        );
+        return result.map_or_else(IntoResponse::into_response, |()| {
+            StatusCode::OK.into_response()
+        });
+    };
+    match state.custom_send(appid, body, now).1 {
+        Ok(()) => Json(json!({"errcode": 0, "errmsg": "ok"})).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+fn error_of(outcome: Outcome<Issued>) -> Response {
+    match outcome.1 {
+        Ok(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Applies the first matching fault rule, if any, before the API sees the call.
+pub(crate) async fn inject_faults(
+    State(sim): State<Simulator>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let fault = sim.faults().next(request.uri().path());
+    let Some(action) = fault else {
+        return next.run(request).await;
+    };
+    sim.state().faults_injected += 1;
+    tracing::debug!(path = request.uri().path(), ?action, "injecting fault");
+    match action {
+        FaultAction::Errcode { errcode, errmsg } => WxError::new(errcode, errmsg).into_response(),
+        FaultAction::Delay { ms } => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            next.run(request).await
+        }
+        FaultAction::Http { status } => StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::BAD_GATEWAY)
+            .into_response(),
+        FaultAction::Drop => {
+            // The body fails before its first byte: hyper aborts the connection.
+            let broken = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "fault: drop",
+                ))
+            });
+            Response::new(Body::from_stream(broken))
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The control API under `/sim/`: what tests and developers use to look inside
+//! the simulator and to steer it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::faults::Fault;
+use crate::push::{self, PushRequest};
+use crate::Simulator;
+
+/// `GET /sim/stats`
+pub(crate) async fn stats(State(sim): State<Simulator>) -> Response {
+    Json(sim.stats()).into_response()
+}
+
+/// `GET /sim/messages`: customer-service messages received, oldest first.
+pub(crate) async fn messages(State(sim): State<Simulator>) -> Response {
+    Json(sim.messages()).into_response()
+}
+
+/// `POST /sim/faults` with one [`Fault`] or a list of them.
+pub(crate) async fn add_faults(State(sim): State<Simulator>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Fault),
+        Many(Vec<Fault>),
+    }
+    let faults = match serde_json::from_slice(&body) {
+        Ok(OneOrMany::One(fault)) => vec![fault],
+        Ok(OneOrMany::Many(faults)) => faults,
+        Err(e) => return bad_request(format!("fault: {e}")),
+    };
+    let added = faults.len();
+    for fault in faults {
+        sim.add_fault(fault);
+    }
+    Json(json!({ "added": added })).into_response()
+}
+
+/// `DELETE /sim/faults`: removes every fault rule.
+pub(crate) async fn clear_faults(State(sim): State<Simulator>) -> Response {
+    sim.faults().clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET /sim/clock`
+pub(crate) async fn clock(State(sim): State<Simulator>) -> Response {
+    Json(json!({ "now": sim.clock().now() })).into_response()
+}
+
+/// `POST /sim/clock` with `{"advance_secs": S}`: moves virtual time forward.
+pub(crate) async fn advance_clock(State(sim): State<Simulator>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct Advance {
+        advance_secs: u64,
+    }
+    match serde_json::from_slice::<Advance>(&body) {
+        Ok(a) => Json(json!({ "now": sim.clock().advance(a.advance_secs) })).into_response(),
+        Err(e) => bad_request(format!("clock: {e}; expected {{\"advance_secs\": S}}")),
+    }
+}
+
+/// `PUT /sim/whitelist` with `{"ip_list": ["10.0.0.0/8", …]}` or `{"ip_list": null}`.
+pub(crate) async fn set_whitelist(State(sim): State<Simulator>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct Whitelist {
+        ip_list: Option<Vec<String>>,
+    }
+    let parsed = serde_json::from_slice::<Whitelist>(&body).map_err(|e| e.to_string());
+    let list = parsed.and_then(|w| {
+        w.ip_list
+            .map(|l| {
+                l.iter()
+                    .map(|s| parse_net(s))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+    });
+    match list {
+        Ok(list) => {
+            sim.state().ip_whitelist = list;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => bad_request(format!("whitelist: {e}")),
+    }
+}
+
+/// An address or a CIDR range, as WeChat's whitelist takes them.
+pub(crate) fn parse_net(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range"))
+}
+
+/// `POST /sim/push` with a [`PushRequest`]: pushes as WeChat would and returns the outcome.
+pub(crate) async fn push(State(sim): State<Simulator>, body: Bytes) -> Response {
+    let req = match serde_json::from_slice::<PushRequest>(&body) {
+        Ok(req) => req,
+        Err(e) => return bad_request(format!("push: {e}")),
+    };
+    match push::send(sim.http(), &req, sim.clock().now()).await {
+        Ok(outcome) => Json(outcome).into_response(),
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+}

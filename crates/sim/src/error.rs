@@ -1,0 +1,59 @@
+//! WeChat's error answers: HTTP 200 with `{"errcode","errmsg"}`, the errmsg
+//! ending in a request id (protocol reference §4.3, §6.2).
+
+use axum::response::{IntoResponse, Json, Response};
+
+/// An errcode and its errmsg, as WeChat returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WxError {
+    /// WeChat's errcode.
+    pub errcode: i64,
+    /// The message, before the ` rid: …` suffix.
+    pub errmsg: String,
+}
+
+impl WxError {
+    pub(crate) fn new(errcode: i64, errmsg: impl Into<String>) -> Self {
+        Self {
+            errcode,
+            errmsg: errmsg.into(),
+        }
+    }
+
+    pub(crate) fn invalid_credential() -> Self {
+        Self::new(
+            40001,
+            "invalid credential, access_token is invalid or not latest",
+        )
+    }
+
+    pub(crate) fn expired() -> Self {
+        Self::new(42001, "access_token expired")
+    }
+
+    pub(crate) fn quota() -> Self {
+        Self::new(45009, "reach max api daily quota limit")
+    }
+
+    pub(crate) fn invalid_ip(ip: std::net::IpAddr) -> Self {
+        let v6 = match ip {
+            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().to_string(),
+            std::net::IpAddr::V6(v6) => v6.to_string(),
+        };
+        Self::new(
+            40164,
+            format!("invalid ip {ip} ipv6 {v6}, not in whitelist"),
+        )
+    }
+}
+
+impl IntoResponse for WxError {
+    fn into_response(self) -> Response {
+        let rid: [u32; 3] = rand::random();
+        let errmsg = format!(
+            "{} rid: {:08x}-{:08x}-{:08x}",
+            self.errmsg, rid[0], rid[1], rid[2]
+        );
+        Json(serde_json::json!({ "errcode": self.errcode, "errmsg": errmsg })).into_response()
+    }
+}

@@ -1,0 +1,477 @@
+//! The simulated platform's state and WeChat's rules, as plain methods that take
+//! the current time: no I/O here, so each rule reads as the protocol states it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::config::SimConfig;
+use crate::error::WxError;
+use crate::stats::{AppStats, Stats};
+
+/// API paths, as counted in the stats.
+pub(crate) mod path {
+    pub(crate) const TOKEN: &str = "/cgi-bin/token";
+    pub(crate) const STABLE_TOKEN: &str = "/cgi-bin/stable_token";
+    pub(crate) const TICKET: &str = "/cgi-bin/ticket/getticket";
+    pub(crate) const CALLBACK_IP: &str = "/cgi-bin/getcallbackip";
+    pub(crate) const API_DOMAIN_IP: &str = "/cgi-bin/get_api_domain_ip";
+    pub(crate) const CUSTOM_SEND: &str = "/cgi-bin/message/custom/send";
+}
+
+/// Seconds a token superseded by a forced stable_token refresh keeps working [?]:
+/// "two forced calls 30 s apart invalidate a leaked token" (protocol reference §4.2).
+const FORCED_GRACE: u64 = 30;
+/// How long dead credentials are remembered, so late uses are still attributed.
+const REMEMBER_DEAD: u64 = 86_400;
+/// WeChat's quotas reset at midnight Beijing time (UTC+8).
+const BEIJING_OFFSET: u64 = 8 * 3600;
+
+/// A freshly issued or returned credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Issued {
+    pub(crate) value: String,
+    pub(crate) expires_in: u64,
+}
+
+/// What the API answered a token fetch with: the appid it concerned, if known.
+pub(crate) type Outcome<T> = (Option<String>, Result<T, WxError>);
+
+/// The fields of a token request, present or not.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct TokenRequest {
+    pub(crate) grant_type: Option<String>,
+    pub(crate) appid: Option<String>,
+    pub(crate) secret: Option<String>,
+    #[serde(default)]
+    pub(crate) force_refresh: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenApi {
+    Classic,
+    Stable,
+}
+
+#[derive(Debug)]
+struct Credential {
+    appid: String,
+    expires_at: u64,
+    revoked_at: Option<u64>,
+}
+
+impl Credential {
+    fn check(&self, now: u64) -> Result<(), WxError> {
+        if self.revoked_at.is_some_and(|at| now >= at) {
+            Err(WxError::invalid_credential())
+        } else if now >= self.expires_at {
+            Err(WxError::expired())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn dead_since(&self) -> u64 {
+        self.revoked_at
+            .map_or(self.expires_at, |r| r.min(self.expires_at))
+    }
+}
+
+#[derive(Debug, Default)]
+struct AppState {
+    secret: String,
+    classic: Option<String>,
+    stable: Option<String>,
+    last_forced: Option<u64>,
+    /// (day, used) per quota-limited API path.
+    quota: HashMap<&'static str, (u64, u32)>,
+    stats: AppStats,
+}
+
+/// A customer-service message the simulator accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct CustomMessage {
+    /// The sending account.
+    pub appid: String,
+    /// Virtual time of the call, Unix seconds.
+    pub at: u64,
+    /// The JSON body as sent.
+    pub body: serde_json::Value,
+}
+
+/// All mutable simulator state, behind one mutex in [`crate::Simulator`].
+#[derive(Debug)]
+pub(crate) struct State {
+    config: SimConfig,
+    apps: HashMap<String, AppState>,
+    tokens: HashMap<String, Credential>,
+    tickets: HashMap<String, Credential>,
+    messages: Vec<CustomMessage>,
+    unattributed: AppStats,
+    pub(crate) faults_injected: u64,
+    pub(crate) ip_whitelist: Option<Vec<IpNet>>,
+    seq: u64,
+}
+
+impl State {
+    pub(crate) fn new(config: SimConfig) -> Self {
+        let apps = config
+            .apps
+            .iter()
+            .map(|a| {
+                let state = AppState {
+                    secret: a.secret.clone(),
+                    ..AppState::default()
+                };
+                (a.appid.clone(), state)
+            })
+            .collect();
+        Self {
+            ip_whitelist: config.ip_whitelist.clone(),
+            config,
+            apps,
+            tokens: HashMap::new(),
+            tickets: HashMap::new(),
+            messages: Vec::new(),
+            unattributed: AppStats::default(),
+            faults_injected: 0,
+            seq: 0,
+        }
+    }
+
+    /// `GET /cgi-bin/token`: every call issues a new token; the previous one keeps
+    /// working for the grace period, then answers 40001 (§4.1).
+    pub(crate) fn classic_token(
+        &mut self,
+        req: &TokenRequest,
+        caller: IpAddr,
+        now: u64,
+    ) -> Outcome<Issued> {
+        let appid = match self.authenticate(req, caller, TokenApi::Classic, now) {
+            Ok(appid) => appid,
+            Err((appid, err)) => return self.answer(path::TOKEN, appid, Err(err)),
+        };
+        let grace = self.config.grace;
+        let issued = self.issue_token(&appid, now);
+        let app = self.apps.get_mut(&appid).expect("authenticated app exists");
+        if let Some(previous) = app.classic.replace(issued.value.clone()) {
+            if let Some(cred) = self.tokens.get_mut(&previous) {
+                cred.revoked_at.get_or_insert(now + grace);
+            }
+        }
+        app.stats.tokens_issued += 1;
+        self.answer(path::TOKEN, Some(appid), Ok(issued))
+    }
+
+    /// `POST /cgi-bin/stable_token`: the same token while it has more than the
+    /// grace period left; `force_refresh` replaces it, at most
+    /// `force_refresh_per_day` times and not within `force_refresh_interval` (§4.2).
+    pub(crate) fn stable_token(
+        &mut self,
+        req: &TokenRequest,
+        caller: IpAddr,
+        now: u64,
+    ) -> Outcome<Issued> {
+        let appid = match self.authenticate(req, caller, TokenApi::Stable, now) {
+            Ok(appid) => appid,
+            Err((appid, err)) => return self.answer(path::STABLE_TOKEN, appid, Err(err)),
+        };
+        let current = self.apps[&appid]
+            .stable
+            .as_ref()
+            .and_then(|t| Some((t.clone(), self.tokens.get(t)?)))
+            .filter(|(_, cred)| cred.check(now).is_ok())
+            .map(|(t, cred)| (t, cred.expires_at));
+        let app = &self.apps[&appid];
+        let result = match (req.force_refresh, current) {
+            (true, Some((token, expires_at)))
+                if app
+                    .last_forced
+                    .is_some_and(|at| now < at + self.config.force_refresh_interval) =>
+            {
+                Ok(Issued {
+                    value: token,
+                    expires_in: expires_at - now,
+                })
+            }
+            (true, _) => self.force_stable(&appid, now),
+            (false, Some((token, expires_at))) if now + self.config.grace < expires_at => {
+                Ok(Issued {
+                    value: token,
+                    expires_in: expires_at - now,
+                })
+            }
+            (false, _) => Ok(self.new_stable(&appid, now, None)),
+        };
+        self.answer(path::STABLE_TOKEN, Some(appid), result)
+    }
+
+    fn force_stable(&mut self, appid: &str, now: u64) -> Result<Issued, WxError> {
+        let limit = self.config.force_refresh_per_day;
+        if !self.take_quota(appid, "force_refresh", limit, now) {
+            return Err(WxError::quota());
+        }
+        self.apps.get_mut(appid).expect("known app").last_forced = Some(now);
+        Ok(self.new_stable(appid, now, Some(now + FORCED_GRACE)))
+    }
+
+    fn new_stable(&mut self, appid: &str, now: u64, revoke_previous_at: Option<u64>) -> Issued {
+        let issued = self.issue_token(appid, now);
+        let app = self.apps.get_mut(appid).expect("known app");
+        let previous = app.stable.replace(issued.value.clone());
+        app.stats.stable_tokens_issued += 1;
+        if let (Some(previous), Some(at)) = (previous, revoke_previous_at) {
+            if let Some(cred) = self.tokens.get_mut(&previous) {
+                cred.revoked_at = Some(cred.revoked_at.map_or(at, |r| r.min(at)));
+            }
+        }
+        issued
+    }
+
+    /// Checks grant_type, appid, whitelist, secret and quota, in WeChat's order.
+    fn authenticate(
+        &mut self,
+        req: &TokenRequest,
+        caller: IpAddr,
+        api: TokenApi,
+        now: u64,
+    ) -> Result<String, (Option<String>, WxError)> {
+        if req.grant_type.as_deref() != Some("client_credential") {
+            return Err((None, WxError::new(40002, "invalid grant_type")));
+        }
+        let appid = req
+            .appid
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .ok_or((None, WxError::new(41002, "appid missing")))?;
+        let Some(app) = self.apps.get(appid) else {
+            return Err((None, WxError::new(40013, "invalid appid")));
+        };
+        let known = || Some(appid.to_owned());
+        self.check_ip(caller).map_err(|e| (known(), e))?;
+        let secret = req.secret.as_deref().unwrap_or_default();
+        if secret.is_empty() {
+            return Err((known(), WxError::new(41004, "appsecret missing")));
+        }
+        if secret != app.secret {
+            let err = match api {
+                TokenApi::Classic => WxError::invalid_credential(),
+                TokenApi::Stable => WxError::new(40125, "invalid appsecret"),
+            };
+            return Err((known(), err));
+        }
+        let (quota_path, limit) = match api {
+            TokenApi::Classic => (path::TOKEN, self.config.daily_quota),
+            TokenApi::Stable => (path::STABLE_TOKEN, self.config.stable_daily_quota),
+        };
+        if !self.take_quota(appid, quota_path, limit, now) {
+            return Err((known(), WxError::quota()));
+        }
+        Ok(appid.to_owned())
+    }
+
+    /// `GET /cgi-bin/ticket/getticket`: a new ticket bound to a valid access token.
+    pub(crate) fn ticket(
+        &mut self,
+        access_token: Option<&str>,
+        kind: Option<&str>,
+        caller: IpAddr,
+        now: u64,
+    ) -> Outcome<Issued> {
+        let appid = match self.authorize(path::TICKET, access_token, caller, now) {
+            Ok(appid) => appid,
+            Err(outcome) => return outcome,
+        };
+        let result = match kind {
+            Some("jsapi" | "wx_card") => {
+                if self.take_quota(&appid, path::TICKET, self.config.daily_quota, now) {
+                    self.seq += 1;
+                    let value = format!(
+                        "sim{}_{}",
+                        self.seq,
+                        hex::encode(rand::random::<[u8; 32]>())
+                    );
+                    let expires_at = now + self.config.expires_in;
+                    self.tickets.insert(
+                        value.clone(),
+                        Credential {
+                            appid: appid.clone(),
+                            expires_at,
+                            revoked_at: None,
+                        },
+                    );
+                    self.app_stats(Some(&appid)).tickets_issued += 1;
+                    Ok(Issued {
+                        value,
+                        expires_in: self.config.expires_in,
+                    })
+                } else {
+                    Err(WxError::quota())
+                }
+            }
+            _ => Err(WxError::new(40097, "invalid args")),
+        };
+        self.answer(path::TICKET, Some(appid), result)
+    }
+
+    /// A token-authenticated API call: the appid, or the error answer to give.
+    pub(crate) fn authorize(
+        &mut self,
+        api: &'static str,
+        access_token: Option<&str>,
+        caller: IpAddr,
+        now: u64,
+    ) -> Result<String, Outcome<Issued>> {
+        let Some(token) = access_token.filter(|t| !t.is_empty()) else {
+            return Err(self.answer(api, None, Err(WxError::new(41001, "access_token missing"))));
+        };
+        let Some(cred) = self.tokens.get(token) else {
+            self.unattributed.invalid_token_calls += 1;
+            return Err(self.answer(api, None, Err(WxError::invalid_credential())));
+        };
+        let appid = cred.appid.clone();
+        if let Err(err) = cred.check(now) {
+            self.app_stats(Some(&appid)).invalid_token_calls += 1;
+            return Err(self.answer(api, Some(appid), Err(err)));
+        }
+        if let Err(err) = self.check_ip(caller) {
+            return Err(self.answer(api, Some(appid), Err(err)));
+        }
+        Ok(appid)
+    }
+
+    /// Counts an answered call and passes the result through.
+    pub(crate) fn answer<T>(
+        &mut self,
+        api: &'static str,
+        appid: Option<String>,
+        result: Result<T, WxError>,
+    ) -> Outcome<T> {
+        let endpoint = self
+            .app_stats(appid.as_deref())
+            .endpoints
+            .entry(api.to_owned())
+            .or_default();
+        endpoint.calls += 1;
+        endpoint.errors += u64::from(result.is_err());
+        (appid, result)
+    }
+
+    /// Records a customer-service message (`/cgi-bin/message/custom/send`, §6.1).
+    pub(crate) fn custom_send(
+        &mut self,
+        appid: String,
+        body: serde_json::Value,
+        now: u64,
+    ) -> Outcome<()> {
+        const TYPES: &[&str] = &[
+            "text",
+            "image",
+            "voice",
+            "video",
+            "music",
+            "news",
+            "mpnews",
+            "mpnewsarticle",
+            "msgmenu",
+            "wxcard",
+            "miniprogrampage",
+        ];
+        let touser = body
+            .get("touser")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
+        let msgtype = body
+            .get("msgtype")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
+        let result = if touser.is_empty() {
+            Err(WxError::new(40003, "invalid openid"))
+        } else if !TYPES.contains(&msgtype) || body.get(msgtype).is_none() {
+            Err(WxError::new(40008, "invalid message type"))
+        } else {
+            self.app_stats(Some(&appid)).custom_messages += 1;
+            self.messages.push(CustomMessage {
+                appid: appid.clone(),
+                at: now,
+                body,
+            });
+            Ok(())
+        };
+        self.answer(path::CUSTOM_SEND, Some(appid), result)
+    }
+
+    pub(crate) fn messages(&self) -> Vec<CustomMessage> {
+        self.messages.clone()
+    }
+
+    pub(crate) fn stats(&self, now: u64) -> Stats {
+        Stats {
+            now,
+            apps: self
+                .apps
+                .iter()
+                .map(|(id, a)| (id.clone(), a.stats.clone()))
+                .collect(),
+            unattributed: self.unattributed.clone(),
+            faults_injected: self.faults_injected,
+        }
+    }
+
+    fn check_ip(&self, caller: IpAddr) -> Result<(), WxError> {
+        let caller = match caller {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(caller, IpAddr::V4),
+            v4 => v4,
+        };
+        match &self.ip_whitelist {
+            Some(list) if !list.iter().any(|net| net.contains(&caller)) => {
+                Err(WxError::invalid_ip(caller))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Uses one call of `appid`'s daily quota for `api`; false when it is spent.
+    fn take_quota(&mut self, appid: &str, api: &'static str, limit: u32, now: u64) -> bool {
+        let day = (now + BEIJING_OFFSET) / 86_400;
+        let app = self.apps.get_mut(appid).expect("quota of a known app");
+        let (quota_day, used) = app.quota.entry(api).or_insert((day, 0));
+        if *quota_day != day {
+            (*quota_day, *used) = (day, 0);
+        }
+        if *used >= limit {
+            return false;
+        }
+        *used += 1;
+        true
+    }
+
+    fn issue_token(&mut self, appid: &str, now: u64) -> Issued {
+        self.tokens
+            .retain(|_, c| c.dead_since() + REMEMBER_DEAD > now);
+        self.tickets
+            .retain(|_, c| c.dead_since() + REMEMBER_DEAD > now);
+        self.seq += 1;
+        // Real tokens are opaque, 130–160 characters; reserve ≥ 512 (§4.1).
+        let value = format!("{}_{}", self.seq, hex::encode(rand::random::<[u8; 64]>()));
+        let cred = Credential {
+            appid: appid.to_owned(),
+            expires_at: now + self.config.expires_in,
+            revoked_at: None,
+        };
+        self.tokens.insert(value.clone(), cred);
+        Issued {
+            value,
+            expires_in: self.config.expires_in,
+        }
+    }
+
+    fn app_stats(&mut self, appid: Option<&str>) -> &mut AppStats {
+        match appid.and_then(|id| self.apps.get_mut(id)) {
+            Some(app) => &mut app.stats,
+            None => &mut self.unattributed,
+        }
+    }
+}

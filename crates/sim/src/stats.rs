@@ -1,0 +1,68 @@
+//! Call counters, served by `GET /sim/stats`: what tests read to prove how many
+//! upstream calls a gateway made and whether it ever used a dead token.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Counters of one endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointStats {
+    /// Every call, answered or not.
+    pub calls: u64,
+    /// Calls answered with a non-zero errcode (injected faults excluded).
+    pub errors: u64,
+}
+
+/// Counters of one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStats {
+    /// Per API path (`/cgi-bin/token`…).
+    pub endpoints: BTreeMap<String, EndpointStats>,
+    /// Classic access tokens issued.
+    pub tokens_issued: u64,
+    /// Stable access tokens issued (a repeated call returning the same token does not count).
+    pub stable_tokens_issued: u64,
+    /// jsapi and wx_card tickets issued.
+    pub tickets_issued: u64,
+    /// API calls made with an expired, superseded or unknown access token.
+    pub invalid_token_calls: u64,
+    /// Customer-service messages accepted.
+    pub custom_messages: u64,
+}
+
+impl AppStats {
+    /// Calls made to `path`.
+    pub fn calls(&self, path: &str) -> u64 {
+        self.endpoints.get(path).map_or(0, |e| e.calls)
+    }
+}
+
+/// Everything `GET /sim/stats` returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The virtual time, Unix seconds.
+    pub now: u64,
+    /// Per appid.
+    pub apps: BTreeMap<String, AppStats>,
+    /// Calls that named no known account (unknown appid, unknown token).
+    pub unattributed: AppStats,
+    /// Calls answered by an injected fault instead of the API.
+    pub faults_injected: u64,
+}
+
+impl Stats {
+    /// The counters of `appid` (all zero when it made no call).
+    pub fn app(&self, appid: &str) -> AppStats {
+        self.apps.get(appid).cloned().unwrap_or_default()
+    }
+
+    /// Invalid-token calls over all accounts, attributed or not.
+    pub fn invalid_token_calls(&self) -> u64 {
+        self.apps
+            .values()
+            .map(|a| a.invalid_token_calls)
+            .sum::<u64>()
+            + self.unattributed.invalid_token_calls
+    }
+}
