@@ -74,3 +74,10 @@ impl SimConfig {
         }
     }
 }
+
+/// An address or a CIDR range, as WeChat's whitelist takes them (`1.2.3.4`, `10.0.0.0/8`).
+pub fn parse_ip_net(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range"))
+}

@@ -5,10 +5,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::config::parse_ip_net;
 use crate::faults::Fault;
 use crate::push::{self, PushRequest};
 use crate::Simulator;
@@ -77,7 +77,7 @@ pub(crate) async fn set_whitelist(State(sim): State<Simulator>, body: Bytes) -> 
         w.ip_list
             .map(|l| {
                 l.iter()
-                    .map(|s| parse_net(s))
+                    .map(|s| parse_ip_net(s))
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()
@@ -89,13 +89,6 @@ pub(crate) async fn set_whitelist(State(sim): State<Simulator>, body: Bytes) -> 
         }
         Err(e) => bad_request(format!("whitelist: {e}")),
     }
-}
-
-/// An address or a CIDR range, as WeChat's whitelist takes them.
-pub(crate) fn parse_net(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range"))
 }
 
 /// `POST /sim/push` with a [`PushRequest`]: pushes as WeChat would and returns the outcome.

@@ -263,7 +263,7 @@ async fn deliver(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| (None, describe(&e)))?;
+        .map_err(|e| (None, describe(e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err((Some(status.as_u16()), format!("HTTP {status}")));
@@ -271,15 +271,17 @@ async fn deliver(
     response
         .text()
         .await
-        .map_err(|e| (Some(status.as_u16()), describe(&e)))
+        .map_err(|e| (Some(status.as_u16()), describe(e)))
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// `timeout`, or the error and its causes on one line (without the URL: it is long and signed).
+fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
         "timeout".to_owned()
     } else {
+        let e = e.without_url();
         let mut text = e.to_string();
-        let mut source = std::error::Error::source(e);
+        let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
             text = format!("{text}: {s}");
             source = s.source();

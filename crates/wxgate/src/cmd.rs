@@ -1,3 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod dev;
+pub(crate) mod push;
 pub(crate) mod sign;
+pub(crate) mod sim;

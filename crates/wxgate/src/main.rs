@@ -1,5 +1,5 @@
 //! `wxgate`: the command line. Each subcommand has one file in `cmd/` with an
-//! `Args` struct and a `run` function; this file only dispatches.
+//! `Args` struct and a `run` function; this file only parses and dispatches.
 
 use clap::{Parser, Subcommand};
 
@@ -15,22 +15,54 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the embedded default: a WeChat simulator with a demo account, no WeChat account needed.
+    Dev(cmd::dev::Args),
+    /// Run the WeChat platform simulator as a standalone server.
+    Sim(cmd::sim::Args),
+    /// Act as WeChat: sign (and encrypt) a push, POST it to a server, retry, print the decoded reply.
+    Push(cmd::push::Args),
     /// Compute a push signature (and msg_signature), for debugging a server by hand.
     Sign(cmd::sign::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     let result = match cli.command {
         Command::Sign(args) => cmd::sign::run(args, &mut std::io::stdout().lock()),
+        Command::Dev(args) => runtime().and_then(|rt| rt.block_on(cmd::dev::run(args))),
+        Command::Sim(args) => runtime().and_then(|rt| rt.block_on(cmd::sim::run(args))),
+        Command::Push(args) => runtime().and_then(|rt| rt.block_on(cmd::push::run(args))),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("wxgate: {err:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs go to stderr; `RUST_LOG` filters, `WXGATE_LOG_FORMAT=json` switches to JSON lines.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("wxgate=info,wxgate_sim=info,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("WXGATE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 #[cfg(test)]

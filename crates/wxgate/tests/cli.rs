@@ -64,3 +64,196 @@ fn sign_without_its_arguments_explains_what_is_missing() {
     assert!(!ok);
     assert!(err.contains("--timestamp"), "{err}");
 }
+
+/// A running `wxgate` server process, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        Self { child, lines }
+    }
+
+    /// The first `http://…` URL printed on a line containing `marker`.
+    fn url_after(&mut self, marker: &str) -> String {
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains(marker) {
+                let start = line.find("http://").expect("a URL on the line");
+                return line[start..].split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the server exited before printing {marker:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn sim_serves_the_token_api_and_its_stats() {
+    let mut sim = Server::start(&[
+        "sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--app",
+        "wx1:s3cret",
+        "--expires-in",
+        "60",
+    ]);
+    let url = sim.url_after("listening on");
+    let token: serde_json::Value = reqwest::get(format!(
+        "{url}/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s3cret"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(token["expires_in"], 60, "{token}");
+    let stats: serde_json::Value = reqwest::get(format!("{url}/sim/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["apps"]["wx1"]["tokens_issued"], 1, "{stats}");
+}
+
+#[test]
+fn sim_rejects_a_malformed_app() {
+    let (ok, _, err) = wxgate(&["sim", "--app", "no-secret"]);
+    assert!(!ok);
+    assert!(err.contains("APPID:SECRET"), "{err}");
+}
+
+#[tokio::test]
+async fn dev_starts_a_simulator_with_a_demo_account() {
+    let mut dev = Server::start(&["dev", "--sim-listen", "127.0.0.1:0"]);
+    let url = dev.url_after("simulator");
+    let token_line = dev
+        .lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.contains("/cgi-bin/token?"))
+        .unwrap();
+    // The printed command works as printed.
+    let start = token_line.find("http://").unwrap();
+    let printed = token_line[start..].trim_end_matches('\'');
+    assert!(printed.starts_with(&url));
+    let token: serde_json::Value = reqwest::get(printed).await.unwrap().json().await.unwrap();
+    assert!(token["access_token"].as_str().is_some(), "{token}");
+}
+
+/// A WeChat server stand-in that answers `success` and keeps each request line.
+fn success_server() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/wechat", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            tx.send(request_line).unwrap();
+            stream
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nsuccess",
+                )
+                .unwrap();
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn push_signs_like_wechat_and_reports_the_answer() {
+    let (url, requests) = success_server();
+    let (ok, out, err) = wxgate(&["push", "--url", &url, "--token", "tok", "--text", "你好"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("answer: no reply"), "{out}");
+    let line = requests.recv().unwrap();
+    let query = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .split_once('?')
+        .unwrap()
+        .1;
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} missing in {query}"))
+            .to_owned()
+    };
+    let verified = wxgate_proto::verify_signature(
+        "tok",
+        &param("timestamp"),
+        &param("nonce"),
+        &param("signature"),
+    );
+    assert!(verified.is_ok(), "{line}");
+    assert_eq!(param("openid"), "oUser_wxgate_cli_0001");
+}
+
+#[test]
+fn push_to_a_server_that_is_down_fails_after_its_retries() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("http://{closed}/wechat");
+    let (ok, out, _) = wxgate(&[
+        "push",
+        "--url",
+        &url,
+        "--token",
+        "t",
+        "--event",
+        "CLICK",
+        "--event-key",
+        "K",
+        "--retries",
+        "1",
+        "--timeout-ms",
+        "300",
+    ]);
+    assert!(!ok);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("delivery ")).count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("every delivery failed"), "{out}");
+    let (ok, _, err) = wxgate(&["push", "--url", &url, "--token", "t"]);
+    assert!(!ok && err.contains("--text"), "{err}");
+}

@@ -170,7 +170,12 @@ async fn a_slow_server_gets_the_same_push_again_up_to_three_deliveries() {
     assert_eq!(outcome.attempts.len(), 3);
     assert_eq!(outcome.attempts[0].error.as_deref(), Some("timeout"));
     assert_eq!(reply_content(&outcome), "echo: retry me");
-    let keys: Vec<_> = received.lock().unwrap().iter().map(Push::dedupe_key).collect();
+    let keys: Vec<_> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(Push::dedupe_key)
+        .collect();
     assert_eq!(keys.len(), 3);
     assert!(
         keys.iter().all(|k| k == &keys[0]),

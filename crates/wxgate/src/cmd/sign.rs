@@ -2,6 +2,7 @@
 //! server by hand (protocol reference §1.3, §3.5).
 
 use std::io::Write;
+use std::process::ExitCode;
 
 /// Arguments of `wxgate sign`.
 #[derive(Debug, clap::Args)]
@@ -21,7 +22,7 @@ pub(crate) struct Args {
 }
 
 /// Prints `signature=…` and, with `--encrypt`, `msg_signature=…`.
-pub(crate) fn run(args: Args, out: &mut impl Write) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let signature = wxgate_proto::signature(&args.token, &args.timestamp, &args.nonce);
     writeln!(out, "signature={signature}")?;
     if let Some(encrypt) = &args.encrypt {
@@ -29,5 +30,5 @@ pub(crate) fn run(args: Args, out: &mut impl Write) -> anyhow::Result<()> {
             wxgate_proto::msg_signature(&args.token, &args.timestamp, &args.nonce, encrypt);
         writeln!(out, "msg_signature={msg_signature}")?;
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,77 @@
+//! `wxgate sim`: the WeChat platform simulator as a standalone server.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use wxgate_sim::config::parse_ip_net;
+use wxgate_sim::{SimApp, SimConfig, Simulator};
+
+/// Arguments of `wxgate sim`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: String,
+    /// An account, as APPID:SECRET; repeat for several (default: the demo account).
+    #[arg(long = "app", value_name = "APPID:SECRET", value_parser = parse_app)]
+    apps: Vec<SimApp>,
+    /// Lifetime of access tokens and tickets, seconds.
+    #[arg(long, default_value_t = 7200)]
+    expires_in: u64,
+    /// How long a superseded classic token keeps working, seconds.
+    #[arg(long, default_value_t = 300)]
+    grace: u64,
+    /// Daily quota per account of /cgi-bin/token and of getticket.
+    #[arg(long, default_value_t = 2000)]
+    daily_quota: u32,
+    /// API IP whitelist entry (address or CIDR); repeat for several. Default: everyone.
+    #[arg(long = "whitelist", value_name = "IP_OR_CIDR")]
+    whitelist: Vec<String>,
+}
+
+fn parse_app(s: &str) -> Result<SimApp, String> {
+    match s.split_once(':') {
+        Some((appid, secret)) if !appid.is_empty() && !secret.is_empty() => {
+            Ok(SimApp::new(appid, secret))
+        }
+        _ => Err(format!("{s:?} is not APPID:SECRET")),
+    }
+}
+
+impl Args {
+    pub(crate) fn config(&self) -> anyhow::Result<SimConfig> {
+        let whitelist = self
+            .whitelist
+            .iter()
+            .map(|s| parse_ip_net(s).map_err(|e| anyhow::anyhow!("--whitelist: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let apps = if self.apps.is_empty() {
+            vec![SimApp::demo()]
+        } else {
+            self.apps.clone()
+        };
+        Ok(SimConfig {
+            apps,
+            expires_in: self.expires_in,
+            grace: self.grace,
+            daily_quota: self.daily_quota,
+            ip_whitelist: (!whitelist.is_empty()).then_some(whitelist),
+            ..SimConfig::default()
+        })
+    }
+}
+
+/// Serves until Ctrl-C.
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let running = Simulator::new(config.clone())
+        .spawn_on(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    println!("wxgate sim listening on {}", running.url());
+    for app in &config.apps {
+        println!("  app {}", app.appid);
+    }
+    tokio::signal::ctrl_c().await?;
+    Ok(ExitCode::SUCCESS)
+}
