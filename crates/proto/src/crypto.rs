@@ -71,7 +71,8 @@ pub enum DecryptError {
     /// The plaintext ends with another account's appid (-40005).
     #[error("appid mismatch: message is for {found:?}")]
     AppidMismatch {
-        /// The appid found at the end of the plaintext, lossily decoded.
+        /// The appid found at the end of the plaintext, lossily decoded and cut
+        /// to 32 characters (with a wrong length field it could be message text).
         found: String,
     },
     /// The message is not UTF-8.
@@ -163,7 +164,10 @@ impl MessageCrypto {
         let opened = open(&self.key, encrypt)?;
         if opened.appid != self.appid.as_bytes() {
             return Err(DecryptError::AppidMismatch {
-                found: String::from_utf8_lossy(&opened.appid).into_owned(),
+                found: String::from_utf8_lossy(&opened.appid)
+                    .chars()
+                    .take(32)
+                    .collect(),
             });
         }
         String::from_utf8(opened.msg).map_err(|_| DecryptError::Utf8)

@@ -175,12 +175,14 @@ pub(crate) async fn inject_faults(
     request: Request,
     next: Next,
 ) -> Response {
-    let fault = sim.faults().next(request.uri().path());
+    let path = request.uri().path().to_owned();
+    *sim.state().endpoint_calls.entry(path.clone()).or_default() += 1;
+    let fault = sim.faults().next(&path);
     let Some(action) = fault else {
         return next.run(request).await;
     };
     sim.state().faults_injected += 1;
-    tracing::debug!(path = request.uri().path(), ?action, "injecting fault");
+    tracing::debug!(path, ?action, "injecting fault");
     match action {
         FaultAction::Errcode { errcode, errmsg } => WxError::new(errcode, errmsg).into_response(),
         FaultAction::Delay { ms } => {

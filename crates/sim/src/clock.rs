@@ -3,13 +3,17 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The largest single step of [`VirtualClock::advance`]: ten years.
+pub const MAX_ADVANCE: u64 = 10 * 366 * 86_400;
+
 /// Unix seconds as the simulated WeChat sees them.
 #[derive(Debug)]
 pub struct VirtualClock {
     /// Wall time when the clock was made, Unix seconds.
     start_unix: u64,
-    /// Monotonic instant the clock was made (tokio's, so a paused runtime pauses it).
-    start: tokio::time::Instant,
+    /// Monotonic instant the clock was made (tokio's, so a paused runtime pauses it);
+    /// `None` for a manual clock that only [`VirtualClock::advance`] moves.
+    start: Option<tokio::time::Instant>,
     /// Seconds added by [`VirtualClock::advance`].
     offset: AtomicU64,
 }
@@ -28,23 +32,38 @@ impl VirtualClock {
         Self::starting_at(start_unix)
     }
 
-    /// A clock that starts at `start_unix` (for reproducible tests).
+    /// A clock that starts at `start_unix` and then runs in real time.
     pub fn starting_at(start_unix: u64) -> Self {
         Self {
             start_unix,
-            start: tokio::time::Instant::now(),
+            start: Some(tokio::time::Instant::now()),
+            offset: AtomicU64::new(0),
+        }
+    }
+
+    /// A clock that stands still at `start_unix` until advanced, so a test can
+    /// keep it in step with the gateway's manual clock.
+    pub fn manual(start_unix: u64) -> Self {
+        Self {
+            start_unix,
+            start: None,
             offset: AtomicU64::new(0),
         }
     }
 
     /// The current virtual time, Unix seconds.
     pub fn now(&self) -> u64 {
-        self.start_unix + self.start.elapsed().as_secs() + self.offset.load(Ordering::SeqCst)
+        let elapsed = self.start.map_or(0, |s| s.elapsed().as_secs());
+        self.start_unix
+            .saturating_add(elapsed)
+            .saturating_add(self.offset.load(Ordering::SeqCst))
     }
 
-    /// Moves virtual time forward by `secs` and returns the new time.
+    /// Moves virtual time forward by `secs` (at most [`MAX_ADVANCE`] at once) and
+    /// returns the new time.
     pub fn advance(&self, secs: u64) -> u64 {
-        self.offset.fetch_add(secs, Ordering::SeqCst);
+        self.offset
+            .fetch_add(secs.min(MAX_ADVANCE), Ordering::SeqCst);
         self.now()
     }
 }

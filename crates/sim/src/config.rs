@@ -3,12 +3,21 @@
 use ipnet::IpNet;
 
 /// One simulated Official Account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SimApp {
     /// AppID (`wx` + 16 characters).
     pub appid: String,
     /// AppSecret.
     pub secret: String,
+}
+
+impl std::fmt::Debug for SimApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimApp")
+            .field("appid", &self.appid)
+            .field("secret", &"***")
+            .finish()
+    }
 }
 
 impl SimApp {

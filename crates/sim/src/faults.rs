@@ -65,8 +65,11 @@ pub(crate) struct FaultPlan {
 }
 
 impl FaultPlan {
+    /// Adds a rule; a rule with `count: 0` would never fire and is dropped.
     pub(crate) fn add(&mut self, fault: Fault) {
-        self.rules.push(Rule { fault, credit: 0.0 });
+        if fault.count != Some(0) {
+            self.rules.push(Rule { fault, credit: 0.0 });
+        }
     }
 
     pub(crate) fn clear(&mut self) {

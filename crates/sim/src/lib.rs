@@ -84,7 +84,7 @@ impl Simulator {
             clock,
             state: Mutex::new(state::State::new(config)),
             faults: Mutex::new(faults::FaultPlan::default()),
-            http: reqwest::Client::new(),
+            http: push::client(),
         };
         Self {
             shared: Arc::new(shared),

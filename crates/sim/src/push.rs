@@ -10,8 +10,8 @@ use wxgate_proto::{
     PushKind, PushMode, Reply,
 };
 
-/// A push to send.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A push to send. (Its Debug output hides the token and the key.)
+#[derive(Clone, Serialize, Deserialize)]
 pub struct PushRequest {
     /// The server URL, as configured in WeChat's console.
     pub url: String,
@@ -41,6 +41,24 @@ pub struct PushRequest {
     #[serde(default = "default_retries")]
     pub retries: u32,
 }
+
+impl std::fmt::Debug for PushRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushRequest")
+            .field("url", &self.url)
+            .field("mode", &self.mode)
+            .field("appid", &self.appid)
+            .field("message", &self.message)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most deliveries after the first that a push may ask for.
+pub const MAX_RETRIES: u32 = 5;
+/// Longest wait for an answer a push may ask for, milliseconds.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
 fn plain() -> String {
     "plain".to_owned()
@@ -204,9 +222,10 @@ pub async fn send(
 ) -> Result<PushOutcome, PushError> {
     let mode = req.push_mode()?;
     let (push, push_xml) = req.compose(now)?;
-    let timeout = Duration::from_millis(req.timeout_ms);
+    let timeout = Duration::from_millis(req.timeout_ms.min(MAX_TIMEOUT_MS));
     let mut attempts = Vec::new();
-    for _ in 0..=req.retries {
+    // WeChat repeats a push only when no answer came in time (§2.8).
+    for _ in 0..=req.retries.min(MAX_RETRIES) {
         let sealed = seal_push(
             &mode,
             &req.token,
@@ -221,21 +240,35 @@ pub async fn send(
         let result = deliver(client, &req.url, &sealed, timeout).await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match result {
-            Ok(body) => {
-                attempts.push(Attempt {
-                    status: Some(200),
-                    error: None,
-                    elapsed_ms,
-                });
-                let answer = judge(&mode, &req.token, &push, &body);
+            Ok((status, body)) => {
+                let answer = if (200..300).contains(&status) {
+                    attempts.push(Attempt {
+                        status: Some(status),
+                        error: None,
+                        elapsed_ms,
+                    });
+                    judge(&mode, &req.token, &push, &body)
+                } else {
+                    let error = format!("HTTP {status}");
+                    attempts.push(Attempt {
+                        status: Some(status),
+                        error: Some(error.clone()),
+                        elapsed_ms,
+                    });
+                    let body = body.chars().take(2048).collect();
+                    PushAnswer::Invalid {
+                        reason: error,
+                        body,
+                    }
+                };
                 return Ok(PushOutcome {
                     push_xml,
                     attempts,
                     answer,
                 });
             }
-            Err((status, error)) => attempts.push(Attempt {
-                status,
+            Err(error) => attempts.push(Attempt {
+                status: None,
                 error: Some(error),
                 elapsed_ms,
             }),
@@ -248,13 +281,13 @@ pub async fn send(
     })
 }
 
-/// One POST; the body of a 2xx answer, else the status and why it failed.
+/// One POST: the status and body of the answer, or why none came.
 async fn deliver(
     client: &reqwest::Client,
     url: &str,
     sealed: &wxgate_proto::SealedPush,
     timeout: Duration,
-) -> Result<String, (Option<u16>, String)> {
+) -> Result<(u16, String), String> {
     let response = client
         .post(url)
         .query(&sealed.query)
@@ -263,15 +296,18 @@ async fn deliver(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| (None, describe(e)))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err((Some(status.as_u16()), format!("HTTP {status}")));
-    }
-    response
-        .text()
-        .await
-        .map_err(|e| (Some(status.as_u16()), describe(e)))
+        .map_err(describe)?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(describe)?;
+    Ok((status, body))
+}
+
+/// The client pushes are sent with: WeChat follows no redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client without redirects builds")
 }
 
 /// `timeout`, or the error and its causes on one line (without the URL: it is long and signed).

@@ -39,8 +39,8 @@ pub(crate) struct Issued {
 /// What the API answered a token fetch with: the appid it concerned, if known.
 pub(crate) type Outcome<T> = (Option<String>, Result<T, WxError>);
 
-/// The fields of a token request, present or not.
-#[derive(Debug, Default, serde::Deserialize)]
+/// The fields of a token request, present or not. (No Debug: it holds the secret.)
+#[derive(Default, serde::Deserialize)]
 pub(crate) struct TokenRequest {
     pub(crate) grant_type: Option<String>,
     pub(crate) appid: Option<String>,
@@ -79,7 +79,7 @@ impl Credential {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct AppState {
     secret: String,
     classic: Option<String>,
@@ -102,7 +102,6 @@ pub struct CustomMessage {
 }
 
 /// All mutable simulator state, behind one mutex in [`crate::Simulator`].
-#[derive(Debug)]
 pub(crate) struct State {
     config: SimConfig,
     apps: HashMap<String, AppState>,
@@ -111,8 +110,21 @@ pub(crate) struct State {
     messages: Vec<CustomMessage>,
     unattributed: AppStats,
     pub(crate) faults_injected: u64,
+    /// Every call per path, whoever made it and however it was answered.
+    pub(crate) endpoint_calls: std::collections::BTreeMap<String, u64>,
     pub(crate) ip_whitelist: Option<Vec<IpNet>>,
     seq: u64,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets and live tokens stay out of Debug output.
+        f.debug_struct("State")
+            .field("apps", &self.apps.keys().collect::<Vec<_>>())
+            .field("tokens", &self.tokens.len())
+            .field("tickets", &self.tickets.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl State {
@@ -137,6 +149,7 @@ impl State {
             messages: Vec::new(),
             unattributed: AppStats::default(),
             faults_injected: 0,
+            endpoint_calls: Default::default(),
             seq: 0,
         }
     }
@@ -158,7 +171,7 @@ impl State {
         let app = self.apps.get_mut(&appid).expect("authenticated app exists");
         if let Some(previous) = app.classic.replace(issued.value.clone()) {
             if let Some(cred) = self.tokens.get_mut(&previous) {
-                cred.revoked_at.get_or_insert(now + grace);
+                cred.revoked_at.get_or_insert(now.saturating_add(grace));
             }
         }
         app.stats.tokens_issued += 1;
@@ -187,9 +200,9 @@ impl State {
         let app = &self.apps[&appid];
         let result = match (req.force_refresh, current) {
             (true, Some((token, expires_at)))
-                if app
-                    .last_forced
-                    .is_some_and(|at| now < at + self.config.force_refresh_interval) =>
+                if app.last_forced.is_some_and(|at| {
+                    now < at.saturating_add(self.config.force_refresh_interval)
+                }) =>
             {
                 Ok(Issued {
                     value: token,
@@ -197,7 +210,9 @@ impl State {
                 })
             }
             (true, _) => self.force_stable(&appid, now),
-            (false, Some((token, expires_at))) if now + self.config.grace < expires_at => {
+            (false, Some((token, expires_at)))
+                if now.saturating_add(self.config.grace) < expires_at =>
+            {
                 Ok(Issued {
                     value: token,
                     expires_in: expires_at - now,
@@ -211,10 +226,18 @@ impl State {
     fn force_stable(&mut self, appid: &str, now: u64) -> Result<Issued, WxError> {
         let limit = self.config.force_refresh_per_day;
         if !self.take_quota(appid, "force_refresh", limit, now) {
-            return Err(WxError::quota());
+            // Over the daily limit no refresh happens (§4.2): the current token, or a first one.
+            let current = self.apps[appid].stable.clone();
+            return match current.and_then(|t| Some((self.tokens.get(&t)?.expires_at, t))) {
+                Some((expires_at, value)) if expires_at > now => Ok(Issued {
+                    value,
+                    expires_in: expires_at - now,
+                }),
+                _ => Ok(self.new_stable(appid, now, None)),
+            };
         }
         self.apps.get_mut(appid).expect("known app").last_forced = Some(now);
-        Ok(self.new_stable(appid, now, Some(now + FORCED_GRACE)))
+        Ok(self.new_stable(appid, now, Some(now.saturating_add(FORCED_GRACE))))
     }
 
     fn new_stable(&mut self, appid: &str, now: u64, revoke_previous_at: Option<u64>) -> Issued {
@@ -293,7 +316,7 @@ impl State {
                         self.seq,
                         hex::encode(rand::random::<[u8; 32]>())
                     );
-                    let expires_at = now + self.config.expires_in;
+                    let expires_at = now.saturating_add(self.config.expires_in);
                     self.tickets.insert(
                         value.clone(),
                         Credential {
@@ -417,6 +440,7 @@ impl State {
                 .collect(),
             unattributed: self.unattributed.clone(),
             faults_injected: self.faults_injected,
+            endpoint_calls: self.endpoint_calls.clone(),
         }
     }
 
@@ -435,7 +459,7 @@ impl State {
 
     /// Uses one call of `appid`'s daily quota for `api`; false when it is spent.
     fn take_quota(&mut self, appid: &str, api: &'static str, limit: u32, now: u64) -> bool {
-        let day = (now + BEIJING_OFFSET) / 86_400;
+        let day = now.saturating_add(BEIJING_OFFSET) / 86_400;
         let app = self.apps.get_mut(appid).expect("quota of a known app");
         let (quota_day, used) = app.quota.entry(api).or_insert((day, 0));
         if *quota_day != day {
@@ -458,7 +482,7 @@ impl State {
         let value = format!("{}_{}", self.seq, hex::encode(rand::random::<[u8; 64]>()));
         let cred = Credential {
             appid: appid.to_owned(),
-            expires_at: now + self.config.expires_in,
+            expires_at: now.saturating_add(self.config.expires_in),
             revoked_at: None,
         };
         self.tokens.insert(value.clone(), cred);

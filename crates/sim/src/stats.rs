@@ -49,12 +49,19 @@ pub struct Stats {
     pub unattributed: AppStats,
     /// Calls answered by an injected fault instead of the API.
     pub faults_injected: u64,
+    /// Every call per API path, injected faults included: what a client really sent.
+    pub endpoint_calls: BTreeMap<String, u64>,
 }
 
 impl Stats {
     /// The counters of `appid` (all zero when it made no call).
     pub fn app(&self, appid: &str) -> AppStats {
         self.apps.get(appid).cloned().unwrap_or_default()
+    }
+
+    /// Every call to `path`, injected faults included.
+    pub fn endpoint_calls(&self, path: &str) -> u64 {
+        self.endpoint_calls.get(path).copied().unwrap_or(0)
     }
 
     /// Invalid-token calls over all accounts, attributed or not.

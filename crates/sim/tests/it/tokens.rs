@@ -87,3 +87,12 @@ async fn a_thousand_concurrent_fetches_are_all_answered_and_counted() {
     assert_eq!(tokens.len(), 1000, "each classic fetch is a new token");
     assert_eq!(wx.stats().await.app(crate::APPID).tokens_issued, 1000);
 }
+
+#[tokio::test]
+async fn a_huge_clock_step_is_capped_instead_of_overflowing() {
+    let (sim, wx) = start(|_| {}).await;
+    let before = sim.clock().now();
+    let after = wx.advance(u64::MAX).await;
+    assert_eq!(after - before, wxgate_sim::clock::MAX_ADVANCE);
+    access_token(&wx.token().await);
+}

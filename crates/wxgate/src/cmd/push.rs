@@ -99,7 +99,7 @@ impl Args {
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = args.request()?;
     let now = unix_now();
-    let outcome = push::send(&reqwest::Client::new(), &request, now).await?;
+    let outcome = push::send(&push::client(), &request, now).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
