@@ -1,0 +1,114 @@
+//! Wall time as a dependency: Unix seconds for WeChat's `expires_in` and the
+//! persisted `expires_at`, and sleeping until such a time. [`SystemClock`] is the
+//! one place that reads the system time; tests drive a [`ManualClock`].
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A future returned by [`Clock::sleep_until`].
+pub type Sleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// A source of Unix time.
+pub trait Clock: Send + Sync + Debug + 'static {
+    /// Now, in Unix seconds.
+    fn now(&self) -> u64;
+    /// Completes once [`Clock::now`] has reached `deadline`.
+    fn sleep_until(&self, deadline: u64) -> Sleep<'_>;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+/// Longest single sleep, so a wall-clock jump is noticed within a minute.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "SystemClock is the one reader of wall time"
+        )]
+        let now = std::time::SystemTime::now();
+        now.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn sleep_until(&self, deadline: u64) -> Sleep<'_> {
+        Box::pin(async move {
+            loop {
+                let now = self.now();
+                if now >= deadline {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(deadline - now).min(MAX_SLEEP)).await;
+            }
+        })
+    }
+}
+
+/// A clock that moves only when told to; sleepers wake when it passes their deadline.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: AtomicU64,
+    moved: tokio::sync::watch::Sender<u64>,
+}
+
+impl ManualClock {
+    /// A clock standing at `now` (Unix seconds).
+    pub fn new(now: u64) -> Self {
+        Self {
+            now: AtomicU64::new(now),
+            moved: tokio::sync::watch::Sender::new(now),
+        }
+    }
+
+    /// Moves the clock forward by `secs` and wakes the sleepers that are due.
+    pub fn advance(&self, secs: u64) -> u64 {
+        let now = self.now.fetch_add(secs, Ordering::SeqCst) + secs;
+        self.moved.send_replace(now);
+        now
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    fn sleep_until(&self, deadline: u64) -> Sleep<'_> {
+        let mut moved = self.moved.subscribe();
+        Box::pin(async move {
+            while self.now() < deadline {
+                if moved.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn manual_sleepers_wake_when_their_deadline_passes() {
+        let clock = std::sync::Arc::new(ManualClock::new(100));
+        let sleeper = tokio::spawn({
+            let clock = clock.clone();
+            async move { clock.sleep_until(160).await }
+        });
+        clock.advance(30);
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        clock.advance(30);
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -1,0 +1,538 @@
+//! Configuration: `wxgate.toml` plus `WXGATE_…` environment overrides, checked
+//! in full before the server starts (protocol contract: `docs/DESIGN.md`).
+//!
+//! Loading has two stages. [`raw`] mirrors the TOML; [`load`] turns it into a
+//! [`Config`] in which secrets are read (inline, `x_env` or `x_file`), AES keys
+//! decoded and every value typed, so nothing downstream re-checks. Every
+//! problem is collected, each with its field path, and reported at once.
+
+mod env;
+mod raw;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use wxgate_proto::{AesKey, MessageCrypto, PushMode};
+
+use raw::{RawApp, RawClient, RawConfig};
+
+/// Everything wxgate needs to run, checked.
+#[derive(Debug)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
+    /// `[upstream]`.
+    pub upstream: UpstreamConfig,
+    /// `[admin]` key for `/admin`, if set.
+    pub admin_key: Option<SecretString>,
+    /// `[[apps]]`, in file order.
+    pub apps: Vec<AppConfig>,
+    /// `[[clients]]`.
+    pub clients: Vec<ClientConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (default `0.0.0.0:8080`).
+    pub listen: SocketAddr,
+    /// Largest request body accepted, bytes (default 65 536).
+    pub max_body_bytes: usize,
+    /// Pushes signed further than this from now are rejected, seconds (default 300).
+    pub timestamp_tolerance_secs: u64,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded default: a SQLite file (default `wxgate.db`).
+    Sqlite {
+        /// Database file.
+        path: PathBuf,
+    },
+    /// Nothing persists (tests, throwaway runs).
+    Memory,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// WeChat's API base (default `https://api.weixin.qq.com`), or a simulator.
+    pub base_url: url::Url,
+    /// Per-call timeout, milliseconds (default 5000).
+    pub timeout_ms: u64,
+}
+
+/// Which token API an app uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenApi {
+    /// `POST /cgi-bin/stable_token` (the default): safe with other fetchers.
+    Stable,
+    /// `GET /cgi-bin/token`: each fetch supersedes the previous token.
+    Classic,
+}
+
+/// One `[[apps]]` entry.
+#[derive(Debug)]
+pub struct AppConfig {
+    /// AppID.
+    pub appid: String,
+    /// AppSecret.
+    pub secret: SecretString,
+    /// The server token typed into WeChat's console, if pushes are received.
+    pub token: Option<SecretString>,
+    /// How pushes are protected, with the AES key where one is used.
+    pub push_mode: PushMode,
+    /// Which token API to fetch with.
+    pub token_api: TokenApi,
+    /// Refresh this long before expiry, seconds (default 600).
+    pub refresh_ahead_secs: u64,
+    /// JS safe domains: JS-SDK signatures are given only for pages on or under them.
+    pub js_domains: Vec<String>,
+    /// Business webhook for pushes no rule answers.
+    pub webhook: Option<url::Url>,
+    /// HMAC key for webhook requests.
+    pub webhook_secret: Option<SecretString>,
+    /// Reply rules, as written (the message gateway reads them).
+    pub rules: Vec<toml::Table>,
+}
+
+/// One `[[clients]]` entry: a business server allowed to use the client API.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Name, for logs.
+    pub name: String,
+    /// SHA-256 of the client key; the key itself is never stored.
+    pub key_sha256: [u8; 32],
+    /// Which apps it may use.
+    pub apps: AppScope,
+}
+
+/// The apps a client may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppScope {
+    /// `["*"]`.
+    All,
+    /// These appids.
+    Only(HashSet<String>),
+}
+
+impl AppScope {
+    /// Whether `appid` is in scope.
+    pub fn allows(&self, appid: &str) -> bool {
+        match self {
+            AppScope::All => true,
+            AppScope::Only(set) => set.contains(appid),
+        }
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// `(field path, what is wrong)`, in the order found.
+    pub problems: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} problem(s) in the configuration:",
+            self.problems.len()
+        )?;
+        for (path, problem) in &self.problems {
+            writeln!(f, "  {path}: {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Default refresh margin, seconds.
+pub const DEFAULT_REFRESH_AHEAD_SECS: u64 = 600;
+
+/// Loads a configuration from TOML text and an environment (`std::env::vars()`
+/// in the binary, a map in tests).
+pub fn load(toml_text: &str, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    let mut problems = Problems::default();
+    let mut table: toml::Table = match toml_text.parse() {
+        Ok(t) => t,
+        Err(e) => return Err(problems.fatal("wxgate.toml", e.to_string())),
+    };
+    problems.0.extend(env::apply(&mut table, env));
+    let raw: RawConfig = match RawConfig::deserialize_table(table) {
+        Ok(raw) => raw,
+        Err(e) => return Err(problems.fatal("wxgate.toml", e.to_string())),
+    };
+    let config = check(raw, env, &mut problems);
+    if problems.0.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError {
+            problems: problems.0,
+        })
+    }
+}
+
+impl RawConfig {
+    fn deserialize_table(table: toml::Table) -> Result<Self, toml::de::Error> {
+        serde::Deserialize::deserialize(toml::Value::Table(table))
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, problem: impl Into<String>) {
+        self.0.push((path.into(), problem.into()));
+    }
+
+    fn fatal(&mut self, path: &str, problem: String) -> ConfigError {
+        self.add(path, problem);
+        ConfigError {
+            problems: std::mem::take(&mut self.0),
+        }
+    }
+}
+
+fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Config {
+    let listen = raw.server.listen.as_deref().unwrap_or("0.0.0.0:8080");
+    let listen = listen.parse().unwrap_or_else(|_| {
+        p.add(
+            "server.listen",
+            format!("{listen:?} is not an address like 0.0.0.0:8080"),
+        );
+        SocketAddr::from(([0, 0, 0, 0], 8080))
+    });
+    let server = ServerConfig {
+        listen,
+        max_body_bytes: raw.server.max_body_bytes.unwrap_or(65_536),
+        timestamp_tolerance_secs: raw.server.timestamp_tolerance_secs.unwrap_or(300),
+    };
+    let store = match raw.store.backend.as_deref().unwrap_or("sqlite") {
+        "sqlite" => StoreConfig::Sqlite {
+            path: PathBuf::from(raw.store.path.as_deref().unwrap_or("wxgate.db")),
+        },
+        "memory" => StoreConfig::Memory,
+        "redis" => {
+            p.add(
+                "store.backend",
+                "redis is not available in this version yet; use sqlite or memory",
+            );
+            StoreConfig::Memory
+        }
+        other => {
+            p.add(
+                "store.backend",
+                format!("{other:?}: use sqlite, memory or redis"),
+            );
+            StoreConfig::Memory
+        }
+    };
+    if raw.store.backend.as_deref() != Some("redis") {
+        for (name, given) in [
+            ("url", &raw.store.url),
+            ("key_prefix", &raw.store.key_prefix),
+        ] {
+            if given.is_some() {
+                p.add(
+                    format!("store.{name}"),
+                    "only used with backend = \"redis\"",
+                );
+            }
+        }
+    }
+    let base = raw
+        .upstream
+        .base_url
+        .as_deref()
+        .unwrap_or("https://api.weixin.qq.com");
+    let base_url = url::Url::parse(base).unwrap_or_else(|e| {
+        p.add("upstream.base_url", format!("{base:?}: {e}"));
+        url::Url::parse("https://api.weixin.qq.com").expect("a valid URL")
+    });
+    let upstream = UpstreamConfig {
+        base_url,
+        timeout_ms: raw.upstream.timeout_ms.unwrap_or(5000),
+    };
+    let admin_key = secret(
+        p,
+        env,
+        "admin.key",
+        raw.admin.key,
+        raw.admin.key_env,
+        raw.admin.key_file,
+    );
+    let mut seen = HashSet::new();
+    let mut apps = Vec::new();
+    for (i, raw_app) in raw.apps.into_iter().enumerate() {
+        let Some(app) = check_app(raw_app, &format!("apps[{i}]"), env, p) else {
+            continue;
+        };
+        if seen.insert(app.appid.clone()) {
+            apps.push(app);
+        } else {
+            p.add(
+                format!("apps[{i}].appid"),
+                format!("{} appears twice", app.appid),
+            );
+        }
+    }
+    if apps.is_empty() {
+        p.add("apps", "no [[apps]]: add at least one account");
+    }
+    let clients = raw
+        .clients
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| check_client(c, &format!("clients[{i}]"), &seen, p))
+        .collect();
+    Config {
+        server,
+        store,
+        upstream,
+        admin_key,
+        apps,
+        clients,
+    }
+}
+
+fn check_app(
+    app: RawApp,
+    at: &str,
+    env: &BTreeMap<String, String>,
+    p: &mut Problems,
+) -> Option<AppConfig> {
+    let field = |name: &str| format!("{at}.{name}");
+    let appid = app.appid.filter(|a| !a.is_empty());
+    if appid.is_none() {
+        p.add(field("appid"), "missing");
+    }
+    let app_secret = secret(
+        p,
+        env,
+        &field("secret"),
+        app.secret,
+        app.secret_env,
+        app.secret_file,
+    );
+    if app_secret.is_none() {
+        p.add(
+            field("secret"),
+            "missing: set secret, secret_env or secret_file",
+        );
+    }
+    let token = secret(
+        p,
+        env,
+        &field("token"),
+        app.token,
+        app.token_env,
+        app.token_file,
+    );
+    let aes = secret(
+        p,
+        env,
+        &field("encoding_aes_key"),
+        app.encoding_aes_key,
+        app.encoding_aes_key_env,
+        app.encoding_aes_key_file,
+    );
+    let key = aes.and_then(|k| {
+        use secrecy::ExposeSecret;
+        AesKey::try_new(k.expose_secret())
+            .map_err(|e| p.add(field("encoding_aes_key"), e.to_string()))
+            .ok()
+    });
+    let mode = app
+        .mode
+        .as_deref()
+        .unwrap_or(if key.is_some() { "safe" } else { "plain" });
+    let crypto = |key: Option<AesKey>, p: &mut Problems| match (key, &appid) {
+        (Some(key), Some(appid)) => Some(MessageCrypto::new(key, appid.clone())),
+        (None, _) => {
+            p.add(
+                field("encoding_aes_key"),
+                format!("{mode} mode needs the 43-character EncodingAESKey"),
+            );
+            None
+        }
+        _ => None,
+    };
+    let push_mode = match mode {
+        "plain" => Some(PushMode::Plain),
+        "compat" => crypto(key, p).map(PushMode::Compat),
+        "safe" => crypto(key, p).map(PushMode::Safe),
+        other => {
+            p.add(
+                field("mode"),
+                format!("{other:?}: use plain, compat or safe"),
+            );
+            None
+        }
+    };
+    let token_api = match app.token_api.as_deref().unwrap_or("stable") {
+        "stable" => TokenApi::Stable,
+        "classic" => TokenApi::Classic,
+        other => {
+            p.add(
+                field("token_api"),
+                format!("{other:?}: use stable or classic"),
+            );
+            TokenApi::Stable
+        }
+    };
+    let refresh_ahead_secs = app.refresh_ahead_secs.unwrap_or(DEFAULT_REFRESH_AHEAD_SECS);
+    if !(60..=3600).contains(&refresh_ahead_secs) {
+        p.add(
+            field("refresh_ahead_secs"),
+            format!("{refresh_ahead_secs}: use 60 to 3600 seconds"),
+        );
+    }
+    for (i, domain) in app.js_domains.iter().enumerate() {
+        if let Err(e) = check_js_domain(domain) {
+            p.add(format!("{at}.js_domains[{i}]"), e);
+        }
+    }
+    let webhook = app
+        .webhook
+        .as_deref()
+        .and_then(|w| match url::Url::parse(w) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                p.add(field("webhook"), format!("{w:?} is not an http(s) URL"));
+                None
+            }
+        });
+    let webhook_secret = secret(
+        p,
+        env,
+        &field("webhook_secret"),
+        app.webhook_secret,
+        app.webhook_secret_env,
+        app.webhook_secret_file,
+    );
+    Some(AppConfig {
+        appid: appid?,
+        secret: app_secret?,
+        token,
+        push_mode: push_mode?,
+        token_api,
+        refresh_ahead_secs,
+        js_domains: app
+            .js_domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+        webhook,
+        webhook_secret,
+        rules: app.rules,
+    })
+}
+
+/// A JS safe domain is a bare domain: no scheme, no port, no path (§5.3).
+fn check_js_domain(domain: &str) -> Result<(), String> {
+    if domain.contains("://") {
+        return Err(format!(
+            "{domain:?}: write the bare domain, without the scheme"
+        ));
+    }
+    if domain.contains(['/', ':', '?', '#', ' ']) || domain.is_empty() {
+        return Err(format!(
+            "{domain:?}: write a bare domain like www.example.com"
+        ));
+    }
+    Ok(())
+}
+
+fn check_client(
+    c: RawClient,
+    at: &str,
+    appids: &HashSet<String>,
+    p: &mut Problems,
+) -> Option<ClientConfig> {
+    let name = c.name.unwrap_or_else(|| at.to_owned());
+    let key = c.key_sha256.as_deref().and_then(|h| {
+        let bytes = hex::decode(h.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok());
+        if bytes.is_none() {
+            p.add(
+                format!("{at}.key_sha256"),
+                "must be 64 hex characters: the SHA-256 of the client key",
+            );
+        }
+        bytes
+    });
+    if c.key_sha256.is_none() {
+        p.add(
+            format!("{at}.key_sha256"),
+            "missing (e.g. `printf %s KEY | sha256sum`)",
+        );
+    }
+    let apps = if c.apps.iter().any(|a| a == "*") {
+        AppScope::All
+    } else {
+        for unknown in c.apps.iter().filter(|a| !appids.contains(*a)) {
+            p.add(
+                format!("{at}.apps"),
+                format!("{unknown:?} is not a configured appid"),
+            );
+        }
+        AppScope::Only(c.apps.into_iter().collect())
+    };
+    Some(ClientConfig {
+        name,
+        key_sha256: key?,
+        apps,
+    })
+}
+
+/// A secret given inline, by `_env` or by `_file` (at most one of them); `None`
+/// when absent or unreadable (the latter recorded as a problem).
+fn secret(
+    p: &mut Problems,
+    env: &BTreeMap<String, String>,
+    path: &str,
+    inline: Option<String>,
+    env_name: Option<String>,
+    file: Option<String>,
+) -> Option<SecretString> {
+    let given = [inline.is_some(), env_name.is_some(), file.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        p.add(path, "give only one of the value, _env and _file");
+        return None;
+    }
+    let value = match (inline, env_name, file) {
+        (Some(v), _, _) => v,
+        (_, Some(var), _) => match env.get(&var) {
+            Some(v) => v.clone(),
+            None => {
+                p.add(
+                    format!("{path}_env"),
+                    format!("environment variable {var} is not set"),
+                );
+                return None;
+            }
+        },
+        (_, _, Some(file)) => match std::fs::read_to_string(&file) {
+            Ok(v) => v.trim_end_matches(['\n', '\r']).to_owned(),
+            Err(e) => {
+                p.add(format!("{path}_file"), format!("reading {file}: {e}"));
+                return None;
+            }
+        },
+        _ => return None,
+    };
+    if value.is_empty() {
+        p.add(path, "is empty");
+        return None;
+    }
+    Some(SecretString::from(value))
+}

@@ -1,0 +1,83 @@
+//! Environment overrides: `WXGATE_SERVER__LISTEN=0.0.0.0:9000` sets
+//! `server.listen`; `__` separates levels and a number indexes an array
+//! (`WXGATE_APPS__0__REFRESH_AHEAD_SECS=900`). Every setting lives in a
+//! section, so names without `__` (`WXGATE_ADMIN_KEY`, `WXGATE_LOG_FORMAT`)
+//! are not overrides: they are left to whatever names them. Every setting lives in a
+//! section, so names without `__` (`WXGATE_ADMIN_KEY`, `WXGATE_LOG_FORMAT`)
+//! are not overrides and are left to whatever names them.
+
+use std::collections::BTreeMap;
+
+use toml::{Table, Value};
+
+const PREFIX: &str = "WXGATE_";
+
+/// Applies every `WXGATE_…` variable of `env` to `table`; returns the problems.
+pub(crate) fn apply(table: &mut Table, env: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (name, value) in env {
+        let Some(path) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if !path.contains("__") {
+            continue;
+        }
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        if let Err(e) = set(table, &keys, value) {
+            problems.push((keys.join("."), format!("from {name}: {e}")));
+        }
+    }
+    problems
+}
+
+fn set(table: &mut Table, keys: &[String], raw: &str) -> Result<(), String> {
+    let mut root = Value::Table(std::mem::take(table));
+    let result = set_in(&mut root, keys, raw);
+    if let Value::Table(t) = root {
+        *table = t;
+    }
+    result
+}
+
+fn set_in(node: &mut Value, keys: &[String], raw: &str) -> Result<(), String> {
+    let (first, rest) = keys.split_first().ok_or("empty name")?;
+    let slot = child(node, first)?;
+    if rest.is_empty() {
+        *slot = typed(raw, slot);
+        Ok(())
+    } else {
+        set_in(slot, rest, raw)
+    }
+}
+
+fn child<'a>(node: &'a mut Value, key: &str) -> Result<&'a mut Value, String> {
+    match node {
+        Value::Table(t) => Ok(t
+            .entry(key.to_owned())
+            .or_insert_with(|| Value::Table(Table::new()))),
+        Value::Array(items) => {
+            let index: usize = key
+                .parse()
+                .map_err(|_| format!("{key:?} is not an array index"))?;
+            let len = items.len();
+            items
+                .get_mut(index)
+                .ok_or_else(|| format!("index {index} is past the {len} entries"))
+        }
+        _ => Err(format!("cannot set {key:?} inside a scalar")),
+    }
+}
+
+/// Keeps a string a string; otherwise reads numbers and booleans as such.
+fn typed(raw: &str, existing: &Value) -> Value {
+    if matches!(existing, Value::String(_)) {
+        return Value::String(raw.to_owned());
+    }
+    if let Ok(n) = raw.parse::<i64>() {
+        return Value::Integer(n);
+    }
+    if let Ok(b) = raw.parse::<bool>() {
+        return Value::Boolean(b);
+    }
+    Value::String(raw.to_owned())
+}

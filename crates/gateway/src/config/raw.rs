@@ -1,0 +1,91 @@
+//! The configuration file as written (`wxgate.toml`), before any checking.
+//! Mirrors the TOML one to one; unknown fields are errors.
+
+use serde::Deserialize;
+
+/// `wxgate.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub(crate) server: RawServer,
+    #[serde(default)]
+    pub(crate) store: RawStore,
+    #[serde(default)]
+    pub(crate) upstream: RawUpstream,
+    #[serde(default)]
+    pub(crate) admin: RawAdmin,
+    #[serde(default)]
+    pub(crate) apps: Vec<RawApp>,
+    #[serde(default)]
+    pub(crate) clients: Vec<RawClient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) listen: Option<String>,
+    pub(crate) max_body_bytes: Option<usize>,
+    pub(crate) timestamp_tolerance_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub(crate) backend: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) key_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub(crate) base_url: Option<String>,
+    pub(crate) timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) key: Option<String>,
+    pub(crate) key_env: Option<String>,
+    pub(crate) key_file: Option<String>,
+}
+
+/// `[[apps]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApp {
+    pub(crate) appid: Option<String>,
+    pub(crate) secret: Option<String>,
+    pub(crate) secret_env: Option<String>,
+    pub(crate) secret_file: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) token_env: Option<String>,
+    pub(crate) token_file: Option<String>,
+    pub(crate) encoding_aes_key: Option<String>,
+    pub(crate) encoding_aes_key_env: Option<String>,
+    pub(crate) encoding_aes_key_file: Option<String>,
+    pub(crate) mode: Option<String>,
+    pub(crate) token_api: Option<String>,
+    pub(crate) refresh_ahead_secs: Option<u64>,
+    #[serde(default)]
+    pub(crate) js_domains: Vec<String>,
+    pub(crate) webhook: Option<String>,
+    pub(crate) webhook_secret: Option<String>,
+    pub(crate) webhook_secret_env: Option<String>,
+    pub(crate) webhook_secret_file: Option<String>,
+    #[serde(default)]
+    pub(crate) rules: Vec<toml::Table>,
+}
+
+/// `[[clients]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClient {
+    pub(crate) name: Option<String>,
+    pub(crate) key_sha256: Option<String>,
+    #[serde(default)]
+    pub(crate) apps: Vec<String>,
+}

@@ -1,0 +1,108 @@
+//! The client API for business servers: `/v1/apps/{appid}/{kind}` and its
+//! compare-and-refresh, behind per-client keys.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::response::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState};
+use crate::store::{Credential, Kind};
+
+/// A business server that proved its key.
+#[derive(Debug)]
+pub(crate) struct Client {
+    /// Its index in `[[clients]]`.
+    index: usize,
+}
+
+impl Client {
+    /// Fails unless this client may use `appid`.
+    pub(crate) fn check(&self, state: &AppState, appid: &str) -> Result<(), ApiError> {
+        let client = &state.clients[self.index];
+        if client.apps.allows(appid) {
+            Ok(())
+        } else {
+            tracing::warn!(client = %client.name, appid, "client used an app outside its scope");
+            Err(ApiError::Forbidden(appid.to_owned()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        let hash: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
+        // Compare against every client, in constant time each, so timing tells nothing.
+        let mut found = None;
+        for (index, client) in state.clients.iter().enumerate() {
+            if bool::from(client.key_sha256.ct_eq(&hash)) {
+                found = Some(index);
+            }
+        }
+        found
+            .map(|index| Client { index })
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+fn kind_of(kind: &str) -> Result<Kind, ApiError> {
+    kind.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{kind:?}: use access_token, jsapi_ticket or wx_card_ticket"
+        ))
+    })
+}
+
+fn body(kind: Kind, credential: &Credential, now: u64) -> Json<Value> {
+    Json(json!({
+        kind.as_str(): credential.value,
+        "expires_in": credential.expires_in(now),
+        "expires_at": credential.expires_at,
+    }))
+}
+
+/// `GET /v1/apps/{appid}/{kind}` → `{"<kind>": value, "expires_in", "expires_at"}`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    client: Client,
+    Path((appid, kind)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = kind_of(&kind)?;
+    client.check(&state, &appid)?;
+    let credential = state.center.get(&appid, kind).await?;
+    Ok(body(kind, &credential, state.center.now()))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RefreshRequest {
+    invalid_token: String,
+}
+
+/// `POST /v1/apps/{appid}/{kind}/refresh` with `{"invalid_token": "…"}`: compare-and-refresh.
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    client: Client,
+    Path((appid, kind)): Path<(String, String)>,
+    body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let kind = kind_of(&kind)?;
+    client.check(&state, &appid)?;
+    let Json(request) = body_json
+        .map_err(|e| ApiError::BadRequest(format!("{e}; expected {{\"invalid_token\": \"…\"}}")))?;
+    let credential = state
+        .center
+        .refresh(&appid, kind, &request.invalid_token)
+        .await?;
+    Ok(body(kind, &credential, state.center.now()))
+}

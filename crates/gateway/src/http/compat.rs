@@ -1,0 +1,115 @@
+//! WeChat-compatible endpoints: an unmodified SDK that only changes its API base
+//! URL gets wxgate's shared token instead of fetching (and invalidating) its own.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::response::Json;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use super::error::WeChatShape;
+use super::{ApiError, AppState};
+use crate::store::Kind;
+use crate::token::TokenError;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct TokenRequest {
+    grant_type: Option<String>,
+    appid: Option<String>,
+    secret: Option<String>,
+    #[serde(default)]
+    force_refresh: bool,
+}
+
+/// Checks grant_type and the app's own secret, as WeChat does.
+fn authenticate(state: &AppState, req: &TokenRequest) -> Result<String, ApiError> {
+    if req.grant_type.as_deref() != Some("client_credential") {
+        return Err(ApiError::InvalidGrant);
+    }
+    let appid = req.appid.clone().unwrap_or_default();
+    let app = state
+        .center
+        .app(&appid)
+        .ok_or_else(|| TokenError::UnknownApp(appid.clone()))?;
+    let given = req.secret.as_deref().unwrap_or_default().as_bytes();
+    if !bool::from(app.secret.expose_secret().as_bytes().ct_eq(given)) {
+        tracing::warn!(appid, "WeChat-compatible token request with a wrong secret");
+        return Err(ApiError::InvalidSecret);
+    }
+    Ok(appid)
+}
+
+fn token_body(credential: &crate::store::Credential, now: u64) -> Json<Value> {
+    Json(json!({ "access_token": credential.value, "expires_in": credential.expires_in(now) }))
+}
+
+/// `GET /cgi-bin/token?grant_type=client_credential&appid=…&secret=…`
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    Query(req): Query<TokenRequest>,
+) -> Result<Json<Value>, WeChatShape> {
+    let appid = authenticate(&state, &req)?;
+    let credential = state.center.get(&appid, Kind::AccessToken).await?;
+    Ok(token_body(&credential, state.center.now()))
+}
+
+/// `POST /cgi-bin/stable_token` with WeChat's JSON body. `force_refresh` forces
+/// a new token (rate-limited; when limited, the current token is returned, as
+/// WeChat does for forced calls less than 30 s apart).
+pub(crate) async fn stable_token(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, WeChatShape> {
+    let req: TokenRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("data format error: {e}")))?;
+    let appid = authenticate(&state, &req)?;
+    let center = &state.center;
+    let mut credential = center.get(&appid, Kind::AccessToken).await?;
+    if req.force_refresh {
+        match center
+            .refresh(&appid, Kind::AccessToken, &credential.value)
+            .await
+        {
+            Ok(fresh) => credential = fresh,
+            Err(TokenError::RateLimited { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(token_body(&credential, center.now()))
+}
+
+/// `GET /cgi-bin/ticket/getticket?access_token=…&type=jsapi|wx_card`, for an
+/// access token wxgate handed out.
+pub(crate) async fn ticket(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, WeChatShape> {
+    let kind = match q.get("type").map(String::as_str) {
+        Some("jsapi") => Kind::JsapiTicket,
+        Some("wx_card") => Kind::WxCardTicket,
+        _ => {
+            return Err(
+                ApiError::BadRequest("invalid args: type must be jsapi or wx_card".into()).into(),
+            )
+        }
+    };
+    let token = q
+        .get("access_token")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let appid = state
+        .center
+        .appid_of_token(token)
+        .ok_or(ApiError::InvalidToken)?;
+    let ticket = state.center.get(&appid, kind).await?;
+    Ok(Json(json!({
+        "errcode": 0,
+        "errmsg": "ok",
+        "ticket": ticket.value,
+        "expires_in": ticket.expires_in(state.center.now()),
+    })))
+}

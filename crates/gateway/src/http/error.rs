@@ -1,0 +1,149 @@
+//! The one error type at the HTTP edge. The client API renders it as
+//! `{"error":{"code","message","errcode","hint"}}`; the WeChat-compatible
+//! endpoints render the same values as `{"errcode","errmsg"}` through [`WeChatShape`].
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::json;
+
+use crate::token::{FailureClass, TokenError};
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No client key, or an unknown one.
+    #[error("missing or unknown client key")]
+    Unauthorized,
+    /// The client key may not use this app.
+    #[error("this client may not use app {0}")]
+    Forbidden(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The URL is not on the app's JS safe domains.
+    #[error("{0}")]
+    UrlNotAllowed(String),
+    /// `grant_type` is not `client_credential` (WeChat-compatible endpoints).
+    #[error("invalid grant_type")]
+    InvalidGrant,
+    /// The app secret does not match (WeChat-compatible endpoints).
+    #[error("invalid appsecret")]
+    InvalidSecret,
+    /// An access token wxgate did not issue, or no longer current.
+    #[error("invalid credential, access_token is invalid or not latest")]
+    InvalidToken,
+    /// The token center could not serve.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::BadRequest(_) | ApiError::InvalidGrant => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
+            ApiError::UrlNotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "url_not_allowed"),
+            ApiError::InvalidSecret | ApiError::InvalidToken => {
+                (StatusCode::UNAUTHORIZED, "invalid_credential")
+            }
+            ApiError::Token(TokenError::UnknownApp(_)) => (StatusCode::NOT_FOUND, "unknown_app"),
+            ApiError::Token(TokenError::RateLimited { .. }) => {
+                (StatusCode::TOO_MANY_REQUESTS, "refresh_rate_limited")
+            }
+            ApiError::Token(TokenError::Unavailable { failure, .. }) => match failure.class {
+                FailureClass::Config => (StatusCode::BAD_GATEWAY, "upstream_config_error"),
+                FailureClass::Quota => (StatusCode::SERVICE_UNAVAILABLE, "quota_exhausted"),
+                _ => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+            },
+        }
+    }
+
+    fn errcode(&self) -> Option<i64> {
+        match self {
+            ApiError::Token(TokenError::Unavailable { failure, .. }) => failure.errcode,
+            _ => None,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ApiError::Unauthorized => Some("send Authorization: Bearer <client key> (see [[clients]])".into()),
+            ApiError::Forbidden(appid) => Some(format!("add {appid} to this client's apps")),
+            ApiError::UrlNotAllowed(_) => {
+                Some("add the domain to the app's js_domains and to JS接口安全域名 in the WeChat console".into())
+            }
+            ApiError::Token(TokenError::Unavailable { failure, .. }) => failure.hint.clone(),
+            ApiError::Token(TokenError::RateLimited { .. }) => {
+                Some("another forced refresh happened moments ago; fetch the current credential again".into())
+            }
+            _ => None,
+        }
+    }
+
+    fn retry_at(&self) -> Option<u64> {
+        match self {
+            ApiError::Token(
+                TokenError::Unavailable { retry_at, .. } | TokenError::RateLimited { retry_at },
+            ) => Some(*retry_at),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        if let Some(errcode) = self.errcode() {
+            error["errcode"] = errcode.into();
+        }
+        if let Some(hint) = self.hint() {
+            error["hint"] = hint.into();
+        }
+        if let Some(retry_at) = self.retry_at() {
+            error["retry_at"] = retry_at.into();
+        }
+        (status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// Renders an [`ApiError`] as WeChat would: HTTP 200 with `{"errcode","errmsg"}`.
+#[derive(Debug)]
+pub(crate) struct WeChatShape(pub(crate) ApiError);
+
+impl From<ApiError> for WeChatShape {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<TokenError> for WeChatShape {
+    fn from(e: TokenError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for WeChatShape {
+    fn into_response(self) -> Response {
+        let errcode = match &self.0 {
+            ApiError::InvalidGrant => 40002,
+            ApiError::InvalidSecret => 40125,
+            ApiError::InvalidToken => 40001,
+            ApiError::Token(TokenError::UnknownApp(_)) => 40013,
+            ApiError::Token(TokenError::RateLimited { .. }) => 45011,
+            other => other.errcode().unwrap_or(-1),
+        };
+        let errmsg = match self.0.hint() {
+            Some(hint) => format!("{} (wxgate: {hint})", self.0),
+            None => self.0.to_string(),
+        };
+        let mut response = Json(json!({ "errcode": errcode, "errmsg": errmsg })).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}

@@ -1,0 +1,183 @@
+//! Where credentials persist: `memory` (tests), `sqlite` (the embedded default)
+//! and, later, `redis` (several instances). The token center keeps its own
+//! in-process copy; the store is what survives a restart.
+
+mod memory;
+mod sqlite;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// The three credentials kept per app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// The global `access_token`.
+    AccessToken,
+    /// The JS-SDK `jsapi_ticket`.
+    JsapiTicket,
+    /// The card (卡券) `api_ticket`, `type=wx_card`.
+    WxCardTicket,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::AccessToken, Kind::JsapiTicket, Kind::WxCardTicket];
+
+    /// `access_token`, `jsapi_ticket` or `wx_card_ticket`: the name in URLs, keys and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::AccessToken => "access_token",
+            Kind::JsapiTicket => "jsapi_ticket",
+            Kind::WxCardTicket => "wx_card_ticket",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown credential kind {s:?}"))
+    }
+}
+
+/// A credential and its lifetime.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The opaque value (a token or a ticket).
+    pub value: String,
+    /// When WeChat stops accepting it, Unix seconds.
+    pub expires_at: u64,
+    /// When it was fetched, Unix seconds.
+    pub fetched_at: u64,
+}
+
+impl Credential {
+    /// Whether it still works at `now`.
+    pub fn is_valid(&self, now: u64) -> bool {
+        now < self.expires_at
+    }
+
+    /// Seconds of life left at `now`.
+    pub fn expires_in(&self, now: u64) -> u64 {
+        self.expires_at.saturating_sub(now)
+    }
+}
+
+/// Shows a credential without its value: the first 6 characters and the length.
+pub fn mask(value: &str) -> String {
+    let head: String = value.chars().take(6).collect();
+    format!("{head}…({} chars)", value.chars().count())
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("value", &mask(&self.value))
+            .field("expires_at", &self.expires_at)
+            .field("fetched_at", &self.fetched_at)
+            .finish()
+    }
+}
+
+/// A store backend failed.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {0}")]
+pub struct StoreError(pub String);
+
+/// Persistence of credentials, shared by every instance that uses the same backend.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// The stored credential of `appid` and `kind`, valid or not.
+    async fn load(&self, appid: &str, kind: Kind) -> Result<Option<Credential>, StoreError>;
+    /// Stores a credential, replacing the previous one.
+    async fn save(
+        &self,
+        appid: &str,
+        kind: Kind,
+        credential: &Credential,
+    ) -> Result<(), StoreError>;
+    /// Whether the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod contract {
+    //! One test body, run against every backend.
+    use super::*;
+
+    pub(super) async fn round_trips_and_replaces(store: &dyn Store) {
+        assert!(store
+            .load("wx1", Kind::AccessToken)
+            .await
+            .unwrap()
+            .is_none());
+        let first = Credential {
+            value: "a".repeat(512),
+            expires_at: 7200,
+            fetched_at: 0,
+        };
+        store.save("wx1", Kind::AccessToken, &first).await.unwrap();
+        let second = Credential {
+            value: "b".into(),
+            expires_at: 9000,
+            fetched_at: 1800,
+        };
+        store.save("wx1", Kind::JsapiTicket, &second).await.unwrap();
+        assert_eq!(
+            store.load("wx1", Kind::AccessToken).await.unwrap(),
+            Some(first)
+        );
+        assert_eq!(
+            store.load("wx1", Kind::JsapiTicket).await.unwrap(),
+            Some(second.clone())
+        );
+        assert!(store
+            .load("wx2", Kind::AccessToken)
+            .await
+            .unwrap()
+            .is_none());
+        store.save("wx1", Kind::AccessToken, &second).await.unwrap();
+        assert_eq!(
+            store.load("wx1", Kind::AccessToken).await.unwrap(),
+            Some(second)
+        );
+        store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn memory() {
+        round_trips_and_replaces(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        round_trips_and_replaces(&store).await;
+    }
+
+    #[test]
+    fn debug_masks_the_value() {
+        let c = Credential {
+            value: "SECRET_TOKEN_VALUE".into(),
+            expires_at: 1,
+            fetched_at: 0,
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SECRET_TOKEN_VALUE"), "{shown}");
+        assert!(shown.contains("SECRET…(18 chars)"), "{shown}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The token center (中控服务器): the one place that fetches and refreshes each
+//! app's access_token and tickets, and serves them from memory.
+//!
+//! - [`center`]: [`TokenCenter`]: single-flight fetches, compare-and-refresh,
+//!   the error policy (backoff, config errors, quota).
+//! - [`refresh`]: the background task that renews each credential ahead of expiry.
+//! - [`upstream`]: WeChat's token and ticket APIs, and what their errcodes mean.
+
+pub mod center;
+pub mod refresh;
+pub mod upstream;
+
+pub use center::{SlotStatus, TokenCenter, TokenError};
+pub use upstream::{Failure, FailureClass, Upstream};

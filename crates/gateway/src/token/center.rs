@@ -1,0 +1,506 @@
+//! [`TokenCenter`]: one fetch at a time per app and kind, served from memory,
+//! persisted in the store, refreshed ahead of expiry, and careful with WeChat's
+//! small quotas (DESIGN.md, "Token center semantics").
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::clock::Clock;
+use crate::config::AppConfig;
+use crate::store::{mask, Credential, Kind, Store};
+
+use super::upstream::{Failure, FailureClass, Fetched, Upstream};
+
+/// Seconds before expiry from which stable_token hands out the next token (§4.2).
+const STABLE_ROLLOVER: u64 = 300;
+/// WeChat's quotas reset at midnight Beijing time (UTC+8).
+const BEIJING_OFFSET: u64 = 8 * 3600;
+
+/// Tunables of the refresh policy; [`Policy::default`] is production's.
+#[derive(Clone)]
+pub struct Policy {
+    /// Extra seconds to refresh early, given the maximum (`refresh_ahead / 10`);
+    /// spreads refreshes of many apps and instances. Zero in tests.
+    pub jitter: Arc<dyn Fn(u64) -> u64 + Send + Sync>,
+    /// Minimum seconds between forced refreshes of one credential (WeChat: 30 for stable tokens).
+    pub forced_refresh_interval: u64,
+    /// Pause after a configuration error (wrong secret, whitelist…), seconds.
+    pub config_error_pause: u64,
+    /// Longest backoff after transient failures, seconds.
+    pub max_backoff: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            jitter: Arc::new(|max| {
+                if max == 0 {
+                    0
+                } else {
+                    rand::random_range(0..=max)
+                }
+            }),
+            forced_refresh_interval: 30,
+            config_error_pause: 300,
+            max_backoff: 60,
+        }
+    }
+}
+
+impl Policy {
+    /// The default policy without jitter, for deterministic tests.
+    pub fn without_jitter() -> Self {
+        Self {
+            jitter: Arc::new(|_| 0),
+            ..Self::default()
+        }
+    }
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("forced_refresh_interval", &self.forced_refresh_interval)
+            .field("config_error_pause", &self.config_error_pause)
+            .field("max_backoff", &self.max_backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why no credential could be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The appid is not configured.
+    #[error("unknown appid {0}")]
+    UnknownApp(String),
+    /// No valid credential, and WeChat could not give one (or must not be asked yet).
+    #[error("{failure}")]
+    Unavailable {
+        /// The last failure.
+        failure: Failure,
+        /// No call to WeChat before this time, Unix seconds.
+        retry_at: u64,
+    },
+    /// A forced refresh came too soon after the previous one.
+    #[error("forced refresh rate-limited until {retry_at}")]
+    RateLimited {
+        /// When a forced refresh is allowed again, Unix seconds.
+        retry_at: u64,
+    },
+}
+
+/// What the operations surface shows about one credential.
+#[derive(Debug, Clone)]
+pub struct SlotStatus {
+    /// The app.
+    pub appid: String,
+    /// The credential.
+    pub kind: Kind,
+    /// Expiry of the credential in memory, if any.
+    pub expires_at: Option<u64>,
+    /// When the refresher acts next (renewal or retry), if a credential is held.
+    pub next_refresh_at: Option<u64>,
+    /// The last failure, cleared by a success.
+    pub last_failure: Option<Failure>,
+    /// Fetches from WeChat by this instance.
+    pub fetches: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Health {
+    last_failure: Option<Failure>,
+    failures: u32,
+    /// No call to WeChat before this time (backoff, config pause, quota).
+    not_before: u64,
+    last_forced: Option<u64>,
+    /// When to renew the current credential (expiry − refresh_ahead − jitter).
+    refresh_at: u64,
+    fetches: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct Slot {
+    current: RwLock<Option<Credential>>,
+    /// Held while fetching: the single flight.
+    flight: tokio::sync::Mutex<()>,
+    health: Mutex<Health>,
+    /// Bumped whenever the credential or its schedule changes; wakes the refresher.
+    pub(super) generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            current: RwLock::new(None),
+            flight: tokio::sync::Mutex::new(()),
+            health: Mutex::new(Health::default()),
+            generation: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    fn current(&self) -> Option<Credential> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn valid(&self, now: u64) -> Option<Credential> {
+        self.current().filter(|c| c.is_valid(now))
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, credential: Credential, refresh_at: u64) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(credential);
+        self.health().refresh_at = refresh_at;
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+/// The token center. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct TokenCenter {
+    pub(super) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(super) struct Inner {
+    apps: HashMap<String, Arc<AppConfig>>,
+    pub(super) slots: HashMap<(String, Kind), Slot>,
+    store: Arc<dyn Store>,
+    upstream: Upstream,
+    pub(super) clock: Arc<dyn Clock>,
+    policy: Policy,
+}
+
+impl TokenCenter {
+    /// A token center for `apps`.
+    pub fn new(
+        apps: Vec<Arc<AppConfig>>,
+        store: Arc<dyn Store>,
+        upstream: Upstream,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+    ) -> Self {
+        let slots = apps
+            .iter()
+            .flat_map(|a| Kind::ALL.map(|k| ((a.appid.clone(), k), Slot::new())))
+            .collect();
+        let apps = apps.into_iter().map(|a| (a.appid.clone(), a)).collect();
+        Self {
+            inner: Arc::new(Inner {
+                apps,
+                slots,
+                store,
+                upstream,
+                clock,
+                policy,
+            }),
+        }
+    }
+
+    /// The app's configuration.
+    pub fn app(&self, appid: &str) -> Option<&Arc<AppConfig>> {
+        self.inner.apps.get(appid)
+    }
+
+    /// Every configured appid.
+    pub fn appids(&self) -> impl Iterator<Item = &str> {
+        self.inner.apps.keys().map(String::as_str)
+    }
+
+    /// The current time of the center's clock.
+    pub fn now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+
+    pub(super) fn slot(&self, appid: &str, kind: Kind) -> Result<&Slot, TokenError> {
+        self.inner
+            .slots
+            .get(&(appid.to_owned(), kind))
+            .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))
+    }
+
+    /// A valid credential: from memory, else from the store, else from WeChat.
+    /// Concurrent callers share one fetch.
+    pub async fn get(&self, appid: &str, kind: Kind) -> Result<Credential, TokenError> {
+        let slot = self.slot(appid, kind)?;
+        if let Some(c) = slot.valid(self.now()) {
+            return Ok(c);
+        }
+        let _flight = slot.flight.lock().await;
+        let now = self.now();
+        if let Some(c) = slot.valid(now) {
+            return Ok(c);
+        }
+        if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
+            slot.set(c.clone(), self.refresh_at(appid, &c));
+            return Ok(c);
+        }
+        self.fetch(appid, kind, slot, false).await
+    }
+
+    /// Compare-and-refresh: a business server saw `invalid` rejected. Fetches a
+    /// new credential only if `invalid` is still the current one; otherwise
+    /// returns the current one. Forced refreshes are rate-limited per credential.
+    pub async fn refresh(
+        &self,
+        appid: &str,
+        kind: Kind,
+        invalid: &str,
+    ) -> Result<Credential, TokenError> {
+        let slot = self.slot(appid, kind)?;
+        let _flight = slot.flight.lock().await;
+        let now = self.now();
+        let current = match slot.current() {
+            Some(c) => Some(c),
+            None => self.load(appid, kind).await,
+        };
+        if let Some(c) = current.filter(|c| c.value != invalid && c.is_valid(now)) {
+            slot.set(c.clone(), self.refresh_at(appid, &c));
+            return Ok(c);
+        }
+        {
+            let mut health = slot.health();
+            let interval = self.inner.policy.forced_refresh_interval;
+            if let Some(last) = health.last_forced.filter(|last| now < last + interval) {
+                return Err(TokenError::RateLimited {
+                    retry_at: last + interval,
+                });
+            }
+            health.last_forced = Some(now);
+        }
+        tracing::info!(appid, token.kind = %kind, invalid = %mask(invalid), "compare-and-refresh: forcing a new credential");
+        self.fetch(appid, kind, slot, true).await
+    }
+
+    /// Renews a credential that is due, for the background refresher.
+    pub(super) async fn renew(&self, appid: &str, kind: Kind) {
+        let Ok(slot) = self.slot(appid, kind) else {
+            return;
+        };
+        let _flight = slot.flight.lock().await;
+        if self.due(slot).is_some_and(|due| due <= self.now()) {
+            let _ = self.fetch(appid, kind, slot, false).await;
+        }
+    }
+
+    /// When the refresher should next act on `slot`; `None` until a first fetch (lazy).
+    pub(super) fn due(&self, slot: &Slot) -> Option<u64> {
+        slot.current()?;
+        let health = slot.health();
+        Some(health.refresh_at.max(health.not_before))
+    }
+
+    /// The app whose current, valid access token is `token` (constant-time comparisons).
+    pub fn appid_of_token(&self, token: &str) -> Option<String> {
+        use subtle::ConstantTimeEq;
+        let now = self.now();
+        self.inner
+            .slots
+            .iter()
+            .filter(|((_, kind), _)| *kind == Kind::AccessToken)
+            .find(|(_, slot)| {
+                slot.valid(now)
+                    .is_some_and(|c| bool::from(c.value.as_bytes().ct_eq(token.as_bytes())))
+            })
+            .map(|((appid, _), _)| appid.clone())
+    }
+
+    /// Every credential's state, for readiness, metrics and the status page.
+    pub fn status(&self) -> Vec<SlotStatus> {
+        let mut all: Vec<SlotStatus> = self
+            .inner
+            .slots
+            .iter()
+            .map(|((appid, kind), slot)| {
+                let next_refresh_at = self.due(slot);
+                let health = slot.health();
+                SlotStatus {
+                    appid: appid.clone(),
+                    kind: *kind,
+                    expires_at: slot.current().map(|c| c.expires_at),
+                    next_refresh_at,
+                    last_failure: health.last_failure.clone(),
+                    fetches: health.fetches,
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.appid, a.kind).cmp(&(&b.appid, b.kind)));
+        all
+    }
+
+    async fn load(&self, appid: &str, kind: Kind) -> Option<Credential> {
+        match self.inner.store.load(appid, kind).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(appid, token.kind = %kind, error = %e, "store unavailable; fetching from WeChat");
+                None
+            }
+        }
+    }
+
+    /// Fetches from WeChat and stores; the caller holds the slot's flight.
+    async fn fetch(
+        &self,
+        appid: &str,
+        kind: Kind,
+        slot: &Slot,
+        forced: bool,
+    ) -> Result<Credential, TokenError> {
+        let app = self
+            .app(appid)
+            .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?;
+        {
+            let health = slot.health();
+            if self.now() < health.not_before {
+                let failure = health.last_failure.clone().unwrap_or_else(|| Failure {
+                    class: FailureClass::Transient,
+                    errcode: None,
+                    message: "waiting before the next call to WeChat".into(),
+                    hint: None,
+                });
+                return Err(TokenError::Unavailable {
+                    failure,
+                    retry_at: health.not_before,
+                });
+            }
+        }
+        let previous = slot.current();
+        let result = match kind {
+            Kind::AccessToken => self.inner.upstream.access_token(app, forced).await,
+            _ => self.fetch_ticket(appid, kind).await,
+        };
+        let now = self.now();
+        match result {
+            Ok(Fetched { value, expires_in }) => {
+                let credential = Credential {
+                    value,
+                    expires_at: now + expires_in,
+                    fetched_at: now,
+                };
+                if let Err(e) = self.inner.store.save(appid, kind, &credential).await {
+                    tracing::warn!(appid, token.kind = %kind, error = %e, "could not persist; serving from memory");
+                }
+                let mut refresh_at = self.refresh_at(appid, &credential);
+                if previous.is_some_and(|p| p.value == credential.value) {
+                    // stable_token repeats the token until its last 300 s (§4.2).
+                    refresh_at =
+                        refresh_at.max(credential.expires_at.saturating_sub(STABLE_ROLLOVER - 10));
+                }
+                {
+                    let mut health = slot.health();
+                    health.fetches += 1;
+                    health.failures = 0;
+                    health.last_failure = None;
+                    health.not_before = 0;
+                }
+                tracing::info!(appid, token.kind = %kind, expires_in, forced, "fetched from WeChat");
+                slot.set(credential.clone(), refresh_at);
+                Ok(credential)
+            }
+            Err(failure) => {
+                let retry_at = self.on_failure(slot, &failure, now);
+                let still_valid = previous.is_some_and(|p| p.is_valid(now));
+                log_failure(appid, kind, &failure, retry_at, still_valid);
+                slot.generation.send_modify(|g| *g += 1);
+                Err(TokenError::Unavailable { failure, retry_at })
+            }
+        }
+    }
+
+    async fn fetch_ticket(&self, appid: &str, kind: Kind) -> Result<Fetched, Failure> {
+        let as_failure = |e: TokenError| match e {
+            TokenError::Unavailable { failure, .. } => failure,
+            other => Failure {
+                class: FailureClass::Transient,
+                errcode: None,
+                message: other.to_string(),
+                hint: None,
+            },
+        };
+        // Boxed: a ticket fetch may fetch the access token, which is this same machinery.
+        let token = Box::pin(self.get(appid, Kind::AccessToken))
+            .await
+            .map_err(as_failure)?;
+        let upstream = &self.inner.upstream;
+        match upstream.ticket(appid, &token.value, kind).await {
+            Err(f) if f.class == FailureClass::TokenRejected => {
+                let fresh = Box::pin(self.refresh(appid, Kind::AccessToken, &token.value))
+                    .await
+                    .map_err(as_failure)?;
+                upstream
+                    .ticket(appid, &fresh.value, kind)
+                    .await
+                    .map_err(|mut f| {
+                        f.class = FailureClass::Transient;
+                        f
+                    })
+            }
+            other => other,
+        }
+    }
+
+    /// Records a failure and returns when WeChat may be called again.
+    fn on_failure(&self, slot: &Slot, failure: &Failure, now: u64) -> u64 {
+        let policy = &self.inner.policy;
+        let mut health = slot.health();
+        health.failures += 1;
+        health.last_failure = Some(failure.clone());
+        health.not_before = match failure.class {
+            FailureClass::Transient | FailureClass::TokenRejected => {
+                let backoff = (1u64 << health.failures.min(16)).min(policy.max_backoff);
+                now + backoff / 2 + (policy.jitter)(backoff / 2)
+            }
+            FailureClass::Config => now + policy.config_error_pause,
+            FailureClass::Quota => next_beijing_midnight(now),
+        };
+        health.not_before
+    }
+
+    fn refresh_at(&self, appid: &str, credential: &Credential) -> u64 {
+        let ahead = self
+            .app(appid)
+            .map_or(crate::config::DEFAULT_REFRESH_AHEAD_SECS, |a| {
+                a.refresh_ahead_secs
+            });
+        let jitter = (self.inner.policy.jitter)(ahead / 10);
+        credential.expires_at.saturating_sub(ahead + jitter)
+    }
+}
+
+fn next_beijing_midnight(now: u64) -> u64 {
+    let local = now + BEIJING_OFFSET;
+    local - local % 86_400 + 86_400 - BEIJING_OFFSET
+}
+
+fn log_failure(appid: &str, kind: Kind, failure: &Failure, retry_at: u64, still_valid: bool) {
+    let hint = failure.hint.as_deref().unwrap_or("");
+    let errcode = failure.errcode.unwrap_or(0);
+    match (failure.class, still_valid) {
+        (FailureClass::Transient | FailureClass::TokenRejected, true) => tracing::warn!(
+            appid, token.kind = %kind, upstream.errcode = errcode, retry_at,
+            "refresh failed; still serving the current credential: {failure}"
+        ),
+        _ => tracing::error!(
+            appid, token.kind = %kind, upstream.errcode = errcode, retry_at, hint,
+            "WeChat refused the credential fetch: {failure}"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_beijing_midnight;
+
+    #[test]
+    fn quota_resets_at_beijing_midnight() {
+        // 2024-01-01 15:59:59 UTC is 23:59:59 in Beijing.
+        let before = 1_704_124_799;
+        assert_eq!(next_beijing_midnight(before), before + 1);
+        assert_eq!(next_beijing_midnight(before + 1), before + 1 + 86_400);
+    }
+}

@@ -1,0 +1,59 @@
+//! The background refresher: one task per app and kind renews the credential at
+//! `expires_at − refresh_ahead − jitter` (or after the backoff of a failure),
+//! so business servers never wait on WeChat once the first fetch is done.
+
+use crate::store::Kind;
+
+use super::TokenCenter;
+
+/// The refresher tasks; dropping this stops them.
+#[derive(Debug)]
+pub struct Refreshers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Refreshers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl TokenCenter {
+    /// Starts one refresher per app and kind.
+    pub fn spawn_refreshers(&self) -> Refreshers {
+        let tasks = self
+            .inner
+            .slots
+            .keys()
+            .map(|(appid, kind)| tokio::spawn(run(self.clone(), appid.clone(), *kind)))
+            .collect();
+        Refreshers { tasks }
+    }
+}
+
+async fn run(center: TokenCenter, appid: String, kind: Kind) {
+    let Ok(slot) = center.slot(&appid, kind) else {
+        return;
+    };
+    let mut changed = slot.generation.subscribe();
+    loop {
+        changed.borrow_and_update();
+        match center.due(slot) {
+            // Lazy: nothing to renew until someone asked for it once.
+            None => {
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+            Some(due) => {
+                let clock = center.inner.clock.clone();
+                tokio::select! {
+                    () = clock.sleep_until(due) => center.renew(&appid, kind).await,
+                    result = changed.changed() => if result.is_err() { return },
+                }
+            }
+        }
+    }
+}

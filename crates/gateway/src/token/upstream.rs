@@ -1,0 +1,266 @@
+//! Calls to WeChat's token and ticket APIs (protocol reference §4, §5.1), and
+//! the meaning of their errcodes for the token center (§4.3).
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use crate::config::{AppConfig, TokenApi, UpstreamConfig};
+use crate::store::Kind;
+
+/// A credential as WeChat handed it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The token or ticket.
+    pub value: String,
+    /// Its lifetime, seconds.
+    pub expires_in: u64,
+}
+
+/// How the token center reacts to a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Busy (-1), timeouts, dropped connections, 5xx: retry with backoff.
+    Transient,
+    /// Wrong secret, appid, whitelist…: an operator must act; do not hammer.
+    Config,
+    /// Daily quota used up (45009): stop until it resets.
+    Quota,
+    /// The access token used for a ticket was refused (40001, 40014, 42001).
+    TokenRejected,
+}
+
+/// A failed call to WeChat, with what it means and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// How to react.
+    pub class: FailureClass,
+    /// WeChat's errcode, when it answered with one.
+    pub errcode: Option<i64>,
+    /// What happened.
+    pub message: String,
+    /// What the operator should do.
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    fn transient(message: impl Into<String>) -> Self {
+        Self {
+            class: FailureClass::Transient,
+            errcode: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Reads an errcode/errmsg answer.
+    pub fn from_errcode(appid: &str, errcode: i64, errmsg: &str) -> Self {
+        let (class, hint) = classify(appid, errcode, errmsg);
+        Self {
+            class,
+            errcode: Some(errcode),
+            message: format!("WeChat answered errcode {errcode}: {errmsg}"),
+            hint,
+        }
+    }
+}
+
+/// What an errcode means for the token center (§4.3).
+fn classify(appid: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<String>) {
+    use FailureClass::*;
+    let hint = |s: String| Some(s);
+    match errcode {
+        -1 => (Transient, hint("WeChat is busy; wxgate retries with backoff".into())),
+        45011 => (Transient, hint("per-minute limit reached; wxgate backs off".into())),
+        45009 => (
+            Quota,
+            hint(format!(
+                "the daily quota of {appid} is used up; wxgate stops fetching until 00:00 Beijing time \
+                 (an administrator can reset it with /cgi-bin/clear_quota)"
+            )),
+        ),
+        40164 | 61004 | 89501 | 89503 => {
+            let ip = wxgate_proto::whitelist_ip(errmsg).unwrap_or("this server's outbound IP");
+            (
+                Config,
+                hint(format!(
+                    "add {ip} to the API IP whitelist of {appid} (mp.weixin.qq.com → 设置与开发 → 基本配置 → IP白名单)"
+                )),
+            )
+        }
+        40001 | 40125 => (Config, hint(format!("the AppSecret of {appid} is wrong or was reset: update its secret"))),
+        40243 => (Config, hint(format!("the AppSecret of {appid} is frozen: unfreeze it in the console"))),
+        40013 => (Config, hint(format!("WeChat does not know appid {appid}: check it"))),
+        40002 | 41002 | 41004 => (Config, hint("the request lacked a field WeChat requires (a wxgate bug?)".into())),
+        40014 | 42001 => (TokenRejected, None),
+        48001 => (Config, hint(format!("{appid} lacks the permission for this API"))),
+        _ => (Transient, None),
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    access_token: Option<String>,
+    ticket: Option<String>,
+    expires_in: Option<u64>,
+}
+
+/// WeChat's API (or the simulator), over HTTP.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    http: reqwest::Client,
+    base: url::Url,
+}
+
+impl Upstream {
+    /// A client for `config.base_url` with its timeout.
+    pub fn new(config: &UpstreamConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .build()
+            .expect("a client with a timeout builds");
+        Self {
+            http,
+            base: config.base_url.clone(),
+        }
+    }
+
+    fn url(&self, path: &str) -> url::Url {
+        let mut url = self.base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{path}"));
+        url
+    }
+
+    /// Fetches an access token with the app's token API; `force` forces a new stable token.
+    pub async fn access_token(&self, app: &AppConfig, force: bool) -> Result<Fetched, Failure> {
+        let secret = app.secret.expose_secret();
+        let request = match app.token_api {
+            TokenApi::Classic => self.http.get(self.url("/cgi-bin/token")).query(&[
+                ("grant_type", "client_credential"),
+                ("appid", &app.appid),
+                ("secret", secret),
+            ]),
+            TokenApi::Stable => {
+                self.http
+                    .post(self.url("/cgi-bin/stable_token"))
+                    .json(&serde_json::json!({
+                        "grant_type": "client_credential",
+                        "appid": app.appid,
+                        "secret": secret,
+                        "force_refresh": force,
+                    }))
+            }
+        };
+        let answer = send(request).await?;
+        read(&app.appid, answer, |a| a.access_token.take())
+    }
+
+    /// Fetches a ticket of `kind` with `access_token`.
+    pub async fn ticket(
+        &self,
+        appid: &str,
+        access_token: &str,
+        kind: Kind,
+    ) -> Result<Fetched, Failure> {
+        let kind = match kind {
+            Kind::JsapiTicket => "jsapi",
+            Kind::WxCardTicket => "wx_card",
+            Kind::AccessToken => return Err(Failure::transient("an access token is not a ticket")),
+        };
+        let request = self
+            .http
+            .get(self.url("/cgi-bin/ticket/getticket"))
+            .query(&[("access_token", access_token), ("type", kind)]);
+        let answer = send(request).await?;
+        let result = read(appid, answer, |a| a.ticket.take());
+        // For getticket, 40001 means the access token, not the secret (§5.1).
+        result.map_err(|mut f| {
+            if f.errcode == Some(40001) {
+                f.class = FailureClass::TokenRejected;
+                f.hint = None;
+            }
+            f
+        })
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
+    let response = request.send().await.map_err(|e| {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else {
+            "failed"
+        };
+        Failure::transient(format!("call to WeChat {what}: {}", e.without_url()))
+    })?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Failure::transient(format!("WeChat answered HTTP {status}")));
+    }
+    response.json::<Answer>().await.map_err(|e| {
+        Failure::transient(format!(
+            "unreadable answer from WeChat: {}",
+            e.without_url()
+        ))
+    })
+}
+
+fn read(
+    appid: &str,
+    mut answer: Answer,
+    value: impl FnOnce(&mut Answer) -> Option<String>,
+) -> Result<Fetched, Failure> {
+    if answer.errcode != 0 {
+        return Err(Failure::from_errcode(appid, answer.errcode, &answer.errmsg));
+    }
+    match (value(&mut answer), answer.expires_in) {
+        (Some(value), Some(expires_in)) if !value.is_empty() && expires_in > 0 => {
+            Ok(Fetched { value, expires_in })
+        }
+        _ => Err(Failure::transient(
+            "WeChat's answer had no credential or no expires_in",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_carry_a_hint_naming_what_to_fix() {
+        let f = Failure::from_errcode(
+            "wx1",
+            40164,
+            "invalid ip 1.2.3.4 ipv6 ::ffff:1.2.3.4, not in whitelist rid: x",
+        );
+        assert_eq!(f.class, FailureClass::Config);
+        assert!(f
+            .hint
+            .unwrap()
+            .contains("add 1.2.3.4 to the API IP whitelist of wx1"));
+        assert_eq!(
+            Failure::from_errcode("wx1", -1, "system error").class,
+            FailureClass::Transient
+        );
+        assert_eq!(
+            Failure::from_errcode("wx1", 45009, "quota").class,
+            FailureClass::Quota
+        );
+        assert_eq!(
+            Failure::from_errcode("wx1", 40125, "bad").class,
+            FailureClass::Config
+        );
+        assert_eq!(
+            Failure::from_errcode("wx1", 42001, "expired").class,
+            FailureClass::TokenRejected
+        );
+    }
+}

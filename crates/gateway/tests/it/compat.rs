@@ -1,0 +1,149 @@
+//! WeChat-compatible endpoints: SDKs that only change their base URL share
+//! wxgate's token; wechatpy proves it.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::{Setup, APPID, SECRET};
+
+#[tokio::test]
+async fn cgi_bin_token_serves_the_shared_token_to_holders_of_the_secret() {
+    let env = Setup::new().start().await;
+    let shared = env.access_token().await;
+    let url = format!(
+        "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
+        env.url
+    );
+    let answer: Value = env
+        .http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["access_token"], shared.as_str(), "{answer}");
+    assert_eq!(answer["expires_in"], 7200);
+
+    let wrong = format!(
+        "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret=nope",
+        env.url
+    );
+    let answer: Value = env
+        .http
+        .get(wrong)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["errcode"], 40125, "{answer}");
+    let unknown = format!(
+        "{}/cgi-bin/token?grant_type=client_credential&appid=wxnope&secret=x",
+        env.url
+    );
+    let answer: Value = env
+        .http
+        .get(unknown)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["errcode"], 40013);
+
+    let body = json!({"grant_type": "client_credential", "appid": APPID, "secret": SECRET});
+    let stable: Value = env
+        .http
+        .post(format!("{}/cgi-bin/stable_token", env.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stable["access_token"], shared.as_str());
+    assert_eq!(env.token_calls(), 1);
+
+    let ticket_url = format!(
+        "{}/cgi-bin/ticket/getticket?access_token={shared}&type=jsapi",
+        env.url
+    );
+    let ticket: Value = env
+        .http
+        .get(ticket_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ticket["errcode"], 0, "{ticket}");
+    let forged = format!(
+        "{}/cgi-bin/ticket/getticket?access_token=forged&type=jsapi",
+        env.url
+    );
+    let answer: Value = env
+        .http
+        .get(forged)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["errcode"], 40001);
+}
+
+/// wechatpy's WeChatClient with its API base URL pointed at wxgate. wechatpy
+/// 1.8.18 hard-codes the token URL in `fetch_access_token`, so the subclass
+/// only makes that one call use the base URL too; everything else is stock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechatpy_gets_the_shared_token_and_a_jsapi_ticket() {
+    let env = Setup::new().start().await;
+    let shared = env.access_token().await;
+    let script = r#"
+import json, sys
+from wechatpy import WeChatClient
+class Client(WeChatClient):
+    API_BASE_URL = sys.argv[1] + "/cgi-bin/"
+    def fetch_access_token(self):
+        params = {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
+        return self._fetch_access_token(url=self.API_BASE_URL + "token", params=params)
+client = Client(sys.argv[2], sys.argv[3])
+token = client.fetch_access_token()
+ticket = client.jsapi.get_ticket()
+print(json.dumps({"token": token, "ticket": ticket}))
+"#;
+    let base = env.url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", script, &base, APPID, SECRET])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 must be installed (scripts/test installs wechatpy)");
+    assert!(
+        output.status.success(),
+        "wechatpy failed (is it installed? scripts/test runs pip install wechatpy):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["token"]["access_token"], shared.as_str(), "{answer}");
+    assert_eq!(answer["ticket"]["errcode"], 0, "{answer}");
+    let (_, ours) = env
+        .client_get(&format!("/v1/apps/{APPID}/jsapi_ticket"))
+        .await;
+    assert_eq!(answer["ticket"]["ticket"], ours["jsapi_ticket"]);
+    assert_eq!(
+        env.token_calls(),
+        1,
+        "wechatpy did not fetch a token of its own"
+    );
+}

@@ -1,0 +1,167 @@
+//! Loading `wxgate.toml`: the contract's example, environment overrides,
+//! secrets from the environment or files, and every problem reported at once.
+
+use std::collections::BTreeMap;
+
+use secrecy::ExposeSecret;
+use wxgate_gateway::config::{load, AppScope, StoreConfig, TokenApi};
+use wxgate_proto::PushMode;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The example of docs/DESIGN.md, read from the file.
+fn design_example() -> String {
+    let design =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/DESIGN.md"))
+            .unwrap();
+    let start = design.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + design[start..].find("```").unwrap();
+    design[start..end].replace(
+        "key_sha256 = \"…\"",
+        &format!("key_sha256 = \"{}\"", "ab".repeat(32)),
+    )
+}
+
+#[test]
+fn the_design_example_loads() {
+    let config = load(
+        &design_example(),
+        &env(&[
+            ("WX_SECRET", "s3cret"),
+            ("WX_AES_KEY", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"),
+            ("WEBHOOK_SECRET", "hook"),
+            ("WXGATE_ADMIN_KEY", "admin"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(config.server.max_body_bytes, 65_536);
+    assert_eq!(
+        config.store,
+        StoreConfig::Sqlite {
+            path: "wxgate.db".into()
+        }
+    );
+    let app = &config.apps[0];
+    assert_eq!(app.appid, "wx0123456789abcdef");
+    assert_eq!(app.secret.expose_secret(), "s3cret");
+    assert!(matches!(app.push_mode, PushMode::Safe(_)));
+    assert_eq!(app.token_api, TokenApi::Stable);
+    assert_eq!(app.js_domains, ["www.example.com"]);
+    assert_eq!(app.rules.len(), 2);
+    assert_eq!(
+        config.clients[0].apps,
+        AppScope::Only(["wx0123456789abcdef".to_owned()].into())
+    );
+}
+
+#[test]
+fn environment_overrides_every_scalar() {
+    let toml = "[[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
+    let config = load(
+        toml,
+        &env(&[
+            ("WXGATE_SERVER__LISTEN", "127.0.0.1:9999"),
+            ("WXGATE_SERVER__MAX_BODY_BYTES", "1024"),
+            ("WXGATE_STORE__BACKEND", "memory"),
+            ("WXGATE_APPS__0__REFRESH_AHEAD_SECS", "900"),
+            ("WXGATE_APPS__0__SECRET", "0123"),
+            ("PATH", "/usr/bin"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:9999");
+    assert_eq!(config.server.max_body_bytes, 1024);
+    assert_eq!(config.store, StoreConfig::Memory);
+    assert_eq!(config.apps[0].refresh_ahead_secs, 900);
+    assert_eq!(
+        config.apps[0].secret.expose_secret(),
+        "0123",
+        "a string stays a string"
+    );
+}
+
+#[test]
+fn secrets_come_from_files_without_their_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let toml = format!(
+        "[[apps]]\nappid = \"wx1\"\nsecret_file = {:?}\n",
+        file.display().to_string()
+    );
+    let config = load(&toml, &env(&[])).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.apps[0].secret.expose_secret(), "from-file");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_path() {
+    let toml = r#"
+[server]
+listen = "nowhere"
+[store]
+backend = "mongodb"
+[[apps]]
+appid = "wx1"
+secret = "a"
+secret_env = "B"
+mode = "safe"
+refresh_ahead_secs = 5
+js_domains = ["https://www.example.com"]
+[[apps]]
+appid = "wx2"
+secret_env = "UNSET_VAR"
+encoding_aes_key = "short"
+token_api = "magic"
+[[clients]]
+key_sha256 = "xyz"
+apps = ["wx9"]
+"#;
+    let err = load(toml, &env(&[])).unwrap_err();
+    let paths: Vec<&str> = err.problems.iter().map(|(p, _)| p.as_str()).collect();
+    for expected in [
+        "server.listen",
+        "store.backend",
+        "apps[0].secret",
+        "apps[0].encoding_aes_key",
+        "apps[0].refresh_ahead_secs",
+        "apps[0].js_domains[0]",
+        "apps[1].secret_env",
+        "apps[1].encoding_aes_key",
+        "apps[1].token_api",
+        "clients[0].key_sha256",
+        "clients[0].apps",
+    ] {
+        assert!(paths.contains(&expected), "{expected} missing from:\n{err}");
+    }
+    let text = err.to_string();
+    assert!(text.contains("UNSET_VAR"), "{text}");
+    assert!(
+        !text.contains("\"a\""),
+        "secret values never appear in errors: {text}"
+    );
+}
+
+#[test]
+fn unknown_fields_and_bad_toml_are_errors() {
+    let err = load("[server]\nlisten_on = \"x\"\n", &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("listen_on"), "{err}");
+    let err = load("[server\n", &env(&[])).unwrap_err();
+    assert_eq!(err.problems.len(), 1);
+    let err = load("", &env(&[])).unwrap_err();
+    assert!(err.to_string().contains("no [[apps]]"), "{err}");
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let toml = "[[apps]]\nappid = \"wx1\"\nsecret = \"TOP-SECRET-VALUE\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n";
+    let config = load(toml, &env(&[])).unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("TOP-SECRET-VALUE"), "{shown}");
+    assert!(!shown.contains("abcdefghijklmnop"), "{shown}");
+}

@@ -1,0 +1,239 @@
+//! The gateway against the simulator, over real HTTP. Each test starts its own
+//! simulator and gateway on free loopback ports, with one manual clock driving both.
+
+mod client_api;
+mod compat;
+mod config;
+mod faults;
+mod token_center;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wxgate_gateway::clock::{Clock, ManualClock};
+use wxgate_gateway::token::center::Policy;
+use wxgate_gateway::token::TokenCenter;
+use wxgate_gateway::Gateway;
+use wxgate_sim::{RunningSim, SimApp, SimConfig, Simulator, VirtualClock};
+
+pub(crate) const APPID: &str = "wx0123456789abcdef";
+pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef";
+pub(crate) const CLIENT_KEY: &str = "shop-client-key-0001";
+/// Where both clocks start: 2024-01-01 04:00:00 Beijing time, far from midnight.
+pub(crate) const T0: u64 = 1_704_052_800;
+
+/// How to set up a test.
+pub(crate) struct Setup {
+    pub(crate) token_api: &'static str,
+    pub(crate) sim: SimConfig,
+    pub(crate) store: String,
+    pub(crate) extra_toml: String,
+}
+
+impl Setup {
+    pub(crate) fn new() -> Self {
+        Self {
+            token_api: "classic",
+            sim: SimConfig::with_apps(vec![SimApp::new(APPID, SECRET)]),
+            store: "backend = \"memory\"".into(),
+            extra_toml: String::new(),
+        }
+    }
+
+    pub(crate) fn stable(mut self) -> Self {
+        self.token_api = "stable";
+        self
+    }
+
+    pub(crate) fn sqlite(mut self, path: &std::path::Path) -> Self {
+        self.store = format!(
+            "backend = \"sqlite\"\npath = {:?}",
+            path.display().to_string()
+        );
+        self
+    }
+
+    pub(crate) fn sim(mut self, tweak: impl FnOnce(&mut SimConfig)) -> Self {
+        tweak(&mut self.sim);
+        self
+    }
+
+    pub(crate) async fn start(self) -> Env {
+        let sim = Simulator::with_clock(self.sim.clone(), VirtualClock::manual(T0))
+            .spawn_on("127.0.0.1:0")
+            .await
+            .unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut env = Env {
+            sim,
+            clock,
+            setup: self,
+            http: reqwest::Client::new(),
+            url: String::new(),
+            center: None,
+            stop: None,
+        };
+        env.start_gateway().await;
+        env
+    }
+}
+
+/// A running simulator and gateway.
+pub(crate) struct Env {
+    pub(crate) sim: RunningSim,
+    pub(crate) clock: Arc<ManualClock>,
+    setup: Setup,
+    pub(crate) http: reqwest::Client,
+    /// The gateway's base URL.
+    pub(crate) url: String,
+    center: Option<TokenCenter>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Env {
+    pub(crate) fn toml(&self) -> String {
+        let key_sha256 = hex::encode(Sha256::digest(CLIENT_KEY.as_bytes()));
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[store]
+{store}
+[upstream]
+base_url = "{sim}"
+timeout_ms = 1000
+[[apps]]
+appid = "{APPID}"
+secret_env = "WX_SECRET"
+token_api = "{api}"
+refresh_ahead_secs = 600
+js_domains = ["example.com"]
+[[clients]]
+name = "shop"
+key_sha256 = "{key_sha256}"
+apps = ["{APPID}"]
+{extra}
+"#,
+            store = self.setup.store,
+            sim = self.sim.url(),
+            api = self.setup.token_api,
+            extra = self.setup.extra_toml,
+        )
+    }
+
+    /// (Re)starts the gateway on the same simulator, store settings and clock.
+    pub(crate) async fn start_gateway(&mut self) {
+        self.stop_gateway();
+        let env = BTreeMap::from([("WX_SECRET".to_owned(), SECRET.to_owned())]);
+        let config = wxgate_gateway::config::load(&self.toml(), &env).unwrap();
+        let gateway = Gateway::new(config, self.clock.clone(), Policy::without_jitter()).unwrap();
+        self.center = Some(gateway.center().clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(stop);
+        tokio::spawn(gateway.serve(listener, async {
+            let _ = stopped.await;
+        }));
+    }
+
+    /// Stops the gateway (server and refreshers).
+    pub(crate) fn stop_gateway(&mut self) {
+        self.stop.take();
+        self.center.take();
+    }
+
+    pub(crate) fn center(&self) -> &TokenCenter {
+        self.center.as_ref().expect("gateway running")
+    }
+
+    /// Moves both clocks forward, then waits until the refreshers have caught up.
+    pub(crate) async fn advance(&self, secs: u64) {
+        self.sim.clock().advance(secs);
+        self.clock.advance(secs);
+        self.settle().await;
+    }
+
+    /// Waits until no credential is due for renewal at the current time.
+    pub(crate) async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.clock.now();
+            let busy = self
+                .center()
+                .status()
+                .iter()
+                .any(|s| s.next_refresh_at.is_some_and(|at| at <= now));
+            if !busy {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "refreshers did not settle"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    pub(crate) async fn client_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(CLIENT_KEY)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    pub(crate) async fn client_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(CLIENT_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// The access token the gateway serves, failing the test otherwise.
+    pub(crate) async fn access_token(&self) -> String {
+        let (status, body) = self
+            .client_get(&format!("/v1/apps/{APPID}/access_token"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Uses a token for a business call at the simulator: 0 or WeChat's errcode.
+    pub(crate) async fn business_call(&self, token: &str) -> i64 {
+        let url = format!(
+            "{}/cgi-bin/get_api_domain_ip?access_token={token}",
+            self.sim.url()
+        );
+        let answer: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["errcode"].as_i64().unwrap_or(0)
+    }
+
+    /// Upstream calls to the token endpoint of the app's token API.
+    pub(crate) fn token_calls(&self) -> u64 {
+        let path = match self.setup.token_api {
+            "classic" => "/cgi-bin/token",
+            _ => "/cgi-bin/stable_token",
+        };
+        self.sim.stats().app(APPID).calls(path)
+    }
+}

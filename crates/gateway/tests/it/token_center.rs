@@ -1,0 +1,153 @@
+//! The token center's promises, proved against the simulator's counters.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::{Env, Setup, APPID};
+
+async fn cold_start_shares_one_fetch(setup: Setup) {
+    let env = Arc::new(setup.start().await);
+    let calls = (0..1000).map(|_| {
+        let env = env.clone();
+        tokio::spawn(async move { env.access_token().await })
+    });
+    let tokens: HashSet<String> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(tokens.len(), 1, "every caller got the same token");
+    assert_eq!(env.token_calls(), 1, "exactly one upstream token call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_cold_requests_make_one_classic_fetch() {
+    cold_start_shares_one_fetch(Setup::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_cold_requests_make_one_stable_fetch() {
+    cold_start_shares_one_fetch(Setup::new().stable()).await;
+}
+
+/// Business calls every minute of a virtual day, each with the token the
+/// gateway serves at that moment: WeChat must never reject one.
+async fn a_virtual_day(env: &Env) -> u64 {
+    let mut rejected = Vec::new();
+    for minute in 0..24 * 60 {
+        let token = env.access_token().await;
+        let errcode = env.business_call(&token).await;
+        if errcode != 0 {
+            rejected.push((minute, errcode));
+        }
+        env.advance(60).await;
+    }
+    assert_eq!(rejected, [], "business calls rejected (minute, errcode)");
+    assert_eq!(env.sim.stats().invalid_token_calls(), 0);
+    env.token_calls()
+}
+
+#[tokio::test]
+async fn over_a_virtual_day_classic_tokens_are_renewed_ahead_and_never_rejected() {
+    let env = Setup::new().start().await;
+    let calls = a_virtual_day(&env).await;
+    // One fetch at the start, then one every lifetime − refresh_ahead = 6600 s.
+    assert_eq!(calls, 1 + 86_400 / 6_600, "upstream calls in 24 h");
+}
+
+#[tokio::test]
+async fn over_a_virtual_day_stable_tokens_are_renewed_in_their_last_minutes() {
+    let env = Setup::new().stable().start().await;
+    let calls = a_virtual_day(&env).await;
+    let issued = env.sim.stats().app(APPID).stable_tokens_issued;
+    // WeChat hands out a new stable token only in the last 300 s: about one per 6900 s.
+    assert_eq!(issued, 1 + 86_400 / 6_910, "stable tokens issued in 24 h");
+    assert!(
+        calls <= 2 * issued + 1,
+        "{calls} calls for {issued} tokens: no hot loop"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_within_validity_costs_no_upstream_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Setup::new()
+        .sqlite(&dir.path().join("wxgate.db"))
+        .start()
+        .await;
+    let before = env.access_token().await;
+    let (_, ticket_before) = env
+        .client_get(&format!("/v1/apps/{APPID}/jsapi_ticket"))
+        .await;
+    env.advance(3000).await;
+    env.start_gateway().await;
+    assert_eq!(env.access_token().await, before);
+    let (_, ticket_after) = env
+        .client_get(&format!("/v1/apps/{APPID}/jsapi_ticket"))
+        .await;
+    assert_eq!(ticket_after["jsapi_ticket"], ticket_before["jsapi_ticket"]);
+    assert_eq!(ticket_after["expires_in"], 7200 - 3000);
+    let stats = env.sim.stats().app(APPID);
+    assert_eq!(
+        (stats.tokens_issued, stats.tickets_issued),
+        (1, 1),
+        "no fetch after the restart"
+    );
+    // And the restarted gateway still renews on time.
+    env.advance(3600).await;
+    assert_ne!(env.access_token().await, before);
+    assert_eq!(env.sim.stats().app(APPID).tokens_issued, 2);
+}
+
+#[tokio::test]
+async fn compare_and_refresh_replaces_only_the_current_token_and_is_rate_limited() {
+    let env = Setup::new().start().await;
+    let a = env.access_token().await;
+    let path = format!("/v1/apps/{APPID}/access_token/refresh");
+    let (status, fresh) = env.client_post(&path, json!({"invalid_token": a})).await;
+    assert_eq!(status, 200, "{fresh}");
+    let b = fresh["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(a, b);
+    // A second server reporting the same stale token gets the new one, no new fetch.
+    let (_, again) = env.client_post(&path, json!({"invalid_token": a})).await;
+    assert_eq!(again["access_token"], b.as_str());
+    assert_eq!(env.token_calls(), 2);
+    // Reporting the new one at once is rate-limited, to protect the daily quota.
+    let (status, limited) = env.client_post(&path, json!({"invalid_token": b})).await;
+    assert_eq!(status, 429, "{limited}");
+    assert_eq!(limited["error"]["code"], "refresh_rate_limited");
+    env.advance(30).await;
+    let (status, _) = env.client_post(&path, json!({"invalid_token": b})).await;
+    assert_eq!(status, 200);
+    assert_eq!(env.token_calls(), 3);
+    let (status, bad) = env.client_post(&path, json!({"token": "x"})).await;
+    assert_eq!(status, 400, "{bad}");
+}
+
+#[tokio::test]
+async fn tickets_follow_the_access_token_rules() {
+    let env = Setup::new().start().await;
+    let (status, jsapi) = env
+        .client_get(&format!("/v1/apps/{APPID}/jsapi_ticket"))
+        .await;
+    assert_eq!(status, 200, "{jsapi}");
+    let (_, card) = env
+        .client_get(&format!("/v1/apps/{APPID}/wx_card_ticket"))
+        .await;
+    assert_ne!(jsapi["jsapi_ticket"], card["wx_card_ticket"]);
+    assert_eq!(env.sim.stats().app(APPID).tickets_issued, 2);
+    assert_eq!(
+        env.token_calls(),
+        1,
+        "both tickets were fetched with the one shared token"
+    );
+    // Tickets renew ahead of expiry like tokens.
+    env.advance(6600).await;
+    let (_, renewed) = env
+        .client_get(&format!("/v1/apps/{APPID}/jsapi_ticket"))
+        .await;
+    assert_ne!(renewed["jsapi_ticket"], jsapi["jsapi_ticket"]);
+    assert_eq!(env.sim.stats().invalid_token_calls(), 0);
+}
