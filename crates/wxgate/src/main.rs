@@ -15,8 +15,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the embedded default: a WeChat simulator with a demo account, no WeChat account needed.
+    /// Run the embedded default: the gateway in front of a simulated WeChat, no account needed.
     Dev(cmd::dev::Args),
+    /// Run the production server.
+    Serve(cmd::serve::Args),
+    /// Print the current access_token as the deployment's store holds it.
+    Token(cmd::token::Args),
+    /// Validate a configuration, and check its credentials with WeChat.
+    Check(cmd::check::Args),
     /// Run the WeChat platform simulator as a standalone server.
     Sim(cmd::sim::Args),
     /// Act as WeChat: sign (and encrypt) a push, POST it to a server, retry, print the decoded reply.
@@ -31,6 +37,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Sign(args) => cmd::sign::run(args, &mut std::io::stdout().lock()),
         Command::Dev(args) => runtime().and_then(|rt| rt.block_on(cmd::dev::run(args))),
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cmd::serve::run(args))),
+        Command::Token(args) => runtime().and_then(|rt| rt.block_on(cmd::token::run(args))),
+        Command::Check(args) => runtime().and_then(|rt| rt.block_on(cmd::check::run(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(cmd::sim::run(args))),
         Command::Push(args) => runtime().and_then(|rt| rt.block_on(cmd::push::run(args))),
     };

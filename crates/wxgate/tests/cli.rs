@@ -76,6 +76,7 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
             .args(args)
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -141,21 +142,131 @@ fn sim_rejects_a_malformed_app() {
 }
 
 #[tokio::test]
-async fn dev_starts_a_simulator_with_a_demo_account() {
-    let mut dev = Server::start(&["dev", "--sim-listen", "127.0.0.1:0"]);
-    let url = dev.url_after("simulator");
+async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
+    let mut dev = Server::start(&[
+        "dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--sim-listen",
+        "127.0.0.1:0",
+    ]);
+    let gateway = dev.url_after("  gateway ");
+    let sim = dev.url_after("  simulator ");
     let token_line = dev
         .lines
         .by_ref()
         .map(Result::unwrap)
-        .find(|l| l.contains("/cgi-bin/token?"))
+        .find(|l| l.contains("/access_token"))
         .unwrap();
     // The printed command works as printed.
-    let start = token_line.find("http://").unwrap();
-    let printed = token_line[start..].trim_end_matches('\'');
-    assert!(printed.starts_with(&url));
-    let token: serde_json::Value = reqwest::get(printed).await.unwrap().json().await.unwrap();
+    let key = token_line
+        .split("Bearer ")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    let url = token_line.split_whitespace().last().unwrap();
+    assert!(url.starts_with(&gateway), "{token_line}");
+    let client = reqwest::Client::new();
+    let token: serde_json::Value = client
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(token["access_token"].as_str().is_some(), "{token}");
+    let stats: serde_json::Value = reqwest::get(format!("{sim}/sim/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["apps"]["wxd000000000000001"]["stable_tokens_issued"], 1,
+        "{stats}"
+    );
+}
+
+/// A config file for `serve`, `token` and `check`, against a simulator.
+fn config_file(dir: &std::path::Path, sim_url: &str, secret: &str) -> std::path::PathBuf {
+    let key_sha256 = "a".repeat(64);
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\npath = {db:?}\n[upstream]\nbase_url = \"{sim_url}\"\n\
+         [[apps]]\nappid = \"wx1\"\nsecret = \"{secret}\"\ntoken_api = \"stable\"\n\
+         [[clients]]\nname = \"c\"\nkey_sha256 = \"{key_sha256}\"\napps = [\"*\"]\n",
+        db = dir.join("wxgate.db").display().to_string(),
+    );
+    let path = dir.join("wxgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+// Multi-threaded: the simulator keeps serving while the test waits on a child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_then_token_reads_what_the_deployment_stored() {
+    let sim = wxgate_sim::Simulator::spawn(wxgate_sim::SimConfig::with_apps(vec![
+        wxgate_sim::SimApp::new("wx1", "s1"),
+    ]))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), &sim.url(), "s1");
+    let config = config.to_str().unwrap();
+    let (ok, _, err) = wxgate(&["token", "wx1", "-c", config]);
+    assert!(!ok && err.contains("no access_token stored"), "{err}");
+
+    let mut serve = Server::start(&["serve", "-c", config]);
+    let url = serve.url_after("listening on");
+    let compat = format!("{url}/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s1");
+    let served: serde_json::Value = reqwest::get(compat).await.unwrap().json().await.unwrap();
+    let token = served["access_token"].as_str().unwrap().to_owned();
+    let (ok, out, err) = wxgate(&["token", "wx1", "-c", config]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with(&format!("access_token={token}\n")), "{out}");
+    let (ok, _, err) = wxgate(&["token", "wx9", "-c", config]);
+    assert!(!ok && err.contains("wx9 is not configured"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_explains_configuration_and_credential_problems() {
+    let sim = wxgate_sim::Simulator::spawn(wxgate_sim::SimConfig::with_apps(vec![
+        wxgate_sim::SimApp::new("wx1", "s1"),
+    ]))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = config_file(dir.path(), &sim.url(), "s1");
+    let (ok, out, err) = wxgate(&["check", "-c", good.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("ok   wx1: credentials accepted by WeChat"),
+        "{out}"
+    );
+
+    let bad = config_file(dir.path(), &sim.url(), "wrong");
+    let (ok, out, _) = wxgate(&["check", "-c", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        out.contains("FAIL wx1: WeChat answered errcode 40125"),
+        "{out}"
+    );
+    assert!(out.contains("AppSecret of wx1 is wrong"), "{out}");
+
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"x\"\n[[apps]]\nappid = \"wx1\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = wxgate(&["check", "-c", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("server.listen") && err.contains("apps[0].secret"),
+        "all problems at once: {err}"
+    );
 }
 
 /// A WeChat server stand-in that answers `success` and keeps each request line.

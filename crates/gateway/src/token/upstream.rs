@@ -162,6 +162,20 @@ impl Upstream {
         read(&app.appid, answer, |a| a.access_token.take())
     }
 
+    /// Checks that `access_token` works, with the cheapest API (§7).
+    pub async fn check_token(&self, appid: &str, access_token: &str) -> Result<(), Failure> {
+        let request = self
+            .http
+            .get(self.url("/cgi-bin/get_api_domain_ip"))
+            .query(&[("access_token", access_token)]);
+        let answer = send(request).await?;
+        if answer.errcode == 0 {
+            Ok(())
+        } else {
+            Err(Failure::from_errcode(appid, answer.errcode, &answer.errmsg))
+        }
+    }
+
     /// Fetches a ticket of `kind` with `access_token`.
     pub async fn ticket(
         &self,
