@@ -11,93 +11,40 @@ use crate::{Setup, APPID, SECRET};
 async fn cgi_bin_token_serves_the_shared_token_to_holders_of_the_secret() {
     let env = Setup::new().start().await;
     let shared = env.access_token().await;
-    let url = format!(
-        "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
-        env.url
-    );
-    let answer: Value = env
-        .http
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = |appid: &str, secret: &str| {
+        format!("/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}")
+    };
+    let answer = env.get_json(&token(APPID, SECRET)).await;
     assert_eq!(answer["access_token"], shared.as_str(), "{answer}");
     assert_eq!(answer["expires_in"], 7200);
-
-    let wrong = format!(
-        "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret=nope",
-        env.url
-    );
-    let answer: Value = env
-        .http
-        .get(wrong)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(answer["errcode"], 40125, "{answer}");
-    let unknown = format!(
-        "{}/cgi-bin/token?grant_type=client_credential&appid=wxnope&secret=x",
-        env.url
-    );
-    let answer: Value = env
-        .http
-        .get(unknown)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(answer["errcode"], 40013);
+    assert_eq!(env.get_json(&token(APPID, "nope")).await["errcode"], 40125);
+    assert_eq!(env.get_json(&token("wxnope", "x")).await["errcode"], 40013);
+    let no_grant = env
+        .get_json(&format!("/cgi-bin/token?appid={APPID}&secret={SECRET}"))
+        .await;
+    assert_eq!(no_grant["errcode"], 40002);
 
     let body = json!({"grant_type": "client_credential", "appid": APPID, "secret": SECRET});
-    let stable: Value = env
+    let response = env
         .http
         .post(format!("{}/cgi-bin/stable_token", env.url))
         .json(&body)
         .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
+    let stable: Value = response.unwrap().json().await.unwrap();
     assert_eq!(stable["access_token"], shared.as_str());
     assert_eq!(env.token_calls(), 1);
 
-    let ticket_url = format!(
-        "{}/cgi-bin/ticket/getticket?access_token={shared}&type=jsapi",
-        env.url
-    );
-    let ticket: Value = env
-        .http
-        .get(ticket_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ticket = env
+        .get_json(&format!(
+            "/cgi-bin/ticket/getticket?access_token={shared}&type=jsapi"
+        ))
+        .await;
     assert_eq!(ticket["errcode"], 0, "{ticket}");
-    let forged = format!(
-        "{}/cgi-bin/ticket/getticket?access_token=forged&type=jsapi",
-        env.url
-    );
-    let answer: Value = env
-        .http
-        .get(forged)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(answer["errcode"], 40001);
+    let forged = env
+        .get_json("/cgi-bin/ticket/getticket?access_token=forged&type=jsapi")
+        .await;
+    assert_eq!(forged["errcode"], 40001);
 }
 
 /// wechatpy's WeChatClient with its API base URL pointed at wxgate. wechatpy

@@ -201,6 +201,17 @@ apps = ["{APPID}"]
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// GETs a gateway path without a client key and reads the JSON answer.
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
     /// The access token the gateway serves, failing the test otherwise.
     pub(crate) async fn access_token(&self) -> String {
         let (status, body) = self

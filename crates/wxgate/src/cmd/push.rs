@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use wxgate_gateway::clock::{Clock, SystemClock};
 use wxgate_sim::push::{self, Compose, PushRequest};
 use wxgate_sim::PushAnswer;
 
@@ -98,7 +99,8 @@ impl Args {
 /// would have accepted the answer.
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = args.request()?;
-    let now = unix_now();
+    // Pushes carry the real time, as WeChat's do.
+    let now = SystemClock.now();
     let outcome = push::send(&push::client(), &request, now).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
@@ -126,14 +128,4 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         PushAnswer::NoReply | PushAnswer::Reply { .. } => ExitCode::SUCCESS,
         PushAnswer::Invalid { .. } | PushAnswer::Unanswered => ExitCode::FAILURE,
     })
-}
-
-fn unix_now() -> u64 {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the CLI pushes at the real time, as WeChat does"
-    )]
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
