@@ -11,6 +11,7 @@
 //! - [`xml`]: the bounded XML reader (no DTD, no entity expansion).
 //! - [`message`]: typed pushes ([`Push`], [`PushKind`], [`Event`]) and their dedupe key.
 //! - [`reply`]: passive replies ([`Reply`], [`ReplyBody`]).
+//! - `json`: a push as flat JSON (`Serialize`), replies from `{"type": …}` JSON (`Deserialize`).
 //! - [`envelope`]: the three push modes, opening/sealing pushes and replies.
 //! - [`jssdk`]: the JS-SDK `wx.config` signature.
 //! - [`errmsg`]: reading `errmsg` texts (the IP of a 40164).
@@ -35,6 +36,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod errmsg;
 mod fields;
+mod json;
 pub mod jssdk;
 pub mod message;
 pub mod reply;

@@ -27,7 +27,11 @@ pub struct Reply {
 }
 
 /// The reply types WeChat accepts. Media must have been uploaded beforehand.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its JSON form is tagged by `type`: `{"type": "text", "content": "hi"}`,
+/// `{"type": "news", "articles": [{"title", "description", "pic_url", "url"}]}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ReplyBody {
     /// `text`; newlines allowed.
     Text {
@@ -49,19 +53,25 @@ pub enum ReplyBody {
         /// Uploaded media id.
         media_id: String,
         /// Optional title.
+        #[serde(default)]
         title: Option<String>,
         /// Optional description.
+        #[serde(default)]
         description: Option<String>,
     },
     /// `music`.
     Music {
         /// Optional title.
+        #[serde(default)]
         title: Option<String>,
         /// Optional description.
+        #[serde(default)]
         description: Option<String>,
         /// Optional music URL.
+        #[serde(default)]
         music_url: Option<String>,
         /// Optional high-quality music URL (preferred on Wi-Fi).
+        #[serde(default)]
         hq_music_url: Option<String>,
         /// Thumbnail media id.
         thumb_media_id: String,
@@ -74,7 +84,8 @@ pub enum ReplyBody {
 }
 
 /// One card of a `news` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Article {
     /// Card title.
     pub title: String,

@@ -357,3 +357,53 @@ fn reply_errors_and_no_reply() {
     ));
     assert!(is_no_reply("success") && is_no_reply("") && !is_no_reply("<xml/>"));
 }
+
+#[test]
+fn pushes_serialise_to_flat_json_with_string_ids_and_extras() {
+    let p = push(
+        "text",
+        "<Content><![CDATA[你好]]></Content><MsgId>18446744073709551615</MsgId><MsgDataId>7</MsgDataId>",
+    );
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "to_user_name": "gh_0123456789ab", "from_user_name": "oUser_openid_0001",
+            "create_time": 1_700_000_000, "msg_type": "text", "msg_id": "18446744073709551615",
+            "content": "你好", "extra": {"MsgDataId": "7"},
+        })
+    );
+    let e = push(
+        "event",
+        "<Event><![CDATA[subscribe]]></Event><EventKey><![CDATA[qrscene_9]]></EventKey>\
+         <SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum>a</PicMd5Sum></item><item><PicMd5Sum>b</PicMd5Sum></item></PicList></SendPicsInfo>",
+    );
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["event"], "subscribe");
+    assert_eq!(json["qr_scene"], "9");
+    assert!(json.get("msg_id").is_none());
+    assert_eq!(
+        json["extra"]["SendPicsInfo"]["PicList"]["item"][1]["PicMd5Sum"],
+        "b"
+    );
+}
+
+#[test]
+fn replies_read_from_tagged_json() {
+    let text: ReplyBody = serde_json::from_str(r#"{"type":"text","content":"hi"}"#).unwrap();
+    assert_eq!(
+        text,
+        ReplyBody::Text {
+            content: "hi".into()
+        }
+    );
+    let news: ReplyBody =
+        serde_json::from_str(r#"{"type":"news","articles":[{"title":"t","url":"https://a/"}]}"#)
+            .unwrap();
+    assert!(matches!(news, ReplyBody::News { ref articles } if articles[0].url == "https://a/"));
+    assert!(serde_json::from_str::<ReplyBody>(r#"{"type":"fax"}"#).is_err());
+    assert!(serde_json::from_str::<ReplyBody>(r#"{"type":"text"}"#).is_err());
+    assert!(
+        serde_json::from_str::<ReplyBody>(r#"{"type":"text","content":"x","extra":1}"#).is_err()
+    );
+}
