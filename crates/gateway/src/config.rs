@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
+use crate::message::rules::Rule;
 use raw::{RawApp, RawClient, RawConfig};
 
 /// Everything wxgate needs to run, checked.
@@ -45,6 +46,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Pushes signed further than this from now are rejected, seconds (default 300).
     pub timestamp_tolerance_secs: u64,
+    /// Time to answer a push in, webhook included, milliseconds (default 4000;
+    /// WeChat gives up after 5000). Past it wxgate answers `success` and
+    /// delivers the webhook's reply later as a customer-service message.
+    pub reply_budget_ms: u64,
+    /// How long a webhook answer is awaited in all, milliseconds (default 30 000).
+    pub webhook_timeout_ms: u64,
 }
 
 /// `[store]`.
@@ -98,8 +105,8 @@ pub struct AppConfig {
     pub webhook: Option<url::Url>,
     /// HMAC key for webhook requests.
     pub webhook_secret: Option<SecretString>,
-    /// Reply rules, as written (the message gateway reads them).
-    pub rules: Vec<toml::Table>,
+    /// Reply rules, first match wins.
+    pub rules: Vec<Rule>,
 }
 
 /// One `[[clients]]` entry: a business server allowed to use the client API.
@@ -214,7 +221,15 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         listen,
         max_body_bytes: raw.server.max_body_bytes.unwrap_or(65_536),
         timestamp_tolerance_secs: raw.server.timestamp_tolerance_secs.unwrap_or(300),
+        reply_budget_ms: raw.server.reply_budget_ms.unwrap_or(4000),
+        webhook_timeout_ms: raw.server.webhook_timeout_ms.unwrap_or(30_000),
     };
+    if server.reply_budget_ms >= 5000 {
+        p.add(
+            "server.reply_budget_ms",
+            "must stay under WeChat's 5000 ms window",
+        );
+    }
     let store = match raw.store.backend.as_deref().unwrap_or("sqlite") {
         "sqlite" => StoreConfig::Sqlite {
             path: PathBuf::from(raw.store.path.as_deref().unwrap_or("wxgate.db")),
@@ -418,6 +433,22 @@ fn check_app(
         app.webhook_secret_env,
         app.webhook_secret_file,
     );
+    if webhook.is_some() && webhook_secret.is_none() {
+        p.add(
+            field("webhook_secret"),
+            "a webhook needs a secret to sign its requests with (webhook_secret_env = \"…\")",
+        );
+    }
+    let rules = app
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, table)| {
+            Rule::compile(table)
+                .map_err(|e| p.add(format!("{at}.rules[{i}]"), e))
+                .ok()
+        })
+        .collect();
     Some(AppConfig {
         appid: appid?,
         secret: app_secret?,
@@ -432,7 +463,7 @@ fn check_app(
             .collect(),
         webhook,
         webhook_secret,
-        rules: app.rules,
+        rules,
     })
 }
 

@@ -5,6 +5,7 @@ mod compat;
 mod error;
 mod jssdk;
 mod router;
+mod wechat;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ pub use error::ApiError;
 pub use router::router;
 
 use crate::config::{ClientConfig, ServerConfig};
+use crate::message::Dispatcher;
 use crate::token::TokenCenter;
 
 /// What every handler can reach. Cheap to clone.
@@ -23,4 +25,6 @@ pub struct AppState {
     pub clients: Arc<Vec<ClientConfig>>,
     /// `[server]` settings.
     pub server: Arc<ServerConfig>,
+    /// Handles verified pushes.
+    pub dispatcher: Arc<Dispatcher>,
 }

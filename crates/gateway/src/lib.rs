@@ -10,6 +10,7 @@
 //! - [`clock`]: wall time as a dependency ([`clock::SystemClock`], [`clock::ManualClock`]).
 //! - [`store`]: where credentials persist ([`store::Store`]: memory, sqlite).
 //! - [`token`]: the [`token::TokenCenter`], its background refresher and WeChat's token API.
+//! - [`message`]: pushes after verification: dedupe, rules, webhook, late replies.
 //! - [`http`]: every route ([`http::router`]) and the one [`http::ApiError`].
 //!
 //! Start from [`Gateway`].
@@ -17,16 +18,19 @@
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod message;
 pub mod store;
 pub mod token;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::config::{Config, StoreConfig};
+use crate::message::Dispatcher;
 use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
 use crate::token::center::Policy;
 use crate::token::refresh::Refreshers;
@@ -58,12 +62,20 @@ impl Gateway {
         policy: Policy,
     ) -> Self {
         let apps = config.apps.into_iter().map(Arc::new).collect();
-        let center = TokenCenter::new(apps, store, Upstream::new(&config.upstream), clock, policy);
+        let upstream = Upstream::new(&config.upstream);
+        let center = TokenCenter::new(apps, store, upstream.clone(), clock, policy);
         let refreshers = center.spawn_refreshers();
+        let dispatcher = Dispatcher::new(
+            center.clone(),
+            upstream,
+            Duration::from_millis(config.server.reply_budget_ms),
+            Duration::from_millis(config.server.webhook_timeout_ms),
+        );
         let state = http::AppState {
             center,
             clients: Arc::new(config.clients),
             server: Arc::new(config.server),
+            dispatcher: Arc::new(dispatcher),
         };
         Self {
             state,
@@ -74,6 +86,11 @@ impl Gateway {
     /// The token center.
     pub fn center(&self) -> &TokenCenter {
         &self.state.center
+    }
+
+    /// The push dispatcher (its counters, for tests and metrics).
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.state.dispatcher
     }
 
     /// Every route, ready to serve.

@@ -27,6 +27,8 @@ pub(crate) struct RawServer {
     pub(crate) listen: Option<String>,
     pub(crate) max_body_bytes: Option<usize>,
     pub(crate) timestamp_tolerance_secs: Option<u64>,
+    pub(crate) reply_budget_ms: Option<u64>,
+    pub(crate) webhook_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

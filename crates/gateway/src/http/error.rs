@@ -35,6 +35,15 @@ pub enum ApiError {
     /// The token center could not serve.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// A push failed its signature, mode or decryption checks.
+    #[error("push refused: {0}")]
+    Push(#[from] wxgate_proto::EnvelopeError),
+    /// A push signed too far from now.
+    #[error("timestamp outside the accepted window")]
+    StaleTimestamp,
+    /// The app has no server token, so it takes no pushes.
+    #[error("app {0} has no server token configured")]
+    PushNotConfigured(String),
 }
 
 impl ApiError {
@@ -50,6 +59,12 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, "invalid_credential")
             }
             ApiError::Token(TokenError::UnknownApp(_)) => (StatusCode::NOT_FOUND, "unknown_app"),
+            ApiError::PushNotConfigured(_) => (StatusCode::NOT_FOUND, "push_not_configured"),
+            ApiError::StaleTimestamp => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
+            ApiError::Push(
+                wxgate_proto::EnvelopeError::Signature | wxgate_proto::EnvelopeError::MsgSignature,
+            ) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            ApiError::Push(_) => (StatusCode::BAD_REQUEST, "bad_push"),
             ApiError::Token(TokenError::RateLimited { .. }) => {
                 (StatusCode::TOO_MANY_REQUESTS, "refresh_rate_limited")
             }
@@ -79,6 +94,8 @@ impl ApiError {
             ApiError::Token(TokenError::RateLimited { .. }) => {
                 Some("another forced refresh happened moments ago; fetch the current credential again".into())
             }
+            ApiError::PushNotConfigured(_) => Some("set the app's token (the one typed into WeChat's console)".into()),
+            ApiError::StaleTimestamp => Some("check this server's clock (server.timestamp_tolerance_secs)".into()),
             _ => None,
         }
     }

@@ -4,12 +4,15 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::{client_api, compat, jssdk, AppState};
+use super::{client_api, compat, jssdk, wechat, AppState};
 
 /// The gateway's routes.
 pub fn router(state: AppState) -> Router {
     let max_body = state.server.max_body_bytes;
     Router::new()
+        // WeChat-facing: the URL configured in WeChat's console (`/` when there is one app).
+        .route("/wx/{appid}", get(wechat::verify).post(wechat::receive))
+        .route("/", get(wechat::verify_root).post(wechat::receive_root))
         // Client API for business servers (Authorization: Bearer <client key>).
         .route("/v1/apps/{appid}/jssdk/signature", post(jssdk::signature))
         .route("/v1/apps/{appid}/{kind}", get(client_api::get))

@@ -176,6 +176,29 @@ impl Upstream {
         }
     }
 
+    /// Sends a customer-service message (§6.1).
+    pub async fn custom_send(
+        &self,
+        appid: &str,
+        access_token: &str,
+        message: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        let request = self
+            .http
+            .post(self.url("/cgi-bin/message/custom/send"))
+            .query(&[("access_token", access_token)])
+            .json(message);
+        let answer = send(request).await?;
+        match answer.errcode {
+            0 => Ok(()),
+            40001 => Err(Failure {
+                class: FailureClass::TokenRejected,
+                ..Failure::from_errcode(appid, 40001, &answer.errmsg)
+            }),
+            errcode => Err(Failure::from_errcode(appid, errcode, &answer.errmsg)),
+        }
+    }
+
     /// Fetches a ticket of `kind` with `access_token`.
     pub async fn ticket(
         &self,

@@ -5,6 +5,8 @@ mod client_api;
 mod compat;
 mod config;
 mod faults;
+mod logs;
+mod pushes;
 mod token_center;
 
 use std::collections::BTreeMap;
@@ -30,7 +32,10 @@ pub(crate) struct Setup {
     pub(crate) token_api: &'static str,
     pub(crate) sim: SimConfig,
     pub(crate) store: String,
-    pub(crate) extra_toml: String,
+    /// Lines added to the app's `[[apps]]` table (token, mode, rules…).
+    pub(crate) app_toml: String,
+    /// Lines added to `[server]`.
+    pub(crate) server_toml: String,
 }
 
 impl Setup {
@@ -39,7 +44,8 @@ impl Setup {
             token_api: "classic",
             sim: SimConfig::with_apps(vec![SimApp::new(APPID, SECRET)]),
             store: "backend = \"memory\"".into(),
-            extra_toml: String::new(),
+            app_toml: String::new(),
+            server_toml: String::new(),
         }
     }
 
@@ -53,6 +59,18 @@ impl Setup {
             "backend = \"sqlite\"\npath = {:?}",
             path.display().to_string()
         );
+        self
+    }
+
+    pub(crate) fn app(mut self, toml: &str) -> Self {
+        self.app_toml.push_str(toml);
+        self.app_toml.push('\n');
+        self
+    }
+
+    pub(crate) fn server(mut self, toml: &str) -> Self {
+        self.server_toml.push_str(toml);
+        self.server_toml.push('\n');
         self
     }
 
@@ -100,6 +118,7 @@ impl Env {
             r#"
 [server]
 listen = "127.0.0.1:0"
+{server}
 [store]
 {store}
 [upstream]
@@ -111,22 +130,24 @@ secret_env = "WX_SECRET"
 token_api = "{api}"
 refresh_ahead_secs = 600
 js_domains = ["example.com"]
+{app}
 [[clients]]
 name = "shop"
 key_sha256 = "{key_sha256}"
 apps = ["{APPID}"]
-{extra}
 "#,
             store = self.setup.store,
             sim = self.sim.url(),
             api = self.setup.token_api,
-            extra = self.setup.extra_toml,
+            server = self.setup.server_toml,
+            app = self.setup.app_toml,
         )
     }
 
     /// (Re)starts the gateway on the same simulator, store settings and clock.
     pub(crate) async fn start_gateway(&mut self) {
         self.stop_gateway();
+        crate::logs::capture();
         let env = BTreeMap::from([("WX_SECRET".to_owned(), SECRET.to_owned())]);
         let config = wxgate_gateway::config::load(&self.toml(), &env).unwrap();
         let gateway = Gateway::new(config, self.clock.clone(), Policy::without_jitter()).unwrap();

@@ -1,0 +1,208 @@
+//! What happens to a push once it is verified and decrypted: dedupe, the app's
+//! rules, then its webhook, all within WeChat's 5-second window; a webhook that
+//! answers too late has its reply delivered through the customer-service API.
+//!
+//! - [`dedupe`]: one handling per push, retries share its answer.
+//! - [`rules`]: static replies from the configuration.
+//! - [`webhook`]: the business server's contract (docs/webhook.md).
+
+pub mod dedupe;
+pub mod rules;
+pub mod webhook;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wxgate_proto::{Push, Reply, ReplyBody};
+
+use crate::config::AppConfig;
+use crate::store::Kind;
+use crate::token::{FailureClass, TokenCenter, Upstream};
+use dedupe::{Answer, Dedupe};
+
+/// How each push ended, counted for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PushCounters {
+    /// Answered by a rule.
+    pub rule: AtomicU64,
+    /// Answered by the webhook in time.
+    pub webhook: AtomicU64,
+    /// Answered `success`; the webhook's reply went out by customer-service message.
+    pub late: AtomicU64,
+    /// Answered `success` with nothing to say (no rule, no webhook, or a 204).
+    pub no_reply: AtomicU64,
+    /// The webhook failed; answered `success`.
+    pub webhook_failed: AtomicU64,
+    /// Retries answered from the dedupe cache.
+    pub duplicate: AtomicU64,
+    /// Refused before handling (signature, timestamp, decryption, XML).
+    pub rejected: AtomicU64,
+}
+
+/// Handles verified pushes.
+#[derive(Debug)]
+pub struct Dispatcher {
+    center: TokenCenter,
+    upstream: Upstream,
+    http: reqwest::Client,
+    dedupe: Dedupe,
+    /// Time to answer WeChat in, including the webhook (WeChat waits 5 s).
+    budget: Duration,
+    /// How long a late webhook answer is still awaited.
+    webhook_timeout: Duration,
+    /// Outcome counters.
+    pub counters: PushCounters,
+}
+
+impl Dispatcher {
+    /// A dispatcher answering within `budget`.
+    pub fn new(
+        center: TokenCenter,
+        upstream: Upstream,
+        budget: Duration,
+        webhook_timeout: Duration,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client without redirects builds");
+        Self {
+            center,
+            upstream,
+            http,
+            dedupe: Dedupe::default(),
+            budget,
+            webhook_timeout,
+            counters: PushCounters::default(),
+        }
+    }
+
+    /// The answer to `push` (plaintext reply XML, or `None` for `success`).
+    /// Retries of the same push share one handling.
+    pub async fn answer(self: &Arc<Self>, app: Arc<AppConfig>, push: Push) -> Answer {
+        let now = self.center.now();
+        let key = format!("{}:{}", app.appid, push.dedupe_key());
+        let this = self.clone();
+        let (answer, duplicate) = self
+            .dedupe
+            .answer(key, now, async move { this.handle(app, push).await });
+        if duplicate {
+            self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
+        }
+        answer.await
+    }
+
+    async fn handle(self: Arc<Self>, app: Arc<AppConfig>, push: Push) -> Answer {
+        let started = tokio::time::Instant::now();
+        let (outcome, body) = self.reply_body(&app, &push).await;
+        tracing::info!(
+            appid = %app.appid,
+            msg_type = push.kind.msg_type(),
+            outcome,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "push handled"
+        );
+        let now = self.center.now();
+        body.map(|body| Reply::to(&push, now, body).to_xml())
+    }
+
+    async fn reply_body(
+        self: &Arc<Self>,
+        app: &Arc<AppConfig>,
+        push: &Push,
+    ) -> (&'static str, Option<ReplyBody>) {
+        let counters = &self.counters;
+        if let Some(rule) = app.rules.iter().find(|r| r.matches(push)) {
+            counters.rule.fetch_add(1, Ordering::Relaxed);
+            return ("rule", Some(rule.reply.clone()));
+        }
+        let (Some(url), Some(secret)) = (&app.webhook, &app.webhook_secret) else {
+            counters.no_reply.fetch_add(1, Ordering::Relaxed);
+            return ("no_reply", None);
+        };
+        let this = self.clone();
+        let (url, secret, appid, push_owned) =
+            (url.clone(), secret.clone(), app.appid.clone(), push.clone());
+        let now = self.center.now();
+        let mut call = tokio::spawn(async move {
+            webhook::call(
+                &this.http,
+                &url,
+                &secret,
+                &appid,
+                &push_owned,
+                now,
+                this.webhook_timeout,
+            )
+            .await
+        });
+        match tokio::time::timeout(self.budget, &mut call).await {
+            Ok(Ok(Ok(reply))) => {
+                let counter = if reply.is_some() {
+                    &counters.webhook
+                } else {
+                    &counters.no_reply
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                ("webhook", reply)
+            }
+            Ok(Ok(Err(e))) => {
+                counters.webhook_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(appid = %app.appid, error = %e, "webhook failed; answering success");
+                ("webhook_failed", None)
+            }
+            Ok(Err(_)) => ("webhook_failed", None),
+            Err(_) => {
+                counters.late.fetch_add(1, Ordering::Relaxed);
+                let this = self.clone();
+                let (app, openid) = (app.clone(), push.from_user_name.clone());
+                tokio::spawn(async move {
+                    if let Ok(Ok(Some(reply))) = call.await {
+                        this.deliver_late(&app, &openid, &reply).await;
+                    }
+                });
+                ("late", None)
+            }
+        }
+    }
+
+    /// Sends a late reply as a customer-service message, refreshing the token once if WeChat rejects it.
+    async fn deliver_late(&self, app: &AppConfig, openid: &str, reply: &ReplyBody) {
+        let message = webhook::custom_message(openid, reply);
+        let appid = app.appid.as_str();
+        for attempt in 0..2 {
+            let token = match self.center.get(appid, Kind::AccessToken).await {
+                Ok(token) => token,
+                Err(e) => {
+                    tracing::error!(appid, error = %e, "late reply lost: no access token");
+                    return;
+                }
+            };
+            match self
+                .upstream
+                .custom_send(appid, &token.value, &message)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(appid, "late reply delivered by customer-service message");
+                    return;
+                }
+                Err(f) if f.class == FailureClass::TokenRejected && attempt == 0 => {
+                    let _ = self
+                        .center
+                        .refresh(appid, Kind::AccessToken, &token.value)
+                        .await;
+                }
+                Err(f) => {
+                    tracing::error!(
+                        appid,
+                        upstream.errcode = f.errcode.unwrap_or(0),
+                        "late reply not delivered: {f}"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}

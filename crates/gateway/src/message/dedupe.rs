@@ -1,0 +1,78 @@
+//! WeChat retries a push it got no answer to within 5 s, up to three deliveries
+//! (protocol reference §2.8). Each push is handled once: a retry that arrives
+//! while the first delivery is still being handled waits for the same answer,
+//! and a later retry gets the cached answer, for [`Dedupe::WINDOW`] seconds.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+
+/// What a push is answered with: the plaintext reply XML, or `None` for `success`.
+pub type Answer = Option<String>;
+
+type SharedAnswer = Shared<BoxFuture<'static, Answer>>;
+
+/// In-process dedupe of pushes by key.
+#[derive(Debug, Default)]
+pub struct Dedupe {
+    entries: Mutex<HashMap<String, (u64, SharedAnswer)>>,
+}
+
+impl Dedupe {
+    /// Seconds an answer stays cached: WeChat's retries span about 15 s.
+    pub const WINDOW: u64 = 60;
+
+    /// The answer for `key`: the one already computed or being computed, or
+    /// `work`'s, which then runs to completion even if the caller goes away
+    /// (WeChat drops connections after 5 s). `true` when `key` was seen before.
+    pub fn answer(
+        &self,
+        key: String,
+        now: u64,
+        work: impl Future<Output = Answer> + Send + 'static,
+    ) -> (SharedAnswer, bool) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, (at, _)| at.saturating_add(Self::WINDOW) > now);
+        if let Some((_, answer)) = entries.get(&key) {
+            return (answer.clone(), true);
+        }
+        let task = tokio::spawn(work);
+        let answer = async move { task.await.unwrap_or(None) }.boxed().shared();
+        entries.insert(key, (now, answer.clone()));
+        (answer, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_and_later_duplicates_share_one_run() {
+        let dedupe = Dedupe::default();
+        let runs = Arc::new(AtomicU32::new(0));
+        let work = || {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                Some("<xml/>".to_owned())
+            }
+        };
+        let (a, first_dup) = dedupe.answer("k".into(), 100, work());
+        let (b, second_dup) = dedupe.answer("k".into(), 101, work());
+        assert!(!first_dup && second_dup);
+        assert_eq!(a.await, b.await);
+        let (c, _) = dedupe.answer("k".into(), 150, work());
+        assert_eq!(c.await.as_deref(), Some("<xml/>"));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // After the window the key is new again.
+        let (_, dup) = dedupe.answer("k".into(), 100 + Dedupe::WINDOW, work());
+        assert!(!dup);
+    }
+}
