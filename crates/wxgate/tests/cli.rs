@@ -141,7 +141,7 @@ fn sim_rejects_a_malformed_app() {
     assert!(err.contains("APPID:SECRET"), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
     let mut dev = Server::start(&[
         "dev",
@@ -189,6 +189,29 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
         stats["apps"]["wxd000000000000001"]["stable_tokens_issued"], 1,
         "{stats}"
     );
+
+    // The printed push lines go through the gateway: a rule, then the demo webhook.
+    let pushes: Vec<String> = dev
+        .lines
+        .by_ref()
+        .map(Result::unwrap)
+        .filter(|l| l.contains("wxgate push"))
+        .take(2)
+        .collect();
+    for (line, expected) in pushes
+        .iter()
+        .zip(["the demo webhook echoes it", "echo: hello"])
+    {
+        let args: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
+        let (ok, out, err) = tokio::task::spawn_blocking(move || {
+            wxgate(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{line}\n{out}{err}");
+        assert!(out.contains(expected), "{line}\n{out}");
+    }
+    assert_eq!(pushes.len(), 2);
 }
 
 /// A config file for `serve`, `token` and `check`, against a simulator.

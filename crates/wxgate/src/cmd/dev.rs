@@ -15,6 +15,11 @@ use wxgate_sim::{SimApp, SimConfig, Simulator};
 
 /// The client key `wxgate dev` accepts (a development key: never reuse it).
 const DEV_CLIENT_KEY: &str = "dev-client-key";
+/// The demo app's server token and EncodingAESKey, as typed into WeChat's console.
+const DEV_TOKEN: &str = "devtoken";
+const DEV_AES_KEY: &str = "wxgateDevKey0123456789abcdefghijklmnopqrstu";
+/// The demo webhook's signing secret.
+const DEV_WEBHOOK_SECRET: &str = "dev-webhook-secret";
 
 /// Arguments of `wxgate dev`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +39,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .spawn_on(&args.sim_listen)
         .await
         .with_context(|| format!("starting the simulator on {}", args.sim_listen))?;
+    let webhook = demo_webhook().await?;
     let db = std::env::temp_dir().join(format!("wxgate-dev-{}.db", std::process::id()));
     let toml = format!(
         r#"
@@ -47,7 +53,18 @@ base_url = "{sim}"
 [[apps]]
 appid = "{appid}"
 secret_env = "WXGATE_DEV_SECRET"
+token = "{token}"
+encoding_aes_key = "{aes_key}"
+mode = "safe"
 js_domains = ["example.com"]
+webhook = "{webhook}"
+webhook_secret = "{webhook_secret}"
+[[apps.rules]]
+event = "subscribe"
+reply = {{ text = "Welcome to the wxgate demo!" }}
+[[apps.rules]]
+keyword = "help"
+reply = {{ text = "Send anything: the demo webhook echoes it." }}
 [[clients]]
 name = "dev"
 key_sha256 = "{key}"
@@ -58,6 +75,9 @@ apps = ["*"]
         sim = sim.url(),
         appid = app.appid,
         key = hex::encode(Sha256::digest(DEV_CLIENT_KEY.as_bytes())),
+        token = DEV_TOKEN,
+        aes_key = DEV_AES_KEY,
+        webhook_secret = DEV_WEBHOOK_SECRET,
     );
     let env = BTreeMap::from([("WXGATE_DEV_SECRET".to_owned(), app.secret.clone())]);
     let config = wxgate_gateway::config::load(&toml, &env)?;
@@ -70,6 +90,40 @@ apps = ["*"]
     gateway.serve(listener, super::shutdown_signal()).await?;
     let _ = std::fs::remove_file(&db);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo business server: checks wxgate's signature and echoes text messages.
+async fn demo_webhook() -> anyhow::Result<String> {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Json, Response};
+    use wxgate_gateway::message::webhook::{signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+    async fn echo(headers: HeaderMap, body: String) -> Response {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let timestamp: u64 = header(TIMESTAMP_HEADER).parse().unwrap_or(0);
+        if header(SIGNATURE_HEADER) != signature(DEV_WEBHOOK_SECRET, timestamp, body.as_bytes()) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        let request: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        match request["push"]["content"].as_str() {
+            Some(text) => {
+                Json(serde_json::json!({"type": "text", "content": format!("echo: {text}")}))
+                    .into_response()
+            }
+            None => StatusCode::NO_CONTENT.into_response(),
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/webhook", listener.local_addr()?);
+    let app = axum::Router::new().route("/webhook", axum::routing::post(echo));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
 }
 
 fn print_banner(url: &str, sim: &str, app: &SimApp, db: &std::path::Path) {
@@ -90,10 +144,14 @@ Try:
   curl {auth} {url}/v1/apps/{appid}/jsapi_ticket
   curl {auth} -H 'content-type: application/json' -X POST {url}/v1/apps/{appid}/jssdk/signature -d '{{\"url\":\"https://www.example.com/\"}}'
   curl '{url}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}'
+  wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text help
+  wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text hello
+  wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --event subscribe
   curl {sim}/sim/stats
-  wxgate push --url http://YOUR-SERVER/wechat --token YOUR-TOKEN --text hello
 
 Ctrl-C stops.",
-        db = db.display()
+        db = db.display(),
+        token = DEV_TOKEN,
+        aes_key = DEV_AES_KEY,
     );
 }
