@@ -55,7 +55,7 @@ pub struct ServerConfig {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StoreConfig {
     /// The embedded default: a SQLite file (default `wxgate.db`).
     Sqlite {
@@ -64,6 +64,34 @@ pub enum StoreConfig {
     },
     /// Nothing persists (tests, throwaway runs).
     Memory,
+    /// Redis, shared by several instances.
+    Redis {
+        /// `redis://[:password@]host:port/db` (a secret: it may hold a password).
+        url: SecretString,
+        /// Prefix of every key (default `wxgate:`).
+        key_prefix: String,
+    },
+}
+
+impl PartialEq for StoreConfig {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        match (self, other) {
+            (Self::Sqlite { path: a }, Self::Sqlite { path: b }) => a == b,
+            (Self::Memory, Self::Memory) => true,
+            (
+                Self::Redis {
+                    url: a,
+                    key_prefix: p,
+                },
+                Self::Redis {
+                    url: b,
+                    key_prefix: q,
+                },
+            ) => a.expose_secret() == b.expose_secret() && p == q,
+            _ => false,
+        }
+    }
 }
 
 /// `[upstream]`.
@@ -230,18 +258,37 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
             "must stay under WeChat's 5000 ms window",
         );
     }
+    let redis_url = secret(
+        p,
+        env,
+        "store.url",
+        raw.store.url,
+        raw.store.url_env,
+        raw.store.url_file,
+    );
+    let url_given = redis_url.is_some();
     let store = match raw.store.backend.as_deref().unwrap_or("sqlite") {
         "sqlite" => StoreConfig::Sqlite {
             path: PathBuf::from(raw.store.path.as_deref().unwrap_or("wxgate.db")),
         },
         "memory" => StoreConfig::Memory,
-        "redis" => {
-            p.add(
-                "store.backend",
-                "redis is not available in this version yet; use sqlite or memory",
-            );
-            StoreConfig::Memory
-        }
+        "redis" => match redis_url {
+            Some(url) => StoreConfig::Redis {
+                url,
+                key_prefix: raw
+                    .store
+                    .key_prefix
+                    .clone()
+                    .unwrap_or_else(|| "wxgate:".into()),
+            },
+            None => {
+                p.add(
+                    "store.url",
+                    "redis needs url (or url_env / url_file), e.g. redis://127.0.0.1:6379/0",
+                );
+                StoreConfig::Memory
+            }
+        },
         other => {
             p.add(
                 "store.backend",
@@ -252,10 +299,10 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
     };
     if raw.store.backend.as_deref() != Some("redis") {
         for (name, given) in [
-            ("url", &raw.store.url),
-            ("key_prefix", &raw.store.key_prefix),
+            ("url", url_given),
+            ("key_prefix", raw.store.key_prefix.is_some()),
         ] {
-            if given.is_some() {
+            if given {
                 p.add(
                     format!("store.{name}"),
                     "only used with backend = \"redis\"",

@@ -4,6 +4,7 @@ mod client_api;
 mod compat;
 mod error;
 mod jssdk;
+mod ops;
 mod router;
 mod wechat;
 

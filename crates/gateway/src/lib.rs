@@ -31,10 +31,22 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::{Config, StoreConfig};
 use crate::message::Dispatcher;
-use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
+use crate::store::{MemoryStore, RedisStore, SqliteStore, Store, StoreError};
 use crate::token::center::Policy;
 use crate::token::refresh::Refreshers;
 use crate::token::{TokenCenter, Upstream};
+
+/// Opens the store a configuration names.
+pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    use secrecy::ExposeSecret;
+    Ok(match config {
+        StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+        StoreConfig::Memory => Arc::new(MemoryStore::default()),
+        StoreConfig::Redis { url, key_prefix } => {
+            Arc::new(RedisStore::connect(url.expose_secret(), key_prefix).await?)
+        }
+    })
+}
 
 /// A configured gateway: its state and its background tasks.
 #[derive(Debug)]
@@ -45,11 +57,12 @@ pub struct Gateway {
 
 impl Gateway {
     /// Opens the configured store and builds the gateway.
-    pub fn new(config: Config, clock: Arc<dyn Clock>, policy: Policy) -> Result<Self, StoreError> {
-        let store: Arc<dyn Store> = match &config.store {
-            StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
-            StoreConfig::Memory => Arc::new(MemoryStore::default()),
-        };
+    pub async fn new(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+    ) -> Result<Self, StoreError> {
+        let store = open_store(&config.store).await?;
         Ok(Self::with_store(config, store, clock, policy))
     }
 

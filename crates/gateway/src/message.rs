@@ -17,7 +17,7 @@ use std::time::Duration;
 use wxgate_proto::{Push, Reply, ReplyBody};
 
 use crate::config::AppConfig;
-use crate::store::Kind;
+use crate::store::{Kind, PushClaim};
 use crate::token::{FailureClass, TokenCenter, Upstream};
 use dedupe::{Answer, Dedupe};
 
@@ -79,18 +79,66 @@ impl Dispatcher {
     }
 
     /// The answer to `push` (plaintext reply XML, or `None` for `success`).
-    /// Retries of the same push share one handling.
+    /// Retries of the same push share one handling, in this instance (dedupe)
+    /// and across instances (the store's push claims).
     pub async fn answer(self: &Arc<Self>, app: Arc<AppConfig>, push: Push) -> Answer {
         let now = self.center.now();
         let key = format!("{}:{}", app.appid, push.dedupe_key());
         let this = self.clone();
-        let (answer, duplicate) = self
-            .dedupe
-            .answer(key, now, async move { this.handle(app, push).await });
+        let shared_key = key.clone();
+        let (answer, duplicate) = self.dedupe.answer(key, now, async move {
+            this.answer_once_across_instances(shared_key, app, push)
+                .await
+        });
         if duplicate {
             self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
         }
         answer.await
+    }
+
+    async fn answer_once_across_instances(
+        self: Arc<Self>,
+        key: String,
+        app: Arc<AppConfig>,
+        push: Push,
+    ) -> Answer {
+        let store = self.center.store().clone();
+        let ttl = Duration::from_secs(Dedupe::WINDOW);
+        match store.claim_push(&key, ttl).await {
+            Ok(PushClaim::First) => {}
+            Ok(PushClaim::Answered(answer)) => {
+                self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
+                return answer;
+            }
+            Ok(PushClaim::Pending) => {
+                self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
+                return self.await_other_instance(&key).await;
+            }
+            Err(e) => {
+                tracing::warn!(appid = %app.appid, error = %e, "shared dedupe unavailable; handling here")
+            }
+        }
+        let answer = self.clone().handle(app, push).await;
+        if let Err(e) = store.answer_push(&key, answer.as_deref(), ttl).await {
+            tracing::warn!(error = %e, "could not share the answer of a push");
+        }
+        answer
+    }
+
+    /// Another instance is handling this push: wait for its answer within the budget.
+    async fn await_other_instance(&self, key: &str) -> Answer {
+        let store = self.center.store();
+        let deadline = tokio::time::Instant::now() + self.budget;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Ok(PushClaim::Answered(answer)) = store
+                .claim_push(key, Duration::from_secs(Dedupe::WINDOW))
+                .await
+            {
+                return answer;
+            }
+        }
+        None
     }
 
     async fn handle(self: Arc<Self>, app: Arc<AppConfig>, push: Push) -> Answer {

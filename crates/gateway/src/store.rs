@@ -1,13 +1,16 @@
 //! Where credentials persist: `memory` (tests), `sqlite` (the embedded default)
-//! and, later, `redis` (several instances). The token center keeps its own
+//! and `redis` (several instances). The token center keeps its own
 //! in-process copy; the store is what survives a restart.
 
 mod memory;
+mod redis;
 mod sqlite;
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
@@ -97,7 +100,31 @@ impl fmt::Debug for Credential {
 #[error("store: {0}")]
 pub struct StoreError(pub String);
 
+/// The right to refresh one credential, across every instance sharing a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Who holds it (random per lease).
+    pub owner: String,
+    /// Fencing token: grows with every lease; a write with an older one is refused.
+    pub fence: u64,
+}
+
+/// What the shared dedupe knows about a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushClaim {
+    /// This instance is the first to handle it.
+    First,
+    /// Another instance is handling it.
+    Pending,
+    /// Another instance answered it: the reply XML, or `None` for `success`.
+    Answered(Option<String>),
+}
+
 /// Persistence of credentials, shared by every instance that uses the same backend.
+///
+/// Single-instance backends keep the defaults: every lease is granted (the
+/// token center's in-process single flight is enough) and every push is new
+/// (the in-process dedupe is enough). Redis overrides them.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The stored credential of `appid` and `kind`, valid or not.
@@ -111,6 +138,56 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<(), StoreError>;
     /// Whether the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Takes the refresh lease of a credential for `ttl`; `None` when another instance holds it.
+    async fn acquire(
+        &self,
+        _appid: &str,
+        _kind: Kind,
+        _ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        Ok(Some(Lease {
+            owner: String::new(),
+            fence: 0,
+        }))
+    }
+
+    /// Gives a lease back, if it is still ours.
+    async fn release(&self, _appid: &str, _kind: Kind, _lease: &Lease) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Stores a credential fetched under `lease`; `false` when a newer lease exists
+    /// (the write is refused, so a stale instance never overwrites a newer token).
+    async fn save_fenced(
+        &self,
+        appid: &str,
+        kind: Kind,
+        credential: &Credential,
+        _lease: &Lease,
+    ) -> Result<bool, StoreError> {
+        self.save(appid, kind, credential).await.map(|()| true)
+    }
+
+    /// Notifications of credentials stored by other instances, if the backend has them.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<(String, Kind)>> {
+        None
+    }
+
+    /// Claims a push for handling across instances, for `ttl`.
+    async fn claim_push(&self, _key: &str, _ttl: Duration) -> Result<PushClaim, StoreError> {
+        Ok(PushClaim::First)
+    }
+
+    /// Records the answer to a claimed push, for retries that land on other instances.
+    async fn answer_push(
+        &self,
+        _key: &str,
+        _answer: Option<&str>,
+        _ttl: Duration,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -391,3 +391,70 @@ fn push_to_a_server_that_is_down_fails_after_its_retries() {
     let (ok, _, err) = wxgate(&["push", "--url", &url, "--token", "t"]);
     assert!(!ok && err.contains("--text"), "{err}");
 }
+
+/// Four real `wxgate serve` processes on one Redis, 1,000 concurrent cold
+/// requests spread over them: one upstream token call in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_serve_processes_on_one_redis_make_one_upstream_call() {
+    let redis = wxgate_testkit::RedisServer::start();
+    let sim = wxgate_sim::Simulator::spawn(wxgate_sim::SimConfig::with_apps(vec![
+        wxgate_sim::SimApp::new("wx1", "s1"),
+    ]))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = "cluster-client-key";
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"redis\"\nurl = \"{}\"\n\
+         [upstream]\nbase_url = \"{}\"\n[[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\ntoken_api = \"classic\"\n\
+         [[clients]]\nname = \"c\"\nkey_sha256 = \"{}\"\napps = [\"*\"]\n",
+        redis.url(),
+        sim.url(),
+        sha256_hex(key),
+    );
+    let config = dir.path().join("wxgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let mut servers: Vec<Server> = (0..4)
+        .map(|_| Server::start(&["serve", "-c", config]))
+        .collect();
+    let urls: Vec<String> = servers
+        .iter_mut()
+        .map(|s| s.url_after("listening on"))
+        .collect();
+    let client = reqwest::Client::new();
+    let calls = (0..1000).map(|i| {
+        let url = format!("{}/v1/apps/wx1/access_token", urls[i % 4]);
+        let client = client.clone();
+        async move {
+            let body: serde_json::Value = client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["access_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{body}"))
+                .to_owned()
+        }
+    });
+    let tokens: std::collections::HashSet<String> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        sim.stats().app("wx1").calls("/cgi-bin/token"),
+        1,
+        "one upstream call for four processes"
+    );
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}

@@ -37,6 +37,8 @@ pub(crate) struct RawStore {
     pub(crate) backend: Option<String>,
     pub(crate) path: Option<String>,
     pub(crate) url: Option<String>,
+    pub(crate) url_env: Option<String>,
+    pub(crate) url_file: Option<String>,
     pub(crate) key_prefix: Option<String>,
 }
 

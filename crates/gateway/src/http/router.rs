@@ -4,7 +4,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::{client_api, compat, jssdk, wechat, AppState};
+use super::{client_api, compat, jssdk, ops, wechat, AppState};
 
 /// The gateway's routes.
 pub fn router(state: AppState) -> Router {
@@ -22,7 +22,8 @@ pub fn router(state: AppState) -> Router {
         .route("/cgi-bin/stable_token", post(compat::stable_token))
         .route("/cgi-bin/ticket/getticket", get(compat::ticket))
         // Operations.
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

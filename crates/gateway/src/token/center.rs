@@ -4,15 +4,22 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::AppConfig;
-use crate::store::{mask, Credential, Kind, Store};
+use crate::config::{AppConfig, TokenApi};
+use crate::store::{mask, Credential, Kind, Lease, Store};
 
 use super::upstream::{Failure, FailureClass, Fetched, Upstream};
 
-/// Seconds before expiry from which stable_token hands out the next token (§4.2).
-const STABLE_ROLLOVER: u64 = 300;
+/// stable_token hands out the next token only in the last 300 s of the current
+/// one (§4.2): renew between 300 and 280 s before expiry, not earlier.
+const STABLE_RENEW_AHEAD: u64 = 280;
+const STABLE_RENEW_SPREAD: u64 = 20;
+/// How long a refresh lease lasts across instances: longer than a call to WeChat.
+const LEASE_TTL: Duration = Duration::from_secs(15);
+/// How often an instance waiting on another instance's refresh looks at the store.
+const LEASE_POLL: Duration = Duration::from_millis(50);
 /// WeChat's quotas reset at midnight Beijing time (UTC+8).
 const BEIJING_OFFSET: u64 = 8 * 3600;
 
@@ -212,6 +219,11 @@ impl TokenCenter {
         self.inner.apps.keys().map(String::as_str)
     }
 
+    /// The store behind the center.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
     /// The current time of the center's clock.
     pub fn now(&self) -> u64 {
         self.inner.clock.now()
@@ -237,7 +249,7 @@ impl TokenCenter {
             return Ok(c);
         }
         if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
-            slot.set(c.clone(), self.refresh_at(appid, &c));
+            slot.set(c.clone(), self.refresh_at(appid, kind, &c));
             return Ok(c);
         }
         self.fetch(appid, kind, slot, false).await
@@ -260,7 +272,7 @@ impl TokenCenter {
             None => self.load(appid, kind).await,
         };
         if let Some(c) = current.filter(|c| c.value != invalid && c.is_valid(now)) {
-            slot.set(c.clone(), self.refresh_at(appid, &c));
+            slot.set(c.clone(), self.refresh_at(appid, kind, &c));
             return Ok(c);
         }
         {
@@ -370,6 +382,72 @@ impl TokenCenter {
             }
         }
         let previous = slot.current();
+        let now = self.now();
+        // Across instances one refresh at a time: the store's lease.
+        let lease = match self.inner.store.acquire(appid, kind, LEASE_TTL).await {
+            Ok(Some(lease)) => Some(lease),
+            Ok(None) => {
+                return self
+                    .await_other_instance(appid, kind, slot, previous.as_ref(), forced)
+                    .await
+            }
+            Err(e) if previous.as_ref().is_some_and(|p| p.is_valid(now)) => {
+                let failure = Failure {
+                    class: FailureClass::Transient,
+                    errcode: None,
+                    message: format!(
+                        "cannot take the refresh lease ({e}); serving the current credential"
+                    ),
+                    hint: Some("check the store (Redis)".into()),
+                };
+                let retry_at = self.on_failure(slot, &failure, now);
+                tracing::warn!(appid, token.kind = %kind, error = %e, "store unavailable; refresh postponed");
+                slot.generation.send_modify(|g| *g += 1);
+                return Err(TokenError::Unavailable { failure, retry_at });
+            }
+            Err(e) => {
+                tracing::warn!(appid, token.kind = %kind, error = %e, "store unavailable; fetching without the lease");
+                None
+            }
+        };
+        let result = self
+            .fetch_leased(
+                appid,
+                kind,
+                slot,
+                app,
+                previous.as_ref(),
+                forced,
+                lease.as_ref(),
+            )
+            .await;
+        if let Some(lease) = &lease {
+            if let Err(e) = self.inner.store.release(appid, kind, lease).await {
+                tracing::warn!(appid, token.kind = %kind, error = %e, "could not release the refresh lease; it expires by itself");
+            }
+        }
+        result
+    }
+
+    /// The fetch itself, under the lease (or without one when the store is down).
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_leased(
+        &self,
+        appid: &str,
+        kind: Kind,
+        slot: &Slot,
+        app: &AppConfig,
+        previous: Option<&Credential>,
+        forced: bool,
+        lease: Option<&Lease>,
+    ) -> Result<Credential, TokenError> {
+        // Another instance may have stored a newer credential just before we got the lease.
+        if lease.is_some() {
+            if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
+                slot.set(stored.clone(), self.refresh_at(appid, kind, &stored));
+                return Ok(stored);
+            }
+        }
         let result = match kind {
             Kind::AccessToken => self.inner.upstream.access_token(app, forced).await,
             _ => self.fetch_ticket(appid, kind).await,
@@ -377,19 +455,44 @@ impl TokenCenter {
         let now = self.now();
         match result {
             Ok(Fetched { value, expires_in }) => {
-                let credential = Credential {
+                let mut credential = Credential {
                     value,
                     expires_at: now + expires_in,
                     fetched_at: now,
                 };
-                if let Err(e) = self.inner.store.save(appid, kind, &credential).await {
-                    tracing::warn!(appid, token.kind = %kind, error = %e, "could not persist; serving from memory");
+                let saved = match lease {
+                    Some(lease) => {
+                        self.inner
+                            .store
+                            .save_fenced(appid, kind, &credential, lease)
+                            .await
+                    }
+                    None => self
+                        .inner
+                        .store
+                        .save(appid, kind, &credential)
+                        .await
+                        .map(|()| true),
+                };
+                match saved {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // A newer lease holder wrote (or will write) its own: theirs wins.
+                        tracing::warn!(appid, token.kind = %kind, "lease lost while fetching; adopting the store's credential");
+                        if let Some(stored) =
+                            self.load(appid, kind).await.filter(|c| c.is_valid(now))
+                        {
+                            credential = stored;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(appid, token.kind = %kind, error = %e, "could not persist; serving from memory");
+                    }
                 }
-                let mut refresh_at = self.refresh_at(appid, &credential);
+                let mut refresh_at = self.refresh_at(appid, kind, &credential);
                 if previous.is_some_and(|p| p.value == credential.value) {
-                    // stable_token repeats the token until its last 300 s (§4.2).
-                    refresh_at =
-                        refresh_at.max(credential.expires_at.saturating_sub(STABLE_ROLLOVER - 10));
+                    // WeChat repeated the token: ask again shortly, not in a loop.
+                    refresh_at = refresh_at.max(now + 10);
                 }
                 {
                     let mut health = slot.health();
@@ -409,6 +512,68 @@ impl TokenCenter {
                 slot.generation.send_modify(|g| *g += 1);
                 Err(TokenError::Unavailable { failure, retry_at })
             }
+        }
+    }
+
+    /// A valid stored credential that replaces `previous`: a different value,
+    /// or (unless forced, when the value itself was reported bad) a later fetch.
+    async fn stored_newer_than(
+        &self,
+        appid: &str,
+        kind: Kind,
+        previous: Option<&Credential>,
+        forced: bool,
+    ) -> Option<Credential> {
+        let now = self.now();
+        let stored = self.load(appid, kind).await.filter(|c| c.is_valid(now))?;
+        let newer = match previous {
+            None => true,
+            Some(p) if forced => stored.value != p.value,
+            Some(p) => stored.value != p.value || stored.fetched_at > p.fetched_at,
+        };
+        newer.then_some(stored)
+    }
+
+    /// Another instance holds the lease: wait for the credential it stores.
+    async fn await_other_instance(
+        &self,
+        appid: &str,
+        kind: Kind,
+        slot: &Slot,
+        previous: Option<&Credential>,
+        forced: bool,
+    ) -> Result<Credential, TokenError> {
+        let deadline = tokio::time::Instant::now() + LEASE_TTL;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
+                slot.set(stored.clone(), self.refresh_at(appid, kind, &stored));
+                return Ok(stored);
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+        let failure = Failure {
+            class: FailureClass::Transient,
+            errcode: None,
+            message: "another instance holds the refresh lease and stored nothing new".into(),
+            hint: None,
+        };
+        let retry_at = self.on_failure(slot, &failure, self.now());
+        Err(TokenError::Unavailable { failure, retry_at })
+    }
+
+    /// Takes a credential another instance stored, if it is newer than ours
+    /// (called on the store's change notifications).
+    pub(super) async fn adopt_stored(&self, appid: &str, kind: Kind) {
+        let Ok(slot) = self.slot(appid, kind) else {
+            return;
+        };
+        let current = slot.current();
+        if let Some(stored) = self
+            .stored_newer_than(appid, kind, current.as_ref(), false)
+            .await
+        {
+            tracing::debug!(appid, token.kind = %kind, "adopted a credential stored by another instance");
+            slot.set(stored.clone(), self.refresh_at(appid, kind, &stored));
         }
     }
 
@@ -461,13 +626,22 @@ impl TokenCenter {
         health.not_before
     }
 
-    fn refresh_at(&self, appid: &str, credential: &Credential) -> u64 {
-        let ahead = self
-            .app(appid)
-            .map_or(crate::config::DEFAULT_REFRESH_AHEAD_SECS, |a| {
-                a.refresh_ahead_secs
-            });
-        let jitter = (self.inner.policy.jitter)(ahead / 10);
+    /// When to renew: `refresh_ahead` (plus up to a tenth of it in jitter)
+    /// before expiry; for stable tokens 280–300 s before, when WeChat rolls them.
+    fn refresh_at(&self, appid: &str, kind: Kind, credential: &Credential) -> u64 {
+        let app = self.app(appid);
+        let (ahead, spread) = match app.map(|a| a.token_api) {
+            Some(TokenApi::Stable) if kind == Kind::AccessToken => {
+                (STABLE_RENEW_AHEAD, STABLE_RENEW_SPREAD)
+            }
+            _ => {
+                let ahead = app.map_or(crate::config::DEFAULT_REFRESH_AHEAD_SECS, |a| {
+                    a.refresh_ahead_secs
+                });
+                (ahead, ahead / 10)
+            }
+        };
+        let jitter = (self.inner.policy.jitter)(spread);
         credential.expires_at.saturating_sub(ahead + jitter)
     }
 }

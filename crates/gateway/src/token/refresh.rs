@@ -21,14 +21,18 @@ impl Drop for Refreshers {
 }
 
 impl TokenCenter {
-    /// Starts one refresher per app and kind.
+    /// Starts one refresher per app and kind, and, when the store announces
+    /// other instances' writes, the task that adopts them at once.
     pub fn spawn_refreshers(&self) -> Refreshers {
-        let tasks = self
+        let mut tasks: Vec<_> = self
             .inner
             .slots
             .keys()
             .map(|(appid, kind)| tokio::spawn(run(self.clone(), appid.clone(), *kind)))
             .collect();
+        if let Some(changes) = self.store().changes() {
+            tasks.push(tokio::spawn(follow(self.clone(), changes)));
+        }
         Refreshers { tasks }
     }
 }
@@ -54,6 +58,26 @@ async fn run(center: TokenCenter, appid: String, kind: Kind) {
                     result = changed.changed() => if result.is_err() { return },
                 }
             }
+        }
+    }
+}
+
+/// Adopts credentials other instances store, as their notifications arrive.
+async fn follow(
+    center: TokenCenter,
+    mut changes: tokio::sync::broadcast::Receiver<(String, Kind)>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok((appid, kind)) => center.adopt_stored(&appid, kind).await,
+            Err(RecvError::Lagged(_)) => {
+                let all: Vec<_> = center.inner.slots.keys().cloned().collect();
+                for (appid, kind) in all {
+                    center.adopt_stored(&appid, kind).await;
+                }
+            }
+            Err(RecvError::Closed) => return,
         }
     }
 }

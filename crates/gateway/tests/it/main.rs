@@ -7,6 +7,7 @@ mod config;
 mod faults;
 mod logs;
 mod pushes;
+mod redis;
 mod token_center;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,11 @@ impl Setup {
         self
     }
 
+    pub(crate) fn redis(mut self, url: &str) -> Self {
+        self.store = format!("backend = \"redis\"\nurl = \"{url}\"\nkey_prefix = \"test:\"");
+        self
+    }
+
     pub(crate) fn sqlite(mut self, path: &std::path::Path) -> Self {
         self.store = format!(
             "backend = \"sqlite\"\npath = {:?}",
@@ -93,6 +99,7 @@ impl Setup {
             url: String::new(),
             center: None,
             stop: None,
+            others: Vec::new(),
         };
         env.start_gateway().await;
         env
@@ -109,6 +116,15 @@ pub(crate) struct Env {
     pub(crate) url: String,
     center: Option<TokenCenter>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// More instances on the same configuration (and store), for multi-instance tests.
+    pub(crate) others: Vec<Instance>,
+}
+
+/// One more gateway instance.
+pub(crate) struct Instance {
+    pub(crate) url: String,
+    pub(crate) center: TokenCenter,
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Env {
@@ -147,18 +163,42 @@ apps = ["{APPID}"]
     /// (Re)starts the gateway on the same simulator, store settings and clock.
     pub(crate) async fn start_gateway(&mut self) {
         self.stop_gateway();
+        let (url, center, stop) = self.spawn_instance().await;
+        (self.url, self.center, self.stop) = (url, Some(center), Some(stop));
+    }
+
+    /// Starts one more instance on the same configuration.
+    pub(crate) async fn add_instance(&mut self) {
+        let (url, center, stop) = self.spawn_instance().await;
+        self.others.push(Instance {
+            url,
+            center,
+            _stop: stop,
+        });
+    }
+
+    /// The base URLs of every running instance, the first one first.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        std::iter::once(self.url.clone())
+            .chain(self.others.iter().map(|i| i.url.clone()))
+            .collect()
+    }
+
+    async fn spawn_instance(&self) -> (String, TokenCenter, tokio::sync::oneshot::Sender<()>) {
         crate::logs::capture();
         let env = BTreeMap::from([("WX_SECRET".to_owned(), SECRET.to_owned())]);
         let config = wxgate_gateway::config::load(&self.toml(), &env).unwrap();
-        let gateway = Gateway::new(config, self.clock.clone(), Policy::without_jitter()).unwrap();
-        self.center = Some(gateway.center().clone());
+        let gateway = Gateway::new(config, self.clock.clone(), Policy::without_jitter())
+            .await
+            .unwrap();
+        let center = gateway.center().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        self.url = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        self.stop = Some(stop);
         tokio::spawn(gateway.serve(listener, async {
             let _ = stopped.await;
         }));
+        (url, center, stop)
     }
 
     /// Stops the gateway (server and refreshers).
@@ -183,10 +223,10 @@ apps = ["{APPID}"]
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let now = self.clock.now();
-            let busy = self
-                .center()
-                .status()
-                .iter()
+            let centers =
+                std::iter::once(self.center()).chain(self.others.iter().map(|i| &i.center));
+            let busy = centers
+                .flat_map(|c| c.status())
                 .any(|s| s.next_refresh_at.is_some_and(|at| at <= now));
             if !busy {
                 return;

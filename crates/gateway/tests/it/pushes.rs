@@ -17,7 +17,7 @@ use crate::{Env, Setup, APPID, T0};
 
 const TOKEN: &str = "server-token-123";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
-const HOOK_SECRET: &str = "hook-secret-xyz";
+pub(crate) const HOOK_SECRET: &str = "hook-secret-xyz";
 
 /// Every push type of the protocol reference (§2.4, §2.5): (name, MsgType, fields).
 fn samples() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -46,7 +46,7 @@ fn samples() -> Vec<(&'static str, &'static str, &'static str)> {
     ]
 }
 
-fn sample_xml(msg_type: &str, fields: &str, create_time: u64) -> String {
+pub(crate) fn sample_xml(msg_type: &str, fields: &str, create_time: u64) -> String {
     format!(
         "<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oUser_1]]></FromUserName>\
          <CreateTime>{create_time}</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>{fields}</xml>"
@@ -56,8 +56,8 @@ fn sample_xml(msg_type: &str, fields: &str, create_time: u64) -> String {
 /// The business server behind the webhook: checks the signature, records the
 /// push, waits `delay`, and answers `hook:<name>`.
 #[derive(Clone, Default)]
-struct Hook {
-    seen: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Hook {
+    pub(crate) seen: Arc<Mutex<Vec<Value>>>,
     delay: Duration,
 }
 
@@ -86,7 +86,7 @@ async fn hook(
     axum::Json(json!({"type": "text", "content": format!("hook:{name}")})).into_response()
 }
 
-async fn start_hook(delay: Duration) -> (String, Hook) {
+pub(crate) async fn start_hook(delay: Duration) -> (String, Hook) {
     let state = Hook {
         delay,
         ..Hook::default()
@@ -100,14 +100,24 @@ async fn start_hook(delay: Duration) -> (String, Hook) {
     (url, state)
 }
 
-fn app_toml(mode: &str) -> String {
+pub(crate) fn app_toml(mode: &str) -> String {
     format!("token = \"{TOKEN}\"\nencoding_aes_key = \"{AES_KEY}\"\nmode = \"{mode}\"")
 }
 
 /// Pushes `xml` to the gateway as WeChat would in `mode`.
 async fn push_xml(env: &Env, mode: &str, xml: &str) -> wxgate_sim::PushOutcome {
+    push_to(&env.url, env.center().now(), mode, xml).await
+}
+
+/// Pushes `xml` to the gateway at `base` as WeChat would at `now` in `mode`.
+pub(crate) async fn push_to(
+    base: &str,
+    now: u64,
+    mode: &str,
+    xml: &str,
+) -> wxgate_sim::PushOutcome {
     let request = PushRequest {
-        url: format!("{}/wx/{APPID}", env.url),
+        url: format!("{base}/wx/{APPID}"),
         token: TOKEN.into(),
         mode: mode.into(),
         appid: Some(APPID.into()),
@@ -118,12 +128,10 @@ async fn push_xml(env: &Env, mode: &str, xml: &str) -> wxgate_sim::PushOutcome {
         timeout_ms: 5000,
         retries: 0,
     };
-    push::send(&push::client(), &request, env.center().now())
-        .await
-        .unwrap()
+    push::send(&push::client(), &request, now).await.unwrap()
 }
 
-fn reply_text(outcome: &wxgate_sim::PushOutcome) -> String {
+pub(crate) fn reply_text(outcome: &wxgate_sim::PushOutcome) -> String {
     match &outcome.answer {
         PushAnswer::Reply { xml, .. } => match Reply::parse(xml).unwrap().body {
             ReplyBody::Text { content } => content,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use wxgate_gateway::clock::{Clock, SystemClock};
 use wxgate_gateway::config::{StoreConfig, TokenApi};
-use wxgate_gateway::store::{Kind, SqliteStore, Store};
+use wxgate_gateway::store::Kind;
 use wxgate_gateway::token::{Failure, Upstream};
 
 /// Arguments of `wxgate check`.
@@ -27,8 +27,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let upstream = Upstream::new(&config.upstream);
     let store = match &config.store {
-        StoreConfig::Sqlite { path } => SqliteStore::open(path).ok(),
         StoreConfig::Memory => None,
+        other => match wxgate_gateway::open_store(other).await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                println!("FAIL store: {e}");
+                None
+            }
+        },
     };
     let mut failed = false;
     for app in &config.apps {

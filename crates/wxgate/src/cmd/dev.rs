@@ -81,7 +81,7 @@ apps = ["*"]
     );
     let env = BTreeMap::from([("WXGATE_DEV_SECRET".to_owned(), app.secret.clone())]);
     let config = wxgate_gateway::config::load(&toml, &env)?;
-    let gateway = Gateway::new(config, Arc::new(SystemClock), Policy::default())?;
+    let gateway = Gateway::new(config, Arc::new(SystemClock), Policy::default()).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

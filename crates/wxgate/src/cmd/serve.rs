@@ -23,6 +23,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let listen = config.server.listen;
     let apps = config.apps.len();
     let gateway = Gateway::new(config, Arc::new(SystemClock), Policy::default())
+        .await
         .context("opening the store")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use wxgate_gateway::clock::{Clock, SystemClock};
 use wxgate_gateway::config::StoreConfig;
-use wxgate_gateway::store::{Kind, SqliteStore, Store};
+use wxgate_gateway::store::Kind;
 
 /// Arguments of `wxgate token`.
 #[derive(Debug, clap::Args)]
@@ -26,12 +26,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.appid,
         args.config.display()
     );
-    let store = match &config.store {
-        StoreConfig::Sqlite { path } => SqliteStore::open(path)?,
-        StoreConfig::Memory => {
-            anyhow::bail!("the memory store lives inside the server process; nothing to read")
-        }
-    };
+    if config.store == StoreConfig::Memory {
+        anyhow::bail!("the memory store lives inside the server process; nothing to read");
+    }
+    let store = wxgate_gateway::open_store(&config.store).await?;
     let now = SystemClock.now();
     match store.load(&args.appid, Kind::AccessToken).await? {
         Some(c) if c.is_valid(now) => {

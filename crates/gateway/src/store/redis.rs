@@ -1,0 +1,321 @@
+//! The Redis backend, for several instances behind a load balancer
+//! (DESIGN.md, "Stores"): credentials under `{prefix}{appid}:{kind}`, a lease
+//! lock (`SET NX PX` with an owner id, compare-and-delete release), a fencing
+//! counter checked inside the write script, a pub/sub channel that tells every
+//! instance about a new credential at once, and push dedupe keys with a TTL.
+//!
+//! Reads are not served from here: each instance keeps credentials in memory
+//! and this store is only touched on refreshes, restarts and notifications.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::{Credential, Kind, Lease, PushClaim, Store, StoreError};
+
+/// Writes only when the lease's fence is the newest one issued, then announces it.
+const SAVE_FENCED: &str = r"
+local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[1]) < newest then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+";
+
+/// Deletes the lock only if it is still held by this owner.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    value: String,
+    expires_at: u64,
+    fetched_at: u64,
+}
+
+/// Credentials, leases and dedupe keys in Redis.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+    changes: broadcast::Sender<(String, Kind)>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn error(e: redis::RedisError) -> StoreError {
+    StoreError(format!("redis: {e}"))
+}
+
+/// Longest wait for one Redis operation: when Redis is down, callers get an
+/// error in bounded time and serve what they hold in memory.
+const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs one Redis operation under [`OP_TIMEOUT`].
+async fn timed<T>(
+    op: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(OP_TIMEOUT, op)
+        .await
+        .unwrap_or_else(|_| Err(StoreError("redis: no answer within 2 s".into())))
+}
+
+impl RedisStore {
+    /// Connects to `url` (the connection manager reconnects by itself) and
+    /// starts listening for other instances' writes.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(error)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(2)
+            // Reconnect attempts back off 100 ms, 200 ms… at most 1 s apart: without
+            // the cap, redis-rs waits minutes before it notices Redis is back.
+            .set_factor(100)
+            .set_max_delay(1000);
+        let connection = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(error)?;
+        let (changes, _) = broadcast::channel(256);
+        let store = Self {
+            connection,
+            prefix: prefix.to_owned(),
+            changes,
+        };
+        tokio::spawn(listen(client, store.channel(), store.changes.downgrade()));
+        Ok(store)
+    }
+
+    fn key(&self, appid: &str, kind: Kind) -> String {
+        format!("{}{appid}:{kind}", self.prefix)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}changes", self.prefix)
+    }
+}
+
+/// Subscribes to the change channel, reconnecting with a pause when Redis goes
+/// away; ends once the store is dropped.
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    changes: broadcast::WeakSender<(String, Kind)>,
+) {
+    use futures_util::StreamExt as _;
+    while changes.upgrade().is_some() {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => {
+                if pubsub.subscribe(&channel).await.is_ok() {
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        let Ok(payload) = message.get_payload::<String>() else {
+                            continue;
+                        };
+                        let Some(sender) = changes.upgrade() else {
+                            return;
+                        };
+                        if let Some((appid, kind)) = payload.rsplit_once(':') {
+                            if let Ok(kind) = kind.parse() {
+                                let _ = sender.send((appid.to_owned(), kind));
+                            }
+                        }
+                    }
+                }
+                tracing::warn!(channel, "lost the Redis change channel; resubscribing");
+            }
+            Err(e) => tracing::warn!(error = %e, "Redis unavailable for notifications; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RedisStore {
+    async fn load(&self, appid: &str, kind: Kind) -> Result<Option<Credential>, StoreError> {
+        timed(async {
+            let raw: Option<String> = self
+                .connection
+                .clone()
+                .get(self.key(appid, kind))
+                .await
+                .map_err(error)?;
+            raw.map(|raw| {
+                serde_json::from_str::<Stored>(&raw)
+                    .map(|s| Credential {
+                        value: s.value,
+                        expires_at: s.expires_at,
+                        fetched_at: s.fetched_at,
+                    })
+                    .map_err(|e| StoreError(format!("redis: unreadable credential: {e}")))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn save(
+        &self,
+        appid: &str,
+        kind: Kind,
+        credential: &Credential,
+    ) -> Result<(), StoreError> {
+        timed(async {
+            let lease = Lease {
+                owner: String::new(),
+                fence: u64::MAX,
+            };
+            self.save_fenced(appid, kind, credential, &lease)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        timed(async {
+            redis::cmd("PING")
+                .query_async::<String>(&mut self.connection.clone())
+                .await
+                .map(drop)
+                .map_err(error)
+        })
+        .await
+    }
+
+    async fn acquire(
+        &self,
+        appid: &str,
+        kind: Kind,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        timed(async {
+            let key = self.key(appid, kind);
+            let owner = hex::encode(rand::random::<[u8; 12]>());
+            let mut connection = self.connection.clone();
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(format!("{key}:lock"))
+                .arg(&owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async(&mut connection)
+                .await
+                .map_err(error)?;
+            if taken.is_none() {
+                return Ok(None);
+            }
+            let fence: u64 = connection
+                .incr(format!("{key}:fence"), 1)
+                .await
+                .map_err(error)?;
+            Ok(Some(Lease { owner, fence }))
+        })
+        .await
+    }
+
+    async fn release(&self, appid: &str, kind: Kind, lease: &Lease) -> Result<(), StoreError> {
+        timed(async {
+            let key = self.key(appid, kind);
+            Script::new(RELEASE)
+                .key(format!("{key}:lock"))
+                .arg(&lease.owner)
+                .invoke_async::<i64>(&mut self.connection.clone())
+                .await
+                .map(drop)
+                .map_err(error)
+        })
+        .await
+    }
+
+    async fn save_fenced(
+        &self,
+        appid: &str,
+        kind: Kind,
+        credential: &Credential,
+        lease: &Lease,
+    ) -> Result<bool, StoreError> {
+        timed(async {
+            let key = self.key(appid, kind);
+            let stored = Stored {
+                value: credential.value.clone(),
+                expires_at: credential.expires_at,
+                fetched_at: credential.fetched_at,
+            };
+            let written: i64 = Script::new(SAVE_FENCED)
+                .key(&key)
+                .key(format!("{key}:fence"))
+                .arg(lease.fence)
+                .arg(serde_json::to_string(&stored).expect("a credential serialises"))
+                .arg(self.channel())
+                .arg(format!("{appid}:{kind}"))
+                .invoke_async(&mut self.connection.clone())
+                .await
+                .map_err(error)?;
+            Ok(written == 1)
+        })
+        .await
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<(String, Kind)>> {
+        Some(self.changes.subscribe())
+    }
+
+    async fn claim_push(&self, key: &str, ttl: Duration) -> Result<PushClaim, StoreError> {
+        timed(async {
+            let key = format!("{}push:{key}", self.prefix);
+            let mut connection = self.connection.clone();
+            let claimed: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg("")
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async(&mut connection)
+                .await
+                .map_err(error)?;
+            if claimed.is_some() {
+                return Ok(PushClaim::First);
+            }
+            let answer: Option<String> = connection.get(&key).await.map_err(error)?;
+            Ok(match answer.as_deref() {
+                None | Some("") => PushClaim::Pending,
+                Some("-") => PushClaim::Answered(None),
+                Some(reply) => PushClaim::Answered(reply.strip_prefix('+').map(str::to_owned)),
+            })
+        })
+        .await
+    }
+
+    async fn answer_push(
+        &self,
+        key: &str,
+        answer: Option<&str>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        timed(async {
+            let key = format!("{}push:{key}", self.prefix);
+            let value = answer.map_or_else(|| "-".to_owned(), |reply| format!("+{reply}"));
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async::<()>(&mut self.connection.clone())
+                .await
+                .map_err(error)
+        })
+        .await
+    }
+}

@@ -1,0 +1,290 @@
+//! Several instances on one Redis (a real `redis-server` on a free port): one
+//! upstream fetch however the requests are spread, the same upstream calls
+//! over a day as a single instance, shared dedupe, and Redis outages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wxgate_gateway::store::{Credential, Kind, PushClaim, RedisStore, Store};
+use wxgate_testkit::RedisServer;
+
+use crate::pushes::{app_toml, push_to, reply_text, sample_xml, start_hook, HOOK_SECRET};
+use crate::{Env, Setup, APPID, CLIENT_KEY, T0};
+
+async fn cluster(redis: &RedisServer, instances: usize, setup: Setup) -> Env {
+    let mut env = setup.redis(&redis.url()).start().await;
+    for _ in 1..instances {
+        env.add_instance().await;
+    }
+    env
+}
+
+async fn token_from(env: &Env, base: &str) -> String {
+    let url = format!("{base}/v1/apps/{APPID}/access_token");
+    let response = env
+        .http
+        .get(url)
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_redis_store_keeps_leases_fences_notifications_and_push_claims() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url(), "contract:")
+        .await
+        .unwrap();
+    let other = RedisStore::connect(&redis.url(), "contract:")
+        .await
+        .unwrap();
+    let mut changes = other.changes().unwrap();
+    assert!(store
+        .load("wx1", Kind::AccessToken)
+        .await
+        .unwrap()
+        .is_none());
+
+    let ttl = Duration::from_secs(15);
+    let first = store
+        .acquire("wx1", Kind::AccessToken, ttl)
+        .await
+        .unwrap()
+        .expect("free lease");
+    assert!(
+        other
+            .acquire("wx1", Kind::AccessToken, ttl)
+            .await
+            .unwrap()
+            .is_none(),
+        "one holder at a time"
+    );
+    let credential = Credential {
+        value: "t1".into(),
+        expires_at: 7200,
+        fetched_at: 0,
+    };
+    assert!(store
+        .save_fenced("wx1", Kind::AccessToken, &credential, &first)
+        .await
+        .unwrap());
+    let notified = tokio::time::timeout(Duration::from_secs(5), changes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notified, ("wx1".to_owned(), Kind::AccessToken));
+    assert_eq!(
+        other.load("wx1", Kind::AccessToken).await.unwrap(),
+        Some(credential.clone())
+    );
+
+    // A release by someone else's lease leaves the lock alone; the holder's release frees it.
+    let impostor = wxgate_gateway::store::Lease {
+        owner: "impostor".into(),
+        fence: first.fence,
+    };
+    store
+        .release("wx1", Kind::AccessToken, &impostor)
+        .await
+        .unwrap();
+    assert!(other
+        .acquire("wx1", Kind::AccessToken, ttl)
+        .await
+        .unwrap()
+        .is_none());
+    store
+        .release("wx1", Kind::AccessToken, &first)
+        .await
+        .unwrap();
+    let second = other
+        .acquire("wx1", Kind::AccessToken, ttl)
+        .await
+        .unwrap()
+        .expect("released");
+    assert!(second.fence > first.fence);
+
+    // The stale holder of the first lease can no longer write.
+    let stale = Credential {
+        value: "stale".into(),
+        expires_at: 9000,
+        fetched_at: 10,
+    };
+    assert!(!store
+        .save_fenced("wx1", Kind::AccessToken, &stale, &first)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .load("wx1", Kind::AccessToken)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        "t1"
+    );
+
+    // Push claims: first, pending, answered.
+    let key = "wx1:m:42";
+    assert_eq!(store.claim_push(key, ttl).await.unwrap(), PushClaim::First);
+    assert_eq!(
+        other.claim_push(key, ttl).await.unwrap(),
+        PushClaim::Pending
+    );
+    store.answer_push(key, Some("<xml/>"), ttl).await.unwrap();
+    assert_eq!(
+        other.claim_push(key, ttl).await.unwrap(),
+        PushClaim::Answered(Some("<xml/>".into()))
+    );
+    store.answer_push("wx1:m:43", None, ttl).await.unwrap();
+    assert_eq!(
+        other.claim_push("wx1:m:43", ttl).await.unwrap(),
+        PushClaim::Answered(None)
+    );
+    store.ping().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_instances_on_a_cold_start_make_one_upstream_call() {
+    let redis = RedisServer::start();
+    let env = Arc::new(cluster(&redis, 4, Setup::new()).await);
+    let urls = env.urls();
+    let calls = (0..1000).map(|i| {
+        let (env, base) = (env.clone(), urls[i % urls.len()].clone());
+        tokio::spawn(async move { token_from(&env, &base).await })
+    });
+    let tokens: std::collections::HashSet<String> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(tokens.len(), 1, "every instance serves the same token");
+    assert_eq!(env.token_calls(), 1, "exactly one upstream call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_instances_over_a_virtual_day_make_the_calls_of_one() {
+    let redis = RedisServer::start();
+    let env = cluster(&redis, 4, Setup::new()).await;
+    let urls = env.urls();
+    let mut rejected = Vec::new();
+    for minute in 0..24 * 60 {
+        let token = token_from(&env, &urls[minute % urls.len()]).await;
+        let errcode = env.business_call(&token).await;
+        if errcode != 0 {
+            rejected.push((minute, errcode));
+        }
+        env.advance(60).await;
+    }
+    assert_eq!(rejected, [], "business calls rejected (minute, errcode)");
+    assert_eq!(env.sim.stats().invalid_token_calls(), 0);
+    assert_eq!(
+        env.token_calls(),
+        1 + 86_400 / 6_600,
+        "the same as a single instance"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_landing_on_another_instance_gets_the_same_answer() {
+    let redis = RedisServer::start();
+    let (hook_url, hook) = start_hook(Duration::from_millis(300)).await;
+    let setup = Setup::new().app(&app_toml("safe")).app(&format!(
+        "webhook = \"{hook_url}\"\nwebhook_secret = \"{HOOK_SECRET}\""
+    ));
+    let env = cluster(&redis, 2, setup).await;
+    let xml = sample_xml(
+        "text",
+        "<Content><![CDATA[twice]]></Content><MsgId>31337</MsgId>",
+        T0,
+    );
+    let urls = env.urls();
+    let now = env.center().now();
+    let (a, b) = tokio::join!(push_to(&urls[0], now, "safe", &xml), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        push_to(&urls[1], now, "safe", &xml).await
+    });
+    assert_eq!(reply_text(&a), "hook:text");
+    assert_eq!(reply_text(&b), "hook:text");
+    assert_eq!(
+        reply_text(&push_to(&urls[1], now, "safe", &xml).await),
+        "hook:text"
+    );
+    assert_eq!(
+        hook.seen.lock().unwrap().len(),
+        1,
+        "the webhook saw the push once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_redis_outage_valid_tokens_are_served_and_readiness_says_why() {
+    let mut redis = RedisServer::start();
+    let env = cluster(&redis, 1, Setup::new()).await;
+    let before = env.access_token().await;
+    let ready = env
+        .http
+        .get(format!("{}/readyz", env.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    redis.stop();
+    assert_eq!(env.access_token().await, before, "served from memory");
+    let ready = env
+        .http
+        .get(format!("{}/readyz", env.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert!(
+        body["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("store unreachable"),
+        "{body}"
+    );
+    // The renewal falls due while Redis is down: postponed, the valid token still served.
+    env.advance(6600).await;
+    assert_eq!(env.access_token().await, before);
+    assert_eq!(
+        env.token_calls(),
+        1,
+        "no lockless fetch while the current token is valid"
+    );
+
+    redis.restart();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let ready = env
+            .http
+            .get(format!("{}/readyz", env.url))
+            .send()
+            .await
+            .unwrap();
+        if ready.status() == 200 {
+            break;
+        }
+        let body = ready.text().await.unwrap();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready again after Redis came back: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The postponed renewal happens once Redis is back.
+    for _ in 0..10 {
+        env.advance(10).await;
+    }
+    assert_ne!(env.access_token().await, before);
+    assert_eq!(env.token_calls(), 2);
+    assert_eq!(env.sim.stats().invalid_token_calls(), 0);
+}
