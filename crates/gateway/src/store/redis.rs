@@ -97,6 +97,25 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// `SET key value NX PX ttl`: whether the key was free and is now ours.
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(error)?;
+        Ok(set.is_some())
+    }
+
     fn key(&self, appid: &str, kind: Kind) -> String {
         format!("{}{appid}:{kind}", self.prefix)
     }
@@ -203,20 +222,15 @@ impl Store for RedisStore {
         timed(async {
             let key = self.key(appid, kind);
             let owner = hex::encode(rand::random::<[u8; 12]>());
-            let mut connection = self.connection.clone();
-            let taken: Option<String> = redis::cmd("SET")
-                .arg(format!("{key}:lock"))
-                .arg(&owner)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl.as_millis() as u64)
-                .query_async(&mut connection)
-                .await
-                .map_err(error)?;
-            if taken.is_none() {
+            if !self
+                .set_if_absent(&format!("{key}:lock"), &owner, ttl)
+                .await?
+            {
                 return Ok(None);
             }
-            let fence: u64 = connection
+            let fence: u64 = self
+                .connection
+                .clone()
                 .incr(format!("{key}:fence"), 1)
                 .await
                 .map_err(error)?;
@@ -275,20 +289,10 @@ impl Store for RedisStore {
     async fn claim_push(&self, key: &str, ttl: Duration) -> Result<PushClaim, StoreError> {
         timed(async {
             let key = format!("{}push:{key}", self.prefix);
-            let mut connection = self.connection.clone();
-            let claimed: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg("")
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl.as_millis() as u64)
-                .query_async(&mut connection)
-                .await
-                .map_err(error)?;
-            if claimed.is_some() {
+            if self.set_if_absent(&key, "", ttl).await? {
                 return Ok(PushClaim::First);
             }
-            let answer: Option<String> = connection.get(&key).await.map_err(error)?;
+            let answer: Option<String> = self.connection.clone().get(&key).await.map_err(error)?;
             Ok(match answer.as_deref() {
                 None | Some("") => PushClaim::Pending,
                 Some("-") => PushClaim::Answered(None),

@@ -1,8 +1,6 @@
 //! WeChat-compatible endpoints: SDKs that only change their base URL share
 //! wxgate's token; wechatpy proves it.
 
-use std::process::Command;
-
 use serde_json::{json, Value};
 
 use crate::{Setup, APPID, SECRET};
@@ -67,21 +65,8 @@ token = client.fetch_access_token()
 ticket = client.jsapi.get_ticket()
 print(json.dumps({"token": token, "ticket": ticket}))
 "#;
-    let base = env.url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args(["-c", script, &base, APPID, SECRET])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 must be installed (scripts/test installs wechatpy)");
-    assert!(
-        output.status.success(),
-        "wechatpy failed (is it installed? scripts/test runs pip install wechatpy):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let args = vec![env.url.clone(), APPID.into(), SECRET.into()];
+    let answer = crate::wechatpy(script, args).await;
     assert_eq!(answer["token"]["access_token"], shared.as_str(), "{answer}");
     assert_eq!(answer["ticket"]["errcode"], 0, "{answer}");
     let (_, ours) = env

@@ -309,3 +309,24 @@ apps = ["{APPID}"]
         self.sim.stats().app(APPID).calls(path)
     }
 }
+
+/// Runs a Python script with wechatpy (an independent WeChat implementation)
+/// and reads the JSON it prints. Fails, never skips, when wechatpy is missing.
+pub(crate) async fn wechatpy(script: &'static str, args: Vec<String>) -> Value {
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 must be installed (scripts/test installs wechatpy)");
+    assert!(
+        output.status.success(),
+        "wechatpy failed (scripts/test runs pip install wechatpy):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}

@@ -442,22 +442,7 @@ print(json.dumps({"status": r.status_code, "reply": xmltodict.parse(plain)["xml"
         APPID.into(),
         T0.to_string(),
     ];
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .args(args)
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 must be installed (scripts/test installs wechatpy)");
-    assert!(
-        output.status.success(),
-        "wechatpy failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let answer = crate::wechatpy(script, args.into()).await;
     assert_eq!(answer["status"], 200);
     assert_eq!(answer["reply"]["Content"], "欢迎 😀");
     assert_eq!(answer["reply"]["ToUserName"], "oUser_py");
