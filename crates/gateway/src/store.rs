@@ -240,6 +240,13 @@ mod contract {
     }
 
     #[tokio::test]
+    async fn redis() {
+        let server = wxgate_testkit::RedisServer::start();
+        let store = RedisStore::connect(&server.url(), "contract:").await.unwrap();
+        round_trips_and_replaces(&store).await;
+    }
+
+    #[tokio::test]
     async fn sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
