@@ -195,9 +195,15 @@ pub const DEFAULT_REFRESH_AHEAD_SECS: u64 = 600;
 /// in the binary, a map in tests).
 pub fn load(toml_text: &str, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
     let mut problems = Problems::default();
-    let mut table: toml::Table = match toml_text.parse() {
+    let mut table: toml::Table = match toml_text.parse::<toml::Table>() {
         Ok(t) => t,
-        Err(e) => return Err(problems.fatal("wxgate.toml", e.to_string())),
+        // The message and line, not the quoted source line: it may hold an inline secret.
+        Err(e) => {
+            let line = e
+                .span()
+                .map_or(0, |s| toml_text[..s.start].lines().count().max(1));
+            return Err(problems.fatal("wxgate.toml", format!("line {line}: {}", e.message())));
+        }
     };
     problems.0.extend(env::apply(&mut table, env));
     let raw: RawConfig = match RawConfig::deserialize_table(table) {
@@ -323,6 +329,12 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         base_url,
         timeout_ms: raw.upstream.timeout_ms.unwrap_or(5000),
     };
+    if !(100..=10_000).contains(&upstream.timeout_ms) {
+        p.add(
+            "upstream.timeout_ms",
+            "use 100 to 10000 milliseconds (refresh leases last 30 s)",
+        );
+    }
     let admin_key = secret(
         p,
         env,

@@ -83,6 +83,7 @@ impl Gateway {
             upstream,
             Duration::from_millis(config.server.reply_budget_ms),
             Duration::from_millis(config.server.webhook_timeout_ms),
+            config.server.timestamp_tolerance_secs + 60,
         );
         let state = http::AppState {
             center,

@@ -21,6 +21,9 @@ use crate::store::{Kind, PushClaim};
 use crate::token::{FailureClass, TokenCenter, Upstream};
 use dedupe::{Answer, Dedupe};
 
+/// Longest wait for the shared dedupe's claim before handling the push here.
+const CLAIM_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// How each push ended, counted for `/metrics`.
 #[derive(Debug, Default)]
 pub struct PushCounters {
@@ -47,7 +50,7 @@ pub struct Dispatcher {
     upstream: Upstream,
     http: reqwest::Client,
     dedupe: Dedupe,
-    /// Time to answer WeChat in, including the webhook (WeChat waits 5 s).
+    /// Time to answer WeChat in, from the push's arrival, webhook included (WeChat waits 5 s).
     budget: Duration,
     /// How long a late webhook answer is still awaited.
     webhook_timeout: Duration,
@@ -56,12 +59,13 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher answering within `budget`.
+    /// A dispatcher answering within `budget`, remembering pushes for `dedupe_window` seconds.
     pub fn new(
         center: TokenCenter,
         upstream: Upstream,
         budget: Duration,
         webhook_timeout: Duration,
+        dedupe_window: u64,
     ) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -71,7 +75,7 @@ impl Dispatcher {
             center,
             upstream,
             http,
-            dedupe: Dedupe::default(),
+            dedupe: Dedupe::new(dedupe_window),
             budget,
             webhook_timeout,
             counters: PushCounters::default(),
@@ -82,12 +86,14 @@ impl Dispatcher {
     /// Retries of the same push share one handling, in this instance (dedupe)
     /// and across instances (the store's push claims).
     pub async fn answer(self: &Arc<Self>, app: Arc<AppConfig>, push: Push) -> Answer {
+        // One deadline for everything: WeChat's window starts when the push arrives.
+        let deadline = tokio::time::Instant::now() + self.budget;
         let now = self.center.now();
         let key = format!("{}:{}", app.appid, push.dedupe_key());
         let this = self.clone();
         let shared_key = key.clone();
         let (answer, duplicate) = self.dedupe.answer(key, now, async move {
-            this.answer_once_across_instances(shared_key, app, push)
+            this.answer_once_across_instances(shared_key, app, push, deadline)
                 .await
         });
         if duplicate {
@@ -101,10 +107,14 @@ impl Dispatcher {
         key: String,
         app: Arc<AppConfig>,
         push: Push,
+        deadline: tokio::time::Instant,
     ) -> Answer {
         let store = self.center.store().clone();
-        let ttl = Duration::from_secs(Dedupe::WINDOW);
-        match store.claim_push(&key, ttl).await {
+        let ttl = Duration::from_secs(self.dedupe.window());
+        let claim = tokio::time::timeout(CLAIM_TIMEOUT, store.claim_push(&key, ttl))
+            .await
+            .unwrap_or_else(|_| Err(crate::store::StoreError("no answer in time".into())));
+        match claim {
             Ok(PushClaim::First) => {}
             Ok(PushClaim::Answered(answer)) => {
                 self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
@@ -112,38 +122,44 @@ impl Dispatcher {
             }
             Ok(PushClaim::Pending) => {
                 self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
-                return self.await_other_instance(&key).await;
+                return self.await_other_instance(&key, deadline).await;
             }
             Err(e) => {
                 tracing::warn!(appid = %app.appid, error = %e, "shared dedupe unavailable; handling here")
             }
         }
-        let answer = self.clone().handle(app, push).await;
-        if let Err(e) = store.answer_push(&key, answer.as_deref(), ttl).await {
-            tracing::warn!(error = %e, "could not share the answer of a push");
-        }
+        let answer = self.clone().handle(app, push, deadline).await;
+        // Shared in the background: WeChat's answer does not wait on Redis.
+        let shared = answer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.answer_push(&key, shared.as_deref(), ttl).await {
+                tracing::warn!(error = %e, "could not share the answer of a push");
+            }
+        });
         answer
     }
 
     /// Another instance is handling this push: wait for its answer within the budget.
-    async fn await_other_instance(&self, key: &str) -> Answer {
+    async fn await_other_instance(&self, key: &str, deadline: tokio::time::Instant) -> Answer {
         let store = self.center.store();
-        let deadline = tokio::time::Instant::now() + self.budget;
+        let ttl = Duration::from_secs(self.dedupe.window());
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Ok(PushClaim::Answered(answer)) = store
-                .claim_push(key, Duration::from_secs(Dedupe::WINDOW))
-                .await
-            {
+            if let Ok(PushClaim::Answered(answer)) = store.claim_push(key, ttl).await {
                 return answer;
             }
         }
         None
     }
 
-    async fn handle(self: Arc<Self>, app: Arc<AppConfig>, push: Push) -> Answer {
+    async fn handle(
+        self: Arc<Self>,
+        app: Arc<AppConfig>,
+        push: Push,
+        deadline: tokio::time::Instant,
+    ) -> Answer {
         let started = tokio::time::Instant::now();
-        let (outcome, body) = self.reply_body(&app, &push).await;
+        let (outcome, body) = self.reply_body(&app, &push, deadline).await;
         tracing::info!(
             appid = %app.appid,
             msg_type = push.kind.msg_type(),
@@ -159,6 +175,7 @@ impl Dispatcher {
         self: &Arc<Self>,
         app: &Arc<AppConfig>,
         push: &Push,
+        deadline: tokio::time::Instant,
     ) -> (&'static str, Option<ReplyBody>) {
         let counters = &self.counters;
         if let Some(rule) = app.rules.iter().find(|r| r.matches(push)) {
@@ -185,7 +202,7 @@ impl Dispatcher {
             )
             .await
         });
-        match tokio::time::timeout(self.budget, &mut call).await {
+        match tokio::time::timeout_at(deadline, &mut call).await {
             Ok(Ok(Ok(reply))) => {
                 let counter = if reply.is_some() {
                     &counters.webhook

@@ -242,7 +242,9 @@ mod contract {
     #[tokio::test]
     async fn redis() {
         let server = wxgate_testkit::RedisServer::start();
-        let store = RedisStore::connect(&server.url(), "contract:").await.unwrap();
+        let store = RedisStore::connect(&server.url(), "contract:")
+            .await
+            .unwrap();
         round_trips_and_replaces(&store).await;
     }
 

@@ -43,7 +43,7 @@ fn set_in(node: &mut Value, keys: &[String], raw: &str) -> Result<(), String> {
     let (first, rest) = keys.split_first().ok_or("empty name")?;
     let slot = child(node, first)?;
     if rest.is_empty() {
-        *slot = typed(raw, slot);
+        *slot = typed(raw, first);
         Ok(())
     } else {
         set_in(slot, rest, raw)
@@ -68,16 +68,14 @@ fn child<'a>(node: &'a mut Value, key: &str) -> Result<&'a mut Value, String> {
     }
 }
 
-/// Keeps a string a string; otherwise reads numbers and booleans as such.
-fn typed(raw: &str, existing: &Value) -> Value {
-    if matches!(existing, Value::String(_)) {
-        return Value::String(raw.to_owned());
+/// Numbers for the numeric settings (`…_secs`, `…_ms`, `…_bytes`), strings
+/// for everything else: a token of digits stays a string.
+fn typed(raw: &str, key: &str) -> Value {
+    let numeric = ["_secs", "_ms", "_bytes"]
+        .iter()
+        .any(|suffix| key.ends_with(suffix));
+    match raw.parse::<i64>() {
+        Ok(n) if numeric => Value::Integer(n),
+        _ => Value::String(raw.to_owned()),
     }
-    if let Ok(n) = raw.parse::<i64>() {
-        return Value::Integer(n);
-    }
-    if let Ok(b) = raw.parse::<bool>() {
-        return Value::Boolean(b);
-    }
-    Value::String(raw.to_owned())
 }

@@ -14,17 +14,23 @@ pub(crate) async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: the store answers and no app is without a usable access
-/// token after a failed fetch; 503 with the reasons otherwise.
+/// token after a failed fetch; 503 with the reasons otherwise. The endpoint is
+/// public, so reasons name the problem and its errcode, not WeChat's message
+/// (which may carry this server's address); the logs have the details.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let mut reasons = Vec::new();
     if let Err(e) = state.center.store().ping().await {
-        reasons.push(format!("store unreachable: {e}"));
+        tracing::warn!(error = %e, "readiness: store unreachable");
+        reasons.push("store unreachable".to_owned());
     }
     let now = state.center.now();
     for slot in state.center.status() {
         let usable = slot.expires_at.is_some_and(|at| now < at);
         if let (Kind::AccessToken, false, Some(failure)) = (slot.kind, usable, &slot.last_failure) {
-            reasons.push(format!("{}: no usable access_token: {failure}", slot.appid));
+            let errcode = failure
+                .errcode
+                .map_or_else(String::new, |c| format!(" (errcode {c})"));
+            reasons.push(format!("{}: no usable access_token{errcode}", slot.appid));
         }
     }
     if reasons.is_empty() {

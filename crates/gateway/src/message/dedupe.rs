@@ -1,9 +1,9 @@
 //! WeChat retries a push it got no answer to within 5 s, up to three deliveries
 //! (protocol reference §2.8). Each push is handled once: a retry that arrives
 //! while the first delivery is still being handled waits for the same answer,
-//! and a later retry gets the cached answer, for [`Dedupe::WINDOW`] seconds.
+//! and a later retry gets the cached answer, for the window's length.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -15,14 +15,35 @@ pub type Answer = Option<String>;
 type SharedAnswer = Shared<BoxFuture<'static, Answer>>;
 
 /// In-process dedupe of pushes by key.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Dedupe {
-    entries: Mutex<HashMap<String, (u64, SharedAnswer)>>,
+    /// Seconds an answer stays cached.
+    window: u64,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    answers: HashMap<String, SharedAnswer>,
+    /// Keys by arrival, so expiry looks at the oldest only.
+    order: VecDeque<(u64, String)>,
 }
 
 impl Dedupe {
-    /// Seconds an answer stays cached: WeChat's retries span about 15 s.
-    pub const WINDOW: u64 = 60;
+    /// A dedupe remembering answers for `window` seconds: at least WeChat's
+    /// retry span (about 15 s) and the accepted timestamp age, so a replayed
+    /// push is recognised as long as its signature is accepted.
+    pub fn new(window: u64) -> Self {
+        Self {
+            window,
+            entries: Mutex::new(Entries::default()),
+        }
+    }
+
+    /// Seconds an answer stays cached.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
 
     /// The answer for `key`: the one already computed or being computed, or
     /// `work`'s, which then runs to completion even if the caller goes away
@@ -34,13 +55,20 @@ impl Dedupe {
         work: impl Future<Output = Answer> + Send + 'static,
     ) -> (SharedAnswer, bool) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|_, (at, _)| at.saturating_add(Self::WINDOW) > now);
-        if let Some((_, answer)) = entries.get(&key) {
+        while let Some((at, _)) = entries.order.front() {
+            if at.saturating_add(self.window) > now {
+                break;
+            }
+            let (_, old) = entries.order.pop_front().expect("front exists");
+            entries.answers.remove(&old);
+        }
+        if let Some(answer) = entries.answers.get(&key) {
             return (answer.clone(), true);
         }
         let task = tokio::spawn(work);
         let answer = async move { task.await.unwrap_or(None) }.boxed().shared();
-        entries.insert(key, (now, answer.clone()));
+        entries.answers.insert(key.clone(), answer.clone());
+        entries.order.push_back((now, key));
         (answer, false)
     }
 }
@@ -54,7 +82,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_and_later_duplicates_share_one_run() {
-        let dedupe = Dedupe::default();
+        let dedupe = Dedupe::new(60);
         let runs = Arc::new(AtomicU32::new(0));
         let work = || {
             let runs = runs.clone();
@@ -72,7 +100,7 @@ mod tests {
         assert_eq!(c.await.as_deref(), Some("<xml/>"));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         // After the window the key is new again.
-        let (_, dup) = dedupe.answer("k".into(), 100 + Dedupe::WINDOW, work());
+        let (_, dup) = dedupe.answer("k".into(), 160, work());
         assert!(!dup);
     }
 }

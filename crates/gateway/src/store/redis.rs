@@ -25,6 +25,27 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
+/// Stores a credential fetched without a lease (Redis was down when the fetch
+/// began) only if it is not older than the stored one, then announces it.
+const SAVE_IF_NEWER: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, stored = pcall(cjson.decode, current)
+  if ok and tonumber(stored.fetched_at) and tonumber(stored.fetched_at) > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+";
+
+/// Takes the lock and, in the same step, the next fencing token (0: lock taken).
+const ACQUIRE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0
+";
+
 /// Deletes the lock only if it is still held by this owner.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -52,6 +73,15 @@ impl std::fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
+}
+
+fn stored_json(credential: &Credential) -> String {
+    let stored = Stored {
+        value: credential.value.clone(),
+        expires_at: credential.expires_at,
+        fetched_at: credential.fetched_at,
+    };
+    serde_json::to_string(&stored).expect("a credential serialises")
 }
 
 fn error(e: redis::RedisError) -> StoreError {
@@ -191,13 +221,17 @@ impl Store for RedisStore {
         credential: &Credential,
     ) -> Result<(), StoreError> {
         timed(async {
-            let lease = Lease {
-                owner: String::new(),
-                fence: u64::MAX,
-            };
-            self.save_fenced(appid, kind, credential, &lease)
+            let key = self.key(appid, kind);
+            Script::new(SAVE_IF_NEWER)
+                .key(&key)
+                .arg(stored_json(credential))
+                .arg(credential.fetched_at)
+                .arg(self.channel())
+                .arg(format!("{appid}:{kind}"))
+                .invoke_async::<i64>(&mut self.connection.clone())
                 .await
                 .map(drop)
+                .map_err(error)
         })
         .await
     }
@@ -222,19 +256,15 @@ impl Store for RedisStore {
         timed(async {
             let key = self.key(appid, kind);
             let owner = hex::encode(rand::random::<[u8; 12]>());
-            if !self
-                .set_if_absent(&format!("{key}:lock"), &owner, ttl)
-                .await?
-            {
-                return Ok(None);
-            }
-            let fence: u64 = self
-                .connection
-                .clone()
-                .incr(format!("{key}:fence"), 1)
+            let fence: u64 = Script::new(ACQUIRE)
+                .key(format!("{key}:lock"))
+                .key(format!("{key}:fence"))
+                .arg(&owner)
+                .arg(ttl.as_millis() as u64)
+                .invoke_async(&mut self.connection.clone())
                 .await
                 .map_err(error)?;
-            Ok(Some(Lease { owner, fence }))
+            Ok((fence > 0).then_some(Lease { owner, fence }))
         })
         .await
     }
@@ -262,16 +292,11 @@ impl Store for RedisStore {
     ) -> Result<bool, StoreError> {
         timed(async {
             let key = self.key(appid, kind);
-            let stored = Stored {
-                value: credential.value.clone(),
-                expires_at: credential.expires_at,
-                fetched_at: credential.fetched_at,
-            };
             let written: i64 = Script::new(SAVE_FENCED)
                 .key(&key)
                 .key(format!("{key}:fence"))
                 .arg(lease.fence)
-                .arg(serde_json::to_string(&stored).expect("a credential serialises"))
+                .arg(stored_json(credential))
                 .arg(self.channel())
                 .arg(format!("{appid}:{kind}"))
                 .invoke_async(&mut self.connection.clone())

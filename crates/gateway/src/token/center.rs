@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+
 use crate::clock::Clock;
 use crate::config::{AppConfig, TokenApi};
 use crate::store::{mask, Credential, Kind, Lease, Store};
@@ -16,8 +18,10 @@ use super::upstream::{Failure, FailureClass, Fetched, Upstream};
 /// one (§4.2): renew between 300 and 280 s before expiry, not earlier.
 const STABLE_RENEW_AHEAD: u64 = 280;
 const STABLE_RENEW_SPREAD: u64 = 20;
-/// How long a refresh lease lasts across instances: longer than a call to WeChat.
-const LEASE_TTL: Duration = Duration::from_secs(15);
+/// How long a refresh lease lasts across instances: longer than the work done
+/// under it (a call to WeChat is at most `upstream.timeout_ms`, capped at 10 s;
+/// a ticket may first need the access token).
+const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often an instance waiting on another instance's refresh looks at the store.
 const LEASE_POLL: Duration = Duration::from_millis(50);
 /// WeChat's quotas reset at midnight Beijing time (UTC+8).
@@ -238,11 +242,28 @@ impl TokenCenter {
 
     /// A valid credential: from memory, else from the store, else from WeChat.
     /// Concurrent callers share one fetch.
-    pub async fn get(&self, appid: &str, kind: Kind) -> Result<Credential, TokenError> {
+    ///
+    /// Boxed (rather than `async fn`): a ticket fetch calls back into `get`
+    /// for the access token, and the boxed type keeps that recursion `Send`.
+    pub fn get<'a>(
+        &'a self,
+        appid: &'a str,
+        kind: Kind,
+    ) -> BoxFuture<'a, Result<Credential, TokenError>> {
+        Box::pin(async move {
+            let slot = self.slot(appid, kind)?;
+            if let Some(c) = slot.valid(self.now()) {
+                return Ok(c);
+            }
+            let (this, appid) = (self.clone(), appid.to_owned());
+            detached(async move { this.get_slow(&appid, kind).await }).await
+        })
+    }
+
+    /// The slow path of [`TokenCenter::get`], in its own task: a fetch from
+    /// WeChat completes and is stored even if the request that started it goes away.
+    async fn get_slow(&self, appid: &str, kind: Kind) -> Result<Credential, TokenError> {
         let slot = self.slot(appid, kind)?;
-        if let Some(c) = slot.valid(self.now()) {
-            return Ok(c);
-        }
         let _flight = slot.flight.lock().await;
         let now = self.now();
         if let Some(c) = slot.valid(now) {
@@ -258,7 +279,21 @@ impl TokenCenter {
     /// Compare-and-refresh: a business server saw `invalid` rejected. Fetches a
     /// new credential only if `invalid` is still the current one; otherwise
     /// returns the current one. Forced refreshes are rate-limited per credential.
-    pub async fn refresh(
+    pub fn refresh<'a>(
+        &'a self,
+        appid: &'a str,
+        kind: Kind,
+        invalid: &'a str,
+    ) -> BoxFuture<'a, Result<Credential, TokenError>> {
+        Box::pin(async move {
+            self.slot(appid, kind)?;
+            let (this, appid, invalid) = (self.clone(), appid.to_owned(), invalid.to_owned());
+            detached(async move { this.refresh_slow(&appid, kind, &invalid).await }).await
+        })
+    }
+
+    /// The body of [`TokenCenter::refresh`], in its own task (see `get_slow`).
+    async fn refresh_slow(
         &self,
         appid: &str,
         kind: Kind,
@@ -272,7 +307,9 @@ impl TokenCenter {
             None => self.load(appid, kind).await,
         };
         if let Some(c) = current.filter(|c| c.value != invalid && c.is_valid(now)) {
-            slot.set(c.clone(), self.refresh_at(appid, kind, &c));
+            if slot.current().as_ref() != Some(&c) {
+                slot.set(c.clone(), self.refresh_at(appid, kind, &c));
+            }
             return Ok(c);
         }
         {
@@ -395,9 +432,7 @@ impl TokenCenter {
                 let failure = Failure {
                     class: FailureClass::Transient,
                     errcode: None,
-                    message: format!(
-                        "cannot take the refresh lease ({e}); serving the current credential"
-                    ),
+                    message: "store unavailable; serving the current credential".into(),
                     hint: Some("check the store (Redis)".into()),
                 };
                 let retry_at = self.on_failure(slot, &failure, now);
@@ -526,10 +561,14 @@ impl TokenCenter {
     ) -> Option<Credential> {
         let now = self.now();
         let stored = self.load(appid, kind).await.filter(|c| c.is_valid(now))?;
+        // Never go back to an older credential (one a failed save left behind).
         let newer = match previous {
             None => true,
-            Some(p) if forced => stored.value != p.value,
-            Some(p) => stored.value != p.value || stored.fetched_at > p.fetched_at,
+            Some(p) if forced => stored.value != p.value && stored.fetched_at >= p.fetched_at,
+            Some(p) => {
+                stored.fetched_at > p.fetched_at
+                    || (stored.value != p.value && stored.fetched_at >= p.fetched_at)
+            }
         };
         newer.then_some(stored)
     }
@@ -567,6 +606,8 @@ impl TokenCenter {
         let Ok(slot) = self.slot(appid, kind) else {
             return;
         };
+        // Under the flight, so a fetch finishing meanwhile is not overwritten.
+        let _flight = slot.flight.lock().await;
         let current = slot.current();
         if let Some(stored) = self
             .stored_newer_than(appid, kind, current.as_ref(), false)
@@ -587,16 +628,16 @@ impl TokenCenter {
                 hint: None,
             },
         };
-        // Boxed: a ticket fetch may fetch the access token, which is this same machinery.
-        let token = Box::pin(self.get(appid, Kind::AccessToken))
+        let token = self
+            .get(appid, Kind::AccessToken)
             .await
             .map_err(as_failure)?;
         let upstream = &self.inner.upstream;
         match upstream.ticket(appid, &token.value, kind).await {
             Err(f) if f.class == FailureClass::TokenRejected => {
-                let fresh = Box::pin(self.refresh(appid, Kind::AccessToken, &token.value))
-                    .await
-                    .map_err(as_failure)?;
+                let fresh: BoxFuture<'_, _> =
+                    Box::pin(self.refresh(appid, Kind::AccessToken, &token.value));
+                let fresh = fresh.await.map_err(as_failure)?;
                 upstream
                     .ticket(appid, &fresh.value, kind)
                     .await
@@ -642,8 +683,32 @@ impl TokenCenter {
             }
         };
         let jitter = (self.inner.policy.jitter)(spread);
-        credential.expires_at.saturating_sub(ahead + jitter)
+        // Never before half the lifetime: a short `expires_in` must not turn the
+        // refresher into a loop that burns the daily quota.
+        let half_life =
+            credential.fetched_at + credential.expires_at.saturating_sub(credential.fetched_at) / 2;
+        credential
+            .expires_at
+            .saturating_sub(ahead + jitter)
+            .max(half_life)
     }
+}
+
+/// Runs `work` in its own task and waits for it; the work goes on if the waiter is dropped.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, TokenError>> + Send + 'static,
+) -> Result<T, TokenError> {
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(TokenError::Unavailable {
+            failure: Failure {
+                class: FailureClass::Transient,
+                errcode: None,
+                message: format!("credential task failed: {e}"),
+                hint: None,
+            },
+            retry_at: 0,
+        })
+    })
 }
 
 fn next_beijing_midnight(now: u64) -> u64 {

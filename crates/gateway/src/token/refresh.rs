@@ -62,22 +62,35 @@ async fn run(center: TokenCenter, appid: String, kind: Kind) {
     }
 }
 
-/// Adopts credentials other instances store, as their notifications arrive.
+/// How often every credential is compared with the store anyway, in case a
+/// notification was lost (a dropped subscription, a resubscribe gap).
+const RESYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Adopts credentials other instances store, as their notifications arrive,
+/// and re-reads all of them every [`RESYNC_EVERY`].
 async fn follow(
     center: TokenCenter,
     mut changes: tokio::sync::broadcast::Receiver<(String, Kind)>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
+    let mut resync = tokio::time::interval(RESYNC_EVERY);
     loop {
-        match changes.recv().await {
-            Ok((appid, kind)) => center.adopt_stored(&appid, kind).await,
-            Err(RecvError::Lagged(_)) => {
+        let one = tokio::select! {
+            received = changes.recv() => match received {
+                Ok(change) => Some(change),
+                Err(RecvError::Lagged(_)) => None,
+                Err(RecvError::Closed) => return,
+            },
+            _ = resync.tick() => None,
+        };
+        match one {
+            Some((appid, kind)) => center.adopt_stored(&appid, kind).await,
+            None => {
                 let all: Vec<_> = center.inner.slots.keys().cloned().collect();
                 for (appid, kind) in all {
                     center.adopt_stored(&appid, kind).await;
                 }
             }
-            Err(RecvError::Closed) => return,
         }
     }
 }

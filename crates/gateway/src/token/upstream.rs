@@ -258,9 +258,11 @@ fn read(
         return Err(Failure::from_errcode(appid, answer.errcode, &answer.errmsg));
     }
     match (value(&mut answer), answer.expires_in) {
-        (Some(value), Some(expires_in)) if !value.is_empty() && expires_in > 0 => {
-            Ok(Fetched { value, expires_in })
-        }
+        // WeChat's lifetimes are 7200 s; anything past two days is not believed.
+        (Some(value), Some(expires_in)) if !value.is_empty() && expires_in > 0 => Ok(Fetched {
+            value,
+            expires_in: expires_in.min(2 * 86_400),
+        }),
         _ => Err(Failure::transient(
             "WeChat's answer had no credential or no expires_in",
         )),

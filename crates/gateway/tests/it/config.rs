@@ -71,6 +71,7 @@ fn environment_overrides_every_scalar() {
             ("WXGATE_STORE__BACKEND", "memory"),
             ("WXGATE_APPS__0__REFRESH_AHEAD_SECS", "900"),
             ("WXGATE_APPS__0__SECRET", "0123"),
+            ("WXGATE_APPS__0__TOKEN", "123456"),
             ("PATH", "/usr/bin"),
         ]),
     )

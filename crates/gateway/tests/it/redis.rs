@@ -68,7 +68,7 @@ async fn the_redis_store_keeps_leases_fences_notifications_and_push_claims() {
     let credential = Credential {
         value: "t1".into(),
         expires_at: 7200,
-        fetched_at: 0,
+        fetched_at: 10,
     };
     assert!(store
         .save_fenced("wx1", Kind::AccessToken, &credential, &first)
@@ -127,6 +127,34 @@ async fn the_redis_store_keeps_leases_fences_notifications_and_push_claims() {
             .unwrap()
             .value,
         "t1"
+    );
+
+    // A write without a lease (Redis was down when its fetch began) never
+    // replaces a credential fetched later.
+    let older = Credential {
+        value: "older".into(),
+        expires_at: 7000,
+        fetched_at: 5,
+    };
+    store.save("wx1", Kind::AccessToken, &older).await.unwrap();
+    assert_eq!(
+        store
+            .load("wx1", Kind::AccessToken)
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        "t1"
+    );
+    let newer = Credential {
+        value: "newer".into(),
+        expires_at: 9000,
+        fetched_at: 20,
+    };
+    store.save("wx1", Kind::AccessToken, &newer).await.unwrap();
+    assert_eq!(
+        store.load("wx1", Kind::AccessToken).await.unwrap(),
+        Some(newer)
     );
 
     // Push claims: first, pending, answered.

@@ -151,3 +151,22 @@ async fn tickets_follow_the_access_token_rules() {
     assert_ne!(renewed["jsapi_ticket"], jsapi["jsapi_ticket"]);
     assert_eq!(env.sim.stats().invalid_token_calls(), 0);
 }
+
+/// Regression (review): with `expires_in` shorter than `refresh_ahead`, renewals
+/// fell due at once, every time, and burned the daily quota in a loop.
+#[tokio::test]
+async fn a_lifetime_shorter_than_refresh_ahead_renews_at_half_life_not_in_a_loop() {
+    let env = Setup::new().sim(|c| c.expires_in = 300).start().await;
+    let first = env.access_token().await;
+    for _ in 0..60 {
+        env.advance(60).await;
+        assert_eq!(env.business_call(&env.access_token().await).await, 0);
+    }
+    assert_ne!(env.access_token().await, first);
+    // One hour at one renewal per 150 s (half of 300 s): 1 + 24 calls, not thousands.
+    assert!(
+        env.token_calls() <= 1 + 3600 / 150,
+        "{} calls",
+        env.token_calls()
+    );
+}
