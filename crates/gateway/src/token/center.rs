@@ -242,22 +242,23 @@ impl TokenCenter {
 
     /// A valid credential: from memory, else from the store, else from WeChat.
     /// Concurrent callers share one fetch.
-    ///
-    /// Boxed (rather than `async fn`): a ticket fetch calls back into `get`
-    /// for the access token, and the boxed type keeps that recursion `Send`.
-    pub fn get<'a>(
-        &'a self,
-        appid: &'a str,
+    pub async fn get(&self, appid: &str, kind: Kind) -> Result<Credential, TokenError> {
+        let slot = self.slot(appid, kind)?;
+        if let Some(c) = slot.valid(self.now()) {
+            return Ok(c);
+        }
+        self.get_detached(appid.to_owned(), kind).await
+    }
+
+    /// The slow path in its own task. Boxed: a ticket fetch calls back into
+    /// `get` for the access token, and the concrete type keeps that recursion `Send`.
+    fn get_detached(
+        &self,
+        appid: String,
         kind: Kind,
-    ) -> BoxFuture<'a, Result<Credential, TokenError>> {
-        Box::pin(async move {
-            let slot = self.slot(appid, kind)?;
-            if let Some(c) = slot.valid(self.now()) {
-                return Ok(c);
-            }
-            let (this, appid) = (self.clone(), appid.to_owned());
-            detached(async move { this.get_slow(&appid, kind).await }).await
-        })
+    ) -> BoxFuture<'static, Result<Credential, TokenError>> {
+        let this = self.clone();
+        Box::pin(detached(async move { this.get_slow(&appid, kind).await }))
     }
 
     /// The slow path of [`TokenCenter::get`], in its own task: a fetch from
@@ -279,17 +280,28 @@ impl TokenCenter {
     /// Compare-and-refresh: a business server saw `invalid` rejected. Fetches a
     /// new credential only if `invalid` is still the current one; otherwise
     /// returns the current one. Forced refreshes are rate-limited per credential.
-    pub fn refresh<'a>(
-        &'a self,
-        appid: &'a str,
+    pub async fn refresh(
+        &self,
+        appid: &str,
         kind: Kind,
-        invalid: &'a str,
-    ) -> BoxFuture<'a, Result<Credential, TokenError>> {
-        Box::pin(async move {
-            self.slot(appid, kind)?;
-            let (this, appid, invalid) = (self.clone(), appid.to_owned(), invalid.to_owned());
-            detached(async move { this.refresh_slow(&appid, kind, &invalid).await }).await
-        })
+        invalid: &str,
+    ) -> Result<Credential, TokenError> {
+        self.slot(appid, kind)?;
+        self.refresh_detached(appid.to_owned(), kind, invalid.to_owned())
+            .await
+    }
+
+    /// [`TokenCenter::refresh`] in its own task (boxed, see `get_detached`).
+    fn refresh_detached(
+        &self,
+        appid: String,
+        kind: Kind,
+        invalid: String,
+    ) -> BoxFuture<'static, Result<Credential, TokenError>> {
+        let this = self.clone();
+        Box::pin(detached(async move {
+            this.refresh_slow(&appid, kind, &invalid).await
+        }))
     }
 
     /// The body of [`TokenCenter::refresh`], in its own task (see `get_slow`).
@@ -635,9 +647,10 @@ impl TokenCenter {
         let upstream = &self.inner.upstream;
         match upstream.ticket(appid, &token.value, kind).await {
             Err(f) if f.class == FailureClass::TokenRejected => {
-                let fresh: BoxFuture<'_, _> =
-                    Box::pin(self.refresh(appid, Kind::AccessToken, &token.value));
-                let fresh = fresh.await.map_err(as_failure)?;
+                let fresh = self
+                    .refresh(appid, Kind::AccessToken, &token.value)
+                    .await
+                    .map_err(as_failure)?;
                 upstream
                     .ticket(appid, &fresh.value, kind)
                     .await
