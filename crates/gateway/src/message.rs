@@ -17,8 +17,8 @@ use std::time::Duration;
 use wxgate_proto::{Push, Reply, ReplyBody};
 
 use crate::config::AppConfig;
-use crate::store::{Kind, PushClaim};
-use crate::token::{FailureClass, TokenCenter, Upstream};
+use crate::store::PushClaim;
+use crate::token::{TokenCenter, Upstream};
 use dedupe::{Answer, Dedupe};
 
 /// Longest wait for the shared dedupe's claim before handling the push here.
@@ -232,42 +232,25 @@ impl Dispatcher {
         }
     }
 
-    /// Sends a late reply as a customer-service message, refreshing the token once if WeChat rejects it.
+    /// Sends a late reply as a customer-service message (the token refreshed once if WeChat rejects it).
     async fn deliver_late(&self, app: &AppConfig, openid: &str, reply: &ReplyBody) {
         let message = webhook::custom_message(openid, reply);
         let appid = app.appid.as_str();
-        for attempt in 0..2 {
-            let token = match self.center.get(appid, Kind::AccessToken).await {
-                Ok(token) => token,
-                Err(e) => {
-                    tracing::error!(appid, error = %e, "late reply lost: no access token");
-                    return;
-                }
-            };
-            match self
-                .upstream
-                .custom_send(appid, &token.value, &message)
-                .await
-            {
-                Ok(()) => {
-                    tracing::info!(appid, "late reply delivered by customer-service message");
-                    return;
-                }
-                Err(f) if f.class == FailureClass::TokenRejected && attempt == 0 => {
-                    let _ = self
-                        .center
-                        .refresh(appid, Kind::AccessToken, &token.value)
-                        .await;
-                }
-                Err(f) => {
-                    tracing::error!(
-                        appid,
-                        upstream.errcode = f.errcode.unwrap_or(0),
-                        "late reply not delivered: {f}"
-                    );
-                    return;
-                }
-            }
+        let upstream = &self.upstream;
+        let sent = self
+            .center
+            .with_access_token(appid, |token| {
+                let message = &message;
+                async move { upstream.custom_send(appid, &token, message).await }
+            })
+            .await;
+        match sent {
+            Ok(()) => tracing::info!(appid, "late reply delivered by customer-service message"),
+            Err(f) => tracing::error!(
+                appid,
+                upstream.errcode = f.errcode.unwrap_or(0),
+                "late reply not delivered: {f}"
+            ),
         }
     }
 }

@@ -631,6 +631,21 @@ impl TokenCenter {
     }
 
     async fn fetch_ticket(&self, appid: &str, kind: Kind) -> Result<Fetched, Failure> {
+        let upstream = &self.inner.upstream;
+        self.with_access_token(appid, |token| async move {
+            upstream.ticket(appid, &token, kind).await
+        })
+        .await
+    }
+
+    /// Runs `call` with the app's access token. If WeChat rejects the token
+    /// (40001, 40014, 42001), does a compare-and-refresh and runs it once more;
+    /// a second rejection is reported as transient, never looped on.
+    pub async fn with_access_token<T, F, Fut>(&self, appid: &str, call: F) -> Result<T, Failure>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
         let as_failure = |e: TokenError| match e {
             TokenError::Unavailable { failure, .. } => failure,
             other => Failure {
@@ -644,20 +659,16 @@ impl TokenCenter {
             .get(appid, Kind::AccessToken)
             .await
             .map_err(as_failure)?;
-        let upstream = &self.inner.upstream;
-        match upstream.ticket(appid, &token.value, kind).await {
+        match call(token.value.clone()).await {
             Err(f) if f.class == FailureClass::TokenRejected => {
                 let fresh = self
                     .refresh(appid, Kind::AccessToken, &token.value)
                     .await
                     .map_err(as_failure)?;
-                upstream
-                    .ticket(appid, &fresh.value, kind)
-                    .await
-                    .map_err(|mut f| {
-                        f.class = FailureClass::Transient;
-                        f
-                    })
+                call(fresh.value).await.map_err(|mut f| {
+                    f.class = FailureClass::Transient;
+                    f
+                })
             }
             other => other,
         }
