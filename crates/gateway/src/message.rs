@@ -43,6 +43,41 @@ pub struct PushCounters {
     pub rejected: AtomicU64,
 }
 
+/// How a handled push ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Rule,
+    Webhook,
+    Late,
+    NoReply,
+    WebhookFailed,
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Rule => "rule",
+            Outcome::Webhook => "webhook",
+            Outcome::Late => "late",
+            Outcome::NoReply => "no_reply",
+            Outcome::WebhookFailed => "webhook_failed",
+        }
+    }
+}
+
+impl PushCounters {
+    fn count(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Rule => &self.rule,
+            Outcome::Webhook => &self.webhook,
+            Outcome::Late => &self.late,
+            Outcome::NoReply => &self.no_reply,
+            Outcome::WebhookFailed => &self.webhook_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Handles verified pushes.
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -160,10 +195,11 @@ impl Dispatcher {
     ) -> Answer {
         let started = tokio::time::Instant::now();
         let (outcome, body) = self.reply_body(&app, &push, deadline).await;
+        self.counters.count(outcome);
         tracing::info!(
             appid = %app.appid,
             msg_type = push.kind.msg_type(),
-            outcome,
+            outcome = outcome.name(),
             duration_ms = started.elapsed().as_millis() as u64,
             "push handled"
         );
@@ -176,15 +212,12 @@ impl Dispatcher {
         app: &Arc<AppConfig>,
         push: &Push,
         deadline: tokio::time::Instant,
-    ) -> (&'static str, Option<ReplyBody>) {
-        let counters = &self.counters;
+    ) -> (Outcome, Option<ReplyBody>) {
         if let Some(rule) = app.rules.iter().find(|r| r.matches(push)) {
-            counters.rule.fetch_add(1, Ordering::Relaxed);
-            return ("rule", Some(rule.reply.clone()));
+            return (Outcome::Rule, Some(rule.reply.clone()));
         }
         let (Some(url), Some(secret)) = (&app.webhook, &app.webhook_secret) else {
-            counters.no_reply.fetch_add(1, Ordering::Relaxed);
-            return ("no_reply", None);
+            return (Outcome::NoReply, None);
         };
         let this = self.clone();
         let (url, secret, appid, push_owned) =
@@ -203,23 +236,17 @@ impl Dispatcher {
             .await
         });
         match tokio::time::timeout_at(deadline, &mut call).await {
-            Ok(Ok(Ok(reply))) => {
-                let counter = if reply.is_some() {
-                    &counters.webhook
-                } else {
-                    &counters.no_reply
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                ("webhook", reply)
-            }
+            Ok(Ok(Ok(Some(reply)))) => (Outcome::Webhook, Some(reply)),
+            Ok(Ok(Ok(None))) => (Outcome::NoReply, None),
             Ok(Ok(Err(e))) => {
-                counters.webhook_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(appid = %app.appid, error = %e, "webhook failed; answering success");
-                ("webhook_failed", None)
+                (Outcome::WebhookFailed, None)
             }
-            Ok(Err(_)) => ("webhook_failed", None),
+            Ok(Err(e)) => {
+                tracing::error!(appid = %app.appid, error = %e, "webhook task failed; answering success");
+                (Outcome::WebhookFailed, None)
+            }
             Err(_) => {
-                counters.late.fetch_add(1, Ordering::Relaxed);
                 let this = self.clone();
                 let (app, openid) = (app.clone(), push.from_user_name.clone());
                 tokio::spawn(async move {
@@ -227,7 +254,7 @@ impl Dispatcher {
                         this.deliver_late(&app, &openid, &reply).await;
                     }
                 });
-                ("late", None)
+                (Outcome::Late, None)
             }
         }
     }

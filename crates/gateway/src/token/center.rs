@@ -271,7 +271,7 @@ impl TokenCenter {
             return Ok(c);
         }
         if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
-            slot.set(c.clone(), self.refresh_at(appid, kind, &c));
+            self.keep(slot, appid, kind, &c);
             return Ok(c);
         }
         self.fetch(appid, kind, slot, false).await
@@ -320,7 +320,7 @@ impl TokenCenter {
         };
         if let Some(c) = current.filter(|c| c.value != invalid && c.is_valid(now)) {
             if slot.current().as_ref() != Some(&c) {
-                slot.set(c.clone(), self.refresh_at(appid, kind, &c));
+                self.keep(slot, appid, kind, &c);
             }
             return Ok(c);
         }
@@ -347,6 +347,11 @@ impl TokenCenter {
         if self.due(slot).is_some_and(|due| due <= self.now()) {
             let _ = self.fetch(appid, kind, slot, false).await;
         }
+    }
+
+    /// Makes `credential` the slot's current one, renewed on the usual schedule.
+    fn keep(&self, slot: &Slot, appid: &str, kind: Kind, credential: &Credential) {
+        slot.set(credential.clone(), self.refresh_at(appid, kind, credential));
     }
 
     /// When the refresher should next act on `slot`; `None` until a first fetch (lazy).
@@ -491,7 +496,7 @@ impl TokenCenter {
         // Another instance may have stored a newer credential just before we got the lease.
         if lease.is_some() {
             if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
-                slot.set(stored.clone(), self.refresh_at(appid, kind, &stored));
+                self.keep(slot, appid, kind, &stored);
                 return Ok(stored);
             }
         }
@@ -597,7 +602,7 @@ impl TokenCenter {
         let deadline = tokio::time::Instant::now() + LEASE_TTL;
         while tokio::time::Instant::now() < deadline {
             if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
-                slot.set(stored.clone(), self.refresh_at(appid, kind, &stored));
+                self.keep(slot, appid, kind, &stored);
                 return Ok(stored);
             }
             tokio::time::sleep(LEASE_POLL).await;
@@ -626,7 +631,7 @@ impl TokenCenter {
             .await
         {
             tracing::debug!(appid, token.kind = %kind, "adopted a credential stored by another instance");
-            slot.set(stored.clone(), self.refresh_at(appid, kind, &stored));
+            self.keep(slot, appid, kind, &stored);
         }
     }
 
