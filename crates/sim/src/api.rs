@@ -16,7 +16,7 @@ use crate::faults::FaultAction;
 use crate::state::{path, Issued, Outcome, TokenRequest};
 use crate::Simulator;
 
-type Params = Query<HashMap<String, String>>;
+pub(crate) type Params = Query<HashMap<String, String>>;
 type Caller = ConnectInfo<SocketAddr>;
 
 /// `GET /cgi-bin/token?grant_type=client_credential&appid=…&secret=…`
@@ -162,7 +162,8 @@ pub(crate) async fn custom_send(
     }
 }
 
-fn error_of(outcome: Outcome<Issued>) -> Response {
+/// The error answer of a failed [`crate::state::State::authorize`].
+pub(crate) fn error_of(outcome: Outcome<Issued>) -> Response {
     match outcome.1 {
         Ok(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Err(err) => err.into_response(),

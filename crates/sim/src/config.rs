@@ -57,6 +57,9 @@ pub struct SimConfig {
     pub force_refresh_interval: u64,
     /// API IP whitelist; `None` lets every caller in.
     pub ip_whitelist: Option<Vec<IpNet>>,
+    /// Size limit of every temporary media upload, bytes; `None` keeps WeChat's
+    /// per-type limits (image 10 MiB, voice 2 MiB, video 10 MiB, thumb 64 KiB).
+    pub media_max_bytes: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -70,6 +73,7 @@ impl Default for SimConfig {
             force_refresh_per_day: 20,
             force_refresh_interval: 30,
             ip_whitelist: None,
+            media_max_bytes: None,
         }
     }
 }

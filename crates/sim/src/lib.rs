@@ -2,18 +2,20 @@
 //! code which works against it works against WeChat — and the one fake of
 //! WeChat every wxgate test uses.
 //!
-//! It serves the token, ticket, IP-list and customer-service APIs with WeChat's
-//! semantics (a classic fetch supersedes the previous token after a grace
-//! period, stable tokens repeat until forced, daily quotas, the IP whitelist,
-//! errcodes), and a control API under `/sim/`: stats, fault injection, a virtual
-//! clock and a push sender. It is also a product feature: `wxgate sim`,
+//! It serves the token, ticket, IP-list, customer-service, temporary-media and
+//! user-info APIs with WeChat's semantics (a classic fetch supersedes the
+//! previous token after a grace period, stable tokens repeat until forced, daily
+//! quotas, the IP whitelist, media size limits and expiry, errcodes), and a
+//! control API under `/sim/`: stats, fault injection, a virtual clock and a push
+//! sender. It is also a product feature: `wxgate sim`,
 //! `wxgate push` and `wxgate dev`.
 //!
 //! # Layout
 //! - [`config`]: accounts and limits ([`SimConfig`], [`SimApp`]).
 //! - [`clock`]: the virtual clock.
 //! - `state`: WeChat's rules as methods taking the current time (no I/O).
-//! - `api`, `control`: the HTTP handlers; [`Simulator::router`] lists every route.
+//! - `api`, `media`, `users`, `control`: the HTTP handlers; [`Simulator::router`]
+//!   lists every route.
 //! - [`faults`]: fault rules for `POST /sim/faults`.
 //! - [`push`]: pushing to a server as WeChat does.
 //! - [`stats`]: the counters of `GET /sim/stats`.
@@ -36,14 +38,17 @@ pub mod config;
 mod control;
 mod error;
 pub mod faults;
+mod media;
 pub mod push;
 mod state;
 pub mod stats;
+mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -100,6 +105,13 @@ impl Simulator {
             .route("/cgi-bin/getcallbackip", get(api::callback_ip))
             .route("/cgi-bin/get_api_domain_ip", get(api::api_domain_ip))
             .route("/cgi-bin/message/custom/send", post(api::custom_send))
+            // Uploads are limited per media type while they are read, not by axum's 2 MB default.
+            .route(
+                "/cgi-bin/media/upload",
+                post(media::upload).layer(DefaultBodyLimit::disable()),
+            )
+            .route("/cgi-bin/media/get", get(media::get))
+            .route("/cgi-bin/user/info", get(users::info))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 api::inject_faults,
@@ -116,7 +128,8 @@ impl Simulator {
                 get(control::clock).post(control::advance_clock),
             )
             .route("/sim/whitelist", axum::routing::put(control::set_whitelist))
-            .route("/sim/push", post(control::push));
+            .route("/sim/push", post(control::push))
+            .route("/sim/media/{media_id}", get(media::video));
         cgi.merge(control).with_state(self.clone())
     }
 

@@ -19,6 +19,9 @@ pub(crate) mod path {
     pub(crate) const CALLBACK_IP: &str = "/cgi-bin/getcallbackip";
     pub(crate) const API_DOMAIN_IP: &str = "/cgi-bin/get_api_domain_ip";
     pub(crate) const CUSTOM_SEND: &str = "/cgi-bin/message/custom/send";
+    pub(crate) const MEDIA_UPLOAD: &str = "/cgi-bin/media/upload";
+    pub(crate) const MEDIA_GET: &str = "/cgi-bin/media/get";
+    pub(crate) const USER_INFO: &str = "/cgi-bin/user/info";
 }
 
 /// Seconds a token superseded by a forced stable_token refresh keeps working [?]:
@@ -113,6 +116,8 @@ pub(crate) struct State {
     /// Every call per path, whoever made it and however it was answered.
     pub(crate) endpoint_calls: std::collections::BTreeMap<String, u64>,
     pub(crate) ip_whitelist: Option<Vec<IpNet>>,
+    /// Temporary media uploaded through `/cgi-bin/media/upload`.
+    pub(crate) media: crate::media::Store,
     seq: u64,
 }
 
@@ -142,6 +147,7 @@ impl State {
             .collect();
         Self {
             ip_whitelist: config.ip_whitelist.clone(),
+            media: crate::media::Store::new(config.media_max_bytes),
             config,
             apps,
             tokens: HashMap::new(),
@@ -441,6 +447,7 @@ impl State {
             unattributed: self.unattributed.clone(),
             faults_injected: self.faults_injected,
             endpoint_calls: self.endpoint_calls.clone(),
+            media_stored_bytes: self.media.stored_bytes(now),
         }
     }
 
@@ -492,7 +499,7 @@ impl State {
         }
     }
 
-    fn app_stats(&mut self, appid: Option<&str>) -> &mut AppStats {
+    pub(crate) fn app_stats(&mut self, appid: Option<&str>) -> &mut AppStats {
         match appid.and_then(|id| self.apps.get_mut(id)) {
             Some(app) => &mut app.stats,
             None => &mut self.unattributed,

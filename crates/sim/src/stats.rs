@@ -29,6 +29,9 @@ pub struct AppStats {
     pub invalid_token_calls: u64,
     /// Customer-service messages accepted.
     pub custom_messages: u64,
+    /// Temporary media accepted by `/cgi-bin/media/upload`.
+    #[serde(default)]
+    pub media_uploads: u64,
 }
 
 impl AppStats {
@@ -51,6 +54,9 @@ pub struct Stats {
     pub faults_injected: u64,
     /// Every call per API path, injected faults included: what a client really sent.
     pub endpoint_calls: BTreeMap<String, u64>,
+    /// Bytes of temporary media stored and not yet expired, over all accounts.
+    #[serde(default)]
+    pub media_stored_bytes: u64,
 }
 
 impl Stats {

@@ -3,10 +3,12 @@
 
 mod errors;
 mod faults;
+mod media;
 mod push;
 mod stable;
 mod tickets;
 mod tokens;
+mod users;
 
 use serde_json::{json, Value};
 use wxgate_sim::{RunningSim, SimApp, SimConfig, Simulator};

@@ -27,6 +27,10 @@ pub(crate) struct Args {
     /// API IP whitelist entry (address or CIDR); repeat for several. Default: everyone.
     #[arg(long = "whitelist", value_name = "IP_OR_CIDR")]
     whitelist: Vec<String>,
+    /// Size limit of every temporary media upload, bytes (default: WeChat's per-type
+    /// limits: image and video 10 MiB, voice 2 MiB, thumb 64 KiB).
+    #[arg(long, value_name = "N")]
+    media_max_bytes: Option<u64>,
 }
 
 fn parse_app(s: &str) -> Result<SimApp, String> {
@@ -56,6 +60,7 @@ impl Args {
             grace: self.grace,
             daily_quota: self.daily_quota,
             ip_whitelist: (!whitelist.is_empty()).then_some(whitelist),
+            media_max_bytes: self.media_max_bytes,
             ..SimConfig::default()
         })
     }
