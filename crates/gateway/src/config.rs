@@ -7,6 +7,7 @@
 //! problem is collected, each with its field path, and reported at once.
 
 mod env;
+mod proxy;
 mod raw;
 
 use std::collections::{BTreeMap, HashSet};
@@ -18,6 +19,7 @@ use secrecy::SecretString;
 use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
 use crate::message::rules::Rule;
+pub use proxy::{ProxyConfig, CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS};
 use raw::{RawApp, RawClient, RawConfig};
 
 /// Everything wxgate needs to run, checked.
@@ -29,6 +31,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[upstream]`.
     pub upstream: UpstreamConfig,
+    /// `[proxy]`.
+    pub proxy: ProxyConfig,
     /// `[admin]` key for `/admin`, if set.
     pub admin_key: Option<SecretString>,
     /// `[[apps]]`, in file order.
@@ -52,6 +56,9 @@ pub struct ServerConfig {
     pub reply_budget_ms: u64,
     /// How long a webhook answer is awaited in all, milliseconds (default 30 000).
     pub webhook_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish,
+    /// seconds (default 10); then wxgate exits anyway.
+    pub shutdown_timeout_secs: u64,
 }
 
 /// `[store]`.
@@ -112,6 +119,16 @@ pub enum TokenApi {
     Classic,
 }
 
+impl TokenApi {
+    /// `stable` or `classic`, as in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenApi::Stable => "stable",
+            TokenApi::Classic => "classic",
+        }
+    }
+}
+
 /// One `[[apps]]` entry.
 #[derive(Debug)]
 pub struct AppConfig {
@@ -135,6 +152,18 @@ pub struct AppConfig {
     pub webhook_secret: Option<SecretString>,
     /// Reply rules, first match wins.
     pub rules: Vec<Rule>,
+}
+
+impl AppConfig {
+    /// `plain`, `compat` or `safe`; `none` when no server token is set (no pushes).
+    pub fn push_mode_name(&self) -> &'static str {
+        match (&self.token, &self.push_mode) {
+            (None, _) => "none",
+            (Some(_), PushMode::Plain) => "plain",
+            (Some(_), PushMode::Compat(_)) => "compat",
+            (Some(_), PushMode::Safe(_)) => "safe",
+        }
+    }
 }
 
 /// One `[[clients]]` entry: a business server allowed to use the client API.
@@ -257,6 +286,7 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         timestamp_tolerance_secs: raw.server.timestamp_tolerance_secs.unwrap_or(300),
         reply_budget_ms: raw.server.reply_budget_ms.unwrap_or(4000),
         webhook_timeout_ms: raw.server.webhook_timeout_ms.unwrap_or(30_000),
+        shutdown_timeout_secs: raw.server.shutdown_timeout_secs.unwrap_or(10),
     };
     if server.reply_budget_ms >= 5000 {
         p.add(
@@ -367,10 +397,12 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         .enumerate()
         .filter_map(|(i, c)| check_client(c, &format!("clients[{i}]"), &seen, p))
         .collect();
+    let proxy = proxy::check(raw.proxy, p);
     Config {
         server,
         store,
         upstream,
+        proxy,
         admin_key,
         apps,
         clients,

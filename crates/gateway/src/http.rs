@@ -1,19 +1,23 @@
 //! The HTTP surface. [`router`] lists every route; handlers live in one file per area.
 
+mod admin;
 mod client_api;
 mod compat;
 mod error;
 mod jssdk;
+mod observe;
 mod ops;
+mod proxy;
 mod router;
 mod wechat;
 
 use std::sync::Arc;
 
 pub use error::ApiError;
+pub(crate) use ops::readiness;
 pub use router::router;
 
-use crate::config::{ClientConfig, ServerConfig};
+use crate::config::{ClientConfig, ProxyConfig, ServerConfig};
 use crate::message::Dispatcher;
 use crate::token::TokenCenter;
 
@@ -28,4 +32,12 @@ pub struct AppState {
     pub server: Arc<ServerConfig>,
     /// Handles verified pushes.
     pub dispatcher: Arc<Dispatcher>,
+    /// Forwards `/proxy/…` calls.
+    pub proxy: crate::proxy::Proxy,
+    /// `[proxy]` settings.
+    pub proxy_config: Arc<ProxyConfig>,
+    /// The key that opens `/admin`; the page is closed without one.
+    pub admin_key: Option<Arc<secrecy::SecretString>>,
+    /// This instance's metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

@@ -11,6 +11,7 @@
 //! - [`store`]: where credentials persist ([`store::Store`]: memory, sqlite).
 //! - [`token`]: the [`token::TokenCenter`], its background refresher and WeChat's token API.
 //! - [`message`]: pushes after verification: dedupe, rules, webhook, late replies.
+//! - [`proxy`]: forwards business servers' API calls with the current token.
 //! - [`http`]: every route ([`http::router`]) and the one [`http::ApiError`].
 //!
 //! Start from [`Gateway`].
@@ -19,6 +20,9 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod message;
+pub mod metrics;
+pub mod proxy;
+pub mod status;
 pub mod store;
 pub mod token;
 
@@ -31,10 +35,26 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::{Config, StoreConfig};
 use crate::message::Dispatcher;
+use crate::metrics::Metrics;
 use crate::store::{MemoryStore, RedisStore, SqliteStore, Store, StoreError};
 use crate::token::center::Policy;
 use crate::token::refresh::Refreshers;
 use crate::token::{TokenCenter, Upstream};
+
+/// This instance's name, `host:pid`: in logs, metrics, the status page and
+/// the Redis lease owner, so operators can tell instances apart.
+pub fn instance_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{host}:{}", std::process::id())
+    })
+}
 
 /// Opens the store a configuration names.
 pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
@@ -75,8 +95,16 @@ impl Gateway {
         policy: Policy,
     ) -> Self {
         let apps = config.apps.into_iter().map(Arc::new).collect();
-        let upstream = Upstream::new(&config.upstream);
-        let center = TokenCenter::new(apps, store, upstream.clone(), clock, policy);
+        let metrics = Arc::new(Metrics::new(instance_name()));
+        let upstream = Upstream::new(&config.upstream).with_metrics(metrics.clone());
+        let center = TokenCenter::new(
+            apps,
+            store,
+            upstream.clone(),
+            clock,
+            policy,
+            metrics.clone(),
+        );
         let refreshers = center.spawn_refreshers();
         let dispatcher = Dispatcher::new(
             center.clone(),
@@ -85,8 +113,13 @@ impl Gateway {
             Duration::from_millis(config.server.webhook_timeout_ms),
             config.server.timestamp_tolerance_secs + 60,
         );
+        let proxy = proxy::Proxy::new(&config.upstream, &config.proxy, metrics.clone());
         let state = http::AppState {
             center,
+            proxy,
+            proxy_config: Arc::new(config.proxy),
+            admin_key: config.admin_key.map(Arc::new),
+            metrics,
             clients: Arc::new(config.clients),
             server: Arc::new(config.server),
             dispatcher: Arc::new(dispatcher),
@@ -112,7 +145,10 @@ impl Gateway {
         http::router(self.state.clone())
     }
 
-    /// Serves on `listener` until `shutdown` completes, then stops the refreshers.
+    /// Serves on `listener` until `shutdown` completes. Then it stops
+    /// accepting, lets in-flight requests finish for up to
+    /// `server.shutdown_timeout_secs`, waits (up to 5 s) for credential fetches
+    /// under way so their leases are released, and stops the refreshers.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -121,8 +157,27 @@ impl Gateway {
         let app = self
             .router()
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signalled.send(());
+        });
+        let grace = Duration::from_secs(self.state.server.shutdown_timeout_secs);
+        let deadline = async move {
+            if on_signal.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = server => served?,
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight at the shutdown deadline; exiting anyway");
+            }
+        }
+        self.state.center.quiesce(Duration::from_secs(5)).await;
+        tracing::info!("stopped");
+        Ok(())
     }
 }

@@ -10,38 +10,21 @@ pub mod dedupe;
 pub mod rules;
 pub mod webhook;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wxgate_proto::{Push, Reply, ReplyBody};
 
 use crate::config::AppConfig;
+use crate::metrics::{AppLabels, PushLabels};
+use crate::status::{PushStats, WebhookStatus};
 use crate::store::PushClaim;
 use crate::token::{TokenCenter, Upstream};
 use dedupe::{Answer, Dedupe};
 
 /// Longest wait for the shared dedupe's claim before handling the push here.
 const CLAIM_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// How each push ended, counted for `/metrics`.
-#[derive(Debug, Default)]
-pub struct PushCounters {
-    /// Answered by a rule.
-    pub rule: AtomicU64,
-    /// Answered by the webhook in time.
-    pub webhook: AtomicU64,
-    /// Answered `success`; the webhook's reply went out by customer-service message.
-    pub late: AtomicU64,
-    /// Answered `success` with nothing to say (no rule, no webhook, or a 204).
-    pub no_reply: AtomicU64,
-    /// The webhook failed; answered `success`.
-    pub webhook_failed: AtomicU64,
-    /// Retries answered from the dedupe cache.
-    pub duplicate: AtomicU64,
-    /// Refused before handling (signature, timestamp, decryption, XML).
-    pub rejected: AtomicU64,
-}
 
 /// How a handled push ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,17 +48,13 @@ impl Outcome {
     }
 }
 
-impl PushCounters {
-    fn count(&self, outcome: Outcome) {
-        let counter = match outcome {
-            Outcome::Rule => &self.rule,
-            Outcome::Webhook => &self.webhook,
-            Outcome::Late => &self.late,
-            Outcome::NoReply => &self.no_reply,
-            Outcome::WebhookFailed => &self.webhook_failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
+/// Per-app push and webhook figures for the status page.
+#[derive(Debug, Default)]
+struct AppFigures {
+    pushes: PushStats,
+    webhook_ok: u64,
+    webhook_failed: u64,
+    webhook_last_error: Option<(u64, String)>,
 }
 
 /// Handles verified pushes.
@@ -89,8 +68,8 @@ pub struct Dispatcher {
     budget: Duration,
     /// How long a late webhook answer is still awaited.
     webhook_timeout: Duration,
-    /// Outcome counters.
-    pub counters: PushCounters,
+    /// Per-app figures, for the status page.
+    figures: Mutex<HashMap<String, AppFigures>>,
 }
 
 impl Dispatcher {
@@ -113,8 +92,101 @@ impl Dispatcher {
             dedupe: Dedupe::new(dedupe_window),
             budget,
             webhook_timeout,
-            counters: PushCounters::default(),
+            figures: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn figures(&self, appid: &str, update: impl FnOnce(&mut AppFigures)) {
+        if self.center.app(appid).is_none() {
+            return; // No entries for appids nobody configured.
+        }
+        let mut figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
+        update(figures.entry(appid.to_owned()).or_default());
+    }
+
+    /// Counts a push by outcome, in the metrics and the status page's figures.
+    fn count(&self, appid: &str, msg_type: &str, outcome: &'static str) {
+        self.figures(appid, |f| {
+            let p = &mut f.pushes;
+            let counter = match outcome {
+                "rule" => &mut p.rule,
+                "webhook" => &mut p.webhook,
+                "late" => &mut p.late,
+                "no_reply" => &mut p.no_reply,
+                "webhook_failed" => &mut p.webhook_failed,
+                "duplicate" => &mut p.duplicate,
+                _ => &mut p.rejected,
+            };
+            *counter += 1;
+        });
+        self.center
+            .metrics()
+            .pushes
+            .get_or_create(&PushLabels {
+                appid: appid.to_owned(),
+                msg_type: msg_type.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        if outcome == "duplicate" {
+            let labels = AppLabels {
+                appid: appid.to_owned(),
+            };
+            self.center
+                .metrics()
+                .dedupe_hits
+                .get_or_create(&labels)
+                .inc();
+        }
+    }
+
+    /// Counts a push refused before handling (signature, timestamp, decryption, XML).
+    pub fn count_rejected(&self, appid: &str) {
+        if self.center.app(appid).is_some() {
+            self.count(appid, "unknown", "rejected");
+        }
+    }
+
+    fn webhook_result(&self, appid: &str, elapsed: Duration, error: Option<String>) {
+        let labels = AppLabels {
+            appid: appid.to_owned(),
+        };
+        self.center
+            .metrics()
+            .webhook_seconds
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        let now = self.center.now();
+        self.figures(appid, |f| match error {
+            None => f.webhook_ok += 1,
+            Some(e) => {
+                f.webhook_failed += 1;
+                f.webhook_last_error = Some((now, e));
+            }
+        });
+    }
+
+    /// Push counts of `appid` by outcome.
+    pub fn push_stats(&self, appid: &str) -> PushStats {
+        let figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
+        figures
+            .get(appid)
+            .map(|f| f.pushes.clone())
+            .unwrap_or_default()
+    }
+
+    /// The webhook's health, when `appid` has one.
+    pub fn webhook_status(&self, appid: &str) -> Option<WebhookStatus> {
+        let url = self.center.app(appid)?.webhook.as_ref()?;
+        let figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
+        let f = figures.get(appid);
+        Some(WebhookStatus {
+            target: url.origin().ascii_serialization(),
+            ok: f.map_or(0, |f| f.webhook_ok),
+            failed: f.map_or(0, |f| f.webhook_failed),
+            last_error: f.and_then(|f| f.webhook_last_error.as_ref().map(|e| e.1.clone())),
+            last_failure_at: f.and_then(|f| f.webhook_last_error.as_ref().map(|e| e.0)),
+        })
     }
 
     /// The answer to `push` (plaintext reply XML, or `None` for `success`).
@@ -124,6 +196,7 @@ impl Dispatcher {
         // One deadline for everything: WeChat's window starts when the push arrives.
         let deadline = tokio::time::Instant::now() + self.budget;
         let now = self.center.now();
+        let (appid, msg_type) = (app.appid.clone(), push.kind.msg_type().to_owned());
         let key = format!("{}:{}", app.appid, push.dedupe_key());
         let this = self.clone();
         let shared_key = key.clone();
@@ -132,7 +205,7 @@ impl Dispatcher {
                 .await
         });
         if duplicate {
-            self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
+            self.count(&appid, &msg_type, "duplicate");
         }
         answer.await
     }
@@ -152,11 +225,11 @@ impl Dispatcher {
         match claim {
             Ok(PushClaim::First) => {}
             Ok(PushClaim::Answered(answer)) => {
-                self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
+                self.count(&app.appid, push.kind.msg_type(), "duplicate");
                 return answer;
             }
             Ok(PushClaim::Pending) => {
-                self.counters.duplicate.fetch_add(1, Ordering::Relaxed);
+                self.count(&app.appid, push.kind.msg_type(), "duplicate");
                 return self.await_other_instance(&key, deadline).await;
             }
             Err(e) => {
@@ -195,7 +268,7 @@ impl Dispatcher {
     ) -> Answer {
         let started = tokio::time::Instant::now();
         let (outcome, body) = self.reply_body(&app, &push, deadline).await;
-        self.counters.count(outcome);
+        self.count(&app.appid, push.kind.msg_type(), outcome.name());
         tracing::info!(
             appid = %app.appid,
             msg_type = push.kind.msg_type(),
@@ -223,6 +296,7 @@ impl Dispatcher {
         let (url, secret, appid, push_owned) =
             (url.clone(), secret.clone(), app.appid.clone(), push.clone());
         let now = self.center.now();
+        let started = tokio::time::Instant::now();
         let mut call = tokio::spawn(async move {
             webhook::call(
                 &this.http,
@@ -235,7 +309,15 @@ impl Dispatcher {
             )
             .await
         });
-        match tokio::time::timeout_at(deadline, &mut call).await {
+        let result = tokio::time::timeout_at(deadline, &mut call).await;
+        let error = match &result {
+            Ok(Ok(Ok(_))) => None,
+            Ok(Ok(Err(e))) => Some(e.to_string()),
+            Ok(Err(e)) => Some(format!("webhook task failed: {e}")),
+            Err(_) => Some("no answer within the reply budget; the reply goes out late".into()),
+        };
+        self.webhook_result(&app.appid, started.elapsed(), error);
+        match result {
             Ok(Ok(Ok(Some(reply)))) => (Outcome::Webhook, Some(reply)),
             Ok(Ok(Ok(None))) => (Outcome::NoReply, None),
             Ok(Ok(Err(e))) => {

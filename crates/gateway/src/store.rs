@@ -138,6 +138,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<(), StoreError>;
     /// Whether the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// `sqlite`, `redis` or `memory`.
+    fn backend(&self) -> &'static str;
+
+    /// The instance (`host:pid`) holding the refresh lease of a credential, if
+    /// any. Only a shared store can tell; the others answer `None`.
+    async fn lease_holder(&self, _appid: &str, _kind: Kind) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
 
     /// Takes the refresh lease of a credential for `ttl`; `None` when another instance holds it.
     async fn acquire(

@@ -9,8 +9,20 @@ mod cmd;
 #[derive(Debug, Parser)]
 #[command(name = "wxgate", version, about)]
 struct Cli {
+    /// Log format on stderr: `human` lines or `json` (one object per line). `RUST_LOG` filters.
+    #[arg(long, global = true, env = "WXGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line, with the request span's fields (request_id…).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,7 +45,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Sign(args) => cmd::sign::run(args, &mut std::io::stdout().lock()),
         Command::Dev(args) => runtime().and_then(|rt| rt.block_on(cmd::dev::run(args))),
@@ -58,17 +70,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Logs go to stderr; `RUST_LOG` filters, `WXGATE_LOG_FORMAT=json` switches to JSON lines.
-fn init_tracing() {
+/// Logs go to stderr; `RUST_LOG` filters, `--log-format json` switches to JSON lines.
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("wxgate=info,wxgate_sim=info,tower_http=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let json = std::env::var("WXGATE_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let _ = if json {
-        builder.json().try_init()
+    let _ = if format == LogFormat::Json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -2,9 +2,7 @@
 //! `server.listen`; `__` separates levels and a number indexes an array
 //! (`WXGATE_APPS__0__REFRESH_AHEAD_SECS=900`). Every setting lives in a
 //! section, so names without `__` (`WXGATE_ADMIN_KEY`, `WXGATE_LOG_FORMAT`)
-//! are not overrides: they are left to whatever names them. Every setting lives in a
-//! section, so names without `__` (`WXGATE_ADMIN_KEY`, `WXGATE_LOG_FORMAT`)
-//! are not overrides and are left to whatever names them.
+//! are not overrides: they are left to whatever names them.
 
 use std::collections::BTreeMap;
 

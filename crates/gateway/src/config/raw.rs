@@ -16,6 +16,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) admin: RawAdmin,
     #[serde(default)]
+    pub(crate) proxy: RawProxy,
+    #[serde(default)]
     pub(crate) apps: Vec<RawApp>,
     #[serde(default)]
     pub(crate) clients: Vec<RawClient>,
@@ -29,6 +31,7 @@ pub(crate) struct RawServer {
     pub(crate) timestamp_tolerance_secs: Option<u64>,
     pub(crate) reply_budget_ms: Option<u64>,
     pub(crate) webhook_timeout_ms: Option<u64>,
+    pub(crate) shutdown_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +49,15 @@ pub(crate) struct RawStore {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUpstream {
     pub(crate) base_url: Option<String>,
+    pub(crate) timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProxy {
+    pub(crate) allow_paths: Option<Vec<String>>,
+    pub(crate) max_request_bytes: Option<u64>,
+    pub(crate) max_response_bytes: Option<u64>,
     pub(crate) timeout_ms: Option<u64>,
 }
 

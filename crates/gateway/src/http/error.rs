@@ -6,7 +6,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
-use crate::token::{FailureClass, TokenError};
+use crate::proxy::{PathError, SpoolError};
+use crate::token::{Failure, FailureClass, TokenError};
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,15 @@ pub enum ApiError {
     /// The app has no server token, so it takes no pushes.
     #[error("app {0} has no server token configured")]
     PushNotConfigured(String),
+    /// A proxy path that may not be forwarded.
+    #[error(transparent)]
+    ProxyPath(#[from] PathError),
+    /// A proxied request body that could not be taken in.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The proxied call to WeChat failed.
+    #[error("{0}")]
+    Upstream(Failure),
 }
 
 impl ApiError {
@@ -68,6 +78,14 @@ impl ApiError {
             ApiError::Token(TokenError::RateLimited { .. }) => {
                 (StatusCode::TOO_MANY_REQUESTS, "refresh_rate_limited")
             }
+            ApiError::ProxyPath(PathError::Malformed(_)) => (StatusCode::BAD_REQUEST, "bad_path"),
+            ApiError::ProxyPath(_) => (StatusCode::FORBIDDEN, "path_not_allowed"),
+            ApiError::Spool(SpoolError::TooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+            }
+            ApiError::Spool(SpoolError::Read(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Spool(SpoolError::Io(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
             ApiError::Token(TokenError::Unavailable { failure, .. }) => match failure.class {
                 FailureClass::Config => (StatusCode::BAD_GATEWAY, "upstream_config_error"),
                 FailureClass::Quota => (StatusCode::SERVICE_UNAVAILABLE, "quota_exhausted"),
@@ -78,8 +96,24 @@ impl ApiError {
 
     fn errcode(&self) -> Option<i64> {
         match self {
-            ApiError::Token(TokenError::Unavailable { failure, .. }) => failure.errcode,
+            ApiError::Token(TokenError::Unavailable { failure, .. })
+            | ApiError::Upstream(failure) => failure.errcode,
             _ => None,
+        }
+    }
+
+    /// The errcode WeChat would answer with, for the WeChat-shaped renderings.
+    fn wechat_errcode(&self) -> i64 {
+        match self {
+            ApiError::Unauthorized => 41001,
+            ApiError::Forbidden(_) | ApiError::ProxyPath(_) => 48001,
+            ApiError::Spool(SpoolError::TooLarge { .. }) => 45002,
+            ApiError::InvalidGrant => 40002,
+            ApiError::InvalidSecret => 40125,
+            ApiError::InvalidToken => 40001,
+            ApiError::Token(TokenError::UnknownApp(_)) => 40013,
+            ApiError::Token(TokenError::RateLimited { .. }) => 45011,
+            other => other.errcode().unwrap_or(-1),
         }
     }
 
@@ -90,7 +124,18 @@ impl ApiError {
             ApiError::UrlNotAllowed(_) => {
                 Some("add the domain to the app's js_domains and to JS接口安全域名 in the WeChat console".into())
             }
-            ApiError::Token(TokenError::Unavailable { failure, .. }) => failure.hint.clone(),
+            ApiError::Token(TokenError::Unavailable { failure, .. }) | ApiError::Upstream(failure) => {
+                failure.hint.clone()
+            }
+            ApiError::ProxyPath(PathError::NotAllowed(_)) => {
+                Some("add its prefix to proxy.allow_paths if business servers need this API".into())
+            }
+            ApiError::ProxyPath(PathError::Credential(_)) => Some(
+                "get credentials from the client API (GET /v1/apps/{appid}/access_token); fetching \
+                 them directly would invalidate the token wxgate serves"
+                    .into(),
+            ),
+            ApiError::Spool(SpoolError::TooLarge { .. }) => Some("raise proxy.max_request_bytes".into()),
             ApiError::Token(TokenError::RateLimited { .. }) => {
                 Some("another forced refresh happened moments ago; fetch the current credential again".into())
             }
@@ -145,14 +190,7 @@ impl From<TokenError> for WeChatShape {
 
 impl IntoResponse for WeChatShape {
     fn into_response(self) -> Response {
-        let errcode = match &self.0 {
-            ApiError::InvalidGrant => 40002,
-            ApiError::InvalidSecret => 40125,
-            ApiError::InvalidToken => 40001,
-            ApiError::Token(TokenError::UnknownApp(_)) => 40013,
-            ApiError::Token(TokenError::RateLimited { .. }) => 45011,
-            other => other.errcode().unwrap_or(-1),
-        };
+        let errcode = self.0.wechat_errcode();
         let errmsg = match self.0.hint() {
             Some(hint) => format!("{} (wxgate: {hint})", self.0),
             None => self.0.to_string(),
@@ -162,5 +200,31 @@ impl IntoResponse for WeChatShape {
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// Renders an [`ApiError`] for the proxy: WeChat's `{"errcode","errmsg"}` plus
+/// wxgate's `hint`, with the HTTP status of the error, so callers that parse
+/// WeChat's answers read it and operators can tell it came from wxgate.
+#[derive(Debug)]
+pub(crate) struct ProxyShape(pub(crate) ApiError);
+
+impl<E: Into<ApiError>> From<E> for ProxyShape {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for ProxyShape {
+    fn into_response(self) -> Response {
+        let (status, _) = self.0.status_and_code();
+        if status.is_server_error() || status == StatusCode::BAD_GATEWAY {
+            tracing::warn!(error = %self.0, "proxied call failed");
+        }
+        let mut body = json!({ "errcode": self.0.wechat_errcode(), "errmsg": self.0.to_string() });
+        if let Some(hint) = self.0.hint() {
+            body["hint"] = hint.into();
+        }
+        (status, Json(body)).into_response()
     }
 }

@@ -1,14 +1,18 @@
 //! Every route of the gateway, in one place.
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 
-use super::{client_api, compat, jssdk, ops, wechat, AppState};
+use super::{admin, client_api, compat, jssdk, observe, ops, proxy, wechat, AppState};
 
 /// The gateway's routes.
 pub fn router(state: AppState) -> Router {
     let max_body = state.server.max_body_bytes;
+    // The proxy reads its body itself, up to proxy.max_request_bytes, spooling large ones.
+    let proxied = Router::new()
+        .route("/proxy/{appid}/{*path}", any(proxy::forward))
+        .with_state(state.clone());
     Router::new()
         // WeChat-facing: the URL configured in WeChat's console (`/` when there is one app).
         .route("/wx/{appid}", get(wechat::verify).post(wechat::receive))
@@ -24,6 +28,19 @@ pub fn router(state: AppState) -> Router {
         // Operations.
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        // The status page (admin key: Authorization: Bearer <key> or the login cookie).
+        .route("/admin", get(admin::page))
+        .route("/admin/login", post(admin::login))
+        .route("/admin/status.json", get(admin::status_json))
+        .route("/admin/app.css", get(admin::app_css))
+        .route("/admin/app.js", get(admin::app_js))
+        .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(proxied)
+        // Outermost: request ids, durations, failure logs for every route.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            observe::observe,
+        ))
 }

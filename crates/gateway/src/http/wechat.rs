@@ -1,7 +1,6 @@
 //! The WeChat-facing endpoints: `GET /wx/{appid}` (ownership check) and
 //! `POST /wx/{appid}` (pushes), also at `/` when exactly one app is configured.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -64,11 +63,7 @@ pub(crate) async fn receive(
     let (app, token, push) = match result {
         Ok(opened) => opened,
         Err(e) => {
-            state
-                .dispatcher
-                .counters
-                .rejected
-                .fetch_add(1, Ordering::Relaxed);
+            state.dispatcher.count_rejected(&appid);
             tracing::warn!(appid, error = %e, "push refused");
             return Err(e);
         }

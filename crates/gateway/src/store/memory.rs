@@ -34,6 +34,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -247,6 +247,22 @@ impl Store for RedisStore {
         .await
     }
 
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn lease_holder(&self, appid: &str, kind: Kind) -> Result<Option<String>, StoreError> {
+        timed(async {
+            let owner: Option<String> = redis::cmd("GET")
+                .arg(format!("{}:lock", self.key(appid, kind)))
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(error)?;
+            Ok(owner.map(|o| o.rsplit_once('/').map_or(o.clone(), |(i, _)| i.to_owned())))
+        })
+        .await
+    }
+
     async fn acquire(
         &self,
         appid: &str,
@@ -255,7 +271,12 @@ impl Store for RedisStore {
     ) -> Result<Option<Lease>, StoreError> {
         timed(async {
             let key = self.key(appid, kind);
-            let owner = hex::encode(rand::random::<[u8; 12]>());
+            // The instance, then a per-lease random part: the status page names the holder.
+            let owner = format!(
+                "{}/{}",
+                crate::instance_name(),
+                hex::encode(rand::random::<[u8; 12]>())
+            );
             let fence: u64 = Script::new(ACQUIRE)
                 .key(format!("{key}:lock"))
                 .key(format!("{key}:fence"))

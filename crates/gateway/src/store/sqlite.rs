@@ -94,6 +94,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }

@@ -2,7 +2,8 @@
 //! persisted in the store, refreshed ahead of expiry, and careful with WeChat's
 //! small quotas (DESIGN.md, "Token center semantics").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use futures_util::future::BoxFuture;
 
 use crate::clock::Clock;
 use crate::config::{AppConfig, TokenApi};
+use crate::metrics::{Metrics, RefreshLabels};
+use crate::status::FailureRecord;
 use crate::store::{mask, Credential, Kind, Lease, Store};
 
 use super::upstream::{Failure, FailureClass, Fetched, Upstream};
@@ -26,6 +29,8 @@ const LEASE_TTL: Duration = Duration::from_secs(30);
 const LEASE_POLL: Duration = Duration::from_millis(50);
 /// WeChat's quotas reset at midnight Beijing time (UTC+8).
 const BEIJING_OFFSET: u64 = 8 * 3600;
+/// How many failures the status page lists.
+const RECENT_FAILURES: usize = 20;
 
 /// Tunables of the refresh policy; [`Policy::default`] is production's.
 #[derive(Clone)]
@@ -113,13 +118,26 @@ pub struct SlotStatus {
     pub next_refresh_at: Option<u64>,
     /// The last failure, cleared by a success.
     pub last_failure: Option<Failure>,
+    /// When the last failure happened.
+    pub last_failure_at: Option<u64>,
     /// Fetches from WeChat by this instance.
     pub fetches: u64,
+    /// Fetches from WeChat by this instance since 00:00 Beijing time.
+    pub fetches_today: u64,
+    /// The credential in memory (for masked display only).
+    pub value: Option<String>,
+    /// When it was fetched (by whichever instance).
+    pub fetched_at: Option<u64>,
+    /// Whether this instance holds the refresh lease right now.
+    pub lease_held: bool,
 }
 
 #[derive(Debug, Default, Clone)]
 struct Health {
     last_failure: Option<Failure>,
+    last_failure_at: u64,
+    /// (Beijing day number, fetches that day).
+    fetches_today: (u64, u64),
     failures: u32,
     /// No call to WeChat before this time (backoff, config pause, quota).
     not_before: u64,
@@ -134,6 +152,8 @@ pub(super) struct Slot {
     current: RwLock<Option<Credential>>,
     /// Held while fetching: the single flight.
     flight: tokio::sync::Mutex<()>,
+    /// Set while this instance holds the refresh lease.
+    leased: std::sync::atomic::AtomicBool,
     health: Mutex<Health>,
     /// Bumped whenever the credential or its schedule changes; wakes the refresher.
     pub(super) generation: tokio::sync::watch::Sender<u64>,
@@ -144,6 +164,7 @@ impl Slot {
         Self {
             current: RwLock::new(None),
             flight: tokio::sync::Mutex::new(()),
+            leased: std::sync::atomic::AtomicBool::new(false),
             health: Mutex::new(Health::default()),
             generation: tokio::sync::watch::Sender::new(0),
         }
@@ -185,6 +206,9 @@ pub(super) struct Inner {
     upstream: Upstream,
     pub(super) clock: Arc<dyn Clock>,
     policy: Policy,
+    metrics: Arc<Metrics>,
+    /// The latest failures, newest first.
+    recent: Mutex<VecDeque<FailureRecord>>,
 }
 
 impl TokenCenter {
@@ -195,6 +219,7 @@ impl TokenCenter {
         upstream: Upstream,
         clock: Arc<dyn Clock>,
         policy: Policy,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let slots = apps
             .iter()
@@ -209,6 +234,8 @@ impl TokenCenter {
                 upstream,
                 clock,
                 policy,
+                metrics,
+                recent: Mutex::new(VecDeque::new()),
             }),
         }
     }
@@ -384,14 +411,25 @@ impl TokenCenter {
             .iter()
             .map(|((appid, kind), slot)| {
                 let next_refresh_at = self.due(slot);
+                let current = slot.current();
                 let health = slot.health();
+                let today = beijing_day(self.now());
                 SlotStatus {
                     appid: appid.clone(),
                     kind: *kind,
-                    expires_at: slot.current().map(|c| c.expires_at),
+                    expires_at: current.as_ref().map(|c| c.expires_at),
                     next_refresh_at,
                     last_failure: health.last_failure.clone(),
+                    last_failure_at: health.last_failure.as_ref().map(|_| health.last_failure_at),
                     fetches: health.fetches,
+                    fetches_today: if health.fetches_today.0 == today {
+                        health.fetches_today.1
+                    } else {
+                        0
+                    },
+                    fetched_at: current.as_ref().map(|c| c.fetched_at),
+                    value: current.map(|c| c.value),
+                    lease_held: slot.leased.load(Ordering::Relaxed),
                 }
             })
             .collect();
@@ -462,6 +500,7 @@ impl TokenCenter {
                 None
             }
         };
+        slot.leased.store(lease.is_some(), Ordering::Relaxed);
         let result = self
             .fetch_leased(
                 appid,
@@ -473,6 +512,7 @@ impl TokenCenter {
                 lease.as_ref(),
             )
             .await;
+        slot.leased.store(false, Ordering::Relaxed);
         if let Some(lease) = &lease {
             if let Err(e) = self.inner.store.release(appid, kind, lease).await {
                 tracing::warn!(appid, token.kind = %kind, error = %e, "could not release the refresh lease; it expires by itself");
@@ -546,9 +586,15 @@ impl TokenCenter {
                     // WeChat repeated the token: ask again shortly, not in a loop.
                     refresh_at = refresh_at.max(now + 10);
                 }
+                self.count_refresh(appid, kind, "ok");
                 {
                     let mut health = slot.health();
                     health.fetches += 1;
+                    let today = beijing_day(now);
+                    health.fetches_today = match health.fetches_today {
+                        (day, n) if day == today => (day, n + 1),
+                        _ => (today, 1),
+                    };
                     health.failures = 0;
                     health.last_failure = None;
                     health.not_before = 0;
@@ -558,6 +604,8 @@ impl TokenCenter {
                 Ok(credential)
             }
             Err(failure) => {
+                self.count_refresh(appid, kind, failure.class.as_str());
+                self.record_failure(appid, kind, &failure, now);
                 let retry_at = self.on_failure(slot, &failure, now);
                 let still_valid = previous.is_some_and(|p| p.is_valid(now));
                 log_failure(appid, kind, &failure, retry_at, still_valid);
@@ -679,12 +727,58 @@ impl TokenCenter {
         }
     }
 
+    fn count_refresh(&self, appid: &str, kind: Kind, result: &str) {
+        self.inner
+            .metrics
+            .refreshes
+            .get_or_create(&RefreshLabels {
+                appid: appid.to_owned(),
+                kind: kind.as_str().to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Keeps the failure for the status page's list of recent errors.
+    fn record_failure(&self, appid: &str, kind: Kind, failure: &Failure, now: u64) {
+        let mut recent = self.inner.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_front(FailureRecord::new(appid, kind, failure, now));
+        recent.truncate(RECENT_FAILURES);
+    }
+
+    /// The latest failed fetches, newest first.
+    pub fn recent_failures(&self) -> Vec<FailureRecord> {
+        let recent = self.inner.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().cloned().collect()
+    }
+
+    /// Waits, up to `limit`, until no fetch is under way, so that every
+    /// refresh lease has been released (for a clean shutdown).
+    pub async fn quiesce(&self, limit: Duration) {
+        let all = async {
+            for slot in self.inner.slots.values() {
+                drop(slot.flight.lock().await);
+            }
+        };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!(
+                "a credential fetch was still under way at shutdown; its lease expires by itself"
+            );
+        }
+    }
+
+    /// The metrics of this instance.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     /// Records a failure and returns when WeChat may be called again.
     fn on_failure(&self, slot: &Slot, failure: &Failure, now: u64) -> u64 {
         let policy = &self.inner.policy;
         let mut health = slot.health();
         health.failures += 1;
         health.last_failure = Some(failure.clone());
+        health.last_failure_at = now;
         health.not_before = match failure.class {
             FailureClass::Transient | FailureClass::TokenRejected => {
                 let backoff = (1u64 << health.failures.min(16)).min(policy.max_backoff);
@@ -738,6 +832,11 @@ async fn detached<T: Send + 'static>(
             retry_at: 0,
         })
     })
+}
+
+/// Days since the epoch, in Beijing time (where WeChat's quotas reset).
+fn beijing_day(now: u64) -> u64 {
+    (now + BEIJING_OFFSET) / 86_400
 }
 
 fn next_beijing_midnight(now: u64) -> u64 {

@@ -1,12 +1,14 @@
 //! Calls to WeChat's token and ticket APIs (protocol reference §4, §5.1), and
 //! the meaning of their errcodes for the token center (§4.3).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use crate::config::{AppConfig, TokenApi, UpstreamConfig};
+use crate::metrics::Metrics;
 use crate::store::Kind;
 
 /// A credential as WeChat handed it out.
@@ -43,6 +45,18 @@ pub struct Failure {
     pub message: String,
     /// What the operator should do.
     pub hint: Option<String>,
+}
+
+impl FailureClass {
+    /// `transient`, `config`, `quota` or `token_rejected` (metrics labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Transient => "transient",
+            FailureClass::Config => "config",
+            FailureClass::Quota => "quota",
+            FailureClass::TokenRejected => "token_rejected",
+        }
+    }
 }
 
 impl Failure {
@@ -116,6 +130,7 @@ struct Answer {
 pub struct Upstream {
     http: reqwest::Client,
     base: url::Url,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Upstream {
@@ -128,7 +143,33 @@ impl Upstream {
         Self {
             http,
             base: config.base_url.clone(),
+            metrics: None,
         }
+    }
+
+    /// Counts every call in `metrics` (`wxgate_upstream_calls_total`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sends a call to `endpoint` and reads WeChat's JSON answer, counting it.
+    async fn send(
+        &self,
+        endpoint: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, Failure> {
+        let result = send(request).await;
+        if let Some(metrics) = &self.metrics {
+            let errcode = match &result {
+                Ok(answer) => answer.errcode.to_string(),
+                Err(f) => f
+                    .errcode
+                    .map_or_else(|| "failed".to_owned(), |c| c.to_string()),
+            };
+            metrics.upstream_call(endpoint, errcode);
+        }
+        result
     }
 
     fn url(&self, path: &str) -> url::Url {
@@ -158,7 +199,11 @@ impl Upstream {
                     }))
             }
         };
-        let answer = send(request).await?;
+        let endpoint = match app.token_api {
+            TokenApi::Classic => "/cgi-bin/token",
+            TokenApi::Stable => "/cgi-bin/stable_token",
+        };
+        let answer = self.send(endpoint, request).await?;
         read(&app.appid, answer, |a| a.access_token.take())
     }
 
@@ -168,7 +213,7 @@ impl Upstream {
             .http
             .get(self.url("/cgi-bin/get_api_domain_ip"))
             .query(&[("access_token", access_token)]);
-        let answer = send(request).await?;
+        let answer = self.send("/cgi-bin/get_api_domain_ip", request).await?;
         if answer.errcode == 0 {
             Ok(())
         } else {
@@ -188,7 +233,7 @@ impl Upstream {
             .post(self.url("/cgi-bin/message/custom/send"))
             .query(&[("access_token", access_token)])
             .json(message);
-        let answer = send(request).await?;
+        let answer = self.send("/cgi-bin/message/custom/send", request).await?;
         match answer.errcode {
             0 => Ok(()),
             40001 => Err(Failure {
@@ -215,7 +260,7 @@ impl Upstream {
             .http
             .get(self.url("/cgi-bin/ticket/getticket"))
             .query(&[("access_token", access_token), ("type", kind)]);
-        let answer = send(request).await?;
+        let answer = self.send("/cgi-bin/ticket/getticket", request).await?;
         let result = read(appid, answer, |a| a.ticket.take());
         // For getticket, 40001 means the access token, not the secret (§5.1).
         result.map_err(|mut f| {

@@ -6,6 +6,8 @@ mod compat;
 mod config;
 mod faults;
 mod logs;
+mod ops;
+mod proxy;
 mod pushes;
 mod redis;
 mod token_center;
@@ -37,6 +39,8 @@ pub(crate) struct Setup {
     pub(crate) app_toml: String,
     /// Lines added to `[server]`.
     pub(crate) server_toml: String,
+    /// Tables added at the end (`[proxy]`…).
+    pub(crate) extra_toml: String,
 }
 
 impl Setup {
@@ -47,7 +51,15 @@ impl Setup {
             store: "backend = \"memory\"".into(),
             app_toml: String::new(),
             server_toml: String::new(),
+            extra_toml: String::new(),
         }
+    }
+
+    /// Adds top-level TOML (e.g. a `[proxy]` table) after the rest.
+    pub(crate) fn extra(mut self, toml: &str) -> Self {
+        self.extra_toml.push_str(toml);
+        self.extra_toml.push('\n');
+        self
     }
 
     pub(crate) fn stable(mut self) -> Self {
@@ -151,12 +163,14 @@ js_domains = ["example.com"]
 name = "shop"
 key_sha256 = "{key_sha256}"
 apps = ["{APPID}"]
+{extra}
 "#,
             store = self.setup.store,
             sim = self.sim.url(),
             api = self.setup.token_api,
             server = self.setup.server_toml,
             app = self.setup.app_toml,
+            extra = self.setup.extra_toml,
         )
     }
 

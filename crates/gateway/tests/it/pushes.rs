@@ -105,7 +105,7 @@ pub(crate) fn app_toml(mode: &str) -> String {
 }
 
 /// Pushes `xml` to the gateway as WeChat would in `mode`.
-async fn push_xml(env: &Env, mode: &str, xml: &str) -> wxgate_sim::PushOutcome {
+pub(crate) async fn push_xml(env: &Env, mode: &str, xml: &str) -> wxgate_sim::PushOutcome {
     push_to(&env.url, env.center().now(), mode, xml).await
 }
 

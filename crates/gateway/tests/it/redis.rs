@@ -274,7 +274,7 @@ async fn during_a_redis_outage_valid_tokens_are_served_and_readiness_says_why() 
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert!(
-        body["reasons"][0]
+        body["reasons"][0]["problem"]
             .as_str()
             .unwrap()
             .contains("store unreachable"),

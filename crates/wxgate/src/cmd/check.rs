@@ -26,17 +26,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         config.clients.len()
     );
     let upstream = Upstream::new(&config.upstream);
+    let mut failed = false;
     let store = match &config.store {
         StoreConfig::Memory => None,
         other => match wxgate_gateway::open_store(other).await {
             Ok(store) => Some(store),
             Err(e) => {
                 println!("FAIL store: {e}");
+                failed = true;
                 None
             }
         },
     };
-    let mut failed = false;
     for app in &config.apps {
         if app.js_domains.len() > 5 {
             println!(

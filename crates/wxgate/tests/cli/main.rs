@@ -1,5 +1,9 @@
 //! The `wxgate` binary, run as a user would.
 
+mod admin;
+mod ops;
+mod proxy;
+
 use std::process::Command;
 
 fn wxgate(args: &[&str]) -> (bool, String, String) {
@@ -66,15 +70,21 @@ fn sign_without_its_arguments_explains_what_is_missing() {
 }
 
 /// A running `wxgate` server process, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: std::process::Child,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
 }
 
 impl Server {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// As [`Server::start`], with these variables added to the child's environment.
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -85,7 +95,7 @@ impl Server {
     }
 
     /// The first `http://…` URL printed on a line containing `marker`.
-    fn url_after(&mut self, marker: &str) -> String {
+    pub(crate) fn url_after(&mut self, marker: &str) -> String {
         for line in self.lines.by_ref() {
             let line = line.unwrap();
             if line.contains(marker) {
@@ -454,7 +464,7 @@ async fn four_serve_processes_on_one_redis_make_one_upstream_call() {
     );
 }
 
-fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }

@@ -1,0 +1,279 @@
+//! The status page: `GET /admin` (HTML rendered here from [`crate::status`],
+//! then kept live by a small script), `POST /admin/login`,
+//! `GET /admin/status.json` and the page's stylesheet and script.
+//!
+//! The page is behind the `[admin]` key and closed (404) when none is set.
+//! A request is let in by `Authorization: Bearer <admin key>` or by the
+//! session cookie the login form sets, whose value is
+//! hex(HMAC-SHA256(key = admin key, "wxgate-admin-session")): it proves the key
+//! was typed without carrying it, and stops working when the key changes. Both
+//! are compared in constant time. The key is never logged.
+//!
+//! Every answer carries `Cache-Control: no-store`, `X-Frame-Options: DENY` and
+//! a Content-Security-Policy that allows only this origin's own files: the
+//! CSS and JS are separate routes, so no inline script or style is needed.
+
+mod page;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+
+/// The session cookie's name.
+const COOKIE: &str = "wxgate_admin";
+/// What the session cookie's HMAC signs.
+const SESSION_MESSAGE: &[u8] = b"wxgate-admin-session";
+/// Only this origin's own files; no inline code, no framing, forms post here.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                   connect-src 'self'; img-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+const APP_CSS: &str = include_str!("admin/app.css");
+const APP_JS: &str = include_str!("admin/app.js");
+
+/// Whether a request may see the page.
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    /// No admin key is configured: the page is closed.
+    Closed,
+    /// Neither a valid bearer key nor a valid session cookie.
+    Denied,
+    /// Let in.
+    Granted,
+}
+
+fn access(state: &AppState, headers: &HeaderMap) -> Access {
+    match &state.admin_key {
+        None => Access::Closed,
+        Some(key) if authorized(key.expose_secret(), headers) => Access::Granted,
+        Some(_) => Access::Denied,
+    }
+}
+
+/// A bearer key or a session cookie for `key`.
+fn authorized(key: &str, headers: &HeaderMap) -> bool {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    bearer.is_some_and(|given| key_matches(key, given))
+        || cookies(headers, COOKIE).any(|value| session_matches(key, value))
+}
+
+/// Compares digests, so neither the content nor the length of the key leaks through timing.
+fn key_matches(key: &str, given: &str) -> bool {
+    let expected: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    let given: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
+    expected.ct_eq(&given).into()
+}
+
+/// HMAC-SHA256(key = admin key, msg = "wxgate-admin-session").
+fn session_mac(key: &str) -> [u8; 32] {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(SESSION_MESSAGE);
+    mac.finalize().into_bytes().into()
+}
+
+fn session_matches(key: &str, cookie: &str) -> bool {
+    match hex::decode(cookie) {
+        Ok(given) => session_mac(key).as_slice().ct_eq(&given).into(),
+        Err(_) => false,
+    }
+}
+
+/// Every value of cookie `name` in the request (a browser may send several).
+fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(n, _)| *n == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The `Set-Cookie` value of a session; `Secure` when the browser came over
+/// https (behind a TLS-terminating proxy that says so in `X-Forwarded-Proto`).
+fn session_cookie(key: &str, headers: &HeaderMap) -> String {
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    let secure = if https { "; Secure" } else { "" };
+    let value = hex::encode(session_mac(key));
+    format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/admin{secure}")
+}
+
+/// Adds the headers every admin answer carries.
+fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in set {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let content_type = (header::CONTENT_TYPE, "text/html; charset=utf-8");
+    harden((status, [content_type], body).into_response())
+}
+
+fn closed() -> Response {
+    html(StatusCode::NOT_FOUND, page::closed())
+}
+
+/// `GET /admin`: the status page, or the login form (401).
+pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match access(&state, &headers) {
+        Access::Closed => closed(),
+        Access::Denied => html(StatusCode::UNAUTHORIZED, page::login(None)),
+        Access::Granted => {
+            let snapshot = crate::status::snapshot(&state).await;
+            html(StatusCode::OK, page::status(&snapshot))
+        }
+    }
+}
+
+/// The login form's fields.
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    /// The admin key as typed.
+    key: String,
+}
+
+/// `POST /admin/login` (`key=…`): sets the session cookie and sends the
+/// browser back to `/admin` (303), or shows the form again with an error (401).
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Some(key) = &state.admin_key else {
+        return closed();
+    };
+    let key = key.expose_secret();
+    let typed = form.map(|Form(f)| f.key).unwrap_or_default();
+    if !key_matches(key, &typed) {
+        tracing::warn!("admin login refused: wrong key");
+        let error = "That is not the admin key.";
+        return html(StatusCode::UNAUTHORIZED, page::login(Some(error)));
+    }
+    tracing::info!("admin login");
+    let cookie = session_cookie(key, &headers);
+    let location = (header::LOCATION, "/admin".to_owned());
+    harden(
+        (
+            StatusCode::SEE_OTHER,
+            [location, (header::SET_COOKIE, cookie)],
+        )
+            .into_response(),
+    )
+}
+
+/// `GET /admin/status.json`: the snapshot the page renders.
+pub(crate) async fn status_json(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let refused = |status: StatusCode, code: &str, message: &str| {
+        let body = json!({ "error": { "code": code, "message": message } });
+        harden((status, Json(body)).into_response())
+    };
+    match access(&state, &headers) {
+        Access::Closed => refused(
+            StatusCode::NOT_FOUND,
+            "admin_closed",
+            "the status page is closed: set [admin] key_env",
+        ),
+        Access::Denied => refused(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <admin key>, or log in at /admin",
+        ),
+        Access::Granted => harden(Json(crate::status::snapshot(&state).await).into_response()),
+    }
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let content_type: (HeaderName, &str) = (header::CONTENT_TYPE, content_type);
+    harden(([content_type], body).into_response())
+}
+
+/// `GET /admin/app.css`: the page's stylesheet (public: it holds no data).
+pub(crate) async fn app_css() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+/// `GET /admin/app.js`: the page's script (public: it holds no data).
+pub(crate) async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn the_bearer_key_lets_in_and_a_wrong_one_does_not() {
+        assert!(authorized(
+            "k3y",
+            &headers(&[("authorization", "Bearer k3y")])
+        ));
+        assert!(!authorized(
+            "k3y",
+            &headers(&[("authorization", "Bearer k3")])
+        ));
+        assert!(!authorized("k3y", &headers(&[("authorization", "k3y")])));
+        assert!(!authorized("k3y", &headers(&[])));
+    }
+
+    #[test]
+    fn the_session_cookie_is_the_hmac_of_the_key() {
+        // HMAC-SHA256(key = "k3y", "wxgate-admin-session"), computed independently:
+        // printf wxgate-admin-session | openssl dgst -sha256 -hmac k3y
+        let value = "d85b7d6627683a751f3396f6eb9a63c861418524a4ac91eba8e65ed390754518";
+        assert_eq!(hex::encode(session_mac("k3y")), value);
+        let cookie = format!("a=b; {COOKIE}={value}; c=d");
+        assert!(authorized("k3y", &headers(&[("cookie", &cookie)])));
+        assert!(!authorized("other", &headers(&[("cookie", &cookie)])));
+        let forged = format!("{COOKIE}={}", hex::encode(Sha256::digest(b"k3y")));
+        assert!(!authorized("k3y", &headers(&[("cookie", &forged)])));
+        let short = format!("{COOKIE}=abcd");
+        assert!(!authorized("k3y", &headers(&[("cookie", &short)])));
+    }
+
+    #[test]
+    fn the_cookie_is_secure_only_behind_https() {
+        let plain = session_cookie("k", &headers(&[]));
+        assert!(
+            plain.contains("HttpOnly; SameSite=Strict; Path=/admin"),
+            "{plain}"
+        );
+        assert!(!plain.contains("Secure"), "{plain}");
+        let tls = session_cookie("k", &headers(&[("x-forwarded-proto", "https")]));
+        assert!(tls.ends_with("; Secure"), "{tls}");
+    }
+}

@@ -1,0 +1,455 @@
+//! The status page's HTML, rendered from a [`Snapshot`] so that it reads
+//! without JavaScript. `app.js` renders the same markup from
+//! `/admin/status.json` every 5 s: keep the two in step (classes and `data-`
+//! attributes: `data-appid`, `data-kind`, `data-countdown`, `data-remaining`, `data-at`).
+//! Every value goes through [`esc`].
+
+use std::borrow::Cow;
+
+use crate::status::{
+    AppStatus, CredentialStatus, FailureRecord, PushStats, Snapshot, WebhookStatus,
+};
+
+/// Escapes text for HTML content and double-quoted attribute values.
+pub(super) fn esc(text: &str) -> Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `1h 59m 58s`, `4m 2s`, `9s`: a countdown's text.
+fn duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m {s}s"),
+    }
+}
+
+/// `in 1h 44m`, `3m 5s ago`, `now`: a time relative to `now`, to the minute past an hour.
+fn relative(at: u64, now: u64) -> String {
+    let span = |d: u64| match d {
+        0..3600 => duration(d),
+        _ => format!("{}h {}m", d / 3600, d % 3600 / 60),
+    };
+    match at.cmp(&now) {
+        std::cmp::Ordering::Equal => "now".to_owned(),
+        std::cmp::Ordering::Greater => format!("in {}", span(at - now)),
+        std::cmp::Ordering::Less => format!("{} ago", span(now - at)),
+    }
+}
+
+/// `2025-11-25 09:04:05 UTC`.
+fn utc(at: u64) -> String {
+    // Days to civil date: Howard Hinnant's algorithm, for the proleptic Gregorian calendar.
+    let (days, secs) = (at / 86_400, at % 86_400);
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
+}
+
+/// A `<time>` that `app.js` keeps relative to the server's clock.
+fn time(at: Option<u64>, now: u64) -> String {
+    match at {
+        Some(at) => format!(
+            r#"<time data-at="{at}" title="{}">{}</time>"#,
+            utc(at),
+            relative(at, now)
+        ),
+        None => r#"<span class="muted">—</span>"#.to_owned(),
+    }
+}
+
+fn document(title: &str, body_attrs: &str, body: &str, script: bool) -> String {
+    let script = if script {
+        r#"<script src="/admin/app.js" defer></script>"#
+    } else {
+        ""
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{title}</title>
+<link rel="stylesheet" href="/admin/app.css">
+{script}
+</head>
+<body{body_attrs}>
+{body}
+</body>
+</html>
+"#,
+        title = esc(title)
+    )
+}
+
+const BRAND: &str = r#"<span class="brand"><span class="logo">wx</span>gate</span>"#;
+
+/// The login form; `error` when a wrong key was just typed.
+pub(super) fn login(error: Option<&str>) -> String {
+    let error = error.map_or_else(String::new, |e| {
+        format!(r#"<p class="error" role="alert">{}</p>"#, esc(e))
+    });
+    let body = format!(
+        r#"<main class="login">
+<h1>{BRAND} <span class="muted">status</span></h1>
+<form method="post" action="/admin/login">
+<label for="key">Admin key</label>
+<input id="key" name="key" type="password" autocomplete="current-password" required autofocus>
+{error}
+<button type="submit">Sign in</button>
+</form>
+<p class="muted small">The key set by <code>[admin] key_env</code> in wxgate.toml.</p>
+</main>"#
+    );
+    document("wxgate · sign in", r#" class="center""#, &body, false)
+}
+
+/// The page when no admin key is configured.
+pub(super) fn closed() -> String {
+    let body = format!(
+        r#"<main class="login">
+<h1>{BRAND} <span class="muted">status</span></h1>
+<p>The status page is closed.</p>
+<p class="muted">To open it, set <code>[admin] key_env</code> (or <code>key_file</code>) in wxgate.toml and restart wxgate.</p>
+</main>"#
+    );
+    document("wxgate · closed", r#" class="center""#, &body, false)
+}
+
+/// The status page.
+pub(super) fn status(s: &Snapshot) -> String {
+    let apps: String = s.apps.iter().map(|a| app(a, s.now)).collect();
+    let body = format!(
+        r#"<div id="root">
+{header}
+<main>
+<section class="apps">{apps}</section>
+{errors}
+</main>
+</div>"#,
+        header = header(s),
+        errors = recent_errors(&s.recent_errors, s.now),
+    );
+    document(
+        "wxgate · status",
+        &format!(r#" data-now="{}""#, s.now),
+        &body,
+        true,
+    )
+}
+
+fn badge(good: bool, yes: &str, no: &str) -> String {
+    let (class, text) = if good { ("ok", yes) } else { ("bad", no) };
+    format!(r#"<span class="badge {class}">{}</span>"#, esc(text))
+}
+
+fn header(s: &Snapshot) -> String {
+    format!(
+        r#"<header class="top">
+<h1>{BRAND} <span class="muted">status</span></h1>
+<div class="summary">
+<span class="fact"><span class="label">instance</span> <code>{instance}</code></span>
+<span class="fact"><span class="label">store</span> {backend} {reachable}</span>
+<span class="fact" id="ready">{ready}</span>
+<span class="live" id="live" title="{at}">snapshot</span>
+</div>
+</header>"#,
+        instance = esc(&s.instance),
+        backend = esc(s.store.backend),
+        reachable = badge(s.store.reachable, "reachable", "unreachable"),
+        ready = badge(s.ready, "ready", "not ready"),
+        at = utc(s.now),
+    )
+}
+
+fn app(a: &AppStatus, now: u64) -> String {
+    let credentials: String = if a.credentials.is_empty() {
+        r#"<p class="muted">No credential yet.</p>"#.to_owned()
+    } else {
+        a.credentials.iter().map(|c| credential(c, now)).collect()
+    };
+    format!(
+        r#"<article class="card" data-appid="{appid}">
+<header class="card-head"><h2><code>{appid}</code></h2><span class="chip">{api} token API</span><span class="chip">push: {mode}</span></header>
+<div class="creds">{credentials}</div>
+<div class="sub">{pushes}{webhook}</div>
+</article>"#,
+        appid = esc(&a.appid),
+        api = esc(a.token_api),
+        mode = esc(a.push_mode),
+        pushes = pushes(&a.pushes),
+        webhook = webhook(a.webhook.as_ref(), now),
+    )
+}
+
+fn credential(c: &CredentialStatus, now: u64) -> String {
+    let result_class = match c.last_result {
+        "ok" => "ok",
+        "failing" => "bad",
+        _ => "idle",
+    };
+    let countdown = match c.expires_at {
+        Some(at) => {
+            let left = at.saturating_sub(now);
+            let text = if left == 0 {
+                "expired".to_owned()
+            } else {
+                duration(left)
+            };
+            format!(
+                r#"<span class="countdown" data-countdown="{at}" data-remaining="{left}" title="expires {}">{text}</span>"#,
+                utc(at)
+            )
+        }
+        None => r#"<span class="countdown none">no value</span>"#.to_owned(),
+    };
+    let masked = c.masked.as_deref().map_or_else(String::new, |m| {
+        format!(r#"<code class="masked">{}</code>"#, esc(m))
+    });
+    let quota = match c.daily_quota {
+        Some(q) => format!(
+            r#"{} / {q} <meter min="0" max="{q}" low="{}" high="{}" optimum="0" value="{}"></meter>"#,
+            c.fetches_today,
+            q / 2,
+            q * 9 / 10,
+            c.fetches_today
+        ),
+        None => c.fetches_today.to_string(),
+    };
+    let lease = c.lease_holder.as_deref().map_or_else(
+        || r#"<span class="muted">—</span>"#.to_owned(),
+        |h| format!("<code>{}</code>", esc(h)),
+    );
+    let failure = c.last_failure.as_ref().map_or_else(String::new, failure);
+    format!(
+        r#"<section class="cred" data-kind="{kind}">
+<div class="cred-head"><h3>{kind}</h3><span class="badge {result_class}">{result}</span></div>
+<div class="cred-main">{countdown}{masked}</div>
+<dl class="facts">
+<div><dt>next refresh</dt><dd>{next}</dd></div>
+<div><dt>fetched</dt><dd>{fetched}</dd></div>
+<div><dt>fetches today</dt><dd>{quota}</dd></div>
+<div><dt>lease holder</dt><dd>{lease}</dd></div>
+</dl>
+{failure}
+</section>"#,
+        kind = esc(c.kind),
+        result = esc(c.last_result),
+        next = time(c.next_refresh_at, now),
+        fetched = time(c.fetched_at, now),
+    )
+}
+
+fn errcode(code: Option<i64>) -> String {
+    code.map_or_else(String::new, |c| format!("errcode {c}"))
+}
+
+fn hint(hint: Option<&str>) -> String {
+    hint.map_or_else(String::new, |h| {
+        format!(r#"<p class="hint">{}</p>"#, esc(h))
+    })
+}
+
+fn failure(f: &FailureRecord) -> String {
+    format!(
+        r#"<div class="failure"><p><strong>{code}</strong> {message}</p>{hint}</div>"#,
+        code = errcode(f.errcode),
+        message = esc(&f.message),
+        hint = hint(f.hint.as_deref()),
+    )
+}
+
+fn pushes(p: &PushStats) -> String {
+    let counts = [
+        ("rule", p.rule, false),
+        ("webhook", p.webhook, false),
+        ("late", p.late, false),
+        ("no reply", p.no_reply, false),
+        ("webhook failed", p.webhook_failed, true),
+        ("duplicate", p.duplicate, false),
+        ("rejected", p.rejected, true),
+    ];
+    let items: String = counts
+        .iter()
+        .map(|(label, n, alarming)| {
+            let class = if *alarming && *n > 0 {
+                r#" class="alarm""#
+            } else {
+                ""
+            };
+            format!("<div{class}><dt>{label}</dt><dd>{n}</dd></div>")
+        })
+        .collect();
+    format!(r#"<section class="pushes"><h3>Pushes</h3><dl class="counts">{items}</dl></section>"#)
+}
+
+fn webhook(w: Option<&WebhookStatus>, now: u64) -> String {
+    let Some(w) = w else {
+        return r#"<section class="webhook"><h3>Webhook</h3><p class="muted">Not configured.</p></section>"#.to_owned();
+    };
+    let last = match (&w.last_error, w.last_failure_at) {
+        (Some(error), at) => format!(
+            r#"<div class="failure"><p><strong>last failure</strong> {}</p><p class="muted">{}</p></div>"#,
+            esc(error),
+            time(at, now),
+        ),
+        (None, _) => String::new(),
+    };
+    format!(
+        r#"<section class="webhook"><h3>Webhook {health}</h3><p><code>{target}</code></p>
+<p class="muted">{ok} answered · {failed} failed</p>{last}</section>"#,
+        health = badge(w.failed == 0, "healthy", "has failures"),
+        target = esc(&w.target),
+        ok = w.ok,
+        failed = w.failed,
+    )
+}
+
+fn recent_errors(errors: &[FailureRecord], now: u64) -> String {
+    if errors.is_empty() {
+        return r#"<section class="panel errors"><h2>Recent upstream errors</h2><p class="muted">None recorded.</p></section>"#.to_owned();
+    }
+    let rows: String = errors
+        .iter()
+        .map(|f| {
+            format!(
+                "<tr><td>{at}</td><td><code>{appid}</code></td><td>{kind}</td><td>{code}</td><td>{message}</td><td>{hint}</td></tr>",
+                at = time(Some(f.at), now),
+                appid = esc(&f.appid),
+                kind = esc(f.kind),
+                code = f.errcode.map_or_else(String::new, |c| c.to_string()),
+                message = esc(&f.message),
+                hint = esc(f.hint.as_deref().unwrap_or("")),
+            )
+        })
+        .collect();
+    format!(
+        r#"<section class="panel errors"><h2>Recent upstream errors</h2>
+<table><thead><tr><th>when</th><th>app</th><th>credential</th><th>errcode</th><th>message</th><th>hint</th></tr></thead>
+<tbody>{rows}</tbody></table></section>"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::StoreStatus;
+
+    #[test]
+    fn escapes_every_markup_character() {
+        assert_eq!(
+            esc(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert!(matches!(esc("plain"), Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn formats_durations_like_the_script() {
+        assert_eq!(duration(7198), "1h 59m 58s");
+        assert_eq!(duration(242), "4m 2s");
+        assert_eq!(duration(9), "9s");
+        assert_eq!(relative(1000 + 6300, 1000), "in 1h 45m");
+        assert_eq!(relative(1000, 1185), "3m 5s ago");
+        assert_eq!(relative(5, 5), "now");
+    }
+
+    #[test]
+    fn formats_unix_seconds_as_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_764_061_445), "2025-11-25 09:04:05 UTC");
+    }
+
+    fn snapshot() -> Snapshot {
+        let failure = FailureRecord {
+            at: 1_000,
+            appid: "wx<1>".into(),
+            kind: "access_token",
+            errcode: Some(40164),
+            message: "invalid ip <script>alert(1)</script>".into(),
+            hint: Some("add the IP to the whitelist".into()),
+        };
+        Snapshot {
+            instance: "host:1".into(),
+            now: 1_000,
+            store: StoreStatus {
+                backend: "sqlite",
+                reachable: true,
+            },
+            ready: false,
+            apps: vec![AppStatus {
+                appid: "wx<1>".into(),
+                token_api: "stable",
+                push_mode: "safe",
+                credentials: vec![CredentialStatus {
+                    kind: "access_token",
+                    masked: Some("ACCESS…(136 chars)".into()),
+                    expires_at: Some(8_198),
+                    expires_in: Some(7_198),
+                    next_refresh_at: Some(7_300),
+                    fetched_at: Some(998),
+                    last_result: "failing",
+                    last_failure: Some(failure.clone()),
+                    fetches_today: 3,
+                    daily_quota: Some(2000),
+                    lease_holder: None,
+                }],
+                pushes: PushStats::default(),
+                webhook: None,
+            }],
+            recent_errors: vec![failure],
+        }
+    }
+
+    #[test]
+    fn renders_cards_countdowns_and_escaped_values() {
+        let html = status(&snapshot());
+        assert!(
+            html.contains(r#"<article class="card" data-appid="wx&lt;1&gt;">"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"data-countdown="8198" data-remaining="7198""#),
+            "{html}"
+        );
+        assert!(html.contains(">1h 59m 58s</span>"), "{html}");
+        assert!(html.contains("errcode 40164"), "{html}");
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
+        assert!(html.contains(r#"<body data-now="1000">"#), "{html}");
+    }
+
+    #[test]
+    fn the_login_form_posts_the_key() {
+        let html = login(Some("wrong <key>"));
+        assert!(html.contains(r#"<form method="post" action="/admin/login">"#));
+        assert!(html.contains(r#"name="key" type="password""#));
+        assert!(html.contains("wrong &lt;key&gt;"));
+        assert!(!html.contains("app.js"));
+    }
+}

@@ -1,0 +1,83 @@
+//! One middleware around every request: a request id (the caller's
+//! `X-Request-Id` when it is sane, else a new one) in a tracing span and in the
+//! answer, the duration by route in the metrics, and one log line per failure.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use super::AppState;
+use crate::metrics::RouteLabels;
+
+/// The header carrying the request id.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's id if it is short and plain, else a fresh random one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| hex::encode(rand::random::<[u8; 8]>()), str::to_owned)
+}
+
+/// Wraps every request.
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = tokio::time::Instant::now();
+    let id = request_id(&request);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", request_id = %id, %method, route = %route);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    state
+        .metrics
+        .http_seconds
+        .get_or_create(&RouteLabels {
+            route,
+            method: method_label(&method),
+            status: status.as_u16().to_string(),
+        })
+        .observe(elapsed.as_secs_f64());
+    let _entered = span.enter();
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::warn!(status = status.as_u16(), ms, "request failed");
+    } else {
+        tracing::debug!(status = status.as_u16(), ms, "request");
+    }
+    response
+}
+
+/// Known methods by name; anything else as `other` (bounded labels).
+fn method_label(method: &Method) -> String {
+    match *method {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::HEAD
+        | Method::PATCH => method.as_str().to_owned(),
+        _ => "other".to_owned(),
+    }
+}

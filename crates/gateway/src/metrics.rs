@@ -1,0 +1,221 @@
+//! `GET /metrics`: Prometheus text. Counters and histograms are updated where
+//! things happen; gauges about credentials are read from the token center at
+//! scrape time, so they are never stale.
+//!
+//! Every instance has its own registry (tests run several in one process).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// `{endpoint, errcode}`: one call to WeChat. `errcode` is WeChat's (0 on
+/// success), or `http_5xx`, `timeout`, `failed` when it did not answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// The API path, e.g. `/cgi-bin/stable_token`.
+    pub endpoint: String,
+    /// See above.
+    pub errcode: String,
+}
+
+/// `{appid, kind, result}`: a credential fetch.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefreshLabels {
+    /// The app.
+    pub appid: String,
+    /// `access_token`, `jsapi_ticket`, `wx_card_ticket`.
+    pub kind: String,
+    /// `ok`, `transient`, `config`, `quota`, `token_rejected`.
+    pub result: String,
+}
+
+/// `{appid, kind}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CredentialLabels {
+    /// The app.
+    pub appid: String,
+    /// `access_token`, `jsapi_ticket`, `wx_card_ticket`.
+    pub kind: String,
+}
+
+/// `{appid, msg_type, outcome}`: a handled push.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabels {
+    /// The app.
+    pub appid: String,
+    /// `text`, `event`…
+    pub msg_type: String,
+    /// `rule`, `webhook`, `late`, `no_reply`, `webhook_failed`, `duplicate`, `rejected`.
+    pub outcome: String,
+}
+
+/// `{appid}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    /// The app.
+    pub appid: String,
+}
+
+/// `{route, method, status}`: one HTTP request to wxgate.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The matched route pattern, e.g. `/wx/{appid}`.
+    pub route: String,
+    /// The method.
+    pub method: String,
+    /// The status class' code, e.g. `200`.
+    pub status: String,
+}
+
+/// `{instance}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    /// `host:pid`.
+    pub instance: String,
+    /// The wxgate version.
+    pub version: String,
+}
+
+/// Every metric of one gateway.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Calls to WeChat (token, ticket, customer service, proxy).
+    pub upstream_calls: Family<UpstreamLabels, Counter>,
+    /// Credential fetches by result.
+    pub refreshes: Family<RefreshLabels, Counter>,
+    /// Pushes by outcome.
+    pub pushes: Family<PushLabels, Counter>,
+    /// Retries recognised as such, answered from the first delivery.
+    pub dedupe_hits: Family<AppLabels, Counter>,
+    /// Time until the webhook answered (or failed), seconds.
+    pub webhook_seconds: Family<AppLabels, Histogram>,
+    /// Request durations, seconds.
+    pub http_seconds: Family<RouteLabels, Histogram>,
+    /// Seconds until the credential in memory expires (negative: expired).
+    pub expires_in: Family<CredentialLabels, Gauge>,
+    /// 1 while this instance holds the refresh lease of the credential.
+    pub lease_held: Family<CredentialLabels, Gauge>,
+    /// Credential fetches by this instance since 00:00 Beijing time.
+    pub fetches_today: Family<CredentialLabels, Gauge>,
+    /// 1 when `/readyz` would answer 200.
+    pub ready: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … 8 s.
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0,
+    ])
+}
+
+impl Metrics {
+    /// A registry with every metric, for this instance.
+    pub fn new(instance: &str) -> Self {
+        let mut registry = Registry::with_prefix("wxgate");
+        let info = Family::<InstanceLabels, Gauge>::default();
+        info.get_or_create(&InstanceLabels {
+            instance: instance.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        })
+        .set(1);
+        registry.register("instance", "This instance (always 1)", info);
+        let metrics = Self {
+            upstream_calls: Family::default(),
+            refreshes: Family::default(),
+            pushes: Family::default(),
+            dedupe_hits: Family::default(),
+            webhook_seconds: Family::new_with_constructor(latency_histogram),
+            http_seconds: Family::new_with_constructor(latency_histogram),
+            expires_in: Family::default(),
+            lease_held: Family::default(),
+            fetches_today: Family::default(),
+            ready: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let Self {
+            upstream_calls,
+            refreshes,
+            pushes,
+            dedupe_hits,
+            webhook_seconds,
+            http_seconds,
+            expires_in,
+            lease_held,
+            fetches_today,
+            ready,
+            ..
+        } = &metrics;
+        registry.register(
+            "upstream_calls",
+            "Calls to WeChat by endpoint and errcode",
+            upstream_calls.clone(),
+        );
+        registry.register(
+            "refreshes",
+            "Credential fetches by result",
+            refreshes.clone(),
+        );
+        registry.register(
+            "pushes",
+            "Pushes by app, message type and outcome",
+            pushes.clone(),
+        );
+        registry.register(
+            "dedupe_hits",
+            "WeChat retries answered from the first delivery",
+            dedupe_hits.clone(),
+        );
+        registry.register(
+            "webhook_duration_seconds",
+            "Webhook answer time",
+            webhook_seconds.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request duration by route",
+            http_seconds.clone(),
+        );
+        registry.register(
+            "credential_expires_in_seconds",
+            "Seconds until the credential in memory expires",
+            expires_in.clone(),
+        );
+        registry.register(
+            "refresh_lease_held",
+            "1 while this instance holds the refresh lease",
+            lease_held.clone(),
+        );
+        registry.register(
+            "fetches_today",
+            "Fetches by this instance since 00:00 Beijing time",
+            fetches_today.clone(),
+        );
+        registry.register("ready", "1 when /readyz answers 200", ready.clone());
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Counts a call to WeChat.
+    pub fn upstream_call(&self, endpoint: &str, errcode: impl ToString) {
+        self.upstream_calls
+            .get_or_create(&UpstreamLabels {
+                endpoint: endpoint.to_owned(),
+                errcode: errcode.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,347 @@
+//! The API proxy: business servers call WeChat through wxgate and never hold
+//! a token. The request is forwarded to the upstream with the current
+//! `access_token`; if WeChat rejects that token (40001, 40014, 42001) the
+//! token center does one compare-and-refresh and the request is sent once
+//! more, never in a loop.
+//!
+//! Request bodies are spooled (see [`spool`]) so they can be sent twice;
+//! response bodies stream through, except a short answer, which is read
+//! whole to look for a token rejection.
+
+pub mod spool;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Response};
+use bytes::Bytes;
+use futures_util::{stream, StreamExt};
+
+use crate::config::{ProxyConfig, UpstreamConfig, CREDENTIAL_PATHS};
+use crate::metrics::Metrics;
+use crate::token::{Failure, FailureClass, TokenCenter};
+pub use spool::{SpoolError, Spooled};
+
+/// Answers at most this long are read whole and checked for a token rejection.
+const PEEK: usize = 4096;
+/// Request headers passed on; the rest (the client key among them) are not.
+const REQUEST_HEADERS: &[header::HeaderName] = &[header::CONTENT_TYPE, header::ACCEPT];
+/// Response headers passed back.
+const RESPONSE_HEADERS: &[header::HeaderName] = &[
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_DISPOSITION,
+    header::CACHE_CONTROL,
+    header::ETAG,
+    header::LAST_MODIFIED,
+];
+
+/// Why a path may not be proxied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Empty, `.`/`..` segments, empty segments, or characters WeChat's API paths never use.
+    #[error("{0:?} is not a plain API path")]
+    Malformed(String),
+    /// Issues a credential; use the client API.
+    #[error("{0} issues credentials and is never proxied")]
+    Credential(String),
+    /// Not under any `proxy.allow_paths` prefix.
+    #[error("{0} is not under proxy.allow_paths")]
+    NotAllowed(String),
+}
+
+/// Checks the part of the URL after `/proxy/{appid}` and returns the upstream path.
+/// Only plain paths pass: no percent-encoding, no `.` or `..` segments, no `//`.
+pub fn upstream_path(rest: &str, allow: &[String]) -> Result<String, PathError> {
+    let malformed = || PathError::Malformed(rest.to_owned());
+    let path = rest.strip_prefix('/').ok_or_else(malformed)?;
+    let plain = !path.is_empty()
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b))
+        && path
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
+    if !plain {
+        return Err(malformed());
+    }
+    let path = format!("/{path}");
+    if CREDENTIAL_PATHS.contains(&path.as_str()) {
+        return Err(PathError::Credential(path));
+    }
+    if !allow.iter().any(|prefix| path.starts_with(prefix.as_str())) {
+        return Err(PathError::NotAllowed(path));
+    }
+    Ok(path)
+}
+
+/// The caller's query string without any `access_token` of its own, with
+/// wxgate's appended. Other parameters pass byte for byte.
+pub fn query_with_token(query: Option<&str>, token: &str) -> String {
+    let mut parts: Vec<String> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| p.split('=').next() != Some("access_token"))
+        .map(str::to_owned)
+        .collect();
+    let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+    parts.push(format!("access_token={token}"));
+    parts.join("&")
+}
+
+/// A request to forward.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Its method.
+    pub method: Method,
+    /// The checked upstream path (see [`upstream_path`]).
+    pub path: String,
+    /// The caller's query string.
+    pub query: Option<String>,
+    /// The caller's headers (only [`REQUEST_HEADERS`] are passed on).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Spooled,
+}
+
+/// Forwards requests to the upstream.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    http: reqwest::Client,
+    base: url::Url,
+    timeout: Duration,
+    max_response_bytes: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl Proxy {
+    /// A proxy to `upstream.base_url` with the `[proxy]` limits.
+    pub fn new(upstream: &UpstreamConfig, config: &ProxyConfig, metrics: Arc<Metrics>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(upstream.timeout_ms))
+            .build()
+            .expect("a client with a connect timeout builds");
+        Self {
+            http,
+            base: upstream.base_url.clone(),
+            timeout: Duration::from_millis(config.timeout_ms),
+            max_response_bytes: config.max_response_bytes,
+            metrics,
+        }
+    }
+
+    /// Sends `request` with the app's token, refreshing it once if WeChat rejects it.
+    pub async fn forward(
+        &self,
+        center: &TokenCenter,
+        appid: &str,
+        request: &Outgoing,
+    ) -> Result<Response<Body>, Failure> {
+        let answer = center
+            .with_access_token(appid, |token| self.attempt(appid, request, token))
+            .await?;
+        Ok(self.respond(answer))
+    }
+
+    async fn attempt(
+        &self,
+        appid: &str,
+        request: &Outgoing,
+        token: String,
+    ) -> Result<Answer, Failure> {
+        let mut url = self.base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{}", request.path));
+        url.set_query(Some(&query_with_token(request.query.as_deref(), &token)));
+        let mut builder = self
+            .http
+            .request(request.method.clone(), url)
+            .timeout(self.timeout);
+        for name in REQUEST_HEADERS {
+            if let Some(value) = request.headers.get(name) {
+                builder = builder.header(name, value);
+            }
+        }
+        if !request.body.is_empty() || request.method != Method::GET {
+            let body = request
+                .body
+                .body()
+                .map_err(|e| transient(format!("reading the spooled body failed: {e}")))?;
+            builder = builder
+                .header(header::CONTENT_LENGTH, request.body.len())
+                .body(body);
+        }
+        let response = builder.send().await.map_err(|e| {
+            let what = if e.is_timeout() { "timeout" } else { "failed" };
+            self.metrics.upstream_call(&endpoint(&request.path), what);
+            transient(format!("call to WeChat: {what}: {}", e.without_url()))
+        })?;
+        let answer = self.read(appid, response).await;
+        let errcode = match &answer {
+            Ok(a) if a.rest => status_code_label(a.response.status()),
+            Ok(a) => errcode_of(&a.head).map_or_else(
+                || status_code_label(a.response.status()),
+                |(c, _)| c.to_string(),
+            ),
+            Err(f) => f
+                .errcode
+                .map_or_else(|| "failed".to_owned(), |c| c.to_string()),
+        };
+        self.metrics
+            .upstream_call(&endpoint(&request.path), errcode);
+        answer
+    }
+
+    /// Reads a short answer whole (to look for a token rejection); a long one is left to stream.
+    async fn read(&self, appid: &str, mut response: reqwest::Response) -> Result<Answer, Failure> {
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_response_bytes)
+        {
+            return Err(too_large(self.max_response_bytes));
+        }
+        let mut head = Vec::new();
+        let mut peeked = 0;
+        while peeked <= PEEK {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    peeked += chunk.len();
+                    head.push(chunk);
+                }
+                Ok(None) => {
+                    rejection(appid, &head)?;
+                    return Ok(Answer {
+                        response,
+                        head,
+                        rest: false,
+                    });
+                }
+                Err(e) => {
+                    return Err(transient(format!(
+                        "reading WeChat's answer failed: {}",
+                        e.without_url()
+                    )))
+                }
+            }
+        }
+        Ok(Answer {
+            response,
+            head,
+            rest: true,
+        })
+    }
+
+    /// The answer to give the caller: WeChat's status, its content headers, and
+    /// its body, streamed and cut off past `proxy.max_response_bytes`.
+    fn respond(&self, answer: Answer) -> Response<Body> {
+        let Answer {
+            response,
+            head,
+            rest,
+        } = answer;
+        let mut out = Response::builder().status(response.status());
+        for name in RESPONSE_HEADERS {
+            if let Some(value) = response.headers().get(name) {
+                out = out.header(name, value);
+            }
+        }
+        let limit = self.max_response_bytes;
+        let mut seen: u64 = head.iter().map(|c| c.len() as u64).sum();
+        let head = stream::iter(head.into_iter().map(Ok::<Bytes, std::io::Error>));
+        let body = if rest {
+            let rest = response.bytes_stream().map(move |chunk| {
+                let chunk = chunk.map_err(std::io::Error::other)?;
+                seen += chunk.len() as u64;
+                if seen > limit {
+                    tracing::warn!(
+                        limit,
+                        "proxied answer cut off: over proxy.max_response_bytes"
+                    );
+                    return Err(std::io::Error::other(
+                        "answer over proxy.max_response_bytes",
+                    ));
+                }
+                Ok(chunk)
+            });
+            Body::from_stream(head.chain(rest))
+        } else {
+            Body::from_stream(head)
+        };
+        out.body(body)
+            .expect("status and headers come from a valid response")
+    }
+}
+
+/// An upstream answer: its status and headers, the chunks read so far, and
+/// whether more remain in `response`.
+struct Answer {
+    response: reqwest::Response,
+    head: Vec<Bytes>,
+    rest: bool,
+}
+
+/// The metrics label of a proxied path: its first three segments, so that
+/// odd paths cannot make the label set grow without bound.
+fn endpoint(path: &str) -> String {
+    path.split('/').take(4).collect::<Vec<_>>().join("/")
+}
+
+/// `0` for a 2xx answer without an errcode, `http_NNN` otherwise.
+fn status_code_label(status: reqwest::StatusCode) -> String {
+    if status.is_success() {
+        "0".to_owned()
+    } else {
+        format!("http_{}", status.as_u16())
+    }
+}
+
+/// WeChat's errcode and errmsg, when a complete short answer is JSON carrying one.
+fn errcode_of(head: &[Bytes]) -> Option<(i64, String)> {
+    #[derive(serde::Deserialize)]
+    struct ErrAnswer {
+        errcode: i64,
+        #[serde(default)]
+        errmsg: String,
+    }
+    let body: Vec<u8> = head.concat();
+    serde_json::from_slice::<ErrAnswer>(&body)
+        .ok()
+        .map(|a| (a.errcode, a.errmsg))
+}
+
+/// A complete short answer carrying 40001, 40014 or 42001 is a token rejection.
+fn rejection(appid: &str, head: &[Bytes]) -> Result<(), Failure> {
+    match errcode_of(head) {
+        Some((errcode, errmsg)) if matches!(errcode, 40001 | 40014 | 42001) => Err(Failure {
+            class: FailureClass::TokenRejected,
+            errcode: Some(errcode),
+            message: format!("WeChat answered errcode {errcode}: {errmsg}"),
+            hint: Some(format!(
+                "WeChat rejected a token wxgate had just refreshed; another program may be fetching \
+                 tokens for {appid} (each /cgi-bin/token call invalidates the previous one): \
+                 make wxgate the only one"
+            )),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn transient(message: String) -> Failure {
+    Failure {
+        class: FailureClass::Transient,
+        errcode: None,
+        message,
+        hint: None,
+    }
+}
+
+fn too_large(limit: u64) -> Failure {
+    Failure {
+        class: FailureClass::Transient,
+        errcode: None,
+        message: format!("WeChat's answer is over {limit} bytes"),
+        hint: Some("raise proxy.max_response_bytes".into()),
+    }
+}

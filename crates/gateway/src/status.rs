@@ -1,0 +1,220 @@
+//! What the status page (`/admin`) shows: one snapshot of every app's
+//! credentials, failures, pushes and webhook, built from the token center
+//! and the dispatcher. Values are masked; nothing here is a secret.
+
+use serde::Serialize;
+
+use crate::http::AppState;
+use crate::store::{mask, Kind};
+use crate::token::Failure;
+
+/// The whole page's data (`GET /admin/status.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// This instance's name (`host:pid`).
+    pub instance: String,
+    /// Now, Unix seconds (the gateway's clock, so countdowns agree with it).
+    pub now: u64,
+    /// The store.
+    pub store: StoreStatus,
+    /// Whether `/readyz` would answer 200.
+    pub ready: bool,
+    /// Every configured app, in configuration order.
+    pub apps: Vec<AppStatus>,
+    /// The latest upstream failures, newest first (at most 20).
+    pub recent_errors: Vec<FailureRecord>,
+}
+
+/// The store's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStatus {
+    /// `sqlite`, `redis` or `memory`.
+    pub backend: &'static str,
+    /// Whether it answered a ping just now.
+    pub reachable: bool,
+}
+
+/// One app.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppStatus {
+    /// AppID.
+    pub appid: String,
+    /// `stable` or `classic`.
+    pub token_api: &'static str,
+    /// `plain`, `compat`, `safe`, or `none` when pushes are not configured.
+    pub push_mode: &'static str,
+    /// access_token, jsapi_ticket, wx_card_ticket (those in use).
+    pub credentials: Vec<CredentialStatus>,
+    /// Pushes handled by this instance.
+    pub pushes: PushStats,
+    /// The webhook, when one is configured.
+    pub webhook: Option<WebhookStatus>,
+}
+
+/// One credential of one app.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialStatus {
+    /// `access_token`, `jsapi_ticket` or `wx_card_ticket`.
+    pub kind: &'static str,
+    /// The first characters and the length, e.g. `ACCESS…(136 chars)`.
+    pub masked: Option<String>,
+    /// Expiry, Unix seconds.
+    pub expires_at: Option<u64>,
+    /// Seconds left at `now`.
+    pub expires_in: Option<u64>,
+    /// When the refresher acts next.
+    pub next_refresh_at: Option<u64>,
+    /// When the current value was fetched (by any instance).
+    pub fetched_at: Option<u64>,
+    /// `ok`, `failing` or `never` (no value yet and no failure).
+    pub last_result: &'static str,
+    /// The failure that has not been cleared by a success since.
+    pub last_failure: Option<FailureRecord>,
+    /// Fetches from WeChat by this instance since 00:00 Beijing time.
+    pub fetches_today: u64,
+    /// WeChat's daily quota for this API, when known (2000 for the token APIs).
+    pub daily_quota: Option<u64>,
+    /// Which instance holds the refresh lease right now, if any.
+    pub lease_holder: Option<String>,
+}
+
+/// A failed call to WeChat.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureRecord {
+    /// When, Unix seconds.
+    pub at: u64,
+    /// The app.
+    pub appid: String,
+    /// The credential being fetched.
+    pub kind: &'static str,
+    /// WeChat's errcode, if it answered with one.
+    pub errcode: Option<i64>,
+    /// What happened.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl FailureRecord {
+    /// The record of `failure`, seen at `at`.
+    pub fn new(appid: &str, kind: Kind, failure: &Failure, at: u64) -> Self {
+        Self {
+            at,
+            appid: appid.to_owned(),
+            kind: kind.as_str(),
+            errcode: failure.errcode,
+            message: failure.message.clone(),
+            hint: failure.hint.clone(),
+        }
+    }
+}
+
+/// Push counts by outcome.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PushStats {
+    /// Answered by a rule.
+    pub rule: u64,
+    /// Answered by the webhook in time.
+    pub webhook: u64,
+    /// The webhook answered late; sent as a customer-service message.
+    pub late: u64,
+    /// Nothing to say (`success`).
+    pub no_reply: u64,
+    /// The webhook failed.
+    pub webhook_failed: u64,
+    /// Retries recognised.
+    pub duplicate: u64,
+    /// Refused (signature, timestamp, decryption, XML).
+    pub rejected: u64,
+}
+
+/// The webhook's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookStatus {
+    /// Scheme, host and port only (the path may carry a secret).
+    pub target: String,
+    /// Calls answered in time.
+    pub ok: u64,
+    /// Calls that failed or timed out.
+    pub failed: u64,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// When it last failed.
+    pub last_failure_at: Option<u64>,
+}
+
+/// Builds the snapshot.
+pub async fn snapshot(state: &AppState) -> Snapshot {
+    let center = &state.center;
+    let now = center.now();
+    let reachable = center.store().ping().await.is_ok();
+    let slots = center.status();
+    let apps = center
+        .appids()
+        .map(|appid| {
+            let app = center.app(appid).expect("listed apps are configured");
+            let credentials = slots
+                .iter()
+                .filter(|s| s.appid == appid)
+                .filter(|s| {
+                    s.kind == Kind::AccessToken
+                        || s.expires_at.is_some()
+                        || s.last_failure.is_some()
+                })
+                .map(|s| CredentialStatus {
+                    kind: s.kind.as_str(),
+                    masked: s.value.as_deref().map(mask),
+                    expires_at: s.expires_at,
+                    expires_in: s.expires_at.map(|at| at.saturating_sub(now)),
+                    next_refresh_at: s.next_refresh_at,
+                    fetched_at: s.fetched_at,
+                    last_result: match (&s.last_failure, s.expires_at) {
+                        (Some(_), _) => "failing",
+                        (None, Some(_)) => "ok",
+                        (None, None) => "never",
+                    },
+                    last_failure: s.last_failure.as_ref().map(|f| {
+                        FailureRecord::new(appid, s.kind, f, s.last_failure_at.unwrap_or(now))
+                    }),
+                    fetches_today: s.fetches_today,
+                    daily_quota: (s.kind == Kind::AccessToken).then_some(2000),
+                    lease_holder: s.lease_held.then(|| crate::instance_name().to_owned()),
+                })
+                .collect::<Vec<_>>();
+            AppStatus {
+                appid: appid.to_owned(),
+                token_api: app.token_api.as_str(),
+                push_mode: app.push_mode_name(),
+                credentials,
+                pushes: state.dispatcher.push_stats(appid),
+                webhook: state.dispatcher.webhook_status(appid),
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut apps = apps;
+    apps.sort_by(|a, b| a.appid.cmp(&b.appid));
+    for app in &mut apps {
+        for credential in &mut app.credentials {
+            if credential.lease_holder.is_none() {
+                let kind = credential.kind.parse().expect("a kind's own name parses");
+                credential.lease_holder = center
+                    .store()
+                    .lease_holder(&app.appid, kind)
+                    .await
+                    .ok()
+                    .flatten();
+            }
+        }
+    }
+    Snapshot {
+        instance: crate::instance_name().to_owned(),
+        now,
+        store: StoreStatus {
+            backend: center.store().backend(),
+            reachable,
+        },
+        ready: crate::http::readiness(state).await.is_empty(),
+        apps,
+        recent_errors: center.recent_failures(),
+    }
+}

@@ -1,0 +1,218 @@
+//! The API proxy: business servers call WeChat through wxgate without a token.
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wxgate_sim::{Fault, FaultAction};
+
+use crate::{Env, Setup, APPID, CLIENT_KEY, SECRET};
+
+const DOMAIN_IP: &str = "/cgi-bin/get_api_domain_ip";
+
+async fn proxied(
+    env: &Env,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = env
+        .http
+        .request(method, format!("{}/proxy/{APPID}{path}", env.url))
+        .bearer_auth(CLIENT_KEY);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Every call the simulator answered, token fetches included.
+fn upstream_calls(env: &Env) -> u64 {
+    env.sim.stats().endpoint_calls.values().sum()
+}
+
+#[tokio::test]
+async fn a_proxied_call_succeeds_without_the_caller_sending_a_token() {
+    let env = Setup::new().start().await;
+    let (status, body) = proxied(&env, reqwest::Method::GET, DOMAIN_IP, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["ip_list"].as_array().is_some_and(|l| !l.is_empty()),
+        "{body}"
+    );
+
+    // A POST with a JSON body, and an access_token of the caller's own, which is replaced.
+    let message = json!({"touser": "oUser1", "msgtype": "text", "text": {"content": "你好"}});
+    let path = "/cgi-bin/message/custom/send?access_token=stale-one";
+    let (status, body) = proxied(&env, reqwest::Method::POST, path, Some(message.clone())).await;
+    assert_eq!((status, body["errcode"].as_i64()), (200, Some(0)), "{body}");
+    assert_eq!(env.sim.messages().last().unwrap().body, message);
+
+    // Query parameters pass through as sent.
+    let path = "/cgi-bin/user/info?openid=oUser1&lang=zh_CN";
+    let (status, body) = proxied(&env, reqwest::Method::GET, path, None).await;
+    assert_eq!(
+        (status, body["openid"].as_str()),
+        (200, Some("oUser1")),
+        "{body}"
+    );
+
+    let stats = env.sim.stats();
+    assert_eq!(env.token_calls(), 1);
+    assert_eq!(stats.app(APPID).invalid_token_calls, 0);
+}
+
+#[tokio::test]
+async fn a_token_invalidated_behind_wxgates_back_costs_one_refresh_and_one_retry() {
+    let env = Setup::new().sim(|s| s.grace = 0).start().await;
+    let (status, _) = proxied(&env, reqwest::Method::GET, DOMAIN_IP, None).await;
+    assert_eq!(status, 200);
+    // Someone else fetches a classic token: with no grace, wxgate's dies at once.
+    let url = format!(
+        "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
+        env.sim.url()
+    );
+    let outside: Value = env
+        .http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(outside["access_token"].is_string(), "{outside}");
+
+    let (status, body) = proxied(&env, reqwest::Method::GET, DOMAIN_IP, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["ip_list"].is_array(), "{body}");
+    let stats = env.sim.stats().app(APPID);
+    // wxgate's first fetch, the outside one, and exactly one refresh.
+    assert_eq!(env.token_calls(), 3);
+    // The first call, the rejected one and exactly one retry.
+    assert_eq!(stats.calls(DOMAIN_IP), 3);
+    assert_eq!(stats.invalid_token_calls, 1);
+}
+
+#[tokio::test]
+async fn a_second_rejection_is_answered_not_looped_on() {
+    let env = Setup::new().start().await;
+    env.access_token().await;
+    env.sim.add_fault(Fault {
+        path: Some(DOMAIN_IP.into()),
+        action: FaultAction::Errcode {
+            errcode: 40001,
+            errmsg: "invalid credential".into(),
+        },
+        count: Some(10),
+        rate: None,
+    });
+    let (status, body) = proxied(&env, reqwest::Method::GET, DOMAIN_IP, None).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["errcode"], 40001);
+    assert!(
+        body["hint"].as_str().unwrap().contains("another program"),
+        "{body}"
+    );
+    assert_eq!(env.sim.stats().endpoint_calls(DOMAIN_IP), 2);
+    assert_eq!(env.token_calls(), 2);
+}
+
+async fn status_of(env: &Env, path: &str, key: Option<&str>) -> (u16, Value) {
+    let mut request = env.http.get(format!("{}{path}", env.url));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Sends a request line as written: reqwest would normalise `..` and `%2e%2e` away.
+async fn raw_status(env: &Env, target: &str) -> u16 {
+    let addr = env.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {CLIENT_KEY}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer[9..12].parse().unwrap()
+}
+
+#[tokio::test]
+async fn refusals_are_clear_and_forward_nothing() {
+    let env = Setup::new()
+        .extra("[proxy]\nmax_request_bytes = 1000")
+        .start()
+        .await;
+    let path = format!("/proxy/{APPID}{DOMAIN_IP}");
+    let (status, body) = status_of(&env, &path, None).await;
+    assert_eq!(
+        (status, body["errcode"].as_i64()),
+        (401, Some(41001)),
+        "{body}"
+    );
+    assert!(body["hint"].is_string());
+    assert_eq!(status_of(&env, &path, Some("wrong-key")).await.0, 401);
+    // The client is granted APPID only.
+    let (status, body) = status_of(
+        &env,
+        &format!("/proxy/wxother{DOMAIN_IP}"),
+        Some(CLIENT_KEY),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errcode"].as_i64()),
+        (403, Some(48001)),
+        "{body}"
+    );
+    // Outside the allow-list, and the credential endpoints.
+    for (target, hint) in [
+        (
+            format!("/proxy/{APPID}/sns/oauth2/access_token"),
+            "proxy.allow_paths",
+        ),
+        (format!("/proxy/{APPID}/cgi-bin/token"), "client API"),
+        (format!("/proxy/{APPID}/cgi-bin/stable_token"), "client API"),
+    ] {
+        let (status, body) = status_of(&env, &target, Some(CLIENT_KEY)).await;
+        assert_eq!(
+            (status, body["errcode"].as_i64()),
+            (403, Some(48001)),
+            "{target}: {body}"
+        );
+        assert!(body["hint"].as_str().unwrap().contains(hint), "{body}");
+    }
+    // Traversal, encoded or not, and empty segments.
+    for target in [
+        format!("/proxy/{APPID}/cgi-bin/../sim/stats"),
+        format!("/proxy/{APPID}/cgi-bin/%2e%2e/sim/stats"),
+        format!("/proxy/{APPID}/cgi-bin/%2fsim"),
+        format!("/proxy/{APPID}/cgi-bin//token"),
+        format!("/proxy/{APPID}/cgi-bin/./token"),
+    ] {
+        let status = raw_status(&env, &target).await;
+        assert!(
+            status == 400 || status == 403 || status == 404,
+            "{target}: {status}"
+        );
+    }
+    // Too large, by declared length.
+    let response = env
+        .http
+        .post(format!(
+            "{}/proxy/{APPID}/cgi-bin/message/custom/send",
+            env.url
+        ))
+        .bearer_auth(CLIENT_KEY)
+        .body(vec![b'x'; 2000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errcode"], 45002);
+    assert!(body["hint"].as_str().unwrap().contains("max_request_bytes"));
+
+    assert_eq!(upstream_calls(&env), 0, "nothing reached the simulator");
+}
