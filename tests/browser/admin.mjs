@@ -1,0 +1,135 @@
+// Drives wxgate's status page (/admin) in a real Chromium, as an operator would.
+//
+//   node tests/browser/admin.mjs --url http://127.0.0.1:8080 --key KEY \
+//     --app wx1 --app wx2 --screenshot target/admin.png
+//
+// Each option also reads from the environment: WXGATE_URL, WXGATE_ADMIN_KEY,
+// WXGATE_APPIDS (comma-separated), WXGATE_SCREENSHOT. Run by
+// crates/wxgate/tests/cli/admin.rs; scripts/test installs Chromium and this package.
+// Exits 0 when every check passes, 1 with the failed check otherwise.
+
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// Background networking must stay off on this machine (only package registries are reachable).
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+class CheckFailed extends Error {}
+function check(ok, message) {
+  if (!ok) throw new CheckFailed(message);
+}
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      url: { type: 'string' },
+      key: { type: 'string' },
+      app: { type: 'string', multiple: true },
+      screenshot: { type: 'string' },
+    },
+  });
+  const url = (values.url || process.env.WXGATE_URL || '').replace(/\/+$/, '');
+  const key = values.key || process.env.WXGATE_ADMIN_KEY || '';
+  const apps = values.app || (process.env.WXGATE_APPIDS || '').split(',').filter(Boolean);
+  const screenshot = values.screenshot || process.env.WXGATE_SCREENSHOT || '';
+  check(url && key && apps.length > 0 && screenshot,
+    'usage: admin.mjs --url URL --key ADMIN_KEY --app APPID [--app APPID]… --screenshot PATH');
+  return { url, key, apps, screenshot };
+}
+
+// Without a key: 401, the login form, and the hardening headers.
+async function checkClosedDoor(url) {
+  const response = await fetch(`${url}/admin`, { redirect: 'manual' });
+  const body = await response.text();
+  check(response.status === 401, `GET /admin without a key answered ${response.status}, expected 401`);
+  check(/<input[^>]*name="key"[^>]*type="password"/.test(body), 'the 401 page has no password field named "key"');
+  const headers = response.headers;
+  check(headers.get('cache-control') === 'no-store', `Cache-Control is ${headers.get('cache-control')}`);
+  check(headers.get('x-frame-options') === 'DENY', `X-Frame-Options is ${headers.get('x-frame-options')}`);
+  const csp = headers.get('content-security-policy') || '';
+  check(csp.includes("default-src 'none'") && !csp.includes('unsafe-inline'), `weak Content-Security-Policy: ${csp}`);
+  const json = await fetch(`${url}/admin/status.json`);
+  check(json.status === 401, `GET /admin/status.json without a key answered ${json.status}, expected 401`);
+}
+
+async function countdown(page, appid) {
+  const selector = `article.card[data-appid="${appid}"] [data-kind="access_token"] [data-countdown]`;
+  const el = page.locator(selector);
+  check(await el.count() === 1, `${appid}: no access_token countdown (${selector})`);
+  const remaining = Number(await el.getAttribute('data-remaining'));
+  const text = (await el.textContent()).trim();
+  check(Number.isInteger(remaining) && remaining > 0, `${appid}: data-remaining is ${remaining}`);
+  check(/^(\d+h )?(\d+m )?\d+s$/.test(text), `${appid}: countdown reads "${text}"`);
+  return remaining;
+}
+
+async function checkCards(page, apps) {
+  for (const appid of apps) {
+    const card = page.locator(`article.card[data-appid="${appid}"]`);
+    check(await card.count() === 1, `no card for ${appid} (found ${await page.locator('[data-appid]').count()} cards)`);
+  }
+}
+
+async function run({ url, key, apps, screenshot }) {
+  await checkClosedDoor(url);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    page.setDefaultTimeout(15000);
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`script error: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+
+    // The login form, a wrong key, then the right one.
+    const first = await page.goto(`${url}/admin`);
+    check(first.status() === 401, `/admin in the browser answered ${first.status()}, expected 401`);
+    const field = page.locator('form[action="/admin/login"] input[type="password"][name="key"]');
+    check(await field.isVisible(), 'the login form is not visible');
+    await field.fill(`${key}-wrong`);
+    const wrong = await Promise.all([page.waitForNavigation(), field.press('Enter')]).then(([r]) => r);
+    check(wrong.status() === 401, `a wrong key answered ${wrong.status()}, expected 401`);
+    check(await page.locator('.error').isVisible(), 'a wrong key shows no error message');
+    problems.length = 0; // the 401s above are logged by the console as failed loads
+    await page.locator('input[name="key"]').fill(key);
+    const [opened] = await Promise.all([page.waitForNavigation(), page.locator('button[type="submit"]').click()]);
+    check(opened.status() === 200 && new URL(opened.url()).pathname === '/admin',
+      `logging in led to ${opened.url()} (${opened.status()}), expected /admin (200)`);
+
+    // The server-rendered page, kept live by the script.
+    await checkCards(page, apps);
+    const before = await Promise.all(apps.map((appid) => countdown(page, appid)));
+    await sleep(2200);
+    const after = await Promise.all(apps.map((appid) => countdown(page, appid)));
+    apps.forEach((appid, i) => {
+      const fell = before[i] - after[i];
+      check(fell >= 1 && fell <= 4, `${appid}: countdown went from ${before[i]} to ${after[i]} in 2.2 s`);
+    });
+
+    // The script's own rendering from /admin/status.json (every 5 s) keeps the same marks.
+    await page.waitForFunction(() => Number(document.body.dataset.updates || 0) >= 1, null, { timeout: 12000 })
+      .catch(() => check(false, 'the page never refreshed from /admin/status.json'));
+    await checkCards(page, apps);
+    await Promise.all(apps.map((appid) => countdown(page, appid)));
+    const live = (await page.locator('#live').textContent()).trim();
+    check(live === 'live', `the live indicator reads "${live}"`);
+    const status = await page.request.get(`${url}/admin/status.json`);
+    check(status.status() === 200, `status.json with the session cookie answered ${status.status()}`);
+    check(problems.length === 0, `the page reported problems:\n  ${problems.join('\n  ')}`);
+
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(`admin.mjs: ok: ${apps.length} app cards, countdowns running; screenshot ${screenshot}`);
+  } finally {
+    await browser.close();
+  }
+}
+
+try {
+  await run(options());
+} catch (error) {
+  const message = error instanceof CheckFailed ? error.message : error.stack || String(error);
+  console.error(`admin.mjs: FAIL: ${message}`);
+  process.exit(1);
+}
