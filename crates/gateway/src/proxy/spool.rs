@@ -72,8 +72,8 @@ impl Spooled {
         Ok(match spill {
             None => Spooled::Memory(memory.freeze()),
             Some((file, mut writer)) => {
+                // Flushed to the OS: a reopened handle reads it (no fsync needed for a temp file).
                 writer.flush().await?;
-                writer.sync_data().await?;
                 Spooled::File { file, len }
             }
         })
