@@ -55,6 +55,7 @@ struct AppFigures {
     webhook_ok: u64,
     webhook_failed: u64,
     webhook_last_error: Option<(u64, String)>,
+    webhook_last_ok: Option<u64>,
 }
 
 /// Handles verified pushes.
@@ -158,7 +159,10 @@ impl Dispatcher {
             .observe(elapsed.as_secs_f64());
         let now = self.center.now();
         self.figures(appid, |f| match error {
-            None => f.webhook_ok += 1,
+            None => {
+                f.webhook_ok += 1;
+                f.webhook_last_ok = Some(now);
+            }
             Some(e) => {
                 f.webhook_failed += 1;
                 f.webhook_last_error = Some((now, e));
@@ -186,6 +190,7 @@ impl Dispatcher {
             failed: f.map_or(0, |f| f.webhook_failed),
             last_error: f.and_then(|f| f.webhook_last_error.as_ref().map(|e| e.1.clone())),
             last_failure_at: f.and_then(|f| f.webhook_last_error.as_ref().map(|e| e.0)),
+            last_ok_at: f.and_then(|f| f.webhook_last_ok),
         })
     }
 

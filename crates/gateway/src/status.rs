@@ -141,6 +141,8 @@ pub struct WebhookStatus {
     pub last_error: Option<String>,
     /// When it last failed.
     pub last_failure_at: Option<u64>,
+    /// When it last answered in time.
+    pub last_ok_at: Option<u64>,
 }
 
 /// Builds the snapshot.

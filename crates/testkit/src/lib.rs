@@ -2,6 +2,11 @@
 //! servers, started on free loopback ports and stopped when dropped.
 //!
 //! - [`RedisServer`]: a real `redis-server` (installed by `scripts/test`).
+//! - [`gateway`]: the gateway in front of the simulator, in-process ([`gateway::Setup`]).
+//! - [`logs`]: everything the gateway logs, captured, to check that no secret gets there.
+
+pub mod gateway;
+pub mod logs;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

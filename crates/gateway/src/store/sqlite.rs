@@ -17,23 +17,25 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
+    ///
+    /// The file only caches credentials WeChat can issue again, so a file that
+    /// is not a database or is corrupt is moved aside (to
+    /// `<path>.corrupt-<unix time>`, logged as an error) and a fresh one is
+    /// started: each app then costs one fetch. Any other failure (permissions,
+    /// a missing directory) is an error.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let connection = Connection::open(path)
-            .map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA busy_timeout = 5000;
-                 CREATE TABLE IF NOT EXISTS credentials (
-                     appid      TEXT    NOT NULL,
-                     kind       TEXT    NOT NULL,
-                     value      TEXT    NOT NULL,
-                     expires_at INTEGER NOT NULL,
-                     fetched_at INTEGER NOT NULL,
-                     PRIMARY KEY (appid, kind)
-                 );",
-            )
-            .map_err(|e| StoreError(format!("preparing {}: {e}", path.display())))?;
+        let connection = match prepare(path) {
+            Err(e) if is_corruption(&e) => {
+                let aside = set_aside(path)?;
+                tracing::error!(
+                    path = %path.display(), moved_to = %aside.display(), error = %e,
+                    "the SQLite store was not a readable database; moved it aside and starting empty (credentials will be fetched again)"
+                );
+                prepare(path)
+            }
+            other => other,
+        }
+        .map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -51,6 +53,51 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError(format!("sqlite task: {e}")))?
     }
+}
+
+fn prepare(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA busy_timeout = 5000;
+         CREATE TABLE IF NOT EXISTS credentials (
+             appid      TEXT    NOT NULL,
+             kind       TEXT    NOT NULL,
+             value      TEXT    NOT NULL,
+             expires_at INTEGER NOT NULL,
+             fetched_at INTEGER NOT NULL,
+             PRIMARY KEY (appid, kind)
+         );
+         SELECT count(*) FROM credentials;",
+    )?;
+    Ok(connection)
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+/// Renames the database (and its WAL files) to `<path>.corrupt-<unix time>`.
+fn set_aside(path: &Path) -> Result<std::path::PathBuf, StoreError> {
+    let stamp = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{stamp}"));
+    let aside = std::path::PathBuf::from(aside);
+    std::fs::rename(path, &aside)
+        .map_err(|e| StoreError(format!("moving the corrupt {} aside: {e}", path.display())))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::remove_file(side);
+    }
+    Ok(aside)
 }
 
 #[async_trait::async_trait]

@@ -94,7 +94,7 @@
   function webhook(w, now) {
     if (!w) return h('section', { class: 'webhook' }, h('h3', {}, 'Webhook'), h('p', { class: 'muted' }, 'Not configured.'));
     return h('section', { class: 'webhook' },
-      h('h3', {}, 'Webhook ', badge(w.failed === 0, 'healthy', 'has failures')),
+      h('h3', {}, 'Webhook ', badge(!(w.last_failure_at != null && (w.last_ok_at == null || w.last_failure_at >= w.last_ok_at)), 'healthy', 'failing')),
       h('p', {}, h('code', {}, w.target)),
       h('p', { class: 'muted' }, `${w.ok} answered · ${w.failed} failed`),
       w.last_error == null ? null : h('div', { class: 'failure' },

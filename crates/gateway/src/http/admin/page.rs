@@ -322,7 +322,13 @@ fn webhook(w: Option<&WebhookStatus>, now: u64) -> String {
     format!(
         r#"<section class="webhook"><h3>Webhook {health}</h3><p><code>{target}</code></p>
 <p class="muted">{ok} answered · {failed} failed</p>{last}</section>"#,
-        health = badge(w.failed == 0, "healthy", "has failures"),
+        // Failing while its last failure is newer than its last answer in time.
+        health = badge(
+            !w.last_failure_at
+                .is_some_and(|f| w.last_ok_at.is_none_or(|ok| f >= ok)),
+            "healthy",
+            "failing",
+        ),
         target = esc(&w.target),
         ok = w.ok,
         failed = w.failed,

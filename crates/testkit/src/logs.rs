@@ -24,7 +24,7 @@ impl Write for Capture {
 }
 
 /// Installs the capturing subscriber (once per test binary).
-pub(crate) fn capture() {
+pub fn capture() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("wxgate_gateway=debug")
         .with_ansi(false)
@@ -33,6 +33,6 @@ pub(crate) fn capture() {
 }
 
 /// Everything logged so far.
-pub(crate) fn text() -> String {
+pub fn text() -> String {
     String::from_utf8_lossy(&buffer().lock().unwrap()).into_owned()
 }

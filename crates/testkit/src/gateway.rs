@@ -1,0 +1,338 @@
+//! The gateway in front of the simulator, in-process, for tests: each test
+//! starts its own simulator and gateway on free loopback ports, with one
+//! manual clock driving both, and can add more instances on the same store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wxgate_gateway::clock::{Clock, ManualClock};
+use wxgate_gateway::token::center::Policy;
+use wxgate_gateway::token::TokenCenter;
+use wxgate_gateway::Gateway;
+use wxgate_sim::{RunningSim, SimApp, SimConfig, Simulator, VirtualClock};
+
+/// The test app.
+pub const APPID: &str = "wx0123456789abcdef";
+/// Its AppSecret.
+pub const SECRET: &str = "0123456789abcdef0123456789abcdef";
+/// The client key of the `shop` client, scoped to [`APPID`].
+pub const CLIENT_KEY: &str = "shop-client-key-0001";
+/// Where both clocks start: 2024-01-01 04:00:00 Beijing time, far from midnight.
+pub const T0: u64 = 1_704_052_800;
+
+/// How to set up a test.
+pub struct Setup {
+    /// `classic` or `stable`.
+    pub token_api: &'static str,
+    /// The simulator's configuration.
+    pub sim: SimConfig,
+    /// The `[store]` table's lines.
+    pub store: String,
+    /// Lines added to the app's `[[apps]]` table (token, mode, rules…).
+    pub app_toml: String,
+    /// Lines added to `[server]`.
+    pub server_toml: String,
+    /// Tables added at the end (`[proxy]`…).
+    pub extra_toml: String,
+}
+
+impl Setup {
+    /// One classic-token app, a memory store, no pushes.
+    pub fn new() -> Self {
+        Self {
+            token_api: "classic",
+            sim: SimConfig::with_apps(vec![SimApp::new(APPID, SECRET)]),
+            store: "backend = \"memory\"".into(),
+            app_toml: String::new(),
+            server_toml: String::new(),
+            extra_toml: String::new(),
+        }
+    }
+
+    /// Adds top-level TOML (e.g. a `[proxy]` table) after the rest.
+    pub fn extra(mut self, toml: &str) -> Self {
+        self.extra_toml.push_str(toml);
+        self.extra_toml.push('\n');
+        self
+    }
+
+    /// The app uses stable_token.
+    pub fn stable(mut self) -> Self {
+        self.token_api = "stable";
+        self
+    }
+
+    /// A Redis store at `url` (key prefix `test:`).
+    pub fn redis(mut self, url: &str) -> Self {
+        self.store = format!("backend = \"redis\"\nurl = \"{url}\"\nkey_prefix = \"test:\"");
+        self
+    }
+
+    /// A SQLite store at `path`.
+    pub fn sqlite(mut self, path: &std::path::Path) -> Self {
+        self.store = format!(
+            "backend = \"sqlite\"\npath = {:?}",
+            path.display().to_string()
+        );
+        self
+    }
+
+    /// Adds lines to the app's `[[apps]]` table.
+    pub fn app(mut self, toml: &str) -> Self {
+        self.app_toml.push_str(toml);
+        self.app_toml.push('\n');
+        self
+    }
+
+    /// Adds lines to `[server]`.
+    pub fn server(mut self, toml: &str) -> Self {
+        self.server_toml.push_str(toml);
+        self.server_toml.push('\n');
+        self
+    }
+
+    /// Adjusts the simulator's configuration.
+    pub fn sim(mut self, tweak: impl FnOnce(&mut SimConfig)) -> Self {
+        tweak(&mut self.sim);
+        self
+    }
+
+    /// Starts the simulator and one gateway.
+    pub async fn start(self) -> Env {
+        let sim = Simulator::with_clock(self.sim.clone(), VirtualClock::manual(T0))
+            .spawn_on("127.0.0.1:0")
+            .await
+            .unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut env = Env {
+            sim,
+            clock,
+            setup: self,
+            http: reqwest::Client::new(),
+            url: String::new(),
+            center: None,
+            stop: None,
+            others: Vec::new(),
+        };
+        env.start_gateway().await;
+        env
+    }
+}
+
+/// A running simulator and gateway.
+pub struct Env {
+    /// The simulator.
+    pub sim: RunningSim,
+    /// The gateway's clock (the simulator has its own, moved together by [`Env::advance`]).
+    pub clock: Arc<ManualClock>,
+    setup: Setup,
+    /// A client for the test's requests.
+    pub http: reqwest::Client,
+    /// The gateway's base URL.
+    pub url: String,
+    center: Option<TokenCenter>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// More instances on the same configuration (and store), for multi-instance tests.
+    pub others: Vec<Instance>,
+}
+
+/// One more gateway instance.
+pub struct Instance {
+    /// Base URL.
+    pub url: String,
+    /// Its token center.
+    pub center: TokenCenter,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Env {
+    /// The configuration every instance runs with.
+    pub fn toml(&self) -> String {
+        let key_sha256 = hex::encode(Sha256::digest(CLIENT_KEY.as_bytes()));
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+{server}
+[store]
+{store}
+[upstream]
+base_url = "{sim}"
+timeout_ms = 1000
+[[apps]]
+appid = "{APPID}"
+secret_env = "WX_SECRET"
+token_api = "{api}"
+refresh_ahead_secs = 600
+js_domains = ["example.com"]
+{app}
+[[clients]]
+name = "shop"
+key_sha256 = "{key_sha256}"
+apps = ["{APPID}"]
+{extra}
+"#,
+            store = self.setup.store,
+            sim = self.sim.url(),
+            api = self.setup.token_api,
+            server = self.setup.server_toml,
+            app = self.setup.app_toml,
+            extra = self.setup.extra_toml,
+        )
+    }
+
+    /// (Re)starts the gateway on the same simulator, store settings and clock.
+    pub async fn start_gateway(&mut self) {
+        self.stop_gateway();
+        let (url, center, stop) = self.spawn_instance().await;
+        (self.url, self.center, self.stop) = (url, Some(center), Some(stop));
+    }
+
+    /// Starts one more instance on the same configuration.
+    pub async fn add_instance(&mut self) {
+        let (url, center, stop) = self.spawn_instance().await;
+        self.others.push(Instance {
+            url,
+            center,
+            _stop: stop,
+        });
+    }
+
+    /// The base URLs of every running instance, the first one first.
+    pub fn urls(&self) -> Vec<String> {
+        std::iter::once(self.url.clone())
+            .chain(self.others.iter().map(|i| i.url.clone()))
+            .collect()
+    }
+
+    async fn spawn_instance(&self) -> (String, TokenCenter, tokio::sync::oneshot::Sender<()>) {
+        crate::logs::capture();
+        let env = BTreeMap::from([("WX_SECRET".to_owned(), SECRET.to_owned())]);
+        let config = wxgate_gateway::config::load(&self.toml(), &env).unwrap();
+        let gateway = Gateway::new(config, self.clock.clone(), Policy::without_jitter())
+            .await
+            .unwrap();
+        let center = gateway.center().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(gateway.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        (url, center, stop)
+    }
+
+    /// Stops the gateway (server and refreshers).
+    pub fn stop_gateway(&mut self) {
+        self.stop.take();
+        self.center.take();
+    }
+
+    /// Its token center.
+    pub fn center(&self) -> &TokenCenter {
+        self.center.as_ref().expect("gateway running")
+    }
+
+    /// Moves both clocks forward, then waits until the refreshers have caught up.
+    pub async fn advance(&self, secs: u64) {
+        self.sim.clock().advance(secs);
+        self.clock.advance(secs);
+        self.settle().await;
+    }
+
+    /// Waits until no credential is due for renewal at the current time.
+    pub async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.clock.now();
+            let centers =
+                std::iter::once(self.center()).chain(self.others.iter().map(|i| &i.center));
+            let busy = centers
+                .flat_map(|c| c.status())
+                .any(|s| s.next_refresh_at.is_some_and(|at| at <= now));
+            if !busy {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "refreshers did not settle"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// GETs a client-API path with the client key: (status, JSON).
+    pub async fn client_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(CLIENT_KEY)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// POSTs JSON to a client-API path with the client key: (status, JSON).
+    pub async fn client_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(CLIENT_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// GETs a gateway path without a client key and reads the JSON answer.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// The access token the gateway serves, failing the test otherwise.
+    pub async fn access_token(&self) -> String {
+        let (status, body) = self
+            .client_get(&format!("/v1/apps/{APPID}/access_token"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Uses a token for a business call at the simulator: 0 or WeChat's errcode.
+    pub async fn business_call(&self, token: &str) -> i64 {
+        let url = format!(
+            "{}/cgi-bin/get_api_domain_ip?access_token={token}",
+            self.sim.url()
+        );
+        let answer: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["errcode"].as_i64().unwrap_or(0)
+    }
+
+    /// Upstream calls to the token endpoint of the app's token API.
+    pub fn token_calls(&self) -> u64 {
+        let path = match self.setup.token_api {
+            "classic" => "/cgi-bin/token",
+            _ => "/cgi-bin/stable_token",
+        };
+        self.sim.stats().app(APPID).calls(path)
+    }
+}
