@@ -373,6 +373,15 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         raw.admin.key_env,
         raw.admin.key_file,
     );
+    if let Some(key) = &admin_key {
+        use secrecy::ExposeSecret;
+        if key.expose_secret().chars().count() < 16 {
+            p.add(
+                "admin.key",
+                "use at least 16 characters (e.g. openssl rand -hex 16): it opens the status page",
+            );
+        }
+    }
     let mut seen = HashSet::new();
     let mut apps = Vec::new();
     for (i, raw_app) in raw.apps.into_iter().enumerate() {

@@ -176,7 +176,11 @@ impl Gateway {
                 tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight at the shutdown deadline; exiting anyway");
             }
         }
-        self.state.center.quiesce(Duration::from_secs(5)).await;
+        let Gateway { state, _refreshers } = self;
+        let held = state.center.quiesce(Duration::from_secs(5)).await;
+        // Stopped while no fetch can start, so none is cut off half-way.
+        drop(_refreshers);
+        drop(held);
         tracing::info!("stopped");
         Ok(())
     }

@@ -201,7 +201,7 @@ impl Dispatcher {
         // One deadline for everything: WeChat's window starts when the push arrives.
         let deadline = tokio::time::Instant::now() + self.budget;
         let now = self.center.now();
-        let (appid, msg_type) = (app.appid.clone(), push.kind.msg_type().to_owned());
+        let (appid, msg_type) = (app.appid.clone(), push.kind.name());
         let key = format!("{}:{}", app.appid, push.dedupe_key());
         let this = self.clone();
         let shared_key = key.clone();
@@ -210,7 +210,7 @@ impl Dispatcher {
                 .await
         });
         if duplicate {
-            self.count(&appid, &msg_type, "duplicate");
+            self.count(&appid, msg_type, "duplicate");
         }
         answer.await
     }
@@ -230,11 +230,11 @@ impl Dispatcher {
         match claim {
             Ok(PushClaim::First) => {}
             Ok(PushClaim::Answered(answer)) => {
-                self.count(&app.appid, push.kind.msg_type(), "duplicate");
+                self.count(&app.appid, push.kind.name(), "duplicate");
                 return answer;
             }
             Ok(PushClaim::Pending) => {
-                self.count(&app.appid, push.kind.msg_type(), "duplicate");
+                self.count(&app.appid, push.kind.name(), "duplicate");
                 return self.await_other_instance(&key, deadline).await;
             }
             Err(e) => {
@@ -273,10 +273,10 @@ impl Dispatcher {
     ) -> Answer {
         let started = tokio::time::Instant::now();
         let (outcome, body) = self.reply_body(&app, &push, deadline).await;
-        self.count(&app.appid, push.kind.msg_type(), outcome.name());
+        self.count(&app.appid, push.kind.name(), outcome.name());
         tracing::info!(
             appid = %app.appid,
-            msg_type = push.kind.msg_type(),
+            msg_type = push.kind.name(),
             outcome = outcome.name(),
             duration_ms = started.elapsed().as_millis() as u64,
             "push handled"
@@ -315,13 +315,9 @@ impl Dispatcher {
             .await
         });
         let result = tokio::time::timeout_at(deadline, &mut call).await;
-        let error = match &result {
-            Ok(Ok(Ok(_))) => None,
-            Ok(Ok(Err(e))) => Some(e.to_string()),
-            Ok(Err(e)) => Some(format!("webhook task failed: {e}")),
-            Err(_) => Some("no answer within the reply budget; the reply goes out late".into()),
-        };
-        self.webhook_result(&app.appid, started.elapsed(), error);
+        if let Ok(done) = &result {
+            self.webhook_result(&app.appid, started.elapsed(), webhook_error(done));
+        }
         match result {
             Ok(Ok(Ok(Some(reply)))) => (Outcome::Webhook, Some(reply)),
             Ok(Ok(Ok(None))) => (Outcome::NoReply, None),
@@ -334,10 +330,13 @@ impl Dispatcher {
                 (Outcome::WebhookFailed, None)
             }
             Err(_) => {
+                // Late, not failed (yet): its real outcome is recorded when it comes.
                 let this = self.clone();
                 let (app, openid) = (app.clone(), push.from_user_name.clone());
                 tokio::spawn(async move {
-                    if let Ok(Ok(Some(reply))) = call.await {
+                    let done = call.await;
+                    this.webhook_result(&app.appid, started.elapsed(), webhook_error(&done));
+                    if let Ok(Ok(Some(reply))) = done {
                         this.deliver_late(&app, &openid, &reply).await;
                     }
                 });
@@ -366,5 +365,16 @@ impl Dispatcher {
                 "late reply not delivered: {f}"
             ),
         }
+    }
+}
+
+/// What went wrong with a finished webhook call, if anything.
+fn webhook_error<T, E: std::fmt::Display>(
+    done: &Result<Result<T, E>, tokio::task::JoinError>,
+) -> Option<String> {
+    match done {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(format!("webhook task failed: {e}")),
     }
 }

@@ -23,6 +23,8 @@ use crate::metrics::Metrics;
 use crate::token::{Failure, FailureClass, TokenCenter};
 pub use spool::{SpoolError, Spooled};
 
+/// Distinct proxied paths with a metrics label of their own.
+const MAX_LABELS: usize = 100;
 /// Answers at most this long are read whole and checked for a token rejection.
 const PEEK: usize = 4096;
 /// Request headers passed on; the rest (the client key among them) are not.
@@ -83,7 +85,13 @@ pub fn query_with_token(query: Option<&str>, token: &str) -> String {
         .unwrap_or_default()
         .split('&')
         .filter(|p| !p.is_empty())
-        .filter(|p| p.split('=').next() != Some("access_token"))
+        // Names compared decoded: `access%5Ftoken` is an access_token too.
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or_default();
+            url::form_urlencoded::parse(name.as_bytes())
+                .next()
+                .is_none_or(|(name, _)| name != "access_token")
+        })
         .map(str::to_owned)
         .collect();
     let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
@@ -114,6 +122,8 @@ pub struct Proxy {
     timeout: Duration,
     max_response_bytes: u64,
     metrics: Arc<Metrics>,
+    /// Endpoint labels handed out so far (bounded: see [`Proxy::label`]).
+    labels: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Proxy {
@@ -129,7 +139,28 @@ impl Proxy {
             timeout: Duration::from_millis(config.timeout_ms),
             max_response_bytes: config.max_response_bytes,
             metrics,
+            labels: Arc::default(),
         }
+    }
+
+    /// The metrics label of a proxied path. Paths are the caller's choice, so
+    /// only the first [`MAX_LABELS`] distinct ones get a label of their own;
+    /// the rest are counted as `other`.
+    fn label(&self, path: &str) -> String {
+        let mut labels = self.labels.lock().unwrap_or_else(|p| p.into_inner());
+        if labels.contains(path) {
+            path.to_owned()
+        } else if labels.len() < MAX_LABELS {
+            labels.insert(path.to_owned());
+            path.to_owned()
+        } else {
+            "other".to_owned()
+        }
+    }
+
+    /// `proxy.timeout_ms`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Sends `request` with the app's token, refreshing it once if WeChat rejects it.
@@ -175,7 +206,7 @@ impl Proxy {
         }
         let response = builder.send().await.map_err(|e| {
             let what = if e.is_timeout() { "timeout" } else { "failed" };
-            self.metrics.upstream_call(&endpoint(&request.path), what);
+            self.metrics.upstream_call(&self.label(&request.path), what);
             transient(format!("call to WeChat: {what}: {}", e.without_url()))
         })?;
         let answer = self.read(appid, response).await;
@@ -190,7 +221,7 @@ impl Proxy {
                 .map_or_else(|| "failed".to_owned(), |c| c.to_string()),
         };
         self.metrics
-            .upstream_call(&endpoint(&request.path), errcode);
+            .upstream_call(&self.label(&request.path), errcode);
         answer
     }
 
@@ -208,6 +239,9 @@ impl Proxy {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     peeked += chunk.len();
+                    if peeked as u64 > self.max_response_bytes {
+                        return Err(too_large(self.max_response_bytes));
+                    }
                     head.push(chunk);
                 }
                 Ok(None) => {
@@ -280,12 +314,6 @@ struct Answer {
     response: reqwest::Response,
     head: Vec<Bytes>,
     rest: bool,
-}
-
-/// The metrics label of a proxied path: its first three segments, so that
-/// odd paths cannot make the label set grow without bound.
-fn endpoint(path: &str) -> String {
-    path.split('/').take(4).collect::<Vec<_>>().join("/")
 }
 
 /// `0` for a 2xx answer without an errcode, `http_NNN` otherwise.

@@ -193,6 +193,16 @@ impl PushKind {
     /// The `MsgType` value.
     pub fn msg_type(&self) -> &str {
         match self {
+            PushKind::Unknown { msg_type } => msg_type,
+            known => known.name(),
+        }
+    }
+
+    /// The `MsgType` of WeChat's types, and `unknown` for any other: a name
+    /// from a fixed set, for metrics labels and log fields (the sender
+    /// chooses an unknown type's text).
+    pub fn name(&self) -> &'static str {
+        match self {
             PushKind::Text { .. } => "text",
             PushKind::Image { .. } => "image",
             PushKind::Voice { .. } => "voice",
@@ -201,7 +211,7 @@ impl PushKind {
             PushKind::Location { .. } => "location",
             PushKind::Link { .. } => "link",
             PushKind::Event(_) => "event",
-            PushKind::Unknown { msg_type } => msg_type,
+            PushKind::Unknown { .. } => "unknown",
         }
     }
 }

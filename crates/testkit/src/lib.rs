@@ -3,10 +3,12 @@
 //!
 //! - [`RedisServer`]: a real `redis-server` (installed by `scripts/test`).
 //! - [`gateway`]: the gateway in front of the simulator, in-process ([`gateway::Setup`]).
+//! - [`process::Server`]: a server process (`wxgate serve`…), signalled like an operator would.
 //! - [`logs`]: everything the gateway logs, captured, to check that no secret gets there.
 
 pub mod gateway;
 pub mod logs;
+pub mod process;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

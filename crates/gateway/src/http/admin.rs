@@ -4,10 +4,11 @@
 //!
 //! The page is behind the `[admin]` key and closed (404) when none is set.
 //! A request is let in by `Authorization: Bearer <admin key>` or by the
-//! session cookie the login form sets, whose value is
-//! hex(HMAC-SHA256(key = admin key, "wxgate-admin-session")): it proves the key
-//! was typed without carrying it, and stops working when the key changes. Both
-//! are compared in constant time. The key is never logged.
+//! session cookie the login form sets, whose value is `ISSUED.MAC` with
+//! MAC = hex(HMAC-SHA256(key = admin key, "wxgate-admin-session:ISSUED")): it
+//! proves the key was typed without carrying it, lasts [`SESSION_SECS`], and
+//! stops working when the key changes. Both are compared in constant time.
+//! The key is never logged.
 //!
 //! Every answer carries `Cache-Control: no-store`, `X-Frame-Options: DENY` and
 //! a Content-Security-Policy that allows only this origin's own files: the
@@ -30,8 +31,10 @@ use super::AppState;
 
 /// The session cookie's name.
 const COOKIE: &str = "wxgate_admin";
-/// What the session cookie's HMAC signs.
-const SESSION_MESSAGE: &[u8] = b"wxgate-admin-session";
+/// What the session cookie's HMAC signs, before the issue time.
+const SESSION_MESSAGE: &str = "wxgate-admin-session";
+/// How long a login lasts, seconds (12 h).
+const SESSION_SECS: u64 = 12 * 3600;
 /// Only this origin's own files; no inline code, no framing, forms post here.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    connect-src 'self'; img-src 'self'; form-action 'self'; \
@@ -54,19 +57,21 @@ enum Access {
 fn access(state: &AppState, headers: &HeaderMap) -> Access {
     match &state.admin_key {
         None => Access::Closed,
-        Some(key) if authorized(key.expose_secret(), headers) => Access::Granted,
+        Some(key) if authorized(key.expose_secret(), headers, state.center.now()) => {
+            Access::Granted
+        }
         Some(_) => Access::Denied,
     }
 }
 
-/// A bearer key or a session cookie for `key`.
-fn authorized(key: &str, headers: &HeaderMap) -> bool {
+/// A bearer key or a session cookie for `key`, still fresh at `now`.
+fn authorized(key: &str, headers: &HeaderMap, now: u64) -> bool {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     bearer.is_some_and(|given| key_matches(key, given))
-        || cookies(headers, COOKIE).any(|value| session_matches(key, value))
+        || cookies(headers, COOKIE).any(|value| session_matches(key, value, now))
 }
 
 /// Compares digests, so neither the content nor the length of the key leaks through timing.
@@ -76,19 +81,24 @@ fn key_matches(key: &str, given: &str) -> bool {
     expected.ct_eq(&given).into()
 }
 
-/// HMAC-SHA256(key = admin key, msg = "wxgate-admin-session").
-fn session_mac(key: &str) -> [u8; 32] {
+/// HMAC-SHA256(key = admin key, msg = "wxgate-admin-session:ISSUED").
+fn session_mac(key: &str, issued: u64) -> [u8; 32] {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(SESSION_MESSAGE);
+    mac.update(format!("{SESSION_MESSAGE}:{issued}").as_bytes());
     mac.finalize().into_bytes().into()
 }
 
-fn session_matches(key: &str, cookie: &str) -> bool {
-    match hex::decode(cookie) {
-        Ok(given) => session_mac(key).as_slice().ct_eq(&given).into(),
-        Err(_) => false,
-    }
+/// `ISSUED.MAC`, signed by `key`, issued at most [`SESSION_SECS`] before `now`.
+fn session_matches(key: &str, cookie: &str, now: u64) -> bool {
+    let Some((issued, mac)) = cookie.split_once('.') else {
+        return false;
+    };
+    let (Ok(issued), Ok(given)) = (issued.parse::<u64>(), hex::decode(mac)) else {
+        return false;
+    };
+    let fresh = issued <= now.saturating_add(60) && now < issued.saturating_add(SESSION_SECS);
+    fresh && bool::from(session_mac(key, issued).as_slice().ct_eq(&given))
 }
 
 /// Every value of cookie `name` in the request (a browser may send several).
@@ -105,14 +115,16 @@ fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'
 
 /// The `Set-Cookie` value of a session; `Secure` when the browser came over
 /// https (behind a TLS-terminating proxy that says so in `X-Forwarded-Proto`).
-fn session_cookie(key: &str, headers: &HeaderMap) -> String {
+fn session_cookie(key: &str, headers: &HeaderMap, now: u64) -> String {
     let https = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
     let secure = if https { "; Secure" } else { "" };
-    let value = hex::encode(session_mac(key));
-    format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/admin{secure}")
+    let value = format!("{now}.{}", hex::encode(session_mac(key, now)));
+    format!(
+        "{COOKIE}={value}; Max-Age={SESSION_SECS}; HttpOnly; SameSite=Strict; Path=/admin{secure}"
+    )
 }
 
 /// Adds the headers every admin answer carries.
@@ -177,7 +189,7 @@ pub(crate) async fn login(
         return html(StatusCode::UNAUTHORIZED, page::login(Some(error)));
     }
     tracing::info!("admin login");
-    let cookie = session_cookie(key, &headers);
+    let cookie = session_cookie(key, &headers, state.center.now());
     let location = (header::LOCATION, "/admin".to_owned());
     harden(
         (
@@ -238,42 +250,88 @@ mod tests {
 
     #[test]
     fn the_bearer_key_lets_in_and_a_wrong_one_does_not() {
+        let now = 1_700_000_000;
         assert!(authorized(
             "k3y",
-            &headers(&[("authorization", "Bearer k3y")])
+            &headers(&[("authorization", "Bearer k3y")]),
+            now
         ));
         assert!(!authorized(
             "k3y",
-            &headers(&[("authorization", "Bearer k3")])
+            &headers(&[("authorization", "Bearer k3")]),
+            now
         ));
-        assert!(!authorized("k3y", &headers(&[("authorization", "k3y")])));
-        assert!(!authorized("k3y", &headers(&[])));
+        assert!(!authorized(
+            "k3y",
+            &headers(&[("authorization", "k3y")]),
+            now
+        ));
+        assert!(!authorized("k3y", &headers(&[]), now));
     }
 
     #[test]
-    fn the_session_cookie_is_the_hmac_of_the_key() {
-        // HMAC-SHA256(key = "k3y", "wxgate-admin-session"), computed independently:
-        // printf wxgate-admin-session | openssl dgst -sha256 -hmac k3y
-        let value = "d85b7d6627683a751f3396f6eb9a63c861418524a4ac91eba8e65ed390754518";
-        assert_eq!(hex::encode(session_mac("k3y")), value);
+    fn the_session_cookie_is_the_hmac_of_the_key_and_its_issue_time_and_expires() {
+        // HMAC-SHA256(key = "k3y", "wxgate-admin-session:1700000000"), computed independently:
+        // printf wxgate-admin-session:1700000000 | openssl dgst -sha256 -hmac k3y
+        let issued = 1_700_000_000;
+        let mac = hex::encode(session_mac("k3y", issued));
+        assert_eq!(
+            mac,
+            "8eca1468268005fe1ffa89d243dc55d31caa4fa92fa76d69ae43eeaaa2c0d36d"
+        );
+        let value = format!("{issued}.{mac}");
         let cookie = format!("a=b; {COOKIE}={value}; c=d");
-        assert!(authorized("k3y", &headers(&[("cookie", &cookie)])));
-        assert!(!authorized("other", &headers(&[("cookie", &cookie)])));
-        let forged = format!("{COOKIE}={}", hex::encode(Sha256::digest(b"k3y")));
-        assert!(!authorized("k3y", &headers(&[("cookie", &forged)])));
+        assert!(authorized(
+            "k3y",
+            &headers(&[("cookie", &cookie)]),
+            issued + 10
+        ));
+        assert!(!authorized(
+            "other",
+            &headers(&[("cookie", &cookie)]),
+            issued + 10
+        ));
+        // Expired after 12 h; a cookie from the future is not accepted either.
+        assert!(!authorized(
+            "k3y",
+            &headers(&[("cookie", &cookie)]),
+            issued + SESSION_SECS
+        ));
+        assert!(!authorized(
+            "k3y",
+            &headers(&[("cookie", &cookie)]),
+            issued - 3600
+        ));
+        // Moving the issue time forward breaks the MAC.
+        let moved = format!("{COOKIE}={}.{mac}", issued + 3600);
+        assert!(!authorized(
+            "k3y",
+            &headers(&[("cookie", &moved)]),
+            issued + 3700
+        ));
+        let forged = format!("{COOKIE}={issued}.{}", hex::encode(Sha256::digest(b"k3y")));
+        assert!(!authorized(
+            "k3y",
+            &headers(&[("cookie", &forged)]),
+            issued + 10
+        ));
         let short = format!("{COOKIE}=abcd");
-        assert!(!authorized("k3y", &headers(&[("cookie", &short)])));
+        assert!(!authorized(
+            "k3y",
+            &headers(&[("cookie", &short)]),
+            issued + 10
+        ));
     }
 
     #[test]
-    fn the_cookie_is_secure_only_behind_https() {
-        let plain = session_cookie("k", &headers(&[]));
+    fn the_cookie_is_secure_only_behind_https_and_says_its_age() {
+        let plain = session_cookie("k", &headers(&[]), 5);
         assert!(
-            plain.contains("HttpOnly; SameSite=Strict; Path=/admin"),
+            plain.contains("Max-Age=43200; HttpOnly; SameSite=Strict; Path=/admin"),
             "{plain}"
         );
         assert!(!plain.contains("Secure"), "{plain}");
-        let tls = session_cookie("k", &headers(&[("x-forwarded-proto", "https")]));
+        let tls = session_cookie("k", &headers(&[("x-forwarded-proto", "https")]), 5);
         assert!(tls.ends_with("; Secure"), "{tls}");
     }
 }

@@ -1,6 +1,8 @@
 //! A request body held so that it can be sent twice: in memory when small,
-//! in an unlinked-on-drop temporary file when large, so memory stays flat
-//! whatever the upload size.
+//! in a temporary file (removed on drop) when large, so memory stays flat
+//! whatever the upload size. Each send opens the file anew, with its own
+//! position: the first attempt's body may still be draining when the retry
+//! starts.
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
@@ -92,7 +94,7 @@ impl Spooled {
         self.len() == 0
     }
 
-    /// A fresh body to send, read from the start.
+    /// A fresh body to send, read from the start through its own handle.
     pub fn body(&self) -> std::io::Result<reqwest::Body> {
         Ok(match self {
             Spooled::Memory(bytes) => reqwest::Body::from(bytes.clone()),

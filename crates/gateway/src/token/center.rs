@@ -27,10 +27,20 @@ const STABLE_RENEW_SPREAD: u64 = 20;
 const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often an instance waiting on another instance's refresh looks at the store.
 const LEASE_POLL: Duration = Duration::from_millis(50);
+/// How often it also tries to take the lease, in case the holder is gone.
+const LEASE_RETRY: Duration = Duration::from_secs(1);
 /// WeChat's quotas reset at midnight Beijing time (UTC+8).
 const BEIJING_OFFSET: u64 = 8 * 3600;
 /// How many failures the status page lists.
 const RECENT_FAILURES: usize = 20;
+
+/// How waiting on another instance's refresh ended.
+enum Waited {
+    /// It stored a credential.
+    Stored(Credential),
+    /// It let the lease go without storing one; now this instance holds it.
+    Leased(Lease),
+}
 
 /// Tunables of the refresh policy; [`Policy::default`] is production's.
 #[derive(Clone)]
@@ -377,8 +387,21 @@ impl TokenCenter {
     }
 
     /// Makes `credential` the slot's current one, renewed on the usual schedule.
+    /// A transient failure of this instance's own is over then (another
+    /// instance's fetch succeeded); a configuration error is kept: it may be
+    /// this instance's alone (its IP not whitelisted).
     fn keep(&self, slot: &Slot, appid: &str, kind: Kind, credential: &Credential) {
         slot.set(credential.clone(), self.refresh_at(appid, kind, credential));
+        let mut health = slot.health();
+        if health
+            .last_failure
+            .as_ref()
+            .is_some_and(|f| f.class != FailureClass::Config)
+        {
+            health.last_failure = None;
+            health.failures = 0;
+            health.not_before = 0;
+        }
     }
 
     /// When the refresher should next act on `slot`; `None` until a first fetch (lazy).
@@ -479,9 +502,14 @@ impl TokenCenter {
         let lease = match self.inner.store.acquire(appid, kind, LEASE_TTL).await {
             Ok(Some(lease)) => Some(lease),
             Ok(None) => {
-                return self
+                match self
                     .await_other_instance(appid, kind, slot, previous.as_ref(), forced)
-                    .await
+                    .await?
+                {
+                    Waited::Stored(credential) => return Ok(credential),
+                    // The holder released or died without storing: this instance fetches.
+                    Waited::Leased(lease) => Some(lease),
+                }
             }
             Err(e) if previous.as_ref().is_some_and(|p| p.is_valid(now)) => {
                 let failure = Failure {
@@ -639,6 +667,9 @@ impl TokenCenter {
     }
 
     /// Another instance holds the lease: wait for the credential it stores.
+    /// Every second the lease is tried too, so that if its holder released it
+    /// without storing (its fetch failed) or died (the lease expired), this
+    /// instance takes over instead of failing.
     async fn await_other_instance(
         &self,
         appid: &str,
@@ -646,12 +677,19 @@ impl TokenCenter {
         slot: &Slot,
         previous: Option<&Credential>,
         forced: bool,
-    ) -> Result<Credential, TokenError> {
-        let deadline = tokio::time::Instant::now() + LEASE_TTL;
+    ) -> Result<Waited, TokenError> {
+        let deadline = tokio::time::Instant::now() + LEASE_TTL + LEASE_RETRY;
+        let mut next_try = tokio::time::Instant::now() + LEASE_RETRY;
         while tokio::time::Instant::now() < deadline {
             if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
                 self.keep(slot, appid, kind, &stored);
-                return Ok(stored);
+                return Ok(Waited::Stored(stored));
+            }
+            if tokio::time::Instant::now() >= next_try {
+                next_try += LEASE_RETRY;
+                if let Ok(Some(lease)) = self.inner.store.acquire(appid, kind, LEASE_TTL).await {
+                    return Ok(Waited::Leased(lease));
+                }
             }
             tokio::time::sleep(LEASE_POLL).await;
         }
@@ -752,12 +790,15 @@ impl TokenCenter {
         recent.iter().cloned().collect()
     }
 
-    /// Waits, up to `limit`, until no fetch is under way, so that every
-    /// refresh lease has been released (for a clean shutdown).
-    pub async fn quiesce(&self, limit: Duration) {
+    /// For a clean shutdown: waits, up to `limit`, until no fetch is under
+    /// way (so every refresh lease has been released), and returns the
+    /// slots' flight locks, so that no fetch starts while they are held.
+    /// Stop the refreshers before dropping them.
+    pub async fn quiesce(&self, limit: Duration) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut held = Vec::new();
         let all = async {
             for slot in self.inner.slots.values() {
-                drop(slot.flight.lock().await);
+                held.push(slot.flight.lock().await);
             }
         };
         if tokio::time::timeout(limit, all).await.is_err() {
@@ -765,6 +806,7 @@ impl TokenCenter {
                 "a credential fetch was still under way at shutdown; its lease expires by itself"
             );
         }
+        held
     }
 
     /// The metrics of this instance.

@@ -35,10 +35,26 @@ fn the_design_example_loads() {
             ("WX_SECRET", "s3cret"),
             ("WX_AES_KEY", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"),
             ("WEBHOOK_SECRET", "hook"),
-            ("WXGATE_ADMIN_KEY", "admin"),
+            ("WXGATE_ADMIN_KEY", "admin-key-0123456789"),
         ]),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    let short = load(
+        &design_example(),
+        &env(&[
+            ("WX_SECRET", "s3cret"),
+            ("WX_AES_KEY", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"),
+            ("WEBHOOK_SECRET", "hook"),
+            ("WXGATE_ADMIN_KEY", "admin"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(
+        short
+            .to_string()
+            .contains("admin.key: use at least 16 characters"),
+        "{short}"
+    );
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
     assert_eq!(config.server.max_body_bytes, 65_536);
     assert_eq!(

@@ -175,6 +175,15 @@ async fn metrics_after_a_scripted_run_match_what_the_simulator_recorded() {
         7200.0
     );
     assert_eq!(sum(&text, "wxgate_ready", &[]), 1.0);
+    assert_eq!(
+        sum(&text, "wxgate_fetches_today", &["kind=\"access_token\""]),
+        issued.tokens_issued as f64
+    );
+    assert_eq!(
+        sum(&text, "wxgate_refresh_lease_held", &[]),
+        0.0,
+        "no fetch under way"
+    );
     // Request durations by route pattern, never by raw path.
     assert!(
         sum(
@@ -183,7 +192,11 @@ async fn metrics_after_a_scripted_run_match_what_the_simulator_recorded() {
             &["route=\"/wx/{appid}\""]
         ) >= 4.0
     );
-    assert!(!text.contains(&token), "no credential in the metrics");
+    let current = env.access_token().await;
+    assert!(
+        !text.contains(&token) && !text.contains(&current),
+        "no credential in the metrics"
+    );
 }
 
 async fn readyz(env: &Env) -> (u16, Value) {

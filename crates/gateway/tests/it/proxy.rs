@@ -216,3 +216,101 @@ async fn refusals_are_clear_and_forward_nothing() {
 
     assert_eq!(upstream_calls(&env), 0, "nothing reached the simulator");
 }
+
+fn multipart(boundary: &str, data: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"p.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+async fn upload(env: &Env, data: &[u8]) -> (u16, Value) {
+    let boundary = "proxy-test-boundary";
+    let response = env
+        .http
+        .post(format!(
+            "{}/proxy/{APPID}/cgi-bin/media/upload?type=image",
+            env.url
+        ))
+        .bearer_auth(CLIENT_KEY)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(multipart(boundary, data))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_spooled_upload_is_sent_again_whole_after_a_token_rejection() {
+    let env = Setup::new().sim(|s| s.grace = 0).start().await;
+    env.access_token().await;
+    let url = format!(
+        "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
+        env.sim.url()
+    );
+    env.http.get(url).send().await.unwrap();
+    // 300 KB: over the 64 KiB kept in memory, so the retry reads the temporary file again.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (status, body) = upload(&env, &data).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        env.sim.stats().endpoint_calls("/cgi-bin/media/upload"),
+        2,
+        "rejected, then retried"
+    );
+    let media_id = body["media_id"].as_str().unwrap();
+    let download = env
+        .http
+        .get(format!(
+            "{}/proxy/{APPID}/cgi-bin/media/get?media_id={media_id}",
+            env.url
+        ))
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(
+        download.bytes().await.unwrap().as_ref(),
+        data.as_slice(),
+        "the retry sent every byte"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_over_the_response_limit_is_refused() {
+    let env = Setup::new()
+        .extra("[proxy]\nmax_response_bytes = 1000")
+        .start()
+        .await;
+    let (status, body) = upload(&env, &[42u8; 5000]).await;
+    assert_eq!(status, 200, "{body}");
+    let media_id = body["media_id"].as_str().unwrap();
+    let (status, body) = proxied(
+        &env,
+        reqwest::Method::GET,
+        &format!("/cgi-bin/media/get?media_id={media_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["errcode"].as_i64()),
+        (502, Some(-1)),
+        "{body}"
+    );
+    assert!(
+        body["hint"]
+            .as_str()
+            .unwrap()
+            .contains("max_response_bytes"),
+        "{body}"
+    );
+}

@@ -15,6 +15,8 @@ use wxgate_sim::{SimApp, SimConfig, Simulator};
 
 /// The client key `wxgate dev` accepts (a development key: never reuse it).
 const DEV_CLIENT_KEY: &str = "dev-client-key";
+/// The demo's admin key, for `/admin`.
+const DEV_ADMIN_KEY: &str = "wxgate-dev-admin-key";
 /// The demo app's server token and EncodingAESKey, as typed into WeChat's console.
 const DEV_TOKEN: &str = "devtoken";
 const DEV_AES_KEY: &str = "wxgateDevKey0123456789abcdefghijklmnopqrstu";
@@ -50,6 +52,8 @@ backend = "sqlite"
 path = {db:?}
 [upstream]
 base_url = "{sim}"
+[admin]
+key = "{admin_key}"
 [[apps]]
 appid = "{appid}"
 secret_env = "WXGATE_DEV_SECRET"
@@ -78,6 +82,7 @@ apps = ["*"]
         token = DEV_TOKEN,
         aes_key = DEV_AES_KEY,
         webhook_secret = DEV_WEBHOOK_SECRET,
+        admin_key = DEV_ADMIN_KEY,
     );
     let env = BTreeMap::from([("WXGATE_DEV_SECRET".to_owned(), app.secret.clone())]);
     let config = wxgate_gateway::config::load(&toml, &env)?;
@@ -137,6 +142,7 @@ wxgate dev: the gateway in front of a simulated WeChat platform; no WeChat accou
   simulator  {sim}   (stands in for https://api.weixin.qq.com)
   demo app   appid {appid}  secret {secret}
   client key {key}
+  status     {url}/admin   (admin key {admin_key})
   store      {db}
 
 Try:
@@ -144,6 +150,8 @@ Try:
   curl {auth} {url}/v1/apps/{appid}/jsapi_ticket
   curl {auth} -H 'content-type: application/json' -X POST {url}/v1/apps/{appid}/jssdk/signature -d '{{\"url\":\"https://www.example.com/\"}}'
   curl '{url}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}'
+  curl {auth} '{url}/proxy/{appid}/cgi-bin/user/info?openid=oDemoUser&lang=zh_CN'
+  curl {url}/metrics
   wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text help
   wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text hello
   wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --event subscribe
@@ -153,5 +161,6 @@ Ctrl-C stops.",
         db = db.display(),
         token = DEV_TOKEN,
         aes_key = DEV_AES_KEY,
+        admin_key = DEV_ADMIN_KEY,
     );
 }

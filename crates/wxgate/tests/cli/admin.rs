@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{sha256_hex, Server};
+use wxgate_testkit::process::Server;
+
+use crate::sha256_hex;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const INSTALL: &str = "scripts/test installs them: Chromium through apt-get, \
@@ -70,9 +72,11 @@ async fn admin_page_logs_in_and_counts_down_in_a_real_browser() {
     );
     let config = dir.path().join("wxgate.toml");
     std::fs::write(&config, text).unwrap();
-    let mut serve = Server::start_with_env(
+    let mut serve = Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
         &["serve", "-c", config.to_str().unwrap()],
         &[("WXGATE_ADMIN_KEY", admin_key)],
+        None,
     );
     let url = serve.url_after("listening on");
 

@@ -6,6 +6,8 @@ mod proxy;
 
 use std::process::Command;
 
+use wxgate_testkit::process::Server;
+
 fn wxgate(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wxgate"))
         .args(args)
@@ -69,54 +71,14 @@ fn sign_without_its_arguments_explains_what_is_missing() {
     assert!(err.contains("--timestamp"), "{err}");
 }
 
-/// A running `wxgate` server process, killed when dropped.
-pub(crate) struct Server {
-    child: std::process::Child,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-}
-
-impl Server {
-    pub(crate) fn start(args: &[&str]) -> Self {
-        Self::start_with_env(args, &[])
-    }
-
-    /// As [`Server::start`], with these variables added to the child's environment.
-    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-        Self { child, lines }
-    }
-
-    /// The first `http://…` URL printed on a line containing `marker`.
-    pub(crate) fn url_after(&mut self, marker: &str) -> String {
-        for line in self.lines.by_ref() {
-            let line = line.unwrap();
-            if line.contains(marker) {
-                let start = line.find("http://").expect("a URL on the line");
-                return line[start..].split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before printing {marker:?}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `wxgate` with `args` as a server process.
+pub(crate) fn server(args: &[&str]) -> Server {
+    Server::start(env!("CARGO_BIN_EXE_wxgate"), args, &[], None)
 }
 
 #[tokio::test]
 async fn sim_serves_the_token_api_and_its_stats() {
-    let mut sim = Server::start(&[
+    let mut sim = server(&[
         "sim",
         "--listen",
         "127.0.0.1:0",
@@ -153,7 +115,7 @@ fn sim_rejects_a_malformed_app() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
-    let mut dev = Server::start(&[
+    let mut dev = server(&[
         "dev",
         "--listen",
         "127.0.0.1:0",
@@ -162,12 +124,7 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
     ]);
     let gateway = dev.url_after("  gateway ");
     let sim = dev.url_after("  simulator ");
-    let token_line = dev
-        .lines
-        .by_ref()
-        .map(Result::unwrap)
-        .find(|l| l.contains("/access_token"))
-        .unwrap();
+    let token_line = dev.lines().find(|l| l.contains("/access_token")).unwrap();
     // The printed command works as printed.
     let key = token_line
         .split("Bearer ")
@@ -202,9 +159,7 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
 
     // The printed push lines go through the gateway: a rule, then the demo webhook.
     let pushes: Vec<String> = dev
-        .lines
-        .by_ref()
-        .map(Result::unwrap)
+        .lines()
         .filter(|l| l.contains("wxgate push"))
         .take(2)
         .collect();
@@ -252,7 +207,7 @@ async fn serve_then_token_reads_what_the_deployment_stored() {
     let (ok, _, err) = wxgate(&["token", "wx1", "-c", config]);
     assert!(!ok && err.contains("no access_token stored"), "{err}");
 
-    let mut serve = Server::start(&["serve", "-c", config]);
+    let mut serve = server(&["serve", "-c", config]);
     let url = serve.url_after("listening on");
     let compat = format!("{url}/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s1");
     let served: serde_json::Value = reqwest::get(compat).await.unwrap().json().await.unwrap();
@@ -425,9 +380,7 @@ async fn four_serve_processes_on_one_redis_make_one_upstream_call() {
     let config = dir.path().join("wxgate.toml");
     std::fs::write(&config, text).unwrap();
     let config = config.to_str().unwrap();
-    let mut servers: Vec<Server> = (0..4)
-        .map(|_| Server::start(&["serve", "-c", config]))
-        .collect();
+    let mut servers: Vec<Server> = (0..4).map(|_| server(&["serve", "-c", config])).collect();
     let urls: Vec<String> = servers
         .iter_mut()
         .map(|s| s.url_after("listening on"))

@@ -1,12 +1,11 @@
 //! A real `wxgate serve` process: its logs hold no secret, and SIGTERM lets
 //! in-flight requests finish before it exits.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use wxgate_gateway::clock::{Clock, SystemClock};
 use wxgate_sim::push::{self, Compose, PushRequest};
+use wxgate_testkit::process::Server;
 
 use crate::sha256_hex;
 
@@ -17,18 +16,12 @@ const HOOK_SECRET: &str = "hook-secret-93b1d7";
 const CLIENT_KEY: &str = "client-key-71c4e2a9";
 const ADMIN_KEY: &str = "admin-key-2d8f6b31";
 
+/// A `wxgate serve` process, its URL and its log file.
 struct Serve {
-    child: Child,
+    server: Server,
     url: String,
     logs: std::path::PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts `wxgate serve` on the simulator with every kind of secret configured,
@@ -48,56 +41,28 @@ fn serve(sim_url: &str, format: &str) -> Serve {
     let config = dir.path().join("wxgate.toml");
     std::fs::write(&config, text).unwrap();
     let logs = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
-        .args([
+    let mut server = Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &[
             "--log-format",
             format,
             "serve",
             "-c",
             config.to_str().unwrap(),
-        ])
-        .env("RUST_LOG", "debug")
-        .env("WX_SECRET", SECRET)
-        .env("WXGATE_ADMIN_KEY", ADMIN_KEY)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&logs).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let line = stdout
-        .lines()
-        .map(Result::unwrap)
-        .find(|l| l.contains("listening on"))
-        .expect("serve printed its address");
-    let url = line[line.find("http://").unwrap()..].trim().to_owned();
+        ],
+        &[
+            ("RUST_LOG", "debug"),
+            ("WX_SECRET", SECRET),
+            ("WXGATE_ADMIN_KEY", ADMIN_KEY),
+        ],
+        Some(&logs),
+    );
+    let url = server.url_after("listening on");
     Serve {
-        child,
+        server,
         url,
         logs,
         _dir: dir,
-    }
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits for the process to exit, up to `limit`.
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "wxgate did not exit within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -191,8 +156,8 @@ async fn logs_at_debug_level_hold_no_secret_and_json_lines_carry_request_ids() {
         .unwrap();
     assert!(refresh.status().is_client_error() || refresh.status().is_server_error());
 
-    terminate(&serve.child);
-    assert!(wait_exit(&mut serve.child, Duration::from_secs(10)).success());
+    serve.server.signal("TERM");
+    assert!(serve.server.wait_exit(Duration::from_secs(10)).success());
     let logs = std::fs::read_to_string(&serve.logs).unwrap();
     assert!(logs.lines().count() > 10, "{logs}");
     for (name, secret) in [
@@ -219,7 +184,7 @@ async fn logs_at_debug_level_hold_no_secret_and_json_lines_carry_request_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_lets_in_flight_requests_finish_then_exits() {
+async fn sigterm_lets_in_flight_requests_finish_within_the_bound_then_exits() {
     let sim = wxgate_sim::Simulator::spawn(wxgate_sim::SimConfig::with_apps(vec![
         wxgate_sim::SimApp::new("wx1", SECRET),
     ]))
@@ -234,20 +199,31 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits() {
         .await
         .unwrap();
     assert_eq!(warm.status(), 200);
-    // A proxied call WeChat takes 1.5 s to answer.
+    // Two proxied calls: WeChat answers one in 1.5 s, the other in 8 s, past
+    // the 5 s shutdown_timeout_secs.
     sim.add_fault(wxgate_sim::Fault {
         path: Some("/cgi-bin/get_api_domain_ip".into()),
         action: wxgate_sim::FaultAction::Delay { ms: 1500 },
         count: Some(1),
         rate: None,
     });
-    let slow = tokio::spawn(
+    let proxied = |http: &reqwest::Client| {
         http.get(format!("{}/proxy/wx1/cgi-bin/get_api_domain_ip", serve.url))
             .bearer_auth(CLIENT_KEY)
-            .send(),
-    );
+            .send()
+    };
+    let slow = tokio::spawn(proxied(&http));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sim.add_fault(wxgate_sim::Fault {
+        path: Some("/cgi-bin/get_api_domain_ip".into()),
+        action: wxgate_sim::FaultAction::Delay { ms: 8000 },
+        count: Some(1),
+        rate: None,
+    });
+    let too_slow = tokio::spawn(proxied(&http));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    terminate(&serve.child);
+    let signalled = tokio::time::Instant::now();
+    serve.server.signal("TERM");
     let answer = slow
         .await
         .unwrap()
@@ -255,8 +231,14 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits() {
     assert_eq!(answer.status(), 200);
     let body: serde_json::Value = answer.json().await.unwrap();
     assert!(body["ip_list"].is_array(), "{body}");
-    let status = wait_exit(&mut serve.child, Duration::from_secs(5));
+    let status = serve.server.wait_exit(Duration::from_secs(10));
+    let took = signalled.elapsed();
     assert!(status.success(), "{status}");
+    assert!(
+        took >= Duration::from_millis(4500) && took < Duration::from_millis(7500),
+        "exited {took:?} after SIGTERM; the bound is 5 s"
+    );
+    assert!(too_slow.await.unwrap().is_err(), "cut off at the bound");
     // And nothing is accepted any more.
     assert!(http
         .get(format!("{}/healthz", serve.url))

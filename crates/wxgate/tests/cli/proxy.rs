@@ -2,7 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::{sha256_hex, Server};
+use crate::{server, sha256_hex};
 
 /// The peak and current resident set of a process, KiB (`VmHWM`, `VmRSS`).
 fn memory_kib(pid: u32) -> (u64, u64) {
@@ -44,7 +44,7 @@ async fn twenty_megabytes_up_and_down_pass_through_in_bounded_memory() {
     );
     let config = dir.path().join("wxgate.toml");
     std::fs::write(&config, text).unwrap();
-    let mut serve = Server::start(&["serve", "-c", config.to_str().unwrap()]);
+    let mut serve = server(&["serve", "-c", config.to_str().unwrap()]);
     let url = serve.url_after("listening on");
     let pid = serve.child.id();
     let http = reqwest::Client::new();
