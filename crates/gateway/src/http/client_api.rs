@@ -99,7 +99,7 @@ pub(crate) async fn refresh(
     let kind = kind_of(&kind)?;
     client.check(&state, &appid)?;
     let Json(request) = body_json
-        .map_err(|e| ApiError::BadRequest(format!("{e}; expected {{\"invalid_token\": \"…\"}}")))?;
+        .map_err(|e| ApiError::json(e, r#"{"invalid_token": "…"}"#))?;
     let credential = state
         .center
         .refresh(&appid, kind, &request.invalid_token)

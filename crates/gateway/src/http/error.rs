@@ -21,6 +21,9 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The body is over `server.max_body_bytes`.
+    #[error("request body too large")]
+    BodyTooLarge,
     /// The URL is not on the app's JS safe domains.
     #[error("{0}")]
     UrlNotAllowed(String),
@@ -57,6 +60,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A JSON body that could not be read: too large (413), or not the
+    /// expected JSON (400, saying what was expected).
+    pub(crate) fn json(rejection: axum::extract::rejection::JsonRejection, expected: &str) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge
+        } else {
+            ApiError::BadRequest(format!("{rejection}; expected {expected}"))
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -65,6 +78,7 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
             ApiError::UrlNotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "url_not_allowed"),
+            ApiError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::InvalidSecret | ApiError::InvalidToken => {
                 (StatusCode::UNAUTHORIZED, "invalid_credential")
             }
@@ -107,7 +121,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => 41001,
             ApiError::Forbidden(_) | ApiError::ProxyPath(_) => 48001,
-            ApiError::Spool(SpoolError::TooLarge { .. }) => 45002,
+            ApiError::Spool(SpoolError::TooLarge { .. }) | ApiError::BodyTooLarge => 45002,
             ApiError::InvalidGrant => 40002,
             ApiError::InvalidSecret => 40125,
             ApiError::InvalidToken => 40001,
@@ -136,6 +150,7 @@ impl ApiError {
                     .into(),
             ),
             ApiError::Spool(SpoolError::TooLarge { .. }) => Some("raise proxy.max_request_bytes".into()),
+            ApiError::BodyTooLarge => Some("bodies are limited by server.max_body_bytes".into()),
             ApiError::Token(TokenError::RateLimited { .. }) => {
                 Some("another forced refresh happened moments ago; fetch the current credential again".into())
             }

@@ -25,7 +25,7 @@ pub(crate) async fn signature(
 ) -> Result<Json<Value>, ApiError> {
     client.check(&state, &appid)?;
     let Json(request) =
-        body.map_err(|e| ApiError::BadRequest(format!("{e}; expected {{\"url\": \"…\"}}")))?;
+        body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
     let app = state
         .center
         .app(&appid)

@@ -1,15 +1,20 @@
 //! One middleware around every request: a request id (the caller's
 //! `X-Request-Id` when it is sane, else a new one) in a tracing span and in the
-//! answer, the duration by route in the metrics, and one log line per failure.
+//! answer, the duration by route in the metrics, one log line per failure,
+//! and 431 for headers over [`MAX_HEADER_BYTES`] (hyper alone would take
+//! about 400 KB).
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::AppState;
 use crate::metrics::RouteLabels;
+
+/// Largest total size of a request's headers, bytes (nginx's default is 32 KiB too).
+pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// The header carrying the request id.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
@@ -36,6 +41,14 @@ pub(crate) async fn observe(
     next: Next,
 ) -> Response {
     let started = tokio::time::Instant::now();
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request headers too large\n").into_response();
+    }
     let id = request_id(&request);
     let route = request
         .extensions()

@@ -7,6 +7,7 @@
 mod bad_input;
 mod crash;
 mod outage;
+mod security;
 mod soak;
 mod sqlite;
 mod storm;
