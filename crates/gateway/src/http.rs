@@ -21,9 +21,29 @@ use crate::config::{ClientConfig, ProxyConfig, ServerConfig};
 use crate::message::Dispatcher;
 use crate::token::TokenCenter;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: one `Arc`, so the clone each extractor
+/// makes is one atomic increment. Its fields are [`Shared`]'s.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     /// The token center.
     pub center: TokenCenter,
     /// Business servers allowed to use the client API.

@@ -112,9 +112,10 @@ impl Gateway {
             Duration::from_millis(config.server.reply_budget_ms),
             Duration::from_millis(config.server.webhook_timeout_ms),
             config.server.timestamp_tolerance_secs + 60,
+            config.server.dedupe_capacity,
         );
         let proxy = proxy::Proxy::new(&config.upstream, &config.proxy, metrics.clone());
-        let state = http::AppState {
+        let state = http::AppState::new(http::Shared {
             center,
             proxy,
             proxy_config: Arc::new(config.proxy),
@@ -123,7 +124,7 @@ impl Gateway {
             clients: Arc::new(config.clients),
             server: Arc::new(config.server),
             dispatcher: Arc::new(dispatcher),
-        };
+        });
         Self {
             state,
             _refreshers: refreshers,

@@ -81,6 +81,7 @@ impl Dispatcher {
         budget: Duration,
         webhook_timeout: Duration,
         dedupe_window: u64,
+        dedupe_capacity: usize,
     ) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -90,7 +91,7 @@ impl Dispatcher {
             center,
             upstream,
             http,
-            dedupe: Dedupe::new(dedupe_window),
+            dedupe: Dedupe::new(dedupe_window, dedupe_capacity),
             budget,
             webhook_timeout,
             figures: Mutex::new(HashMap::new()),
@@ -102,11 +103,14 @@ impl Dispatcher {
             return; // No entries for appids nobody configured.
         }
         let mut figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
-        update(figures.entry(appid.to_owned()).or_default());
+        match figures.get_mut(appid) {
+            Some(f) => update(f),
+            None => update(figures.entry(appid.to_owned()).or_default()),
+        }
     }
 
     /// Counts a push by outcome, in the metrics and the status page's figures.
-    fn count(&self, appid: &str, msg_type: &str, outcome: &'static str) {
+    fn count(&self, appid: &str, msg_type: &'static str, outcome: &'static str) {
         self.figures(appid, |f| {
             let p = &mut f.pushes;
             let counter = match outcome {
@@ -125,8 +129,8 @@ impl Dispatcher {
             .pushes
             .get_or_create(&PushLabels {
                 appid: appid.to_owned(),
-                msg_type: msg_type.to_owned(),
-                outcome: outcome.to_owned(),
+                msg_type,
+                outcome,
             })
             .inc();
         if outcome == "duplicate" {
@@ -223,6 +227,10 @@ impl Dispatcher {
         deadline: tokio::time::Instant,
     ) -> Answer {
         let store = self.center.store().clone();
+        if !store.shares_pushes() {
+            // One instance: the in-process dedupe is the whole story.
+            return self.handle(app, push, deadline).await;
+        }
         let ttl = Duration::from_secs(self.dedupe.window());
         let claim = tokio::time::timeout(CLAIM_TIMEOUT, store.claim_push(&key, ttl))
             .await
@@ -274,7 +282,7 @@ impl Dispatcher {
         let started = tokio::time::Instant::now();
         let (outcome, body) = self.reply_body(&app, &push, deadline).await;
         self.count(&app.appid, push.kind.name(), outcome.name());
-        tracing::info!(
+        tracing::debug!(
             appid = %app.appid,
             msg_type = push.kind.name(),
             outcome = outcome.name(),

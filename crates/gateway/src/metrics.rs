@@ -46,10 +46,10 @@ pub struct CredentialLabels {
 pub struct PushLabels {
     /// The app.
     pub appid: String,
-    /// `text`, `event`…
-    pub msg_type: String,
+    /// `text`, `event`… (`unknown` for types WeChat does not name).
+    pub msg_type: &'static str,
     /// `rule`, `webhook`, `late`, `no_reply`, `webhook_failed`, `duplicate`, `rejected`.
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// `{appid}`.
@@ -59,15 +59,39 @@ pub struct AppLabels {
     pub appid: String,
 }
 
-/// `{route, method, status}`: one HTTP request to wxgate.
+/// `{route, method, status}`: one HTTP request to wxgate. Static strings,
+/// so counting a request allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    /// The matched route pattern, e.g. `/wx/{appid}`.
-    pub route: String,
-    /// The method.
-    pub method: String,
-    /// The status class' code, e.g. `200`.
-    pub status: String,
+    /// The matched route pattern, e.g. `/wx/{appid}` (see [`route_label`]).
+    pub route: &'static str,
+    /// The method (`other` for unusual ones).
+    pub method: &'static str,
+    /// The status code, e.g. `200`.
+    pub status: &'static str,
+}
+
+/// A route pattern as a `&'static str`: the router's patterns are a fixed
+/// set, so each is leaked once and reused.
+pub fn route_label(pattern: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{OnceLock, RwLock};
+    static ROUTES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(RwLock::default);
+    if let Some(known) = routes
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(pattern)
+    {
+        return known;
+    }
+    let mut routes = routes.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = routes.get(pattern) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(pattern.to_owned().into_boxed_str());
+    routes.insert(leaked);
+    leaked
 }
 
 /// `{instance}`.

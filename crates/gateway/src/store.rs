@@ -141,6 +141,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// `sqlite`, `redis` or `memory`.
     fn backend(&self) -> &'static str;
 
+    /// Whether pushes are deduplicated across instances through this store
+    /// (only a shared store can); otherwise the claim calls are skipped.
+    fn shares_pushes(&self) -> bool {
+        false
+    }
+
     /// The instance (`host:pid`) holding the refresh lease of a credential, if
     /// any. Only a shared store can tell; the others answer `None`.
     async fn lease_holder(&self, _appid: &str, _kind: Kind) -> Result<Option<String>, StoreError> {

@@ -39,6 +39,12 @@ pub struct Setup {
     pub extra_toml: String,
 }
 
+impl Default for Setup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Setup {
     /// One classic-token app, a memory store, no pushes.
     pub fn new() -> Self {

@@ -32,6 +32,7 @@ pub(crate) struct RawServer {
     pub(crate) reply_budget_ms: Option<u64>,
     pub(crate) webhook_timeout_ms: Option<u64>,
     pub(crate) shutdown_timeout_secs: Option<u64>,
+    pub(crate) dedupe_capacity: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -98,8 +98,7 @@ pub(crate) async fn refresh(
 ) -> Result<Json<Value>, ApiError> {
     let kind = kind_of(&kind)?;
     client.check(&state, &appid)?;
-    let Json(request) = body_json
-        .map_err(|e| ApiError::json(e, r#"{"invalid_token": "…"}"#))?;
+    let Json(request) = body_json.map_err(|e| ApiError::json(e, r#"{"invalid_token": "…"}"#))?;
     let credential = state
         .center
         .refresh(&appid, kind, &request.invalid_token)

@@ -24,8 +24,7 @@ pub(crate) async fn signature(
     body: Result<Json<SignatureRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     client.check(&state, &appid)?;
-    let Json(request) =
-        body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
+    let Json(request) = body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
     let app = state
         .center
         .app(&appid)

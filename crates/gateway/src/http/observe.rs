@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::AppState;
-use crate::metrics::RouteLabels;
+use crate::metrics::{route_label, RouteLabels};
 
 /// Largest total size of a request's headers, bytes (nginx's default is 32 KiB too).
 pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -47,16 +47,21 @@ pub(crate) async fn observe(
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request headers too large\n").into_response();
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large\n",
+        )
+            .into_response();
     }
     let id = request_id(&request);
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+        .map_or("unmatched", |p| route_label(p.as_str()));
     let method = request.method().clone();
-    let span = tracing::info_span!("request", request_id = %id, %method, route = %route);
+    // One field: the fmt layer formats a span's fields when it is created,
+    // on every request. Method and route go on the lines that need them.
+    let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status();
@@ -69,28 +74,57 @@ pub(crate) async fn observe(
         .get_or_create(&RouteLabels {
             route,
             method: method_label(&method),
-            status: status.as_u16().to_string(),
+            status: status_label(status),
         })
         .observe(elapsed.as_secs_f64());
     let _entered = span.enter();
     let ms = elapsed.as_secs_f64() * 1000.0;
     if status.is_server_error() {
-        tracing::warn!(status = status.as_u16(), ms, "request failed");
+        tracing::warn!(%method, route, status = status.as_u16(), ms, "request failed");
     } else {
-        tracing::debug!(status = status.as_u16(), ms, "request");
+        tracing::debug!(%method, route, status = status.as_u16(), ms, "request");
     }
     response
 }
 
 /// Known methods by name; anything else as `other` (bounded labels).
-fn method_label(method: &Method) -> String {
+fn method_label(method: &Method) -> &'static str {
     match *method {
-        Method::GET
-        | Method::POST
-        | Method::PUT
-        | Method::DELETE
-        | Method::HEAD
-        | Method::PATCH => method.as_str().to_owned(),
-        _ => "other".to_owned(),
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// The statuses wxgate answers with, by code; anything else by class.
+fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        204 => "204",
+        303 => "303",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        413 => "413",
+        422 => "422",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        other => match other / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        },
     }
 }

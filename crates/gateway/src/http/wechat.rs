@@ -48,7 +48,7 @@ pub(crate) async fn verify(
     let (_, token) = app_with_token(&state, &appid)?;
     wxgate_proto::verify_signature(&token, &q.timestamp, &q.nonce, &q.signature)
         .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
-    tracing::info!(appid, "server ownership check passed");
+    tracing::debug!(appid, "server ownership check passed");
     Ok(([(header::CONTENT_TYPE, "text/plain")], q.echostr).into_response())
 }
 

@@ -19,6 +19,8 @@ type SharedAnswer = Shared<BoxFuture<'static, Answer>>;
 pub struct Dedupe {
     /// Seconds an answer stays cached.
     window: u64,
+    /// Most pushes remembered; past it the oldest are forgotten early.
+    capacity: usize,
     entries: Mutex<Entries>,
 }
 
@@ -33,9 +35,14 @@ impl Dedupe {
     /// A dedupe remembering answers for `window` seconds: at least WeChat's
     /// retry span (about 15 s) and the accepted timestamp age, so a replayed
     /// push is recognised as long as its signature is accepted.
-    pub fn new(window: u64) -> Self {
+    ///
+    /// At most `capacity` pushes are remembered, so memory stays bounded
+    /// under any load: past it the oldest is forgotten before its window
+    /// ends (a retry of it would then be handled again).
+    pub fn new(window: u64, capacity: usize) -> Self {
         Self {
             window,
+            capacity: capacity.max(1),
             entries: Mutex::new(Entries::default()),
         }
     }
@@ -65,6 +72,10 @@ impl Dedupe {
         if let Some(answer) = entries.answers.get(&key) {
             return (answer.clone(), true);
         }
+        while entries.order.len() >= self.capacity {
+            let (_, old) = entries.order.pop_front().expect("full, so not empty");
+            entries.answers.remove(&old);
+        }
         let task = tokio::spawn(work);
         let answer = async move { task.await.unwrap_or(None) }.boxed().shared();
         entries.answers.insert(key.clone(), answer.clone());
@@ -82,7 +93,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_and_later_duplicates_share_one_run() {
-        let dedupe = Dedupe::new(60);
+        let dedupe = Dedupe::new(60, 100);
         let runs = Arc::new(AtomicU32::new(0));
         let work = || {
             let runs = runs.clone();
@@ -102,5 +113,19 @@ mod tests {
         // After the window the key is new again.
         let (_, dup) = dedupe.answer("k".into(), 160, work());
         assert!(!dup);
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_by_forgetting_the_oldest_first() {
+        let dedupe = Dedupe::new(600, 3);
+        for key in ["a", "b", "c", "d"] {
+            let (answer, dup) = dedupe.answer(key.into(), 100, async { None });
+            assert!(!dup);
+            answer.await;
+        }
+        // "a" was forgotten to make room; "b" to "d" are remembered.
+        assert!(dedupe.answer("d".into(), 101, async { None }).1);
+        assert!(dedupe.answer("b".into(), 101, async { None }).1);
+        assert!(!dedupe.answer("a".into(), 101, async { None }).1);
     }
 }

@@ -251,6 +251,10 @@ impl Store for RedisStore {
         "redis"
     }
 
+    fn shares_pushes(&self) -> bool {
+        true
+    }
+
     async fn lease_holder(&self, appid: &str, kind: Kind) -> Result<Option<String>, StoreError> {
         timed(async {
             let owner: Option<String> = redis::cmd("GET")

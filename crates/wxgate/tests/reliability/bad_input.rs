@@ -118,9 +118,23 @@ fn generated_and_fuzzed_requests_get_no_5xx() {
             tally.broken.len()
         ),
     );
-    assert!(replayed > 0, "the fuzz corpus (fuzz/corpus/http) is replayed");
-    assert!(tally.by_class[2] > 0 && tally.by_class[4] > 0, "inputs reached past the checks");
-    assert!(tally.server_errors.is_empty(), "5xx for {:?}", &tally.server_errors[..tally.server_errors.len().min(3)]);
-    assert!(tally.broken.is_empty(), "broken connections for {:?}", &tally.broken[..tally.broken.len().min(3)]);
+    assert!(
+        replayed > 0,
+        "the fuzz corpus (fuzz/corpus/http) is replayed"
+    );
+    assert!(
+        tally.by_class[2] > 0 && tally.by_class[4] > 0,
+        "inputs reached past the checks"
+    );
+    assert!(
+        tally.server_errors.is_empty(),
+        "5xx for {:?}",
+        &tally.server_errors[..tally.server_errors.len().min(3)]
+    );
+    assert!(
+        tally.broken.is_empty(),
+        "broken connections for {:?}",
+        &tally.broken[..tally.broken.len().min(3)]
+    );
     drop(env);
 }

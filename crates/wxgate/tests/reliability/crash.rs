@@ -26,8 +26,17 @@ fn serve(config: &std::path::Path) -> (Server, String) {
 
 /// Pauses every write command on Redis for `ms` (reads still answer).
 fn pause_writes(redis: &RedisServer, ms: u64) {
-    let port = redis.url().rsplit(':').next().unwrap().split('/').next().unwrap().to_owned();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+    let port = redis
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
     write!(stream, "CLIENT PAUSE {ms} WRITE\r\n").unwrap();
     let mut answer = [0u8; 5];
     std::io::Read::read_exact(&mut stream, &mut answer).unwrap();
@@ -81,7 +90,10 @@ async fn an_instance_killed_mid_refresh_loses_nothing() {
     let cold = tokio::spawn({
         let (http, url) = (http.clone(), a_url.clone());
         async move {
-            let sent = http.get(format!("{url}/v1/apps/wx1/access_token")).bearer_auth(KEY).send();
+            let sent = http
+                .get(format!("{url}/v1/apps/wx1/access_token"))
+                .bearer_auth(KEY)
+                .send();
             sent.await.is_err()
         }
     });
@@ -105,14 +117,20 @@ async fn an_instance_killed_mid_refresh_loses_nothing() {
     assert_eq!(token_b, token_a2, "both serve the one new token");
     let token = token_b.unwrap();
     let business: serde_json::Value = http
-        .get(format!("{}/cgi-bin/get_api_domain_ip?access_token={token}", sim.url()))
+        .get(format!(
+            "{}/cgi-bin/get_api_domain_ip?access_token={token}",
+            sim.url()
+        ))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert!(business["ip_list"].is_array(), "the served token works: {business}");
+    assert!(
+        business["ip_list"].is_array(),
+        "the served token works: {business}"
+    );
     let stats = sim.stats().app("wx1");
     figure(
         "crash",
@@ -124,7 +142,11 @@ async fn an_instance_killed_mid_refresh_loses_nothing() {
             stats.invalid_token_calls
         ),
     );
-    assert_eq!(stats.calls("/cgi-bin/token"), 2, "one refresh after the lease expired");
+    assert_eq!(
+        stats.calls("/cgi-bin/token"),
+        2,
+        "one refresh after the lease expired"
+    );
     assert_eq!(stats.invalid_token_calls, 0);
     assert!(waited < Duration::from_secs(40));
 }

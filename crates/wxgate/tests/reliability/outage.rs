@@ -63,7 +63,10 @@ async fn a_thirty_second_redis_outage_under_load_fails_no_call() {
     redis.restart();
     let back = tokio::time::Instant::now();
     while status(&env, &env.url, "/readyz").await != 200 {
-        assert!(back.elapsed() < Duration::from_secs(15), "not ready again after Redis came back");
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "not ready again after Redis came back"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ready_after = back.elapsed();
@@ -89,7 +92,10 @@ async fn a_thirty_second_redis_outage_under_load_fails_no_call() {
     );
     assert_eq!(failures, 0, "calls failed during the outage");
     assert_eq!(ready, 503);
-    assert_eq!(calls_during, 1, "no lease-less fetch while the token was valid");
+    assert_eq!(
+        calls_during, 1,
+        "no lease-less fetch while the token was valid"
+    );
     assert!(renewed, "the postponed renewal happened");
     assert_eq!(after_failures, 0);
     assert!(warm_calls > 0 && after_calls > 0);

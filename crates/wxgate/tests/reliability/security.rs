@@ -34,7 +34,9 @@ fn signed_query(env: &Env) -> String {
 async fn hostile_requests_are_refused_cleanly() {
     let env = Setup::new()
         .app(&format!("token = \"{TOKEN}\"\nmode = \"plain\""))
-        .extra(&format!("[[apps]]\nappid = \"{OTHER}\"\nsecret = \"other-secret\""))
+        .extra(&format!(
+            "[[apps]]\nappid = \"{OTHER}\"\nsecret = \"other-secret\""
+        ))
         .sim(|s| s.apps.push(SimApp::new(OTHER, "other-secret")))
         .start()
         .await;
@@ -110,7 +112,11 @@ async fn hostile_requests_are_refused_cleanly() {
         results.push(("proxy traversal", status));
         assert!(matches!(status, 400 | 403 | 404), "{target}: {status}");
     }
-    assert_eq!(env.sim.stats().endpoint_calls.values().sum::<u64>(), 0, "nothing reached WeChat");
+    assert_eq!(
+        env.sim.stats().endpoint_calls.values().sum::<u64>(),
+        0,
+        "nothing reached WeChat"
+    );
 
     // The client key of APPID on OTHER: refused everywhere.
     for (method, path) in [

@@ -324,8 +324,8 @@ fn webhook(w: Option<&WebhookStatus>, now: u64) -> String {
 <p class="muted">{ok} answered · {failed} failed</p>{last}</section>"#,
         // Failing while its last failure is newer than its last answer in time.
         health = badge(
-            !w.last_failure_at
-                .is_some_and(|f| w.last_ok_at.is_none_or(|ok| f >= ok)),
+            w.last_failure_at
+                .is_none_or(|f| w.last_ok_at.is_some_and(|ok| f < ok)),
             "healthy",
             "failing",
         ),

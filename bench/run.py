@@ -1,0 +1,840 @@
+#!/usr/bin/env python3
+"""The wxgate benchmark (issue 9): floor vs wxgate, side by side, in one run.
+
+Run through `bench/run`, which builds the release binaries and installs wrk.
+Each (workload, server) pair gets a fresh server process: readiness, idle RSS,
+a correctness probe, a wrk warm-up, then the measured wrk run, during which the
+server's CPU time (/proc/PID/stat), peak RSS (VmHWM), the simulator's call
+counters (/sim/stats) and wxgate's push counters (/metrics) are read.
+
+Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 2),
+BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
+BENCH_W3_POOL (safe-mode pool size, default sized so the run never wraps),
+BENCH_RESULTS (output file, default bench/RESULTS.md; "-" prints only),
+BENCH_ONLY (e.g. "W1,W4" to run some workloads), BENCH_ROWS
+(default "floor,wxgate-1w,wxgate-default"), BENCH_QUIET_WAIT (s to wait for
+other processes to go quiet before each measurement, default 120),
+BENCH_PROFILE=1 (record `perf record --call-graph dwarf` of the wxgate rows'
+measured runs and write `perf report` summaries next to the logs), BENCH_KEEP=1
+(keep request data, large logs, perf data and the SQLite file),
+BENCH_SERVER_ENV="RUST_LOG=warn …" (extra environment for the wxgate servers only).
+"""
+
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+LUA = os.path.join(BENCH, "lua")
+RELEASE = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release")
+WXGATE = os.path.join(RELEASE, "wxgate")
+FLOOR = os.path.join(RELEASE, "wxgate-bench-floor")
+GEN = os.path.join(RELEASE, "wxgate-bench-gen")
+
+DURATION = int(os.environ.get("BENCH_DURATION", "10"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "2"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "0")
+LOAD_CPU = os.environ.get("BENCH_LOAD_CPU", "1")
+ONLY = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
+ROWS = [r for r in os.environ.get("BENCH_ROWS", "floor,wxgate-1w,wxgate-default").split(",") if r]
+RESULTS = os.environ.get("BENCH_RESULTS", os.path.join(BENCH, "RESULTS.md"))
+QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "120"))
+PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
+KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
+# Extra environment for the wxgate servers only, for experiments: "RUST_LOG=warn LD_PRELOAD=…".
+SERVER_ENV = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_SERVER_ENV", "").split() if "=" in kv)
+
+PLAIN_APPID = "wxbenchplain00001"
+SAFE_APPID = "wxbenchsafe000001"
+PLAIN_SECRET = "benchplainsecret0000000000000001"
+SAFE_SECRET = "benchsafesecret00000000000000001"
+SERVER_TOKEN = "bench-server-token"
+AES_KEY = "wxgateBenchKey0123456789abcdefghijklmnopqrs"
+CLIENT_KEY = "bench-client-key"
+OPENID = "oBenchUser0000000000000000000"
+RULE_REPLY = "Thanks for benchmarking wxgate."
+JSSDK_URL = "https://www.example.com/page?x=1"
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DB_PATH = "wxgate.db"  # set by main(): one SQLite file for every wxgate start
+
+# Targets (issue 9): ratio of wxgate's single-core req/s to the floor's, same run.
+RATIO_TARGETS = {"W1": 0.85, "W2": 0.70, "W3": 0.60, "W4": 0.85, "W5": 0.80}
+P99_TARGET_US = 2000
+PEAK_RSS_TARGET_KB = 30 * 1024
+IDLE_RSS_TARGET_KB = 15 * 1024
+READY_TARGET_MS = 50.0
+
+WORKLOADS = {
+    "W1": "GET ownership check (`GET /wx/{appid}`, signature over a pool of 1,000 signed queries)",
+    "W2": "plain text push -> keyword rule reply (each request a new MsgId)",
+    "W3": "safe-mode text push -> encrypted rule reply (pool of distinct encrypted bodies)",
+    "W4": "client API `GET /v1/apps/{appid}/access_token`",
+    "W5": "JS-SDK signature `POST /v1/apps/{appid}/jssdk/signature`",
+    "W6": "proxied `GET /proxy/{appid}/cgi-bin/user/info` to the simulator (floor: the same call straight to the simulator)",
+}
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- /proc readings
+
+
+def cpu_ticks(pid):
+    """utime + stime of a whole process (all threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def status_kb(pid, name):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def system_busy_ticks():
+    """Busy ticks over all CPUs (everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    return sum(parts[:8]) - parts[3] - parts[4]
+
+
+def machine():
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        m = re.search(r"Model name:\s*(.+)", out)
+        model = m.group(1).strip() if m else ""
+    except OSError:
+        pass
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_before": open("/proc/loadavg").read().split()[:3],
+        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+        .split(" Copyright")[0].strip(),
+        "rustc": subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip(),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": len([l for l in git("status", "--porcelain", "--untracked-files=no").splitlines() if l.strip()]),
+    }
+
+
+def git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def wait_quiet(own_pids):
+    """Waits (up to BENCH_QUIET_WAIT s) until other processes use < 10% of a CPU."""
+    deadline = time.time() + QUIET_WAIT
+    said = 0.0
+    while True:
+        busy0, own0 = system_busy_ticks(), sum(cpu_ticks(p) for p in own_pids)
+        time.sleep(1.0)
+        busy1, own1 = system_busy_ticks(), sum(cpu_ticks(p) for p in own_pids)
+        other = ((busy1 - busy0) - (own1 - own0)) / CLK_TCK
+        if other < 0.10:
+            return other
+        if time.time() > deadline:
+            log(f"   other processes still use {other:.0%} of a CPU; measuring anyway")
+            return other
+        if time.time() - said >= 10:
+            log(f"   waiting: other processes use {other:.0%} of a CPU")
+            said = time.time()
+
+
+# ---------------------------------------------------------------- HTTP helpers
+
+
+def fetch(url, method="GET", path=None, body=None, headers=None, timeout=5):
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request(method, path or (u.path or "/") + (("?" + u.query) if u.query else ""),
+                     body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metrics_counts(base):
+    """wxgate_pushes_total by outcome, summed over apps and types."""
+    try:
+        status, text = fetch(base + "/metrics")
+    except OSError:
+        return {}
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("wxgate_pushes_total{"):
+            m = re.search(r'outcome="([^"]+)"\}\s+(\S+)', line)
+            if m:
+                counts[m.group(1)] = counts.get(m.group(1), 0) + int(float(m.group(2)))
+    return counts
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Server:
+    """A server process; `ready_ms` is spawn to first 200 from `ready_path`."""
+
+    def __init__(self, name, argv, env, pin, port, logdir, ready_path="/healthz"):
+        self.name = name
+        self.url = f"http://127.0.0.1:{port}"
+        full_env = dict(os.environ)
+        full_env.pop("TOKIO_WORKER_THREADS", None)
+        full_env.update(env)
+        cmd = (["taskset", "-c", pin] if pin else []) + argv
+        self.stderr = open(os.path.join(logdir, f"{name}.log"), "ab")
+        self.line_ms = None
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, start_new_session=True)
+        self.pid = self.proc.pid  # taskset execs the server: same pid
+        threading.Thread(target=self._read_stdout, args=(started,), daemon=True).start()
+        self.ready_ms = self._wait_ready(started, port, ready_path)
+
+    def _read_stdout(self, started):
+        for line in self.proc.stdout:
+            if self.line_ms is None and b"listening on" in line:
+                self.line_ms = (time.perf_counter() - started) * 1000
+        self.proc.stdout.close()
+
+    def _wait_ready(self, started, port, path):
+        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        deadline = started + 10
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.stderr.name}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(request)
+                    head = s.recv(64)
+                if head.startswith(b"HTTP/1.1 200"):
+                    return (time.perf_counter() - started) * 1000
+            except OSError:
+                pass
+            time.sleep(0.0005)
+        raise RuntimeError(f"{self.name} not ready within 10 s")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+
+
+def start_sim(tmp):
+    """`wxgate sim` on the load generator's CPU (it only serves W6 and token/ticket fetches)."""
+    port = free_port()
+    argv = [WXGATE, "sim", "--listen", f"127.0.0.1:{port}",
+            "--app", f"{PLAIN_APPID}:{PLAIN_SECRET}", "--app", f"{SAFE_APPID}:{SAFE_SECRET}"]
+    return Server("sim", argv, {}, LOAD_CPU, port, tmp, ready_path="/sim/stats")
+
+
+def write_config(tmp, sim_url, port):
+    path = os.path.join(tmp, f"wxgate-{port}.toml")
+    key_sha = hashlib.sha256(CLIENT_KEY.encode()).hexdigest()
+    with open(path, "w") as f:
+        f.write(f"""
+[server]
+listen = "127.0.0.1:{port}"
+[store]
+backend = "sqlite"
+path = "{DB_PATH}"
+[upstream]
+base_url = "{sim_url}"
+[[apps]]
+appid = "{PLAIN_APPID}"
+secret = "{PLAIN_SECRET}"
+token = "{SERVER_TOKEN}"
+mode = "plain"
+js_domains = ["example.com"]
+[[apps.rules]]
+keyword = "bench"
+reply = {{ text = "{RULE_REPLY}" }}
+[[apps]]
+appid = "{SAFE_APPID}"
+secret = "{SAFE_SECRET}"
+token = "{SERVER_TOKEN}"
+encoding_aes_key = "{AES_KEY}"
+mode = "safe"
+[[apps.rules]]
+keyword = "bench"
+reply = {{ text = "{RULE_REPLY}" }}
+[[clients]]
+name = "bench"
+key_sha256 = "{key_sha}"
+apps = ["*"]
+""")
+    return path
+
+
+# ---------------------------------------------------------------- workloads
+
+
+class Context:
+    def __init__(self, tmp, sim):
+        self.tmp = tmp
+        self.sim = sim
+        self.data = os.path.join(tmp, "data")
+        self.invocation = 0  # distinct MsgId prefixes for W2
+        self.generation = 0  # distinct MsgId bases for W3
+
+    def next_prefix(self):
+        self.invocation += 1
+        return str(self.invocation)
+
+    def generate(self, pool):
+        """Fresh signed data (timestamps now); every call gets new MsgIds."""
+        self.generation += 1
+        base = int(time.time()) % 1_000_000 * 100 + self.generation % 100
+        subprocess.run([GEN, "--out", self.data, "--timestamp", str(int(time.time())), "--token", SERVER_TOKEN,
+                        "--plain-appid", PLAIN_APPID, "--safe-appid", SAFE_APPID,
+                        "--aes-key", AES_KEY, "--pool", str(pool), "--queries", "1000",
+                        "--msgid-base", str(base)],
+                       check=True)
+
+    def first_line(self, name, last=False):
+        with open(os.path.join(self.data, name)) as f:
+            lines = f.read().splitlines()
+        return lines[-1] if last else lines[0]
+
+
+AUTH = f"Authorization: Bearer {CLIENT_KEY}"
+
+
+def workload(ctx, wid, target, token=None):
+    """(script, args(offset), probe) for a workload against `target`.
+
+    `args` is a function of the pool offset (W3) so the warm-up and the measured
+    run send different pushes; `probe` is (method, path, body, headers, check).
+    """
+    expect_floor = lambda status, body: status == 200 and body == "success"
+    floor = target == "floor"
+    data = ctx.data
+    if wid == "W1":
+        path = ctx.first_line("w1.txt")
+        echostr = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)["echostr"][0]
+        check = expect_floor if floor else (lambda s, b: s == 200 and b == echostr)
+        return "w1.lua", lambda off: [os.path.join(data, "w1.txt")], ("GET", path, None, {}, check)
+    if wid == "W2":
+        path = ctx.first_line("w2.txt")
+        body = (f"<xml><ToUserName><![CDATA[gh_bench000000]]></ToUserName><FromUserName><![CDATA[{OPENID}]]>"
+                f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+                f"<Content><![CDATA[bench]]></Content><MsgId>99{ctx.next_prefix()}000000000</MsgId></xml>")
+        check = expect_floor if floor else (lambda s, b: s == 200 and RULE_REPLY in b)
+        return ("w2.lua", lambda off: [os.path.join(data, "w2.txt"), ctx.next_prefix()],
+                ("POST", path, body, {"Content-Type": "text/xml"}, check))
+    if wid == "W3":
+        path, body = ctx.first_line("w3.txt").split("\t", 1)
+        check = expect_floor if floor else (lambda s, b: s == 200 and "<Encrypt><![CDATA[" in b)
+        return ("w3.lua", lambda off: [os.path.join(data, "w3.txt"), str(off)],
+                ("POST", path, body, {"Content-Type": "text/xml"}, check))
+    if wid == "W4":
+        path = f"/v1/apps/{PLAIN_APPID}/access_token"
+        check = expect_floor if floor else (lambda s, b: s == 200 and '"access_token"' in b)
+        return ("static.lua", lambda off: ["GET", path, "-", AUTH],
+                ("GET", path, None, {"Authorization": f"Bearer {CLIENT_KEY}"}, check))
+    if wid == "W5":
+        path = f"/v1/apps/{PLAIN_APPID}/jssdk/signature"
+        body = json.dumps({"url": JSSDK_URL})
+        check = expect_floor if floor else (lambda s, b: s == 200 and '"signature"' in b)
+        return ("static.lua", lambda off: ["POST", path, body, AUTH, "Content-Type: application/json"],
+                ("POST", path, body, {"Authorization": f"Bearer {CLIENT_KEY}",
+                                      "Content-Type": "application/json"}, check))
+    if wid == "W6":
+        query = f"openid={OPENID}&lang=zh_CN"
+        if floor:  # straight to the simulator, with the token wxgate holds
+            path = f"/cgi-bin/user/info?access_token={token}&{query}"
+            check = lambda s, b: s == 200 and '"subscribe":1' in b
+            return "static.lua", lambda off: ["GET", path, "-"], ("GET", path, None, {}, check)
+        path = f"/proxy/{PLAIN_APPID}/cgi-bin/user/info?{query}"
+        check = lambda s, b: s == 200 and '"subscribe":1' in b
+        return ("static.lua", lambda off: ["GET", path, "-", AUTH],
+                ("GET", path, None, {"Authorization": f"Bearer {CLIENT_KEY}"}, check))
+    raise ValueError(wid)
+
+
+def run_wrk(url, script, args, seconds, on_start=None):
+    """Runs wrk; `on_start` is called once wrk's threads are set up (its `Running` line),
+    so CPU readings leave out the scripts' `init` (W3 pre-formats its whole pool there)."""
+    cmd = ["taskset", "-c", LOAD_CPU, "stdbuf", "-oL", "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s",
+           "--timeout", "5s", "-s", script, url, "--"] + args
+    proc = subprocess.Popen(cmd, cwd=LUA, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, wrk_ticks_at_start = [], None
+    for line in proc.stdout:
+        lines.append(line)
+        if wrk_ticks_at_start is None and line.startswith("Running"):
+            wrk_ticks_at_start = cpu_ticks(proc.pid)  # taskset and stdbuf exec: wrk's pid
+            if on_start:
+                on_start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read()
+    out = "".join(lines)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {stderr}{out}")
+    line = next((l for l in lines if l.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no BENCH_JSON line:\n{out}\n{stderr}")
+    result = json.loads(line[len("BENCH_JSON "):])
+    result["wrk_cpu_s"] = usage.ru_utime + usage.ru_stime - (wrk_ticks_at_start or 0) / CLK_TCK
+    return result
+
+
+def sim_stats(sim):
+    status, body = fetch(sim.url + "/sim/stats")
+    return json.loads(body)
+
+
+def diff_calls(before, after):
+    calls = {}
+    for path, n in after.get("endpoint_calls", {}).items():
+        d = n - before.get("endpoint_calls", {}).get(path, 0)
+        if d:
+            calls[path] = d
+    return calls
+
+
+def measure(ctx, wid, row, results, token=None):
+    """One (workload, row) measurement with a fresh server."""
+    log(f"== {wid} {row}")
+    sim = ctx.sim
+    rec = {"workload": wid, "row": row, "other_before": round(wait_quiet([sim.pid]), 2)}
+    if wid in ("W1", "W2", "W3"):
+        # W3's warm-up pool; the measured run gets its own pool, sized after the warm-up.
+        ctx.generate(max(5000, 50000 * WARMUP) if wid == "W3" else 1)
+    server = None
+    if wid == "W6" and row == "floor":
+        target, url, pid = "floor", sim.url, sim.pid
+    else:
+        port = free_port()
+        if row == "floor":
+            server = Server(f"floor-{wid}", [FLOOR, f"127.0.0.1:{port}"],
+                            {"TOKIO_WORKER_THREADS": "1"}, SERVER_CPU, port, ctx.tmp, ready_path="/")
+        else:
+            cfg = write_config(ctx.tmp, sim.url, port)
+            env = dict(SERVER_ENV, **({"TOKIO_WORKER_THREADS": "1"} if row == "wxgate-1w" else {}))
+            pin = SERVER_CPU if row == "wxgate-1w" else None
+            server = Server(f"{row}-{wid}", [WXGATE, "serve", "-c", cfg], env, pin, port, ctx.tmp)
+        target, url, pid = ("floor" if row == "floor" else "wxgate"), server.url, server.pid
+    perf = None
+    try:
+        if server:
+            rec["ready_ms"] = round(server.ready_ms, 1)
+            rec["listening_line_ms"] = round(server.line_ms, 1) if server.line_ms else None
+            time.sleep(0.3)
+            rec["idle_rss_kb"] = status_kb(pid, "VmRSS")
+        script, args, probe = workload(ctx, wid, target, token)
+        method, path, body, headers, check = probe
+        stats0 = sim_stats(sim)
+        pushes0 = metrics_counts(url) if target == "wxgate" else {}
+        status, answer = fetch(url, method, path, body, headers)
+        rec["probe_ok"] = bool(check(status, answer))
+        if not rec["probe_ok"]:
+            log(f"   probe FAILED: {status} {answer[:300]}")
+        # The probe sent W3's first push: the warm-up starts at the second.
+        warm = run_wrk(url, script, args(1), WARMUP) if WARMUP > 0 else {"requests": 0, "duration_us": 1}
+        offset = 0
+        if wid == "W3":
+            # Distinct pushes for the whole measured run (50% headroom over the warm-up's rate).
+            warm_rps = warm["requests"] / (warm["duration_us"] / 1e6)
+            pool = int(os.environ.get("BENCH_W3_POOL", "0")) or \
+                min(max(5000, int(warm_rps * DURATION * 1.5) + 2000), 500_000)
+            ctx.generate(pool)
+            rec["pool"] = pool
+        else:
+            offset = warm["requests"] + CONNECTIONS
+        own = [sim.pid] + ([pid] if pid != sim.pid else [])
+        rec["other_before"] = max(rec["other_before"], round(wait_quiet(own), 2))
+        start = {}
+
+        def on_start():
+            nonlocal perf
+            if PROFILE and target == "wxgate":
+                perf = subprocess.Popen(
+                    ["taskset", "-c", LOAD_CPU, "perf", "record", "-F", "499", "--call-graph", "dwarf,16384",
+                     "-p", str(pid), "-o", os.path.join(ctx.tmp, f"perf-{wid}-{row}.data"),
+                     "--", "sleep", str(max(DURATION - 1, 1))],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            start.update(cpu=cpu_ticks(pid), busy=system_busy_ticks(), sim=cpu_ticks(sim.pid))
+
+        run = run_wrk(url, script, args(offset), DURATION, on_start)
+        cpu0, busy0, sim_cpu0 = start["cpu"], start["busy"], start["sim"]
+        cpu1, busy1 = cpu_ticks(pid), system_busy_ticks()
+        sim_cpu1 = cpu_ticks(sim.pid)
+        stats1 = sim_stats(sim)
+        pushes1 = metrics_counts(url) if target == "wxgate" else {}
+        secs = run["duration_us"] / 1e6
+        n = max(run["requests"], 1)
+        server_cpu_s = (cpu1 - cpu0) / CLK_TCK
+        sim_cpu_s = (sim_cpu1 - sim_cpu0) / CLK_TCK if pid != sim.pid else 0.0
+        other_s = (busy1 - busy0) / CLK_TCK - server_cpu_s - sim_cpu_s - run["wrk_cpu_s"]
+        errors = sum(run["errors"].values())
+        rec.update({
+            "requests": run["requests"],
+            "rps": run["requests"] / secs,
+            "p50_us": run["p50_us"], "p90_us": run["p90_us"], "p99_us": run["p99_us"], "max_us": run["max_us"],
+            "errors": errors, "error_detail": run["errors"],
+            "server_cpu_us_per_req": server_cpu_s * 1e6 / n,
+            "server_cpu_util": server_cpu_s / secs,
+            "wrk_cpu_util": run["wrk_cpu_s"] / secs,
+            "sim_cpu_us_per_req": sim_cpu_s * 1e6 / n if sim_cpu_s else 0.0,
+            "other_cpu_util": max(other_s, 0.0) / secs,
+            "peak_rss_kb": status_kb(pid, "VmHWM"),
+            "end_rss_kb": status_kb(pid, "VmRSS"),
+            "upstream_calls": diff_calls(stats0, stats1),
+            "warmup_requests": warm["requests"],
+        })
+        if target == "wxgate" and wid in ("W2", "W3"):
+            rec["pushes"] = {k: pushes1.get(k, 0) - pushes0.get(k, 0) for k in pushes1
+                             if pushes1.get(k, 0) - pushes0.get(k, 0)}
+        log(f"   {rec['rps']:.0f} req/s  p50 {rec['p50_us']} us  p99 {rec['p99_us']} us  "
+            f"cpu {rec['server_cpu_us_per_req']:.1f} us/req ({rec['server_cpu_util']:.0%})  "
+            f"wrk {rec['wrk_cpu_util']:.0%}  peak {rec['peak_rss_kb'] / 1024:.1f} MB  errors {errors}  "
+            f"upstream {rec['upstream_calls']}  {rec.get('pushes', '')}")
+    finally:
+        if perf:
+            perf.wait()
+        if server:
+            server.stop()
+            # Logs live on tmpfs (RAM): keep a flagged row's, drop the rest unless BENCH_KEEP=1.
+            flagged = rec.get("errors") or not rec.get("probe_ok", False)
+            if not flagged and not KEEP and os.path.getsize(server.stderr.name) > 1 << 20:
+                os.remove(server.stderr.name)
+    if perf:
+        data = os.path.join(ctx.tmp, f"perf-{wid}-{row}.data")
+        for kind, extra in (("self", ["--no-children"]), ("children", ["--children"])):
+            out = os.path.join(ctx.tmp, f"perf-{wid}-{row}-{kind}.txt")
+            with open(out, "w") as f:
+                subprocess.run(["perf", "report", "-i", data, "--stdio", "--percent-limit", "0.7",
+                                "-g", "none", *extra], stdout=f, stderr=subprocess.DEVNULL)
+        out = os.path.join(ctx.tmp, f"perf-{wid}-{row}-buckets.txt")
+        with open(out, "w") as f:
+            f.write(perf_buckets(data))
+        log(f"   perf reports: {ctx.tmp}/perf-{wid}-{row}-{{self,children,buckets}}.txt")
+    results.append(rec)
+    return rec
+
+
+# ---------------------------------------------------------------- profiles
+
+# Where a request's time goes: the share of samples whose stack holds a frame
+# matching each pattern (inclusive, so nested rows overlap), or, for the last
+# row, whose leaf is the allocator.
+PERF_BUCKETS = [
+    ("kernel: TCP send (loopback: includes delivery to wrk)", r"^tcp_sendmsg$"),
+    ("kernel: TCP receive", r"^tcp_recvmsg$"),
+    ("kernel: write(2) (log lines to stderr)", r"^ksys_write$"),
+    ("hyper: parse request", r"Server as hyper::proto::h1::Http1Transaction>::parse"),
+    ("hyper: encode response", r"Server as hyper::proto::h1::Http1Transaction>::encode"),
+    ("tracing: events (format + write)", r"tracing_core::event::Event::dispatch"),
+    ("tracing: span creation (fmt layer formats its fields)", r"tracing::span::Span::(new|make_with)"),
+    ("tracing: span enter/exit/close", r"(on_enter|on_exit|on_close|try_close|Dispatch::enter|Dispatch::exit)"),
+    ("observe: metrics (prometheus-client)", r"prometheus_client"),
+    ("observe: request id (rand + hex)", r"observe::request_id|rand::rng|ThreadRng|hex::encode"),
+    ("AppState::clone", r"AppState as core::clone::Clone>::clone"),
+    ("axum: routing", r"PathRouter<S,_>::call_with_state"),
+    ("axum: Query extraction", r"axum::extract::query::Query<T>"),
+    ("client key check", r"client_api::Client as axum_core::extract::FromRequestParts"),
+    ("wechat::open (signatures, decrypt, parse)", r"wxgate_gateway::http::wechat::open$"),
+    ("  signature checks", r"verify_signature|verify_msg_signature"),
+    ("  xml::parse", r"wxgate_proto::xml::parse$"),
+    ("  MessageCrypto::decrypt", r"MessageCrypto::decrypt"),
+    ("  Push::parse", r"wxgate_proto::message::Push::parse$"),
+    ("Dispatcher::answer", r"wxgate_gateway::message::Dispatcher::answer"),
+    ("  dedupe map", r"dedupe::Dedupe::answer"),
+    ("  spawned handling task", r"answer_once_across_instances|Dispatcher::handle"),
+    ("seal_reply (encrypt + sign)", r"wxgate_proto::envelope::seal_reply"),
+    ("client_api::get", r"client_api::get"),
+    ("TokenCenter::get", r"TokenCenter::get"),
+    ("JSON answer", r"axum::json::Json<T> as axum_core::response::into_response"),
+    ("jssdk::signature", r"wxgate_gateway::http::jssdk::signature"),
+    ("proxy: Proxy::forward", r"wxgate_gateway::proxy::Proxy::forward"),
+    ("proxy: reqwest", r"reqwest::"),
+]
+ALLOC_LEAF = re.compile(r"^(_int_malloc|_int_free|malloc|cfree|free|__GI___libc_malloc|__GI___libc_free|"
+                        r"malloc_consolidate|tcache_put|_int_realloc|realloc|unlink_chunk|sysmalloc)")
+
+
+def perf_buckets(data):
+    out = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym"], capture_output=True, text=True).stdout
+    samples, cur = [], []
+    for line in out.splitlines():
+        if not line.strip():
+            if cur:
+                samples.append(cur)
+            cur = []
+            continue
+        parts = line.strip().split(None, 1)
+        sym = re.sub(r"\+0x[0-9a-f]+$", "", parts[1] if len(parts) > 1 else "?")
+        cur.append(sym.replace(" (inlined)", ""))
+    if cur:
+        samples.append(cur)
+    total = max(len(samples), 1)
+    lines = [f"{len(samples)} samples; share of samples with the frame on the stack"]
+    for name, pattern in PERF_BUCKETS:
+        rx = re.compile(pattern)
+        k = sum(1 for st in samples if any(rx.search(f) for f in st))
+        if k / total >= 0.005:
+            lines.append(f"{100 * k / total:5.1f}%  {name}")
+    k = sum(1 for st in samples if st and ALLOC_LEAF.search(st[0]))
+    lines.append(f"{100 * k / total:5.1f}%  malloc/free (self)")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_ms(us):
+    return f"{us / 1000:.2f}"
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def report(info, results, sim_totals, command):
+    by = {(r["workload"], r["row"]): r for r in results}
+    lines = []
+    w = lines.append
+    w(f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, Linux {info['kernel']}; "
+      f"{info['rustc']}; {info['wrk']}.  ")
+    w(f"Date: {info['date']}. Load average before the run: {' '.join(info['load_before'])}. "
+      f"Code: commit {info['commit']}" + (f" plus {info['dirty']} modified tracked files (the working tree)"
+                                          if info['dirty'] else "") + ".  ")
+    w(f"Command: `{command}` (duration {DURATION} s after a {WARMUP} s warm-up, {CONNECTIONS} connections, "
+      f"`wrk -t1` pinned to CPU {LOAD_CPU}).")
+    w("")
+    w("Rows: **floor** = the minimal hyper server (`bench/floor`), 1 tokio worker, pinned to CPU "
+      f"{SERVER_CPU}, driven by the same wrk script as the wxgate row (W6: the same call straight to "
+      "the simulator); **1w** = `wxgate serve` (SQLite), `TOKIO_WORKER_THREADS=1`, pinned to CPU "
+      f"{SERVER_CPU}; **default** = `wxgate serve` with the default runtime (2 workers) and no pinning, "
+      f"sharing the machine with wrk. The simulator runs on CPU {LOAD_CPU} beside wrk.")
+    w("")
+    w("| workload | row | req/s | ratio | CPU µs/req | CPU ratio | server CPU | wrk CPU | p50 ms | p99 ms | "
+      "idle RSS MB | peak RSS MB | errors | upstream calls |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for wid in WORKLOADS:
+        floor = by.get((wid, "floor"))
+        for row in ROWS:
+            r = by.get((wid, row))
+            if not r:
+                continue
+            ratio = cpu_ratio = ""
+            if floor and row == "wxgate-1w":
+                ratio = f"**{r['rps'] / floor['rps']:.2f}**"
+                cpu_ratio = f"{floor['server_cpu_us_per_req'] / r['server_cpu_us_per_req']:.2f}"
+            calls = ", ".join(f"{p} {n}" for p, n in sorted(r["upstream_calls"].items())) or "0"
+            if wid == "W6" and row == "floor":
+                calls = f"(direct) {calls}"
+            label = {"floor": "floor" if wid != "W6" else "sim direct", "wxgate-1w": "1w",
+                     "wxgate-default": "default"}[row]
+            err = str(r["errors"]) if not r["errors"] else f"**{r['errors']}** {r['error_detail']}"
+            if not r.get("probe_ok", True):
+                err += " (probe failed)"
+            cpu = f"{r['server_cpu_us_per_req']:.1f}"
+            if r.get("sim_cpu_us_per_req"):
+                cpu += f" (+sim {r['sim_cpu_us_per_req']:.1f})"
+            w(f"| {wid} | {label} | {r['rps']:,.0f} | {ratio} | {cpu} | {cpu_ratio} | "
+              f"{r['server_cpu_util']:.0%} | {r['wrk_cpu_util']:.0%} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} | "
+              f"{r['idle_rss_kb'] / 1024:.1f} | {r['peak_rss_kb'] / 1024:.1f} | {err} | {calls} |"
+              if "idle_rss_kb" in r else
+              f"| {wid} | {label} | {r['rps']:,.0f} | {ratio} | {cpu} | {cpu_ratio} | "
+              f"{r['server_cpu_util']:.0%} | {r['wrk_cpu_util']:.0%} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} | "
+              f"— | {r['peak_rss_kb'] / 1024:.1f} | {err} | {calls} |")
+    w("")
+    w("ratio = wxgate 1w req/s ÷ floor req/s; CPU ratio = floor CPU µs/req ÷ wxgate 1w CPU µs/req "
+      "(server utime+stime from /proc/PID/stat over the measured run, divided by requests). "
+      "server/wrk CPU = share of one CPU used during the run; a server below ~95% was not saturated "
+      "(wrk was the bottleneck), so compare CPU µs/req. Peak RSS = VmHWM of a fresh process per row "
+      "(warm-up and run included); idle RSS = VmRSS 0.3 s after ready.")
+    w("")
+    pushes = [(r["workload"], r["row"], r["pushes"]) for r in results if r.get("pushes")]
+    if pushes:
+        w("Push outcomes counted by wxgate (`wxgate_pushes_total` deltas, probe + warm-up + run): " +
+          "; ".join(f"{wid} {row}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(p.items()))
+                    for wid, row, p in pushes) + ".")
+        w("")
+    pools = [f"{r['row']} {r['pool']:,}" for r in results if r.get("pool")]
+    if pools:
+        w("W3 measured-run pools (distinct encrypted pushes, sized from the warm-up's rate so the run "
+          "does not wrap): " + ", ".join(pools) + ".")
+        w("")
+    ready = [r["ready_ms"] for r in results if r["row"].startswith("wxgate") and "ready_ms" in r]
+    lines_ms = [r["listening_line_ms"] for r in results
+                if r["row"].startswith("wxgate") and r.get("listening_line_ms")]
+    idle = [r["idle_rss_kb"] for r in results if r["row"].startswith("wxgate") and "idle_rss_kb" in r]
+    w(f"Upstream calls over the whole run (simulator `endpoint_calls`): " +
+      (", ".join(f"{p} {n}" for p, n in sorted(sim_totals.items())) or "none") +
+      f". Token fetches (`/cgi-bin/token` + `/cgi-bin/stable_token`): "
+      f"{sim_totals.get('/cgi-bin/token', 0) + sim_totals.get('/cgi-bin/stable_token', 0)} "
+      f"for {len(ready)} `wxgate serve` starts on one SQLite file.")
+    w("")
+    if ready:
+        w(f"`wxgate serve` ready (spawn to first `/healthz` 200, SQLite): first start {ready[0]:.1f} ms "
+          f"(new database), then min {min(ready):.1f} / median {sorted(ready)[len(ready) // 2]:.1f} / "
+          f"max {max(ready):.1f} ms over {len(ready)} starts; the `listening on` line came at median "
+          f"{sorted(lines_ms)[len(lines_ms) // 2]:.1f} ms." if lines_ms else "")
+        w("")
+    # Targets.
+    w("| target | value | verdict |")
+    w("|---|---|---|")
+    for wid, goal in RATIO_TARGETS.items():
+        f, r = by.get((wid, "floor")), by.get((wid, "wxgate-1w"))
+        if f and r:
+            ratio = r["rps"] / f["rps"]
+            cpu_ratio = f["server_cpu_us_per_req"] / r["server_cpu_us_per_req"]
+            w(f"| {wid} ratio ≥ {goal:.2f} | {ratio:.2f} (CPU ratio {cpu_ratio:.2f}) | {verdict(ratio >= goal)} |")
+    for wid in RATIO_TARGETS:
+        r = by.get((wid, "wxgate-1w"))
+        if r:
+            w(f"| {wid} p99 ≤ 2 ms (1w, {CONNECTIONS} conns) | {fmt_ms(r['p99_us'])} ms | "
+              f"{verdict(r['p99_us'] <= P99_TARGET_US)} |")
+    wx = [r for r in results if r["row"].startswith("wxgate")]
+    if wx:
+        peak = max(wx, key=lambda r: r["peak_rss_kb"])
+        w(f"| peak RSS under load ≤ 30 MB | {peak['peak_rss_kb'] / 1024:.1f} MB (worst: {peak['workload']} "
+          f"{peak['row']}) | {verdict(peak['peak_rss_kb'] <= PEAK_RSS_TARGET_KB)} |")
+    if idle:
+        w(f"| idle RSS ≤ 15 MB | {max(idle) / 1024:.1f} MB (max over starts) | "
+          f"{verdict(max(idle) <= IDLE_RSS_TARGET_KB)} |")
+    if ready:
+        med = sorted(ready)[len(ready) // 2]
+        w(f"| `wxgate serve` ready ≤ 50 ms (SQLite) | median {med:.1f} ms, max {max(ready):.1f} ms | "
+          f"{verdict(max(ready) <= READY_TARGET_MS)} |")
+    bad = [r for r in results if r["errors"] or not r.get("probe_ok", True)]
+    if bad:
+        w("")
+        w("**Flagged** (errors or a failed correctness probe): " +
+          ", ".join(f"{r['workload']} {r['row']}" for r in bad) + ".")
+    busy = [r for r in results if r["other_cpu_util"] > 0.05]
+    if busy:
+        w("")
+        w("Other processes used CPU during: " +
+          ", ".join(f"{r['workload']} {r['row']} ({r['other_cpu_util']:.0%} of a CPU)" for r in busy) +
+          " — those rows may be disturbed.")
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- bench:begin (written by bench/run) -->", "<!-- bench:end -->"
+
+
+def save(path, text):
+    """Replaces the generated part of RESULTS.md, keeping hand-written notes around it."""
+    old = open(path).read() if os.path.exists(path) else ""
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    else:
+        new = "# Benchmark results\n\n" + block + "\n" + (("\n" + old) if old else "")
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def main():
+    for binary in (WXGATE, FLOOR, GEN):
+        if not os.path.exists(binary):
+            sys.exit(f"missing {binary}: run bench/run (it builds the release binaries)")
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: run bench/run (it installs it)")
+    command = os.environ.get("BENCH_COMMAND", "bench/run " + " ".join(sys.argv[1:])).strip()
+    env_note = " ".join(f"{k}={os.environ[k]}" for k in sorted(os.environ)
+                        if k.startswith("BENCH_") and k not in ("BENCH_COMMAND",))
+    if env_note:
+        command = f"{env_note} {command}"
+    info = machine()
+    log(f"machine: {info}")
+    # Logs, request data and profiles on tmpfs, so their writeback cannot stall the servers;
+    # the SQLite file on the disk, as in production.
+    global DB_PATH
+    tmp = tempfile.mkdtemp(prefix="wxgate-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    db_dir = tempfile.mkdtemp(prefix="wxgate-bench-db-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None)
+    DB_PATH = os.path.join(db_dir, "wxgate.db")
+    sim = start_sim(tmp)
+    results = []
+    try:
+        ctx = Context(tmp, sim)
+        stats_start = sim_stats(sim)
+        token = None
+        for wid in WORKLOADS:
+            if ONLY and wid not in ONLY:
+                continue
+            if wid == "W6" and "floor" in ROWS:
+                # The floor of W6 calls the simulator with the token wxgate holds (no upstream call).
+                out = subprocess.run([WXGATE, "token", PLAIN_APPID, "-c", write_config(tmp, sim.url, free_port())],
+                                     capture_output=True, text=True)
+                m = re.search(r"^access_token=(\S+)$", out.stdout, re.M) if out.returncode == 0 else None
+                token = m.group(1) if m else None
+                if not token:
+                    # No token stored yet (W4 skipped): let a short-lived wxgate fetch one.
+                    port = free_port()
+                    s = Server("token", [WXGATE, "serve", "-c", write_config(tmp, sim.url, port)], {}, None, port, tmp)
+                    try:
+                        _, body = fetch(s.url, "GET", f"/v1/apps/{PLAIN_APPID}/access_token", None,
+                                       {"Authorization": f"Bearer {CLIENT_KEY}"})
+                        token = json.loads(body)["access_token"]
+                    finally:
+                        s.stop()
+            for row in ROWS:
+                measure(ctx, wid, row, results, token)
+        sim_totals = diff_calls(stats_start, sim_stats(sim))
+    finally:
+        sim.stop()
+    text = report(info, results, sim_totals, command)
+    print(text)
+    with open(os.path.join(tmp, "results.json"), "w") as f:
+        json.dump({"machine": info, "results": results}, f, indent=1)
+    if not KEEP:
+        shutil.rmtree(ctx.data, ignore_errors=True)
+        shutil.rmtree(db_dir, ignore_errors=True)
+        for name in os.listdir(tmp):
+            if name.endswith(".data"):
+                os.remove(os.path.join(tmp, name))
+    log(f"raw results (results.json), small server logs and profiles: {tmp}")
+    if RESULTS != "-":
+        save(RESULTS, text)
+        log(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
