@@ -60,7 +60,8 @@ pub struct ServerConfig {
     /// seconds (default 10); then wxgate exits anyway.
     pub shutdown_timeout_secs: u64,
     /// Most pushes remembered for recognising WeChat's retries (default
-    /// 20 000, a few MB). Each is kept for the timestamp tolerance + 60 s;
+    /// 10 000, about 10 MB: WeChat's retries come within 15 s, so this covers
+    /// them up to about 650 pushes a second). Each is kept for the timestamp tolerance + 60 s;
     /// past this many the oldest is forgotten early, so memory stays bounded
     /// under any load.
     pub dedupe_capacity: usize,
@@ -292,7 +293,7 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         reply_budget_ms: raw.server.reply_budget_ms.unwrap_or(4000),
         webhook_timeout_ms: raw.server.webhook_timeout_ms.unwrap_or(30_000),
         shutdown_timeout_secs: raw.server.shutdown_timeout_secs.unwrap_or(10),
-        dedupe_capacity: raw.server.dedupe_capacity.unwrap_or(20_000),
+        dedupe_capacity: raw.server.dedupe_capacity.unwrap_or(10_000),
     };
     if server.reply_budget_ms >= 5000 {
         p.add(

@@ -5,6 +5,11 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
+/// jemalloc: under push load (many short-lived allocations from many tasks)
+/// glibc's malloc spent a quarter of the CPU in its slow paths (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A self-hosted gateway for WeChat Official Accounts.
 #[derive(Debug, Parser)]
 #[command(name = "wxgate", version, about)]
