@@ -315,6 +315,28 @@ apps = ["{APPID}"]
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// Someone else fetches a classic token from the simulator with the app's
+    /// secret (which invalidates wxgate's after the grace period); returns it.
+    pub async fn fetch_outside(&self) -> String {
+        let url = format!(
+            "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
+            self.sim.url()
+        );
+        let answer: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .to_owned()
+    }
+
     /// Uses a token for a business call at the simulator: 0 or WeChat's errcode.
     pub async fn business_call(&self, token: &str) -> i64 {
         let url = format!(

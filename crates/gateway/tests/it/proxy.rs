@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wxgate_sim::{Fault, FaultAction};
 
-use crate::{Env, Setup, APPID, CLIENT_KEY, SECRET};
+use crate::{Env, Setup, APPID, CLIENT_KEY};
 
 const DOMAIN_IP: &str = "/cgi-bin/get_api_domain_ip";
 
@@ -67,20 +67,7 @@ async fn a_token_invalidated_behind_wxgates_back_costs_one_refresh_and_one_retry
     let (status, _) = proxied(&env, reqwest::Method::GET, DOMAIN_IP, None).await;
     assert_eq!(status, 200);
     // Someone else fetches a classic token: with no grace, wxgate's dies at once.
-    let url = format!(
-        "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
-        env.sim.url()
-    );
-    let outside: Value = env
-        .http
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(outside["access_token"].is_string(), "{outside}");
+    env.fetch_outside().await;
 
     let (status, body) = proxied(&env, reqwest::Method::GET, DOMAIN_IP, None).await;
     assert_eq!(status, 200, "{body}");
@@ -217,17 +204,6 @@ async fn refusals_are_clear_and_forward_nothing() {
     assert_eq!(upstream_calls(&env), 0, "nothing reached the simulator");
 }
 
-fn multipart(boundary: &str, data: &[u8]) -> Vec<u8> {
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"p.jpg\"\r\n\
-         Content-Type: image/jpeg\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(data);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    body
-}
-
 async fn upload(env: &Env, data: &[u8]) -> (u16, Value) {
     let boundary = "proxy-test-boundary";
     let response = env
@@ -241,7 +217,7 @@ async fn upload(env: &Env, data: &[u8]) -> (u16, Value) {
             "content-type",
             format!("multipart/form-data; boundary={boundary}"),
         )
-        .body(multipart(boundary, data))
+        .body(wxgate_testkit::multipart(boundary, "p.jpg", data))
         .send()
         .await
         .unwrap();
@@ -252,11 +228,7 @@ async fn upload(env: &Env, data: &[u8]) -> (u16, Value) {
 async fn a_spooled_upload_is_sent_again_whole_after_a_token_rejection() {
     let env = Setup::new().sim(|s| s.grace = 0).start().await;
     env.access_token().await;
-    let url = format!(
-        "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
-        env.sim.url()
-    );
-    env.http.get(url).send().await.unwrap();
+    env.fetch_outside().await;
     // 300 KB: over the 64 KiB kept in memory, so the retry reads the temporary file again.
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let (status, body) = upload(&env, &data).await;

@@ -16,17 +16,6 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 
 const MB20: usize = 20_000_000;
 
-fn multipart(boundary: &str, data: &[u8]) -> Vec<u8> {
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"big.jpg\"\r\n\
-         Content-Type: image/jpeg\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(data);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    body
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_megabytes_up_and_down_pass_through_in_bounded_memory() {
     let mut config = wxgate_sim::SimConfig::with_apps(vec![wxgate_sim::SimApp::new("wx1", "s1")]);
@@ -69,7 +58,7 @@ async fn twenty_megabytes_up_and_down_pass_through_in_bounded_memory() {
             "content-type",
             format!("multipart/form-data; boundary={boundary}"),
         )
-        .body(multipart(boundary, &data))
+        .body(wxgate_testkit::multipart(boundary, "big.jpg", &data))
         .send()
         .await
         .unwrap();
