@@ -14,7 +14,7 @@ mod wechat;
 use std::sync::Arc;
 
 pub use error::ApiError;
-pub(crate) use ops::readiness;
+pub(crate) use ops::reasons;
 pub use router::router;
 
 use crate::config::{ClientConfig, ProxyConfig, ServerConfig};

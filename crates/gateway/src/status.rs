@@ -215,7 +215,8 @@ pub async fn snapshot(state: &AppState) -> Snapshot {
             backend: center.store().backend(),
             reachable,
         },
-        ready: crate::http::readiness(state).await.is_empty(),
+        // The same store ping as `reachable`, not a second one.
+        ready: crate::http::reasons(state, reachable).is_empty(),
         apps,
         recent_errors: center.recent_failures(),
     }

@@ -297,12 +297,12 @@ apps = ["{APPID}"]
 
     /// GETs a gateway path without a client key and reads the JSON answer.
     pub async fn get_json(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
+        self.fetch_json(format!("{}{path}", self.url)).await
+    }
+
+    /// GETs any URL and reads the JSON answer.
+    async fn fetch_json(&self, url: String) -> Value {
+        let response = self.http.get(url).send().await.unwrap();
         response.json().await.unwrap()
     }
 
@@ -322,15 +322,7 @@ apps = ["{APPID}"]
             "{}/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}",
             self.sim.url()
         );
-        let answer: Value = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = self.fetch_json(url).await;
         answer["access_token"]
             .as_str()
             .unwrap_or_else(|| panic!("{answer}"))
@@ -343,15 +335,7 @@ apps = ["{APPID}"]
             "{}/cgi-bin/get_api_domain_ip?access_token={token}",
             self.sim.url()
         );
-        let answer: Value = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = self.fetch_json(url).await;
         answer["errcode"].as_i64().unwrap_or(0)
     }
 

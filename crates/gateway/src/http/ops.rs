@@ -32,11 +32,22 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Why the instance is not ready; empty when it is.
+/// Why the instance is not ready; empty when it is. Pings the store.
 pub(crate) async fn readiness(state: &AppState) -> Vec<Value> {
+    let reachable = match state.center.store().ping().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: store unreachable");
+            false
+        }
+    };
+    reasons(state, reachable)
+}
+
+/// Why the instance is not ready, given whether the store answered.
+pub(crate) fn reasons(state: &AppState, store_reachable: bool) -> Vec<Value> {
     let mut reasons = Vec::new();
-    if let Err(e) = state.center.store().ping().await {
-        tracing::warn!(error = %e, "readiness: store unreachable");
+    if !store_reachable {
         reasons.push(json!({
             "problem": "store unreachable",
             "hint": "check the store (Redis or the SQLite file); valid tokens are still served from memory",
