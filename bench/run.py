@@ -12,10 +12,14 @@ BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
 BENCH_W3_POOL (safe-mode pool size, default sized so the run never wraps),
 BENCH_RESULTS (output file, default bench/RESULTS.md; "-" prints only),
 BENCH_ONLY (e.g. "W1,W4" to run some workloads), BENCH_ROWS
-(default "floor,wxgate-1w,wxgate-default"), BENCH_QUIET_WAIT (s to wait for
+(default "floor,axum,wxgate-1w,wxgate-default"), BENCH_QUIET_WAIT (s to wait for
 other processes to go quiet before each measurement, default 120),
 BENCH_PROFILE=1 (record `perf record --call-graph dwarf` of the wxgate rows'
-measured runs and write `perf report` summaries next to the logs), BENCH_KEEP=1
+measured runs and write `perf report` summaries next to the logs), BENCH_CALLGRIND=1
+(run the floor and wxgate servers under `valgrind --tool=callgrind`, count the
+instructions of the measured run only, and report instructions per request,
+which, unlike time, do not move with the machine's load; the table's req/s are
+then valgrind's, not the server's), BENCH_KEEP=1
 (keep request data, large logs, perf data and the SQLite file),
 BENCH_SERVER_ENV="RUST_LOG=warn …" (extra environment for the wxgate servers only).
 """
@@ -51,10 +55,11 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "0")
 LOAD_CPU = os.environ.get("BENCH_LOAD_CPU", "1")
 ONLY = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
-ROWS = [r for r in os.environ.get("BENCH_ROWS", "floor,wxgate-1w,wxgate-default").split(",") if r]
+ROWS = [r for r in os.environ.get("BENCH_ROWS", "floor,axum,wxgate-1w,wxgate-default").split(",") if r]
 RESULTS = os.environ.get("BENCH_RESULTS", os.path.join(BENCH, "RESULTS.md"))
 QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "120"))
 PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
+CALLGRIND = os.environ.get("BENCH_CALLGRIND", "") not in ("", "0")
 KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
 # Extra environment for the wxgate servers only, for experiments: "RUST_LOG=warn LD_PRELOAD=…".
 SERVER_ENV = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_SERVER_ENV", "").split() if "=" in kv)
@@ -218,6 +223,12 @@ class Server:
         full_env = dict(os.environ)
         full_env.pop("TOKIO_WORKER_THREADS", None)
         full_env.update(env)
+        if CALLGRIND and name != "sim":
+            # Instrumentation starts off; it is switched on for the measured run only,
+            # whose counts are dumped to `{callgrind_out}.1`.
+            self.callgrind_out = os.path.join(logdir, f"callgrind-{name}.out")
+            argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                    f"--callgrind-out-file={self.callgrind_out}"] + argv
         cmd = (["taskset", "-c", pin] if pin else []) + argv
         self.stderr = open(os.path.join(logdir, f"{name}.log"), "ab")
         self.line_ms = None
@@ -236,7 +247,7 @@ class Server:
 
     def _wait_ready(self, started, port, path):
         request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
-        deadline = started + 10
+        deadline = started + (60 if CALLGRIND else 10)
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.stderr.name}")
@@ -448,15 +459,15 @@ def measure(ctx, wid, row, results, token=None):
         target, url, pid = "floor", sim.url, sim.pid
     else:
         port = free_port()
-        if row == "floor":
-            server = Server(f"floor-{wid}", [FLOOR, f"127.0.0.1:{port}"],
+        if row in ("floor", "axum"):
+            server = Server(f"{row}-{wid}", [FLOOR, f"127.0.0.1:{port}"] + (["--axum"] if row == "axum" else []),
                             {"TOKIO_WORKER_THREADS": "1"}, SERVER_CPU, port, ctx.tmp, ready_path="/")
         else:
             cfg = write_config(ctx.tmp, sim.url, port)
             env = dict(SERVER_ENV, **({"TOKIO_WORKER_THREADS": "1"} if row == "wxgate-1w" else {}))
             pin = SERVER_CPU if row == "wxgate-1w" else None
             server = Server(f"{row}-{wid}", [WXGATE, "serve", "-c", cfg], env, pin, port, ctx.tmp)
-        target, url, pid = ("floor" if row == "floor" else "wxgate"), server.url, server.pid
+        target, url, pid = ("wxgate" if row.startswith("wxgate") else "floor"), server.url, server.pid
     perf = None
     try:
         if server:
@@ -496,9 +507,14 @@ def measure(ctx, wid, row, results, token=None):
                      "-p", str(pid), "-o", os.path.join(ctx.tmp, f"perf-{wid}-{row}.data"),
                      "--", "sleep", str(max(DURATION - 1, 1))],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if CALLGRIND and server:
+                subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, check=True)
             start.update(cpu=cpu_ticks(pid), busy=system_busy_ticks(), sim=cpu_ticks(sim.pid))
 
         run = run_wrk(url, script, args(offset), DURATION, on_start)
+        if CALLGRIND and server:
+            subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, check=True)
+            subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, check=True)
         cpu0, busy0, sim_cpu0 = start["cpu"], start["busy"], start["sim"]
         cpu1, busy1 = cpu_ticks(pid), system_busy_ticks()
         sim_cpu1 = cpu_ticks(sim.pid)
@@ -537,6 +553,10 @@ def measure(ctx, wid, row, results, token=None):
             perf.wait()
         if server:
             server.stop()
+            if CALLGRIND and rec.get("requests"):
+                rec["instructions_per_req"] = callgrind_summary(server.callgrind_out + ".1", rec["requests"],
+                                                                os.path.join(ctx.tmp, f"callgrind-{wid}-{row}.txt"))
+                log(f"   {rec['instructions_per_req']:,.0f} instructions per request (user space)")
             # Logs live on tmpfs (RAM): keep a flagged row's, drop the rest unless BENCH_KEEP=1.
             flagged = rec.get("errors") or not rec.get("probe_ok", False)
             if not flagged and not KEEP and os.path.getsize(server.stderr.name) > 1 << 20:
@@ -557,6 +577,16 @@ def measure(ctx, wid, row, results, token=None):
 
 
 # ---------------------------------------------------------------- profiles
+
+
+def callgrind_summary(data, requests, out):
+    """Instructions per request of a callgrind run, with `callgrind_annotate` (inclusive) in `out`."""
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=98", data],
+                          capture_output=True, text=True, check=True).stdout
+    with open(out, "w") as f:
+        f.write(text)
+    total = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", text)
+    return int(total.group(1).replace(",", "")) / requests
 
 # Where a request's time goes: the share of samples whose stack holds a frame
 # matching each pattern (inclusive, so nested rows overlap), or, for the last
@@ -651,23 +681,27 @@ def report(info, results, sim_totals, command):
       f"{SERVER_CPU}; **default** = `wxgate serve` with the default runtime (2 workers) and no pinning, "
       f"sharing the machine with wrk. The simulator runs on CPU {LOAD_CPU} beside wrk.")
     w("")
-    w("| workload | row | req/s | ratio | CPU µs/req | CPU ratio | server CPU | wrk CPU | p50 ms | p99 ms | "
-      "idle RSS MB | peak RSS MB | errors | upstream calls |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    w("| workload | row | req/s | ratio | ratio to axum | CPU µs/req | CPU ratio | server CPU | wrk CPU | p50 ms | "
+      "p99 ms | idle RSS MB | peak RSS MB | errors | upstream calls |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for wid in WORKLOADS:
         floor = by.get((wid, "floor"))
         for row in ROWS:
             r = by.get((wid, row))
             if not r:
                 continue
-            ratio = cpu_ratio = ""
-            if floor and row == "wxgate-1w":
-                ratio = f"**{r['rps'] / floor['rps']:.2f}**"
+            ratio = cpu_ratio = to_axum = ""
+            axum = by.get((wid, "axum"))
+            if floor and row in ("wxgate-1w", "axum"):
+                ratio = f"{r['rps'] / floor['rps']:.2f}"
+                ratio = f"**{ratio}**" if row == "wxgate-1w" else ratio
                 cpu_ratio = f"{floor['server_cpu_us_per_req'] / r['server_cpu_us_per_req']:.2f}"
+            if axum and row == "wxgate-1w":
+                to_axum = f"{r['rps'] / axum['rps']:.2f}"
             calls = ", ".join(f"{p} {n}" for p, n in sorted(r["upstream_calls"].items())) or "0"
             if wid == "W6" and row == "floor":
                 calls = f"(direct) {calls}"
-            label = {"floor": "floor" if wid != "W6" else "sim direct", "wxgate-1w": "1w",
+            label = {"floor": "floor" if wid != "W6" else "sim direct", "axum": "axum", "wxgate-1w": "1w",
                      "wxgate-default": "default"}[row]
             err = str(r["errors"]) if not r["errors"] else f"**{r['errors']}** {r['error_detail']}"
             if not r.get("probe_ok", True):
@@ -675,20 +709,37 @@ def report(info, results, sim_totals, command):
             cpu = f"{r['server_cpu_us_per_req']:.1f}"
             if r.get("sim_cpu_us_per_req"):
                 cpu += f" (+sim {r['sim_cpu_us_per_req']:.1f})"
-            w(f"| {wid} | {label} | {r['rps']:,.0f} | {ratio} | {cpu} | {cpu_ratio} | "
+            w(f"| {wid} | {label} | {r['rps']:,.0f} | {ratio} | {to_axum} | {cpu} | {cpu_ratio} | "
               f"{r['server_cpu_util']:.0%} | {r['wrk_cpu_util']:.0%} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} | "
               f"{r['idle_rss_kb'] / 1024:.1f} | {r['peak_rss_kb'] / 1024:.1f} | {err} | {calls} |"
               if "idle_rss_kb" in r else
-              f"| {wid} | {label} | {r['rps']:,.0f} | {ratio} | {cpu} | {cpu_ratio} | "
+              f"| {wid} | {label} | {r['rps']:,.0f} | {ratio} | {to_axum} | {cpu} | {cpu_ratio} | "
               f"{r['server_cpu_util']:.0%} | {r['wrk_cpu_util']:.0%} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} | "
               f"— | {r['peak_rss_kb'] / 1024:.1f} | {err} | {calls} |")
     w("")
-    w("ratio = wxgate 1w req/s ÷ floor req/s; CPU ratio = floor CPU µs/req ÷ wxgate 1w CPU µs/req "
+    w("ratio = req/s ÷ floor req/s (for **1w**, the target's ratio; for **axum**, the most any axum "
+      "application can reach: the framework's own ceiling); ratio to axum = wxgate 1w req/s ÷ axum req/s, "
+      "the share of the framework's ceiling that wxgate's own work leaves. CPU ratio = floor CPU µs/req ÷ wxgate 1w CPU µs/req "
       "(server utime+stime from /proc/PID/stat over the measured run, divided by requests). "
       "server/wrk CPU = share of one CPU used during the run; a server below ~95% was not saturated "
       "(wrk was the bottleneck), so compare CPU µs/req. Peak RSS = VmHWM of a fresh process per row "
       "(warm-up and run included); idle RSS = VmRSS 0.3 s after ready.")
     w("")
+    if any("instructions_per_req" in r for r in results):
+        w("Instructions per request (`BENCH_CALLGRIND=1`: callgrind over the measured run, user space "
+          "only; the kernel's share is not counted, and valgrind's CPU model hides SHA extensions, so "
+          "SHA-1/SHA-256 count as software):")
+        w("")
+        w("| workload | " + " | ".join(ROWS) + " | floor ÷ wxgate-1w |")
+        w("|---|" + "---:|" * (len(ROWS) + 1))
+        for wid in WORKLOADS:
+            counts = {row: by.get((wid, row), {}).get("instructions_per_req") for row in ROWS}
+            if not any(counts.values()):
+                continue
+            ratio = (f"{counts['floor'] / counts['wxgate-1w']:.2f}"
+                     if counts.get("floor") and counts.get("wxgate-1w") else "")
+            w(f"| {wid} | " + " | ".join(f"{c:,.0f}" if c else "" for c in counts.values()) + f" | {ratio} |")
+        w("")
     pushes = [(r["workload"], r["row"], r["pushes"]) for r in results if r.get("pushes")]
     if pushes:
         w("Push outcomes counted by wxgate (`wxgate_pushes_total` deltas, probe + warm-up + run): " +
@@ -816,6 +867,8 @@ def main():
                     finally:
                         s.stop()
             for row in ROWS:
+                if row == "axum" and wid == "W6":
+                    continue  # W6's floor is the simulator itself
                 measure(ctx, wid, row, results, token)
         sim_totals = diff_calls(stats_start, sim_stats(sim))
     finally:

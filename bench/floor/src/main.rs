@@ -3,12 +3,18 @@
 //! most any HTTP endpoint can do on this machine with the same runtime, so
 //! `bench/run` divides wxgate's figures by its figures in the same run.
 //!
-//! `wxgate-bench-floor [ADDR]` (default `127.0.0.1:0`) prints
+//! With `--axum` it answers the same body through an axum `Router` holding
+//! wxgate's route shapes (`axum::serve`, as wxgate): the most an axum
+//! application can do, so the report can tell the framework's share from
+//! wxgate's own.
+//!
+//! `wxgate-bench-floor [--axum] [ADDR]` (default `127.0.0.1:0`) prints
 //! `floor listening on http://ADDR` once it accepts connections. The worker
 //! count is tokio's default, or `TOKIO_WORKER_THREADS`.
 
 use std::io::Write as _;
 
+use axum::routing::{any, get, post};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
@@ -22,22 +28,29 @@ use hyper_util::rt::TokioIo;
 const BODY: &[u8] = b"success";
 
 fn main() -> std::io::Result<()> {
-    let listen = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let axum = args.iter().any(|a| a == "--axum");
+    let listen = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
         .unwrap_or_else(|| "127.0.0.1:0".to_owned());
     // The multi-thread runtime, as wxgate's: it reads TOKIO_WORKER_THREADS.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(&listen))
+    runtime.block_on(serve(&listen, axum))
 }
 
-async fn serve(listen: &str) -> std::io::Result<()> {
+async fn serve(listen: &str, axum: bool) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "floor listening on http://{}", listener.local_addr()?)?;
     out.flush()?;
     drop(out);
+    if axum {
+        return axum::serve(listener, router()).await;
+    }
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
@@ -57,4 +70,23 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyp
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(response)
+}
+
+/// wxgate's route shapes, each answering [`BODY`] after reading the body.
+fn router() -> axum::Router {
+    async fn fixed(
+        _body: Bytes,
+    ) -> (
+        [(hyper::header::HeaderName, &'static str); 1],
+        &'static [u8],
+    ) {
+        ([(CONTENT_TYPE, "text/plain")], BODY)
+    }
+    axum::Router::new()
+        .route("/wx/{appid}", get(fixed).post(fixed))
+        .route("/", get(fixed).post(fixed))
+        .route("/v1/apps/{appid}/jssdk/signature", post(fixed))
+        .route("/v1/apps/{appid}/{kind}", get(fixed))
+        .route("/proxy/{appid}/{*path}", any(fixed))
+        .fallback(fixed)
 }

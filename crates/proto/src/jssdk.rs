@@ -11,9 +11,18 @@ pub fn signed_url(url: &str) -> &str {
 /// `signature` for `wx.config`: SHA-1 of
 /// `jsapi_ticket=…&noncestr=…&timestamp=…&url=…` with the fragment removed.
 pub fn jssdk_signature(jsapi_ticket: &str, noncestr: &str, timestamp: &str, url: &str) -> String {
-    let string1 = format!(
-        "jsapi_ticket={jsapi_ticket}&noncestr={noncestr}&timestamp={timestamp}&url={}",
-        signed_url(url)
-    );
-    hex::encode(Sha1::digest(string1.as_bytes()))
+    let mut hasher = Sha1::new();
+    for part in [
+        "jsapi_ticket=",
+        jsapi_ticket,
+        "&noncestr=",
+        noncestr,
+        "&timestamp=",
+        timestamp,
+        "&url=",
+        signed_url(url),
+    ] {
+        hasher.update(part.as_bytes());
+    }
+    crate::signature::lower_hex(hasher.finalize().into())
 }

@@ -14,13 +14,13 @@ pub struct SignatureMismatch;
 
 /// `signature` over `token`, `timestamp` and `nonce` (protocol reference §1.3).
 pub fn signature(token: &str, timestamp: &str, nonce: &str) -> String {
-    sorted_sha1([token, timestamp, nonce])
+    lower_hex(sorted_sha1([token, timestamp, nonce]))
 }
 
 /// `msg_signature` over `token`, `timestamp`, `nonce` and the base64 `Encrypt`
 /// text exactly as it appears in the XML (protocol reference §3.5).
 pub fn msg_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
-    sorted_sha1([token, timestamp, nonce, encrypt])
+    lower_hex(sorted_sha1([token, timestamp, nonce, encrypt]))
 }
 
 /// Checks a push's or GET check's `signature` in constant time.
@@ -30,7 +30,7 @@ pub fn verify_signature(
     nonce: &str,
     given: &str,
 ) -> Result<(), SignatureMismatch> {
-    constant_time_eq(&signature(token, timestamp, nonce), given)
+    constant_time_eq(sorted_sha1([token, timestamp, nonce]), given)
 }
 
 /// Checks an encrypted push's `msg_signature` in constant time.
@@ -41,23 +41,33 @@ pub fn verify_msg_signature(
     encrypt: &str,
     given: &str,
 ) -> Result<(), SignatureMismatch> {
-    constant_time_eq(&msg_signature(token, timestamp, nonce, encrypt), given)
+    constant_time_eq(sorted_sha1([token, timestamp, nonce, encrypt]), given)
 }
 
-fn sorted_sha1<const N: usize>(mut parts: [&str; N]) -> String {
+pub(crate) type Digest20 = [u8; 20];
+
+fn sorted_sha1<const N: usize>(mut parts: [&str; N]) -> Digest20 {
     parts.sort_unstable();
     let mut hasher = Sha1::new();
     for part in parts {
         hasher.update(part.as_bytes());
     }
-    hex::encode(hasher.finalize())
+    hasher.finalize().into()
 }
 
-/// WeChat sends lowercase hex; accept uppercase too, since case carries no
-/// information and some hand-written clients upper-case it.
-fn constant_time_eq(expected: &str, given: &str) -> Result<(), SignatureMismatch> {
-    let given = given.to_ascii_lowercase();
-    if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+pub(crate) fn lower_hex(digest: Digest20) -> String {
+    let mut out = [0u8; 40];
+    hex::encode_to_slice(digest, &mut out).expect("40 bytes hold 20 in hex");
+    String::from_utf8(out.to_vec()).expect("hex is ASCII")
+}
+
+/// Compares digests, not strings: WeChat sends lowercase hex, and uppercase is
+/// accepted too, since case carries no information and some hand-written
+/// clients upper-case it. Anything but 40 hex digits is a mismatch.
+fn constant_time_eq(expected: Digest20, given: &str) -> Result<(), SignatureMismatch> {
+    let mut given_digest = [0u8; 20];
+    hex::decode_to_slice(given, &mut given_digest).map_err(|_| SignatureMismatch)?;
+    if bool::from(expected.ct_eq(&given_digest)) {
         Ok(())
     } else {
         Err(SignatureMismatch)
@@ -86,5 +96,8 @@ mod tests {
         assert!(verify_signature("t", "1", "2", &good[..39]).is_err());
         assert!(verify_signature("t", "1", "2", "").is_err());
         assert!(verify_signature("t", "1", "2", &good.to_uppercase()).is_ok());
+        assert!(verify_signature("t", "1", "2", &format!("{good}00")).is_err());
+        let not_hex = format!("{}g", &good[..39]);
+        assert!(verify_signature("t", "1", "2", &not_hex).is_err());
     }
 }

@@ -106,6 +106,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(XmlError::TooDeep);
                 }
+                forget_layout_text(&mut stack);
                 stack.push(Element::leaf(name_of(start.name().as_ref())?, ""));
             }
             Event::Empty(start) => {
@@ -113,6 +114,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                 if count > MAX_ELEMENTS {
                     return Err(XmlError::TooManyElements);
                 }
+                forget_layout_text(&mut stack);
                 let element = Element::leaf(name_of(start.name().as_ref())?, "");
                 close(&mut stack, &mut root, element)?;
             }
@@ -156,12 +158,34 @@ fn name_of(raw: &[u8]) -> Result<String, XmlError> {
         ))
     };
     let name = std::str::from_utf8(raw).map_err(|_| invalid())?;
+    // WeChat's names are ASCII: check those without decoding characters.
+    let ascii_name_char =
+        |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
+    if raw
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        && raw.iter().all(ascii_name_char)
+    {
+        return Ok(name.to_owned());
+    }
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
     if first_ok && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')) {
         Ok(name.to_owned())
     } else {
         Err(invalid())
+    }
+}
+
+/// A child is starting: its parent's text so far, if only whitespace, is
+/// layout that the parent's final trim would drop anyway. Dropping it now
+/// (keeping the buffer) stops the newlines between a flat document's
+/// elements from growing the root's text.
+fn forget_layout_text(stack: &mut [Element]) {
+    if let Some(parent) = stack.last_mut() {
+        if parent.text.trim().is_empty() {
+            parent.text.clear();
+        }
     }
 }
 
@@ -210,9 +234,10 @@ pub(crate) struct XmlWriter {
 
 impl XmlWriter {
     pub(crate) fn new() -> Self {
-        Self {
-            out: String::from("<xml>"),
-        }
+        // Room for a typical reply or push, so writing one does not reallocate.
+        let mut out = String::with_capacity(512);
+        out.push_str("<xml>");
+        Self { out }
     }
 
     /// `<name><![CDATA[value]]></name>`, splitting any `]]>` inside the value.
@@ -222,15 +247,21 @@ impl XmlWriter {
 
     fn raw_cdata(&mut self, value: &str) -> &mut Self {
         self.out.push_str("<![CDATA[");
-        self.out.push_str(&value.replace("]]>", "]]]]><![CDATA[>"));
+        let mut parts = value.split("]]>");
+        self.out.push_str(parts.next().unwrap_or_default());
+        for part in parts {
+            self.out.push_str("]]]]><![CDATA[>");
+            self.out.push_str(part);
+        }
         self.out.push_str("]]>");
         self
     }
 
     /// `<name>value</name>` for numbers.
     pub(crate) fn number(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Self {
+        use std::fmt::Write as _;
         self.open(name);
-        self.out.push_str(&value.to_string());
+        write!(self.out, "{value}").expect("writing to a String cannot fail");
         self.close(name)
     }
 

@@ -4,8 +4,8 @@
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::Json;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -64,12 +64,30 @@ fn kind_of(kind: &str) -> Result<Kind, ApiError> {
     })
 }
 
-fn body(kind: Kind, credential: &Credential, now: u64) -> Json<Value> {
-    Json(json!({
-        kind.as_str(): credential.value,
-        "expires_in": credential.expires_in(now),
-        "expires_at": credential.expires_at,
-    }))
+/// `{"<kind>": value, "expires_in": …, "expires_at": …}`, written straight
+/// from the credential (no intermediate `serde_json::Value`).
+pub(crate) struct CredentialBody {
+    kind: Kind,
+    credential: Credential,
+    expires_in: u64,
+}
+
+impl Serialize for CredentialBody {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry(self.kind.as_str(), &self.credential.value)?;
+        map.serialize_entry("expires_in", &self.expires_in)?;
+        map.serialize_entry("expires_at", &self.credential.expires_at)?;
+        map.end()
+    }
+}
+
+fn body(kind: Kind, credential: Credential, now: u64) -> Json<CredentialBody> {
+    Json(CredentialBody {
+        kind,
+        expires_in: credential.expires_in(now),
+        credential,
+    })
 }
 
 /// `GET /v1/apps/{appid}/{kind}` → `{"<kind>": value, "expires_in", "expires_at"}`.
@@ -77,11 +95,11 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     client: Client,
     Path((appid, kind)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CredentialBody>, ApiError> {
     let kind = kind_of(&kind)?;
     client.check(&state, &appid)?;
     let credential = state.center.get(&appid, kind).await?;
-    Ok(body(kind, &credential, state.center.now()))
+    Ok(body(kind, credential, state.center.now()))
 }
 
 #[derive(Deserialize)]
@@ -95,7 +113,7 @@ pub(crate) async fn refresh(
     client: Client,
     Path((appid, kind)): Path<(String, String)>,
     body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CredentialBody>, ApiError> {
     let kind = kind_of(&kind)?;
     client.check(&state, &appid)?;
     let Json(request) = body_json.map_err(|e| ApiError::json(e, r#"{"invalid_token": "…"}"#))?;
@@ -103,5 +121,5 @@ pub(crate) async fn refresh(
         .center
         .refresh(&appid, kind, &request.invalid_token)
         .await?;
-    Ok(body(kind, &credential, state.center.now()))
+    Ok(body(kind, credential, state.center.now()))
 }

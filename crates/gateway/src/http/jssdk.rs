@@ -4,8 +4,7 @@
 use axum::extract::{Path, State};
 use axum::response::Json;
 use rand::distr::{Alphanumeric, SampleString};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::client_api::Client;
 use super::{ApiError, AppState};
@@ -16,13 +15,24 @@ pub(crate) struct SignatureRequest {
     url: String,
 }
 
+/// The parameters `wx.config` takes, plus the URL that was signed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SignatureAnswer {
+    app_id: String,
+    timestamp: String,
+    nonce_str: String,
+    signature: String,
+    url: String,
+}
+
 /// Signs `url` (its `#` fragment dropped) with the app's jsapi_ticket.
 pub(crate) async fn signature(
     State(state): State<AppState>,
     client: Client,
     Path(appid): Path<String>,
     body: Result<Json<SignatureRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SignatureAnswer>, ApiError> {
     client.check(&state, &appid)?;
     let Json(request) = body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
     let app = state
@@ -34,13 +44,13 @@ pub(crate) async fn signature(
     let timestamp = state.center.now().to_string();
     let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
     let signature = wxgate_proto::jssdk_signature(&ticket.value, &nonce, &timestamp, &request.url);
-    Ok(Json(json!({
-        "appId": appid,
-        "timestamp": timestamp,
-        "nonceStr": nonce,
-        "signature": signature,
-        "url": wxgate_proto::jssdk::signed_url(&request.url),
-    })))
+    Ok(Json(SignatureAnswer {
+        url: wxgate_proto::jssdk::signed_url(&request.url).to_owned(),
+        app_id: appid,
+        timestamp,
+        nonce_str: nonce,
+        signature,
+    }))
 }
 
 /// The page's host must equal a JS safe domain or be under one; http(s) only.

@@ -20,18 +20,23 @@ pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 /// The caller's id if it is short and plain, else a fresh random one.
-fn request_id(request: &Request) -> String {
-    request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map_or_else(|| hex::encode(rand::random::<[u8; 8]>()), str::to_owned)
+fn request_id(request: &Request) -> HeaderValue {
+    let given = request.headers().get(REQUEST_ID).filter(|v| {
+        !v.is_empty()
+            && v.len() <= 64
+            && v.as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+    });
+    match given {
+        Some(id) => id.clone(),
+        None => {
+            let mut hex = [0u8; 16];
+            hex::encode_to_slice(rand::random::<[u8; 8]>(), &mut hex)
+                .expect("16 bytes hold 8 in hex");
+            HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
+        }
+    }
 }
 
 /// Wraps every request.
@@ -61,13 +66,11 @@ pub(crate) async fn observe(
     let method = request.method().clone();
     // One field: the fmt layer formats a span's fields when it is created,
     // on every request. Method and route go on the lines that need them.
-    let span = tracing::info_span!("request", request_id = %id);
+    let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status();
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
+    response.headers_mut().insert(REQUEST_ID, id);
     state
         .metrics
         .http_seconds
