@@ -677,7 +677,8 @@ def report(info, results, sim_totals, command):
     w("")
     w("Rows: **floor** = the minimal hyper server (`bench/floor`), 1 tokio worker, pinned to CPU "
       f"{SERVER_CPU}, driven by the same wrk script as the wxgate row (W6: the same call straight to "
-      "the simulator); **1w** = `wxgate serve` (SQLite), `TOKIO_WORKER_THREADS=1`, pinned to CPU "
+      "the simulator); **axum** = the same floor binary with `--axum`: the fixed answer through an axum "
+      "`Router` with wxgate's route shapes, 1 worker, pinned (not run for W6); **1w** = `wxgate serve` (SQLite), `TOKIO_WORKER_THREADS=1`, pinned to CPU "
       f"{SERVER_CPU}; **default** = `wxgate serve` with the default runtime (2 workers) and no pinning, "
       f"sharing the machine with wrk. The simulator runs on CPU {LOAD_CPU} beside wrk.")
     w("")

@@ -88,5 +88,4 @@ fn router() -> axum::Router {
         .route("/v1/apps/{appid}/jssdk/signature", post(fixed))
         .route("/v1/apps/{appid}/{kind}", get(fixed))
         .route("/proxy/{appid}/{*path}", any(fixed))
-        .fallback(fixed)
 }
