@@ -325,6 +325,14 @@ mod tests {
     }
 
     #[test]
+    fn layout_between_children_is_dropped_but_leaf_whitespace_kept() {
+        let root = parse("<xml>\n  <A> </A>\n  text \n<B/>\n</xml>").unwrap();
+        assert_eq!(root.text, "text");
+        assert_eq!(root.child_text("A"), Some(" "));
+        assert_eq!(parse("<xml>\n<A>1</A>\n</xml>").unwrap().text, "");
+    }
+
+    #[test]
     fn refuses_dtds_and_custom_entities() {
         let bomb = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;\">]><xml><A>&lol2;</A></xml>";
         assert_eq!(parse(bomb), Err(XmlError::Doctype));
