@@ -5,7 +5,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 
@@ -55,12 +58,15 @@ impl Dedupe {
     /// The answer for `key`: the one already computed or being computed, or
     /// `work`'s, which then runs to completion even if the caller goes away
     /// (WeChat drops connections after 5 s). `true` when `key` was seen before.
+    ///
+    /// The work runs in the caller's task while the caller waits, so a push
+    /// answered at once (a rule) costs no task of its own; see [`PendingAnswer`].
     pub fn answer(
         &self,
         key: String,
         now: u64,
         work: impl Future<Output = Answer> + Send + 'static,
-    ) -> (SharedAnswer, bool) {
+    ) -> (PendingAnswer, bool) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((at, _)) = entries.order.front() {
             if at.saturating_add(self.window) > now {
@@ -70,17 +76,59 @@ impl Dedupe {
             entries.answers.remove(&old);
         }
         if let Some(answer) = entries.answers.get(&key) {
-            return (answer.clone(), true);
+            return (PendingAnswer(Some(answer.clone())), true);
         }
         while entries.order.len() >= self.capacity {
             let (_, old) = entries.order.pop_front().expect("full, so not empty");
             entries.answers.remove(&old);
         }
-        let task = tokio::spawn(work);
-        let answer = async move { task.await.unwrap_or(None) }.boxed().shared();
+        // A panic while handling answers `success`, as WeChat expects, instead
+        // of taking the connection down.
+        let answer = AssertUnwindSafe(work)
+            .catch_unwind()
+            .map(|done| done.unwrap_or(None))
+            .boxed()
+            .shared();
         entries.answers.insert(key.clone(), answer.clone());
         entries.order.push_back((now, key));
-        (answer, false)
+        (PendingAnswer(Some(answer)), false)
+    }
+}
+
+/// A push's answer being awaited. Polling it drives the push's handling;
+/// dropped before the answer is ready (the caller went away), it hands the
+/// rest of the work to a task of its own, so every push is handled to the end
+/// and its answer cached for WeChat's retry.
+pub struct PendingAnswer(Option<SharedAnswer>);
+
+impl Future for PendingAnswer {
+    type Output = Answer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        let shared = self
+            .0
+            .as_mut()
+            .expect("PendingAnswer polled after completion");
+        let answer = std::task::ready!(shared.poll_unpin(cx));
+        // A finished `Shared` must not be polled again, nor handed on.
+        self.0 = None;
+        Poll::Ready(answer)
+    }
+}
+
+impl Drop for PendingAnswer {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.take() else {
+            return;
+        };
+        if shared.peek().is_some() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                shared.await;
+            });
+        }
     }
 }
 
@@ -110,9 +158,51 @@ mod tests {
         let (c, _) = dedupe.answer("k".into(), 150, work());
         assert_eq!(c.await.as_deref(), Some("<xml/>"));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // Answered while the callers waited: no task was needed for any of it.
+        assert_eq!(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            0
+        );
         // After the window the key is new again.
         let (_, dup) = dedupe.answer("k".into(), 160, work());
         assert!(!dup);
+    }
+
+    #[tokio::test]
+    async fn work_goes_on_when_the_caller_goes_away() {
+        let dedupe = Dedupe::new(60, 100);
+        let finished = Arc::new(AtomicU32::new(0));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let flag = finished.clone();
+        let (answer, _) = dedupe.answer("k".into(), 100, async move {
+            rx.await.ok();
+            flag.fetch_add(1, Ordering::SeqCst);
+            Some("late".to_owned())
+        });
+        // The caller polls once, then hangs up, as WeChat does after 5 s.
+        let mut answer = Box::pin(answer);
+        assert_eq!(answer.as_mut().now_or_never(), None);
+        drop(answer);
+        tx.send(()).unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // Finished with nobody waiting for it.
+        assert_eq!(finished.load(Ordering::SeqCst), 1);
+        // And the retry gets the cached answer at once.
+        let (retry, dup) = dedupe.answer("k".into(), 101, async { None });
+        assert!(dup);
+        let mut retry = Box::pin(retry);
+        assert_eq!(retry.as_mut().now_or_never(), Some(Some("late".to_owned())));
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_handling_answers_success() {
+        let dedupe = Dedupe::new(60, 100);
+        let (answer, _) = dedupe.answer("k".into(), 100, async { panic!("handler bug") });
+        assert_eq!(answer.await, None);
     }
 
     #[tokio::test]
