@@ -215,15 +215,16 @@ def metrics_counts(base):
 
 
 class Server:
-    """A server process; `ready_ms` is spawn to first 200 from `ready_path`."""
+    """A server process; `ready_ms` is spawn to first 200 from `ready_path`. A `measured` one
+    runs under callgrind when BENCH_CALLGRIND=1."""
 
-    def __init__(self, name, argv, env, pin, port, logdir, ready_path="/healthz"):
+    def __init__(self, name, argv, env, pin, port, logdir, ready_path="/healthz", measured=False):
         self.name = name
         self.url = f"http://127.0.0.1:{port}"
         full_env = dict(os.environ)
         full_env.pop("TOKIO_WORKER_THREADS", None)
         full_env.update(env)
-        if CALLGRIND and name != "sim":
+        if CALLGRIND and measured:
             # Instrumentation starts off; it is switched on for the measured run only,
             # whose counts are dumped to `{callgrind_out}.1`.
             self.callgrind_out = os.path.join(logdir, f"callgrind-{name}.out")
@@ -461,12 +462,13 @@ def measure(ctx, wid, row, results, token=None):
         port = free_port()
         if row in ("floor", "axum"):
             server = Server(f"{row}-{wid}", [FLOOR, f"127.0.0.1:{port}"] + (["--axum"] if row == "axum" else []),
-                            {"TOKIO_WORKER_THREADS": "1"}, SERVER_CPU, port, ctx.tmp, ready_path="/")
+                            {"TOKIO_WORKER_THREADS": "1"}, SERVER_CPU, port, ctx.tmp, ready_path="/",
+                            measured=True)
         else:
             cfg = write_config(ctx.tmp, sim.url, port)
             env = dict(SERVER_ENV, **({"TOKIO_WORKER_THREADS": "1"} if row == "wxgate-1w" else {}))
             pin = SERVER_CPU if row == "wxgate-1w" else None
-            server = Server(f"{row}-{wid}", [WXGATE, "serve", "-c", cfg], env, pin, port, ctx.tmp)
+            server = Server(f"{row}-{wid}", [WXGATE, "serve", "-c", cfg], env, pin, port, ctx.tmp, measured=True)
         target, url, pid = ("wxgate" if row.startswith("wxgate") else "floor"), server.url, server.pid
     perf = None
     try:
