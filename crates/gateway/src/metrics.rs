@@ -127,6 +127,8 @@ pub struct Metrics {
     pub fetches_today: Family<CredentialLabels, Gauge>,
     /// 1 when `/readyz` would answer 200.
     pub ready: Gauge,
+    /// Writes the store refused (credentials then live in memory only).
+    pub store_write_failures: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -158,6 +160,7 @@ impl Metrics {
             lease_held: Family::default(),
             fetches_today: Family::default(),
             ready: Gauge::default(),
+            store_write_failures: Counter::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -171,6 +174,7 @@ impl Metrics {
             lease_held,
             fetches_today,
             ready,
+            store_write_failures,
             ..
         } = &metrics;
         registry.register(
@@ -219,6 +223,11 @@ impl Metrics {
             fetches_today.clone(),
         );
         registry.register("ready", "1 when /readyz answers 200", ready.clone());
+        registry.register(
+            "store_write_failures",
+            "Writes the store refused; credentials then live in memory only",
+            store_write_failures.clone(),
+        );
         Self {
             registry,
             ..metrics

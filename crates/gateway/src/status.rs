@@ -32,6 +32,8 @@ pub struct StoreStatus {
     pub backend: &'static str,
     /// Whether it answered a ping just now.
     pub reachable: bool,
+    /// The last write it refused, unless one succeeded since.
+    pub write_error: Option<String>,
 }
 
 /// One app.
@@ -214,6 +216,7 @@ pub async fn snapshot(state: &AppState) -> Snapshot {
         store: StoreStatus {
             backend: center.store().backend(),
             reachable,
+            write_error: center.store_write_error().map(|(_, e)| e),
         },
         // The same store ping as `reachable`, not a second one.
         ready: crate::http::reasons(state, reachable).is_empty(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wxgate_gateway::clock::{Clock, ManualClock};
+use wxgate_gateway::store::Store;
 use wxgate_gateway::token::center::Policy;
 use wxgate_gateway::token::TokenCenter;
 use wxgate_gateway::Gateway;
@@ -37,7 +38,12 @@ pub struct Setup {
     pub server_toml: String,
     /// Tables added at the end (`[proxy]`…).
     pub extra_toml: String,
+    /// Wraps the configured store before the gateway gets it.
+    pub wrap_store: Option<StoreWrapper>,
 }
+
+/// See [`Setup::wrap_store`].
+pub type StoreWrapper = Arc<dyn Fn(Arc<dyn Store>) -> Arc<dyn Store> + Send + Sync>;
 
 impl Default for Setup {
     fn default() -> Self {
@@ -55,7 +61,18 @@ impl Setup {
             app_toml: String::new(),
             server_toml: String::new(),
             extra_toml: String::new(),
+            wrap_store: None,
         }
+    }
+
+    /// Puts `wrap` between the gateway and its configured store (e.g. a
+    /// [`crate::store::WriteSwitch`]).
+    pub fn wrap_store(
+        mut self,
+        wrap: impl Fn(Arc<dyn Store>) -> Arc<dyn Store> + Send + Sync + 'static,
+    ) -> Self {
+        self.wrap_store = Some(Arc::new(wrap));
+        self
     }
 
     /// Adds top-level TOML (e.g. a `[proxy]` table) after the rest.
@@ -218,9 +235,12 @@ apps = ["{APPID}"]
         crate::logs::capture();
         let env = BTreeMap::from([("WX_SECRET".to_owned(), SECRET.to_owned())]);
         let config = wxgate_gateway::config::load(&self.toml(), &env).unwrap();
-        let gateway = Gateway::new(config, self.clock.clone(), Policy::without_jitter())
-            .await
-            .unwrap();
+        let mut store = wxgate_gateway::open_store(&config.store).await.unwrap();
+        if let Some(wrap) = &self.setup.wrap_store {
+            store = wrap(store);
+        }
+        let gateway =
+            Gateway::with_store(config, store, self.clock.clone(), Policy::without_jitter());
         let center = gateway.center().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

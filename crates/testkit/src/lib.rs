@@ -5,10 +5,12 @@
 //! - [`gateway`]: the gateway in front of the simulator, in-process ([`gateway::Setup`]).
 //! - [`process::Server`]: a server process (`wxgate serve`…), signalled like an operator would.
 //! - [`logs`]: everything the gateway logs, captured, to check that no secret gets there.
+//! - [`store::WriteSwitch`]: a store whose writes can be made to fail (a full disk).
 
 pub mod gateway;
 pub mod logs;
 pub mod process;
+pub mod store;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

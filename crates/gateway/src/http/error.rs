@@ -151,9 +151,14 @@ impl ApiError {
             ),
             ApiError::Spool(SpoolError::TooLarge { .. }) => Some("raise proxy.max_request_bytes".into()),
             ApiError::BodyTooLarge => Some("bodies are limited by server.max_body_bytes".into()),
-            ApiError::Token(TokenError::RateLimited { .. }) => {
+            ApiError::Token(TokenError::RateLimited { daily_limit: None, .. }) => {
                 Some("another forced refresh happened moments ago; fetch the current credential again".into())
             }
+            ApiError::Token(TokenError::RateLimited { daily_limit: Some(limit), .. }) => Some(format!(
+                "the day's {limit} forced refreshes of this credential are spent (they reset at \
+                 00:00 Beijing time); if WeChat keeps rejecting the current one, another program \
+                 is fetching tokens for this app"
+            )),
             ApiError::PushNotConfigured(_) => Some("set the app's token (the one typed into WeChat's console)".into()),
             ApiError::StaleTimestamp => Some("check this server's clock (server.timestamp_tolerance_secs)".into()),
             _ => None,
@@ -163,7 +168,7 @@ impl ApiError {
     fn retry_at(&self) -> Option<u64> {
         match self {
             ApiError::Token(
-                TokenError::Unavailable { retry_at, .. } | TokenError::RateLimited { retry_at },
+                TokenError::Unavailable { retry_at, .. } | TokenError::RateLimited { retry_at, .. },
             ) => Some(*retry_at),
             _ => None,
         }

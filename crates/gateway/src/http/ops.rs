@@ -53,6 +53,14 @@ pub(crate) fn reasons(state: &AppState, store_reachable: bool) -> Vec<Value> {
             "hint": "check the store (Redis or the SQLite file); valid tokens are still served from memory",
         }));
     }
+    if let Some((since, error)) = state.center.store_write_error() {
+        reasons.push(json!({
+            "problem": "store cannot write",
+            "error": error,
+            "since": since,
+            "hint": "free space or fix permissions (SQLite) or memory (Redis); credentials are served from memory meanwhile and would be fetched again after a restart",
+        }));
+    }
     let now = state.center.now();
     for slot in state.center.status() {
         let Some(failure) = &slot.last_failure else {

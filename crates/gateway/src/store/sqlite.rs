@@ -1,13 +1,21 @@
 //! The embedded default: one SQLite file. Blocking calls run on tokio's
 //! blocking pool; one connection behind a mutex is plenty, since the token
 //! center reads from memory and writes only when a credential changes.
+//!
+//! A fetch is announced before it is made: taking the refresh lease writes a
+//! `pending` row, which saving the new credential deletes. A stored
+//! credential with a pending fetch may have been superseded at WeChat (the
+//! process died, or the disk refused the new one), so it is loaded as
+//! expired and fetched again: a restart never trusts a value the previous
+//! run could not persist. A store that cannot write refuses the lease, and
+//! the center then keeps the current credential instead of fetching.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Credential, Kind, Store, StoreError};
+use super::{Credential, Kind, Lease, Store, StoreError};
 
 /// Credentials in a SQLite file.
 #[derive(Debug, Clone)]
@@ -68,6 +76,11 @@ fn prepare(path: &Path) -> rusqlite::Result<Connection> {
              fetched_at INTEGER NOT NULL,
              PRIMARY KEY (appid, kind)
          );
+         CREATE TABLE IF NOT EXISTS pending (
+             appid TEXT NOT NULL,
+             kind  TEXT NOT NULL,
+             PRIMARY KEY (appid, kind)
+         );
          SELECT count(*) FROM credentials;",
     )?;
     Ok(connection)
@@ -106,13 +119,18 @@ impl Store for SqliteStore {
         let appid = appid.to_owned();
         self.with(move |c| {
             c.query_row(
-                "SELECT value, expires_at, fetched_at FROM credentials WHERE appid = ?1 AND kind = ?2",
+                "SELECT value, expires_at, fetched_at,
+                        EXISTS (SELECT 1 FROM pending p WHERE p.appid = c.appid AND p.kind = c.kind)
+                 FROM credentials c WHERE appid = ?1 AND kind = ?2",
                 params![appid, kind.as_str()],
                 |row| {
+                    let fetched_at = row.get(2)?;
+                    let superseded: bool = row.get(3)?;
                     Ok(Credential {
                         value: row.get(0)?,
-                        expires_at: row.get(1)?,
-                        fetched_at: row.get(2)?,
+                        // Possibly superseded since: not trusted.
+                        expires_at: if superseded { fetched_at } else { row.get(1)? },
+                        fetched_at,
                     })
                 },
             )
@@ -129,12 +147,51 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (appid, credential) = (appid.to_owned(), credential.clone());
         self.with(move |c| {
-            c.execute(
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
                 "INSERT INTO credentials (appid, kind, value, expires_at, fetched_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (appid, kind) DO UPDATE SET
                      value = excluded.value, expires_at = excluded.expires_at, fetched_at = excluded.fetched_at",
                 params![appid, kind.as_str(), credential.value, credential.expires_at, credential.fetched_at],
+            )?;
+            tx.execute(
+                "DELETE FROM pending WHERE appid = ?1 AND kind = ?2",
+                params![appid, kind.as_str()],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Writes the `pending` row: fails when the database cannot be written.
+    async fn acquire(
+        &self,
+        appid: &str,
+        kind: Kind,
+        _ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let appid = appid.to_owned();
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO pending (appid, kind) VALUES (?1, ?2)",
+                params![appid, kind.as_str()],
+            )
+        })
+        .await?;
+        Ok(Some(Lease {
+            owner: String::new(),
+            fence: 0,
+        }))
+    }
+
+    /// Nothing was fetched under the lease: the stored credential stands.
+    async fn release(&self, appid: &str, kind: Kind, _lease: &Lease) -> Result<(), StoreError> {
+        let appid = appid.to_owned();
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM pending WHERE appid = ?1 AND kind = ?2",
+                params![appid, kind.as_str()],
             )
             .map(drop)
         })
@@ -147,5 +204,93 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(value: &str, fetched_at: u64) -> Credential {
+        Credential {
+            value: value.into(),
+            expires_at: fetched_at + 7200,
+            fetched_at,
+        }
+    }
+
+    /// Issue #16 (2): a fetch announced by the lease but never saved (the
+    /// disk refused it, or the process died) leaves the stored credential
+    /// untrusted after a restart; a saved or abandoned fetch does not.
+    #[tokio::test]
+    async fn a_credential_whose_successor_was_not_saved_is_not_trusted_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .save("wx1", Kind::AccessToken, &credential("old", 1000))
+            .await
+            .unwrap();
+        store
+            .save("wx1", Kind::JsapiTicket, &credential("ticket", 1000))
+            .await
+            .unwrap();
+        let ttl = std::time::Duration::from_secs(30);
+        // A fetch that WeChat refused: the lease is given back, nothing changed.
+        let lease = store.acquire("wx1", Kind::JsapiTicket, ttl).await.unwrap();
+        store
+            .release("wx1", Kind::JsapiTicket, &lease.unwrap())
+            .await
+            .unwrap();
+        // A fetch whose result never reached the disk.
+        store
+            .acquire("wx1", Kind::AccessToken, ttl)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(store);
+
+        let store = SqliteStore::open(&path).unwrap();
+        let old = store.load("wx1", Kind::AccessToken).await.unwrap().unwrap();
+        assert_eq!(old.value, "old");
+        assert!(
+            !old.is_valid(1001),
+            "a possibly superseded value is expired"
+        );
+        let ticket = store.load("wx1", Kind::JsapiTicket).await.unwrap().unwrap();
+        assert_eq!(ticket, credential("ticket", 1000));
+        // Saving the next one makes it trusted again.
+        store
+            .save("wx1", Kind::AccessToken, &credential("new", 2000))
+            .await
+            .unwrap();
+        let new = store.load("wx1", Kind::AccessToken).await.unwrap().unwrap();
+        assert_eq!(new, credential("new", 2000));
+    }
+
+    /// Issue #16 (2): a database that cannot be written refuses the lease, so
+    /// the center keeps its current credential instead of fetching one it
+    /// could not persist.
+    #[tokio::test]
+    async fn a_read_only_database_refuses_the_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .save("wx1", Kind::AccessToken, &credential("v", 1000))
+            .await
+            .unwrap();
+        store
+            .with(|c| c.execute_batch("PRAGMA query_only = ON;"))
+            .await
+            .unwrap();
+        let ttl = std::time::Duration::from_secs(30);
+        let refused = store.acquire("wx1", Kind::AccessToken, ttl).await;
+        assert!(refused.is_err(), "{refused:?}");
+        assert!(store
+            .load("wx1", Kind::AccessToken)
+            .await
+            .unwrap()
+            .is_some());
     }
 }

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::{AppConfig, TokenApi};
 use crate::metrics::{Metrics, RefreshLabels};
 use crate::status::FailureRecord;
-use crate::store::{mask, Credential, Kind, Lease, Store};
+use crate::store::{mask, Credential, Kind, Lease, Store, StoreError};
 
 use super::upstream::{Failure, FailureClass, Fetched, Upstream};
 
@@ -33,6 +33,12 @@ const LEASE_RETRY: Duration = Duration::from_secs(1);
 const BEIJING_OFFSET: u64 = 8 * 3600;
 /// How many failures the status page lists.
 const RECENT_FAILURES: usize = 20;
+/// Fewest seconds between two scheduled fetches of one credential, whatever
+/// lifetime WeChat announces: at most 1,440 a day, under the classic token's
+/// 2,000-a-day quota.
+const MIN_REFETCH_SECS: u64 = 60;
+/// WeChat's own limit on forced stable_token refreshes a day (§4.2).
+const STABLE_FORCED_PER_DAY: u32 = 20;
 
 /// How waiting on another instance's refresh ended.
 enum Waited {
@@ -50,6 +56,9 @@ pub struct Policy {
     pub jitter: Arc<dyn Fn(u64) -> u64 + Send + Sync>,
     /// Minimum seconds between forced refreshes of one credential (WeChat: 30 for stable tokens).
     pub forced_refresh_interval: u64,
+    /// Most forced refreshes of one credential a day (Beijing time); stable
+    /// access tokens get at most WeChat's own 20.
+    pub forced_refresh_daily_limit: u32,
     /// Pause after a configuration error (wrong secret, whitelist…), seconds.
     pub config_error_pause: u64,
     /// Longest backoff after transient failures, seconds.
@@ -67,6 +76,7 @@ impl Default for Policy {
                 }
             }),
             forced_refresh_interval: 30,
+            forced_refresh_daily_limit: 100,
             config_error_pause: 300,
             max_backoff: 60,
         }
@@ -87,6 +97,10 @@ impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Policy")
             .field("forced_refresh_interval", &self.forced_refresh_interval)
+            .field(
+                "forced_refresh_daily_limit",
+                &self.forced_refresh_daily_limit,
+            )
             .field("config_error_pause", &self.config_error_pause)
             .field("max_backoff", &self.max_backoff)
             .finish_non_exhaustive()
@@ -107,11 +121,14 @@ pub enum TokenError {
         /// No call to WeChat before this time, Unix seconds.
         retry_at: u64,
     },
-    /// A forced refresh came too soon after the previous one.
+    /// A forced refresh came too soon after the previous one, or the day's
+    /// forced refreshes are spent.
     #[error("forced refresh rate-limited until {retry_at}")]
     RateLimited {
         /// When a forced refresh is allowed again, Unix seconds.
         retry_at: u64,
+        /// The daily limit, when that is what was reached.
+        daily_limit: Option<u32>,
     },
 }
 
@@ -152,6 +169,8 @@ struct Health {
     /// No call to WeChat before this time (backoff, config pause, quota).
     not_before: u64,
     last_forced: Option<u64>,
+    /// (Beijing day number, forced refreshes that day).
+    forced_today: (u64, u32),
     /// When to renew the current credential (expiry − refresh_ahead − jitter).
     refresh_at: u64,
     fetches: u64,
@@ -219,6 +238,8 @@ pub(super) struct Inner {
     metrics: Arc<Metrics>,
     /// The latest failures, newest first.
     recent: Mutex<VecDeque<FailureRecord>>,
+    /// The last write the store refused (when, why), until one succeeds.
+    store_write_error: Mutex<Option<(u64, String)>>,
 }
 
 impl TokenCenter {
@@ -246,6 +267,7 @@ impl TokenCenter {
                 policy,
                 metrics,
                 recent: Mutex::new(VecDeque::new()),
+                store_write_error: Mutex::new(None),
             }),
         }
     }
@@ -263,6 +285,36 @@ impl TokenCenter {
     /// The store behind the center.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// When and why the store last refused a write, unless a write has
+    /// succeeded since: credentials are then served from memory only, and a
+    /// restart would not find them.
+    pub fn store_write_error(&self) -> Option<(u64, String)> {
+        self.inner
+            .store_write_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records the outcome of a write to the store.
+    fn store_written(&self, result: Result<(), &StoreError>) {
+        let mut error = self
+            .inner
+            .store_write_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => *error = None,
+            Err(e) => {
+                self.inner.metrics.store_write_failures.inc();
+                if error.is_none() {
+                    tracing::error!(error = %e, "the store refused a write; credentials are served from memory until it accepts one");
+                }
+                *error = Some((self.now(), e.to_string()));
+            }
+        }
     }
 
     /// The current time of the center's clock.
@@ -367,9 +419,23 @@ impl TokenCenter {
             if let Some(last) = health.last_forced.filter(|last| now < last + interval) {
                 return Err(TokenError::RateLimited {
                     retry_at: last + interval,
+                    daily_limit: None,
+                });
+            }
+            let limit = self.forced_daily_limit(appid, kind);
+            let today = beijing_day(now);
+            let spent = match health.forced_today {
+                (day, n) if day == today => n,
+                _ => 0,
+            };
+            if spent >= limit {
+                return Err(TokenError::RateLimited {
+                    retry_at: next_beijing_midnight(now),
+                    daily_limit: Some(limit),
                 });
             }
             health.last_forced = Some(now);
+            health.forced_today = (today, spent + 1);
         }
         tracing::info!(appid, token.kind = %kind, invalid = %mask(invalid), "compare-and-refresh: forcing a new credential");
         self.fetch(appid, kind, slot, true).await
@@ -512,6 +578,7 @@ impl TokenCenter {
                 }
             }
             Err(e) if previous.as_ref().is_some_and(|p| p.is_valid(now)) => {
+                self.store_written(Err(&e));
                 let failure = Failure {
                     class: FailureClass::Transient,
                     errcode: None,
@@ -524,12 +591,13 @@ impl TokenCenter {
                 return Err(TokenError::Unavailable { failure, retry_at });
             }
             Err(e) => {
+                self.store_written(Err(&e));
                 tracing::warn!(appid, token.kind = %kind, error = %e, "store unavailable; fetching without the lease");
                 None
             }
         };
         slot.leased.store(lease.is_some(), Ordering::Relaxed);
-        let result = self
+        let (result, unsaved) = self
             .fetch_leased(
                 appid,
                 kind,
@@ -541,7 +609,10 @@ impl TokenCenter {
             )
             .await;
         slot.leased.store(false, Ordering::Relaxed);
-        if let Some(lease) = &lease {
+        // A credential fetched but not saved keeps its lease unreleased: the
+        // store then knows its stored value may be superseded (SQLite does not
+        // trust it after a restart; Redis lets the lease expire).
+        if let Some(lease) = lease.as_ref().filter(|_| !unsaved) {
             if let Err(e) = self.inner.store.release(appid, kind, lease).await {
                 tracing::warn!(appid, token.kind = %kind, error = %e, "could not release the refresh lease; it expires by itself");
             }
@@ -549,7 +620,8 @@ impl TokenCenter {
         result
     }
 
-    /// The fetch itself, under the lease (or without one when the store is down).
+    /// The fetch itself, under the lease (or without one when the store is
+    /// down); `true` beside it when a fetched credential could not be saved.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_leased(
         &self,
@@ -560,14 +632,15 @@ impl TokenCenter {
         previous: Option<&Credential>,
         forced: bool,
         lease: Option<&Lease>,
-    ) -> Result<Credential, TokenError> {
+    ) -> (Result<Credential, TokenError>, bool) {
         // Another instance may have stored a newer credential just before we got the lease.
         if lease.is_some() {
             if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
                 self.keep(slot, appid, kind, &stored);
-                return Ok(stored);
+                return (Ok(stored), false);
             }
         }
+        let mut unsaved = false;
         let result = match kind {
             Kind::AccessToken => self.inner.upstream.access_token(app, forced).await,
             _ => self.fetch_ticket(appid, kind).await,
@@ -594,6 +667,7 @@ impl TokenCenter {
                         .await
                         .map(|()| true),
                 };
+                self.store_written(saved.as_ref().map(drop));
                 match saved {
                     Ok(true) => {}
                     Ok(false) => {
@@ -606,6 +680,7 @@ impl TokenCenter {
                         }
                     }
                     Err(e) => {
+                        unsaved = true;
                         tracing::warn!(appid, token.kind = %kind, error = %e, "could not persist; serving from memory");
                     }
                 }
@@ -629,7 +704,7 @@ impl TokenCenter {
                 }
                 tracing::info!(appid, token.kind = %kind, expires_in, forced, "fetched from WeChat");
                 slot.set(credential.clone(), refresh_at);
-                Ok(credential)
+                (Ok(credential), unsaved)
             }
             Err(failure) => {
                 self.count_refresh(appid, kind, failure.class.as_str());
@@ -638,7 +713,7 @@ impl TokenCenter {
                 let still_valid = previous.is_some_and(|p| p.is_valid(now));
                 log_failure(appid, kind, &failure, retry_at, still_valid);
                 slot.generation.send_modify(|g| *g += 1);
-                Err(TokenError::Unavailable { failure, retry_at })
+                (Err(TokenError::Unavailable { failure, retry_at }), false)
             }
         }
     }
@@ -832,6 +907,15 @@ impl TokenCenter {
         health.not_before
     }
 
+    /// How many forced refreshes of this credential a day may cause.
+    fn forced_daily_limit(&self, appid: &str, kind: Kind) -> u32 {
+        let limit = self.inner.policy.forced_refresh_daily_limit;
+        match self.app(appid).map(|a| a.token_api) {
+            Some(TokenApi::Stable) if kind == Kind::AccessToken => limit.min(STABLE_FORCED_PER_DAY),
+            _ => limit,
+        }
+    }
+
     /// When to renew: `refresh_ahead` (plus up to a tenth of it in jitter)
     /// before expiry; for stable tokens 280–300 s before, when WeChat rolls them.
     fn refresh_at(&self, appid: &str, kind: Kind, credential: &Credential) -> u64 {
@@ -848,14 +932,16 @@ impl TokenCenter {
             }
         };
         let jitter = (self.inner.policy.jitter)(spread);
-        // Never before half the lifetime: a short `expires_in` must not turn the
-        // refresher into a loop that burns the daily quota.
+        // Never before half the lifetime, nor sooner than MIN_REFETCH_SECS after
+        // the fetch: a short `expires_in` must not turn the refresher into a
+        // loop that burns the daily quota.
         let half_life =
             credential.fetched_at + credential.expires_at.saturating_sub(credential.fetched_at) / 2;
         credential
             .expires_at
             .saturating_sub(ahead + jitter)
             .max(half_life)
+            .max(credential.fetched_at + MIN_REFETCH_SECS)
     }
 }
 

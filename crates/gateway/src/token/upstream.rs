@@ -11,6 +11,9 @@ use crate::config::{AppConfig, TokenApi, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::store::Kind;
 
+/// The shortest lifetime believed from WeChat, seconds (its own are 7200).
+pub const MIN_LIFETIME_SECS: u64 = 60;
+
 /// A credential as WeChat handed it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -303,11 +306,21 @@ fn read(
         return Err(Failure::from_errcode(appid, answer.errcode, &answer.errmsg));
     }
     match (value(&mut answer), answer.expires_in) {
-        // WeChat's lifetimes are 7200 s; anything past two days is not believed.
-        (Some(value), Some(expires_in)) if !value.is_empty() && expires_in > 0 => Ok(Fetched {
-            value,
-            expires_in: expires_in.min(2 * 86_400),
-        }),
+        // WeChat's lifetimes are 7200 s (a stable token's never under 300 s);
+        // anything past two days is not believed, and a lifetime under a
+        // minute is a misbehaving upstream, not a credential to schedule by.
+        (Some(value), Some(expires_in)) if !value.is_empty() => {
+            if expires_in < MIN_LIFETIME_SECS {
+                return Err(Failure::transient(format!(
+                    "WeChat's answer had an implausibly short expires_in ({expires_in} s, under \
+                     {MIN_LIFETIME_SECS} s); not used"
+                )));
+            }
+            Ok(Fetched {
+                value,
+                expires_in: expires_in.min(2 * 86_400),
+            })
+        }
         _ => Err(Failure::transient(
             "WeChat's answer had no credential or no expires_in",
         )),

@@ -280,3 +280,63 @@ async fn every_answer_carries_a_request_id_and_a_sane_one_is_kept() {
         .unwrap();
     assert_ne!(replaced.headers()["x-request-id"], "bad id\twith junk");
 }
+
+/// Issue #16 (2): a store that refuses writes (a full disk) is visible on
+/// `/readyz`, `/metrics` and `/admin`; the current token is kept (a renewal it
+/// could not persist would be lost at a restart) until writes work again.
+#[tokio::test]
+async fn a_store_that_cannot_write_turns_readiness_red_and_keeps_the_current_token() {
+    let switch = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = switch.clone();
+    let env = Setup::new()
+        .wrap_store(move |store| {
+            let wrapped = wxgate_testkit::store::WriteSwitch::new(store);
+            *slot.lock().unwrap() = Some(wrapped.clone());
+            wrapped
+        })
+        .start()
+        .await;
+    let switch = switch.lock().unwrap().clone().unwrap();
+    let token = env.access_token().await;
+    assert_eq!(readyz(&env).await.0, 200);
+
+    switch.refuse_writes(true);
+    env.advance(6600).await;
+    let (status, body) = readyz(&env).await;
+    assert_eq!(status, 503, "{body}");
+    let reason = &body["reasons"][0];
+    assert_eq!(reason["problem"], "store cannot write", "{body}");
+    assert!(
+        reason["error"].as_str().unwrap().contains("disk is full"),
+        "{body}"
+    );
+    assert_eq!(env.token_calls(), 1, "no fetch it could not persist");
+    assert_eq!(
+        env.access_token().await,
+        token,
+        "the current token is served"
+    );
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wxgate_store_write_failures_total "))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(failures >= 1, "{metrics}");
+
+    switch.refuse_writes(false);
+    env.advance(60).await;
+    assert_eq!(env.token_calls(), 2, "renewed once writes work again");
+    assert_ne!(env.access_token().await, token);
+    let (status, body) = readyz(&env).await;
+    assert_eq!(status, 200, "{body}");
+}

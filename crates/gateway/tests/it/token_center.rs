@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::json;
+use wxgate_gateway::clock::Clock;
 
 use crate::{Env, Setup, APPID};
 
@@ -169,4 +170,88 @@ async fn a_lifetime_shorter_than_refresh_ahead_renews_at_half_life_not_in_a_loop
         "{} calls",
         env.token_calls()
     );
+}
+
+/// Forced refreshes until the day's budget is spent: how many succeeded, and the refusal.
+async fn force_until_refused(env: &Env) -> (u32, serde_json::Value) {
+    let path = format!("/v1/apps/{APPID}/access_token/refresh");
+    let mut token = env.access_token().await;
+    for forced in 0..1000 {
+        let (status, body) = env
+            .client_post(&path, json!({ "invalid_token": token }))
+            .await;
+        if status != 200 {
+            assert_eq!(status, 429, "{body}");
+            return (forced, body);
+        }
+        token = body["access_token"].as_str().unwrap().to_owned();
+        env.advance(31).await;
+    }
+    panic!("forced refreshes were never refused");
+}
+
+/// Issue #16 (17): forced refreshes have a daily budget per credential (100;
+/// a stable token WeChat's own 20), so reports of "invalid" tokens every 30 s
+/// cannot spend the classic token's 2,000-a-day quota. It resets at midnight, Beijing time.
+#[tokio::test]
+async fn forced_refreshes_have_a_daily_budget() {
+    let env = Setup::new().start().await;
+    let (forced, refused) = force_until_refused(&env).await;
+    assert_eq!(forced, 100);
+    assert_eq!(env.token_calls(), 101);
+    assert_eq!(refused["error"]["code"], "refresh_rate_limited");
+    // 2024-01-02 00:00 Beijing time.
+    assert_eq!(refused["error"]["retry_at"], 1_704_124_800);
+    assert!(
+        refused["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("the day's 100 forced refreshes"),
+        "{refused}"
+    );
+    let stable = Setup::new().stable().start().await;
+    let (forced, refused) = force_until_refused(&stable).await;
+    assert_eq!(forced, 20, "{refused}");
+    // Past midnight the budget is back.
+    let now = stable.clock.now();
+    stable.advance(1_704_124_800 - now).await;
+    let (forced, _) = force_until_refused(&stable).await;
+    assert_eq!(forced, 20);
+}
+
+/// Issue #16 (1): WeChat answering `expires_in: 1` burned the day's quota
+/// (2,000 calls in a second for one client request). A lifetime under a
+/// minute is a failure, retried with backoff, and never drives the schedule.
+#[tokio::test]
+async fn an_implausibly_short_lifetime_is_a_failure_not_a_loop() {
+    let env = Setup::new().sim(|c| c.expires_in = 1).start().await;
+    let path = format!("/v1/apps/{APPID}/access_token");
+    let (status, body) = env.client_get(&path).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("implausibly short expires_in (1 s"),
+        "{body}"
+    );
+    // A client asking every second for a minute: a handful of calls, not thousands.
+    for _ in 0..60 {
+        env.advance(1).await;
+        env.client_get(&path).await;
+    }
+    assert!(env.token_calls() <= 8, "{} calls", env.token_calls());
+}
+
+/// Issue #16 (1): the shortest believed lifetime still renews no more than
+/// once a minute (1,440 a day at worst, under the 2,000-a-day quota).
+#[tokio::test]
+async fn renewals_are_at_least_a_minute_apart() {
+    let env = Setup::new().sim(|c| c.expires_in = 60).start().await;
+    env.access_token().await;
+    for _ in 0..60 * 6 {
+        env.advance(10).await;
+    }
+    // One hour: the first fetch and one renewal a minute.
+    assert!(env.token_calls() <= 61, "{} calls", env.token_calls());
 }

@@ -173,7 +173,7 @@ fn header(s: &Snapshot) -> String {
 <h1>{BRAND} <span class="muted">status</span></h1>
 <div class="summary">
 <span class="fact"><span class="label">instance</span> <code>{instance}</code></span>
-<span class="fact"><span class="label">store</span> {backend} {reachable}</span>
+<span class="fact"><span class="label">store</span> {backend} {reachable}{write}</span>
 <span class="fact" id="ready">{ready}</span>
 <span class="live" id="live" title="{at}">snapshot</span>
 </div>
@@ -181,6 +181,13 @@ fn header(s: &Snapshot) -> String {
         instance = esc(&s.instance),
         backend = esc(s.store.backend),
         reachable = badge(s.store.reachable, "reachable", "unreachable"),
+        write = match &s.store.write_error {
+            Some(e) => format!(
+                r#" <span class="badge bad" title="{}">cannot write</span>"#,
+                esc(e)
+            ),
+            None => String::new(),
+        },
         ready = badge(s.ready, "ready", "not ready"),
         at = utc(s.now),
     )
@@ -406,6 +413,7 @@ mod tests {
             store: StoreStatus {
                 backend: "sqlite",
                 reachable: true,
+                write_error: Some("disk <full>".into()),
             },
             ready: false,
             apps: vec![AppStatus {
@@ -448,6 +456,10 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
         assert!(html.contains(r#"<body data-now="1000">"#), "{html}");
+        assert!(
+            html.contains(r#"title="disk &lt;full&gt;">cannot write</span>"#),
+            "{html}"
+        );
     }
 
     #[test]

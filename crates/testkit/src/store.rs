@@ -1,0 +1,77 @@
+//! A store whose writes can be switched off, as a full disk or a Redis out of
+//! memory would: reads keep working, every write (save, lease) fails.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wxgate_gateway::store::{Credential, Kind, Lease, Store, StoreError};
+
+/// Wraps a store; [`WriteSwitch::refuse_writes`] makes every write fail.
+#[derive(Debug)]
+pub struct WriteSwitch {
+    inner: Arc<dyn Store>,
+    refusing: AtomicBool,
+}
+
+impl WriteSwitch {
+    /// Wraps `inner`, writes accepted.
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            refusing: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether writes fail from now on.
+    pub fn refuse_writes(&self, refuse: bool) {
+        self.refusing.store(refuse, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.refusing.load(Ordering::SeqCst) {
+            Err(StoreError("database or disk is full".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for WriteSwitch {
+    async fn load(&self, appid: &str, kind: Kind) -> Result<Option<Credential>, StoreError> {
+        self.inner.load(appid, kind).await
+    }
+
+    async fn save(
+        &self,
+        appid: &str,
+        kind: Kind,
+        credential: &Credential,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.save(appid, kind, credential).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn acquire(
+        &self,
+        appid: &str,
+        kind: Kind,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.check()?;
+        self.inner.acquire(appid, kind, ttl).await
+    }
+
+    async fn release(&self, appid: &str, kind: Kind, lease: &Lease) -> Result<(), StoreError> {
+        self.inner.release(appid, kind, lease).await
+    }
+}
