@@ -61,7 +61,8 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
     /// Most pushes remembered for recognising WeChat's retries (default
     /// 10 000, about 10 MB: WeChat's retries come within 15 s, so this covers
-    /// them up to about 650 pushes a second). Each is kept for the timestamp tolerance + 60 s;
+    /// them up to about 650 pushes a second). Each is kept for twice the timestamp
+    /// tolerance + 60 s (a push may be dated up to the tolerance ahead);
     /// past this many the oldest is forgotten early, so memory stays bounded
     /// under any load.
     pub dedupe_capacity: usize,

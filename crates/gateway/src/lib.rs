@@ -111,7 +111,10 @@ impl Gateway {
             upstream,
             Duration::from_millis(config.server.reply_budget_ms),
             Duration::from_millis(config.server.webhook_timeout_ms),
-            config.server.timestamp_tolerance_secs + 60,
+            // A push is accepted until its timestamp is `tolerance` old, and its
+            // timestamp may be `tolerance` ahead of its arrival: remember it
+            // until then, and a minute more.
+            2 * config.server.timestamp_tolerance_secs + 60,
             config.server.dedupe_capacity,
         );
         let proxy = proxy::Proxy::new(&config.upstream, &config.proxy, metrics.clone());

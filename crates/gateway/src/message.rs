@@ -21,7 +21,7 @@ use crate::metrics::{AppLabels, PushLabels};
 use crate::status::{PushStats, WebhookStatus};
 use crate::store::PushClaim;
 use crate::token::{TokenCenter, Upstream};
-use dedupe::{Answer, Dedupe};
+use dedupe::{Answer, Dedupe, Window};
 
 /// Longest wait for the shared dedupe's claim before handling the push here.
 const CLAIM_TIMEOUT: Duration = Duration::from_millis(500);
@@ -65,6 +65,9 @@ pub struct Dispatcher {
     upstream: Upstream,
     http: reqwest::Client,
     dedupe: Dedupe,
+    /// The body first seen with each signature of a push whose body no
+    /// signature covers (plain mode): SHA-256, by appid and signed query.
+    unsigned_bodies: Mutex<Window<[u8; 32]>>,
     /// Time to answer WeChat in, from the push's arrival, webhook included (WeChat waits 5 s).
     budget: Duration,
     /// How long a late webhook answer is still awaited.
@@ -92,6 +95,7 @@ impl Dispatcher {
             upstream,
             http,
             dedupe: Dedupe::new(dedupe_window, dedupe_capacity),
+            unsigned_bodies: Mutex::new(Window::new(dedupe_window, dedupe_capacity)),
             budget,
             webhook_timeout,
             figures: Mutex::new(HashMap::new()),
@@ -196,6 +200,54 @@ impl Dispatcher {
             last_failure_at: f.and_then(|f| f.webhook_last_error.as_ref().map(|e| e.0)),
             last_ok_at: f.and_then(|f| f.webhook_last_ok),
         })
+    }
+
+    /// In plain mode WeChat's signature covers the timestamp and nonce, not the
+    /// body, so one captured URL could carry any body while its timestamp is
+    /// accepted. The first body seen with a signed query is bound to it (in
+    /// this instance, and across instances through a shared store): a retry,
+    /// byte-identical, passes; another body is refused.
+    pub async fn bind_unsigned_body(
+        &self,
+        appid: &str,
+        query: &wxgate_proto::PushQuery,
+        body: &[u8],
+    ) -> Result<(), crate::http::ApiError> {
+        use sha2::{Digest, Sha256};
+        let key = format!(
+            "{appid}:{}:{}:{}",
+            query.timestamp, query.nonce, query.signature
+        );
+        let digest: [u8; 32] = Sha256::digest(body).into();
+        let (bound, _) = self
+            .unsigned_bodies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(key.clone(), self.center.now(), || digest);
+        if bound != digest {
+            return Err(crate::http::ApiError::BodyMismatch);
+        }
+        let store = self.center.store();
+        if store.shares_pushes() {
+            let ttl = Duration::from_secs(self.dedupe.window());
+            let hex = hex::encode(digest);
+            match tokio::time::timeout(CLAIM_TIMEOUT, store.bind_once(&key, &hex, ttl)).await {
+                Ok(Ok(Some(other))) if other != hex => {
+                    return Err(crate::http::ApiError::BodyMismatch)
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(appid, error = %e, "shared body check unavailable; checked in this instance only")
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        appid,
+                        "shared body check timed out; checked in this instance only"
+                    )
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The answer to `push` (plaintext reply XML, or `None` for `success`).
@@ -308,6 +360,7 @@ impl Dispatcher {
         let this = self.clone();
         let (url, secret, appid, push_owned) =
             (url.clone(), secret.clone(), app.appid.clone(), push.clone());
+        let mode = app.push_mode_name();
         let now = self.center.now();
         let started = tokio::time::Instant::now();
         let mut call = tokio::spawn(async move {
@@ -316,6 +369,7 @@ impl Dispatcher {
                 &url,
                 &secret,
                 &appid,
+                mode,
                 &push_owned,
                 now,
                 this.webhook_timeout,

@@ -193,6 +193,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Ok(PushClaim::First)
     }
 
+    /// Binds `value` to `key` for `ttl` unless something is bound already, and
+    /// returns what was bound before (`None`: `value` is bound now). Only a
+    /// shared store binds across instances; the others answer `None`.
+    async fn bind_once(
+        &self,
+        _key: &str,
+        _value: &str,
+        _ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
     /// Records the answer to a claimed push, for retries that land on other instances.
     async fn answer_push(
         &self,

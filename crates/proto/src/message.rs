@@ -9,6 +9,7 @@
 use crate::fields::Fields;
 use crate::xml::{self, Element, XmlWriter};
 use crate::MessageError;
+use sha1::Digest as _;
 
 /// One message or event pushed by WeChat.
 #[derive(Debug, Clone, PartialEq)]
@@ -266,24 +267,28 @@ impl Push {
     }
 
     /// The key that identifies WeChat's retries of this push (protocol reference
-    /// §2.8): `m:{MsgId}` for messages, `e:{FromUserName}:{CreateTime}:{Event}`
-    /// for events. Prefix it with the appid when keys of several accounts share a store.
+    /// §2.8): `m:{MsgId}` for messages; for events (and anything without a
+    /// `MsgId`) `e:{FromUserName}:{CreateTime}:{Event}:{digest}`, where the
+    /// digest (16 hex digits of SHA-1) covers every field of the push. WeChat's
+    /// retries are identical, so they share the key; two different events of one
+    /// user in one second (two menu clicks, two template results) do not.
+    /// Prefix it with the appid when keys of several accounts share a store.
     pub fn dedupe_key(&self) -> String {
-        match (self.msg_id(), &self.kind) {
-            (Some(id), _) => format!("m:{id}"),
-            (None, PushKind::Event(event)) => format!(
-                "e:{}:{}:{}",
-                self.from_user_name,
-                self.create_time,
-                event.name()
-            ),
-            (None, kind) => format!(
-                "e:{}:{}:{}",
-                self.from_user_name,
-                self.create_time,
-                kind.msg_type()
-            ),
+        if let Some(id) = self.msg_id() {
+            return format!("m:{id}");
         }
+        let name = match &self.kind {
+            PushKind::Event(event) => event.name(),
+            kind => kind.msg_type(),
+        };
+        let digest = sha1::Sha1::digest(self.to_xml().as_bytes());
+        format!(
+            "e:{}:{}:{}:{}",
+            self.from_user_name,
+            self.create_time,
+            name,
+            hex::encode(&digest[..8])
+        )
     }
 
     /// Serialises the push as WeChat sends it (plaintext mode body).

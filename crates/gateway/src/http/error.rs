@@ -42,6 +42,9 @@ pub enum ApiError {
     /// A push failed its signature, mode or decryption checks.
     #[error("push refused: {0}")]
     Push(#[from] wxgate_proto::EnvelopeError),
+    /// A plain-mode push whose signed query came earlier with another body.
+    #[error("push refused: this signature came earlier with another body")]
+    BodyMismatch,
     /// A push signed too far from now.
     #[error("timestamp outside the accepted window")]
     StaleTimestamp,
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::Token(TokenError::UnknownApp(_)) => (StatusCode::NOT_FOUND, "unknown_app"),
             ApiError::PushNotConfigured(_) => (StatusCode::NOT_FOUND, "push_not_configured"),
             ApiError::StaleTimestamp => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
+            ApiError::BodyMismatch => (StatusCode::UNAUTHORIZED, "body_mismatch"),
             ApiError::Push(
                 wxgate_proto::EnvelopeError::Signature | wxgate_proto::EnvelopeError::MsgSignature,
             ) => (StatusCode::UNAUTHORIZED, "bad_signature"),

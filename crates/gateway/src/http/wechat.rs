@@ -128,7 +128,16 @@ pub(crate) async fn receive(
 ) -> Result<Response, ApiError> {
     let q = q.push;
     let result = open(&state, &appid, &q, &body);
-    let (app, token, push) = match result {
+    let opened = match result {
+        // WeChat's signature covers the body only through msg_signature.
+        Ok(opened) if q.msg_signature.is_none() => state
+            .dispatcher
+            .bind_unsigned_body(&appid, &q, &body)
+            .await
+            .map(|()| opened),
+        other => other,
+    };
+    let (app, token, push) = match opened {
         Ok(opened) => opened,
         Err(e) => {
             state.dispatcher.count_rejected(&appid);

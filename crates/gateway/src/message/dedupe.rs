@@ -17,21 +17,65 @@ pub type Answer = Option<String>;
 
 type SharedAnswer = Shared<BoxFuture<'static, Answer>>;
 
+/// Values by key for a window of seconds from their arrival, at most
+/// `capacity` of them (past it the oldest are forgotten early), so memory
+/// stays bounded under any load. Expiry looks at the oldest entry only: O(1).
+#[derive(Debug)]
+pub struct Window<V> {
+    /// Seconds an entry is kept.
+    secs: u64,
+    capacity: usize,
+    entries: HashMap<String, V>,
+    /// Keys by arrival.
+    order: VecDeque<(u64, String)>,
+}
+
+impl<V: Clone> Window<V> {
+    /// Entries kept for `secs` seconds, at most `capacity` (at least 1) of them.
+    pub fn new(secs: u64, capacity: usize) -> Self {
+        Self {
+            secs,
+            capacity: capacity.max(1),
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// The value kept for `key`, or `make`'s, kept from `now` on; `true` when
+    /// `key` was there already.
+    pub fn get_or_insert_with(
+        &mut self,
+        key: String,
+        now: u64,
+        make: impl FnOnce() -> V,
+    ) -> (V, bool) {
+        while let Some((at, _)) = self.order.front() {
+            if at.saturating_add(self.secs) > now {
+                break;
+            }
+            let (_, old) = self.order.pop_front().expect("front exists");
+            self.entries.remove(&old);
+        }
+        if let Some(value) = self.entries.get(&key) {
+            return (value.clone(), true);
+        }
+        while self.order.len() >= self.capacity {
+            let (_, old) = self.order.pop_front().expect("full, so not empty");
+            self.entries.remove(&old);
+        }
+        let value = make();
+        self.entries.insert(key.clone(), value.clone());
+        self.order.push_back((now, key));
+        (value, false)
+    }
+}
+
 /// In-process dedupe of pushes by key.
 #[derive(Debug)]
 pub struct Dedupe {
     /// Seconds an answer stays cached.
     window: u64,
-    /// Most pushes remembered; past it the oldest are forgotten early.
-    capacity: usize,
-    entries: Mutex<Entries>,
-}
-
-#[derive(Debug, Default)]
-struct Entries {
-    answers: HashMap<String, SharedAnswer>,
-    /// Keys by arrival, so expiry looks at the oldest only.
-    order: VecDeque<(u64, String)>,
+    answers: Mutex<Window<SharedAnswer>>,
 }
 
 impl Dedupe {
@@ -45,8 +89,7 @@ impl Dedupe {
     pub fn new(window: u64, capacity: usize) -> Self {
         Self {
             window,
-            capacity: capacity.max(1),
-            entries: Mutex::new(Entries::default()),
+            answers: Mutex::new(Window::new(window, capacity)),
         }
     }
 
@@ -67,31 +110,17 @@ impl Dedupe {
         now: u64,
         work: impl Future<Output = Answer> + Send + 'static,
     ) -> (PendingAnswer, bool) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some((at, _)) = entries.order.front() {
-            if at.saturating_add(self.window) > now {
-                break;
-            }
-            let (_, old) = entries.order.pop_front().expect("front exists");
-            entries.answers.remove(&old);
-        }
-        if let Some(answer) = entries.answers.get(&key) {
-            return (PendingAnswer(Some(answer.clone())), true);
-        }
-        while entries.order.len() >= self.capacity {
-            let (_, old) = entries.order.pop_front().expect("full, so not empty");
-            entries.answers.remove(&old);
-        }
-        // A panic while handling answers `success`, as WeChat expects, instead
-        // of taking the connection down.
-        let answer = AssertUnwindSafe(work)
-            .catch_unwind()
-            .map(|done| done.unwrap_or(None))
-            .boxed()
-            .shared();
-        entries.answers.insert(key.clone(), answer.clone());
-        entries.order.push_back((now, key));
-        (PendingAnswer(Some(answer)), false)
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let (answer, seen) = answers.get_or_insert_with(key, now, || {
+            // A panic while handling answers `success`, as WeChat expects,
+            // instead of taking the connection down.
+            AssertUnwindSafe(work)
+                .catch_unwind()
+                .map(|done| done.unwrap_or(None))
+                .boxed()
+                .shared()
+        });
+        (PendingAnswer(Some(answer)), seen)
     }
 }
 

@@ -37,18 +37,22 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Calls the webhook with `push`; `Ok(None)` when it answers 204 or an empty body.
+/// Calls the webhook with `push`, received in `mode` (`plain`: its content is
+/// not authenticated by WeChat's signature); `Ok(None)` when it answers 204
+/// or an empty body.
 pub async fn call(
     http: &reqwest::Client,
     url: &url::Url,
     secret: &SecretString,
     appid: &str,
+    mode: &str,
     push: &Push,
     now: u64,
     timeout: Duration,
 ) -> Result<Option<ReplyBody>, WebhookError> {
-    let body = serde_json::to_vec(&serde_json::json!({ "appid": appid, "push": push }))
-        .expect("a push serialises");
+    let body =
+        serde_json::to_vec(&serde_json::json!({ "appid": appid, "mode": mode, "push": push }))
+            .expect("a push serialises");
     let response = http
         .post(url.clone())
         .header("content-type", "application/json")

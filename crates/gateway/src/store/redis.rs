@@ -352,6 +352,22 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn bind_once(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        timed(async {
+            let key = format!("{}bind:{key}", self.prefix);
+            if self.set_if_absent(&key, value, ttl).await? {
+                return Ok(None);
+            }
+            self.connection.clone().get(&key).await.map_err(error)
+        })
+        .await
+    }
+
     async fn answer_push(
         &self,
         key: &str,

@@ -448,3 +448,96 @@ print(json.dumps({"status": r.status_code, "reply": xmltodict.parse(plain)["xml"
     assert_eq!(answer["reply"]["ToUserName"], "oUser_py");
     assert_eq!(answer["reply"]["MsgType"], "text");
 }
+
+fn webhook_setup(hook_url: &str, mode: &str) -> Setup {
+    Setup::new().app(&app_toml(mode)).app(&format!(
+        "webhook = \"{hook_url}\"\nwebhook_secret = \"{HOOK_SECRET}\""
+    ))
+}
+
+/// Issue #16 (3): two different events of one user in one second (two menu
+/// clicks, two template results) are two pushes: both reach the webhook,
+/// while a retry of either still does not.
+#[tokio::test]
+async fn different_events_of_one_user_in_one_second_all_reach_the_webhook() {
+    let (hook_url, hook) = start_hook(Duration::ZERO).await;
+    let env = webhook_setup(&hook_url, "safe").start().await;
+    let events = [
+        "<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[menu_a]]></EventKey>",
+        "<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[menu_b]]></EventKey>",
+        "<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>1001</MsgID><Status><![CDATA[success]]></Status>",
+        "<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>1002</MsgID><Status><![CDATA[success]]></Status>",
+    ];
+    for fields in events {
+        let xml = sample_xml("event", fields, T0);
+        let name = if fields.contains("CLICK") {
+            "CLICK"
+        } else {
+            "TEMPLATESENDJOBFINISH"
+        };
+        let reply = reply_text(&push_xml(&env, "safe", &xml).await);
+        assert_eq!(reply, format!("hook:{name}"));
+        // WeChat's retry of the same event is answered from the first delivery.
+        push_xml(&env, "safe", &xml).await;
+    }
+    let seen = hook.seen.lock().unwrap();
+    let keys: Vec<_> = seen
+        .iter()
+        .map(|r| {
+            let push = &r["push"];
+            format!(
+                "{}{}",
+                push["event_key"].as_str().unwrap_or(""),
+                push["msg_id"]
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 4, "each event once: {keys:?}");
+    assert!(seen.iter().all(|r| r["mode"] == "safe"), "{seen:?}");
+}
+
+/// Issue #16 (7): a push dated ahead of time is remembered until its own
+/// timestamp leaves the accepted window, so replaying it later is recognised.
+#[tokio::test]
+async fn a_future_dated_push_replayed_after_its_arrival_window_is_still_a_duplicate() {
+    let (hook_url, hook) = start_hook(Duration::ZERO).await;
+    let env = webhook_setup(&hook_url, "plain").start().await;
+    let xml = sample_xml(
+        "text",
+        "<Content>later</Content><MsgId>4242</MsgId>",
+        T0 + 300,
+    );
+    assert_eq!(post(&env, signed(T0 + 300, &xml)).await.0, 200);
+    // Past the old window (tolerance + 60 s from arrival), still within the
+    // timestamp's tolerance: the replay is accepted by the signature checks…
+    env.advance(361).await;
+    let (status, body) = post(&env, signed(T0 + 300, &xml)).await;
+    assert_eq!(status, 200, "{body}");
+    // …and recognised as the push already handled.
+    assert_eq!(hook.seen.lock().unwrap().len(), 1);
+}
+
+/// Issue #16 (6): in plain mode the signature does not cover the body; the
+/// first body seen with a signed query is bound to it. WeChat's retry passes,
+/// another body under a captured URL is refused, and the webhook is told the
+/// push came in plain mode.
+#[tokio::test]
+async fn a_captured_plain_mode_url_cannot_carry_another_body() {
+    let (hook_url, hook) = start_hook(Duration::ZERO).await;
+    let env = webhook_setup(&hook_url, "plain").start().await;
+    let genuine = sample_xml("text", "<Content>hi</Content><MsgId>1</MsgId>", T0);
+    let forged = sample_xml("text", "<Content>pay me</Content><MsgId>2</MsgId>", T0);
+    let (status, reply) = post(&env, signed(T0, &genuine)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("hook:text"), "{reply}");
+    // WeChat's retry: the same body, the same answer.
+    assert_eq!(post(&env, signed(T0, &genuine)).await, (200, reply));
+    // The captured URL with another body.
+    let (status, body) = post(&env, signed(T0, &forged)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("body_mismatch"), "{body}");
+    let seen = hook.seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["mode"], "plain");
+    assert_eq!(seen[0]["push"]["content"], "hi");
+}

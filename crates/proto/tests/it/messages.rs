@@ -240,7 +240,34 @@ fn dedupe_keys() {
         "event",
         "<Event><![CDATA[CLICK]]></Event><EventKey>k</EventKey>",
     );
-    assert_eq!(click.dedupe_key(), "e:oUser_openid_0001:1700000000:CLICK");
+    let key = click.dedupe_key();
+    assert!(
+        key.starts_with("e:oUser_openid_0001:1700000000:CLICK:") && key.len() == 53,
+        "{key}"
+    );
+    // A retry is the same push: the same key.
+    let retry = push(
+        "event",
+        "<Event><![CDATA[CLICK]]></Event><EventKey>k</EventKey>",
+    );
+    assert_eq!(retry.dedupe_key(), key);
+    // Issue #16 (3): two different events of one user in one second are two pushes.
+    let other_click = push(
+        "event",
+        "<Event><![CDATA[CLICK]]></Event><EventKey>k2</EventKey>",
+    );
+    assert_ne!(other_click.dedupe_key(), key);
+    let job = |id: &str| {
+        push(
+            "event",
+            &format!(
+                "<Event>TEMPLATESENDJOBFINISH</Event><MsgID>{id}</MsgID><Status>success</Status>"
+            ),
+        )
+        .dedupe_key()
+    };
+    assert_ne!(job("1"), job("2"));
+    assert_eq!(job("1"), job("1"));
 }
 
 #[test]
