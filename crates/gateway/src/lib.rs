@@ -12,6 +12,7 @@
 //! - [`token`]: the [`token::TokenCenter`], its background refresher and WeChat's token API.
 //! - [`message`]: pushes after verification: dedupe, rules, webhook, late replies.
 //! - [`proxy`]: forwards business servers' API calls with the current token.
+//! - [`logs`]: how log lines show values from outside (escaped, bounded).
 //! - [`http`]: every route ([`http::router`]) and the one [`http::ApiError`].
 //!
 //! Start from [`Gateway`].
@@ -19,6 +20,7 @@
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod logs;
 pub mod message;
 pub mod metrics;
 pub mod proxy;

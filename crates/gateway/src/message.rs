@@ -56,7 +56,13 @@ struct AppFigures {
     webhook_failed: u64,
     webhook_last_error: Option<(u64, String)>,
     webhook_last_ok: Option<u64>,
+    /// Refused pushes not yet in a log line, and when the last such line was written.
+    refused_unlogged: u64,
+    refused_logged_at: Option<u64>,
 }
+
+/// How often refused pushes of one app are summed up in the log, seconds.
+const REFUSED_LOG_EVERY: u64 = 60;
 
 /// Handles verified pushes.
 #[derive(Debug)]
@@ -149,10 +155,32 @@ impl Dispatcher {
         }
     }
 
-    /// Counts a push refused before handling (signature, timestamp, decryption, XML).
-    pub fn count_rejected(&self, appid: &str) {
-        if self.center.app(appid).is_some() {
-            self.count(appid, "unknown", "rejected");
+    /// Counts a push refused before handling (signature, timestamp,
+    /// decryption, XML) for `reason`, and sums refusals up in one warning a
+    /// minute per app, so a flood of them cannot flood the log.
+    pub fn count_rejected(&self, appid: &str, reason: &'static str) {
+        if self.center.app(appid).is_none() {
+            return;
+        }
+        self.count(appid, "unknown", "rejected");
+        let now = self.center.now();
+        let mut summary = None;
+        self.figures(appid, |f| {
+            f.refused_unlogged += 1;
+            if f.refused_logged_at
+                .is_none_or(|at| now >= at + REFUSED_LOG_EVERY)
+            {
+                summary = Some(std::mem::take(&mut f.refused_unlogged));
+                f.refused_logged_at = Some(now);
+            }
+        });
+        if let Some(refused) = summary {
+            tracing::warn!(
+                appid,
+                refused,
+                last_reason = reason,
+                "pushes refused (signature, timestamp, decryption or XML); at most one such line a minute, each refusal at debug level"
+            );
         }
     }
 

@@ -29,6 +29,7 @@ pub fn capture() {
         .with_env_filter("wxgate_gateway=debug")
         .with_ansi(false)
         .with_writer(|| Capture)
+        .fmt_fields(wxgate_gateway::logs::fields())
         .try_init();
 }
 

@@ -91,7 +91,9 @@ fn init_tracing(format: LogFormat) {
             .with_span_list(false)
             .try_init()
     } else {
-        builder.try_init()
+        builder
+            .fmt_fields(wxgate_gateway::logs::fields())
+            .try_init()
     };
 }
 

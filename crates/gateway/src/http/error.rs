@@ -73,6 +73,11 @@ impl ApiError {
         }
     }
 
+    /// The error's code in answers (`bad_signature`, `stale_timestamp`…).
+    pub(crate) fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),

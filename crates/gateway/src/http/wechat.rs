@@ -140,8 +140,10 @@ pub(crate) async fn receive(
     let (app, token, push) = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            state.dispatcher.count_rejected(&appid);
-            tracing::warn!(appid, error = %e, "push refused");
+            // At debug level: anyone can send refused pushes. Operators see
+            // them counted in the metrics and summed up once a minute.
+            state.dispatcher.count_rejected(&appid, e.code());
+            tracing::debug!(appid, error = %e, "push refused");
             return Err(e);
         }
     };

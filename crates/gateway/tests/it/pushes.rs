@@ -541,3 +541,63 @@ async fn a_captured_plain_mode_url_cannot_carry_another_body() {
     assert_eq!(seen[0]["mode"], "plain");
     assert_eq!(seen[0]["push"]["content"], "hi");
 }
+
+/// Issue #16 (5): refused pushes are at debug level, summed up in at most one
+/// warning a minute per app; text from the request (an appid with a newline
+/// or a terminal escape) never forges a log line.
+#[tokio::test]
+async fn refused_pushes_neither_flood_nor_forge_log_lines() {
+    const FLOODED: &str = "wxf100d0000000000f";
+    let env = Setup::new()
+        .extra(&format!(
+            "[[apps]]\nappid = \"{FLOODED}\"\nsecret = \"s\"\ntoken = \"{TOKEN}\"\nmode = \"plain\""
+        ))
+        .start()
+        .await;
+    let text = sample_xml("text", "<Content>hi</Content><MsgId>1</MsgId>", T0);
+    let mut forged = signed(T0, &text);
+    forged.query[0].1 = "0".repeat(40);
+    for _ in 0..300 {
+        let response = env
+            .http
+            .post(format!("{}/wx/{FLOODED}", env.url))
+            .query(&forged.query)
+            .body(forged.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let hostile = env
+        .http
+        .post(format!("{}/wx/wx%0AERROR%20forged%20line%1B%5B2J", env.url))
+        .query(&forged.query)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hostile.status(), 404);
+
+    let logs = crate::logs::text();
+    let warnings = logs
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains(FLOODED))
+        .collect::<Vec<_>>();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("last_reason=\"bad_signature\""),
+        "{warnings:?}"
+    );
+    assert!(
+        logs.contains("ERROR forged line"),
+        "the refusal is logged at debug"
+    );
+    assert!(
+        !logs.lines().any(|l| l.starts_with("ERROR forged")),
+        "a request forged a log line"
+    );
+    assert!(
+        !logs.contains('\u{1b}'),
+        "a terminal escape reached the log"
+    );
+}
