@@ -224,6 +224,37 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The largest `server.max_body_bytes`: the XML reader's own limit.
+pub const MAX_PUSH_BODY: usize = 1 << 20;
+
+/// The largest secret file read, bytes: a secret is a line, not a stream.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Reads a secret file, refusing one larger than [`MAX_SECRET_FILE`] (say,
+/// `/dev/zero` by mistake) instead of reading until memory runs out.
+fn read_secret_file(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_SECRET_FILE} bytes; is it the right file?"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
+}
+
+/// An identifier as WeChat issues them (AppID, CorpID): ASCII letters,
+/// digits, `_` and `-`, 1 to 64 of them, so it is safe in URLs, keys and logs.
+fn is_identifier(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Default refresh margin, seconds.
 pub const DEFAULT_REFRESH_AHEAD_SECS: u64 = 600;
 
@@ -266,6 +297,22 @@ impl RawConfig {
 struct Problems(Vec<(String, String)>);
 
 impl Problems {
+    /// Records a problem when `value` is outside `range`.
+    fn within<T: PartialOrd + fmt::Display>(
+        &mut self,
+        path: &str,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+        unit: &str,
+    ) {
+        if !range.contains(&value) {
+            self.add(
+                path,
+                format!("{value}: use {} to {} {unit}", range.start(), range.end()),
+            );
+        }
+    }
+
     fn add(&mut self, path: impl Into<String>, problem: impl Into<String>) {
         self.0.push((path.into(), problem.into()));
     }
@@ -296,12 +343,44 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         shutdown_timeout_secs: raw.server.shutdown_timeout_secs.unwrap_or(10),
         dedupe_capacity: raw.server.dedupe_capacity.unwrap_or(10_000),
     };
-    if server.reply_budget_ms >= 5000 {
-        p.add(
-            "server.reply_budget_ms",
-            "must stay under WeChat's 5000 ms window",
-        );
-    }
+    // Every value has sane bounds: a typo must not mean a 16 GiB body buffer,
+    // a replay window of years or a shutdown that never ends.
+    p.within(
+        "server.max_body_bytes",
+        server.max_body_bytes,
+        1024..=MAX_PUSH_BODY,
+        "bytes (pushes are XML of at most 1 MiB)",
+    );
+    p.within(
+        "server.timestamp_tolerance_secs",
+        server.timestamp_tolerance_secs,
+        30..=3600,
+        "seconds (WeChat retries within 15 s; a wide window lets captured pushes be replayed longer)",
+    );
+    p.within(
+        "server.reply_budget_ms",
+        server.reply_budget_ms,
+        100..=4900,
+        "milliseconds (WeChat waits 5000 ms)",
+    );
+    p.within(
+        "server.webhook_timeout_ms",
+        server.webhook_timeout_ms,
+        100..=600_000,
+        "milliseconds",
+    );
+    p.within(
+        "server.shutdown_timeout_secs",
+        server.shutdown_timeout_secs,
+        1..=300,
+        "seconds",
+    );
+    p.within(
+        "server.dedupe_capacity",
+        server.dedupe_capacity,
+        100..=1_000_000,
+        "pushes (each about 1 KB)",
+    );
     let redis_url = secret(
         p,
         env,
@@ -359,10 +438,26 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         .base_url
         .as_deref()
         .unwrap_or("https://api.weixin.qq.com");
-    let base_url = url::Url::parse(base).unwrap_or_else(|e| {
-        p.add("upstream.base_url", format!("{base:?}: {e}"));
-        url::Url::parse("https://api.weixin.qq.com").expect("a valid URL")
-    });
+    let base_url = match url::Url::parse(base) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.username().is_empty()
+                && u.password().is_none() =>
+        {
+            u
+        }
+        parsed => {
+            let why = parsed.map_or_else(
+                |e| e.to_string(),
+                |_| "use an http(s) URL with a host and nothing after the path".into(),
+            );
+            p.add("upstream.base_url", format!("{base:?}: {why}"));
+            url::Url::parse("https://api.weixin.qq.com").expect("a valid URL")
+        }
+    };
     let upstream = UpstreamConfig {
         base_url,
         timeout_ms: raw.upstream.timeout_ms.unwrap_or(5000),
@@ -392,6 +487,7 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
     }
     let mut seen = HashSet::new();
     let mut apps = Vec::new();
+    let problems_before_apps = p.0.len();
     for (i, raw_app) in raw.apps.into_iter().enumerate() {
         let Some(app) = check_app(raw_app, &format!("apps[{i}]"), env, p) else {
             continue;
@@ -405,7 +501,7 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
             );
         }
     }
-    if apps.is_empty() {
+    if apps.is_empty() && problems_before_apps == p.0.len() {
         p.add("apps", "no [[apps]]: add at least one account");
     }
     let clients = raw
@@ -433,10 +529,23 @@ fn check_app(
     p: &mut Problems,
 ) -> Option<AppConfig> {
     let field = |name: &str| format!("{at}.{name}");
-    let appid = app.appid.filter(|a| !a.is_empty());
-    if appid.is_none() {
-        p.add(field("appid"), "missing");
-    }
+    let appid = match app.appid {
+        None => {
+            p.add(field("appid"), "missing");
+            None
+        }
+        Some(a) if is_identifier(&a) => Some(a),
+        Some(a) => {
+            p.add(
+                field("appid"),
+                format!(
+                    "{:?}: use the AppID as WeChat shows it (letters, digits, _ and -, at most 64)",
+                    crate::logs::escaped(&a)
+                ),
+            );
+            None
+        }
+    };
     let app_secret = secret(
         p,
         env,
@@ -660,7 +769,7 @@ fn secret(
                 return None;
             }
         },
-        (_, _, Some(file)) => match std::fs::read_to_string(&file) {
+        (_, _, Some(file)) => match read_secret_file(&file) {
             Ok(v) => v.trim_end_matches(['\n', '\r']).to_owned(),
             Err(e) => {
                 p.add(format!("{path}_file"), format!("reading {file}: {e}"));

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -124,18 +124,21 @@ pub(crate) async fn receive(
     State(state): State<AppState>,
     Path(appid): Path<String>,
     q: WeChatQuery,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let q = q.push;
-    let result = open(&state, &appid, &q, &body);
+    let result = match read_signed_body(&state, &appid, &q, body).await {
+        Ok(body) => open(&state, &appid, &q, &body).map(|opened| (opened, body)),
+        Err(e) => Err(e),
+    };
     let opened = match result {
         // WeChat's signature covers the body only through msg_signature.
-        Ok(opened) if q.msg_signature.is_none() => state
+        Ok((opened, body)) if q.msg_signature.is_none() => state
             .dispatcher
             .bind_unsigned_body(&appid, &q, &body)
             .await
             .map(|()| opened),
-        other => other,
+        other => other.map(|(opened, _)| opened),
     };
     let (app, token, push) = match opened {
         Ok(opened) => opened,
@@ -167,6 +170,39 @@ pub(crate) async fn receive(
     Ok(([(header::CONTENT_TYPE, "application/xml")], sealed).into_response())
 }
 
+/// The push's body, read only once the query's `signature` (which WeChat
+/// always sends, and which needs no body) and timestamp check out, so an
+/// unsigned request never gets a body buffered; at most `server.max_body_bytes`.
+async fn read_signed_body(
+    state: &AppState,
+    appid: &str,
+    q: &PushQuery,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let (_, token) = app_with_token(state, appid)?;
+    check_timestamp(state, q)?;
+    wxgate_proto::verify_signature(&token, &q.timestamp, &q.nonce, &q.signature)
+        .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
+    axum::body::to_bytes(body, state.server.max_body_bytes)
+        .await
+        .map_err(|e| {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::BodyTooLarge
+            } else {
+                ApiError::BadRequest(format!("body could not be read: {e}"))
+            }
+        })
+}
+
+fn check_timestamp(state: &AppState, q: &PushQuery) -> Result<(), ApiError> {
+    let sent: u64 = q.timestamp.parse().map_err(|_| ApiError::StaleTimestamp)?;
+    if sent.abs_diff(state.center.now()) > state.server.timestamp_tolerance_secs {
+        return Err(ApiError::StaleTimestamp);
+    }
+    Ok(())
+}
+
 fn open(
     state: &AppState,
     appid: &str,
@@ -174,10 +210,6 @@ fn open(
     body: &[u8],
 ) -> Result<(Arc<AppConfig>, String, Push), ApiError> {
     let (app, token) = app_with_token(state, appid)?;
-    let sent: u64 = q.timestamp.parse().map_err(|_| ApiError::StaleTimestamp)?;
-    if sent.abs_diff(state.center.now()) > state.server.timestamp_tolerance_secs {
-        return Err(ApiError::StaleTimestamp);
-    }
     let body =
         std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
     let xml = open_push(&app.push_mode, &token, q, body)?;
@@ -209,7 +241,7 @@ pub(crate) async fn verify_root(
 pub(crate) async fn receive_root(
     state: State<AppState>,
     q: WeChatQuery,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let appid = single_app(&state)?;
     receive(state, Path(appid), q, body).await

@@ -182,3 +182,35 @@ fn debug_output_never_shows_secrets() {
     assert!(!shown.contains("TOP-SECRET-VALUE"), "{shown}");
     assert!(!shown.contains("abcdefghijklmnop"), "{shown}");
 }
+
+/// Issue #16 (11): unsafe values are refused with their bounds, all at once.
+#[test]
+fn unsafe_values_are_refused_with_their_bounds() {
+    let toml = r#"
+[server]
+max_body_bytes = 17179869184
+timestamp_tolerance_secs = 1000000000000
+shutdown_timeout_secs = 1000000000000000
+dedupe_capacity = 0
+reply_budget_ms = 0
+[upstream]
+base_url = "ftp://api.weixin.qq.com"
+[[apps]]
+appid = "wx1\u0000<b>"
+secret_file = "/dev/zero"
+"#;
+    let problems = load(toml, &env(&[])).unwrap_err().to_string();
+    for expected in [
+        "server.max_body_bytes: 17179869184: use 1024 to 1048576 bytes",
+        "server.timestamp_tolerance_secs: 1000000000000: use 30 to 3600 seconds",
+        "server.shutdown_timeout_secs: 1000000000000000: use 1 to 300 seconds",
+        "server.dedupe_capacity: 0: use 100 to 1000000",
+        "server.reply_budget_ms: 0: use 100 to 4900 milliseconds",
+        "upstream.base_url: \"ftp://api.weixin.qq.com\": use an http(s) URL",
+        "apps[0].appid: \"wx1\\\\u{0}<b>\": use the AppID as WeChat shows it",
+        "apps[0].secret_file: reading /dev/zero: larger than 65536 bytes",
+    ] {
+        assert!(problems.contains(expected), "{expected}\nin:\n{problems}");
+    }
+    assert!(!problems.contains("no [[apps]]"), "{problems}");
+}

@@ -601,3 +601,36 @@ async fn refused_pushes_neither_flood_nor_forge_log_lines() {
         "a terminal escape reached the log"
     );
 }
+
+/// Issue #16 (11): the signature is in the query, so a push that fails it is
+/// refused before its body is read: a request declaring a large body and
+/// sending a trickle is answered 401 at once, nothing buffered.
+#[tokio::test]
+async fn a_badly_signed_push_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = Setup::new()
+        .app(&app_toml("plain"))
+        .server("max_body_bytes = 1048576")
+        .start()
+        .await;
+    let addr = env.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let ts = T0.to_string();
+    let request = format!(
+        "POST /wx/{APPID}?signature={}&timestamp={ts}&nonce=n HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Length: 1000000\r\n\r\n<xml>",
+        "0".repeat(40)
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 12];
+    tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut answer))
+        .await
+        .expect("answered without waiting for the body")
+        .unwrap();
+    assert_eq!(
+        &answer[9..12],
+        b"401",
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
