@@ -152,6 +152,7 @@ pub async fn snapshot(state: &AppState) -> Snapshot {
     let center = &state.center;
     let now = center.now();
     let reachable = center.store().ping().await.is_ok();
+    center.recheck_store_writes().await;
     let slots = center.status();
     let apps = center
         .appids()

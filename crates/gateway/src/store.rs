@@ -141,6 +141,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// `sqlite`, `redis` or `memory`.
     fn backend(&self) -> &'static str;
 
+    /// Whether the backend takes a write now (a small one, of its own key):
+    /// after a refused write, readiness asks this instead of waiting for the
+    /// next credential to be saved.
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Whether pushes are deduplicated across instances through this store
     /// (only a shared store can); otherwise the claim calls are skipped.
     fn shares_pushes(&self) -> bool {

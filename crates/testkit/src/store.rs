@@ -57,6 +57,11 @@ impl Store for WriteSwitch {
         self.inner.ping().await
     }
 
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.probe_write().await
+    }
+
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

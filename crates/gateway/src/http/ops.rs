@@ -41,6 +41,7 @@ pub(crate) async fn readiness(state: &AppState) -> Vec<Value> {
             false
         }
     };
+    state.center.recheck_store_writes().await;
     reasons(state, reachable)
 }
 

@@ -251,6 +251,20 @@ impl Store for RedisStore {
         "redis"
     }
 
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        timed(async {
+            redis::cmd("SET")
+                .arg(format!("{}probe:{}", self.prefix, crate::instance_name()))
+                .arg("1")
+                .arg("PX")
+                .arg(60_000)
+                .query_async::<()>(&mut self.connection.clone())
+                .await
+                .map_err(error)
+        })
+        .await
+    }
+
     fn shares_pushes(&self) -> bool {
         true
     }

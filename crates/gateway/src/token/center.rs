@@ -298,6 +298,15 @@ impl TokenCenter {
             .clone()
     }
 
+    /// After a refused write, tries a small one, so that readiness follows
+    /// the store's state now, not the last credential saved.
+    pub async fn recheck_store_writes(&self) {
+        if self.store_write_error().is_some() {
+            let probed = self.inner.store.probe_write().await;
+            self.store_written(probed.as_ref().map(|_| ()));
+        }
+    }
+
     /// Records the outcome of a write to the store.
     fn store_written(&self, result: Result<(), &StoreError>) {
         let mut error = self
