@@ -57,15 +57,19 @@ async fn ten_thousand_pushes_with_retries_are_each_handled_once() {
 
     let now = env.clock.now();
     let timestamp = now.to_string();
-    let nonce = "storm";
-    let url = format!(
-        "{}/wx/{APPID}?signature={}&timestamp={timestamp}&nonce={nonce}",
-        env.url,
-        wxgate_proto::signature(TOKEN, &timestamp, nonce)
-    );
+    // Each push signed with a nonce of its own, as WeChat does (a plain-mode
+    // body is bound to its signed query); a retry repeats its push's query.
+    let url = |i: u64| {
+        let nonce = format!("storm{i}");
+        format!(
+            "{}/wx/{APPID}?signature={}&timestamp={timestamp}&nonce={nonce}",
+            env.url,
+            wxgate_proto::signature(TOKEN, &timestamp, &nonce)
+        )
+    };
     let answers: Vec<(u64, String)> = futures_util::stream::iter(deliveries)
         .map(|i| {
-            let (http, url) = (env.http.clone(), url.clone());
+            let (http, url) = (env.http.clone(), url(i));
             async move {
                 let xml = format!(
                     "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser{i}]]></FromUserName>\
