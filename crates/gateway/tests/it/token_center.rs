@@ -240,6 +240,10 @@ async fn an_implausibly_short_lifetime_is_a_failure_not_a_loop() {
         env.advance(1).await;
         env.client_get(&path).await;
     }
+    println!(
+        "[hardening] expires_in 1, a client request every second for 60 s: {} token calls",
+        env.token_calls()
+    );
     assert!(env.token_calls() <= 8, "{} calls", env.token_calls());
 }
 
