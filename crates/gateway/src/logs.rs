@@ -40,14 +40,12 @@ pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len().min(MAX_VALUE_CHARS * 2));
-    let mut shown = 0;
-    for c in text.chars() {
+    for (shown, c) in text.chars().enumerate() {
         if shown == MAX_VALUE_CHARS {
             let rest = text.chars().count() - shown;
             let _ = write!(out, "…({rest} more characters)");
             break;
         }
-        shown += 1;
         if unsafe_char(c) {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         } else {

@@ -382,27 +382,15 @@ impl Dispatcher {
         if let Some(rule) = app.rules.iter().find(|r| r.matches(push)) {
             return (Outcome::Rule, Some(rule.reply.clone()));
         }
-        let (Some(url), Some(secret)) = (&app.webhook, &app.webhook_secret) else {
+        if app.webhook.is_none() || app.webhook_secret.is_none() {
             return (Outcome::NoReply, None);
-        };
+        }
         let this = self.clone();
-        let (url, secret, appid, push_owned) =
-            (url.clone(), secret.clone(), app.appid.clone(), push.clone());
-        let mode = app.push_mode_name();
+        let (target, push_owned) = (app.clone(), push.clone());
         let now = self.center.now();
         let started = tokio::time::Instant::now();
         let mut call = tokio::spawn(async move {
-            webhook::call(
-                &this.http,
-                &url,
-                &secret,
-                &appid,
-                mode,
-                &push_owned,
-                now,
-                this.webhook_timeout,
-            )
-            .await
+            webhook::call(&this.http, &target, &push_owned, now, this.webhook_timeout).await
         });
         let result = tokio::time::timeout_at(deadline, &mut call).await;
         if let Ok(done) = &result {

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
+
+use crate::config::AppConfig;
 use sha2::Sha256;
 use wxgate_proto::{Push, ReplyBody};
 
@@ -37,22 +39,25 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Calls the webhook with `push`, received in `mode` (`plain`: its content is
-/// not authenticated by WeChat's signature); `Ok(None)` when it answers 204
-/// or an empty body.
+/// Calls the app's webhook with `push` and the app's push mode (`plain`: its
+/// content is not authenticated by WeChat's signature); `Ok(None)` when it
+/// answers 204 or an empty body, or the app has no webhook.
 pub async fn call(
     http: &reqwest::Client,
-    url: &url::Url,
-    secret: &SecretString,
-    appid: &str,
-    mode: &str,
+    app: &AppConfig,
     push: &Push,
     now: u64,
     timeout: Duration,
 ) -> Result<Option<ReplyBody>, WebhookError> {
-    let body =
-        serde_json::to_vec(&serde_json::json!({ "appid": appid, "mode": mode, "push": push }))
-            .expect("a push serialises");
+    let (Some(url), Some(secret)) = (&app.webhook, &app.webhook_secret) else {
+        return Ok(None);
+    };
+    let body = serde_json::to_vec(&serde_json::json!({
+        "appid": app.appid,
+        "mode": app.push_mode_name(),
+        "push": push,
+    }))
+    .expect("a push serialises");
     let response = http
         .post(url.clone())
         .header("content-type", "application/json")

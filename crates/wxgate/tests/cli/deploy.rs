@@ -32,8 +32,11 @@ fn server_blocks(conf: &str) -> Vec<String> {
 /// proxy on logs with a format that leaves the query string out.
 #[test]
 fn nginx_example_never_logs_a_query_string_that_may_hold_a_secret() {
-    let conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/nginx.conf"))
-        .unwrap();
+    let conf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/nginx.conf"
+    ))
+    .unwrap();
     let formats: Vec<(String, String)> = conf
         .split("log_format ")
         .skip(1)
@@ -58,7 +61,14 @@ fn nginx_example_never_logs_a_query_string_that_may_hold_a_secret() {
             .iter()
             .find(|(name, _)| name == format)
             .unwrap_or_else(|| panic!("log_format {format} is not defined"));
-        for leak in ["$request ", "$request\"", "$request_uri", "$args", "$query_string", "$arg_"] {
+        for leak in [
+            "$request ",
+            "$request\"",
+            "$request_uri",
+            "$args",
+            "$query_string",
+            "$arg_",
+        ] {
             assert!(!pattern.contains(leak), "{format} logs {leak}: {pattern}");
         }
     }
