@@ -202,9 +202,13 @@ fn close(
     Ok(())
 }
 
+/// Characters XML 1.0 forbids (a lenient parser lets them through, raw or as
+/// `&#0;`) are dropped, as the writer drops them, so what is read is what
+/// would be written back.
 fn append_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
+    let text = xml_text(text);
     match stack.last_mut() {
-        Some(element) => element.text.push_str(text),
+        Some(element) => element.text.push_str(&text),
         None if text.trim().is_empty() => {}
         None => return Err(XmlError::OutsideRoot),
     }
@@ -226,6 +230,31 @@ fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, XmlError> {
         .ok_or_else(|| XmlError::Entity(name.into_owned()))
 }
 
+/// Whether XML 1.0 allows `c` in a document (`Char` production:
+/// `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`;
+/// a Rust `char` is never a surrogate).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// `text` without the characters XML 1.0 forbids. Borrowed, without
+/// allocating, when there are none (the common case): a byte scan finds the
+/// C0 controls and U+FFFE/U+FFFF (UTF-8 `EF BF BE`/`EF BF BF`), the only
+/// forbidden characters a `str` can hold.
+pub fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let forbidden_at = |i: usize| match bytes[i] {
+        b'\t' | b'\n' | b'\r' => false,
+        b if b < 0x20 => true,
+        0xEF => bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)),
+        _ => false,
+    };
+    if !(0..bytes.len()).any(forbidden_at) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.chars().filter(|&c| is_xml_char(c)).collect())
+}
+
 /// Builds a WeChat-style document: strings as CDATA, numbers bare.
 #[derive(Debug, Default)]
 pub(crate) struct XmlWriter {
@@ -245,7 +274,11 @@ impl XmlWriter {
         self.open(name).raw_cdata(value).close(name)
     }
 
+    /// Characters XML 1.0 forbids are dropped first (a webhook's text may
+    /// carry NUL or U+FFFE), then `]]>` is split, so stripping cannot forge a
+    /// terminator.
     fn raw_cdata(&mut self, value: &str) -> &mut Self {
+        let value = xml_text(value);
         self.out.push_str("<![CDATA[");
         let mut parts = value.split("]]>");
         self.out.push_str(parts.next().unwrap_or_default());
@@ -360,6 +393,31 @@ mod tests {
         assert_eq!(parse(&wide), Err(XmlError::TooManyElements));
         let big = " ".repeat(MAX_XML_BYTES + 1);
         assert_eq!(parse(&big), Err(XmlError::TooLarge(MAX_XML_BYTES + 1)));
+    }
+
+    #[test]
+    fn characters_xml_forbids_are_dropped_when_writing() {
+        let mut w = XmlWriter::new();
+        w.cdata(
+            "Content",
+            "a\u{0}b\u{1}c\u{fffe}d\u{ffff}e]]\u{0}>f\t\n\u{10000}，",
+        );
+        let xml = w.finish();
+        assert!(xml.chars().all(is_xml_char), "{xml:?}");
+        let root = parse(&xml).unwrap();
+        assert_eq!(root.child_text("Content"), Some("abcde]]>f\t\n\u{10000}，"));
+        // Read the same way, raw or as character references.
+        let root = parse("<xml><A>a\u{1}b\u{0}c&#xFFFE;d</A></xml>").unwrap();
+        assert_eq!(root.child_text("A"), Some("abcd"));
+        // Nothing to drop: borrowed, not copied.
+        assert!(matches!(
+            xml_text("你好，world\u{fffd}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        for c in ['\u{0}', '\u{8}', '\u{b}', '\u{1f}', '\u{fffe}', '\u{ffff}'] {
+            assert!(!is_xml_char(c), "{c:?}");
+            assert_eq!(xml_text(&format!("x{c}y")), "xy");
+        }
     }
 
     #[test]
