@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, Method, Response};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 
-use crate::config::{ProxyConfig, UpstreamConfig, CREDENTIAL_PATHS};
+use crate::config::{is_credential_path, ProxyConfig, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::token::{Failure, FailureClass, TokenCenter};
 pub use spool::{SpoolError, Spooled};
@@ -69,7 +69,7 @@ pub fn upstream_path(rest: &str, allow: &[String]) -> Result<String, PathError> 
         return Err(malformed());
     }
     let path = format!("/{path}");
-    if CREDENTIAL_PATHS.contains(&path.as_str()) {
+    if is_credential_path(&path) {
         return Err(PathError::Credential(path));
     }
     if !allow.iter().any(|prefix| path.starts_with(prefix.as_str())) {

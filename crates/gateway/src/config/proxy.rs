@@ -23,6 +23,29 @@ pub const CREDENTIAL_PATHS: &[&str] = &[
     "/cgi-bin/ticket/getticket",
 ];
 
+/// Whether `path` names one of [`CREDENTIAL_PATHS`], however it is spelled:
+/// compared percent-decoded, ASCII-lowercased, with empty and `.` segments
+/// dropped and trailing dots and spaces cut off each segment (`/cgi-bin/Token`,
+/// `/cgi-bin/ticket/GetTicket.`, `/cgi-bin/%74oken/`), and including
+/// anything below one (`/cgi-bin/token/x`). A server may well route such
+/// spellings to the same handler; none is a business API.
+pub fn is_credential_path(path: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut normal = String::with_capacity(decoded.len());
+    for segment in decoded.split(['/', '\\']) {
+        let segment = segment.trim_end_matches(['.', ' ']);
+        if !segment.is_empty() {
+            normal.push('/');
+            normal.push_str(&segment.to_ascii_lowercase());
+        }
+    }
+    CREDENTIAL_PATHS.iter().any(|credential| {
+        normal
+            .strip_prefix(credential)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 /// `[proxy]`.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -86,4 +109,42 @@ pub(super) fn check(raw: RawProxy, p: &mut Problems) -> ProxyConfig {
         }
     }
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_paths_match_in_any_spelling() {
+        for path in [
+            "/cgi-bin/token",
+            "/cgi-bin/Token",
+            "/cgi-bin/token.",
+            "/cgi-bin/token/",
+            "/cgi-bin//token",
+            "/cgi-bin/./token",
+            "/cgi-bin/%74oken",
+            "/cgi-bin/%54OKEN%2e",
+            "/cgi-bin/token/more",
+            "/cgi-bin\\token",
+            "/cgi-bin/stable_token",
+            "/CGI-BIN/STABLE_TOKEN",
+            "/cgi-bin/ticket/getticket",
+            "/cgi-bin/ticket/GetTicket",
+            "/cgi-bin/ticket/getticket.",
+            "/cgi-bin/ticket%2Fgetticket",
+        ] {
+            assert!(is_credential_path(path), "{path}");
+        }
+        for path in [
+            "/cgi-bin/tokens",
+            "/cgi-bin/get_api_domain_ip",
+            "/cgi-bin/ticket",
+            "/cgi-bin/ticket/getticketx",
+            "/cgi-bin/user/token",
+        ] {
+            assert!(!is_credential_path(path), "{path}");
+        }
+    }
 }
