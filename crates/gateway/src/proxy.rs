@@ -131,6 +131,8 @@ impl Proxy {
     pub fn new(upstream: &UpstreamConfig, config: &ProxyConfig, metrics: Arc<Metrics>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(upstream.timeout_ms))
+            // A redirect would re-send the caller's upload and the token elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a client with a connect timeout builds");
         Self {
@@ -227,6 +229,10 @@ impl Proxy {
 
     /// Reads a short answer whole (to look for a token rejection); a long one is left to stream.
     async fn read(&self, appid: &str, mut response: reqwest::Response) -> Result<Answer, Failure> {
+        // 304 only answers a conditional request, which wxgate never passes on.
+        if response.status().is_redirection() && response.status() != 304 {
+            return Err(crate::token::upstream::redirect_refused(&response));
+        }
         if response
             .content_length()
             .is_some_and(|len| len > self.max_response_bytes)

@@ -37,6 +37,8 @@ pub struct Setup {
     pub server_toml: String,
     /// Tables added at the end (`[proxy]`…).
     pub extra_toml: String,
+    /// The upstream the gateway calls, when not the simulator (a hostile fake).
+    pub upstream_url: Option<String>,
 }
 
 impl Default for Setup {
@@ -55,7 +57,14 @@ impl Setup {
             app_toml: String::new(),
             server_toml: String::new(),
             extra_toml: String::new(),
+            upstream_url: None,
         }
+    }
+
+    /// Points the gateway at `url` instead of the simulator (which still runs).
+    pub fn upstream(mut self, url: &str) -> Self {
+        self.upstream_url = Some(url.to_owned());
+        self
     }
 
     /// Adds top-level TOML (e.g. a `[proxy]` table) after the rest.
@@ -182,7 +191,11 @@ apps = ["{APPID}"]
 {extra}
 "#,
             store = self.setup.store,
-            sim = self.sim.url(),
+            sim = self
+                .setup
+                .upstream_url
+                .clone()
+                .unwrap_or_else(|| self.sim.url()),
             api = self.setup.token_api,
             server = self.setup.server_toml,
             app = self.setup.app_toml,
