@@ -127,6 +127,8 @@ pub struct Metrics {
     pub fetches_today: Family<CredentialLabels, Gauge>,
     /// 1 when `/readyz` would answer 200.
     pub ready: Gauge,
+    /// Bytes of proxied request bodies spooled to temporary files now.
+    pub spool_bytes: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -158,6 +160,7 @@ impl Metrics {
             lease_held: Family::default(),
             fetches_today: Family::default(),
             ready: Gauge::default(),
+            spool_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -171,6 +174,7 @@ impl Metrics {
             lease_held,
             fetches_today,
             ready,
+            spool_bytes,
             ..
         } = &metrics;
         registry.register(
@@ -219,6 +223,11 @@ impl Metrics {
             fetches_today.clone(),
         );
         registry.register("ready", "1 when /readyz answers 200", ready.clone());
+        registry.register(
+            "proxy_spool_bytes",
+            "Bytes of proxied request bodies in temporary files now (bounded by proxy.max_spool_bytes)",
+            spool_bytes.clone(),
+        );
         Self {
             registry,
             ..metrics

@@ -21,7 +21,7 @@ use futures_util::{stream, StreamExt};
 use crate::config::{is_credential_path, ProxyConfig, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::token::{Failure, FailureClass, TokenCenter};
-pub use spool::{SpoolError, Spooled};
+pub use spool::{SpoolBudget, SpoolError, Spooled};
 
 /// Distinct proxied paths with a metrics label of their own.
 const MAX_LABELS: usize = 100;
@@ -121,6 +121,7 @@ pub struct Proxy {
     base: url::Url,
     timeout: Duration,
     max_response_bytes: u64,
+    spool: SpoolBudget,
     metrics: Arc<Metrics>,
     /// Endpoint labels handed out so far (bounded: see [`Proxy::label`]).
     labels: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
@@ -140,6 +141,7 @@ impl Proxy {
             base: upstream.base_url.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
             max_response_bytes: config.max_response_bytes,
+            spool: SpoolBudget::new(config.max_spool_bytes, metrics.spool_bytes.clone()),
             metrics,
             labels: Arc::default(),
         }
@@ -158,6 +160,11 @@ impl Proxy {
         } else {
             "other".to_owned()
         }
+    }
+
+    /// The bytes request bodies may hold in temporary files (`proxy.max_spool_bytes`).
+    pub fn spool(&self) -> &SpoolBudget {
+        &self.spool
     }
 
     /// `proxy.timeout_ms`.

@@ -53,11 +53,16 @@ pub struct ProxyConfig {
     pub allow_paths: Vec<String>,
     /// Largest request body forwarded, bytes (default 33 554 432 = 32 MiB:
     /// WeChat's largest media upload is 20 MB). Bodies over 64 KiB are spooled
-    /// to a temporary file (`$TMPDIR`), so memory stays flat and the body can
-    /// be sent again after a token refresh.
+    /// to an anonymous temporary file in `$TMPDIR` (nothing left behind by a
+    /// crash), so memory stays flat and the body can be sent again after a
+    /// token refresh.
     pub max_request_bytes: u64,
     /// Largest response passed back, bytes (default 67 108 864 = 64 MiB).
     pub max_response_bytes: u64,
+    /// Most bytes spooled to temporary files by all requests in flight
+    /// together (default 268 435 456 = 256 MiB; at least `max_request_bytes`,
+    /// at most 64 GiB). A body that would pass it is refused with HTTP 503.
+    pub max_spool_bytes: u64,
     /// Time for the whole upstream exchange, bodies included, milliseconds
     /// (default 60 000).
     pub timeout_ms: u64,
@@ -69,6 +74,7 @@ impl Default for ProxyConfig {
             allow_paths: DEFAULT_ALLOW_PATHS.iter().map(|&p| p.to_owned()).collect(),
             max_request_bytes: 32 << 20,
             max_response_bytes: 64 << 20,
+            max_spool_bytes: 256 << 20,
             timeout_ms: 60_000,
         }
     }
@@ -82,6 +88,7 @@ pub(super) fn check(raw: RawProxy, p: &mut Problems) -> ProxyConfig {
         max_response_bytes: raw
             .max_response_bytes
             .unwrap_or(defaults.max_response_bytes),
+        max_spool_bytes: raw.max_spool_bytes.unwrap_or(defaults.max_spool_bytes),
         timeout_ms: raw.timeout_ms.unwrap_or(defaults.timeout_ms),
     };
     for (i, prefix) in config.allow_paths.iter().enumerate() {
@@ -108,8 +115,20 @@ pub(super) fn check(raw: RawProxy, p: &mut Problems) -> ProxyConfig {
             p.add(format!("proxy.{name}"), "must be more than 0");
         }
     }
+    if !(config.max_request_bytes..=MAX_SPOOL_BYTES).contains(&config.max_spool_bytes) {
+        p.add(
+            "proxy.max_spool_bytes",
+            format!(
+                "use proxy.max_request_bytes ({}) to {MAX_SPOOL_BYTES} bytes: at least one largest body must fit",
+                config.max_request_bytes
+            ),
+        );
+    }
     config
 }
+
+/// The largest `proxy.max_spool_bytes` accepted: 64 GiB.
+const MAX_SPOOL_BYTES: u64 = 64 << 30;
 
 #[cfg(test)]
 mod tests {
