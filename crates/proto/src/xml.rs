@@ -86,6 +86,8 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
     if xml.len() > MAX_XML_BYTES {
         return Err(XmlError::TooLarge(xml.len()));
     }
+    // One pass over the document decides whether its text needs filtering.
+    let dirty = has_forbidden(xml.as_bytes());
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Element> = Vec::new();
     let mut root = None;
@@ -127,15 +129,15 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
             }
             Event::Text(text) => {
                 let text = text.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
-                append_text(&mut stack, &text)?;
+                append_text(&mut stack, &text, dirty)?;
             }
             Event::CData(data) => {
                 let text = data.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
-                append_text(&mut stack, &text)?;
+                append_text(&mut stack, &text, dirty)?;
             }
             Event::GeneralRef(reference) => {
                 let text = resolve_reference(&reference)?;
-                append_text(&mut stack, &text)?;
+                append_text(&mut stack, &text, true)?;
             }
             Event::DocType(_) => return Err(XmlError::Doctype),
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
@@ -202,11 +204,16 @@ fn close(
     Ok(())
 }
 
-/// Characters XML 1.0 forbids (a lenient parser lets them through, raw or as
-/// `&#0;`) are dropped, as the writer drops them, so what is read is what
-/// would be written back.
-fn append_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
-    let text = xml_text(text);
+/// With `filter`, characters XML 1.0 forbids (quick-xml lets them through,
+/// raw or as character references like `&#xFFFE;`) are dropped, as the
+/// writer drops them, so what is read is what would be written back.
+#[inline]
+fn append_text(stack: &mut [Element], text: &str, filter: bool) -> Result<(), XmlError> {
+    let text = if filter {
+        xml_text(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     match stack.last_mut() {
         Some(element) => element.text.push_str(&text),
         None if text.trim().is_empty() => {}
@@ -238,21 +245,33 @@ pub fn is_xml_char(c: char) -> bool {
 }
 
 /// `text` without the characters XML 1.0 forbids. Borrowed, without
-/// allocating, when there are none (the common case): a byte scan finds the
-/// C0 controls and U+FFFE/U+FFFF (UTF-8 `EF BF BE`/`EF BF BF`), the only
-/// forbidden characters a `str` can hold.
+/// allocating, when there are none (the common case).
 pub fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
-    let bytes = text.as_bytes();
-    let forbidden_at = |i: usize| match bytes[i] {
-        b'\t' | b'\n' | b'\r' => false,
-        b if b < 0x20 => true,
-        0xEF => bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)),
-        _ => false,
-    };
-    if !(0..bytes.len()).any(forbidden_at) {
+    if !has_forbidden(text.as_bytes()) {
         return std::borrow::Cow::Borrowed(text);
     }
     std::borrow::Cow::Owned(text.chars().filter(|&c| is_xml_char(c)).collect())
+}
+
+/// Whether UTF-8 `bytes` hold a character XML forbids: the only ones a `str`
+/// can hold are the C0 controls but tab, newline and carriage return, and
+/// U+FFFE/U+FFFF (`EF BF BE`/`EF BF BF`). The writer runs this on every
+/// value and the parser once per document: one branch-free pass finds
+/// controls and 0xEF bytes; only when there is an 0xEF (full-width
+/// punctuation has one too) does memchr visit them to look for the two
+/// noncharacters.
+fn has_forbidden(bytes: &[u8]) -> bool {
+    // Bit 0: a forbidden control; bit 1: an 0xEF.
+    let flags = |b: u8| {
+        u8::from((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
+            | (u8::from(b == 0xEF) << 1)
+    };
+    let seen = bytes.iter().fold(0u8, |seen, &b| seen | flags(b));
+    seen & 1 != 0
+        || seen & 2 != 0
+            && memchr::memchr_iter(0xEF, bytes).any(|i| {
+                bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+            })
 }
 
 /// Builds a WeChat-style document: strings as CDATA, numbers bare.
@@ -280,6 +299,12 @@ impl XmlWriter {
     fn raw_cdata(&mut self, value: &str) -> &mut Self {
         let value = xml_text(value);
         self.out.push_str("<![CDATA[");
+        // Most values have no `]` at all: no `]]>` searcher to build.
+        if memchr::memchr(b']', value.as_bytes()).is_none() {
+            self.out.push_str(&value);
+            self.out.push_str("]]>");
+            return self;
+        }
         let mut parts = value.split("]]>");
         self.out.push_str(parts.next().unwrap_or_default());
         for part in parts {
@@ -417,7 +442,15 @@ mod tests {
         for c in ['\u{0}', '\u{8}', '\u{b}', '\u{1f}', '\u{fffe}', '\u{ffff}'] {
             assert!(!is_xml_char(c), "{c:?}");
             assert_eq!(xml_text(&format!("x{c}y")), "xy");
+            // At every offset against the 16-byte blocks, across their edges too.
+            for pad in 0..40 {
+                let text = format!("{}{c}，\n{}", "a".repeat(pad), "b".repeat(pad));
+                let expected = format!("{}，\n{}", "a".repeat(pad), "b".repeat(pad));
+                assert_eq!(xml_text(&text), expected, "{pad}");
+            }
         }
+        let clean = format!("{}\u{fffd}\u{ffef}，\t\r\n", "a".repeat(30));
+        assert!(matches!(xml_text(&clean), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]
