@@ -175,6 +175,7 @@ fn header(s: &Snapshot) -> String {
 <span class="fact"><span class="label">instance</span> <code>{instance}</code></span>
 <span class="fact"><span class="label">store</span> {backend} {reachable}</span>
 <span class="fact" id="ready">{ready}</span>
+<span class="fact" title="proxied uploads in temporary files now, of proxy.max_spool_bytes"><span class="label">spool</span> {spool} of {spool_limit}</span>
 <span class="live" id="live" title="{at}">snapshot</span>
 </div>
 </header>"#,
@@ -182,8 +183,15 @@ fn header(s: &Snapshot) -> String {
         backend = esc(s.store.backend),
         reachable = badge(s.store.reachable, "reachable", "unreachable"),
         ready = badge(s.ready, "ready", "not ready"),
+        spool = mib(s.spool.bytes),
+        spool_limit = mib(s.spool.limit),
         at = utc(s.now),
     )
+}
+
+/// Bytes in MiB, one decimal.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
 fn app(a: &AppStatus, now: u64) -> String {
@@ -363,7 +371,7 @@ fn recent_errors(errors: &[FailureRecord], now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::StoreStatus;
+    use crate::status::{SpoolStatus, StoreStatus};
 
     #[test]
     fn escapes_every_markup_character() {
@@ -408,6 +416,10 @@ mod tests {
                 reachable: true,
             },
             ready: false,
+            spool: SpoolStatus {
+                bytes: 3 << 19,
+                limit: 256 << 20,
+            },
             apps: vec![AppStatus {
                 appid: "wx<1>".into(),
                 token_api: "stable",
@@ -448,6 +460,7 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
         assert!(html.contains(r#"<body data-now="1000">"#), "{html}");
+        assert!(html.contains("spool</span> 1.5 MiB of 256.0 MiB"), "{html}");
     }
 
     #[test]
