@@ -162,6 +162,12 @@ async fn an_endless_token_answer_is_cut_off_early() {
         .client_get(&format!("/v1/apps/{APPID}/access_token"))
         .await;
     let elapsed = started.elapsed();
+    // Let the server notice the hang-up, then see how much it ever produced.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let produced = sent.load(Ordering::SeqCst);
+    eprintln!(
+        "endless answer: refused after {elapsed:?}, {produced} bytes produced by the upstream"
+    );
     assert_eq!(status, 503, "{body}");
     assert!(
         elapsed < Duration::from_secs(1),
@@ -173,12 +179,6 @@ async fn an_endless_token_answer_is_cut_off_early() {
             .unwrap()
             .contains("over 65536 bytes"),
         "{body}"
-    );
-    // Let the server notice the hang-up, then see how much it ever produced.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let produced = sent.load(Ordering::SeqCst);
-    eprintln!(
-        "endless answer: refused after {elapsed:?}, {produced} bytes produced by the upstream"
     );
     // Socket buffers hold a few MiB; reading on would take hundreds.
     assert!(produced < 16 << 20, "{produced} bytes produced");
