@@ -216,7 +216,10 @@ impl Proxy {
         let response = builder.send().await.map_err(|e| {
             let what = if e.is_timeout() { "timeout" } else { "failed" };
             self.metrics.upstream_call(&self.label(&request.path), what);
-            transient(format!("call to WeChat: {what}: {}", e.without_url()))
+            transient(format!(
+                "call to WeChat: {what}: {}",
+                crate::token::upstream::describe(e)
+            ))
         })?;
         let answer = self.read(appid, response).await;
         let errcode = match &answer {

@@ -286,7 +286,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
         } else {
             "failed"
         };
-        Failure::transient(format!("call to WeChat {what}: {}", e.without_url()))
+        Failure::transient(format!("call to WeChat {what}: {}", describe(e)))
     })?;
     let status = response.status();
     if status.is_redirection() {
@@ -336,6 +336,20 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Failure
             }
         }
     }
+}
+
+/// A transport error with its causes (`error sending request: connection
+/// reset…`), without the URL (a classic token URL carries the secret).
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A redirect from the upstream: never followed (it would re-send the

@@ -134,10 +134,16 @@ async fn uploads_past_the_spool_budget_are_refused_with_a_hint_and_forward_nothi
     );
     let url = server.url_after("listening on");
     let http = reqwest::Client::new();
+    // A well-formed upload, which the simulator reads whole before answering.
     let upload = |size: usize| {
         http.post(format!("{url}/proxy/wx1/cgi-bin/media/upload?type=image"))
             .bearer_auth(KEY)
-            .body(vec![b'x'; size])
+            .header("content-type", "multipart/form-data; boundary=spool-test")
+            .body(wxgate_testkit::multipart(
+                "spool-test",
+                "p.jpg",
+                &vec![b'x'; size],
+            ))
             .send()
     };
     // One upload holds 1 000 000 of the 1 500 000 bytes while it trickles in.
