@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
 use crate::message::rules::Rule;
-pub use proxy::{ProxyConfig, CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS};
+pub use proxy::{is_credential_path, ProxyConfig, CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS};
 use raw::{RawApp, RawClient, RawConfig};
 
 /// Everything wxgate needs to run, checked.

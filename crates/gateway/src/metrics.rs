@@ -129,6 +129,8 @@ pub struct Metrics {
     pub ready: Gauge,
     /// Writes the store refused (credentials then live in memory only).
     pub store_write_failures: Counter,
+    /// Bytes of proxied request bodies spooled to temporary files now.
+    pub spool_bytes: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -161,6 +163,7 @@ impl Metrics {
             fetches_today: Family::default(),
             ready: Gauge::default(),
             store_write_failures: Counter::default(),
+            spool_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -175,6 +178,7 @@ impl Metrics {
             fetches_today,
             ready,
             store_write_failures,
+            spool_bytes,
             ..
         } = &metrics;
         registry.register(
@@ -227,6 +231,11 @@ impl Metrics {
             "store_write_failures",
             "Writes the store refused; credentials then live in memory only",
             store_write_failures.clone(),
+        );
+        registry.register(
+            "proxy_spool_bytes",
+            "Bytes of proxied request bodies in temporary files now (bounded by proxy.max_spool_bytes)",
+            spool_bytes.clone(),
         );
         Self {
             registry,

@@ -18,10 +18,10 @@ use axum::http::{header, HeaderMap, Method, Response};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 
-use crate::config::{ProxyConfig, UpstreamConfig, CREDENTIAL_PATHS};
+use crate::config::{is_credential_path, ProxyConfig, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::token::{Failure, FailureClass, TokenCenter};
-pub use spool::{SpoolError, Spooled};
+pub use spool::{SpoolBudget, SpoolError, Spooled};
 
 /// Distinct proxied paths with a metrics label of their own.
 const MAX_LABELS: usize = 100;
@@ -69,7 +69,7 @@ pub fn upstream_path(rest: &str, allow: &[String]) -> Result<String, PathError> 
         return Err(malformed());
     }
     let path = format!("/{path}");
-    if CREDENTIAL_PATHS.contains(&path.as_str()) {
+    if is_credential_path(&path) {
         return Err(PathError::Credential(path));
     }
     if !allow.iter().any(|prefix| path.starts_with(prefix.as_str())) {
@@ -121,6 +121,7 @@ pub struct Proxy {
     base: url::Url,
     timeout: Duration,
     max_response_bytes: u64,
+    spool: SpoolBudget,
     metrics: Arc<Metrics>,
     /// Endpoint labels handed out so far (bounded: see [`Proxy::label`]).
     labels: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
@@ -131,6 +132,8 @@ impl Proxy {
     pub fn new(upstream: &UpstreamConfig, config: &ProxyConfig, metrics: Arc<Metrics>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(upstream.timeout_ms))
+            // A redirect would re-send the caller's upload and the token elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a client with a connect timeout builds");
         Self {
@@ -138,6 +141,7 @@ impl Proxy {
             base: upstream.base_url.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
             max_response_bytes: config.max_response_bytes,
+            spool: SpoolBudget::new(config.max_spool_bytes, metrics.spool_bytes.clone()),
             metrics,
             labels: Arc::default(),
         }
@@ -156,6 +160,11 @@ impl Proxy {
         } else {
             "other".to_owned()
         }
+    }
+
+    /// The bytes request bodies may hold in temporary files (`proxy.max_spool_bytes`).
+    pub fn spool(&self) -> &SpoolBudget {
+        &self.spool
     }
 
     /// `proxy.timeout_ms`.
@@ -207,7 +216,10 @@ impl Proxy {
         let response = builder.send().await.map_err(|e| {
             let what = if e.is_timeout() { "timeout" } else { "failed" };
             self.metrics.upstream_call(&self.label(&request.path), what);
-            transient(format!("call to WeChat: {what}: {}", e.without_url()))
+            transient(format!(
+                "call to WeChat: {what}: {}",
+                crate::token::upstream::describe(e)
+            ))
         })?;
         let answer = self.read(appid, response).await;
         let errcode = match &answer {
@@ -227,6 +239,10 @@ impl Proxy {
 
     /// Reads a short answer whole (to look for a token rejection); a long one is left to stream.
     async fn read(&self, appid: &str, mut response: reqwest::Response) -> Result<Answer, Failure> {
+        // 304 only answers a conditional request, which wxgate never passes on.
+        if response.status().is_redirection() && response.status() != 304 {
+            return Err(crate::token::upstream::redirect_refused(&response));
+        }
         if response
             .content_length()
             .is_some_and(|len| len > self.max_response_bytes)

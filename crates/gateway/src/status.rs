@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub store: StoreStatus,
     /// Whether `/readyz` would answer 200.
     pub ready: bool,
+    /// Proxied upload bytes in temporary files.
+    pub spool: SpoolStatus,
     /// Every configured app, in configuration order.
     pub apps: Vec<AppStatus>,
     /// The latest upstream failures, newest first (at most 20).
@@ -34,6 +36,15 @@ pub struct StoreStatus {
     pub reachable: bool,
     /// The last write it refused, unless one succeeded since.
     pub write_error: Option<String>,
+}
+
+/// Proxied request bodies held in temporary files.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SpoolStatus {
+    /// Bytes held now.
+    pub bytes: u64,
+    /// `proxy.max_spool_bytes`.
+    pub limit: u64,
 }
 
 /// One app.
@@ -221,6 +232,10 @@ pub async fn snapshot(state: &AppState) -> Snapshot {
         },
         // The same store ping as `reachable`, not a second one.
         ready: crate::http::reasons(state, reachable).is_empty(),
+        spool: SpoolStatus {
+            bytes: state.proxy.spool().in_use(),
+            limit: state.proxy.spool().limit(),
+        },
         apps,
         recent_errors: center.recent_failures(),
     }

@@ -88,6 +88,16 @@ fn hot_paths(c: &mut Criterion) {
     });
 
     let push = Push::parse(PUSH_XML).expect("the push parses");
+    // Serialising alone: the XML writer's own cost, with full-width punctuation
+    // (UTF-8 lead byte 0xEF, like U+FFFE) that its forbidden-character scan must look at.
+    c.bench_function("text_reply_serialise", |b| {
+        b.iter(|| {
+            let body = ReplyBody::Text {
+                content: "感谢使用 wxgate，欢迎再来！Thanks for benchmarking wxgate.".to_owned(),
+            };
+            Reply::to(black_box(&push), 1_700_000_001, body).to_xml()
+        })
+    });
     c.bench_function("text_reply_serialise_encrypt", |b| {
         b.iter(|| {
             let body = ReplyBody::Text {

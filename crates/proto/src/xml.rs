@@ -86,6 +86,8 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
     if xml.len() > MAX_XML_BYTES {
         return Err(XmlError::TooLarge(xml.len()));
     }
+    // One pass over the document decides whether its text needs filtering.
+    let dirty = has_forbidden(xml.as_bytes());
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Element> = Vec::new();
     let mut root = None;
@@ -127,15 +129,15 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
             }
             Event::Text(text) => {
                 let text = text.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
-                append_text(&mut stack, &text)?;
+                append_text(&mut stack, &text, dirty)?;
             }
             Event::CData(data) => {
                 let text = data.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
-                append_text(&mut stack, &text)?;
+                append_text(&mut stack, &text, dirty)?;
             }
             Event::GeneralRef(reference) => {
                 let text = resolve_reference(&reference)?;
-                append_text(&mut stack, &text)?;
+                append_text(&mut stack, &text, true)?;
             }
             Event::DocType(_) => return Err(XmlError::Doctype),
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
@@ -202,9 +204,18 @@ fn close(
     Ok(())
 }
 
-fn append_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
+/// With `filter`, characters XML 1.0 forbids (quick-xml lets them through,
+/// raw or as character references like `&#xFFFE;`) are dropped, as the
+/// writer drops them, so what is read is what would be written back.
+#[inline]
+fn append_text(stack: &mut [Element], text: &str, filter: bool) -> Result<(), XmlError> {
+    let text = if filter {
+        xml_text(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     match stack.last_mut() {
-        Some(element) => element.text.push_str(text),
+        Some(element) => element.text.push_str(&text),
         None if text.trim().is_empty() => {}
         None => return Err(XmlError::OutsideRoot),
     }
@@ -226,6 +237,43 @@ fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, XmlError> {
         .ok_or_else(|| XmlError::Entity(name.into_owned()))
 }
 
+/// Whether XML 1.0 allows `c` in a document (`Char` production:
+/// `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`;
+/// a Rust `char` is never a surrogate).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// `text` without the characters XML 1.0 forbids. Borrowed, without
+/// allocating, when there are none (the common case).
+pub fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !has_forbidden(text.as_bytes()) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.chars().filter(|&c| is_xml_char(c)).collect())
+}
+
+/// Whether UTF-8 `bytes` hold a character XML forbids: the only ones a `str`
+/// can hold are the C0 controls but tab, newline and carriage return, and
+/// U+FFFE/U+FFFF (`EF BF BE`/`EF BF BF`). The writer runs this on every
+/// value and the parser once per document: one branch-free pass finds
+/// controls and 0xEF bytes; only when there is an 0xEF (full-width
+/// punctuation has one too) does memchr visit them to look for the two
+/// noncharacters.
+fn has_forbidden(bytes: &[u8]) -> bool {
+    // Bit 0: a forbidden control; bit 1: an 0xEF.
+    let flags = |b: u8| {
+        u8::from((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
+            | (u8::from(b == 0xEF) << 1)
+    };
+    let seen = bytes.iter().fold(0u8, |seen, &b| seen | flags(b));
+    seen & 1 != 0
+        || seen & 2 != 0
+            && memchr::memchr_iter(0xEF, bytes).any(|i| {
+                bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+            })
+}
+
 /// Builds a WeChat-style document: strings as CDATA, numbers bare.
 #[derive(Debug, Default)]
 pub(crate) struct XmlWriter {
@@ -245,8 +293,18 @@ impl XmlWriter {
         self.open(name).raw_cdata(value).close(name)
     }
 
+    /// Characters XML 1.0 forbids are dropped first (a webhook's text may
+    /// carry NUL or U+FFFE), then `]]>` is split, so stripping cannot forge a
+    /// terminator.
     fn raw_cdata(&mut self, value: &str) -> &mut Self {
+        let value = xml_text(value);
         self.out.push_str("<![CDATA[");
+        // Most values have no `]` at all: no `]]>` searcher to build.
+        if memchr::memchr(b']', value.as_bytes()).is_none() {
+            self.out.push_str(&value);
+            self.out.push_str("]]>");
+            return self;
+        }
         let mut parts = value.split("]]>");
         self.out.push_str(parts.next().unwrap_or_default());
         for part in parts {
@@ -360,6 +418,39 @@ mod tests {
         assert_eq!(parse(&wide), Err(XmlError::TooManyElements));
         let big = " ".repeat(MAX_XML_BYTES + 1);
         assert_eq!(parse(&big), Err(XmlError::TooLarge(MAX_XML_BYTES + 1)));
+    }
+
+    #[test]
+    fn characters_xml_forbids_are_dropped_when_writing() {
+        let mut w = XmlWriter::new();
+        w.cdata(
+            "Content",
+            "a\u{0}b\u{1}c\u{fffe}d\u{ffff}e]]\u{0}>f\t\n\u{10000}，",
+        );
+        let xml = w.finish();
+        assert!(xml.chars().all(is_xml_char), "{xml:?}");
+        let root = parse(&xml).unwrap();
+        assert_eq!(root.child_text("Content"), Some("abcde]]>f\t\n\u{10000}，"));
+        // Read the same way, raw or as character references.
+        let root = parse("<xml><A>a\u{1}b\u{0}c&#xFFFE;d</A></xml>").unwrap();
+        assert_eq!(root.child_text("A"), Some("abcd"));
+        // Nothing to drop: borrowed, not copied.
+        assert!(matches!(
+            xml_text("你好，world\u{fffd}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        for c in ['\u{0}', '\u{8}', '\u{b}', '\u{1f}', '\u{fffe}', '\u{ffff}'] {
+            assert!(!is_xml_char(c), "{c:?}");
+            assert_eq!(xml_text(&format!("x{c}y")), "xy");
+            // At every offset against the 16-byte blocks, across their edges too.
+            for pad in 0..40 {
+                let text = format!("{}{c}，\n{}", "a".repeat(pad), "b".repeat(pad));
+                let expected = format!("{}，\n{}", "a".repeat(pad), "b".repeat(pad));
+                assert_eq!(xml_text(&text), expected, "{pad}");
+            }
+        }
+        let clean = format!("{}\u{fffd}\u{ffef}，\t\r\n", "a".repeat(30));
+        assert!(matches!(xml_text(&clean), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Setup {
     pub extra_toml: String,
     /// Wraps the configured store before the gateway gets it.
     pub wrap_store: Option<StoreWrapper>,
+    /// The upstream the gateway calls, when not the simulator (a hostile fake).
+    pub upstream_url: Option<String>,
 }
 
 /// See [`Setup::wrap_store`].
@@ -62,6 +64,7 @@ impl Setup {
             server_toml: String::new(),
             extra_toml: String::new(),
             wrap_store: None,
+            upstream_url: None,
         }
     }
 
@@ -72,6 +75,12 @@ impl Setup {
         wrap: impl Fn(Arc<dyn Store>) -> Arc<dyn Store> + Send + Sync + 'static,
     ) -> Self {
         self.wrap_store = Some(Arc::new(wrap));
+        self
+    }
+
+    /// Points the gateway at `url` instead of the simulator (which still runs).
+    pub fn upstream(mut self, url: &str) -> Self {
+        self.upstream_url = Some(url.to_owned());
         self
     }
 
@@ -199,7 +208,11 @@ apps = ["{APPID}"]
 {extra}
 "#,
             store = self.setup.store,
-            sim = self.sim.url(),
+            sim = self
+                .setup
+                .upstream_url
+                .clone()
+                .unwrap_or_else(|| self.sim.url()),
             api = self.setup.token_api,
             server = self.setup.server_toml,
             app = self.setup.app_toml,

@@ -23,6 +23,29 @@ pub const CREDENTIAL_PATHS: &[&str] = &[
     "/cgi-bin/ticket/getticket",
 ];
 
+/// Whether `path` names one of [`CREDENTIAL_PATHS`], however it is spelled:
+/// compared percent-decoded, ASCII-lowercased, with empty and `.` segments
+/// dropped and trailing dots and spaces cut off each segment (`/cgi-bin/Token`,
+/// `/cgi-bin/ticket/GetTicket.`, `/cgi-bin/%74oken/`), and including
+/// anything below one (`/cgi-bin/token/x`). A server may well route such
+/// spellings to the same handler; none is a business API.
+pub fn is_credential_path(path: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut normal = String::with_capacity(decoded.len());
+    for segment in decoded.split(['/', '\\']) {
+        let segment = segment.trim_end_matches(['.', ' ']);
+        if !segment.is_empty() {
+            normal.push('/');
+            normal.push_str(&segment.to_ascii_lowercase());
+        }
+    }
+    CREDENTIAL_PATHS.iter().any(|credential| {
+        normal
+            .strip_prefix(credential)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 /// `[proxy]`.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -30,11 +53,16 @@ pub struct ProxyConfig {
     pub allow_paths: Vec<String>,
     /// Largest request body forwarded, bytes (default 33 554 432 = 32 MiB:
     /// WeChat's largest media upload is 20 MB). Bodies over 64 KiB are spooled
-    /// to a temporary file (`$TMPDIR`), so memory stays flat and the body can
-    /// be sent again after a token refresh.
+    /// to an anonymous temporary file in `$TMPDIR` (nothing left behind by a
+    /// crash), so memory stays flat and the body can be sent again after a
+    /// token refresh.
     pub max_request_bytes: u64,
     /// Largest response passed back, bytes (default 67 108 864 = 64 MiB).
     pub max_response_bytes: u64,
+    /// Most bytes spooled to temporary files by all requests in flight
+    /// together (default 268 435 456 = 256 MiB; at least `max_request_bytes`,
+    /// at most 64 GiB). A body that would pass it is refused with HTTP 503.
+    pub max_spool_bytes: u64,
     /// Time for the whole upstream exchange, bodies included, milliseconds
     /// (default 60 000).
     pub timeout_ms: u64,
@@ -46,6 +74,7 @@ impl Default for ProxyConfig {
             allow_paths: DEFAULT_ALLOW_PATHS.iter().map(|&p| p.to_owned()).collect(),
             max_request_bytes: 32 << 20,
             max_response_bytes: 64 << 20,
+            max_spool_bytes: 256 << 20,
             timeout_ms: 60_000,
         }
     }
@@ -59,6 +88,7 @@ pub(super) fn check(raw: RawProxy, p: &mut Problems) -> ProxyConfig {
         max_response_bytes: raw
             .max_response_bytes
             .unwrap_or(defaults.max_response_bytes),
+        max_spool_bytes: raw.max_spool_bytes.unwrap_or(defaults.max_spool_bytes),
         timeout_ms: raw.timeout_ms.unwrap_or(defaults.timeout_ms),
     };
     for (i, prefix) in config.allow_paths.iter().enumerate() {
@@ -85,5 +115,55 @@ pub(super) fn check(raw: RawProxy, p: &mut Problems) -> ProxyConfig {
             p.add(format!("proxy.{name}"), "must be more than 0");
         }
     }
+    if !(config.max_request_bytes..=MAX_SPOOL_BYTES).contains(&config.max_spool_bytes) {
+        p.add(
+            "proxy.max_spool_bytes",
+            format!(
+                "use proxy.max_request_bytes ({}) to {MAX_SPOOL_BYTES} bytes: at least one largest body must fit",
+                config.max_request_bytes
+            ),
+        );
+    }
     config
+}
+
+/// The largest `proxy.max_spool_bytes` accepted: 64 GiB.
+const MAX_SPOOL_BYTES: u64 = 64 << 30;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_paths_match_in_any_spelling() {
+        for path in [
+            "/cgi-bin/token",
+            "/cgi-bin/Token",
+            "/cgi-bin/token.",
+            "/cgi-bin/token/",
+            "/cgi-bin//token",
+            "/cgi-bin/./token",
+            "/cgi-bin/%74oken",
+            "/cgi-bin/%54OKEN%2e",
+            "/cgi-bin/token/more",
+            "/cgi-bin\\token",
+            "/cgi-bin/stable_token",
+            "/CGI-BIN/STABLE_TOKEN",
+            "/cgi-bin/ticket/getticket",
+            "/cgi-bin/ticket/GetTicket",
+            "/cgi-bin/ticket/getticket.",
+            "/cgi-bin/ticket%2Fgetticket",
+        ] {
+            assert!(is_credential_path(path), "{path}");
+        }
+        for path in [
+            "/cgi-bin/tokens",
+            "/cgi-bin/get_api_domain_ip",
+            "/cgi-bin/ticket",
+            "/cgi-bin/ticket/getticketx",
+            "/cgi-bin/user/token",
+        ] {
+            assert!(!is_credential_path(path), "{path}");
+        }
+    }
 }

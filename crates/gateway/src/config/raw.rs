@@ -59,6 +59,7 @@ pub(crate) struct RawProxy {
     pub(crate) allow_paths: Option<Vec<String>>,
     pub(crate) max_request_bytes: Option<u64>,
     pub(crate) max_response_bytes: Option<u64>,
+    pub(crate) max_spool_bytes: Option<u64>,
     pub(crate) timeout_ms: Option<u64>,
 }
 

@@ -106,6 +106,9 @@ impl ApiError {
             ApiError::Spool(SpoolError::TooLarge { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
             }
+            ApiError::Spool(SpoolError::Full { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "spool_full")
+            }
             ApiError::Spool(SpoolError::Read(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Spool(SpoolError::Io(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
@@ -135,7 +138,9 @@ impl ApiError {
             ApiError::InvalidSecret => 40125,
             ApiError::InvalidToken => 40001,
             ApiError::Token(TokenError::UnknownApp(_)) => 40013,
-            ApiError::Token(TokenError::RateLimited { .. }) => 45011,
+            // "Too many calls, retry later": the caller's upload is fine, the moment is not.
+            ApiError::Token(TokenError::RateLimited { .. })
+            | ApiError::Spool(SpoolError::Full { .. }) => 45011,
             other => other.errcode().unwrap_or(-1),
         }
     }
@@ -159,6 +164,11 @@ impl ApiError {
                     .into(),
             ),
             ApiError::Spool(SpoolError::TooLarge { .. }) => Some("raise proxy.max_request_bytes".into()),
+            ApiError::Spool(SpoolError::Full { .. }) => Some(
+                "other large uploads are being forwarded; retry in a moment (operators: \
+                 proxy.max_spool_bytes bounds the bytes spooled at once)"
+                    .into(),
+            ),
             ApiError::BodyTooLarge => Some("bodies are limited by server.max_body_bytes".into()),
             ApiError::Token(TokenError::RateLimited { daily_limit: None, .. }) => {
                 Some("another forced refresh happened moments ago; fetch the current credential again".into())

@@ -39,13 +39,14 @@ pub(crate) async fn forward(
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         // A client that stalls its upload is cut off after the proxy's timeout.
-        body: tokio::time::timeout(state.proxy.timeout(), Spooled::read(body, limit))
-            .await
-            .map_err(|_| {
-                crate::proxy::SpoolError::Read(
-                    "the request body stalled past proxy.timeout_ms".into(),
-                )
-            })??,
+        body: tokio::time::timeout(
+            state.proxy.timeout(),
+            Spooled::read(body, limit, state.proxy.spool(), declared),
+        )
+        .await
+        .map_err(|_| {
+            crate::proxy::SpoolError::Read("the request body stalled past proxy.timeout_ms".into())
+        })??,
         path,
     };
     let response = state

@@ -24,6 +24,9 @@ pub enum WebhookError {
     /// An answer other than 2xx.
     #[error("webhook answered HTTP {0}")]
     Status(u16),
+    /// A redirect: never followed (the push would go to another host).
+    #[error("webhook answered a redirect (HTTP {0}) to {1:.200}; redirects are not followed: configure the final URL")]
+    Redirect(u16, String),
     /// A 200 whose body is not a reply.
     #[error("webhook answer is not a reply: {0}")]
     Body(String),
@@ -72,6 +75,11 @@ pub async fn call(
         .await
         .map_err(|e| WebhookError::Transport(e.without_url().to_string()))?;
     let status = response.status().as_u16();
+    if response.status().is_redirection() {
+        let location = response.headers().get(reqwest::header::LOCATION);
+        let location = location.and_then(|l| l.to_str().ok()).unwrap_or("nowhere");
+        return Err(WebhookError::Redirect(status, location.to_owned()));
+    }
     if !(200..300).contains(&status) {
         return Err(WebhookError::Status(status));
     }

@@ -64,6 +64,12 @@ impl SqliteStore {
 }
 
 fn prepare(path: &Path) -> rusqlite::Result<Connection> {
+    create_private(path).map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("creating the file with mode 0600: {e}")),
+        )
+    })?;
     let connection = Connection::open(path)?;
     connection.execute_batch(
         "PRAGMA journal_mode = WAL;
@@ -84,6 +90,20 @@ fn prepare(path: &Path) -> rusqlite::Result<Connection> {
          SELECT count(*) FROM credentials;",
     )?;
     Ok(connection)
+}
+
+/// Creates the database file, if missing, readable by this user only (0600,
+/// whatever the umask adds): it holds live access tokens. SQLite gives its
+/// `-wal`, `-shm` and `-journal` files the database file's mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(drop),
+    }
 }
 
 fn is_corruption(e: &rusqlite::Error) -> bool {
@@ -302,5 +322,47 @@ mod tests {
             .await
             .unwrap()
             .is_some());
+    }
+}
+
+#[cfg(all(test, unix))]
+mod permissions {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn the_database_and_its_side_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wxgate.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let credential = Credential {
+            value: "token".into(),
+            expires_at: 2,
+            fetched_at: 1,
+        };
+        store
+            .save("wx1", Kind::AccessToken, &credential)
+            .await
+            .unwrap();
+        for name in ["wxgate.db", "wxgate.db-wal", "wxgate.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+        }
+        // A corrupt file is replaced by a fresh, private one.
+        drop(store);
+        std::fs::write(
+            &path,
+            b"not a database, long enough to be looked at by sqlite....",
+        )
+        .unwrap();
+        for side in ["wxgate.db-wal", "wxgate.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(side));
+        }
+        SqliteStore::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 }

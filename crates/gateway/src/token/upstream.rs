@@ -117,6 +117,10 @@ fn classify(appid: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<St
     }
 }
 
+/// Largest answer read from WeChat's token, ticket and other JSON APIs called
+/// here, bytes. Real answers are a few hundred bytes.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 #[derive(Deserialize)]
 struct Answer {
     #[serde(default)]
@@ -141,6 +145,8 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
+            // A redirect would carry the AppSecret (or a token) to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a client with a timeout builds");
         Self {
@@ -283,18 +289,94 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
         } else {
             "failed"
         };
-        Failure::transient(format!("call to WeChat {what}: {}", e.without_url()))
+        Failure::transient(format!("call to WeChat {what}: {}", describe(e)))
     })?;
     let status = response.status();
+    if status.is_redirection() {
+        return Err(redirect_refused(&response));
+    }
     if !status.is_success() {
         return Err(Failure::transient(format!("WeChat answered HTTP {status}")));
     }
-    response.json::<Answer>().await.map_err(|e| {
+    let body = read_capped(response).await?;
+    serde_json::from_slice::<Answer>(&body)
+        .map_err(|e| Failure::transient(format!("unreadable answer from WeChat: {e}")))
+}
+
+/// Reads an answer in chunks, giving up as soon as it passes
+/// [`MAX_ANSWER_BYTES`]: a hostile or broken upstream cannot make wxgate
+/// buffer more than that.
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+    let too_large = || {
         Failure::transient(format!(
-            "unreadable answer from WeChat: {}",
-            e.without_url()
+            "WeChat's answer is over {MAX_ANSWER_BYTES} bytes (its credential answers are under 1 KiB); not read further"
         ))
-    })
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                return Err(too_large())
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                };
+                return Err(Failure::transient(format!(
+                    "reading WeChat's answer {what}: {}",
+                    e.without_url()
+                )));
+            }
+        }
+    }
+}
+
+/// A transport error with its causes (`error sending request: connection
+/// reset…`), without the URL (a classic token URL carries the secret).
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A redirect from the upstream: never followed (it would re-send the
+/// secret, a token or an upload to wherever it points), a failure an operator
+/// must look at.
+pub(crate) fn redirect_refused(response: &reqwest::Response) -> Failure {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or("nowhere");
+    Failure {
+        class: FailureClass::Config,
+        errcode: None,
+        message: format!(
+            "WeChat answered a redirect (HTTP {}) to {location:.200}; redirects are not followed",
+            response.status().as_u16()
+        ),
+        hint: Some(
+            "upstream.base_url must be WeChat's API itself (https://api.weixin.qq.com) or a proxy \
+             that forwards without redirecting"
+                .into(),
+        ),
+    }
 }
 
 fn read(

@@ -214,3 +214,28 @@ secret_file = "/dev/zero"
     }
     assert!(!problems.contains("no [[apps]]"), "{problems}");
 }
+
+#[test]
+fn the_spool_budget_is_bounded_and_holds_at_least_one_largest_body() {
+    let base = "[[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
+    let config = load(base, &env(&[])).unwrap();
+    assert_eq!(config.proxy.max_spool_bytes, 256 << 20);
+    for (proxy, ok) in [
+        ("max_spool_bytes = 100000000", true),
+        ("max_spool_bytes = 1000", false),
+        ("max_request_bytes = 1000\nmax_spool_bytes = 1000", true),
+        ("max_spool_bytes = 0", false),
+        ("max_spool_bytes = 100000000000", false),
+    ] {
+        let result = load(&format!("{base}[proxy]\n{proxy}\n"), &env(&[]));
+        match (result, ok) {
+            (Ok(config), true) => assert!(config.proxy.max_spool_bytes > 0),
+            (Err(err), false) => {
+                let text = err.to_string();
+                assert!(text.contains("proxy.max_spool_bytes"), "{proxy}: {text}");
+                assert!(text.contains("max_request_bytes"), "{proxy}: {text}");
+            }
+            (result, _) => panic!("{proxy}: {result:?}"),
+        }
+    }
+}

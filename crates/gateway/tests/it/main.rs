@@ -10,6 +10,7 @@ mod proxy;
 mod pushes;
 mod redis;
 mod token_center;
+mod upstream;
 
 use serde_json::Value;
 pub(crate) use wxgate_testkit::gateway::{Env, Setup, APPID, CLIENT_KEY, SECRET, T0};

@@ -286,3 +286,43 @@ async fn an_answer_over_the_response_limit_is_refused() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn credential_paths_are_refused_however_they_are_spelled() {
+    let env = Setup::new().start().await;
+    for path in [
+        "/cgi-bin/token",
+        "/cgi-bin/stable_token",
+        "/cgi-bin/ticket/getticket",
+        "/cgi-bin/Token",
+        "/cgi-bin/TOKEN",
+        "/cgi-bin/token.",
+        "/cgi-bin/Stable_Token",
+        "/cgi-bin/ticket/GetTicket",
+        "/cgi-bin/ticket/getticket.",
+        "/cgi-bin/ticket/GETTICKET..",
+        "/cgi-bin/token/x",
+    ] {
+        let (status, body) =
+            status_of(&env, &format!("/proxy/{APPID}{path}"), Some(CLIENT_KEY)).await;
+        assert_eq!(
+            (status, body["errcode"].as_i64()),
+            (403, Some(48001)),
+            "{path}: {body}"
+        );
+        assert!(
+            body["hint"].as_str().unwrap().contains("client API"),
+            "{path}: {body}"
+        );
+    }
+    // Encoded or with a trailing slash: refused as well (not plain paths).
+    for path in [
+        "/cgi-bin/%74oken",
+        "/cgi-bin/Token/",
+        "/cgi-bin/ticket%2fgetticket",
+    ] {
+        let status = raw_status(&env, &format!("/proxy/{APPID}{path}")).await;
+        assert!(status == 400 || status == 403, "{path}: {status}");
+    }
+    assert_eq!(upstream_calls(&env), 0, "nothing reached the simulator");
+}

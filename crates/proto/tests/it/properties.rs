@@ -141,6 +141,26 @@ proptest! {
     }
 
     #[test]
+    fn any_reply_text_is_written_as_well_formed_xml(
+        chars in proptest::collection::vec(prop_oneof![
+            any::<char>(), Just('\u{0}'), Just('\u{1}'), Just('\u{b}'), Just('\u{fffe}'),
+            Just('\u{ffff}'), Just(']'), Just('>'), Just('<'), Just('&'),
+        ], 0..64),
+        to in ".{0,16}",
+    ) {
+        use wxgate_proto::xml::is_xml_char;
+        let content: String = chars.into_iter().collect();
+        let body = ReplyBody::Text { content: content.clone() };
+        let reply = Reply { to_user_name: to.clone(), from_user_name: "gh".into(), create_time: 1, body };
+        let xml = reply.to_xml();
+        prop_assert!(xml.chars().all(is_xml_char), "{:?}", xml);
+        let parsed = Reply::parse(&xml).unwrap();
+        let kept = |s: &str| s.chars().filter(|&c| is_xml_char(c)).collect::<String>();
+        prop_assert_eq!(parsed.to_user_name, kept(&to));
+        prop_assert_eq!(parsed.body, ReplyBody::Text { content: kept(&content) });
+    }
+
+    #[test]
     fn encrypted_replies_open_in_every_encrypted_mode(
         body in reply_body(), key in any_key(), random in any::<[u8; 16]>(),
     ) {

@@ -42,7 +42,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("starting the simulator on {}", args.sim_listen))?;
     let webhook = demo_webhook().await?;
-    let db = std::env::temp_dir().join(format!("wxgate-dev-{}.db", std::process::id()));
+    let dir = private_dir()?;
+    let db = dir.path().join("wxgate.db");
     let toml = format!(
         r#"
 [server]
@@ -93,8 +94,22 @@ apps = ["*"]
     let url = format!("http://{}", listener.local_addr()?);
     print_banner(&url, &sim.url(), &app, &db);
     gateway.serve(listener, super::shutdown_signal()).await?;
-    let _ = std::fs::remove_file(&db);
+    drop(dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh directory for the demo's SQLite file, this user's only: a random
+/// name under `$TMPDIR` made with mkdir, which fails on anything already
+/// there (a planted symlink included) and is retried with another name;
+/// mode 0700. Removed, with the file, when dropped.
+fn private_dir() -> anyhow::Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("wxgate-dev-");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder
+        .tempdir()
+        .context("creating a private directory for the demo's store")
 }
 
 /// The demo business server: checks wxgate's signature and echoes text messages.

@@ -9,6 +9,7 @@ mod crash;
 mod outage;
 mod security;
 mod soak;
+mod spool;
 mod sqlite;
 mod storm;
 

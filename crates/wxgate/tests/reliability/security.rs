@@ -139,3 +139,66 @@ async fn hostile_requests_are_refused_cleanly() {
     assert_eq!(env.sim.stats().app(OTHER).calls("/cgi-bin/token"), 0);
     figure("security", format!("{results:?}"));
 }
+
+/// `wxgate dev` keeps its SQLite file in a fresh directory of its own (mode
+/// 0700, random name), not at a predictable `$TMPDIR` path where another user
+/// may have planted a symlink, and removes it on exit.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_keeps_its_store_in_a_private_directory_and_follows_no_planted_link() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim.db");
+    // Links where a pid-named file would go, for the pids likely to come next.
+    let last_pid: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    for pid in last_pid + 1..last_pid + 200 {
+        let link = tmp.path().join(format!("wxgate-dev-{pid}.db"));
+        std::os::unix::fs::symlink(&victim, link).unwrap();
+    }
+    let mut dev = wxgate_testkit::process::Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &[
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--sim-listen",
+            "127.0.0.1:0",
+        ],
+        &[("TMPDIR", tmp.path().to_str().unwrap())],
+        None,
+    );
+    let gateway = dev.url_after("  gateway ");
+    let store_line = dev.lines().find(|l| l.starts_with("  store ")).unwrap();
+    let store = std::path::PathBuf::from(store_line.trim_start_matches("  store ").trim());
+    let response = reqwest::Client::new()
+        .get(format!("{gateway}/v1/apps/wxd000000000000001/access_token"))
+        .bearer_auth("dev-client-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let dir = store.parent().unwrap();
+    assert_ne!(dir, tmp.path(), "{store:?} is directly in $TMPDIR");
+    assert!(dir.starts_with(tmp.path()), "{store:?}");
+    let meta = std::fs::symlink_metadata(dir).unwrap();
+    assert!(meta.is_dir(), "{dir:?} is a real directory, not a link");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700, "{dir:?}");
+    assert_eq!(meta.uid(), std::fs::metadata(tmp.path()).unwrap().uid());
+    let file = std::fs::symlink_metadata(&store).unwrap();
+    assert!(file.is_file(), "{store:?}");
+    assert_eq!(file.permissions().mode() & 0o777, 0o600, "{store:?}");
+    assert!(!victim.exists(), "a planted link was followed");
+
+    dev.signal("TERM");
+    assert!(dev.wait_exit(std::time::Duration::from_secs(10)).success());
+    assert!(!dir.exists(), "{dir:?} removed on exit");
+    figure(
+        "dev store",
+        format!("{} (0700 directory, 0600 file)", store.display()),
+    );
+}

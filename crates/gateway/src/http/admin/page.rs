@@ -175,6 +175,7 @@ fn header(s: &Snapshot) -> String {
 <span class="fact"><span class="label">instance</span> <code>{instance}</code></span>
 <span class="fact"><span class="label">store</span> {backend} {reachable}{write}</span>
 <span class="fact" id="ready">{ready}</span>
+<span class="fact" title="proxied uploads in temporary files now, of proxy.max_spool_bytes"><span class="label">spool</span> {spool} of {spool_limit}</span>
 <span class="live" id="live" title="{at}">snapshot</span>
 </div>
 </header>"#,
@@ -189,8 +190,15 @@ fn header(s: &Snapshot) -> String {
             None => String::new(),
         },
         ready = badge(s.ready, "ready", "not ready"),
+        spool = mib(s.spool.bytes),
+        spool_limit = mib(s.spool.limit),
         at = utc(s.now),
     )
+}
+
+/// Bytes in MiB, one decimal.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
 fn app(a: &AppStatus, now: u64) -> String {
@@ -370,7 +378,7 @@ fn recent_errors(errors: &[FailureRecord], now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::StoreStatus;
+    use crate::status::{SpoolStatus, StoreStatus};
 
     #[test]
     fn escapes_every_markup_character() {
@@ -416,6 +424,10 @@ mod tests {
                 write_error: Some("disk <full>".into()),
             },
             ready: false,
+            spool: SpoolStatus {
+                bytes: 3 << 19,
+                limit: 256 << 20,
+            },
             apps: vec![AppStatus {
                 appid: "wx<1>".into(),
                 token_api: "stable",
@@ -460,6 +472,7 @@ mod tests {
             html.contains(r#"title="disk &lt;full&gt;">cannot write</span>"#),
             "{html}"
         );
+        assert!(html.contains("spool</span> 1.5 MiB of 256.0 MiB"), "{html}");
     }
 
     #[test]

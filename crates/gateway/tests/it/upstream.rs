@@ -1,0 +1,185 @@
+//! A hostile upstream (a "WeChat" that redirects, or answers without end):
+//! redirects are refused, not followed, and answers are read only so far.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::io::AsyncReadExt;
+
+use crate::{Setup, APPID, CLIENT_KEY};
+
+/// A listener that records whatever reaches it (connections and bytes) and never answers.
+async fn sink() -> (String, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let arrived = Arc::new(AtomicU64::new(0));
+    let counter = arrived.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                    counter.fetch_add(n as u64, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (url, arrived)
+}
+
+/// A fake WeChat answering every request with `answer`.
+async fn fake_wechat<F>(answer: F) -> String
+where
+    F: Fn(Request) -> Response + Clone + Send + Sync + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let answer = answer.clone();
+        async move { answer(request) }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+fn redirect_to(url: &str) -> Response {
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, format!("{url}/steal"))],
+    )
+        .into_response()
+}
+
+fn a_token() -> Response {
+    axum::Json(serde_json::json!({"access_token": "TOKEN", "expires_in": 7200})).into_response()
+}
+
+#[tokio::test]
+async fn a_redirect_on_a_token_fetch_is_not_followed() {
+    for stable in [false, true] {
+        let (thief, arrived) = sink().await;
+        let redirect = thief.clone();
+        let upstream = fake_wechat(move |_| redirect_to(&redirect)).await;
+        let setup = Setup::new().upstream(&upstream);
+        let env = if stable { setup.stable() } else { setup }.start().await;
+        let (status, body) = env
+            .client_get(&format!("/v1/apps/{APPID}/access_token"))
+            .await;
+        assert_eq!(status, 502, "stable={stable}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("redirect (HTTP 307)") && message.contains("not followed"),
+            "{body}"
+        );
+        assert!(body["error"]["hint"].as_str().unwrap().contains("base_url"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            arrived.load(Ordering::SeqCst),
+            0,
+            "stable={stable}: the secret went to the redirect's target"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_on_a_proxied_post_is_not_followed() {
+    let (thief, arrived) = sink().await;
+    let upstream = fake_wechat(move |request| {
+        if request.uri().path() == "/cgi-bin/token" {
+            a_token()
+        } else {
+            redirect_to(&thief)
+        }
+    })
+    .await;
+    let env = Setup::new()
+        .upstream(&upstream)
+        .extra("[proxy]\ntimeout_ms = 2000")
+        .start()
+        .await;
+    // In memory (replayable, so an HTTP client would re-send it) and spooled to a file.
+    for size in [1_000, 300_000] {
+        let response = env
+            .http
+            .post(format!(
+                "{}/proxy/{APPID}/cgi-bin/media/upload?type=image",
+                env.url
+            ))
+            .bearer_auth(CLIENT_KEY)
+            .body(vec![b'm'; size])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 502, "{size} bytes");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            body["errmsg"]
+                .as_str()
+                .unwrap()
+                .contains("redirect (HTTP 307)"),
+            "{body}"
+        );
+        assert!(
+            body["hint"].as_str().unwrap().contains("base_url"),
+            "{body}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        arrived.load(Ordering::SeqCst),
+        0,
+        "the upload went to the redirect's target"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_token_answer_is_cut_off_early() {
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let upstream = fake_wechat(move |_| {
+        let counter = counter.clone();
+        let chunk = bytes::Bytes::from(vec![b'a'; 64 * 1024]);
+        let head = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"access_token\":\""))
+        });
+        let endless = futures_util::stream::repeat_with(move || {
+            counter.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            Ok(chunk.clone())
+        });
+        Body::from_stream(futures_util::StreamExt::chain(head, endless)).into_response()
+    })
+    .await;
+    let env = Setup::new().upstream(&upstream).start().await;
+    let started = tokio::time::Instant::now();
+    let (status, body) = env
+        .client_get(&format!("/v1/apps/{APPID}/access_token"))
+        .await;
+    let elapsed = started.elapsed();
+    // Let the server notice the hang-up, then see how much it ever produced.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let produced = sent.load(Ordering::SeqCst);
+    eprintln!(
+        "endless answer: refused after {elapsed:?}, {produced} bytes produced by the upstream"
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "{elapsed:?}: no quicker than the timeout"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("over 65536 bytes"),
+        "{body}"
+    );
+    // Socket buffers hold a few MiB; reading on would take hundreds.
+    assert!(produced < 16 << 20, "{produced} bytes produced");
+}

@@ -1,0 +1,202 @@
+//! Large uploads through the proxy are spooled to anonymous temporary files:
+//! `kill -9` in the middle of one leaves nothing in `$TMPDIR`, and uploads
+//! in flight together hold at most `proxy.max_spool_bytes`.
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use wxgate_sim::{SimApp, SimConfig, Simulator};
+use wxgate_testkit::process::Server;
+
+use crate::figure;
+
+const KEY: &str = "spool-client-key";
+
+fn config(dir: &std::path::Path, sim: &str, proxy: &str) -> std::path::PathBuf {
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(KEY.as_bytes()));
+    let path = dir.join("wxgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n[upstream]\nbase_url = \"{sim}\"\n\
+             [proxy]\n{proxy}\n\
+             [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\n\
+             [[clients]]\nname = \"c\"\nkey_sha256 = \"{hash}\"\napps = [\"*\"]\n",
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Starts an upload of `declared` bytes, sends `sent` of them and keeps the connection open.
+async fn stalled_upload(url: &str, declared: usize, sent: usize) -> tokio::net::TcpStream {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /proxy/wx1/cgi-bin/media/upload?type=image HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {KEY}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {declared}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b'u'; sent]).await.unwrap();
+    stream.flush().await.unwrap();
+    stream
+}
+
+/// The open files of process `pid` whose path is under `dir` (deleted ones included).
+fn open_files_under(pid: u32, dir: &std::path::Path) -> Vec<String> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .map(|target| target.display().to_string())
+        .collect()
+}
+
+async fn spool_bytes(http: &reqwest::Client, url: &str) -> u64 {
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wxgate_proxy_spool_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no spool gauge in\n{metrics}"))
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_a_spooled_upload_leaves_no_file_behind() {
+    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().join("tmp");
+    std::fs::create_dir(&spool_dir).unwrap();
+    let config = config(dir.path(), &sim.url(), "");
+    let mut server = Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &["serve", "-c", config.to_str().unwrap()],
+        &[("TMPDIR", spool_dir.to_str().unwrap())],
+        None,
+    );
+    let url = server.url_after("listening on");
+    let _upload = stalled_upload(&url, 8 << 20, 1 << 20).await;
+    // Wait until the gateway has its spool file open.
+    let pid = server.child.id();
+    let mut open = Vec::new();
+    for _ in 0..250 {
+        open = open_files_under(pid, &spool_dir);
+        if !open.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!open.is_empty(), "the upload was never spooled");
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10));
+    let left: Vec<_> = std::fs::read_dir(&spool_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    figure(
+        "spool",
+        format!(
+            "kill -9 mid-upload (spool file open as {open:?}): {} files left in $TMPDIR",
+            left.len()
+        ),
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_the_spool_budget_are_refused_with_a_hint_and_forward_nothing() {
+    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        &sim.url(),
+        "max_request_bytes = 1000000\nmax_spool_bytes = 1500000",
+    );
+    let mut server = Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &["serve", "-c", config.to_str().unwrap()],
+        &[],
+        None,
+    );
+    let url = server.url_after("listening on");
+    let http = reqwest::Client::new();
+    // A well-formed upload, which the simulator reads whole before answering.
+    let upload = |size: usize| {
+        http.post(format!("{url}/proxy/wx1/cgi-bin/media/upload?type=image"))
+            .bearer_auth(KEY)
+            .header("content-type", "multipart/form-data; boundary=spool-test")
+            .body(wxgate_testkit::multipart(
+                "spool-test",
+                "p.jpg",
+                &vec![b'x'; size],
+            ))
+            .send()
+    };
+    // One upload holds 1 000 000 of the 1 500 000 bytes while it trickles in.
+    let stalled = stalled_upload(&url, 1_000_000, 300_000).await;
+    for _ in 0..250 {
+        if spool_bytes(&http, &url).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(spool_bytes(&http, &url).await, 1_000_000);
+
+    // Refused on its declared length, before its body is read: the caller hears
+    // at once (and with `Expect: 100-continue` never sends the body).
+    let mut refused = stalled_upload(&url, 800_000, 0).await;
+    let mut answer = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_string(&mut refused, &mut answer),
+    )
+    .await
+    .expect("answered without waiting for the body")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["errcode"], 45011, "{body}");
+    assert!(
+        body["hint"].as_str().unwrap().contains("max_spool_bytes"),
+        "{body}"
+    );
+    assert_eq!(
+        sim.stats().endpoint_calls("/cgi-bin/media/upload"),
+        0,
+        "nothing forwarded"
+    );
+    // A small one still goes through (kept in memory).
+    assert_eq!(upload(10_000).await.unwrap().status(), 200);
+
+    // The stalled upload gives up: its bytes come back, and the large one passes.
+    drop(stalled);
+    for _ in 0..250 {
+        if spool_bytes(&http, &url).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(spool_bytes(&http, &url).await, 0);
+    let response = upload(800_000).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    figure(
+        "spool",
+        "budget 1 500 000 B, 1 000 000 B held by a stalled upload: an 800 000 B upload refused (503, 45011), \
+         accepted once the stalled one went away",
+    );
+}
