@@ -104,7 +104,19 @@ fn app_with_token(state: &AppState, appid: &str) -> Result<(Arc<AppConfig>, Stri
     Ok((app, token))
 }
 
-/// `GET /wx/{appid}`: answers `echostr` when the signature matches (§1.2).
+/// Refuses a push or ownership check signed further than
+/// `server.timestamp_tolerance_secs` from now.
+fn check_fresh(state: &AppState, timestamp: &str) -> Result<(), ApiError> {
+    let tolerance = state.server.timestamp_tolerance_secs;
+    if wxgate_proto::timestamp_is_fresh(timestamp, state.center.now(), tolerance) {
+        Ok(())
+    } else {
+        Err(ApiError::StaleTimestamp)
+    }
+}
+
+/// `GET /wx/{appid}`: answers `echostr` when the signature matches and is
+/// fresh (§1.2).
 pub(crate) async fn verify(
     State(state): State<AppState>,
     Path(appid): Path<String>,
@@ -113,10 +125,16 @@ pub(crate) async fn verify(
     let echostr = required(q.echostr, "echostr")?;
     let (_, token) = app_with_token(&state, &appid)?;
     let q = q.push;
+    check_fresh(&state, &q.timestamp)?;
     wxgate_proto::verify_signature(&token, &q.timestamp, &q.nonce, &q.signature)
         .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
     tracing::debug!(appid, "server ownership check passed");
-    Ok(([(header::CONTENT_TYPE, "text/plain")], echostr).into_response())
+    // The echo is the caller's own text: plain text, never sniffed as HTML.
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    Ok((headers, echostr).into_response())
 }
 
 /// `POST /wx/{appid}`: checks, decrypts, dedupes and answers a push (§2, §3).
@@ -163,10 +181,7 @@ fn open(
     body: &[u8],
 ) -> Result<(Arc<AppConfig>, String, Push), ApiError> {
     let (app, token) = app_with_token(state, appid)?;
-    let sent: u64 = q.timestamp.parse().map_err(|_| ApiError::StaleTimestamp)?;
-    if sent.abs_diff(state.center.now()) > state.server.timestamp_tolerance_secs {
-        return Err(ApiError::StaleTimestamp);
-    }
+    check_fresh(state, &q.timestamp)?;
     let body =
         std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
     let xml = open_push(&app.push_mode, &token, q, body)?;
