@@ -2,7 +2,7 @@
 //! `{"error":{"code","message","errcode","hint"}}`; the WeChat-compatible
 //! endpoints render the same values as `{"errcode","errmsg"}` through [`WeChatShape`].
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
@@ -210,11 +210,7 @@ impl IntoResponse for WeChatShape {
             Some(hint) => format!("{} (wxgate: {hint})", self.0),
             None => self.0.to_string(),
         };
-        let mut response = Json(json!({ "errcode": errcode, "errmsg": errmsg })).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        Json(json!({ "errcode": errcode, "errmsg": errmsg })).into_response()
     }
 }
 
