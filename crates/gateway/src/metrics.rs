@@ -94,6 +94,13 @@ pub fn route_label(pattern: &str) -> &'static str {
     leaked
 }
 
+/// `{check}`: a credential check (`admin_key`, `client_key`, `app_secret`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// Which check.
+    pub check: &'static str,
+}
+
 /// `{instance}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {
@@ -127,6 +134,12 @@ pub struct Metrics {
     pub fetches_today: Family<CredentialLabels, Gauge>,
     /// 1 when `/readyz` would answer 200.
     pub ready: Gauge,
+    /// Idle connections closed to make room for new ones (`server.max_connections`).
+    pub connections_evicted: Counter,
+    /// New connections closed at once because every connection was busy.
+    pub connections_refused: Counter,
+    /// Credential checks refused unchecked: the peer failed too often lately.
+    pub credential_checks_refused: Family<CheckLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -158,6 +171,9 @@ impl Metrics {
             lease_held: Family::default(),
             fetches_today: Family::default(),
             ready: Gauge::default(),
+            connections_evicted: Counter::default(),
+            connections_refused: Counter::default(),
+            credential_checks_refused: Family::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -171,6 +187,9 @@ impl Metrics {
             lease_held,
             fetches_today,
             ready,
+            connections_evicted,
+            connections_refused,
+            credential_checks_refused,
             ..
         } = &metrics;
         registry.register(
@@ -219,6 +238,21 @@ impl Metrics {
             fetches_today.clone(),
         );
         registry.register("ready", "1 when /readyz answers 200", ready.clone());
+        registry.register(
+            "connections_evicted",
+            "Idle connections closed to make room (server.max_connections)",
+            connections_evicted.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because every connection was busy",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "credential_checks_refused",
+            "Credential checks refused because the peer failed too often (429 / 45011)",
+            credential_checks_refused.clone(),
+        );
         Self {
             registry,
             ..metrics
