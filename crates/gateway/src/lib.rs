@@ -122,6 +122,7 @@ impl Gateway {
             proxy,
             proxy_config: Arc::new(config.proxy),
             admin_key: config.admin_key.map(Arc::new),
+            throttle: http::Throttle::new(metrics.clone()),
             metrics,
             clients: Arc::new(config.clients),
             server: Arc::new(config.server),

@@ -2,7 +2,7 @@
 //! `{"error":{"code","message","errcode","hint"}}`; the WeChat-compatible
 //! endpoints render the same values as `{"errcode","errmsg"}` through [`WeChatShape`].
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
@@ -33,6 +33,12 @@ pub enum ApiError {
     /// The app secret does not match (WeChat-compatible endpoints).
     #[error("invalid appsecret")]
     InvalidSecret,
+    /// The peer failed too many credential checks lately (see `throttle`).
+    #[error("too many failed credential checks from this address")]
+    TooManyAttempts {
+        /// Seconds until it may try again.
+        retry_after: u64,
+    },
     /// An access token wxgate did not issue, or no longer current.
     #[error("invalid credential, access_token is invalid or not latest")]
     InvalidToken,
@@ -82,6 +88,9 @@ impl ApiError {
             ApiError::InvalidSecret | ApiError::InvalidToken => {
                 (StatusCode::UNAUTHORIZED, "invalid_credential")
             }
+            ApiError::TooManyAttempts { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+            }
             ApiError::Token(TokenError::UnknownApp(_)) => (StatusCode::NOT_FOUND, "unknown_app"),
             ApiError::PushNotConfigured(_) => (StatusCode::NOT_FOUND, "push_not_configured"),
             ApiError::StaleTimestamp => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
@@ -126,7 +135,10 @@ impl ApiError {
             ApiError::InvalidSecret => 40125,
             ApiError::InvalidToken => 40001,
             ApiError::Token(TokenError::UnknownApp(_)) => 40013,
-            ApiError::Token(TokenError::RateLimited { .. }) => 45011,
+            // "api minute-quota reach limit, must slower, retry next minute".
+            ApiError::Token(TokenError::RateLimited { .. }) | ApiError::TooManyAttempts { .. } => {
+                45011
+            }
             other => other.errcode().unwrap_or(-1),
         }
     }
@@ -154,6 +166,9 @@ impl ApiError {
             ApiError::Token(TokenError::RateLimited { .. }) => {
                 Some("another forced refresh happened moments ago; fetch the current credential again".into())
             }
+            ApiError::TooManyAttempts { retry_after } => Some(format!(
+                "wait {retry_after} s; then check the key or secret this caller sends"
+            )),
             ApiError::PushNotConfigured(_) => Some("set the app's token (the one typed into WeChat's console)".into()),
             ApiError::StaleTimestamp => Some("check this server's clock (server.timestamp_tolerance_secs)".into()),
             _ => None,
@@ -183,7 +198,13 @@ impl IntoResponse for ApiError {
         if let Some(retry_at) = self.retry_at() {
             error["retry_at"] = retry_at.into();
         }
-        (status, Json(json!({ "error": error }))).into_response()
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let ApiError::TooManyAttempts { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
     }
 }
 
@@ -194,6 +215,14 @@ pub(crate) struct WeChatShape(pub(crate) ApiError);
 impl From<ApiError> for WeChatShape {
     fn from(e: ApiError) -> Self {
         Self(e)
+    }
+}
+
+impl From<super::throttle::Refused> for ApiError {
+    fn from(refused: super::throttle::Refused) -> Self {
+        ApiError::TooManyAttempts {
+            retry_after: refused.retry_after,
+        }
     }
 }
 

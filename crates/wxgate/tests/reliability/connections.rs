@@ -182,8 +182,10 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
     let mut peak_fds = fds(pid);
 
     // While they are held: /healthz and pushes, each on a new connection.
+    // Timed out rather than hung, should the server stop accepting.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
     let mut slowest = Duration::ZERO;
