@@ -6,7 +6,8 @@
 //!
 //! A connection is *idle* while no request is being served on it: between
 //! keep-alive requests, and while a request's headers are still arriving
-//! (a half-sent request is not under way). When every slot is taken, the
+//! (a half-sent request is not under way). A request's body must arrive
+//! within the idle timeout too. When every slot is taken, the
 //! connection idle the longest is closed to make room, as nginx reuses
 //! keep-alive connections; when none is idle, the new connection is closed at
 //! once. Either way the process holds at most one socket more than the cap,
@@ -48,7 +49,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Time a connection may stay idle before it is closed.
     pub idle_timeout: Duration,
-    /// On shutdown, time requests under way get to finish.
+    /// On shutdown, time requests under way get to finish (those whose body
+    /// is still arriving are cut at once).
     pub grace: Duration,
 }
 
@@ -282,6 +284,51 @@ impl http_body::Body for Tracked {
     }
 }
 
+/// A request's body, which must arrive in full within the idle timeout of
+/// the request's start, and is cut when the server shuts down: a request is
+/// not idle, so without this a body sent a byte at a time would hold its
+/// connection, and shutdown, for ever.
+struct Deadline {
+    body: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    closing: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)));
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request body did not arrive within server.idle_timeout_secs",
+            ))));
+        }
+        if self.closing.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "the server is shutting down",
+            ))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// What a connection's task needs.
 struct Connection {
     peer: SocketAddr,
@@ -308,8 +355,17 @@ impl Connection {
                 let busy = Busy::start(conn.clone());
                 request.extensions_mut().insert(ConnectInfo(peer));
                 let mut router = router.clone();
+                let body_deadline = Instant::now() + idle_timeout;
+                let closing = conn.close.clone();
                 async move {
-                    let response = router.call(request.map(Body::new)).await?;
+                    let request = request.map(|body| {
+                        Body::new(Deadline {
+                            body,
+                            deadline: Box::pin(tokio::time::sleep_until(body_deadline)),
+                            closing: Box::pin(closing.cancelled_owned()),
+                        })
+                    });
+                    let response = router.call(request).await?;
                     Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
                 }
             }

@@ -1,5 +1,6 @@
 //! Connection floods against a real `wxgate serve` held to 1024 open files
-//! (`prlimit`): 2,000 idle keep-alive connections and 500 slowloris ones.
+//! (`prlimit`): 2,000 idle keep-alive connections, 500 slowloris ones and
+//! 50 requests whose body never arrives in full.
 //! The server caps its connections below the limit, closing the idle one
 //! first; `/healthz` and pushes keep answering within 100 ms; idle and
 //! half-sent connections are closed by the idle and header timeouts; and a
@@ -21,6 +22,7 @@ const TOKEN: &str = "flood-token";
 const FD_LIMIT: u64 = 1024;
 const IDLE: usize = 2000;
 const SLOWLORIS: usize = 500;
+const SLOW_BODIES: usize = 50;
 
 /// Raises this test process's own open-file limit to its hard limit: it
 /// holds the 2,500 client sockets.
@@ -103,6 +105,16 @@ async fn slowloris(addr: String) -> Option<TcpStream> {
     Some(stream)
 }
 
+/// A push whose body arrives in part, never in full: the request is under
+/// way, so only the body deadline (the idle timeout) ends it.
+async fn slow_body(addr: String) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect(&addr).await.ok()?;
+    let head = "POST /wx/wx1?signature=x&timestamp=1&nonce=n HTTP/1.1\r\nHost: x\r\n\
+                Content-Length: 1000\r\n\r\n<xml>";
+    stream.write_all(head.as_bytes()).await.ok()?;
+    Some(stream)
+}
+
 /// Waits until the server closes `stream`; false after `limit`.
 async fn closed_within(mut stream: TcpStream, limit: Duration) -> bool {
     let mut buf = [0u8; 1024];
@@ -151,7 +163,7 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
     let (server, url) = serve_limited(
         dir.path(),
         &sim.url(),
-        "header_read_timeout_ms = 500\nidle_timeout_secs = 3",
+        "header_read_timeout_ms = 500\nidle_timeout_secs = 5",
     );
     let pid = server.child.id();
     let addr = url.trim_start_matches("http://").to_owned();
@@ -159,6 +171,7 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
 
     // 2,000 idle connections (the first 100 after one request, kept alive),
     // then 500 slowloris ones; 100 connecting at a time.
+    let mut peak_fds = 0;
     let mut idle = Vec::new();
     for batch in 0..IDLE / 100 {
         let tasks: Vec<_> = (0..100)
@@ -167,6 +180,7 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
         for task in tasks {
             idle.push(task.await.unwrap());
         }
+        peak_fds = peak_fds.max(fds(pid));
     }
     let answered = idle.iter().take(100).filter(|s| s.is_some()).count();
     let mut slow = Vec::new();
@@ -177,9 +191,14 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
         for task in tasks {
             slow.push(task.await.unwrap());
         }
+        peak_fds = peak_fds.max(fds(pid));
+    }
+    let mut bodies = Vec::new();
+    for _ in 0..SLOW_BODIES {
+        bodies.push(slow_body(addr.clone()).await);
     }
     let opened = started.elapsed();
-    let mut peak_fds = fds(pid);
+    peak_fds = peak_fds.max(fds(pid));
 
     // While they are held: /healthz and pushes, each on a new connection.
     // Timed out rather than hung, should the server stop accepting.
@@ -211,13 +230,19 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
     );
 
     // Every connection still open is closed by the server: slowloris after
-    // 0.5 s (header timeout), idle ones after 3 s (idle timeout).
+    // 0.5 s (header timeout), idle ones and half-sent bodies after 5 s (idle
+    // timeout).
     let waiting = Instant::now();
-    let held: Vec<_> = idle.into_iter().chain(slow).flatten().collect();
+    let held: Vec<_> = idle
+        .into_iter()
+        .chain(slow)
+        .chain(bodies)
+        .flatten()
+        .collect();
     let still_open = held.len();
     let checks: Vec<_> = held
         .into_iter()
-        .map(|s| tokio::spawn(closed_within(s, Duration::from_secs(5))))
+        .map(|s| tokio::spawn(closed_within(s, Duration::from_secs(7))))
         .collect();
     for check in checks {
         assert!(
@@ -243,7 +268,7 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
     figure(
         "connections",
         format!(
-            "{IDLE} idle + {SLOWLORIS} slowloris under a {FD_LIMIT}-file limit, opened in {:.2} s \
+            "{IDLE} idle + {SLOWLORIS} slowloris + {SLOW_BODIES} half-sent bodies under a {FD_LIMIT}-file limit, opened in {:.2} s \
              ({answered} of the first 100 answered before going idle); server files at most {peak_fds}; \
              slowest /healthz or push meanwhile {:.1} ms; the {still_open} still open all closed within {:.2} s; \
              {evicted}; files after {after}",
@@ -265,6 +290,7 @@ async fn a_half_sent_request_does_not_hold_shutdown() {
     let (mut server, url) = serve_limited(dir.path(), &sim.url(), "");
     let addr = url.trim_start_matches("http://").to_owned();
     let half = slowloris(addr.clone()).await.unwrap();
+    let half_body = slow_body(addr.clone()).await.unwrap();
     let keep_alive = idle_connection(addr, true).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let signalled = Instant::now();
@@ -277,11 +303,11 @@ async fn a_half_sent_request_does_not_hold_shutdown() {
     figure(
         "connections",
         format!(
-            "shutdown with a half-sent request and an idle keep-alive open: exited in {} ms (grace 10 s)",
+            "shutdown with half-sent headers, a half-sent body and an idle keep-alive open: exited in {} ms (grace 10 s)",
             took.as_millis()
         ),
     );
-    for stream in [half, keep_alive] {
+    for stream in [half, half_body, keep_alive] {
         assert!(closed_within(stream, Duration::from_millis(100)).await);
     }
 }
