@@ -290,7 +290,15 @@ impl http_body::Body for Tracked {
 /// connection, and shutdown, for ever.
 struct Deadline {
     body: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: Instant,
+    closing: CancellationToken,
+    /// The timer and the shutdown signal, made the first time the body is
+    /// not ready (most bodies arrive with their headers, and need neither).
+    waiting: Option<Waiting>,
+}
+
+struct Waiting {
+    timer: Pin<Box<tokio::time::Sleep>>,
     closing: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
 }
 
@@ -305,13 +313,18 @@ impl http_body::Body for Deadline {
         if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)));
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
+        let this = &mut *self;
+        let waiting = this.waiting.get_or_insert_with(|| Waiting {
+            timer: Box::pin(tokio::time::sleep_until(this.deadline)),
+            closing: Box::pin(this.closing.clone().cancelled_owned()),
+        });
+        if waiting.timer.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the request body did not arrive within server.idle_timeout_secs",
             ))));
         }
-        if self.closing.as_mut().poll(cx).is_ready() {
+        if waiting.closing.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "the server is shutting down",
@@ -355,14 +368,15 @@ impl Connection {
                 let busy = Busy::start(conn.clone());
                 request.extensions_mut().insert(ConnectInfo(peer));
                 let mut router = router.clone();
-                let body_deadline = Instant::now() + idle_timeout;
+                let deadline = Instant::now() + idle_timeout;
                 let closing = conn.close.clone();
                 async move {
                     let request = request.map(|body| {
                         Body::new(Deadline {
                             body,
-                            deadline: Box::pin(tokio::time::sleep_until(body_deadline)),
-                            closing: Box::pin(closing.cancelled_owned()),
+                            deadline,
+                            closing,
+                            waiting: None,
                         })
                     });
                     let response = router.call(request).await?;
