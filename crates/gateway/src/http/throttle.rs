@@ -70,6 +70,10 @@ pub(crate) enum Peer {
     Addr(IpAddr),
     /// Every peer not tracked on its own.
     Shared,
+    /// No network peer: a request handed to the router in-process (tests,
+    /// fuzzing). `Gateway::serve` gives every request its peer, so this
+    /// never happens to one from the network; it is not throttled.
+    InProcess,
 }
 
 impl Peer {
@@ -77,7 +81,7 @@ impl Peer {
     /// the socket is loopback (a reverse proxy on this host).
     pub(crate) fn of(extensions: &Extensions, headers: &HeaderMap) -> Self {
         let Some(ConnectInfo(socket)) = extensions.get::<ConnectInfo<SocketAddr>>() else {
-            return Peer::Shared;
+            return Peer::InProcess;
         };
         let mut ip = socket.ip();
         if ip.is_loopback() {
@@ -119,6 +123,7 @@ impl std::fmt::Display for Peer {
             Peer::Addr(IpAddr::V6(v6)) => write!(f, "{v6}/64"),
             Peer::Addr(v4) => write!(f, "{v4}"),
             Peer::Shared => f.write_str("(peers past the tracking limit)"),
+            Peer::InProcess => f.write_str("(in-process)"),
         }
     }
 }
@@ -161,6 +166,9 @@ impl Throttle {
 
     /// Whether `peer` may have a credential checked at `now` (Unix seconds).
     pub(crate) fn admit(&self, peer: Peer, check: Check, now: u64) -> Result<(), Refused> {
+        if peer == Peer::InProcess {
+            return Ok(());
+        }
         let peers = self.peers.lock().expect("throttle lock");
         let tracked = peers
             .get(&peer)
@@ -183,6 +191,9 @@ impl Throttle {
 
     /// Records a failed check by `peer` at `now`.
     pub(crate) fn fail(&self, peer: Peer, check: Check, now: u64) {
+        if peer == Peer::InProcess {
+            return;
+        }
         let mut peers = self.peers.lock().expect("throttle lock");
         let mut key = peer;
         if !peers.contains_key(&key) && peers.len() >= MAX_PEERS {
@@ -311,6 +322,14 @@ mod tests {
         headers.insert("x-real-ip", "203.0.113.7".parse().unwrap());
         let real: IpAddr = "203.0.113.7".parse().unwrap();
         assert_eq!(Peer::of(&extensions, &headers), Peer::Addr(real));
+        // Handed to the router in-process: no peer, not throttled.
+        assert_eq!(Peer::of(&Extensions::new(), &headers), Peer::InProcess);
+        let t = throttle();
+        for _ in 0..2 * MAX_FAILURES {
+            t.fail(Peer::InProcess, Check::AdminKey, 0);
+        }
+        assert_eq!(t.admit(Peer::InProcess, Check::AdminKey, 0), Ok(()));
+        assert_eq!(t.tracked(), 0);
         // From elsewhere, the header is not believed.
         let mut extensions = Extensions::new();
         extensions.insert(ConnectInfo("198.51.100.1:1".parse::<SocketAddr>().unwrap()));
