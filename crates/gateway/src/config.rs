@@ -66,6 +66,28 @@ pub struct ServerConfig {
     /// past this many the oldest is forgotten early, so memory stays bounded
     /// under any load.
     pub dedupe_capacity: usize,
+    /// Most connections open at once (default 10 000, or the open-file limit
+    /// less [`crate::connections::FD_MARGIN`] when that is lower). When all
+    /// are taken, the connection idle the longest is closed for a new one.
+    pub max_connections: usize,
+    /// Time for a request's headers to arrive in full, milliseconds (default
+    /// 10 000); slower connections are closed.
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request under way for this long is closed,
+    /// seconds (default 75: above the 60 s nginx keeps upstream connections).
+    pub idle_timeout_secs: u64,
+}
+
+impl ServerConfig {
+    /// The connection settings the accept loop takes.
+    pub fn limits(&self) -> crate::connections::Limits {
+        crate::connections::Limits {
+            max_connections: self.max_connections,
+            header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            grace: std::time::Duration::from_secs(self.shutdown_timeout_secs),
+        }
+    }
 }
 
 /// `[store]`.
@@ -334,6 +356,11 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         );
         SocketAddr::from(([0, 0, 0, 0], 8080))
     });
+    let max_connections = check_max_connections(
+        raw.server.max_connections,
+        crate::connections::open_file_limit(),
+        p,
+    );
     let server = ServerConfig {
         listen,
         max_body_bytes: raw.server.max_body_bytes.unwrap_or(65_536),
@@ -342,6 +369,9 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         webhook_timeout_ms: raw.server.webhook_timeout_ms.unwrap_or(30_000),
         shutdown_timeout_secs: raw.server.shutdown_timeout_secs.unwrap_or(10),
         dedupe_capacity: raw.server.dedupe_capacity.unwrap_or(10_000),
+        max_connections,
+        header_read_timeout_ms: raw.server.header_read_timeout_ms.unwrap_or(10_000),
+        idle_timeout_secs: raw.server.idle_timeout_secs.unwrap_or(75),
     };
     // Every value has sane bounds: a typo must not mean a 16 GiB body buffer,
     // a replay window of years or a shutdown that never ends.
@@ -381,6 +411,15 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         100..=1_000_000,
         "pushes (each about 1 KB)",
     );
+    if !(100..=120_000).contains(&server.header_read_timeout_ms) {
+        p.add(
+            "server.header_read_timeout_ms",
+            "use 100 to 120000 milliseconds",
+        );
+    }
+    if !(1..=3600).contains(&server.idle_timeout_secs) {
+        p.add("server.idle_timeout_secs", "use 1 to 3600 seconds");
+    }
     let redis_url = secret(
         p,
         env,
@@ -684,6 +723,45 @@ fn check_app(
     })
 }
 
+/// `server.max_connections`, given or by default, kept below the open-file
+/// limit (`fd_limit`) less [`crate::connections::FD_MARGIN`]: past the limit a
+/// server cannot accept at all, so a cap above it protects nothing.
+fn check_max_connections(given: Option<usize>, fd_limit: Option<u64>, p: &mut Problems) -> usize {
+    use crate::connections::FD_MARGIN;
+    const DEFAULT: usize = 10_000;
+    const MIN: usize = 16;
+    let ceiling = fd_limit
+        .map(|limit| usize::try_from(limit.saturating_sub(FD_MARGIN)).unwrap_or(usize::MAX));
+    let Some(given) = given else {
+        let chosen = ceiling.map_or(DEFAULT, |c| c.min(DEFAULT));
+        if chosen < MIN {
+            p.add(
+                "server.max_connections",
+                format!(
+                    "the open-file limit (ulimit -n) is {}: raise it to at least {}",
+                    fd_limit.unwrap_or_default(),
+                    MIN as u64 + FD_MARGIN
+                ),
+            );
+        }
+        return chosen.max(MIN);
+    };
+    if !(MIN..=1_000_000).contains(&given) {
+        p.add("server.max_connections", "use 16 to 1000000");
+    } else if let (Some(ceiling), Some(limit)) = (ceiling, fd_limit) {
+        if given > ceiling {
+            p.add(
+                "server.max_connections",
+                format!(
+                    "{given} is over the open-file limit (ulimit -n: {limit}) less {FD_MARGIN} \
+                     for the rest: use at most {ceiling}, or raise the limit (LimitNOFILE= in the unit)"
+                ),
+            );
+        }
+    }
+    given
+}
+
 /// A JS safe domain is a bare domain: no scheme, no port, no path (§5.3).
 fn check_js_domain(domain: &str) -> Result<(), String> {
     if domain.contains("://") {
@@ -783,4 +861,31 @@ fn secret(
         return None;
     }
     Some(SecretString::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_connections_stays_below_the_open_file_limit() {
+        let mut p = Problems::default();
+        // By default: 10 000, or the limit less the margin when that is lower.
+        assert_eq!(check_max_connections(None, Some(1_048_576), &mut p), 10_000);
+        assert_eq!(check_max_connections(None, Some(1024), &mut p), 896);
+        assert_eq!(check_max_connections(None, None, &mut p), 10_000);
+        assert_eq!(check_max_connections(Some(500), Some(1024), &mut p), 500);
+        assert!(p.0.is_empty(), "{:?}", p.0);
+        // Given above it, or out of range: a problem saying what to do.
+        check_max_connections(Some(2000), Some(1024), &mut p);
+        check_max_connections(Some(1), None, &mut p);
+        check_max_connections(None, Some(100), &mut p);
+        let problems: Vec<_> = p.0.iter().map(|(_, why)| why.as_str()).collect();
+        assert!(problems[0].contains("use at most 896"), "{problems:?}");
+        assert!(problems[1].contains("use 16 to"), "{problems:?}");
+        assert!(
+            problems[2].contains("raise it to at least 144"),
+            "{problems:?}"
+        );
+    }
 }

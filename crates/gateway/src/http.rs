@@ -9,6 +9,7 @@ mod observe;
 mod ops;
 mod proxy;
 mod router;
+mod throttle;
 mod wechat;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use error::ApiError;
 pub(crate) use ops::reasons;
 pub use router::router;
+pub use throttle::{Throttle, BACKOFF_SECS, MAX_FAILURES, MAX_PEERS, WINDOW_SECS};
 
 use crate::config::{ClientConfig, ProxyConfig, ServerConfig};
 use crate::message::Dispatcher;
@@ -60,4 +62,6 @@ pub struct Shared {
     pub admin_key: Option<Arc<secrecy::SecretString>>,
     /// This instance's metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Failed credential checks per peer.
+    pub throttle: Throttle,
 }

@@ -13,12 +13,14 @@
 //! - [`message`]: pushes after verification: dedupe, rules, webhook, late replies.
 //! - [`proxy`]: forwards business servers' API calls with the current token.
 //! - [`logs`]: how log lines show values from outside (escaped, bounded).
+//! - [`connections`]: the accept loop: connection cap, header and idle timeouts, shutdown.
 //! - [`http`]: every route ([`http::router`]) and the one [`http::ApiError`].
 //!
 //! Start from [`Gateway`].
 
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod http;
 pub mod logs;
 pub mod message;
@@ -125,6 +127,7 @@ impl Gateway {
             proxy,
             proxy_config: Arc::new(config.proxy),
             admin_key: config.admin_key.map(Arc::new),
+            throttle: http::Throttle::new(metrics.clone()),
             metrics,
             clients: Arc::new(config.clients),
             server: Arc::new(config.server),
@@ -151,37 +154,20 @@ impl Gateway {
         http::router(self.state.clone())
     }
 
-    /// Serves on `listener` until `shutdown` completes. Then it stops
-    /// accepting, lets in-flight requests finish for up to
-    /// `server.shutdown_timeout_secs`, waits (up to 5 s) for credential fetches
-    /// under way so their leases are released, and stops the refreshers.
+    /// Serves on `listener` until `shutdown` completes (see [`connections`]
+    /// for the connection cap and timeouts). Then it stops accepting, closes
+    /// idle connections (half-sent requests included), lets requests under
+    /// way finish for up to `server.shutdown_timeout_secs`, waits (up to 5 s)
+    /// for credential fetches under way so their leases are released, and
+    /// stops the refreshers.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = signalled.send(());
-        });
-        let grace = Duration::from_secs(self.state.server.shutdown_timeout_secs);
-        let deadline = async move {
-            if on_signal.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            served = server => served?,
-            () = deadline => {
-                tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight at the shutdown deadline; exiting anyway");
-            }
-        }
+        let limits = self.state.server.limits();
+        let metrics = self.state.metrics.clone();
+        connections::serve(listener, self.router(), limits, metrics, shutdown).await;
         let Gateway { state, _refreshers } = self;
         let held = state.center.quiesce(Duration::from_secs(5)).await;
         // Stopped while no fetch can start, so none is cut off half-way.

@@ -94,6 +94,13 @@ pub fn route_label(pattern: &str) -> &'static str {
     leaked
 }
 
+/// `{check}`: a credential check (`admin_key`, `client_key`, `app_secret`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// Which check.
+    pub check: &'static str,
+}
+
 /// `{instance}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {
@@ -131,6 +138,12 @@ pub struct Metrics {
     pub store_write_failures: Counter,
     /// Bytes of proxied request bodies spooled to temporary files now.
     pub spool_bytes: Gauge,
+    /// Idle connections closed to make room for new ones (`server.max_connections`).
+    pub connections_evicted: Counter,
+    /// New connections closed at once because every connection was busy.
+    pub connections_refused: Counter,
+    /// Credential checks refused unchecked: the peer failed too often lately.
+    pub credential_checks_refused: Family<CheckLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -164,6 +177,9 @@ impl Metrics {
             ready: Gauge::default(),
             store_write_failures: Counter::default(),
             spool_bytes: Gauge::default(),
+            connections_evicted: Counter::default(),
+            connections_refused: Counter::default(),
+            credential_checks_refused: Family::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -179,6 +195,9 @@ impl Metrics {
             ready,
             store_write_failures,
             spool_bytes,
+            connections_evicted,
+            connections_refused,
+            credential_checks_refused,
             ..
         } = &metrics;
         registry.register(
@@ -236,6 +255,21 @@ impl Metrics {
             "proxy_spool_bytes",
             "Bytes of proxied request bodies in temporary files now (bounded by proxy.max_spool_bytes)",
             spool_bytes.clone(),
+        );
+        registry.register(
+            "connections_evicted",
+            "Idle connections closed to make room (server.max_connections)",
+            connections_evicted.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because every connection was busy",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "credential_checks_refused",
+            "Credential checks refused because the peer failed too often (429 / 45011)",
+            credential_checks_refused.clone(),
         );
         Self {
             registry,

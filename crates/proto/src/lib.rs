@@ -52,7 +52,9 @@ pub use errmsg::whitelist_ip;
 pub use jssdk::jssdk_signature;
 pub use message::{Event, Push, PushKind};
 pub use reply::{Article, Reply, ReplyBody};
-pub use signature::{msg_signature, signature, verify_msg_signature, verify_signature};
+pub use signature::{
+    msg_signature, signature, timestamp_is_fresh, verify_msg_signature, verify_signature,
+};
 pub use xml::{Element, XmlError};
 
 /// Why a push or reply could not be read as a typed message.

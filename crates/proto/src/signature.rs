@@ -44,6 +44,16 @@ pub fn verify_msg_signature(
     constant_time_eq(sorted_sha1([token, timestamp, nonce, encrypt]), given)
 }
 
+/// Whether a request signed at `timestamp` (Unix seconds, as sent) is within
+/// `tolerance_secs` of `now`, either way. A timestamp that is not a number is
+/// not fresh. Pushes and GET ownership checks share this window, so a
+/// captured signed URL cannot be replayed after it.
+pub fn timestamp_is_fresh(timestamp: &str, now: u64, tolerance_secs: u64) -> bool {
+    timestamp
+        .parse::<u64>()
+        .is_ok_and(|sent| sent.abs_diff(now) <= tolerance_secs)
+}
+
 pub(crate) type Digest20 = [u8; 20];
 
 fn sorted_sha1<const N: usize>(mut parts: [&str; N]) -> Digest20 {
@@ -77,6 +87,19 @@ fn constant_time_eq(expected: Digest20, given: &str) -> Result<(), SignatureMism
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_is_fresh_within_the_tolerance_either_way() {
+        let now = 1_700_000_000;
+        assert!(timestamp_is_fresh("1700000000", now, 300));
+        assert!(timestamp_is_fresh("1699999700", now, 300));
+        assert!(timestamp_is_fresh("1700000300", now, 300));
+        assert!(!timestamp_is_fresh("1699999699", now, 300));
+        assert!(!timestamp_is_fresh("1700000301", now, 300));
+        for bad in ["", "-1", "17e8", " 1700000000", "99999999999999999999999"] {
+            assert!(!timestamp_is_fresh(bad, now, 300), "{bad:?}");
+        }
+    }
 
     #[test]
     fn sorts_as_strings_not_numbers() {

@@ -33,6 +33,9 @@ pub(crate) struct RawServer {
     pub(crate) webhook_timeout_ms: Option<u64>,
     pub(crate) shutdown_timeout_secs: Option<u64>,
     pub(crate) dedupe_capacity: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) header_read_timeout_ms: Option<u64>,
+    pub(crate) idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -27,6 +27,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::throttle::{Check, Peer, Refused};
 use super::AppState;
 
 /// The session cookie's name.
@@ -50,18 +51,50 @@ enum Access {
     Closed,
     /// Neither a valid bearer key nor a valid session cookie.
     Denied,
+    /// The peer failed too many credential checks lately: not even checked.
+    Refused(Refused),
     /// Let in.
     Granted,
 }
 
-fn access(state: &AppState, headers: &HeaderMap) -> Access {
-    match &state.admin_key {
-        None => Access::Closed,
-        Some(key) if authorized(key.expose_secret(), headers, state.center.now()) => {
-            Access::Granted
-        }
-        Some(_) => Access::Denied,
+/// Checks the bearer key or session cookie a request presents; a wrong one
+/// counts against the peer (see `throttle`), none at all does not.
+fn access(state: &AppState, headers: &HeaderMap, peer: Peer) -> Access {
+    let Some(key) = &state.admin_key else {
+        return Access::Closed;
+    };
+    let presented =
+        headers.contains_key(header::AUTHORIZATION) || cookies(headers, COOKIE).next().is_some();
+    if !presented {
+        return Access::Denied;
     }
+    let now = state.center.now();
+    if let Err(refused) = state.throttle.admit(peer, Check::AdminKey, now) {
+        return Access::Refused(refused);
+    }
+    if authorized(key.expose_secret(), headers, now) {
+        Access::Granted
+    } else {
+        state.throttle.fail(peer, Check::AdminKey, now);
+        Access::Denied
+    }
+}
+
+/// The answer to a refused peer: 429 with `Retry-After`.
+fn too_many(refused: Refused, body: Response) -> Response {
+    let mut response = body;
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(refused.retry_after));
+    response
+}
+
+fn refused_message(refused: Refused) -> String {
+    format!(
+        "Too many wrong keys from this address: try again in {} s.",
+        refused.retry_after
+    )
 }
 
 /// A bearer key or a session cookie for `key`, still fresh at `now`.
@@ -153,10 +186,21 @@ fn closed() -> Response {
 }
 
 /// `GET /admin`: the status page, or the login form (401).
-pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match access(&state, &headers) {
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    match access(&state, &headers, peer) {
         Access::Closed => closed(),
         Access::Denied => html(StatusCode::UNAUTHORIZED, page::login(None)),
+        Access::Refused(refused) => too_many(
+            refused,
+            html(
+                StatusCode::TOO_MANY_REQUESTS,
+                page::login(Some(&refused_message(refused))),
+            ),
+        ),
         Access::Granted => {
             let snapshot = crate::status::snapshot(&state).await;
             html(StatusCode::OK, page::status(&snapshot))
@@ -175,6 +219,7 @@ pub(crate) struct LoginForm {
 /// browser back to `/admin` (303), or shows the form again with an error (401).
 pub(crate) async fn login(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
@@ -182,14 +227,21 @@ pub(crate) async fn login(
         return closed();
     };
     let key = key.expose_secret();
+    let now = state.center.now();
+    if let Err(refused) = state.throttle.admit(peer, Check::AdminKey, now) {
+        let page = page::login(Some(&refused_message(refused)));
+        return too_many(refused, html(StatusCode::TOO_MANY_REQUESTS, page));
+    }
     let typed = form.map(|Form(f)| f.key).unwrap_or_default();
     if !key_matches(key, &typed) {
-        tracing::warn!("admin login refused: wrong key");
+        // Counted, not logged one by one: the throttle warns once per peer.
+        tracing::debug!("admin login refused: wrong key");
+        state.throttle.fail(peer, Check::AdminKey, now);
         let error = "That is not the admin key.";
         return html(StatusCode::UNAUTHORIZED, page::login(Some(error)));
     }
     tracing::info!("admin login");
-    let cookie = session_cookie(key, &headers, state.center.now());
+    let cookie = session_cookie(key, &headers, now);
     let location = (header::LOCATION, "/admin".to_owned());
     harden(
         (
@@ -201,12 +253,24 @@ pub(crate) async fn login(
 }
 
 /// `GET /admin/status.json`: the snapshot the page renders.
-pub(crate) async fn status_json(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn status_json(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
     let refused = |status: StatusCode, code: &str, message: &str| {
         let body = json!({ "error": { "code": code, "message": message } });
         harden((status, Json(body)).into_response())
     };
-    match access(&state, &headers) {
+    match access(&state, &headers, peer) {
+        Access::Refused(too) => too_many(
+            too,
+            refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                &refused_message(too),
+            ),
+        ),
         Access::Closed => refused(
             StatusCode::NOT_FOUND,
             "admin_closed",

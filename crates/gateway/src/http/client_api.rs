@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::throttle::{Check, Peer};
 use super::{ApiError, AppState};
 use crate::store::{Credential, Kind};
 
@@ -42,6 +43,9 @@ impl FromRequestParts<AppState> for Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
+        let peer = Peer::of(&parts.extensions, &parts.headers);
+        let now = state.center.now();
+        state.throttle.admit(peer, Check::ClientKey, now)?;
         let hash: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
         // Compare against every client, in constant time each, so timing tells nothing.
         let mut found = None;
@@ -50,9 +54,13 @@ impl FromRequestParts<AppState> for Client {
                 found = Some(index);
             }
         }
-        found
-            .map(|index| Client { index })
-            .ok_or(ApiError::Unauthorized)
+        match found {
+            Some(index) => Ok(Client { index }),
+            None => {
+                state.throttle.fail(peer, Check::ClientKey, now);
+                Err(ApiError::Unauthorized)
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use super::error::WeChatShape;
+use super::throttle::{Check, Peer};
 use super::{ApiError, AppState};
 use crate::store::Kind;
 use crate::token::TokenError;
@@ -25,19 +26,23 @@ pub(crate) struct TokenRequest {
     force_refresh: bool,
 }
 
-/// Checks grant_type and the app's own secret, as WeChat does.
-fn authenticate(state: &AppState, req: &TokenRequest) -> Result<String, ApiError> {
+/// Checks grant_type and the app's own secret, as WeChat does; a peer that
+/// failed too often lately is refused unchecked (see `throttle`).
+fn authenticate(state: &AppState, peer: Peer, req: &TokenRequest) -> Result<String, ApiError> {
     if req.grant_type.as_deref() != Some("client_credential") {
         return Err(ApiError::InvalidGrant);
     }
+    let now = state.center.now();
+    state.throttle.admit(peer, Check::AppSecret, now)?;
     let appid = req.appid.clone().unwrap_or_default();
-    let app = state
-        .center
-        .app(&appid)
-        .ok_or_else(|| TokenError::UnknownApp(appid.clone()))?;
+    let Some(app) = state.center.app(&appid) else {
+        state.throttle.fail(peer, Check::AppSecret, now);
+        return Err(TokenError::UnknownApp(appid).into());
+    };
     let given = req.secret.as_deref().unwrap_or_default().as_bytes();
     if !bool::from(app.secret.expose_secret().as_bytes().ct_eq(given)) {
-        tracing::warn!(appid, "WeChat-compatible token request with a wrong secret");
+        tracing::debug!(appid, "WeChat-compatible token request with a wrong secret");
+        state.throttle.fail(peer, Check::AppSecret, now);
         return Err(ApiError::InvalidSecret);
     }
     Ok(appid)
@@ -50,9 +55,10 @@ fn token_body(credential: &crate::store::Credential, now: u64) -> Json<Value> {
 /// `GET /cgi-bin/token?grant_type=client_credential&appid=…&secret=…`
 pub(crate) async fn token(
     State(state): State<AppState>,
+    peer: Peer,
     Query(req): Query<TokenRequest>,
 ) -> Result<Json<Value>, WeChatShape> {
-    let appid = authenticate(&state, &req)?;
+    let appid = authenticate(&state, peer, &req)?;
     let credential = state.center.get(&appid, Kind::AccessToken).await?;
     Ok(token_body(&credential, state.center.now()))
 }
@@ -62,11 +68,12 @@ pub(crate) async fn token(
 /// WeChat does for forced calls less than 30 s apart).
 pub(crate) async fn stable_token(
     State(state): State<AppState>,
+    peer: Peer,
     body: Bytes,
 ) -> Result<Json<Value>, WeChatShape> {
     let req: TokenRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("data format error: {e}")))?;
-    let appid = authenticate(&state, &req)?;
+    let appid = authenticate(&state, peer, &req)?;
     let center = &state.center;
     let mut credential = center.get(&appid, Kind::AccessToken).await?;
     if req.force_refresh {
@@ -86,6 +93,7 @@ pub(crate) async fn stable_token(
 /// access token wxgate handed out.
 pub(crate) async fn ticket(
     State(state): State<AppState>,
+    peer: Peer,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, WeChatShape> {
     let kind = match q.get("type").map(String::as_str) {
@@ -101,10 +109,15 @@ pub(crate) async fn ticket(
         .get("access_token")
         .map(String::as_str)
         .unwrap_or_default();
-    let appid = state
-        .center
-        .appid_of_token(token)
-        .ok_or(ApiError::InvalidToken)?;
+    let now = state.center.now();
+    state
+        .throttle
+        .admit(peer, Check::AccessToken, now)
+        .map_err(ApiError::from)?;
+    let Some(appid) = state.center.appid_of_token(token) else {
+        state.throttle.fail(peer, Check::AccessToken, now);
+        return Err(ApiError::InvalidToken.into());
+    };
     let ticket = state.center.get(&appid, kind).await?;
     Ok(Json(json!({
         "errcode": 0,

@@ -33,6 +33,12 @@ pub enum ApiError {
     /// The app secret does not match (WeChat-compatible endpoints).
     #[error("invalid appsecret")]
     InvalidSecret,
+    /// The peer failed too many credential checks lately (see `throttle`).
+    #[error("too many failed credential checks from this address")]
+    TooManyAttempts {
+        /// Seconds until it may try again.
+        retry_after: u64,
+    },
     /// An access token wxgate did not issue, or no longer current.
     #[error("invalid credential, access_token is invalid or not latest")]
     InvalidToken,
@@ -90,6 +96,9 @@ impl ApiError {
             ApiError::InvalidSecret | ApiError::InvalidToken => {
                 (StatusCode::UNAUTHORIZED, "invalid_credential")
             }
+            ApiError::TooManyAttempts { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+            }
             ApiError::Token(TokenError::UnknownApp(_)) => (StatusCode::NOT_FOUND, "unknown_app"),
             ApiError::PushNotConfigured(_) => (StatusCode::NOT_FOUND, "push_not_configured"),
             ApiError::StaleTimestamp => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
@@ -138,9 +147,10 @@ impl ApiError {
             ApiError::InvalidSecret => 40125,
             ApiError::InvalidToken => 40001,
             ApiError::Token(TokenError::UnknownApp(_)) => 40013,
-            // "Too many calls, retry later": the caller's upload is fine, the moment is not.
+            // "Too many calls, retry later": the request is fine, the moment is not.
             ApiError::Token(TokenError::RateLimited { .. })
-            | ApiError::Spool(SpoolError::Full { .. }) => 45011,
+            | ApiError::Spool(SpoolError::Full { .. })
+            | ApiError::TooManyAttempts { .. } => 45011,
             other => other.errcode().unwrap_or(-1),
         }
     }
@@ -178,6 +188,9 @@ impl ApiError {
                  00:00 Beijing time); if WeChat keeps rejecting the current one, another program \
                  is fetching tokens for this app"
             )),
+            ApiError::TooManyAttempts { retry_after } => Some(format!(
+                "wait {retry_after} s; then check the key or secret this caller sends"
+            )),
             ApiError::PushNotConfigured(_) => Some("set the app's token (the one typed into WeChat's console)".into()),
             ApiError::StaleTimestamp => Some("check this server's clock (server.timestamp_tolerance_secs)".into()),
             _ => None,
@@ -207,7 +220,13 @@ impl IntoResponse for ApiError {
         if let Some(retry_at) = self.retry_at() {
             error["retry_at"] = retry_at.into();
         }
-        (status, Json(json!({ "error": error }))).into_response()
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let ApiError::TooManyAttempts { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
     }
 }
 
@@ -218,6 +237,14 @@ pub(crate) struct WeChatShape(pub(crate) ApiError);
 impl From<ApiError> for WeChatShape {
     fn from(e: ApiError) -> Self {
         Self(e)
+    }
+}
+
+impl From<super::throttle::Refused> for ApiError {
+    fn from(refused: super::throttle::Refused) -> Self {
+        ApiError::TooManyAttempts {
+            retry_after: refused.retry_after,
+        }
     }
 }
 
@@ -234,11 +261,7 @@ impl IntoResponse for WeChatShape {
             Some(hint) => format!("{} (wxgate: {hint})", self.0),
             None => self.0.to_string(),
         };
-        let mut response = Json(json!({ "errcode": errcode, "errmsg": errmsg })).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        Json(json!({ "errcode": errcode, "errmsg": errmsg })).into_response()
     }
 }
 

@@ -1,6 +1,8 @@
 //! Every route of the gateway, in one place.
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::Router;
 
@@ -13,10 +15,9 @@ pub fn router(state: AppState) -> Router {
     let proxied = Router::new()
         .route("/proxy/{appid}/{*path}", any(proxy::forward))
         .with_state(state.clone());
-    Router::new()
-        // WeChat-facing: the URL configured in WeChat's console (`/` when there is one app).
-        .route("/wx/{appid}", get(wechat::verify).post(wechat::receive))
-        .route("/", get(wechat::verify_root).post(wechat::receive_root))
+    // Every answer that can carry a token, a ticket, a signature or a session:
+    // never stored by a browser or a proxy cache, errors included.
+    let credentials = Router::new()
         // Client API for business servers (Authorization: Bearer <client key>).
         .route("/v1/apps/{appid}/jssdk/signature", post(jssdk::signature))
         .route("/v1/apps/{appid}/{kind}", get(client_api::get))
@@ -25,15 +26,21 @@ pub fn router(state: AppState) -> Router {
         .route("/cgi-bin/token", get(compat::token))
         .route("/cgi-bin/stable_token", post(compat::stable_token))
         .route("/cgi-bin/ticket/getticket", get(compat::ticket))
-        // Operations.
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
         // The status page (admin key: Authorization: Bearer <key> or the login cookie).
         .route("/admin", get(admin::page))
         .route("/admin/login", post(admin::login))
         .route("/admin/status.json", get(admin::status_json))
         .route("/admin/app.css", get(admin::app_css))
         .route("/admin/app.js", get(admin::app_js))
+        .layer(axum::middleware::map_response(no_store));
+    Router::new()
+        // WeChat-facing: the URL configured in WeChat's console (`/` when there is one app).
+        .route("/wx/{appid}", get(wechat::verify).post(wechat::receive))
+        .route("/", get(wechat::verify_root).post(wechat::receive_root))
+        .merge(credentials)
+        // Operations.
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state.clone())
@@ -43,4 +50,12 @@ pub fn router(state: AppState) -> Router {
             state,
             observe::observe,
         ))
+}
+
+/// `Cache-Control: no-store` on an answer.
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

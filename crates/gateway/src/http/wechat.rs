@@ -104,7 +104,19 @@ fn app_with_token(state: &AppState, appid: &str) -> Result<(Arc<AppConfig>, Stri
     Ok((app, token))
 }
 
-/// `GET /wx/{appid}`: answers `echostr` when the signature matches (§1.2).
+/// Refuses a push or ownership check signed further than
+/// `server.timestamp_tolerance_secs` from now.
+fn check_fresh(state: &AppState, timestamp: &str) -> Result<(), ApiError> {
+    let tolerance = state.server.timestamp_tolerance_secs;
+    if wxgate_proto::timestamp_is_fresh(timestamp, state.center.now(), tolerance) {
+        Ok(())
+    } else {
+        Err(ApiError::StaleTimestamp)
+    }
+}
+
+/// `GET /wx/{appid}`: answers `echostr` when the signature matches and is
+/// fresh (§1.2).
 pub(crate) async fn verify(
     State(state): State<AppState>,
     Path(appid): Path<String>,
@@ -113,10 +125,16 @@ pub(crate) async fn verify(
     let echostr = required(q.echostr, "echostr")?;
     let (_, token) = app_with_token(&state, &appid)?;
     let q = q.push;
+    check_fresh(&state, &q.timestamp)?;
     wxgate_proto::verify_signature(&token, &q.timestamp, &q.nonce, &q.signature)
         .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
     tracing::debug!(appid, "server ownership check passed");
-    Ok(([(header::CONTENT_TYPE, "text/plain")], echostr).into_response())
+    // The echo is the caller's own text: plain text, never sniffed as HTML.
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    Ok((headers, echostr).into_response())
 }
 
 /// `POST /wx/{appid}`: checks, decrypts, dedupes and answers a push (§2, §3).
@@ -180,7 +198,7 @@ async fn read_signed_body(
     body: Body,
 ) -> Result<Bytes, ApiError> {
     let (_, token) = app_with_token(state, appid)?;
-    check_timestamp(state, q)?;
+    check_fresh(state, &q.timestamp)?;
     wxgate_proto::verify_signature(&token, &q.timestamp, &q.nonce, &q.signature)
         .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
     axum::body::to_bytes(body, state.server.max_body_bytes)
@@ -193,14 +211,6 @@ async fn read_signed_body(
                 ApiError::BadRequest(format!("body could not be read: {e}"))
             }
         })
-}
-
-fn check_timestamp(state: &AppState, q: &PushQuery) -> Result<(), ApiError> {
-    let sent: u64 = q.timestamp.parse().map_err(|_| ApiError::StaleTimestamp)?;
-    if sent.abs_diff(state.center.now()) > state.server.timestamp_tolerance_secs {
-        return Err(ApiError::StaleTimestamp);
-    }
-    Ok(())
 }
 
 fn open(

@@ -79,3 +79,74 @@ async fn jssdk_signatures_verify_with_the_ticket_and_respect_safe_domains() {
     let (status, _) = env.client_post(&path, json!({"page": "x"})).await;
     assert_eq!(status, 400);
 }
+
+/// Every answer that carries (or could carry) a token, a ticket or a
+/// signature says `Cache-Control: no-store`, success and error alike.
+#[tokio::test]
+async fn credential_answers_are_never_cached() {
+    let env = Setup::new().stable().start().await;
+    let token = env.access_token().await;
+    let url = |path: &str| format!("{}{path}", env.url);
+    let http = &env.http;
+    let key = Some(CLIENT_KEY);
+    let secret = crate::SECRET;
+    let requests = vec![
+        (
+            key,
+            http.get(url(&format!("/v1/apps/{APPID}/access_token"))),
+        ),
+        (
+            key,
+            http.get(url(&format!("/v1/apps/{APPID}/jsapi_ticket"))),
+        ),
+        (
+            None,
+            http.get(url(&format!("/v1/apps/{APPID}/access_token"))),
+        ),
+        (
+            key,
+            http.post(url(&format!("/v1/apps/{APPID}/access_token/refresh")))
+                .json(&json!({"invalid_token": "old"})),
+        ),
+        (
+            key,
+            http.post(url(&format!("/v1/apps/{APPID}/jssdk/signature")))
+                .json(&json!({"url": "https://example.com/a"})),
+        ),
+        (
+            None,
+            http.get(url(&format!(
+                "/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={secret}"
+            ))),
+        ),
+        (
+            None,
+            http.post(url("/cgi-bin/stable_token")).json(
+                &json!({"grant_type": "client_credential", "appid": APPID, "secret": secret}),
+            ),
+        ),
+        (
+            None,
+            http.get(url(&format!(
+                "/cgi-bin/ticket/getticket?access_token={token}&type=jsapi"
+            ))),
+        ),
+        (None, http.get(url("/admin"))),
+    ];
+    for (key, request) in requests {
+        let request = match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        let what = format!("{} {}", response.status(), response.url().path());
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{what}"
+        );
+    }
+}

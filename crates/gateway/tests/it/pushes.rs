@@ -634,3 +634,29 @@ async fn a_badly_signed_push_is_refused_before_its_body_is_read() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+/// The ownership check takes the same freshness window as pushes (a captured
+/// signed URL cannot be replayed later), and its echo is plain text that a
+/// browser will not sniff as HTML.
+#[tokio::test]
+async fn the_ownership_check_is_fresh_only_and_echoes_plain_text() {
+    let env = Setup::new().app(&app_toml("plain")).start().await;
+    let url = format!("{}/wx/{APPID}", env.url);
+    let check = |timestamp: u64| {
+        let mut raw = signed(timestamp, "");
+        raw.query
+            .push(("echostr".into(), "<script>alert(1)</script>".into()));
+        env.http.get(&url).query(&raw.query).send()
+    };
+    let fresh = check(T0 - 300).await.unwrap();
+    assert_eq!(fresh.status(), 200);
+    let headers = fresh.headers().clone();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(fresh.text().await.unwrap(), "<script>alert(1)</script>");
+    for stale in [T0 - 301, T0 + 301, 0] {
+        let answer = check(stale).await.unwrap();
+        assert_eq!(answer.status(), 401, "signed at {stale}");
+        assert!(answer.text().await.unwrap().contains("stale_timestamp"));
+    }
+}

@@ -19,16 +19,19 @@ pub(crate) struct Args {
 
 /// Serves until Ctrl-C or SIGTERM.
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Before the configuration: server.max_connections defaults from it.
+    let fd_limit = wxgate_gateway::connections::raise_open_file_limit();
     let config = super::load_config(&args.config)?;
     let listen = config.server.listen;
     let apps = config.apps.len();
+    let max_connections = config.server.max_connections;
     let gateway = Gateway::new(config, Arc::new(SystemClock), Policy::default())
         .await
         .context("opening the store")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!(%listen, apps, "wxgate serving");
+    tracing::info!(%listen, apps, max_connections, fd_limit, "wxgate serving");
     println!("wxgate listening on http://{}", listener.local_addr()?);
     gateway.serve(listener, super::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@
 //! `WXGATE_SOAK_DAYS` lengthens the soak (default 7 virtual days).
 
 mod bad_input;
+mod connections;
 mod crash;
 mod outage;
 mod security;

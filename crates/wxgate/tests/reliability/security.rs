@@ -202,3 +202,193 @@ async fn dev_keeps_its_store_in_a_private_directory_and_follows_no_planted_link(
         format!("{} (0700 directory, 0600 file)", store.display()),
     );
 }
+
+/// One request of a credential check, as a given peer (its `X-Real-IP`: the
+/// test's socket is loopback, as a reverse proxy on the host would be).
+struct Guess {
+    check: &'static str,
+    /// (method, path, body) with a wrong credential, then with the right one.
+    wrong: (&'static str, String, Option<String>),
+    right: (&'static str, String, Option<String>),
+    bearer: Option<(&'static str, &'static str)>,
+}
+
+/// (HTTP status, WeChat errcode if any, Retry-After if any).
+async fn attempt(
+    env: &Env,
+    peer: &str,
+    (method, path, body): &(&'static str, String, Option<String>),
+    bearer: Option<&str>,
+) -> (u16, Option<i64>, Option<String>) {
+    // Redirects not followed: a login answers 303.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut request = http
+        .request(method.parse().unwrap(), format!("{}{path}", env.url))
+        .header("x-real-ip", peer);
+    if let Some(key) = bearer {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        let form = path.starts_with("/admin/login");
+        let content_type = if form {
+            "application/x-www-form-urlencoded"
+        } else {
+            "application/json"
+        };
+        request = request
+            .header("content-type", content_type)
+            .body(body.clone());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    let errcode = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["errcode"].as_i64());
+    (status, errcode, retry_after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_guessing_is_slowed_to_ten_a_minute_per_peer() {
+    use wxgate_gateway::http::{BACKOFF_SECS, MAX_FAILURES};
+    use wxgate_testkit::gateway::SECRET;
+    const ADMIN_KEY: &str = "admin-key-0123456789";
+    let env = Setup::new()
+        .stable()
+        .extra(&format!("[admin]\nkey = \"{ADMIN_KEY}\""))
+        .start()
+        .await;
+    let token = env.access_token().await;
+    let stable = |secret: &str| {
+        format!(r#"{{"grant_type":"client_credential","appid":"{APPID}","secret":"{secret}"}}"#)
+    };
+    let get = |path: String| ("GET", path, None);
+    let guesses = [
+        Guess {
+            check: "client key",
+            wrong: get(format!("/v1/apps/{APPID}/access_token")),
+            right: get(format!("/v1/apps/{APPID}/access_token")),
+            bearer: Some(("wrong-client-key", CLIENT_KEY)),
+        },
+        Guess {
+            check: "admin login",
+            wrong: ("POST", "/admin/login".into(), Some("key=guess".into())),
+            right: (
+                "POST",
+                "/admin/login".into(),
+                Some(format!("key={ADMIN_KEY}")),
+            ),
+            bearer: None,
+        },
+        Guess {
+            check: "admin bearer",
+            wrong: get("/admin/status.json".into()),
+            right: get("/admin/status.json".into()),
+            bearer: Some(("wrong-admin-key-000", ADMIN_KEY)),
+        },
+        Guess {
+            check: "/cgi-bin/token secret",
+            wrong: get(format!(
+                "/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret=guess"
+            )),
+            right: get(format!(
+                "/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}"
+            )),
+            bearer: None,
+        },
+        Guess {
+            check: "/cgi-bin/stable_token secret",
+            wrong: (
+                "POST",
+                "/cgi-bin/stable_token".into(),
+                Some(stable("guess")),
+            ),
+            right: ("POST", "/cgi-bin/stable_token".into(), Some(stable(SECRET))),
+            bearer: None,
+        },
+        Guess {
+            check: "getticket access_token",
+            wrong: get("/cgi-bin/ticket/getticket?access_token=guess&type=jsapi".into()),
+            right: get(format!(
+                "/cgi-bin/ticket/getticket?access_token={token}&type=jsapi"
+            )),
+            bearer: None,
+        },
+    ];
+    for (i, guess) in guesses.iter().enumerate() {
+        let peer = format!("203.0.113.{}", i + 1);
+        let bystander = format!("198.51.100.{}", i + 1);
+        let (wrong_key, right_key) = guess.bearer.unzip();
+        // MAX_FAILURES wrong guesses are checked (and refused as wrong)…
+        for _ in 0..MAX_FAILURES {
+            let (status, errcode, _) = attempt(&env, &peer, &guess.wrong, wrong_key).await;
+            assert!(
+                matches!(status, 401) || errcode.is_some_and(|e| e != 45011 && e != -1),
+                "{}: {status} {errcode:?}",
+                guess.check
+            );
+        }
+        // …then the peer is refused, even with the right credential.
+        let (status, errcode, retry_after) = attempt(&env, &peer, &guess.right, right_key).await;
+        let refused = if guess.check.starts_with("/cgi-bin") || guess.check.starts_with("get") {
+            (status, errcode) == (200, Some(45011))
+        } else {
+            status == 429 && retry_after.as_deref() == Some(&BACKOFF_SECS.to_string())
+        };
+        assert!(
+            refused,
+            "{}: {status} {errcode:?} {retry_after:?}",
+            guess.check
+        );
+        // Another peer is not.
+        let (status, errcode, _) = attempt(&env, &bystander, &guess.right, right_key).await;
+        assert!(
+            matches!(status, 200 | 303) && errcode.unwrap_or(0) == 0,
+            "{}: {status} {errcode:?}",
+            guess.check
+        );
+    }
+    // After the backoff, the right credential works again.
+    env.advance(BACKOFF_SECS).await;
+    for (i, guess) in guesses.iter().enumerate() {
+        let peer = format!("203.0.113.{}", i + 1);
+        let right_key = guess.bearer.map(|(_, right)| right);
+        let (status, errcode, _) = attempt(&env, &peer, &guess.right, right_key).await;
+        assert!(
+            matches!(status, 200 | 303) && errcode.unwrap_or(0) == 0,
+            "{} after the backoff: {status} {errcode:?}",
+            guess.check
+        );
+    }
+    let metrics = env.http.get(format!("{}/metrics", env.url)).send().await;
+    let metrics = metrics.unwrap().text().await.unwrap();
+    let refusals: Vec<_> = metrics
+        .lines()
+        .filter(|l| l.starts_with("wxgate_credential_checks_refused_total"))
+        .collect();
+    assert_eq!(refusals.len(), 4, "{metrics}");
+    // One warning per refused peer, not a line per wrong key.
+    let logs = wxgate_testkit::logs::text();
+    let warnings = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("203.0.113."))
+        .count();
+    assert_eq!(warnings, guesses.len(), "{logs}");
+    assert!(!logs
+        .lines()
+        .any(|l| l.contains("WARN") && l.contains("admin login refused")));
+    figure(
+        "security",
+        format!(
+            "credential guessing: {MAX_FAILURES} wrong guesses checked per peer, then every check refused for \
+             {BACKOFF_SECS} s (429 / errcode 45011), other peers unaffected; {refusals:?}"
+        ),
+    );
+}
