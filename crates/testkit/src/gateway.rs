@@ -40,6 +40,8 @@ pub struct Setup {
     pub extra_toml: String,
     /// Wraps the configured store before the gateway gets it.
     pub wrap_store: Option<StoreWrapper>,
+    /// Faults the simulator holds before the gateway starts (its warm-up meets them).
+    pub faults: Vec<wxgate_sim::Fault>,
 }
 
 /// See [`Setup::wrap_store`].
@@ -62,7 +64,15 @@ impl Setup {
             server_toml: String::new(),
             extra_toml: String::new(),
             wrap_store: None,
+            faults: Vec::new(),
         }
+    }
+
+    /// A fault the simulator holds from the start, before the gateway's
+    /// warm-up (faults added later come after it).
+    pub fn fault(mut self, fault: wxgate_sim::Fault) -> Self {
+        self.faults.push(fault);
+        self
     }
 
     /// Puts `wrap` between the gateway and its configured store (e.g. a
@@ -129,6 +139,9 @@ impl Setup {
             .spawn_on("127.0.0.1:0")
             .await
             .unwrap();
+        for fault in &self.faults {
+            sim.add_fault(fault.clone());
+        }
         let clock = Arc::new(ManualClock::new(T0));
         let mut env = Env {
             sim,
@@ -212,6 +225,8 @@ apps = ["{APPID}"]
         self.stop_gateway();
         let (url, center, stop) = self.spawn_instance().await;
         (self.url, self.center, self.stop) = (url, Some(center), Some(stop));
+        // The warm-up's first attempts are over before the test goes on.
+        self.settle().await;
     }
 
     /// Starts one more instance on the same configuration.

@@ -183,17 +183,22 @@ pub(super) struct Slot {
     flight: tokio::sync::Mutex<()>,
     /// Set while this instance holds the refresh lease.
     leased: std::sync::atomic::AtomicBool,
+    /// Kept warm by the refresher: fetched at start and after any failure,
+    /// without waiting for a client. Access tokens always, JS-SDK tickets of
+    /// apps with `js_domains`, any other credential once someone asked for it.
+    wanted: std::sync::atomic::AtomicBool,
     health: Mutex<Health>,
     /// Bumped whenever the credential or its schedule changes; wakes the refresher.
     pub(super) generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Slot {
-    fn new() -> Self {
+    fn new(wanted: bool) -> Self {
         Self {
             current: RwLock::new(None),
             flight: tokio::sync::Mutex::new(()),
             leased: std::sync::atomic::AtomicBool::new(false),
+            wanted: std::sync::atomic::AtomicBool::new(wanted),
             health: Mutex::new(Health::default()),
             generation: tokio::sync::watch::Sender::new(0),
         }
@@ -208,6 +213,13 @@ impl Slot {
 
     fn valid(&self, now: u64) -> Option<Credential> {
         self.current().filter(|c| c.is_valid(now))
+    }
+
+    /// Marks the credential wanted, and wakes the refresher if it was not.
+    fn want(&self) {
+        if !self.wanted.swap(true, Ordering::Relaxed) {
+            self.generation.send_modify(|g| *g += 1);
+        }
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -254,7 +266,7 @@ impl TokenCenter {
     ) -> Self {
         let slots = apps
             .iter()
-            .flat_map(|a| Kind::ALL.map(|k| ((a.appid.clone(), k), Slot::new())))
+            .flat_map(|a| Kind::ALL.map(|k| ((a.appid.clone(), k), Slot::new(warm(a, k)))))
             .collect();
         let apps = apps.into_iter().map(|a| (a.appid.clone(), a)).collect();
         Self {
@@ -363,6 +375,7 @@ impl TokenCenter {
     /// WeChat completes and is stored even if the request that started it goes away.
     async fn get_slow(&self, appid: &str, kind: Kind) -> Result<Credential, TokenError> {
         let slot = self.slot(appid, kind)?;
+        slot.want();
         let _flight = slot.flight.lock().await;
         let now = self.now();
         if let Some(c) = slot.valid(now) {
@@ -410,6 +423,7 @@ impl TokenCenter {
         invalid: &str,
     ) -> Result<Credential, TokenError> {
         let slot = self.slot(appid, kind)?;
+        slot.want();
         let _flight = slot.flight.lock().await;
         let now = self.now();
         let current = match slot.current() {
@@ -451,14 +465,24 @@ impl TokenCenter {
     }
 
     /// Renews a credential that is due, for the background refresher.
+    /// A credential not yet held is loaded from the store first (a restart
+    /// costs no call to WeChat), else fetched.
     pub(super) async fn renew(&self, appid: &str, kind: Kind) {
         let Ok(slot) = self.slot(appid, kind) else {
             return;
         };
         let _flight = slot.flight.lock().await;
-        if self.due(slot).is_some_and(|due| due <= self.now()) {
-            let _ = self.fetch(appid, kind, slot, false).await;
+        let now = self.now();
+        if !self.due(slot).is_some_and(|due| due <= now) {
+            return;
         }
+        if slot.current().is_none() {
+            if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
+                self.keep(slot, appid, kind, &c);
+                return;
+            }
+        }
+        let _ = self.fetch(appid, kind, slot, false).await;
     }
 
     /// Makes `credential` the slot's current one, renewed on the usual schedule.
@@ -479,11 +503,20 @@ impl TokenCenter {
         }
     }
 
-    /// When the refresher should next act on `slot`; `None` until a first fetch (lazy).
+    /// When the refresher should next act on `slot`: the renewal, or the
+    /// retry after a failure; at once for a wanted credential not yet held;
+    /// `None` for one nobody wants.
     pub(super) fn due(&self, slot: &Slot) -> Option<u64> {
-        slot.current()?;
+        let held = slot.current().is_some();
+        if !held && !slot.wanted.load(Ordering::Relaxed) {
+            return None;
+        }
         let health = slot.health();
-        Some(health.refresh_at.max(health.not_before))
+        Some(if held {
+            health.refresh_at.max(health.not_before)
+        } else {
+            health.not_before
+        })
     }
 
     /// The app whose current, valid access token is `token` (constant-time comparisons).
@@ -951,6 +984,15 @@ impl TokenCenter {
             .saturating_sub(ahead + jitter)
             .max(half_life)
             .max(credential.fetched_at + MIN_REFETCH_SECS)
+    }
+}
+
+/// Whether a credential is kept warm from the start (see `Slot::wanted`).
+fn warm(app: &AppConfig, kind: Kind) -> bool {
+    match kind {
+        Kind::AccessToken => true,
+        Kind::JsapiTicket => !app.js_domains.is_empty(),
+        Kind::WxCardTicket => false,
     }
 }
 

@@ -259,3 +259,91 @@ async fn renewals_are_at_least_a_minute_apart() {
     // One hour: the first fetch and one renewal a minute.
     assert!(env.token_calls() <= 61, "{} calls", env.token_calls());
 }
+
+fn busy(count: u32) -> wxgate_sim::Fault {
+    wxgate_sim::Fault {
+        path: Some("/cgi-bin/token".into()),
+        action: wxgate_sim::FaultAction::Errcode {
+            errcode: -1,
+            errmsg: "system error".into(),
+        },
+        count: Some(count),
+        rate: None,
+    }
+}
+
+async fn readyz(env: &Env) -> u16 {
+    env.http
+        .get(format!("{}/readyz", env.url))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Issue #17: WeChat busy three times at a cold start and no client asking:
+/// the center retries by itself (1 s, 2 s, 4 s) and holds a valid token
+/// within 10 s, after 4 calls; readiness follows.
+#[tokio::test]
+async fn a_cold_start_heals_itself_without_a_client_request() {
+    let env = Setup::new().fault(busy(3)).start().await;
+    assert_eq!(readyz(&env).await, 503, "no token yet");
+    let mut waited = 0;
+    while env.center().status()[0].expires_at.is_none() {
+        assert!(waited < 10, "no token after {waited} s");
+        env.advance(1).await;
+        waited += 1;
+    }
+    let calls = env.sim.stats().endpoint_calls("/cgi-bin/token");
+    println!("[warm-up] busy x3 at a cold start: a token after {waited} virtual s, {calls} calls");
+    assert_eq!(calls, 4);
+    assert_eq!(readyz(&env).await, 200);
+    let token = env.access_token().await;
+    assert_eq!(env.business_call(&token).await, 0);
+    assert_eq!(
+        env.sim.stats().endpoint_calls("/cgi-bin/token"),
+        4,
+        "the client was served the warm token"
+    );
+}
+
+/// Issue #17: every app's access token is fetched at start, before any
+/// client asks; a restart on SQLite loads them all and calls WeChat 0 times.
+#[tokio::test]
+async fn every_app_is_warm_at_start_and_a_restart_on_sqlite_costs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let others = ["wx0000000000000002", "wx0000000000000003"];
+    let mut setup = Setup::new().sqlite(&dir.path().join("warm.db"));
+    for appid in others {
+        setup = setup
+            .extra(&format!(
+                "[[apps]]\nappid = \"{appid}\"\nsecret = \"s-{appid}\"\ntoken_api = \"classic\""
+            ))
+            .sim(|c| {
+                c.apps
+                    .push(wxgate_sim::SimApp::new(appid, &format!("s-{appid}")))
+            });
+    }
+    let mut env = setup.start().await;
+    let stats = env.sim.stats();
+    for appid in std::iter::once(APPID).chain(others) {
+        assert_eq!(
+            stats.app(appid).calls("/cgi-bin/token"),
+            1,
+            "{appid} fetched at start"
+        );
+    }
+    assert_eq!(readyz(&env).await, 200);
+    let before: u64 = env.sim.stats().endpoint_calls.values().sum();
+    env.start_gateway().await;
+    let after: u64 = env.sim.stats().endpoint_calls.values().sum();
+    assert_eq!(after, before, "a restart on SQLite calls WeChat 0 times");
+    assert!(env
+        .center()
+        .status()
+        .iter()
+        .filter(|s| s.kind == wxgate_gateway::store::Kind::AccessToken)
+        .all(|s| s.expires_at.is_some()));
+    assert_eq!(readyz(&env).await, 200);
+}
