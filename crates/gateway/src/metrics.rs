@@ -129,6 +129,8 @@ pub struct Metrics {
     pub ready: Gauge,
     /// Writes the store refused (credentials then live in memory only).
     pub store_write_failures: Counter,
+    /// Current access tokens WeChat rejected when probed (invalidated behind wxgate's back).
+    pub probe_rejections: Family<AppLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -161,6 +163,7 @@ impl Metrics {
             fetches_today: Family::default(),
             ready: Gauge::default(),
             store_write_failures: Counter::default(),
+            probe_rejections: Family::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -175,6 +178,7 @@ impl Metrics {
             fetches_today,
             ready,
             store_write_failures,
+            probe_rejections,
             ..
         } = &metrics;
         registry.register(
@@ -227,6 +231,11 @@ impl Metrics {
             "store_write_failures",
             "Writes the store refused; credentials then live in memory only",
             store_write_failures.clone(),
+        );
+        registry.register(
+            "probe_rejections",
+            "Current access tokens WeChat rejected when probed: another program fetched or force-refreshed one",
+            probe_rejections.clone(),
         );
         Self {
             registry,

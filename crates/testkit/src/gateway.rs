@@ -42,6 +42,9 @@ pub struct Setup {
     pub wrap_store: Option<StoreWrapper>,
     /// Faults the simulator holds before the gateway starts (its warm-up meets them).
     pub faults: Vec<wxgate_sim::Fault>,
+    /// `[upstream] probe_interval_secs`: 0 (off) unless a test probes, so
+    /// other tests count only their own calls.
+    pub probe_interval_secs: u64,
 }
 
 /// See [`Setup::wrap_store`].
@@ -65,7 +68,14 @@ impl Setup {
             extra_toml: String::new(),
             wrap_store: None,
             faults: Vec::new(),
+            probe_interval_secs: 0,
         }
+    }
+
+    /// Probes every current access token every `secs` seconds.
+    pub fn probe(mut self, secs: u64) -> Self {
+        self.probe_interval_secs = secs;
+        self
     }
 
     /// A fault the simulator holds from the start, before the gateway's
@@ -198,6 +208,7 @@ listen = "127.0.0.1:0"
 [upstream]
 base_url = "{sim}"
 timeout_ms = 1000
+probe_interval_secs = {probe}
 [[apps]]
 appid = "{APPID}"
 secret_env = "WX_SECRET"
@@ -217,6 +228,7 @@ apps = ["{APPID}"]
             server = self.setup.server_toml,
             app = self.setup.app_toml,
             extra = self.setup.extra_toml,
+            probe = self.setup.probe_interval_secs,
         )
     }
 
@@ -328,6 +340,17 @@ apps = ["{APPID}"]
             .await
             .unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// GETs a gateway path without a client key and reads the answer as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
     }
 
     /// GETs a gateway path without a client key and reads the JSON answer.

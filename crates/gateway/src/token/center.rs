@@ -63,6 +63,9 @@ pub struct Policy {
     pub config_error_pause: u64,
     /// Longest backoff after transient failures, seconds.
     pub max_backoff: u64,
+    /// How often each current access token is checked with a cheap call,
+    /// seconds; 0: never (`[upstream] probe_interval_secs`).
+    pub probe_interval: u64,
 }
 
 impl Default for Policy {
@@ -79,6 +82,7 @@ impl Default for Policy {
             forced_refresh_daily_limit: 100,
             config_error_pause: 300,
             max_backoff: 60,
+            probe_interval: 60,
         }
     }
 }
@@ -103,6 +107,7 @@ impl std::fmt::Debug for Policy {
             )
             .field("config_error_pause", &self.config_error_pause)
             .field("max_backoff", &self.max_backoff)
+            .field("probe_interval", &self.probe_interval)
             .finish_non_exhaustive()
     }
 }
@@ -211,7 +216,7 @@ impl Slot {
             .clone()
     }
 
-    fn valid(&self, now: u64) -> Option<Credential> {
+    pub(super) fn valid(&self, now: u64) -> Option<Credential> {
         self.current().filter(|c| c.is_valid(now))
     }
 
@@ -244,10 +249,10 @@ pub(super) struct Inner {
     apps: HashMap<String, Arc<AppConfig>>,
     pub(super) slots: HashMap<(String, Kind), Slot>,
     store: Arc<dyn Store>,
-    upstream: Upstream,
+    pub(super) upstream: Upstream,
     pub(super) clock: Arc<dyn Clock>,
-    policy: Policy,
-    metrics: Arc<Metrics>,
+    pub(super) policy: Policy,
+    pub(super) metrics: Arc<Metrics>,
     /// The latest failures, newest first.
     recent: Mutex<VecDeque<FailureRecord>>,
     /// The last write the store refused (when, why), until one succeeds.

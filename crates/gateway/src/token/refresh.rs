@@ -35,6 +35,13 @@ impl TokenCenter {
         if let Some(changes) = self.store().changes() {
             tasks.push(tokio::spawn(follow(self.clone(), changes)));
         }
+        let probe_interval = self.inner.policy.probe_interval;
+        if probe_interval > 0 {
+            tasks.push(tokio::spawn(super::probe::run(
+                self.clone(),
+                probe_interval,
+            )));
+        }
         Refreshers { tasks }
     }
 }

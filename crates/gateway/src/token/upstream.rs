@@ -117,6 +117,16 @@ fn classify(appid: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<St
     }
 }
 
+/// On a call made with an access token (not the secret), 40001 means the
+/// token, not the secret (§5.1).
+fn token_rejected(mut f: Failure) -> Failure {
+    if f.errcode == Some(40001) {
+        f.class = FailureClass::TokenRejected;
+        f.hint = None;
+    }
+    f
+}
+
 #[derive(Deserialize)]
 struct Answer {
     #[serde(default)]
@@ -220,7 +230,11 @@ impl Upstream {
         if answer.errcode == 0 {
             Ok(())
         } else {
-            Err(Failure::from_errcode(appid, answer.errcode, &answer.errmsg))
+            Err(token_rejected(Failure::from_errcode(
+                appid,
+                answer.errcode,
+                &answer.errmsg,
+            )))
         }
     }
 
@@ -264,15 +278,7 @@ impl Upstream {
             .get(self.url("/cgi-bin/ticket/getticket"))
             .query(&[("access_token", access_token), ("type", kind)]);
         let answer = self.send("/cgi-bin/ticket/getticket", request).await?;
-        let result = read(appid, answer, |a| a.ticket.take());
-        // For getticket, 40001 means the access token, not the secret (§5.1).
-        result.map_err(|mut f| {
-            if f.errcode == Some(40001) {
-                f.class = FailureClass::TokenRejected;
-                f.hint = None;
-            }
-            f
-        })
+        read(appid, answer, |a| a.ticket.take()).map_err(token_rejected)
     }
 }
 

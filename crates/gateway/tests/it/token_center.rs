@@ -347,3 +347,82 @@ async fn every_app_is_warm_at_start_and_a_restart_on_sqlite_costs_nothing() {
         .all(|s| s.expires_at.is_some()));
     assert_eq!(readyz(&env).await, 200);
 }
+
+/// The access token the gateway holds now (read from its center, not through
+/// the client API, so no client request is made).
+fn held_token(env: &Env) -> String {
+    env.center()
+        .status()
+        .into_iter()
+        .find(|s| s.appid == APPID && s.kind == wxgate_gateway::store::Kind::AccessToken)
+        .and_then(|s| s.value)
+        .expect("an access token is held")
+}
+
+/// The token held once it differs from `old`: the probe's calls take real
+/// time, so this waits (up to 5 s, the virtual clock standing still).
+async fn replaced(env: &Env, old: &str) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let held = held_token(env);
+        if held != old {
+            return held;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not replaced without a client request"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Advances the clocks by `secs` one second at a time, letting the probe run.
+async fn pass(env: &Env, secs: u64) {
+    for _ in 0..secs {
+        env.advance(1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// Issue #17: a classic token fetched by another program supersedes
+/// wxgate's; once WeChat's 300 s grace is over the probe sees the rejection
+/// and replaces it within the probe interval + 5 s, with no client request.
+#[tokio::test]
+async fn the_probe_replaces_a_classic_token_another_program_superseded() {
+    let env = Setup::new().probe(60).start().await;
+    let ours = held_token(&env);
+    env.fetch_outside().await;
+    pass(&env, 290).await;
+    assert_eq!(held_token(&env), ours, "still valid during the grace");
+    pass(&env, 10 + 60 + 5).await;
+    let replaced = replaced(&env, &ours).await;
+    assert_eq!(env.business_call(&replaced).await, 0);
+    let metrics = env.get_text("/metrics").await;
+    assert!(
+        metrics.contains(&format!(
+            "wxgate_probe_rejections_total{{appid=\"{APPID}\"}} 1"
+        )),
+        "{metrics}"
+    );
+}
+
+/// Issue #17: the same for a stable token another program force-refreshed.
+#[tokio::test]
+async fn the_probe_replaces_a_stable_token_another_program_force_refreshed() {
+    let env = Setup::new().stable().probe(60).start().await;
+    let ours = held_token(&env);
+    let forced: serde_json::Value = env
+        .http
+        .post(format!("{}/cgi-bin/stable_token", env.sim.url()))
+        .json(&json!({"grant_type": "client_credential", "appid": APPID, "secret": crate::SECRET, "force_refresh": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(forced["access_token"].is_string(), "{forced}");
+    pass(&env, 30 + 60 + 5).await;
+    let replaced = replaced(&env, &ours).await;
+    assert_eq!(env.business_call(&replaced).await, 0);
+}
