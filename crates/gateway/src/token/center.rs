@@ -478,7 +478,7 @@ impl TokenCenter {
         };
         let _flight = slot.flight.lock().await;
         let now = self.now();
-        if !self.due(slot).is_some_and(|due| due <= now) {
+        if self.due(slot).is_none_or(|due| due > now) {
             return;
         }
         if slot.current().is_none() {
