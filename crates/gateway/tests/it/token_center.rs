@@ -322,7 +322,7 @@ async fn every_app_is_warm_at_start_and_a_restart_on_sqlite_costs_nothing() {
             ))
             .sim(|c| {
                 c.apps
-                    .push(wxgate_sim::SimApp::new(appid, &format!("s-{appid}")))
+                    .push(wxgate_sim::SimApp::new(appid, format!("s-{appid}")))
             });
     }
     let mut env = setup.start().await;
