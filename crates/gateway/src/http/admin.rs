@@ -202,11 +202,19 @@ pub(crate) async fn login(
 
 /// `GET /admin/status.json`: the snapshot the page renders.
 pub(crate) async fn status_json(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match refusal(&state, &headers) {
+        None => harden(Json(crate::status::snapshot(&state).await).into_response()),
+        Some(refused) => refused,
+    }
+}
+
+/// The JSON refusal of an admin-only endpoint; `None` when the admin key is given.
+fn refusal(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let refused = |status: StatusCode, code: &str, message: &str| {
         let body = json!({ "error": { "code": code, "message": message } });
-        harden((status, Json(body)).into_response())
+        Some(harden((status, Json(body)).into_response()))
     };
-    match access(&state, &headers) {
+    match access(state, headers) {
         Access::Closed => refused(
             StatusCode::NOT_FOUND,
             "admin_closed",
@@ -217,8 +225,36 @@ pub(crate) async fn status_json(State(state): State<AppState>, headers: HeaderMa
             "unauthorized",
             "send Authorization: Bearer <admin key>, or log in at /admin",
         ),
-        Access::Granted => harden(Json(crate::status::snapshot(&state).await).into_response()),
+        Access::Granted => None,
     }
+}
+
+/// `GET /v1/audit?appid=&limit=` (admin key): the audit log, newest first
+/// (`limit` default 100, at most 1000).
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers) {
+        return refused;
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    match state.center.audit_log(q.appid.as_deref(), limit).await {
+        Ok(entries) => harden(Json(json!({ "entries": entries })).into_response()),
+        Err(e) => {
+            let body =
+                json!({ "error": { "code": "store_unavailable", "message": e.to_string() } });
+            harden((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
+        }
+    }
+}
+
+/// The query of `GET /v1/audit`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct AuditQuery {
+    appid: Option<String>,
+    limit: Option<usize>,
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::{AppConfig, TokenApi};
 use crate::metrics::{Metrics, RefreshLabels};
 use crate::status::FailureRecord;
-use crate::store::{mask, Credential, Kind, Lease, Store, StoreError};
+use crate::store::{mask, AuditEntry, Credential, Kind, Lease, Store, StoreError};
 
 use super::upstream::{Failure, FailureClass, Fetched, Upstream};
 
@@ -39,6 +39,37 @@ const RECENT_FAILURES: usize = 20;
 const MIN_REFETCH_SECS: u64 = 60;
 /// WeChat's own limit on forced stable_token refreshes a day (§4.2).
 const STABLE_FORCED_PER_DAY: u32 = 20;
+
+/// Why a credential was fetched or taken up: the audit log's `cause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The first fetch at start.
+    WarmUp,
+    /// The renewal ahead of expiry.
+    Schedule,
+    /// A retry after a failure, by the background task.
+    Retry,
+    /// A request found no valid credential.
+    Request,
+    /// A business server reported the current one rejected.
+    CompareAndRefresh,
+    /// The probe found the current one rejected.
+    Probe,
+}
+
+impl Cause {
+    /// `warm_up`, `schedule`, `retry`, `request`, `compare_and_refresh` or `probe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::WarmUp => "warm_up",
+            Cause::Schedule => "schedule",
+            Cause::Retry => "retry",
+            Cause::Request => "request",
+            Cause::CompareAndRefresh => "compare_and_refresh",
+            Cause::Probe => "probe",
+        }
+    }
+}
 
 /// How waiting on another instance's refresh ended.
 enum Waited {
@@ -315,6 +346,40 @@ impl TokenCenter {
             .clone()
     }
 
+    /// Writes one audit entry (a failure to write it is logged, not fatal).
+    pub(super) async fn audit(
+        &self,
+        appid: &str,
+        kind: Kind,
+        event: &str,
+        cause: Cause,
+        failure: Option<&Failure>,
+    ) {
+        let entry = AuditEntry {
+            at: self.now(),
+            appid: appid.to_owned(),
+            kind: kind.as_str().to_owned(),
+            event: event.to_owned(),
+            cause: cause.as_str().to_owned(),
+            instance: crate::instance_name().to_owned(),
+            result: failure.map_or("ok", |f| f.class.as_str()).to_owned(),
+            errcode: failure.and_then(|f| f.errcode),
+            rid: failure.and_then(|f| f.rid()).map(str::to_owned),
+        };
+        if let Err(e) = self.inner.store.record(&entry).await {
+            tracing::warn!(appid, token.kind = %kind, error = %e, "could not write the audit log");
+        }
+    }
+
+    /// The audit log, newest first.
+    pub async fn audit_log(
+        &self,
+        appid: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.store.audit(appid, limit).await
+    }
+
     /// After a refused write, tries a small one, so that readiness follows
     /// the store's state now, not the last credential saved.
     pub async fn recheck_store_writes(&self) {
@@ -388,9 +453,11 @@ impl TokenCenter {
         }
         if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
             self.keep(slot, appid, kind, &c);
+            self.audit(appid, kind, "adoption", Cause::Request, None)
+                .await;
             return Ok(c);
         }
-        self.fetch(appid, kind, slot, false).await
+        self.fetch(appid, kind, slot, false, Cause::Request).await
     }
 
     /// Compare-and-refresh: a business server saw `invalid` rejected. Fetches a
@@ -402,8 +469,20 @@ impl TokenCenter {
         kind: Kind,
         invalid: &str,
     ) -> Result<Credential, TokenError> {
+        self.refresh_because(appid, kind, invalid, Cause::CompareAndRefresh)
+            .await
+    }
+
+    /// [`TokenCenter::refresh`], for `cause` in the audit log.
+    pub(super) async fn refresh_because(
+        &self,
+        appid: &str,
+        kind: Kind,
+        invalid: &str,
+        cause: Cause,
+    ) -> Result<Credential, TokenError> {
         self.slot(appid, kind)?;
-        self.refresh_detached(appid.to_owned(), kind, invalid.to_owned())
+        self.refresh_detached(appid.to_owned(), kind, invalid.to_owned(), cause)
             .await
     }
 
@@ -413,10 +492,11 @@ impl TokenCenter {
         appid: String,
         kind: Kind,
         invalid: String,
+        cause: Cause,
     ) -> BoxFuture<'static, Result<Credential, TokenError>> {
         let this = self.clone();
         Box::pin(detached(async move {
-            this.refresh_slow(&appid, kind, &invalid).await
+            this.refresh_slow(&appid, kind, &invalid, cause).await
         }))
     }
 
@@ -426,6 +506,7 @@ impl TokenCenter {
         appid: &str,
         kind: Kind,
         invalid: &str,
+        cause: Cause,
     ) -> Result<Credential, TokenError> {
         let slot = self.slot(appid, kind)?;
         slot.want();
@@ -466,7 +547,7 @@ impl TokenCenter {
             health.forced_today = (today, spent + 1);
         }
         tracing::info!(appid, token.kind = %kind, invalid = %mask(invalid), "compare-and-refresh: forcing a new credential");
-        self.fetch(appid, kind, slot, true).await
+        self.fetch(appid, kind, slot, true, cause).await
     }
 
     /// Renews a credential that is due, for the background refresher.
@@ -481,13 +562,21 @@ impl TokenCenter {
         if self.due(slot).is_none_or(|due| due > now) {
             return;
         }
-        if slot.current().is_none() {
+        let held = slot.current().is_some();
+        if !held {
             if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
                 self.keep(slot, appid, kind, &c);
+                self.audit(appid, kind, "adoption", Cause::WarmUp, None)
+                    .await;
                 return;
             }
         }
-        let _ = self.fetch(appid, kind, slot, false).await;
+        let cause = match (held, slot.health().last_failure.is_some()) {
+            (_, true) => Cause::Retry,
+            (false, false) => Cause::WarmUp,
+            (true, false) => Cause::Schedule,
+        };
+        let _ = self.fetch(appid, kind, slot, false, cause).await;
     }
 
     /// Makes `credential` the slot's current one, renewed on the usual schedule.
@@ -590,6 +679,7 @@ impl TokenCenter {
         kind: Kind,
         slot: &Slot,
         forced: bool,
+        cause: Cause,
     ) -> Result<Credential, TokenError> {
         let app = self
             .app(appid)
@@ -653,6 +743,7 @@ impl TokenCenter {
                 previous.as_ref(),
                 forced,
                 lease.as_ref(),
+                cause,
             )
             .await;
         slot.leased.store(false, Ordering::Relaxed);
@@ -679,6 +770,7 @@ impl TokenCenter {
         previous: Option<&Credential>,
         forced: bool,
         lease: Option<&Lease>,
+        cause: Cause,
     ) -> (Result<Credential, TokenError>, bool) {
         // Another instance may have stored a newer credential just before we got the lease.
         if lease.is_some() {
@@ -693,6 +785,8 @@ impl TokenCenter {
             _ => self.fetch_ticket(appid, kind).await,
         };
         let now = self.now();
+        self.audit(appid, kind, "fetch", cause, result.as_ref().err())
+            .await;
         match result {
             Ok(Fetched { value, expires_in }) => {
                 let mut credential = Credential {
@@ -840,6 +934,8 @@ impl TokenCenter {
         {
             tracing::debug!(appid, token.kind = %kind, "adopted a credential stored by another instance");
             self.keep(slot, appid, kind, &stored);
+            self.audit(appid, kind, "adoption", Cause::Schedule, None)
+                .await;
         }
     }
 

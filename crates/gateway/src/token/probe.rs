@@ -7,6 +7,7 @@
 use crate::metrics::AppLabels;
 use crate::store::Kind;
 
+use super::center::Cause;
 use super::{FailureClass, TokenCenter};
 
 /// Probes every app, every `interval` seconds of the center's clock.
@@ -50,7 +51,18 @@ impl TokenCenter {
             upstream.errcode = failure.errcode.unwrap_or(0),
             "WeChat rejected the current access token: another program fetched or force-refreshed a token for this app; replacing it"
         );
-        if let Err(e) = self.refresh(appid, Kind::AccessToken, &current.value).await {
+        self.audit(
+            appid,
+            Kind::AccessToken,
+            "probe_rejection",
+            Cause::Probe,
+            Some(&failure),
+        )
+        .await;
+        if let Err(e) = self
+            .refresh_because(appid, Kind::AccessToken, &current.value, Cause::Probe)
+            .await
+        {
             tracing::error!(appid, error = %e, "could not replace the rejected access token");
         }
         true

@@ -63,6 +63,14 @@ impl FailureClass {
 }
 
 impl Failure {
+    /// WeChat's request id, from an errmsg ending in ` rid: …`.
+    pub fn rid(&self) -> Option<&str> {
+        let (_, rid) = self.message.rsplit_once("rid: ")?;
+        let rid = rid.trim();
+        (!rid.is_empty() && rid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            .then_some(rid)
+    }
+
     fn transient(message: impl Into<String>) -> Self {
         Self {
             class: FailureClass::Transient,

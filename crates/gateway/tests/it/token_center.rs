@@ -426,3 +426,88 @@ async fn the_probe_replaces_a_stable_token_another_program_force_refreshed() {
     let replaced = replaced(&env, &ours).await;
     assert_eq!(env.business_call(&replaced).await, 0);
 }
+
+/// Issue #17: over a virtual day with WeChat busy now and then and another
+/// program invalidating the token once, every upstream token call has
+/// exactly one audit entry, with its cause; `GET /v1/audit` needs the admin key.
+#[tokio::test]
+async fn every_upstream_token_call_has_one_audit_entry_with_its_cause() {
+    const ADMIN_KEY: &str = "audit-admin-key-0123456789";
+    let env = Setup::new()
+        .probe(60)
+        .fault(busy(2))
+        .extra(&format!("[admin]\nkey = \"{ADMIN_KEY}\""))
+        .start()
+        .await;
+    for hour in 0..24 {
+        if hour == 5 {
+            env.sim.add_fault(busy(3));
+        }
+        // 3,150 s before wxgate's next renewal, so only the probe can notice.
+        if hour == 12 {
+            env.fetch_outside().await;
+        }
+        pass_quickly(&env, 3600).await;
+    }
+    let audit: serde_json::Value = env
+        .http
+        .get(format!("{}/v1/audit?appid={APPID}&limit=1000", env.url))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    let fetches: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["event"] == "fetch" && e["kind"] == "access_token")
+        .collect();
+    // Every call to the token endpoint but the other program's own.
+    let calls = env.sim.stats().endpoint_calls("/cgi-bin/token") - 1;
+    assert_eq!(
+        fetches.len() as u64,
+        calls,
+        "one entry per upstream token call"
+    );
+    let causes = |cause: &str| fetches.iter().filter(|e| e["cause"] == cause).count();
+    println!(
+        "[audit] a virtual day: {calls} token calls; warm_up {}, retry {}, schedule {}, probe {}",
+        causes("warm_up"),
+        causes("retry"),
+        causes("schedule"),
+        causes("probe")
+    );
+    // The oldest: the warm-up met two busy answers, then retried.
+    let oldest = fetches.last().unwrap();
+    assert_eq!(oldest["cause"], "warm_up");
+    assert_eq!(oldest["result"], "transient");
+    assert_eq!(oldest["errcode"], -1);
+    assert_eq!(causes("warm_up"), 1);
+    assert_eq!(causes("retry"), 2 + 3, "each busy answer retried by itself");
+    assert!(causes("schedule") >= 12, "renewals every 6,600 s");
+    assert_eq!(causes("probe"), 1, "the token another program superseded");
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["event"] == "probe_rejection")
+            .count(),
+        1
+    );
+    let refused = env
+        .http
+        .get(format!("{}/v1/audit", env.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
+/// Advances the clocks by `secs` in steps of 30 s, letting the probe run.
+async fn pass_quickly(env: &Env, secs: u64) {
+    for _ in 0..secs / 30 {
+        env.advance(30).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
