@@ -137,6 +137,9 @@ pub struct UpstreamConfig {
     pub base_url: url::Url,
     /// Per-call timeout, milliseconds (default 5000).
     pub timeout_ms: u64,
+    /// How often each current access token is checked with a cheap call,
+    /// seconds (default 60; 0 turns the probe off).
+    pub probe_interval_secs: u64,
 }
 
 /// Which token API an app uses.
@@ -500,7 +503,16 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
     let upstream = UpstreamConfig {
         base_url,
         timeout_ms: raw.upstream.timeout_ms.unwrap_or(5000),
+        probe_interval_secs: raw.upstream.probe_interval_secs.unwrap_or(60),
     };
+    if upstream.probe_interval_secs != 0 {
+        p.within(
+            "upstream.probe_interval_secs",
+            upstream.probe_interval_secs,
+            10..=86_400,
+            "seconds (or 0: no probe)",
+        );
+    }
     if !(100..=10_000).contains(&upstream.timeout_ms) {
         p.add(
             "upstream.timeout_ms",

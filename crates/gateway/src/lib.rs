@@ -99,6 +99,10 @@ impl Gateway {
         policy: Policy,
     ) -> Self {
         let apps = config.apps.into_iter().map(Arc::new).collect();
+        let policy = Policy {
+            probe_interval: config.upstream.probe_interval_secs,
+            ..policy
+        };
         let metrics = Arc::new(Metrics::new(instance_name()));
         let upstream = Upstream::new(&config.upstream).with_metrics(metrics.clone());
         let center = TokenCenter::new(

@@ -144,6 +144,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Credential checks refused unchecked: the peer failed too often lately.
     pub credential_checks_refused: Family<CheckLabels, Counter>,
+    /// Current access tokens WeChat rejected when probed (invalidated behind wxgate's back).
+    pub probe_rejections: Family<AppLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -180,6 +182,7 @@ impl Metrics {
             connections_evicted: Counter::default(),
             connections_refused: Counter::default(),
             credential_checks_refused: Family::default(),
+            probe_rejections: Family::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -198,6 +201,7 @@ impl Metrics {
             connections_evicted,
             connections_refused,
             credential_checks_refused,
+            probe_rejections,
             ..
         } = &metrics;
         registry.register(
@@ -270,6 +274,11 @@ impl Metrics {
             "credential_checks_refused",
             "Credential checks refused because the peer failed too often (429 / 45011)",
             credential_checks_refused.clone(),
+        );
+        registry.register(
+            "probe_rejections",
+            "Current access tokens WeChat rejected when probed: another program fetched or force-refreshed one",
+            probe_rejections.clone(),
         );
         Self {
             registry,

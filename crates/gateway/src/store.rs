@@ -95,6 +95,33 @@ impl fmt::Debug for Credential {
     }
 }
 
+/// How many audit entries a store keeps; older ones are dropped.
+pub const AUDIT_KEEP: usize = 10_000;
+
+/// One line of the audit log: something that happened to a credential.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    /// When, Unix seconds.
+    pub at: u64,
+    /// The app.
+    pub appid: String,
+    /// `access_token`, `jsapi_ticket` or `wx_card_ticket`.
+    pub kind: String,
+    /// `fetch` (a call to WeChat), `adoption` (a value stored by another
+    /// instance or a previous run taken up) or `probe_rejection`.
+    pub event: String,
+    /// Why: `warm_up`, `schedule`, `retry`, `request`, `compare_and_refresh`, `probe`.
+    pub cause: String,
+    /// The instance (`host:pid`).
+    pub instance: String,
+    /// `ok`, or the failure class (`transient`, `config`, `quota`, `token_rejected`).
+    pub result: String,
+    /// WeChat's errcode, when it answered with one.
+    pub errcode: Option<i64>,
+    /// WeChat's `rid` (request id), for its support and `openapi/rid/get`.
+    pub rid: Option<String>,
+}
+
 /// A store backend failed.
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
@@ -212,6 +239,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// Appends to the audit log (at most [`AUDIT_KEEP`] entries are kept).
+    async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// The newest audit entries first, at most `limit`, of one app or of all.
+    async fn audit(&self, appid: Option<&str>, limit: usize)
+        -> Result<Vec<AuditEntry>, StoreError>;
+
     /// Records the answer to a claimed push, for retries that land on other instances.
     async fn answer_push(
         &self,
@@ -265,6 +299,32 @@ mod contract {
             Some(second)
         );
         store.ping().await.unwrap();
+        audit_is_newest_first_and_filtered(store).await;
+    }
+
+    async fn audit_is_newest_first_and_filtered(store: &dyn Store) {
+        let entry = |at: u64, appid: &str| AuditEntry {
+            at,
+            appid: appid.into(),
+            kind: "access_token".into(),
+            event: "fetch".into(),
+            cause: "schedule".into(),
+            instance: "host:1".into(),
+            result: "ok".into(),
+            errcode: None,
+            rid: Some("rid-1".into()),
+        };
+        for (at, appid) in [(1, "wx1"), (2, "wx2"), (3, "wx1")] {
+            store.record(&entry(at, appid)).await.unwrap();
+        }
+        assert_eq!(
+            store.audit(Some("wx1"), 10).await.unwrap(),
+            [entry(3, "wx1"), entry(1, "wx1")]
+        );
+        assert_eq!(
+            store.audit(None, 2).await.unwrap(),
+            [entry(3, "wx1"), entry(2, "wx2")]
+        );
     }
 
     #[tokio::test]

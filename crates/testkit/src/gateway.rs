@@ -42,6 +42,11 @@ pub struct Setup {
     pub wrap_store: Option<StoreWrapper>,
     /// The upstream the gateway calls, when not the simulator (a hostile fake).
     pub upstream_url: Option<String>,
+    /// Faults the simulator holds before the gateway starts (its warm-up meets them).
+    pub faults: Vec<wxgate_sim::Fault>,
+    /// `[upstream] probe_interval_secs`: 0 (off) unless a test probes, so
+    /// other tests count only their own calls.
+    pub probe_interval_secs: u64,
 }
 
 /// See [`Setup::wrap_store`].
@@ -65,7 +70,22 @@ impl Setup {
             extra_toml: String::new(),
             wrap_store: None,
             upstream_url: None,
+            faults: Vec::new(),
+            probe_interval_secs: 0,
         }
+    }
+
+    /// Probes every current access token every `secs` seconds.
+    pub fn probe(mut self, secs: u64) -> Self {
+        self.probe_interval_secs = secs;
+        self
+    }
+
+    /// A fault the simulator holds from the start, before the gateway's
+    /// warm-up (faults added later come after it).
+    pub fn fault(mut self, fault: wxgate_sim::Fault) -> Self {
+        self.faults.push(fault);
+        self
     }
 
     /// Puts `wrap` between the gateway and its configured store (e.g. a
@@ -138,6 +158,9 @@ impl Setup {
             .spawn_on("127.0.0.1:0")
             .await
             .unwrap();
+        for fault in &self.faults {
+            sim.add_fault(fault.clone());
+        }
         let clock = Arc::new(ManualClock::new(T0));
         let mut env = Env {
             sim,
@@ -194,6 +217,7 @@ listen = "127.0.0.1:0"
 [upstream]
 base_url = "{sim}"
 timeout_ms = 1000
+probe_interval_secs = {probe}
 [[apps]]
 appid = "{APPID}"
 secret_env = "WX_SECRET"
@@ -217,6 +241,7 @@ apps = ["{APPID}"]
             server = self.setup.server_toml,
             app = self.setup.app_toml,
             extra = self.setup.extra_toml,
+            probe = self.setup.probe_interval_secs,
         )
     }
 
@@ -225,6 +250,8 @@ apps = ["{APPID}"]
         self.stop_gateway();
         let (url, center, stop) = self.spawn_instance().await;
         (self.url, self.center, self.stop) = (url, Some(center), Some(stop));
+        // The warm-up's first attempts are over before the test goes on.
+        self.settle().await;
     }
 
     /// Starts one more instance on the same configuration.
@@ -326,6 +353,17 @@ apps = ["{APPID}"]
             .await
             .unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// GETs a gateway path without a client key and reads the answer as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
     }
 
     /// GETs a gateway path without a client key and reads the JSON answer.

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wxgate_gateway::store::{Credential, Kind, Lease, Store, StoreError};
+use wxgate_gateway::store::{AuditEntry, Credential, Kind, Lease, Store, StoreError};
 
 /// Wraps a store; [`WriteSwitch::refuse_writes`] makes every write fail.
 #[derive(Debug)]
@@ -74,6 +74,19 @@ impl Store for WriteSwitch {
     ) -> Result<Option<Lease>, StoreError> {
         self.check()?;
         self.inner.acquire(appid, kind, ttl).await
+    }
+
+    async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.record(entry).await
+    }
+
+    async fn audit(
+        &self,
+        appid: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.audit(appid, limit).await
     }
 
     async fn release(&self, appid: &str, kind: Kind, lease: &Lease) -> Result<(), StoreError> {

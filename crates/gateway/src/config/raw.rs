@@ -54,6 +54,7 @@ pub(crate) struct RawStore {
 pub(crate) struct RawUpstream {
     pub(crate) base_url: Option<String>,
     pub(crate) timeout_ms: Option<u64>,
+    pub(crate) probe_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -258,31 +258,68 @@ pub(crate) async fn status_json(
     peer: Peer,
     headers: HeaderMap,
 ) -> Response {
+    match refusal(&state, &headers, peer) {
+        None => harden(Json(crate::status::snapshot(&state).await).into_response()),
+        Some(refused) => refused,
+    }
+}
+
+/// The JSON refusal of an admin-only endpoint; `None` when the admin key is given.
+fn refusal(state: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Response> {
     let refused = |status: StatusCode, code: &str, message: &str| {
         let body = json!({ "error": { "code": code, "message": message } });
         harden((status, Json(body)).into_response())
     };
-    match access(&state, &headers, peer) {
-        Access::Refused(too) => too_many(
+    match access(state, headers, peer) {
+        Access::Refused(too) => Some(too_many(
             too,
             refused(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
                 &refused_message(too),
             ),
-        ),
-        Access::Closed => refused(
+        )),
+        Access::Closed => Some(refused(
             StatusCode::NOT_FOUND,
             "admin_closed",
             "the status page is closed: set [admin] key_env",
-        ),
-        Access::Denied => refused(
+        )),
+        Access::Denied => Some(refused(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "send Authorization: Bearer <admin key>, or log in at /admin",
-        ),
-        Access::Granted => harden(Json(crate::status::snapshot(&state).await).into_response()),
+        )),
+        Access::Granted => None,
     }
+}
+
+/// `GET /v1/audit?appid=&limit=` (admin key): the audit log, newest first
+/// (`limit` default 100, at most 1000).
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers, peer) {
+        return refused;
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    match state.center.audit_log(q.appid.as_deref(), limit).await {
+        Ok(entries) => harden(Json(json!({ "entries": entries })).into_response()),
+        Err(e) => {
+            let body =
+                json!({ "error": { "code": "store_unavailable", "message": e.to_string() } });
+            harden((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
+        }
+    }
+}
+
+/// The query of `GET /v1/audit`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct AuditQuery {
+    appid: Option<String>,
+    limit: Option<usize>,
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

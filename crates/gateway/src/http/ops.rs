@@ -64,10 +64,19 @@ pub(crate) fn reasons(state: &AppState, store_reachable: bool) -> Vec<Value> {
     }
     let now = state.center.now();
     for slot in state.center.status() {
+        let usable = slot.expires_at.is_some_and(|at| now < at);
+        if slot.kind == Kind::AccessToken && !usable && slot.last_failure.is_none() {
+            reasons.push(json!({
+                "appid": slot.appid,
+                "kind": slot.kind.as_str(),
+                "problem": "warming up: no access_token yet",
+                "hint": "fetched at start and retried by itself; wait a moment",
+            }));
+            continue;
+        }
         let Some(failure) = &slot.last_failure else {
             continue;
         };
-        let usable = slot.expires_at.is_some_and(|at| now < at);
         let problem = match (slot.kind, usable, failure.class) {
             (Kind::AccessToken, false, _) => "no usable access_token",
             (_, true, FailureClass::Config) => {

@@ -1,14 +1,16 @@
 //! The in-memory store: nothing survives a restart. For tests and throwaway runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::{Credential, Kind, Store, StoreError};
+use super::{AuditEntry, Credential, Kind, Store, StoreError, AUDIT_KEEP};
 
 /// Credentials in a map.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     credentials: Mutex<HashMap<(String, Kind), Credential>>,
+    /// Newest first.
+    audit: Mutex<VecDeque<AuditEntry>>,
 }
 
 impl MemoryStore {
@@ -40,5 +42,26 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        audit.push_front(entry.clone());
+        audit.truncate(AUDIT_KEEP);
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        appid: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(audit
+            .iter()
+            .filter(|e| appid.is_none_or(|a| e.appid == a))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }

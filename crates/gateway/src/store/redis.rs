@@ -14,7 +14,7 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::{Credential, Kind, Lease, PushClaim, Store, StoreError};
+use super::{AuditEntry, Credential, Kind, Lease, PushClaim, Store, StoreError, AUDIT_KEEP};
 
 /// Writes only when the lease's fence is the newest one issued, then announces it.
 const SAVE_FENCED: &str = r"
@@ -249,6 +249,44 @@ impl Store for RedisStore {
 
     fn backend(&self) -> &'static str {
         "redis"
+    }
+
+    async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let json = serde_json::to_string(entry).expect("an entry serialises");
+        let key = format!("{}audit", self.prefix);
+        timed(async {
+            redis::pipe()
+                .lpush(&key, json)
+                .ignore()
+                .ltrim(&key, 0, AUDIT_KEEP as isize - 1)
+                .ignore()
+                .query_async::<()>(&mut self.connection.clone())
+                .await
+                .map_err(error)
+        })
+        .await
+    }
+
+    async fn audit(
+        &self,
+        appid: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let key = format!("{}audit", self.prefix);
+        let all: Vec<String> = timed(async {
+            self.connection
+                .clone()
+                .lrange(&key, 0, AUDIT_KEEP as isize - 1)
+                .await
+                .map_err(error)
+        })
+        .await?;
+        Ok(all
+            .iter()
+            .filter_map(|json| serde_json::from_str::<AuditEntry>(json).ok())
+            .filter(|e| appid.is_none_or(|a| e.appid == a))
+            .take(limit)
+            .collect())
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {

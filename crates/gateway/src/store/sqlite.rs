@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Credential, Kind, Lease, Store, StoreError};
+use super::{AuditEntry, Credential, Kind, Lease, Store, StoreError, AUDIT_KEEP};
 
 /// Credentials in a SQLite file.
 #[derive(Debug, Clone)]
@@ -81,6 +81,11 @@ fn prepare(path: &Path) -> rusqlite::Result<Connection> {
              expires_at INTEGER NOT NULL,
              fetched_at INTEGER NOT NULL,
              PRIMARY KEY (appid, kind)
+         );
+         CREATE TABLE IF NOT EXISTS audit (
+             id    INTEGER PRIMARY KEY AUTOINCREMENT,
+             appid TEXT NOT NULL,
+             entry TEXT NOT NULL
          );
          CREATE TABLE IF NOT EXISTS pending (
              appid TEXT NOT NULL,
@@ -220,6 +225,46 @@ impl Store for SqliteStore {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let (appid, json) = (
+            entry.appid.clone(),
+            serde_json::to_string(entry).expect("an entry serialises"),
+        );
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO audit (appid, entry) VALUES (?1, ?2)",
+                params![appid, json],
+            )?;
+            c.execute(
+                "DELETE FROM audit WHERE id <= last_insert_rowid() - ?1",
+                params![AUDIT_KEEP as i64],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn audit(
+        &self,
+        appid: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let appid = appid.map(str::to_owned);
+        let rows = self
+            .with(move |c| {
+                let mut query = c.prepare(
+                    "SELECT entry FROM audit WHERE ?1 IS NULL OR appid = ?1 ORDER BY id DESC LIMIT ?2",
+                )?;
+                let rows = query.query_map(params![appid, limit as i64], |row| row.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect())
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {

@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::{AppConfig, TokenApi};
 use crate::metrics::{Metrics, RefreshLabels};
 use crate::status::FailureRecord;
-use crate::store::{mask, Credential, Kind, Lease, Store, StoreError};
+use crate::store::{mask, AuditEntry, Credential, Kind, Lease, Store, StoreError};
 
 use super::upstream::{Failure, FailureClass, Fetched, Upstream};
 
@@ -40,6 +40,37 @@ const MIN_REFETCH_SECS: u64 = 60;
 /// WeChat's own limit on forced stable_token refreshes a day (§4.2).
 const STABLE_FORCED_PER_DAY: u32 = 20;
 
+/// Why a credential was fetched or taken up: the audit log's `cause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The first fetch at start.
+    WarmUp,
+    /// The renewal ahead of expiry.
+    Schedule,
+    /// A retry after a failure, by the background task.
+    Retry,
+    /// A request found no valid credential.
+    Request,
+    /// A business server reported the current one rejected.
+    CompareAndRefresh,
+    /// The probe found the current one rejected.
+    Probe,
+}
+
+impl Cause {
+    /// `warm_up`, `schedule`, `retry`, `request`, `compare_and_refresh` or `probe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::WarmUp => "warm_up",
+            Cause::Schedule => "schedule",
+            Cause::Retry => "retry",
+            Cause::Request => "request",
+            Cause::CompareAndRefresh => "compare_and_refresh",
+            Cause::Probe => "probe",
+        }
+    }
+}
+
 /// How waiting on another instance's refresh ended.
 enum Waited {
     /// It stored a credential.
@@ -63,6 +94,9 @@ pub struct Policy {
     pub config_error_pause: u64,
     /// Longest backoff after transient failures, seconds.
     pub max_backoff: u64,
+    /// How often each current access token is checked with a cheap call,
+    /// seconds; 0: never (`[upstream] probe_interval_secs`).
+    pub probe_interval: u64,
 }
 
 impl Default for Policy {
@@ -79,6 +113,7 @@ impl Default for Policy {
             forced_refresh_daily_limit: 100,
             config_error_pause: 300,
             max_backoff: 60,
+            probe_interval: 60,
         }
     }
 }
@@ -103,6 +138,7 @@ impl std::fmt::Debug for Policy {
             )
             .field("config_error_pause", &self.config_error_pause)
             .field("max_backoff", &self.max_backoff)
+            .field("probe_interval", &self.probe_interval)
             .finish_non_exhaustive()
     }
 }
@@ -183,17 +219,22 @@ pub(super) struct Slot {
     flight: tokio::sync::Mutex<()>,
     /// Set while this instance holds the refresh lease.
     leased: std::sync::atomic::AtomicBool,
+    /// Kept warm by the refresher: fetched at start and after any failure,
+    /// without waiting for a client. Access tokens always, JS-SDK tickets of
+    /// apps with `js_domains`, any other credential once someone asked for it.
+    wanted: std::sync::atomic::AtomicBool,
     health: Mutex<Health>,
     /// Bumped whenever the credential or its schedule changes; wakes the refresher.
     pub(super) generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Slot {
-    fn new() -> Self {
+    fn new(wanted: bool) -> Self {
         Self {
             current: RwLock::new(None),
             flight: tokio::sync::Mutex::new(()),
             leased: std::sync::atomic::AtomicBool::new(false),
+            wanted: std::sync::atomic::AtomicBool::new(wanted),
             health: Mutex::new(Health::default()),
             generation: tokio::sync::watch::Sender::new(0),
         }
@@ -206,8 +247,15 @@ impl Slot {
             .clone()
     }
 
-    fn valid(&self, now: u64) -> Option<Credential> {
+    pub(super) fn valid(&self, now: u64) -> Option<Credential> {
         self.current().filter(|c| c.is_valid(now))
+    }
+
+    /// Marks the credential wanted, and wakes the refresher if it was not.
+    fn want(&self) {
+        if !self.wanted.swap(true, Ordering::Relaxed) {
+            self.generation.send_modify(|g| *g += 1);
+        }
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -232,10 +280,10 @@ pub(super) struct Inner {
     apps: HashMap<String, Arc<AppConfig>>,
     pub(super) slots: HashMap<(String, Kind), Slot>,
     store: Arc<dyn Store>,
-    upstream: Upstream,
+    pub(super) upstream: Upstream,
     pub(super) clock: Arc<dyn Clock>,
-    policy: Policy,
-    metrics: Arc<Metrics>,
+    pub(super) policy: Policy,
+    pub(super) metrics: Arc<Metrics>,
     /// The latest failures, newest first.
     recent: Mutex<VecDeque<FailureRecord>>,
     /// The last write the store refused (when, why), until one succeeds.
@@ -254,7 +302,7 @@ impl TokenCenter {
     ) -> Self {
         let slots = apps
             .iter()
-            .flat_map(|a| Kind::ALL.map(|k| ((a.appid.clone(), k), Slot::new())))
+            .flat_map(|a| Kind::ALL.map(|k| ((a.appid.clone(), k), Slot::new(warm(a, k)))))
             .collect();
         let apps = apps.into_iter().map(|a| (a.appid.clone(), a)).collect();
         Self {
@@ -296,6 +344,40 @@ impl TokenCenter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Writes one audit entry (a failure to write it is logged, not fatal).
+    pub(super) async fn audit(
+        &self,
+        appid: &str,
+        kind: Kind,
+        event: &str,
+        cause: Cause,
+        failure: Option<&Failure>,
+    ) {
+        let entry = AuditEntry {
+            at: self.now(),
+            appid: appid.to_owned(),
+            kind: kind.as_str().to_owned(),
+            event: event.to_owned(),
+            cause: cause.as_str().to_owned(),
+            instance: crate::instance_name().to_owned(),
+            result: failure.map_or("ok", |f| f.class.as_str()).to_owned(),
+            errcode: failure.and_then(|f| f.errcode),
+            rid: failure.and_then(|f| f.rid()).map(str::to_owned),
+        };
+        if let Err(e) = self.inner.store.record(&entry).await {
+            tracing::warn!(appid, token.kind = %kind, error = %e, "could not write the audit log");
+        }
+    }
+
+    /// The audit log, newest first.
+    pub async fn audit_log(
+        &self,
+        appid: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.store.audit(appid, limit).await
     }
 
     /// After a refused write, tries a small one, so that readiness follows
@@ -363,6 +445,7 @@ impl TokenCenter {
     /// WeChat completes and is stored even if the request that started it goes away.
     async fn get_slow(&self, appid: &str, kind: Kind) -> Result<Credential, TokenError> {
         let slot = self.slot(appid, kind)?;
+        slot.want();
         let _flight = slot.flight.lock().await;
         let now = self.now();
         if let Some(c) = slot.valid(now) {
@@ -370,9 +453,11 @@ impl TokenCenter {
         }
         if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
             self.keep(slot, appid, kind, &c);
+            self.audit(appid, kind, "adoption", Cause::Request, None)
+                .await;
             return Ok(c);
         }
-        self.fetch(appid, kind, slot, false).await
+        self.fetch(appid, kind, slot, false, Cause::Request).await
     }
 
     /// Compare-and-refresh: a business server saw `invalid` rejected. Fetches a
@@ -384,8 +469,20 @@ impl TokenCenter {
         kind: Kind,
         invalid: &str,
     ) -> Result<Credential, TokenError> {
+        self.refresh_because(appid, kind, invalid, Cause::CompareAndRefresh)
+            .await
+    }
+
+    /// [`TokenCenter::refresh`], for `cause` in the audit log.
+    pub(super) async fn refresh_because(
+        &self,
+        appid: &str,
+        kind: Kind,
+        invalid: &str,
+        cause: Cause,
+    ) -> Result<Credential, TokenError> {
         self.slot(appid, kind)?;
-        self.refresh_detached(appid.to_owned(), kind, invalid.to_owned())
+        self.refresh_detached(appid.to_owned(), kind, invalid.to_owned(), cause)
             .await
     }
 
@@ -395,10 +492,11 @@ impl TokenCenter {
         appid: String,
         kind: Kind,
         invalid: String,
+        cause: Cause,
     ) -> BoxFuture<'static, Result<Credential, TokenError>> {
         let this = self.clone();
         Box::pin(detached(async move {
-            this.refresh_slow(&appid, kind, &invalid).await
+            this.refresh_slow(&appid, kind, &invalid, cause).await
         }))
     }
 
@@ -408,8 +506,10 @@ impl TokenCenter {
         appid: &str,
         kind: Kind,
         invalid: &str,
+        cause: Cause,
     ) -> Result<Credential, TokenError> {
         let slot = self.slot(appid, kind)?;
+        slot.want();
         let _flight = slot.flight.lock().await;
         let now = self.now();
         let current = match slot.current() {
@@ -447,18 +547,36 @@ impl TokenCenter {
             health.forced_today = (today, spent + 1);
         }
         tracing::info!(appid, token.kind = %kind, invalid = %mask(invalid), "compare-and-refresh: forcing a new credential");
-        self.fetch(appid, kind, slot, true).await
+        self.fetch(appid, kind, slot, true, cause).await
     }
 
     /// Renews a credential that is due, for the background refresher.
+    /// A credential not yet held is loaded from the store first (a restart
+    /// costs no call to WeChat), else fetched.
     pub(super) async fn renew(&self, appid: &str, kind: Kind) {
         let Ok(slot) = self.slot(appid, kind) else {
             return;
         };
         let _flight = slot.flight.lock().await;
-        if self.due(slot).is_some_and(|due| due <= self.now()) {
-            let _ = self.fetch(appid, kind, slot, false).await;
+        let now = self.now();
+        if self.due(slot).is_none_or(|due| due > now) {
+            return;
         }
+        let held = slot.current().is_some();
+        if !held {
+            if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
+                self.keep(slot, appid, kind, &c);
+                self.audit(appid, kind, "adoption", Cause::WarmUp, None)
+                    .await;
+                return;
+            }
+        }
+        let cause = match (held, slot.health().last_failure.is_some()) {
+            (_, true) => Cause::Retry,
+            (false, false) => Cause::WarmUp,
+            (true, false) => Cause::Schedule,
+        };
+        let _ = self.fetch(appid, kind, slot, false, cause).await;
     }
 
     /// Makes `credential` the slot's current one, renewed on the usual schedule.
@@ -479,11 +597,20 @@ impl TokenCenter {
         }
     }
 
-    /// When the refresher should next act on `slot`; `None` until a first fetch (lazy).
+    /// When the refresher should next act on `slot`: the renewal, or the
+    /// retry after a failure; at once for a wanted credential not yet held;
+    /// `None` for one nobody wants.
     pub(super) fn due(&self, slot: &Slot) -> Option<u64> {
-        slot.current()?;
+        let held = slot.current().is_some();
+        if !held && !slot.wanted.load(Ordering::Relaxed) {
+            return None;
+        }
         let health = slot.health();
-        Some(health.refresh_at.max(health.not_before))
+        Some(if held {
+            health.refresh_at.max(health.not_before)
+        } else {
+            health.not_before
+        })
     }
 
     /// The app whose current, valid access token is `token` (constant-time comparisons).
@@ -552,6 +679,7 @@ impl TokenCenter {
         kind: Kind,
         slot: &Slot,
         forced: bool,
+        cause: Cause,
     ) -> Result<Credential, TokenError> {
         let app = self
             .app(appid)
@@ -615,6 +743,7 @@ impl TokenCenter {
                 previous.as_ref(),
                 forced,
                 lease.as_ref(),
+                cause,
             )
             .await;
         slot.leased.store(false, Ordering::Relaxed);
@@ -641,6 +770,7 @@ impl TokenCenter {
         previous: Option<&Credential>,
         forced: bool,
         lease: Option<&Lease>,
+        cause: Cause,
     ) -> (Result<Credential, TokenError>, bool) {
         // Another instance may have stored a newer credential just before we got the lease.
         if lease.is_some() {
@@ -655,6 +785,8 @@ impl TokenCenter {
             _ => self.fetch_ticket(appid, kind).await,
         };
         let now = self.now();
+        self.audit(appid, kind, "fetch", cause, result.as_ref().err())
+            .await;
         match result {
             Ok(Fetched { value, expires_in }) => {
                 let mut credential = Credential {
@@ -802,6 +934,8 @@ impl TokenCenter {
         {
             tracing::debug!(appid, token.kind = %kind, "adopted a credential stored by another instance");
             self.keep(slot, appid, kind, &stored);
+            self.audit(appid, kind, "adoption", Cause::Schedule, None)
+                .await;
         }
     }
 
@@ -951,6 +1085,15 @@ impl TokenCenter {
             .saturating_sub(ahead + jitter)
             .max(half_life)
             .max(credential.fetched_at + MIN_REFETCH_SECS)
+    }
+}
+
+/// Whether a credential is kept warm from the start (see `Slot::wanted`).
+fn warm(app: &AppConfig, kind: Kind) -> bool {
+    match kind {
+        Kind::AccessToken => true,
+        Kind::JsapiTicket => !app.js_domains.is_empty(),
+        Kind::WxCardTicket => false,
     }
 }
 

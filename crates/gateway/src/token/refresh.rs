@@ -1,6 +1,8 @@
-//! The background refresher: one task per app and kind renews the credential at
-//! `expires_at − refresh_ahead − jitter` (or after the backoff of a failure),
-//! so business servers never wait on WeChat once the first fetch is done.
+//! The background refresher: one task per app and kind fetches the credential
+//! at start (or loads it from the store), renews it at
+//! `expires_at − refresh_ahead − jitter`, and after any failure tries again
+//! by itself after the backoff, so business servers never wait on WeChat and
+//! no credential waits for a client to ask again.
 
 use crate::store::Kind;
 
@@ -33,6 +35,13 @@ impl TokenCenter {
         if let Some(changes) = self.store().changes() {
             tasks.push(tokio::spawn(follow(self.clone(), changes)));
         }
+        let probe_interval = self.inner.policy.probe_interval;
+        if probe_interval > 0 {
+            tasks.push(tokio::spawn(super::probe::run(
+                self.clone(),
+                probe_interval,
+            )));
+        }
         Refreshers { tasks }
     }
 }
@@ -45,7 +54,7 @@ async fn run(center: TokenCenter, appid: String, kind: Kind) {
     loop {
         changed.borrow_and_update();
         match center.due(slot) {
-            // Lazy: nothing to renew until someone asked for it once.
+            // Not wanted (a card ticket nobody asked for): nothing to do.
             None => {
                 if changed.changed().await.is_err() {
                     return;

@@ -63,6 +63,14 @@ impl FailureClass {
 }
 
 impl Failure {
+    /// WeChat's request id, from an errmsg ending in ` rid: …`.
+    pub fn rid(&self) -> Option<&str> {
+        let (_, rid) = self.message.rsplit_once("rid: ")?;
+        let rid = rid.trim();
+        (!rid.is_empty() && rid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            .then_some(rid)
+    }
+
     fn transient(message: impl Into<String>) -> Self {
         Self {
             class: FailureClass::Transient,
@@ -120,6 +128,16 @@ fn classify(appid: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<St
 /// Largest answer read from WeChat's token, ticket and other JSON APIs called
 /// here, bytes. Real answers are a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// On a call made with an access token (not the secret), 40001 means the
+/// token, not the secret (§5.1).
+fn token_rejected(mut f: Failure) -> Failure {
+    if f.errcode == Some(40001) {
+        f.class = FailureClass::TokenRejected;
+        f.hint = None;
+    }
+    f
+}
 
 #[derive(Deserialize)]
 struct Answer {
@@ -226,7 +244,11 @@ impl Upstream {
         if answer.errcode == 0 {
             Ok(())
         } else {
-            Err(Failure::from_errcode(appid, answer.errcode, &answer.errmsg))
+            Err(token_rejected(Failure::from_errcode(
+                appid,
+                answer.errcode,
+                &answer.errmsg,
+            )))
         }
     }
 
@@ -270,15 +292,7 @@ impl Upstream {
             .get(self.url("/cgi-bin/ticket/getticket"))
             .query(&[("access_token", access_token), ("type", kind)]);
         let answer = self.send("/cgi-bin/ticket/getticket", request).await?;
-        let result = read(appid, answer, |a| a.ticket.take());
-        // For getticket, 40001 means the access token, not the secret (§5.1).
-        result.map_err(|mut f| {
-            if f.errcode == Some(40001) {
-                f.class = FailureClass::TokenRejected;
-                f.hint = None;
-            }
-            f
-        })
+        read(appid, answer, |a| a.ticket.take()).map_err(token_rejected)
     }
 }
 

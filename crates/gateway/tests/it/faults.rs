@@ -25,8 +25,7 @@ fn busy() -> FaultAction {
 
 #[tokio::test]
 async fn a_busy_burst_at_cold_start_backs_off_then_recovers() {
-    let env = Setup::new().start().await;
-    env.sim.add_fault(fault(busy(), 3));
+    let env = Setup::new().fault(fault(busy(), 3)).start().await;
     let path = format!("/v1/apps/{APPID}/access_token");
     let (status, body) = env.client_get(&path).await;
     assert_eq!(status, 503, "{body}");
@@ -87,14 +86,21 @@ async fn failures_during_a_proactive_refresh_keep_the_current_token_in_service()
 
 #[tokio::test]
 async fn timeouts_and_dropped_connections_are_transient() {
-    let env = Setup::new().start().await;
-    let path = format!("/v1/apps/{APPID}/access_token");
-    for action in [
+    let actions = [
         FaultAction::Delay { ms: 1500 },
         FaultAction::Drop,
         FaultAction::Http { status: 502 },
-    ] {
-        env.sim.add_fault(fault(action.clone(), 1));
+    ];
+    // The warm-up meets the first, each retry of its own the next.
+    let env = actions
+        .iter()
+        .fold(Setup::new(), |setup, action| {
+            setup.fault(fault(action.clone(), 1))
+        })
+        .start()
+        .await;
+    let path = format!("/v1/apps/{APPID}/access_token");
+    for action in actions {
         let (status, body) = env.client_get(&path).await;
         assert_eq!(status, 503, "{action:?}: {body}");
         assert_eq!(body["error"]["code"], "upstream_unavailable", "{action:?}");

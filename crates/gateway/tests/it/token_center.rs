@@ -259,3 +259,255 @@ async fn renewals_are_at_least_a_minute_apart() {
     // One hour: the first fetch and one renewal a minute.
     assert!(env.token_calls() <= 61, "{} calls", env.token_calls());
 }
+
+fn busy(count: u32) -> wxgate_sim::Fault {
+    wxgate_sim::Fault {
+        path: Some("/cgi-bin/token".into()),
+        action: wxgate_sim::FaultAction::Errcode {
+            errcode: -1,
+            errmsg: "system error".into(),
+        },
+        count: Some(count),
+        rate: None,
+    }
+}
+
+async fn readyz(env: &Env) -> u16 {
+    env.http
+        .get(format!("{}/readyz", env.url))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Issue #17: WeChat busy three times at a cold start and no client asking:
+/// the center retries by itself (1 s, 2 s, 4 s) and holds a valid token
+/// within 10 s, after 4 calls; readiness follows.
+#[tokio::test]
+async fn a_cold_start_heals_itself_without_a_client_request() {
+    let env = Setup::new().fault(busy(3)).start().await;
+    assert_eq!(readyz(&env).await, 503, "no token yet");
+    let mut waited = 0;
+    while env.center().status()[0].expires_at.is_none() {
+        assert!(waited < 10, "no token after {waited} s");
+        env.advance(1).await;
+        waited += 1;
+    }
+    let calls = env.sim.stats().endpoint_calls("/cgi-bin/token");
+    println!("[warm-up] busy x3 at a cold start: a token after {waited} virtual s, {calls} calls");
+    assert_eq!(calls, 4);
+    assert_eq!(readyz(&env).await, 200);
+    let token = env.access_token().await;
+    assert_eq!(env.business_call(&token).await, 0);
+    assert_eq!(
+        env.sim.stats().endpoint_calls("/cgi-bin/token"),
+        4,
+        "the client was served the warm token"
+    );
+}
+
+/// Issue #17: every app's access token is fetched at start, before any
+/// client asks; a restart on SQLite loads them all and calls WeChat 0 times.
+#[tokio::test]
+async fn every_app_is_warm_at_start_and_a_restart_on_sqlite_costs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let others = ["wx0000000000000002", "wx0000000000000003"];
+    let mut setup = Setup::new().sqlite(&dir.path().join("warm.db"));
+    for appid in others {
+        setup = setup
+            .extra(&format!(
+                "[[apps]]\nappid = \"{appid}\"\nsecret = \"s-{appid}\"\ntoken_api = \"classic\""
+            ))
+            .sim(|c| {
+                c.apps
+                    .push(wxgate_sim::SimApp::new(appid, format!("s-{appid}")))
+            });
+    }
+    let mut env = setup.start().await;
+    let stats = env.sim.stats();
+    for appid in std::iter::once(APPID).chain(others) {
+        assert_eq!(
+            stats.app(appid).calls("/cgi-bin/token"),
+            1,
+            "{appid} fetched at start"
+        );
+    }
+    assert_eq!(readyz(&env).await, 200);
+    let before: u64 = env.sim.stats().endpoint_calls.values().sum();
+    env.start_gateway().await;
+    let after: u64 = env.sim.stats().endpoint_calls.values().sum();
+    assert_eq!(after, before, "a restart on SQLite calls WeChat 0 times");
+    assert!(env
+        .center()
+        .status()
+        .iter()
+        .filter(|s| s.kind == wxgate_gateway::store::Kind::AccessToken)
+        .all(|s| s.expires_at.is_some()));
+    assert_eq!(readyz(&env).await, 200);
+}
+
+/// The access token the gateway holds now (read from its center, not through
+/// the client API, so no client request is made).
+fn held_token(env: &Env) -> String {
+    env.center()
+        .status()
+        .into_iter()
+        .find(|s| s.appid == APPID && s.kind == wxgate_gateway::store::Kind::AccessToken)
+        .and_then(|s| s.value)
+        .expect("an access token is held")
+}
+
+/// The token held once it differs from `old`: the probe's calls take real
+/// time, so this waits (up to 5 s, the virtual clock standing still).
+async fn replaced(env: &Env, old: &str) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let held = held_token(env);
+        if held != old {
+            return held;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not replaced without a client request"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Advances the clocks by `secs` one second at a time, letting the probe run.
+async fn pass(env: &Env, secs: u64) {
+    for _ in 0..secs {
+        env.advance(1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// Issue #17: a classic token fetched by another program supersedes
+/// wxgate's; once WeChat's 300 s grace is over the probe sees the rejection
+/// and replaces it within the probe interval + 5 s, with no client request.
+#[tokio::test]
+async fn the_probe_replaces_a_classic_token_another_program_superseded() {
+    let env = Setup::new().probe(60).start().await;
+    let ours = held_token(&env);
+    env.fetch_outside().await;
+    pass(&env, 290).await;
+    assert_eq!(held_token(&env), ours, "still valid during the grace");
+    pass(&env, 10 + 60 + 5).await;
+    let replaced = replaced(&env, &ours).await;
+    assert_eq!(env.business_call(&replaced).await, 0);
+    let metrics = env.get_text("/metrics").await;
+    assert!(
+        metrics.contains(&format!(
+            "wxgate_probe_rejections_total{{appid=\"{APPID}\"}} 1"
+        )),
+        "{metrics}"
+    );
+}
+
+/// Issue #17: the same for a stable token another program force-refreshed.
+#[tokio::test]
+async fn the_probe_replaces_a_stable_token_another_program_force_refreshed() {
+    let env = Setup::new().stable().probe(60).start().await;
+    let ours = held_token(&env);
+    let forced: serde_json::Value = env
+        .http
+        .post(format!("{}/cgi-bin/stable_token", env.sim.url()))
+        .json(&json!({"grant_type": "client_credential", "appid": APPID, "secret": crate::SECRET, "force_refresh": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(forced["access_token"].is_string(), "{forced}");
+    pass(&env, 30 + 60 + 5).await;
+    let replaced = replaced(&env, &ours).await;
+    assert_eq!(env.business_call(&replaced).await, 0);
+}
+
+/// Issue #17: over a virtual day with WeChat busy now and then and another
+/// program invalidating the token once, every upstream token call has
+/// exactly one audit entry, with its cause; `GET /v1/audit` needs the admin key.
+#[tokio::test]
+async fn every_upstream_token_call_has_one_audit_entry_with_its_cause() {
+    const ADMIN_KEY: &str = "audit-admin-key-0123456789";
+    let env = Setup::new()
+        .probe(60)
+        .fault(busy(2))
+        .extra(&format!("[admin]\nkey = \"{ADMIN_KEY}\""))
+        .start()
+        .await;
+    for hour in 0..24 {
+        if hour == 5 {
+            env.sim.add_fault(busy(3));
+        }
+        // 3,150 s before wxgate's next renewal, so only the probe can notice.
+        if hour == 12 {
+            env.fetch_outside().await;
+        }
+        pass_quickly(&env, 3600).await;
+    }
+    let audit: serde_json::Value = env
+        .http
+        .get(format!("{}/v1/audit?appid={APPID}&limit=1000", env.url))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    let fetches: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["event"] == "fetch" && e["kind"] == "access_token")
+        .collect();
+    // Every call to the token endpoint but the other program's own.
+    let calls = env.sim.stats().endpoint_calls("/cgi-bin/token") - 1;
+    assert_eq!(
+        fetches.len() as u64,
+        calls,
+        "one entry per upstream token call"
+    );
+    let causes = |cause: &str| fetches.iter().filter(|e| e["cause"] == cause).count();
+    println!(
+        "[audit] a virtual day: {calls} token calls; warm_up {}, retry {}, schedule {}, probe {}",
+        causes("warm_up"),
+        causes("retry"),
+        causes("schedule"),
+        causes("probe")
+    );
+    // The oldest: the warm-up met two busy answers, then retried.
+    let oldest = fetches.last().unwrap();
+    assert_eq!(oldest["cause"], "warm_up");
+    assert_eq!(oldest["result"], "transient");
+    assert_eq!(oldest["errcode"], -1);
+    assert_eq!(causes("warm_up"), 1);
+    assert_eq!(causes("retry"), 2 + 3, "each busy answer retried by itself");
+    assert!(causes("schedule") >= 12, "renewals every 6,600 s");
+    assert_eq!(causes("probe"), 1, "the token another program superseded");
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["event"] == "probe_rejection")
+            .count(),
+        1
+    );
+    let refused = env
+        .http
+        .get(format!("{}/v1/audit", env.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
+/// Advances the clocks by `secs` in steps of 30 s, letting the probe run.
+async fn pass_quickly(env: &Env, secs: u64) {
+    for _ in 0..secs / 30 {
+        env.advance(30).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}

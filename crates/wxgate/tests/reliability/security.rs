@@ -41,6 +41,8 @@ async fn hostile_requests_are_refused_cleanly() {
         .start()
         .await;
     let host = env.url.trim_start_matches("http://").to_owned();
+    // The warm-up's token fetches are the gateway's own, not forwarded calls.
+    let warm_up = env.sim.stats().endpoint_calls.values().sum::<u64>();
     let mut results = Vec::new();
 
     // A 100 KB header.
@@ -114,7 +116,7 @@ async fn hostile_requests_are_refused_cleanly() {
     }
     assert_eq!(
         env.sim.stats().endpoint_calls.values().sum::<u64>(),
-        0,
+        warm_up,
         "nothing reached WeChat"
     );
 
