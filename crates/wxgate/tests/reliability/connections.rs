@@ -133,7 +133,9 @@ async fn closed_within(mut stream: TcpStream, limit: Duration) -> bool {
 /// One signed plain-mode push, answered `success`.
 async fn push(http: &reqwest::Client, url: &str, msg_id: usize) -> (u16, String) {
     let timestamp = SystemClock.now().to_string();
-    let signature = wxgate_proto::signature(TOKEN, &timestamp, "n");
+    // A nonce per push, as WeChat sends: a plain-mode body is bound to its signed query.
+    let nonce = format!("n{msg_id}");
+    let signature = wxgate_proto::signature(TOKEN, &timestamp, &nonce);
     let body = format!(
         "<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
          <CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
@@ -141,7 +143,7 @@ async fn push(http: &reqwest::Client, url: &str, msg_id: usize) -> (u16, String)
     );
     let response = http
         .post(format!(
-            "{url}/wx/wx1?signature={signature}&timestamp={timestamp}&nonce=n"
+            "{url}/wx/wx1?signature={signature}&timestamp={timestamp}&nonce={nonce}"
         ))
         .body(body)
         .send()

@@ -75,18 +75,19 @@ async fn an_instance_killed_mid_refresh_loses_nothing() {
         ),
     )
     .unwrap();
-    let (mut a, a_url) = serve(&config);
-    let (_b, b_url) = serve(&config);
-    let http = reqwest::Client::new();
-
-    // A takes the lease and asks WeChat, which answers after 1.5 s; meanwhile
-    // Redis stops taking writes, so A's write waits; A is killed before it lands.
+    // A's warm-up takes the lease and asks WeChat, which answers after 1.5 s;
+    // meanwhile Redis stops taking writes, so A's write waits; A is killed
+    // before it lands. B, started just after, waits on A's lease.
     sim.add_fault(Fault {
         path: Some("/cgi-bin/token".into()),
         action: FaultAction::Delay { ms: 1500 },
         count: Some(1),
         rate: None,
     });
+    let (mut a, a_url) = serve(&config);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_b, b_url) = serve(&config);
+    let http = reqwest::Client::new();
     let cold = tokio::spawn({
         let (http, url) = (http.clone(), a_url.clone());
         async move {
@@ -97,7 +98,7 @@ async fn an_instance_killed_mid_refresh_loses_nothing() {
             sent.await.is_err()
         }
     });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     pause_writes(&redis, 3000);
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(sim.stats().app("wx1").tokens_issued, 1, "WeChat answered A");
