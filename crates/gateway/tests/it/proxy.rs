@@ -296,6 +296,8 @@ async fn an_answer_over_the_response_limit_is_refused() {
 #[tokio::test]
 async fn credential_paths_are_refused_however_they_are_spelled() {
     let env = Setup::new().start().await;
+    // The warm-up's token fetch is the gateway's own, not a forwarded call.
+    let warm_up = upstream_calls(&env);
     for path in [
         "/cgi-bin/token",
         "/cgi-bin/stable_token",
@@ -330,5 +332,9 @@ async fn credential_paths_are_refused_however_they_are_spelled() {
         let status = raw_status(&env, &format!("/proxy/{APPID}{path}")).await;
         assert!(status == 400 || status == 403, "{path}: {status}");
     }
-    assert_eq!(upstream_calls(&env), 0, "nothing reached the simulator");
+    assert_eq!(
+        upstream_calls(&env),
+        warm_up,
+        "nothing reached the simulator"
+    );
 }

@@ -34,7 +34,8 @@ async fn sink() -> (String, Arc<AtomicU64>) {
     (url, arrived)
 }
 
-/// A fake WeChat answering every request with `answer`.
+/// A fake WeChat answering every request with `answer`, once it has read the
+/// request's body (answering before would race the sender into a broken pipe).
 async fn fake_wechat<F>(answer: F) -> String
 where
     F: Fn(Request) -> Response + Clone + Send + Sync + 'static,
@@ -43,7 +44,13 @@ where
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = axum::Router::new().fallback(move |request: Request| {
         let answer = answer.clone();
-        async move { answer(request) }
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, 64 << 20)
+                .await
+                .unwrap_or_default();
+            answer(Request::from_parts(parts, Body::from(body)))
+        }
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
