@@ -414,15 +414,18 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         100..=1_000_000,
         "pushes (each about 1 KB)",
     );
-    if !(100..=120_000).contains(&server.header_read_timeout_ms) {
-        p.add(
-            "server.header_read_timeout_ms",
-            "use 100 to 120000 milliseconds",
-        );
-    }
-    if !(1..=3600).contains(&server.idle_timeout_secs) {
-        p.add("server.idle_timeout_secs", "use 1 to 3600 seconds");
-    }
+    p.within(
+        "server.header_read_timeout_ms",
+        server.header_read_timeout_ms,
+        100..=120_000,
+        "milliseconds",
+    );
+    p.within(
+        "server.idle_timeout_secs",
+        server.idle_timeout_secs,
+        1..=3600,
+        "seconds",
+    );
     let redis_url = secret(
         p,
         env,
@@ -513,12 +516,12 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
             "seconds (or 0: no probe)",
         );
     }
-    if !(100..=10_000).contains(&upstream.timeout_ms) {
-        p.add(
-            "upstream.timeout_ms",
-            "use 100 to 10000 milliseconds (refresh leases last 30 s)",
-        );
-    }
+    p.within(
+        "upstream.timeout_ms",
+        upstream.timeout_ms,
+        100..=10_000,
+        "milliseconds (refresh leases last 30 s)",
+    );
     let admin_key = secret(
         p,
         env,
