@@ -4,12 +4,14 @@
 //! - [`center`]: [`TokenCenter`]: single-flight fetches, compare-and-refresh,
 //!   the error policy (backoff, config errors, quota).
 //! - [`refresh`]: the background task that renews each credential ahead of expiry.
+//! - [`revoke`]: revoking a leaked access token.
 //! - [`probe`]: the background check that notices a token invalidated behind wxgate's back.
 //! - [`upstream`]: WeChat's token and ticket APIs, and what their errcodes mean.
 
 pub mod center;
 pub mod probe;
 pub mod refresh;
+pub mod revoke;
 pub mod upstream;
 
 pub use center::{SlotStatus, TokenCenter, TokenError};

@@ -3,6 +3,7 @@
 pub(crate) mod check;
 pub(crate) mod dev;
 pub(crate) mod push;
+pub(crate) mod revoke;
 pub(crate) mod serve;
 pub(crate) mod sign;
 pub(crate) mod sim;

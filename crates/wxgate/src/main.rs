@@ -38,6 +38,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Print the current access_token as the deployment's store holds it.
     Token(cmd::token::Args),
+    /// Revoke an app's leaked access token, through the running deployment.
+    Revoke(cmd::revoke::Args),
     /// Validate a configuration, and check its credentials with WeChat.
     Check(cmd::check::Args),
     /// Run the WeChat platform simulator as a standalone server.
@@ -56,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Dev(args) => runtime().and_then(|rt| rt.block_on(cmd::dev::run(args))),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cmd::serve::run(args))),
         Command::Token(args) => runtime().and_then(|rt| rt.block_on(cmd::token::run(args))),
+        Command::Revoke(args) => runtime().and_then(|rt| rt.block_on(cmd::revoke::run(args))),
         Command::Check(args) => runtime().and_then(|rt| rt.block_on(cmd::check::run(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(cmd::sim::run(args))),
         Command::Push(args) => runtime().and_then(|rt| rt.block_on(cmd::push::run(args))),

@@ -315,6 +315,24 @@ pub(crate) async fn audit(
     }
 }
 
+/// `POST /v1/apps/{appid}/access_token/revoke` (admin key): revokes a leaked
+/// access token (see [`crate::token::revoke`]); 202 with what was done and
+/// when WeChat stops accepting the revoked token.
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    axum::extract::Path(appid): axum::extract::Path<String>,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers, peer) {
+        return refused;
+    }
+    match state.center.revoke(&appid).await {
+        Ok(done) => harden((StatusCode::ACCEPTED, Json(done)).into_response()),
+        Err(e) => harden(super::ApiError::from(e).into_response()),
+    }
+}
+
 /// The query of `GET /v1/audit`.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct AuditQuery {

@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/login", post(admin::login))
         .route("/admin/status.json", get(admin::status_json))
         .route("/v1/audit", get(admin::audit))
+        .route("/v1/apps/{appid}/access_token/revoke", post(admin::revoke))
         .route("/admin/app.css", get(admin::app_css))
         .route("/admin/app.js", get(admin::app_js))
         .layer(axum::middleware::map_response(no_store));

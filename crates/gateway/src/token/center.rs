@@ -55,10 +55,12 @@ pub enum Cause {
     CompareAndRefresh,
     /// The probe found the current one rejected.
     Probe,
+    /// An operator revoked it.
+    Admin,
 }
 
 impl Cause {
-    /// `warm_up`, `schedule`, `retry`, `request`, `compare_and_refresh` or `probe`.
+    /// `warm_up`, `schedule`, `retry`, `request`, `compare_and_refresh`, `probe` or `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::WarmUp => "warm_up",
@@ -67,6 +69,7 @@ impl Cause {
             Cause::Request => "request",
             Cause::CompareAndRefresh => "compare_and_refresh",
             Cause::Probe => "probe",
+            Cause::Admin => "admin",
         }
     }
 }
@@ -531,20 +534,9 @@ impl TokenCenter {
                     daily_limit: None,
                 });
             }
-            let limit = self.forced_daily_limit(appid, kind);
-            let today = beijing_day(now);
-            let spent = match health.forced_today {
-                (day, n) if day == today => n,
-                _ => 0,
-            };
-            if spent >= limit {
-                return Err(TokenError::RateLimited {
-                    retry_at: next_beijing_midnight(now),
-                    daily_limit: Some(limit),
-                });
-            }
+            let spent = self.forced_budget(appid, kind, &health, now, 1)?;
             health.last_forced = Some(now);
-            health.forced_today = (today, spent + 1);
+            health.forced_today = (beijing_day(now), spent + 1);
         }
         tracing::info!(appid, token.kind = %kind, invalid = %mask(invalid), "compare-and-refresh: forcing a new credential");
         self.fetch(appid, kind, slot, true, cause).await
@@ -1048,6 +1040,39 @@ impl TokenCenter {
             FailureClass::Quota => next_beijing_midnight(now),
         };
         health.not_before
+    }
+
+    /// The forced refreshes spent today, when `needed` more fit in the day's
+    /// budget; otherwise the refusal.
+    fn forced_budget(
+        &self,
+        appid: &str,
+        kind: Kind,
+        health: &Health,
+        now: u64,
+        needed: u32,
+    ) -> Result<u32, TokenError> {
+        let limit = self.forced_daily_limit(appid, kind);
+        let spent = match health.forced_today {
+            (day, n) if day == beijing_day(now) => n,
+            _ => 0,
+        };
+        if spent + needed > limit {
+            return Err(TokenError::RateLimited {
+                retry_at: next_beijing_midnight(now),
+                daily_limit: Some(limit),
+            });
+        }
+        Ok(spent)
+    }
+
+    /// Whether `needed` forced refreshes of the app's access token fit in
+    /// today's budget now (for a revocation, which needs them all).
+    pub(super) fn forced_refreshes_fit(&self, appid: &str, needed: u32) -> Result<(), TokenError> {
+        let slot = self.slot(appid, Kind::AccessToken)?;
+        let health = slot.health();
+        self.forced_budget(appid, Kind::AccessToken, &health, self.now(), needed)
+            .map(drop)
     }
 
     /// How many forced refreshes of this credential a day may cause.

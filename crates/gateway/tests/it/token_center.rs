@@ -511,3 +511,128 @@ async fn pass_quickly(env: &Env, secs: u64) {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
+
+const REVOKE_ADMIN_KEY: &str = "revoke-admin-key-0123456789";
+
+async fn revoke(env: &Env) -> (u16, serde_json::Value) {
+    let response = env
+        .http
+        .post(format!("{}/v1/apps/{APPID}/access_token/revoke", env.url))
+        .bearer_auth(REVOKE_ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Issue #17: revoking a leaked stable token takes two forced refreshes 30 s
+/// apart; right after the second, WeChat answers the leaked token 40001
+/// while the new one works. A client key may not revoke.
+#[tokio::test]
+async fn a_revoked_stable_token_answers_40001_right_after() {
+    let env = Setup::new()
+        .stable()
+        .extra(&format!("[admin]\nkey = \"{REVOKE_ADMIN_KEY}\""))
+        .start()
+        .await;
+    let leaked = env.access_token().await;
+    let by_client = env
+        .http
+        .post(format!("{}/v1/apps/{APPID}/access_token/revoke", env.url))
+        .bearer_auth(crate::CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_client.status(), 401);
+    let (status, body) = revoke(&env).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["token_api"], "stable");
+    let second_at = body["revoked_at"].as_u64().unwrap();
+    assert_eq!(second_at, env.clock.now() + 30, "{body}");
+    let replacement = env.access_token().await;
+    assert_ne!(replacement, leaked);
+    env.advance(30).await;
+    // The second forced refresh runs in the background: wait for it in real time.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while env.access_token().await == replacement {
+        assert!(tokio::time::Instant::now() < deadline, "no second refresh");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        env.business_call(&leaked).await,
+        40001,
+        "the leaked token is dead"
+    );
+    let current = env.access_token().await;
+    assert_eq!(env.business_call(&current).await, 0);
+    let audit = env
+        .http
+        .get(format!("{}/v1/audit?appid={APPID}", env.url))
+        .bearer_auth(REVOKE_ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let admin_fetches = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "fetch" && e["cause"] == "admin")
+        .count();
+    assert_eq!(admin_fetches, 2, "{audit}");
+}
+
+/// Issue #17: a revocation that would pass the day's 20 forced stable
+/// refreshes is refused with a clear error, before any of it is done.
+#[tokio::test]
+async fn a_revocation_that_would_pass_the_days_forced_refreshes_is_refused() {
+    let env = Setup::new()
+        .stable()
+        .extra(&format!("[admin]\nkey = \"{REVOKE_ADMIN_KEY}\""))
+        .start()
+        .await;
+    let path = format!("/v1/apps/{APPID}/access_token/refresh");
+    for _ in 0..19 {
+        let token = env.access_token().await;
+        let (status, body) = env
+            .client_post(&path, json!({ "invalid_token": token }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        env.advance(31).await;
+    }
+    let before = env.token_calls();
+    let (status, body) = revoke(&env).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "refresh_rate_limited");
+    assert!(
+        body["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("the day's 20 forced refreshes"),
+        "{body}"
+    );
+    assert_eq!(env.token_calls(), before, "nothing was done");
+}
+
+/// Issue #17: a classic token is revoked by one new fetch; WeChat's 5-minute
+/// grace for the old one cannot be shortened, and the answer says so.
+#[tokio::test]
+async fn a_classic_revocation_replaces_the_token_and_says_the_grace_remains() {
+    let env = Setup::new()
+        .extra(&format!("[admin]\nkey = \"{REVOKE_ADMIN_KEY}\""))
+        .start()
+        .await;
+    let leaked = env.access_token().await;
+    let (status, body) = revoke(&env).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        body["note"].as_str().unwrap().contains("5-minute grace"),
+        "{body}"
+    );
+    assert_eq!(env.token_calls(), 2);
+    assert_ne!(env.access_token().await, leaked);
+    env.advance(301).await;
+    assert_eq!(env.business_call(&leaked).await, 40001);
+}

@@ -422,3 +422,45 @@ pub(crate) fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
+
+/// Issue #17: `wxgate revoke APPID` asks the running deployment, with the
+/// admin key from its configuration, and says what was done; an unknown app
+/// is refused with the gateway's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_asks_the_running_deployment() {
+    let sim = wxgate_sim::Simulator::spawn(wxgate_sim::SimConfig::with_apps(vec![
+        wxgate_sim::SimApp::new("wx1", "s1"),
+    ]))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n\
+         [upstream]\nbase_url = \"{}\"\n[admin]\nkey = \"cli-revoke-admin-key-0001\"\n\
+         [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\ntoken_api = \"classic\"\n",
+        sim.url(),
+    );
+    let config = dir.path().join("wxgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let mut serve = server(&["serve", "-c", &config]);
+    let url = serve.url_after("listening on");
+    let run = |appid: &'static str| {
+        let (config, url) = (config.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            wxgate(&["revoke", appid, "-c", &config, "--url", &url])
+        })
+    };
+    let (ok, stdout, stderr) = run("wx1").await.unwrap();
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("(classic token)"), "{stdout}");
+    assert!(stdout.contains("5-minute grace"), "{stdout}");
+    assert_eq!(
+        sim.stats().app("wx1").calls("/cgi-bin/token"),
+        2,
+        "the warm-up and the revocation's fetch"
+    );
+    let (ok, _, stderr) = run("wxnotconfigured").await.unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("revoke refused (HTTP 404)"), "{stderr}");
+}
