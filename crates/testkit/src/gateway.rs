@@ -355,17 +355,6 @@ apps = ["{APPID}"]
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
-    /// GETs a gateway path without a client key and reads the answer as text.
-    pub async fn get_text(&self, path: &str) -> String {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
-        response.text().await.unwrap()
-    }
-
     /// GETs a gateway path without a client key and reads the JSON answer.
     pub async fn get_json(&self, path: &str) -> Value {
         self.fetch_json(format!("{}{path}", self.url)).await

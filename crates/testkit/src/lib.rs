@@ -9,6 +9,23 @@
 
 pub mod gateway;
 pub mod logs;
+
+/// The value of the metric line `name` (with its labels, as written) that
+/// the gateway at `base` serves on `/metrics`; panics, showing them all, when
+/// there is none.
+pub async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
 pub mod process;
 pub mod store;
 

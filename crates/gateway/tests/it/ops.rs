@@ -316,22 +316,9 @@ async fn a_store_that_cannot_write_turns_readiness_red_and_keeps_the_current_tok
         token,
         "the current token is served"
     );
-    let metrics = env
-        .http
-        .get(format!("{}/metrics", env.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let failures: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("wxgate_store_write_failures_total "))
-        .unwrap_or_else(|| panic!("{metrics}"))
-        .parse()
-        .unwrap();
-    assert!(failures >= 1, "{metrics}");
+    let failures =
+        wxgate_testkit::metric(&env.http, &env.url, "wxgate_store_write_failures_total").await;
+    assert!(failures >= 1.0, "{failures}");
 
     switch.refuse_writes(false);
     env.advance(60).await;

@@ -397,12 +397,10 @@ async fn the_probe_replaces_a_classic_token_another_program_superseded() {
     pass(&env, 10 + 60 + 5).await;
     let replaced = replaced(&env, &ours).await;
     assert_eq!(env.business_call(&replaced).await, 0);
-    let metrics = env.get_text("/metrics").await;
-    assert!(
-        metrics.contains(&format!(
-            "wxgate_probe_rejections_total{{appid=\"{APPID}\"}} 1"
-        )),
-        "{metrics}"
+    let name = format!("wxgate_probe_rejections_total{{appid=\"{APPID}\"}}");
+    assert_eq!(
+        wxgate_testkit::metric(&env.http, &env.url, &name).await,
+        1.0
     );
 }
 

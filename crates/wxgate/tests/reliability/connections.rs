@@ -253,19 +253,7 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
         );
     }
     let all_closed = waiting.elapsed();
-    let metrics = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let evicted = metrics
-        .lines()
-        .find(|l| l.starts_with("wxgate_connections_evicted_total"))
-        .unwrap_or_default()
-        .to_owned();
+    let evicted = wxgate_testkit::metric(&http, &url, "wxgate_connections_evicted_total").await;
     let after = fds(pid);
     figure(
         "connections",
@@ -273,7 +261,7 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
             "{IDLE} idle + {SLOWLORIS} slowloris + {SLOW_BODIES} half-sent bodies under a {FD_LIMIT}-file limit, opened in {:.2} s \
              ({answered} of the first 100 answered before going idle); server files at most {peak_fds}; \
              slowest /healthz or push meanwhile {:.1} ms; the {still_open} still open all closed within {:.2} s; \
-             {evicted}; files after {after}",
+             idle connections closed to make room {evicted}; files after {after}",
             opened.as_secs_f64(),
             slowest.as_secs_f64() * 1000.0,
             all_closed.as_secs_f64(),

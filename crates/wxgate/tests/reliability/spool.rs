@@ -55,19 +55,7 @@ fn open_files_under(pid: u32, dir: &std::path::Path) -> Vec<String> {
 }
 
 async fn spool_bytes(http: &reqwest::Client, url: &str) -> u64 {
-    let metrics = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("wxgate_proxy_spool_bytes "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no spool gauge in\n{metrics}"))
+    wxgate_testkit::metric(http, url, "wxgate_proxy_spool_bytes").await as u64
 }
 
 #[cfg(target_os = "linux")]
