@@ -193,6 +193,34 @@ pub(crate) async fn inject_faults(
         FaultAction::Http { status } => StatusCode::from_u16(status)
             .unwrap_or(StatusCode::BAD_GATEWAY)
             .into_response(),
+        FaultAction::Redirect { location } => {
+            // Read the body first, as a server that redirects after taking the
+            // request does: the client sees the 307, not a broken pipe.
+            let _ = axum::body::to_bytes(request.into_body(), 64 << 20).await;
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+                .into_response()
+        }
+        FaultAction::Endless => {
+            let chunk = Bytes::from(vec![b'a'; 64 * 1024]);
+            let head = futures_util::stream::once(async {
+                Ok::<_, std::io::Error>(Bytes::from_static(b"{\"access_token\":\""))
+            });
+            let endless = futures_util::stream::repeat_with(move || {
+                sim.state().fault_bytes_sent += chunk.len() as u64;
+                Ok(chunk.clone())
+            });
+            let mut response = Response::new(Body::from_stream(futures_util::StreamExt::chain(
+                head, endless,
+            )));
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         FaultAction::Drop => {
             // The body fails before its first byte: hyper aborts the connection.
             let broken = futures_util::stream::once(async {

@@ -27,6 +27,15 @@ pub enum FaultAction {
         /// The status code (e.g. 502).
         status: u16,
     },
+    /// Answer `307 Temporary Redirect` to `location`: a hostile or hijacked
+    /// upstream, which a client must not follow with the secret or the body.
+    Redirect {
+        /// Where the redirect points.
+        location: String,
+    },
+    /// Answer 200 with a JSON body that never ends (counted in
+    /// `fault_bytes_sent`): a client must stop reading at its own limit.
+    Endless,
 }
 
 fn system_error() -> String {

@@ -113,6 +113,7 @@ pub(crate) struct State {
     messages: Vec<CustomMessage>,
     unattributed: AppStats,
     pub(crate) faults_injected: u64,
+    pub(crate) fault_bytes_sent: u64,
     /// Every call per path, whoever made it and however it was answered.
     pub(crate) endpoint_calls: std::collections::BTreeMap<String, u64>,
     pub(crate) ip_whitelist: Option<Vec<IpNet>>,
@@ -155,6 +156,7 @@ impl State {
             messages: Vec::new(),
             unattributed: AppStats::default(),
             faults_injected: 0,
+            fault_bytes_sent: 0,
             endpoint_calls: Default::default(),
             seq: 0,
         }
@@ -446,6 +448,7 @@ impl State {
                 .collect(),
             unattributed: self.unattributed.clone(),
             faults_injected: self.faults_injected,
+            fault_bytes_sent: self.fault_bytes_sent,
             endpoint_calls: self.endpoint_calls.clone(),
             media_stored_bytes: self.media.stored_bytes(now),
         }

@@ -57,6 +57,9 @@ pub struct Stats {
     /// Bytes of temporary media stored and not yet expired, over all accounts.
     #[serde(default)]
     pub media_stored_bytes: u64,
+    /// Bytes the `endless` fault has produced so far (what clients were sent).
+    #[serde(default)]
+    pub fault_bytes_sent: u64,
 }
 
 impl Stats {

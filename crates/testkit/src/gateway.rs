@@ -40,8 +40,6 @@ pub struct Setup {
     pub extra_toml: String,
     /// Wraps the configured store before the gateway gets it.
     pub wrap_store: Option<StoreWrapper>,
-    /// The upstream the gateway calls, when not the simulator (a hostile fake).
-    pub upstream_url: Option<String>,
     /// Faults the simulator holds before the gateway starts (its warm-up meets them).
     pub faults: Vec<wxgate_sim::Fault>,
     /// `[upstream] probe_interval_secs`: 0 (off) unless a test probes, so
@@ -69,7 +67,6 @@ impl Setup {
             server_toml: String::new(),
             extra_toml: String::new(),
             wrap_store: None,
-            upstream_url: None,
             faults: Vec::new(),
             probe_interval_secs: 0,
         }
@@ -98,10 +95,9 @@ impl Setup {
         self
     }
 
-    /// Points the gateway at `url` instead of the simulator (which still runs).
-    pub fn upstream(mut self, url: &str) -> Self {
-        self.upstream_url = Some(url.to_owned());
-        self
+    /// Opens `/admin` and the admin-only endpoints with `key`.
+    pub fn admin(self, key: &str) -> Self {
+        self.extra(&format!("[admin]\nkey = \"{key}\""))
     }
 
     /// Adds top-level TOML (e.g. a `[proxy]` table) after the rest.
@@ -232,11 +228,7 @@ apps = ["{APPID}"]
 {extra}
 "#,
             store = self.setup.store,
-            sim = self
-                .setup
-                .upstream_url
-                .clone()
-                .unwrap_or_else(|| self.sim.url()),
+            sim = self.sim.url(),
             api = self.setup.token_api,
             server = self.setup.server_toml,
             app = self.setup.app_toml,

@@ -434,7 +434,7 @@ async fn every_upstream_token_call_has_one_audit_entry_with_its_cause() {
     let env = Setup::new()
         .probe(60)
         .fault(busy(2))
-        .extra(&format!("[admin]\nkey = \"{ADMIN_KEY}\""))
+        .admin(ADMIN_KEY)
         .start()
         .await;
     for hour in 0..24 {
@@ -528,11 +528,7 @@ async fn revoke(env: &Env) -> (u16, serde_json::Value) {
 /// while the new one works. A client key may not revoke.
 #[tokio::test]
 async fn a_revoked_stable_token_answers_40001_right_after() {
-    let env = Setup::new()
-        .stable()
-        .extra(&format!("[admin]\nkey = \"{REVOKE_ADMIN_KEY}\""))
-        .start()
-        .await;
+    let env = Setup::new().stable().admin(REVOKE_ADMIN_KEY).start().await;
     let leaked = env.access_token().await;
     let by_client = env
         .http
@@ -586,11 +582,7 @@ async fn a_revoked_stable_token_answers_40001_right_after() {
 /// refreshes is refused with a clear error, before any of it is done.
 #[tokio::test]
 async fn a_revocation_that_would_pass_the_days_forced_refreshes_is_refused() {
-    let env = Setup::new()
-        .stable()
-        .extra(&format!("[admin]\nkey = \"{REVOKE_ADMIN_KEY}\""))
-        .start()
-        .await;
+    let env = Setup::new().stable().admin(REVOKE_ADMIN_KEY).start().await;
     let path = format!("/v1/apps/{APPID}/access_token/refresh");
     for _ in 0..19 {
         let token = env.access_token().await;
@@ -618,10 +610,7 @@ async fn a_revocation_that_would_pass_the_days_forced_refreshes_is_refused() {
 /// grace for the old one cannot be shortened, and the answer says so.
 #[tokio::test]
 async fn a_classic_revocation_replaces_the_token_and_says_the_grace_remains() {
-    let env = Setup::new()
-        .extra(&format!("[admin]\nkey = \"{REVOKE_ADMIN_KEY}\""))
-        .start()
-        .await;
+    let env = Setup::new().admin(REVOKE_ADMIN_KEY).start().await;
     let leaked = env.access_token().await;
     let (status, body) = revoke(&env).await;
     assert_eq!(status, 202, "{body}");

@@ -1,15 +1,12 @@
-//! A hostile upstream (a "WeChat" that redirects, or answers without end):
+//! A hostile upstream (the simulator redirecting, or answering without end):
 //! redirects are refused, not followed, and answers are read only so far.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncReadExt;
+use wxgate_sim::{Fault, FaultAction};
 
 use crate::{Setup, APPID, CLIENT_KEY};
 
@@ -34,48 +31,33 @@ async fn sink() -> (String, Arc<AtomicU64>) {
     (url, arrived)
 }
 
-/// A fake WeChat answering every request with `answer`, once it has read the
-/// request's body (answering before would race the sender into a broken pipe).
-async fn fake_wechat<F>(answer: F) -> String
-where
-    F: Fn(Request) -> Response + Clone + Send + Sync + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new().fallback(move |request: Request| {
-        let answer = answer.clone();
-        async move {
-            let (parts, body) = request.into_parts();
-            let body = axum::body::to_bytes(body, 64 << 20)
-                .await
-                .unwrap_or_default();
-            answer(Request::from_parts(parts, Body::from(body)))
-        }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
-
-fn redirect_to(url: &str) -> Response {
-    (
-        StatusCode::TEMPORARY_REDIRECT,
-        [(header::LOCATION, format!("{url}/steal"))],
-    )
-        .into_response()
-}
-
-fn a_token() -> Response {
-    axum::Json(serde_json::json!({"access_token": "TOKEN", "expires_in": 7200})).into_response()
+/// The simulator redirecting every call to `path` to `target`.
+fn redirect(path: &str, target: &str) -> Fault {
+    Fault {
+        path: Some(path.into()),
+        action: FaultAction::Redirect {
+            location: format!("{target}/steal"),
+        },
+        count: None,
+        rate: None,
+    }
 }
 
 #[tokio::test]
 async fn a_redirect_on_a_token_fetch_is_not_followed() {
     for stable in [false, true] {
         let (thief, arrived) = sink().await;
-        let redirect = thief.clone();
-        let upstream = fake_wechat(move |_| redirect_to(&redirect)).await;
-        let setup = Setup::new().upstream(&upstream);
-        let env = if stable { setup.stable() } else { setup }.start().await;
+        let setup = if stable {
+            Setup::new().stable()
+        } else {
+            Setup::new()
+        };
+        let path = if stable {
+            "/cgi-bin/stable_token"
+        } else {
+            "/cgi-bin/token"
+        };
+        let env = setup.fault(redirect(path, &thief)).start().await;
         let (status, body) = env
             .client_get(&format!("/v1/apps/{APPID}/access_token"))
             .await;
@@ -98,16 +80,8 @@ async fn a_redirect_on_a_token_fetch_is_not_followed() {
 #[tokio::test]
 async fn a_redirect_on_a_proxied_post_is_not_followed() {
     let (thief, arrived) = sink().await;
-    let upstream = fake_wechat(move |request| {
-        if request.uri().path() == "/cgi-bin/token" {
-            a_token()
-        } else {
-            redirect_to(&thief)
-        }
-    })
-    .await;
     let env = Setup::new()
-        .upstream(&upstream)
+        .fault(redirect("/cgi-bin/media/upload", &thief))
         .extra("[proxy]\ntimeout_ms = 2000")
         .start()
         .await;
@@ -148,30 +122,24 @@ async fn a_redirect_on_a_proxied_post_is_not_followed() {
 
 #[tokio::test]
 async fn an_endless_token_answer_is_cut_off_early() {
-    let sent = Arc::new(AtomicU64::new(0));
-    let counter = sent.clone();
-    let upstream = fake_wechat(move |_| {
-        let counter = counter.clone();
-        let chunk = bytes::Bytes::from(vec![b'a'; 64 * 1024]);
-        let head = futures_util::stream::once(async {
-            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"access_token\":\""))
-        });
-        let endless = futures_util::stream::repeat_with(move || {
-            counter.fetch_add(chunk.len() as u64, Ordering::SeqCst);
-            Ok(chunk.clone())
-        });
-        Body::from_stream(futures_util::StreamExt::chain(head, endless)).into_response()
-    })
-    .await;
-    let env = Setup::new().upstream(&upstream).start().await;
+    // The warm-up meets the endless answer first; the client gets its outcome.
     let started = tokio::time::Instant::now();
+    let env = Setup::new()
+        .fault(Fault {
+            path: Some("/cgi-bin/token".into()),
+            action: FaultAction::Endless,
+            count: None,
+            rate: None,
+        })
+        .start()
+        .await;
     let (status, body) = env
         .client_get(&format!("/v1/apps/{APPID}/access_token"))
         .await;
     let elapsed = started.elapsed();
     // Let the server notice the hang-up, then see how much it ever produced.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let produced = sent.load(Ordering::SeqCst);
+    let produced = env.sim.stats().fault_bytes_sent;
     eprintln!(
         "endless answer: refused after {elapsed:?}, {produced} bytes produced by the upstream"
     );

@@ -102,3 +102,39 @@ async fn bad_fault_requests_are_explained() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("fault"), "{body}");
 }
+
+/// A hostile upstream on demand: a redirect elsewhere, and an answer that
+/// never ends (its bytes counted), both set through `POST /sim/faults`.
+#[tokio::test]
+async fn redirects_and_endless_answers_reach_the_client() {
+    let (_sim, wx) = start(|_| {}).await;
+    let faults = json!([
+        {"kind": "redirect", "location": "http://elsewhere.example/steal", "count": 1},
+        {"kind": "endless", "count": 1},
+    ]);
+    assert_eq!(wx.post("/sim/faults", faults).await["added"], 2);
+    let url = format!(
+        "{}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
+        wx.base,
+        crate::APPID,
+        crate::SECRET
+    );
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirected = no_follow.get(&url).send().await.unwrap();
+    assert_eq!(redirected.status(), 307);
+    assert_eq!(
+        redirected.headers()["location"],
+        "http://elsewhere.example/steal"
+    );
+    let mut endless = no_follow.get(&url).send().await.unwrap();
+    assert_eq!(endless.status(), 200);
+    let mut read = 0;
+    while read < 1 << 20 {
+        read += endless.chunk().await.unwrap().expect("it never ends").len();
+    }
+    drop(endless);
+    assert!(wx.stats().await.fault_bytes_sent >= 1 << 20);
+}

@@ -75,7 +75,7 @@ fn generated_and_fuzzed_requests_get_no_5xx() {
                 "token = \"{SERVER_TOKEN}\"\nencoding_aes_key = \"{AES_KEY}\"\nmode = \"compat\"\n\
                  [[apps.rules]]\nkeyword = \"hi\"\nreply = {{ text = \"hello\" }}"
             ))
-            .extra(&format!("[admin]\nkey = \"{ADMIN_KEY}\""))
+            .admin(ADMIN_KEY)
             .start(),
     );
     let cases: u32 = std::env::var("WXGATE_BAD_INPUT_CASES")

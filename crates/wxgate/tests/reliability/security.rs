@@ -262,11 +262,7 @@ async fn credential_guessing_is_slowed_to_ten_a_minute_per_peer() {
     use wxgate_gateway::http::{BACKOFF_SECS, MAX_FAILURES};
     use wxgate_testkit::gateway::SECRET;
     const ADMIN_KEY: &str = "admin-key-0123456789";
-    let env = Setup::new()
-        .stable()
-        .extra(&format!("[admin]\nkey = \"{ADMIN_KEY}\""))
-        .start()
-        .await;
+    let env = Setup::new().stable().admin(ADMIN_KEY).start().await;
     let token = env.access_token().await;
     let stable = |secret: &str| {
         format!(r#"{{"grant_type":"client_credential","appid":"{APPID}","secret":"{secret}"}}"#)
