@@ -201,8 +201,8 @@ impl AppConfig {
 /// One `[[clients]]` entry: a business server allowed to use the client API.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Name, for logs.
-    pub name: String,
+    /// Name, for logs and the audit log.
+    pub name: std::sync::Arc<str>,
     /// SHA-256 of the client key; the key itself is never stored.
     pub key_sha256: [u8; 32],
     /// Which apps it may use.
@@ -829,7 +829,7 @@ fn check_client(
         AppScope::Only(c.apps.into_iter().collect())
     };
     Some(ClientConfig {
-        name,
+        name: name.into(),
         key_sha256: key?,
         apps,
     })

@@ -20,7 +20,7 @@ use crate::config::AppConfig;
 use crate::metrics::{AppLabels, PushLabels};
 use crate::status::{PushStats, WebhookStatus};
 use crate::store::PushClaim;
-use crate::token::{TokenCenter, Upstream};
+use crate::token::{Requester, TokenCenter, Upstream};
 use dedupe::{Answer, Dedupe, Window};
 
 /// Longest wait for the shared dedupe's claim before handling the push here.
@@ -430,7 +430,7 @@ impl Dispatcher {
         let upstream = &self.upstream;
         let sent = self
             .center
-            .with_access_token(appid, |token| {
+            .with_access_token(appid, &Requester::Push, |token| {
                 let message = &message;
                 async move { upstream.custom_send(appid, &token, message).await }
             })

@@ -20,7 +20,7 @@ use futures_util::{stream, StreamExt};
 
 use crate::config::{is_credential_path, ProxyConfig, UpstreamConfig};
 use crate::metrics::Metrics;
-use crate::token::{Failure, FailureClass, TokenCenter};
+use crate::token::{Failure, FailureClass, Requester, TokenCenter};
 pub use spool::{SpoolBudget, SpoolError, Spooled};
 
 /// Distinct proxied paths with a metrics label of their own.
@@ -177,10 +177,11 @@ impl Proxy {
         &self,
         center: &TokenCenter,
         appid: &str,
+        by: &Requester,
         request: &Outgoing,
     ) -> Result<Response<Body>, Failure> {
         let answer = center
-            .with_access_token(appid, |token| self.attempt(appid, request, token))
+            .with_access_token(appid, by, |token| self.attempt(appid, request, token))
             .await?;
         Ok(self.respond(answer))
     }

@@ -110,7 +110,9 @@ pub struct AuditEntry {
     /// `fetch` (a call to WeChat), `adoption` (a value stored by another
     /// instance or a previous run taken up) or `probe_rejection`.
     pub event: String,
-    /// Why: `warm_up`, `schedule`, `retry`, `request`, `compare_and_refresh`, `probe`.
+    /// Why, and who asked: `warm_up`, `schedule`, `retry`, `probe`, `admin`,
+    /// `request:client:NAME`, `compare_and_refresh:sdk`, `proxy_40001:client:NAME`…
+    /// (see [`crate::token::Cause::describe`]).
     pub cause: String,
     /// The instance (`host:pid`).
     pub instance: String,

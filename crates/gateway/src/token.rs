@@ -14,5 +14,5 @@ pub mod refresh;
 pub mod revoke;
 pub mod upstream;
 
-pub use center::{SlotStatus, TokenCenter, TokenError};
+pub use center::{Cause, Requester, SlotStatus, TokenCenter, TokenError};
 pub use upstream::{Failure, FailureClass, Upstream};

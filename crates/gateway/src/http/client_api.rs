@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use super::throttle::{Check, Peer};
 use super::{ApiError, AppState};
 use crate::store::{Credential, Kind};
+use crate::token::{Cause, Requester};
 
 /// A business server that proved its key.
 #[derive(Debug)]
@@ -21,6 +22,11 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// Who it is, for the audit log.
+    pub(crate) fn requester(&self, state: &AppState) -> Requester {
+        Requester::Client(state.clients[self.index].name.clone())
+    }
+
     /// Fails unless this client may use `appid`.
     pub(crate) fn check(&self, state: &AppState, appid: &str) -> Result<(), ApiError> {
         let client = &state.clients[self.index];
@@ -106,7 +112,10 @@ pub(crate) async fn get(
 ) -> Result<Json<CredentialBody>, ApiError> {
     let kind = kind_of(&kind)?;
     client.check(&state, &appid)?;
-    let credential = state.center.get(&appid, kind).await?;
+    let credential = state
+        .center
+        .get(&appid, kind, &client.requester(&state))
+        .await?;
     Ok(body(kind, credential, state.center.now()))
 }
 
@@ -127,7 +136,12 @@ pub(crate) async fn refresh(
     let Json(request) = body_json.map_err(|e| ApiError::json(e, r#"{"invalid_token": "…"}"#))?;
     let credential = state
         .center
-        .refresh(&appid, kind, &request.invalid_token)
+        .refresh(
+            &appid,
+            kind,
+            &request.invalid_token,
+            Cause::CompareAndRefresh(client.requester(&state)),
+        )
         .await?;
     Ok(body(kind, credential, state.center.now()))
 }

@@ -15,7 +15,7 @@ use super::error::WeChatShape;
 use super::throttle::{Check, Peer};
 use super::{ApiError, AppState};
 use crate::store::Kind;
-use crate::token::TokenError;
+use crate::token::{Cause, Requester, TokenError};
 
 #[derive(Deserialize, Default)]
 pub(crate) struct TokenRequest {
@@ -59,7 +59,10 @@ pub(crate) async fn token(
     Query(req): Query<TokenRequest>,
 ) -> Result<Json<Value>, WeChatShape> {
     let appid = authenticate(&state, peer, &req)?;
-    let credential = state.center.get(&appid, Kind::AccessToken).await?;
+    let credential = state
+        .center
+        .get(&appid, Kind::AccessToken, &Requester::Sdk)
+        .await?;
     Ok(token_body(&credential, state.center.now()))
 }
 
@@ -75,10 +78,17 @@ pub(crate) async fn stable_token(
         .map_err(|e| ApiError::BadRequest(format!("data format error: {e}")))?;
     let appid = authenticate(&state, peer, &req)?;
     let center = &state.center;
-    let mut credential = center.get(&appid, Kind::AccessToken).await?;
+    let mut credential = center
+        .get(&appid, Kind::AccessToken, &Requester::Sdk)
+        .await?;
     if req.force_refresh {
         match center
-            .refresh(&appid, Kind::AccessToken, &credential.value)
+            .refresh(
+                &appid,
+                Kind::AccessToken,
+                &credential.value,
+                Cause::CompareAndRefresh(Requester::Sdk),
+            )
             .await
         {
             Ok(fresh) => credential = fresh,
@@ -118,7 +128,7 @@ pub(crate) async fn ticket(
         state.throttle.fail(peer, Check::AccessToken, now);
         return Err(ApiError::InvalidToken.into());
     };
-    let ticket = state.center.get(&appid, kind).await?;
+    let ticket = state.center.get(&appid, kind, &Requester::Sdk).await?;
     Ok(Json(json!({
         "errcode": 0,
         "errmsg": "ok",

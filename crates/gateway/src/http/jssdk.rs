@@ -40,7 +40,10 @@ pub(crate) async fn signature(
         .app(&appid)
         .ok_or_else(|| crate::token::TokenError::UnknownApp(appid.clone()))?;
     check_domain(&request.url, &app.js_domains)?;
-    let ticket = state.center.get(&appid, Kind::JsapiTicket).await?;
+    let ticket = state
+        .center
+        .get(&appid, Kind::JsapiTicket, &client.requester(&state))
+        .await?;
     let timestamp = state.center.now().to_string();
     let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
     let signature = wxgate_proto::jssdk_signature(&ticket.value, &nonce, &timestamp, &request.url);

@@ -18,7 +18,8 @@ pub(crate) async fn forward(
     Path((appid, _)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ProxyShape> {
-    client?.check(&state, &appid)?;
+    let client = client?;
+    client.check(&state, &appid)?;
     if state.center.app(&appid).is_none() {
         return Err(ApiError::Token(TokenError::UnknownApp(appid)).into());
     }
@@ -51,7 +52,7 @@ pub(crate) async fn forward(
     };
     let response = state
         .proxy
-        .forward(&state.center, &appid, &outgoing)
+        .forward(&state.center, &appid, &client.requester(&state), &outgoing)
         .await
         .map_err(ApiError::Upstream)?;
     Ok(response.into_response())

@@ -41,7 +41,7 @@ const MIN_REFETCH_SECS: u64 = 60;
 const STABLE_FORCED_PER_DAY: u32 = 20;
 
 /// Why a credential was fetched or taken up: the audit log's `cause`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
     /// The first fetch at start.
     WarmUp,
@@ -50,26 +50,68 @@ pub enum Cause {
     /// A retry after a failure, by the background task.
     Retry,
     /// A request found no valid credential.
-    Request,
-    /// A business server reported the current one rejected.
-    CompareAndRefresh,
+    Request(Requester),
+    /// A caller reported the current one rejected (compare-and-refresh).
+    CompareAndRefresh(Requester),
+    /// WeChat rejected the current access token on a call wxgate forwarded
+    /// (40001, 40014, 42001): the proxy's or a late reply's compare-and-refresh.
+    Rejected(Requester),
     /// The probe found the current one rejected.
     Probe,
     /// An operator revoked it.
     Admin,
 }
 
-impl Cause {
-    /// `warm_up`, `schedule`, `retry`, `request`, `compare_and_refresh`, `probe` or `admin`.
-    pub fn as_str(self) -> &'static str {
+/// Who asked for a credential: named in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    /// A business server with a client key (client API, JS-SDK signing,
+    /// `/proxy`), by its `[[clients]] name`.
+    Client(Arc<str>),
+    /// An SDK on the WeChat-compatible endpoints (it proved the app's secret
+    /// or a token wxgate issued).
+    Sdk,
+    /// A passive reply sent late through the customer-service API.
+    Push,
+    /// wxgate itself (a ticket fetch needing the access token, the revoke).
+    Gateway,
+}
+
+impl Requester {
+    fn describe(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            Cause::WarmUp => "warm_up",
-            Cause::Schedule => "schedule",
-            Cause::Retry => "retry",
-            Cause::Request => "request",
-            Cause::CompareAndRefresh => "compare_and_refresh",
-            Cause::Probe => "probe",
-            Cause::Admin => "admin",
+            Requester::Client(name) => format!("client:{name}").into(),
+            Requester::Sdk => "sdk".into(),
+            Requester::Push => "push".into(),
+            Requester::Gateway => "gateway".into(),
+        }
+    }
+}
+
+impl Cause {
+    /// `warm_up`, `schedule`, `retry`, `probe`, `admin`, or what a requester
+    /// caused: `request:client:NAME`, `compare_and_refresh:sdk`,
+    /// `proxy_40001:client:NAME`, `proxy_40001:push`…
+    pub fn describe(&self) -> String {
+        match self {
+            Cause::WarmUp => "warm_up".into(),
+            Cause::Schedule => "schedule".into(),
+            Cause::Retry => "retry".into(),
+            Cause::Request(who) => format!("request:{}", who.describe()),
+            Cause::CompareAndRefresh(who) => format!("compare_and_refresh:{}", who.describe()),
+            Cause::Rejected(who) => format!("proxy_40001:{}", who.describe()),
+            Cause::Probe => "probe".into(),
+            Cause::Admin => "admin".into(),
+        }
+    }
+
+    /// Whoever asked, for a ticket fetch's own access-token needs.
+    fn requester(&self) -> Requester {
+        match self {
+            Cause::Request(who) | Cause::CompareAndRefresh(who) | Cause::Rejected(who) => {
+                who.clone()
+            }
+            _ => Requester::Gateway,
         }
     }
 }
@@ -355,7 +397,7 @@ impl TokenCenter {
         appid: &str,
         kind: Kind,
         event: &str,
-        cause: Cause,
+        cause: &Cause,
         failure: Option<&Failure>,
     ) {
         let entry = AuditEntry {
@@ -363,7 +405,7 @@ impl TokenCenter {
             appid: appid.to_owned(),
             kind: kind.as_str().to_owned(),
             event: event.to_owned(),
-            cause: cause.as_str().to_owned(),
+            cause: cause.describe(),
             instance: crate::instance_name().to_owned(),
             result: failure.map_or("ok", |f| f.class.as_str()).to_owned(),
             errcode: failure.and_then(|f| f.errcode),
@@ -424,13 +466,20 @@ impl TokenCenter {
     }
 
     /// A valid credential: from memory, else from the store, else from WeChat.
-    /// Concurrent callers share one fetch.
-    pub async fn get(&self, appid: &str, kind: Kind) -> Result<Credential, TokenError> {
+    /// Concurrent callers share one fetch; `by` is named in the audit log when
+    /// this call causes one.
+    pub async fn get(
+        &self,
+        appid: &str,
+        kind: Kind,
+        by: &Requester,
+    ) -> Result<Credential, TokenError> {
         let slot = self.slot(appid, kind)?;
         if let Some(c) = slot.valid(self.now()) {
             return Ok(c);
         }
-        self.get_detached(appid.to_owned(), kind).await
+        self.get_detached(appid.to_owned(), kind, Cause::Request(by.clone()))
+            .await
     }
 
     /// The slow path in its own task. Boxed: a ticket fetch calls back into
@@ -439,14 +488,22 @@ impl TokenCenter {
         &self,
         appid: String,
         kind: Kind,
+        cause: Cause,
     ) -> BoxFuture<'static, Result<Credential, TokenError>> {
         let this = self.clone();
-        Box::pin(detached(async move { this.get_slow(&appid, kind).await }))
+        Box::pin(detached(
+            async move { this.get_slow(&appid, kind, cause).await },
+        ))
     }
 
     /// The slow path of [`TokenCenter::get`], in its own task: a fetch from
     /// WeChat completes and is stored even if the request that started it goes away.
-    async fn get_slow(&self, appid: &str, kind: Kind) -> Result<Credential, TokenError> {
+    async fn get_slow(
+        &self,
+        appid: &str,
+        kind: Kind,
+        cause: Cause,
+    ) -> Result<Credential, TokenError> {
         let slot = self.slot(appid, kind)?;
         slot.want();
         let _flight = slot.flight.lock().await;
@@ -456,28 +513,17 @@ impl TokenCenter {
         }
         if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
             self.keep(slot, appid, kind, &c);
-            self.audit(appid, kind, "adoption", Cause::Request, None)
-                .await;
+            self.audit(appid, kind, "adoption", &cause, None).await;
             return Ok(c);
         }
-        self.fetch(appid, kind, slot, false, Cause::Request).await
+        self.fetch(appid, kind, slot, false, cause).await
     }
 
     /// Compare-and-refresh: a business server saw `invalid` rejected. Fetches a
     /// new credential only if `invalid` is still the current one; otherwise
     /// returns the current one. Forced refreshes are rate-limited per credential.
+    /// `cause` (usually [`Cause::CompareAndRefresh`]) goes to the audit log.
     pub async fn refresh(
-        &self,
-        appid: &str,
-        kind: Kind,
-        invalid: &str,
-    ) -> Result<Credential, TokenError> {
-        self.refresh_because(appid, kind, invalid, Cause::CompareAndRefresh)
-            .await
-    }
-
-    /// [`TokenCenter::refresh`], for `cause` in the audit log.
-    pub(super) async fn refresh_because(
         &self,
         appid: &str,
         kind: Kind,
@@ -558,7 +604,7 @@ impl TokenCenter {
         if !held {
             if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
                 self.keep(slot, appid, kind, &c);
-                self.audit(appid, kind, "adoption", Cause::WarmUp, None)
+                self.audit(appid, kind, "adoption", &Cause::WarmUp, None)
                     .await;
                 return;
             }
@@ -774,10 +820,10 @@ impl TokenCenter {
         let mut unsaved = false;
         let result = match kind {
             Kind::AccessToken => self.inner.upstream.access_token(app, forced).await,
-            _ => self.fetch_ticket(appid, kind).await,
+            _ => self.fetch_ticket(appid, kind, cause.requester()).await,
         };
         let now = self.now();
-        self.audit(appid, kind, "fetch", cause, result.as_ref().err())
+        self.audit(appid, kind, "fetch", &cause, result.as_ref().err())
             .await;
         match result {
             Ok(Fetched { value, expires_in }) => {
@@ -926,14 +972,19 @@ impl TokenCenter {
         {
             tracing::debug!(appid, token.kind = %kind, "adopted a credential stored by another instance");
             self.keep(slot, appid, kind, &stored);
-            self.audit(appid, kind, "adoption", Cause::Schedule, None)
+            self.audit(appid, kind, "adoption", &Cause::Schedule, None)
                 .await;
         }
     }
 
-    async fn fetch_ticket(&self, appid: &str, kind: Kind) -> Result<Fetched, Failure> {
+    async fn fetch_ticket(
+        &self,
+        appid: &str,
+        kind: Kind,
+        by: Requester,
+    ) -> Result<Fetched, Failure> {
         let upstream = &self.inner.upstream;
-        self.with_access_token(appid, |token| async move {
+        self.with_access_token(appid, &by, |token| async move {
             upstream.ticket(appid, &token, kind).await
         })
         .await
@@ -941,8 +992,14 @@ impl TokenCenter {
 
     /// Runs `call` with the app's access token. If WeChat rejects the token
     /// (40001, 40014, 42001), does a compare-and-refresh and runs it once more;
-    /// a second rejection is reported as transient, never looped on.
-    pub async fn with_access_token<T, F, Fut>(&self, appid: &str, call: F) -> Result<T, Failure>
+    /// a second rejection is reported as transient, never looped on. `by` is
+    /// named in the audit log.
+    pub async fn with_access_token<T, F, Fut>(
+        &self,
+        appid: &str,
+        by: &Requester,
+        call: F,
+    ) -> Result<T, Failure>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
@@ -957,13 +1014,18 @@ impl TokenCenter {
             },
         };
         let token = self
-            .get(appid, Kind::AccessToken)
+            .get(appid, Kind::AccessToken, by)
             .await
             .map_err(as_failure)?;
         match call(token.value.clone()).await {
             Err(f) if f.class == FailureClass::TokenRejected => {
                 let fresh = self
-                    .refresh(appid, Kind::AccessToken, &token.value)
+                    .refresh(
+                        appid,
+                        Kind::AccessToken,
+                        &token.value,
+                        Cause::Rejected(by.clone()),
+                    )
                     .await
                     .map_err(as_failure)?;
                 call(fresh.value).await.map_err(|mut f| {

@@ -55,12 +55,12 @@ impl TokenCenter {
             appid,
             Kind::AccessToken,
             "probe_rejection",
-            Cause::Probe,
+            &Cause::Probe,
             Some(&failure),
         )
         .await;
         if let Err(e) = self
-            .refresh_because(appid, Kind::AccessToken, &current.value, Cause::Probe)
+            .refresh(appid, Kind::AccessToken, &current.value, Cause::Probe)
             .await
         {
             tracing::error!(appid, error = %e, "could not replace the rejected access token");

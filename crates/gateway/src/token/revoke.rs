@@ -12,7 +12,7 @@
 use crate::config::TokenApi;
 use crate::store::{mask, Kind};
 
-use super::center::Cause;
+use super::center::{Cause, Requester};
 use super::{TokenCenter, TokenError};
 
 /// Seconds between a stable token's two forced refreshes (WeChat's minimum).
@@ -44,17 +44,19 @@ impl TokenCenter {
             .app(appid)
             .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?
             .clone();
-        let leaked = self.get(appid, Kind::AccessToken).await?;
+        let leaked = self
+            .get(appid, Kind::AccessToken, &Requester::Gateway)
+            .await?;
         let needed = match app.token_api {
             TokenApi::Stable => 2,
             TokenApi::Classic => 1,
         };
         self.forced_refreshes_fit(appid, needed)?;
         let fresh = self
-            .refresh_because(appid, Kind::AccessToken, &leaked.value, Cause::Admin)
+            .refresh(appid, Kind::AccessToken, &leaked.value, Cause::Admin)
             .await?;
         let now = self.now();
-        self.audit(appid, Kind::AccessToken, "revoke", Cause::Admin, None)
+        self.audit(appid, Kind::AccessToken, "revoke", &Cause::Admin, None)
             .await;
         tracing::warn!(appid, revoked = %mask(&leaked.value), "access token revoked by an operator");
         let (revoked_at, note) = match app.token_api {
@@ -68,7 +70,7 @@ impl TokenCenter {
                 tokio::spawn(async move {
                     this.inner.clock.sleep_until(at).await;
                     if let Err(e) = this
-                        .refresh_because(&appid, Kind::AccessToken, &first, Cause::Admin)
+                        .refresh(&appid, Kind::AccessToken, &first, Cause::Admin)
                         .await
                     {
                         tracing::error!(appid, error = %e, "the revocation's second forced refresh failed; the revoked token may live on");

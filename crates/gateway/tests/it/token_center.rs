@@ -502,6 +502,89 @@ async fn every_upstream_token_call_has_one_audit_entry_with_its_cause() {
     assert_eq!(refused.status(), 401);
 }
 
+/// Issue #17: the audit log names who caused each fetch: a client by its
+/// `[[clients]] name`, its compare-and-refresh, an SDK on the compatible
+/// endpoints, and the proxy's 40001 (with the client behind it).
+#[tokio::test]
+async fn the_audit_log_names_the_client_an_sdk_and_the_proxys_40001() {
+    const ADMIN_KEY: &str = "audit-admin-key-0123456789";
+    let env = Setup::new().admin(ADMIN_KEY).start().await;
+    // The card ticket is fetched on demand: by the client "shop".
+    let (status, body) = env
+        .client_get(&format!("/v1/apps/{APPID}/wx_card_ticket"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The client reports the token rejected.
+    let token = env.access_token().await;
+    let (status, body) = env
+        .client_post(
+            &format!("/v1/apps/{APPID}/access_token/refresh"),
+            json!({ "invalid_token": token }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Another program supersedes the token; past the grace, the proxy meets 40001.
+    env.fetch_outside().await;
+    env.advance(301).await;
+    let proxied = env
+        .http
+        .get(format!("{}/proxy/{APPID}/cgi-bin/getcallbackip", env.url))
+        .bearer_auth(crate::CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 200);
+    // An SDK forces a stable token refresh through the compatible endpoint.
+    env.advance(301).await;
+    let forced: serde_json::Value = env
+        .http
+        .post(format!("{}/cgi-bin/stable_token", env.url))
+        .json(&json!({
+            "grant_type": "client_credential",
+            "appid": APPID,
+            "secret": crate::SECRET,
+            "force_refresh": true,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(forced["access_token"].is_string(), "{forced}");
+    let audit: serde_json::Value = env
+        .http
+        .get(format!("{}/v1/audit?appid={APPID}", env.url))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fetches: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .filter(|e| e["event"] == "fetch")
+        .map(|e| {
+            let field = |name: &str| e[name].as_str().unwrap().to_owned();
+            (field("kind"), field("cause"))
+        })
+        .collect();
+    let expected = [
+        ("access_token", "warm_up"),
+        ("jsapi_ticket", "warm_up"),
+        ("wx_card_ticket", "request:client:shop"),
+        ("access_token", "compare_and_refresh:client:shop"),
+        ("access_token", "proxy_40001:client:shop"),
+        ("access_token", "compare_and_refresh:sdk"),
+    ]
+    .map(|(k, c)| (k.to_owned(), c.to_owned()));
+    assert_eq!(fetches, expected, "{audit}");
+}
+
 /// Advances the clocks by `secs` in steps of 30 s, letting the probe run.
 async fn pass_quickly(env: &Env, secs: u64) {
     for _ in 0..secs / 30 {
