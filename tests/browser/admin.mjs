@@ -119,8 +119,37 @@ async function run({ url, key, apps, screenshot }) {
     check(status.status() === 200, `status.json with the session cookie answered ${status.status()}`);
     check(problems.length === 0, `the page reported problems:\n  ${problems.join('\n  ')}`);
 
+    // The 24 h timelines: one image per app, drawn from the audit log.
+    for (const appid of apps) {
+      const img = page.locator(`img[data-timeline="/admin/apps/${appid}/timeline.svg"]`);
+      check(await img.count() === 1, `${appid}: no timeline image`);
+      await img.scrollIntoViewIfNeeded();
+      const width = await img.evaluate((el) => (el.complete ? el.naturalWidth : 0));
+      check(width === 960, `${appid}: the timeline image did not load (naturalWidth ${width})`);
+      const svg = await page.request.get(`${url}/admin/apps/${appid}/timeline.svg`);
+      check(svg.status() === 200 && (svg.headers()['content-type'] || '').startsWith('image/svg+xml'),
+        `${appid}: timeline.svg answered ${svg.status()} ${svg.headers()['content-type']}`);
+      const drawn = await svg.text();
+      check(/class="life"/.test(drawn) && /class="mark fetched"/.test(drawn),
+        `${appid}: the timeline shows no lifetime or fetch`);
+    }
+    check(problems.length === 0, `the page reported problems:\n  ${problems.join('\n  ')}`);
     await page.screenshot({ path: screenshot, fullPage: true });
-    console.log(`admin.mjs: ok: ${apps.length} app cards, countdowns running; screenshot ${screenshot}`);
+
+    // Revoke the last app's token with the button: a confirmation first, then the answer.
+    const last = apps[apps.length - 1];
+    const revoke = page.locator(`form[action="/admin/apps/${last}/revoke"] button`);
+    const [asked] = await Promise.all([page.waitForNavigation(), revoke.click()]);
+    check(asked.status() === 200, `the revoke button answered ${asked.status()}, expected a confirmation (200)`);
+    check(!(await page.locator('.ok').count()), 'the first click revoked without a confirmation');
+    const confirm = page.locator(`form[action="/admin/apps/${last}/revoke"] input[name="confirm"][value="${last}"]`);
+    check(await confirm.count() === 1, 'the confirmation page has no confirm field');
+    const [done] = await Promise.all([page.waitForNavigation(),
+      page.locator(`form[action="/admin/apps/${last}/revoke"] button`).click()]);
+    check(done.status() === 200, `confirming the revocation answered ${done.status()}`);
+    const said = (await page.locator('.ok').textContent()).trim();
+    check(said === 'Revoked.', `the revocation page says "${said}"`);
+    console.log(`admin.mjs: ok: ${apps.length} app cards, countdowns running, timelines drawn, ${last} revoked by the button; screenshot ${screenshot}`);
   } finally {
     await browser.close();
   }

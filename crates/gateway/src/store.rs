@@ -241,6 +241,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Ok(None)
     }
 
+    /// Adds `add` to the counter `key` of `period` (0 reads it) and returns its
+    /// new value. A counter of an earlier period starts again from zero, so a
+    /// monthly limit is a counter whose period is the month.
+    async fn tally(&self, key: &str, period: &str, add: u64) -> Result<u64, StoreError>;
+
     /// Appends to the audit log (at most [`AUDIT_KEEP`] entries are kept).
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
@@ -302,6 +307,17 @@ mod contract {
         );
         store.ping().await.unwrap();
         audit_is_newest_first_and_filtered(store).await;
+        tallies_count_per_period(store).await;
+    }
+
+    async fn tallies_count_per_period(store: &dyn Store) {
+        assert_eq!(store.tally("clear:wx1", "2026-11", 0).await.unwrap(), 0);
+        assert_eq!(store.tally("clear:wx1", "2026-11", 1).await.unwrap(), 1);
+        assert_eq!(store.tally("clear:wx1", "2026-11", 1).await.unwrap(), 2);
+        assert_eq!(store.tally("clear:wx2", "2026-11", 0).await.unwrap(), 0);
+        assert_eq!(store.tally("clear:wx1", "2026-11", 0).await.unwrap(), 2);
+        // A new period starts from zero.
+        assert_eq!(store.tally("clear:wx1", "2026-12", 1).await.unwrap(), 1);
     }
 
     async fn audit_is_newest_first_and_filtered(store: &dyn Store) {

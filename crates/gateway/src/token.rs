@@ -5,10 +5,12 @@
 //!   the error policy (backoff, config errors, quota).
 //! - [`refresh`]: the background task that renews each credential ahead of expiry.
 //! - [`revoke`]: revoking a leaked access token.
+//! - [`diagnostics`]: rid lookups, the token API's quota, clear_quota behind its monthly guard.
 //! - [`probe`]: the background check that notices a token invalidated behind wxgate's back.
 //! - [`upstream`]: WeChat's token and ticket APIs, and what their errcodes mean.
 
 pub mod center;
+pub mod diagnostics;
 pub mod probe;
 pub mod refresh;
 pub mod revoke;

@@ -76,6 +76,13 @@ impl Store for WriteSwitch {
         self.inner.acquire(appid, kind, ttl).await
     }
 
+    async fn tally(&self, key: &str, period: &str, add: u64) -> Result<u64, StoreError> {
+        if add > 0 {
+            self.check()?;
+        }
+        self.inner.tally(key, period, add).await
+    }
+
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.check()?;
         self.inner.record(entry).await

@@ -1,9 +1,11 @@
 //! One module per subcommand, and what several of them share.
 
+pub(crate) mod admin_api;
 pub(crate) mod check;
 pub(crate) mod dev;
 pub(crate) mod push;
 pub(crate) mod revoke;
+pub(crate) mod rid;
 pub(crate) mod serve;
 pub(crate) mod sign;
 pub(crate) mod sim;

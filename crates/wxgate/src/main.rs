@@ -40,6 +40,8 @@ enum Command {
     Token(cmd::token::Args),
     /// Revoke an app's leaked access token, through the running deployment.
     Revoke(cmd::revoke::Args),
+    /// Look up a WeChat request id (the `rid` ending an errmsg), through the running deployment.
+    Rid(cmd::rid::Args),
     /// Validate a configuration, and check its credentials with WeChat.
     Check(cmd::check::Args),
     /// Run the WeChat platform simulator as a standalone server.
@@ -59,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cmd::serve::run(args))),
         Command::Token(args) => runtime().and_then(|rt| rt.block_on(cmd::token::run(args))),
         Command::Revoke(args) => runtime().and_then(|rt| rt.block_on(cmd::revoke::run(args))),
+        Command::Rid(args) => runtime().and_then(|rt| rt.block_on(cmd::rid::run(args))),
         Command::Check(args) => runtime().and_then(|rt| rt.block_on(cmd::check::run(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(cmd::sim::run(args))),
         Command::Push(args) => runtime().and_then(|rt| rt.block_on(cmd::push::run(args))),

@@ -14,7 +14,14 @@
 //! a Content-Security-Policy that allows only this origin's own files: the
 //! CSS and JS are separate routes, so no inline script or style is needed.
 
+mod actions;
 mod page;
+mod timeline;
+
+pub(crate) use actions::{
+    clear_quota_form, clear_quota_json, quota_json, quota_page, revoke_form, rid_json, rid_page,
+    timeline_svg,
+};
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};

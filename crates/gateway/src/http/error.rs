@@ -79,6 +79,11 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status of the error's answer.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     /// The error's code in answers (`bad_signature`, `stale_timestamp`…).
     pub(crate) fn code(&self) -> &'static str {
         self.status_and_code().1
@@ -155,7 +160,8 @@ impl ApiError {
         }
     }
 
-    fn hint(&self) -> Option<String> {
+    /// What to do about it, when wxgate knows.
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             ApiError::Unauthorized => Some("send Authorization: Bearer <client key> (see [[clients]])".into()),
             ApiError::Forbidden(appid) => Some(format!("add {appid} to this client's apps")),

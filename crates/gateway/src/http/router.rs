@@ -32,6 +32,20 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/status.json", get(admin::status_json))
         .route("/v1/audit", get(admin::audit))
         .route("/v1/apps/{appid}/access_token/revoke", post(admin::revoke))
+        .route("/v1/apps/{appid}/rid/{rid}", get(admin::rid_json))
+        .route("/v1/apps/{appid}/quota", get(admin::quota_json))
+        .route(
+            "/v1/apps/{appid}/clear_quota",
+            post(admin::clear_quota_json),
+        )
+        .route("/admin/apps/{appid}/timeline.svg", get(admin::timeline_svg))
+        .route("/admin/apps/{appid}/revoke", post(admin::revoke_form))
+        .route("/admin/apps/{appid}/rid", get(admin::rid_page))
+        .route("/admin/apps/{appid}/quota", get(admin::quota_page))
+        .route(
+            "/admin/apps/{appid}/clear_quota",
+            post(admin::clear_quota_form),
+        )
         .route("/admin/app.css", get(admin::app_css))
         .route("/admin/app.js", get(admin::app_js))
         .layer(axum::middleware::map_response(no_store));

@@ -11,6 +11,8 @@ pub struct MemoryStore {
     credentials: Mutex<HashMap<(String, Kind), Credential>>,
     /// Newest first.
     audit: Mutex<VecDeque<AuditEntry>>,
+    /// key → (period, count).
+    tallies: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl MemoryStore {
@@ -42,6 +44,18 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn tally(&self, key: &str, period: &str, add: u64) -> Result<u64, StoreError> {
+        let mut tallies = self.tallies.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, n) = tallies
+            .entry(key.to_owned())
+            .or_insert_with(|| (period.to_owned(), 0));
+        if at != period {
+            (*at, *n) = (period.to_owned(), 0);
+        }
+        *n += add;
+        Ok(*n)
     }
 
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -251,6 +251,22 @@ impl Store for RedisStore {
         "redis"
     }
 
+    async fn tally(&self, key: &str, period: &str, add: u64) -> Result<u64, StoreError> {
+        // One key per period, kept 40 days: long enough for a monthly count.
+        let key = format!("{}tally:{key}:{period}", self.prefix);
+        timed(async {
+            let (n,): (u64,) = redis::pipe()
+                .incr(&key, add)
+                .expire(&key, 40 * 86_400)
+                .ignore()
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(error)?;
+            Ok(n)
+        })
+        .await
+    }
+
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let json = serde_json::to_string(entry).expect("an entry serialises");
         let key = format!("{}audit", self.prefix);

@@ -82,6 +82,11 @@ fn prepare(path: &Path) -> rusqlite::Result<Connection> {
              fetched_at INTEGER NOT NULL,
              PRIMARY KEY (appid, kind)
          );
+         CREATE TABLE IF NOT EXISTS tallies (
+             key    TEXT    NOT NULL PRIMARY KEY,
+             period TEXT    NOT NULL,
+             n      INTEGER NOT NULL
+         );
          CREATE TABLE IF NOT EXISTS audit (
              id    INTEGER PRIMARY KEY AUTOINCREMENT,
              appid TEXT NOT NULL,
@@ -225,6 +230,23 @@ impl Store for SqliteStore {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn tally(&self, key: &str, period: &str, add: u64) -> Result<u64, StoreError> {
+        let (key, period) = (key.to_owned(), period.to_owned());
+        self.with(move |c| {
+            c.query_row(
+                "INSERT INTO tallies (key, period, n) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET
+                     n = CASE WHEN period = excluded.period THEN n + excluded.n ELSE excluded.n END,
+                     period = excluded.period
+                 RETURNING n",
+                params![key, period, add as i64],
+                |row| row.get::<_, i64>(0),
+            )
+        })
+        .await
+        .map(|n| n.max(0) as u64)
     }
 
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -75,6 +75,8 @@ pub enum Requester {
     Push,
     /// wxgate itself (a ticket fetch needing the access token, the revoke).
     Gateway,
+    /// An operator's diagnostics on `/admin` or the CLI.
+    Admin,
 }
 
 impl Requester {
@@ -84,6 +86,7 @@ impl Requester {
             Requester::Sdk => "sdk".into(),
             Requester::Push => "push".into(),
             Requester::Gateway => "gateway".into(),
+            Requester::Admin => "admin".into(),
         }
     }
 }
@@ -649,6 +652,32 @@ impl TokenCenter {
         } else {
             health.not_before
         })
+    }
+
+    /// WeChat's API client.
+    pub(super) fn upstream(&self) -> &Upstream {
+        &self.inner.upstream
+    }
+
+    /// The app's daily quotas were reset: credentials waiting for the
+    /// quota's midnight are fetched again now.
+    pub(super) fn quota_reset(&self, appid: &str) {
+        for ((owner, _), slot) in &self.inner.slots {
+            if owner != appid {
+                continue;
+            }
+            {
+                let mut health = slot.health();
+                if health
+                    .last_failure
+                    .as_ref()
+                    .is_some_and(|f| f.class == FailureClass::Quota)
+                {
+                    health.not_before = 0;
+                }
+            }
+            slot.generation.send_modify(|g| *g += 1);
+        }
     }
 
     /// The app whose current, valid access token is `token` (constant-time comparisons).

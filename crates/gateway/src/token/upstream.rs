@@ -275,6 +275,48 @@ impl Upstream {
         }
     }
 
+    /// POSTs `body` to one of WeChat's JSON APIs (`access_token` in the query
+    /// when given) and returns its whole answer when its errcode is 0. A
+    /// rejected token is [`FailureClass::TokenRejected`].
+    pub async fn call_json(
+        &self,
+        appid: &str,
+        endpoint: &'static str,
+        access_token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, Failure> {
+        let mut request = self.http.post(self.url(endpoint)).json(body);
+        if let Some(token) = access_token {
+            request = request.query(&[("access_token", token)]);
+        }
+        let result = send_raw(request).await.and_then(|bytes| {
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map_err(|e| Failure::transient(format!("unreadable answer from WeChat: {e}")))
+        });
+        let errcode = match &result {
+            Ok(answer) => answer["errcode"].as_i64().unwrap_or(0),
+            Err(_) => 0,
+        };
+        if let Some(metrics) = &self.metrics {
+            let label = match &result {
+                Ok(_) => errcode.to_string(),
+                Err(_) => "failed".to_owned(),
+            };
+            metrics.upstream_call(endpoint, label);
+        }
+        let answer = result?;
+        if errcode == 0 {
+            return Ok(answer);
+        }
+        let errmsg = answer["errmsg"].as_str().unwrap_or_default();
+        let failure = Failure::from_errcode(appid, errcode, errmsg);
+        Err(if access_token.is_some() {
+            token_rejected(failure)
+        } else {
+            failure
+        })
+    }
+
     /// Fetches a ticket of `kind` with `access_token`.
     pub async fn ticket(
         &self,
@@ -297,6 +339,13 @@ impl Upstream {
 }
 
 async fn send(request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
+    let body = send_raw(request).await?;
+    serde_json::from_slice::<Answer>(&body)
+        .map_err(|e| Failure::transient(format!("unreadable answer from WeChat: {e}")))
+}
+
+/// Sends a call and reads its answer's bytes (capped), refusing redirects and HTTP errors.
+async fn send_raw(request: reqwest::RequestBuilder) -> Result<Vec<u8>, Failure> {
     let response = request.send().await.map_err(|e| {
         let what = if e.is_timeout() {
             "timed out"
@@ -312,9 +361,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
     if !status.is_success() {
         return Err(Failure::transient(format!("WeChat answered HTTP {status}")));
     }
-    let body = read_capped(response).await?;
-    serde_json::from_slice::<Answer>(&body)
-        .map_err(|e| Failure::transient(format!("unreadable answer from WeChat: {e}")))
+    read_capped(response).await
 }
 
 /// Reads an answer in chunks, giving up as soon as it passes

@@ -4,6 +4,7 @@
 mod client_api;
 mod compat;
 mod config;
+mod diagnostics;
 mod faults;
 mod ops;
 mod proxy;

@@ -112,6 +112,8 @@ async fn admin_page_logs_in_and_counts_down_in_a_real_browser() {
         out.status
     );
     eprintln!("{stdout}");
+    // The revoke button really replaced the last (classic) app's token.
+    assert_eq!(sim.stats().app(apps[1]).tokens_issued, 2, "{stdout}");
     assert!(
         screenshot.exists(),
         "no screenshot at {}",

@@ -464,3 +464,107 @@ async fn revoke_asks_the_running_deployment() {
     assert!(!ok);
     assert!(stderr.contains("revoke refused (HTTP 404)"), "{stderr}");
 }
+
+/// Issue #17: `wxgate rid RID --app APPID` shows what WeChat recorded of a
+/// failed call, through the running deployment; another app's rid is
+/// refused with WeChat's errcode and wxgate's hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rid_looks_a_failed_call_up_through_the_deployment() {
+    let sim = wxgate_sim::Simulator::spawn(wxgate_sim::SimConfig::with_apps(vec![
+        wxgate_sim::SimApp::new("wx1", "s1"),
+        wxgate_sim::SimApp::new("wx2", "s2"),
+    ]))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n\
+         [upstream]\nbase_url = \"{}\"\n[admin]\nkey = \"cli-rid-admin-key-0001\"\n\
+         [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\ntoken_api = \"classic\"\n",
+        sim.url(),
+    );
+    let config = dir.path().join("wxgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let mut serve = server(&["serve", "-c", &config]);
+    let url = serve.url_after("listening on");
+    let http = reqwest::Client::new();
+    // A failed call by wx2 (not managed here): its rid is not wx1's to see.
+    let token: serde_json::Value = http
+        .get(format!(
+            "{}/cgi-bin/token?grant_type=client_credential&appid=wx2&secret=s2",
+            sim.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed: serde_json::Value = http
+        .get(format!(
+            "{}/cgi-bin/ticket/getticket?access_token={}&type=nonsense",
+            sim.url(),
+            token["access_token"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failed["errcode"], 40097, "{failed}");
+    let rid = failed["errmsg"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("rid: ")
+        .unwrap()
+        .1
+        .to_owned();
+    let run = |app: &'static str, rid: String| {
+        let (config, url) = (config.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            wxgate(&["rid", &rid, "--app", app, "-c", &config, "--url", &url])
+        })
+    };
+    let (ok, _, stderr) = run("wx1", rid.clone()).await.unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("errcode 76003"), "{stderr}");
+    assert!(stderr.contains("hint: only the account"), "{stderr}");
+
+    // wx1's own failed call, made with the token wxgate holds.
+    let held: serde_json::Value = http
+        .get(format!(
+            "{url}/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s1"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed: serde_json::Value = http
+        .get(format!(
+            "{}/cgi-bin/ticket/getticket?access_token={}&type=nonsense",
+            sim.url(),
+            held["access_token"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rid = failed["errmsg"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("rid: ")
+        .unwrap()
+        .1
+        .to_owned();
+    let (ok, stdout, stderr) = run("wx1", rid).await.unwrap();
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("response_body"), "{stdout}");
+    assert!(stdout.contains("40097"), "{stdout}");
+    assert!(stdout.contains("type=nonsense"), "{stdout}");
+}

@@ -168,8 +168,16 @@
     }
   }
 
+  // The 24 h timelines (outside the live part) are images: fetched again every minute.
+  function reloadTimelines() {
+    for (const img of document.querySelectorAll('img[data-timeline]')) {
+      img.src = `${img.dataset.timeline}?at=${serverNow()}`;
+    }
+  }
+
   tick();
   setLive(true);
   setInterval(tick, 1000);
   setInterval(refresh, REFRESH_MS);
+  setInterval(reloadTimelines, 60000);
 })();

@@ -53,7 +53,7 @@ fn relative(at: u64, now: u64) -> String {
 }
 
 /// `2025-11-25 09:04:05 UTC`.
-fn utc(at: u64) -> String {
+pub(super) fn utc(at: u64) -> String {
     // Days to civil date: Howard Hinnant's algorithm, for the proleptic Gregorian calendar.
     let (days, secs) = (at / 86_400, at % 86_400);
     let z = days + 719_468;
@@ -80,7 +80,7 @@ fn time(at: Option<u64>, now: u64) -> String {
     }
 }
 
-fn document(title: &str, body_attrs: &str, body: &str, script: bool) -> String {
+pub(super) fn document(title: &str, body_attrs: &str, body: &str, script: bool) -> String {
     let script = if script {
         r#"<script src="/admin/app.js" defer></script>"#
     } else {
@@ -150,9 +150,15 @@ pub(super) fn status(s: &Snapshot) -> String {
 <section class="apps">{apps}</section>
 {errors}
 </main>
-</div>"#,
+</div>
+<main>
+{timelines}
+{tools}
+</main>"#,
         header = header(s),
         errors = recent_errors(&s.recent_errors, s.now),
+        timelines = timelines(s),
+        tools = tools(s),
     );
     document(
         "wxgate · status",
@@ -160,6 +166,62 @@ pub(super) fn status(s: &Snapshot) -> String {
         &body,
         true,
     )
+}
+
+/// The last 24 h of each app's credentials: images `app.js` reloads every minute.
+fn timelines(s: &Snapshot) -> String {
+    let images: String = s
+        .apps
+        .iter()
+        .map(|a| {
+            let appid = esc(&a.appid);
+            format!(
+                r#"<figure class="timeline"><figcaption><code>{appid}</code></figcaption><img src="/admin/apps/{appid}/timeline.svg" data-timeline="/admin/apps/{appid}/timeline.svg" alt="credentials of {appid} over the last 24 hours" width="960"></figure>"#
+            )
+        })
+        .collect();
+    format!(
+        r#"<section class="panel timelines" id="timelines"><h2>Last 24 hours</h2>
+<p class="muted small">From the audit log (<code>GET /v1/audit</code>): each bar is one value, from its fetch to its replacement.</p>
+{images}</section>"#
+    )
+}
+
+/// Per app: revoke the access token, look a rid up, the token API's quota.
+/// Outside the live part, so what is typed is not replaced.
+fn tools(s: &Snapshot) -> String {
+    let rows: String = s
+        .apps
+        .iter()
+        .map(|a| {
+            let appid = esc(&a.appid);
+            format!(
+                r#"<div class="tool-row" data-appid="{appid}"><code>{appid}</code>
+<form method="get" action="/admin/apps/{appid}/rid" class="inline"><input name="rid" placeholder="rid from an errmsg" required pattern="[A-Za-z0-9-]{{1,64}}" aria-label="rid of {appid}"><button type="submit">Look up rid</button></form>
+<a class="button" href="/admin/apps/{appid}/quota">Token API quota</a>
+<form method="post" action="/admin/apps/{appid}/revoke" class="inline"><button type="submit" class="danger">Revoke access token…</button></form>
+</div>"#
+            )
+        })
+        .collect();
+    format!(
+        r#"<section class="panel tools" id="tools"><h2>Operations</h2>
+<p class="muted small">Revoking and resetting the quota ask for a confirmation first.</p>
+{rows}</section>"#
+    )
+}
+
+/// A page answering an operation: a title, what happened (HTML), a way back.
+pub(super) fn outcome(title: &str, body: &str) -> String {
+    let body = format!(
+        r#"<main class="outcome">
+<h1>{BRAND} <span class="muted">{title}</span></h1>
+{body}
+<p><a href="/admin">← Back to the status page</a></p>
+</main>"#,
+        title = esc(title),
+    );
+    document(&format!("wxgate · {title}"), "", &body, false)
 }
 
 fn badge(good: bool, yes: &str, no: &str) -> String {
