@@ -24,6 +24,9 @@ pub(crate) mod path {
     pub(crate) const USER_INFO: &str = "/cgi-bin/user/info";
 }
 
+/// Seconds before expiry from which stable_token hands out the next token, whatever
+/// the classic grace: "the platform renews it 5 minutes before expiry" (protocol reference §4.2).
+const STABLE_RENEWAL: u64 = 300;
 /// Seconds a token superseded by a forced stable_token refresh keeps working [?]:
 /// "two forced calls 30 s apart invalidate a leaked token" (protocol reference §4.2).
 const FORCED_GRACE: u64 = 30;
@@ -186,8 +189,8 @@ impl State {
         self.answer(path::TOKEN, Some(appid), Ok(issued))
     }
 
-    /// `POST /cgi-bin/stable_token`: the same token while it has more than the
-    /// grace period left; `force_refresh` replaces it, at most
+    /// `POST /cgi-bin/stable_token`: the same token while it has more than
+    /// [`STABLE_RENEWAL`] left; `force_refresh` replaces it, at most
     /// `force_refresh_per_day` times and not within `force_refresh_interval` (§4.2).
     pub(crate) fn stable_token(
         &mut self,
@@ -219,7 +222,7 @@ impl State {
             }
             (true, _) => self.force_stable(&appid, now),
             (false, Some((token, expires_at)))
-                if now.saturating_add(self.config.grace) < expires_at =>
+                if now.saturating_add(STABLE_RENEWAL) < expires_at =>
             {
                 Ok(Issued {
                     value: token,
