@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post, MethodRouter};
 use serde_json::json;
 
-use crate::error::WxError;
+use crate::error::{Answered, WxError};
 use crate::faults::FaultAction;
 use crate::state::{path, Issued, Outcome, TokenRequest};
 use crate::Simulator;
@@ -52,7 +54,7 @@ pub(crate) async fn stable_token(
     token_response(result)
 }
 
-fn token_response(result: Result<Issued, WxError>) -> Response {
+fn token_response(result: Result<Issued, Answered>) -> Response {
     match result {
         // Token answers carry no errcode on success (§6.2).
         Ok(issued) => Json(json!({"access_token": issued.value, "expires_in": issued.expires_in}))
@@ -168,6 +170,36 @@ pub(crate) fn error_of(outcome: Outcome<Issued>) -> Response {
         Ok(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Err(err) => err.into_response(),
     }
+}
+
+/// A GET API: another method answers HTTP 200 with 43001 `require GET method`, as WeChat does.
+pub(crate) fn get_api<H, T>(api: &'static str, handler: H) -> MethodRouter<Simulator>
+where
+    H: Handler<T, Simulator>,
+    T: 'static,
+{
+    get(handler).fallback(move |sim: State<Simulator>| {
+        wrong_method(sim, api, WxError::new(43001, "require GET method"))
+    })
+}
+
+/// A POST API: another method answers HTTP 200 with 43002 `require POST method`.
+pub(crate) fn post_api<H, T>(api: &'static str, handler: H) -> MethodRouter<Simulator>
+where
+    H: Handler<T, Simulator>,
+    T: 'static,
+{
+    post(handler).fallback(move |sim: State<Simulator>| {
+        wrong_method(sim, api, WxError::new(43002, "require POST method"))
+    })
+}
+
+/// The method is checked before anything else, so the call concerns no known account.
+async fn wrong_method(State(sim): State<Simulator>, api: &'static str, err: WxError) -> Response {
+    let (_, result) = sim.state().answer::<()>(api, None, Err(err));
+    result.map_or_else(IntoResponse::into_response, |()| {
+        StatusCode::OK.into_response()
+    })
 }
 
 /// Applies the first matching fault rule, if any, before the API sees the call.

@@ -43,7 +43,7 @@ pub struct SimConfig {
     /// Lifetime of access tokens and tickets, seconds (WeChat: 7200).
     pub expires_in: u64,
     /// How long a superseded classic token keeps working, seconds (WeChat: 300).
-    /// Also the window before expiry in which stable_token hands out the next token.
+    /// Not stable_token's renewal window, which is WeChat's fixed 300 s.
     pub grace: u64,
     /// Daily quota per app of `/cgi-bin/token` and of `/cgi-bin/ticket/getticket`
     /// (WeChat: 2000 for tokens); the day starts at midnight Beijing time.

@@ -1,5 +1,10 @@
 //! WeChat's error answers: HTTP 200 with `{"errcode","errmsg"}`, the errmsg
 //! ending in a request id (protocol reference §4.3, §6.2).
+//!
+//! An API's error is answered as an [`Answered`]: its rid was chosen where the
+//! call was answered (`State::answer`) and travels with the response to the
+//! middleware that records it for `/cgi-bin/openapi/rid/get`. A bare
+//! [`WxError`] (an injected fault) gets a rid nobody can look up.
 
 use axum::response::{IntoResponse, Json, Response};
 
@@ -49,11 +54,49 @@ impl WxError {
 
 impl IntoResponse for WxError {
     fn into_response(self) -> Response {
-        let rid: [u32; 3] = rand::random();
-        let errmsg = format!(
-            "{} rid: {:08x}-{:08x}-{:08x}",
-            self.errmsg, rid[0], rid[1], rid[2]
-        );
+        let unrecorded = Answered::new(self, None);
+        unrecorded.error.render(&unrecorded.rid)
+    }
+}
+
+impl WxError {
+    fn render(&self, rid: &str) -> Response {
+        let errmsg = format!("{} rid: {rid}", self.errmsg);
         Json(serde_json::json!({ "errcode": self.errcode, "errmsg": errmsg })).into_response()
+    }
+}
+
+/// An API's error answer: the error, its rid and the account it concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answered {
+    pub(crate) error: WxError,
+    pub(crate) rid: String,
+    pub(crate) appid: Option<String>,
+}
+
+/// Left in an error answer's extensions for the rid recorder, which removes it.
+#[derive(Debug, Clone)]
+pub(crate) struct RidOf {
+    pub(crate) rid: String,
+    pub(crate) appid: Option<String>,
+}
+
+impl Answered {
+    /// The answer to give `error`, under a fresh rid.
+    pub(crate) fn new(error: WxError, appid: Option<String>) -> Self {
+        let rid: [u32; 3] = rand::random();
+        let rid = format!("{:08x}-{:08x}-{:08x}", rid[0], rid[1], rid[2]);
+        Self { error, rid, appid }
+    }
+}
+
+impl IntoResponse for Answered {
+    fn into_response(self) -> Response {
+        let mut response = self.error.render(&self.rid);
+        response.extensions_mut().insert(RidOf {
+            rid: self.rid,
+            appid: self.appid,
+        });
+        response
     }
 }

@@ -2,20 +2,24 @@
 //! code which works against it works against WeChat — and the one fake of
 //! WeChat every wxgate test uses.
 //!
-//! It serves the token, ticket, IP-list, customer-service, temporary-media and
-//! user-info APIs with WeChat's semantics (a classic fetch supersedes the
-//! previous token after a grace period, stable tokens repeat until forced, daily
-//! quotas, the IP whitelist, media size limits and expiry, errcodes), and a
-//! control API under `/sim/`: stats, fault injection, a virtual clock and a push
-//! sender. It is also a product feature: `wxgate sim`,
+//! It serves the token, ticket, IP-list, customer-service, temporary-media,
+//! user-info, diagnostics (`rid/get`) and quota (`quota/get`, `clear_quota`,
+//! `clear_quota/v2`) APIs with WeChat's semantics (a classic fetch supersedes
+//! the previous token after a grace period, stable tokens repeat until the last
+//! 300 s or until forced, daily quotas and ten clears a month, the IP
+//! whitelist, media size limits and expiry, errcodes, HTTP 200 with 43001/43002
+//! for a wrong method, every error's request kept seven days under its rid),
+//! and a control API under `/sim/`: stats, fault injection, a virtual clock and
+//! a push sender. It is also a product feature: `wxgate sim`,
 //! `wxgate push` and `wxgate dev`.
 //!
 //! # Layout
 //! - [`config`]: accounts and limits ([`SimConfig`], [`SimApp`]).
 //! - [`clock`]: the virtual clock.
 //! - `state`: WeChat's rules as methods taking the current time (no I/O).
-//! - `api`, `media`, `users`, `control`: the HTTP handlers; [`Simulator::router`]
-//!   lists every route.
+//! - `rids`: the requests behind error answers, by rid.
+//! - `api`, `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
+//!   [`Simulator::router`] lists every route.
 //! - [`faults`]: fault rules for `POST /sim/faults`.
 //! - [`push`]: pushing to a server as WeChat does.
 //! - [`stats`]: the counters of `GET /sim/stats`.
@@ -36,10 +40,12 @@ mod api;
 pub mod clock;
 pub mod config;
 mod control;
+mod diagnostics;
 mod error;
 pub mod faults;
 mod media;
 pub mod push;
+mod rids;
 mod state;
 pub mod stats;
 mod users;
@@ -98,20 +104,54 @@ impl Simulator {
 
     /// Every route of the simulator.
     pub fn router(&self) -> Router {
+        use state::path;
         let cgi = Router::new()
-            .route("/cgi-bin/token", get(api::token))
-            .route("/cgi-bin/stable_token", post(api::stable_token))
-            .route("/cgi-bin/ticket/getticket", get(api::ticket))
-            .route("/cgi-bin/getcallbackip", get(api::callback_ip))
-            .route("/cgi-bin/get_api_domain_ip", get(api::api_domain_ip))
-            .route("/cgi-bin/message/custom/send", post(api::custom_send))
+            .route(path::TOKEN, api::get_api(path::TOKEN, api::token))
+            .route(
+                path::STABLE_TOKEN,
+                api::post_api(path::STABLE_TOKEN, api::stable_token),
+            )
+            .route(path::TICKET, api::get_api(path::TICKET, api::ticket))
+            .route(
+                path::CALLBACK_IP,
+                api::get_api(path::CALLBACK_IP, api::callback_ip),
+            )
+            .route(
+                path::API_DOMAIN_IP,
+                api::get_api(path::API_DOMAIN_IP, api::api_domain_ip),
+            )
+            .route(
+                path::CUSTOM_SEND,
+                api::post_api(path::CUSTOM_SEND, api::custom_send),
+            )
             // Uploads are limited per media type while they are read, not by axum's 2 MB default.
             .route(
-                "/cgi-bin/media/upload",
-                post(media::upload).layer(DefaultBodyLimit::disable()),
+                path::MEDIA_UPLOAD,
+                api::post_api(path::MEDIA_UPLOAD, media::upload).layer(DefaultBodyLimit::disable()),
             )
-            .route("/cgi-bin/media/get", get(media::get))
-            .route("/cgi-bin/user/info", get(users::info))
+            .route(path::MEDIA_GET, api::get_api(path::MEDIA_GET, media::get))
+            .route(path::USER_INFO, api::get_api(path::USER_INFO, users::info))
+            .route(
+                path::RID_GET,
+                api::post_api(path::RID_GET, diagnostics::rid_get),
+            )
+            .route(
+                path::QUOTA_GET,
+                api::post_api(path::QUOTA_GET, diagnostics::quota_get),
+            )
+            .route(
+                path::CLEAR_QUOTA,
+                api::post_api(path::CLEAR_QUOTA, diagnostics::clear_quota),
+            )
+            .route(
+                path::CLEAR_QUOTA_V2,
+                api::post_api(path::CLEAR_QUOTA_V2, diagnostics::clear_quota_v2),
+            )
+            // Inside the faults: an injected fault's rid is recorded nowhere.
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                diagnostics::record_rids,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 api::inject_faults,

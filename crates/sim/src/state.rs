@@ -8,8 +8,11 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::config::SimConfig;
-use crate::error::WxError;
+use crate::error::{Answered, WxError};
+use crate::rids::{CallRecord, RidLog};
 use crate::stats::{AppStats, Stats};
+
+mod diagnostics;
 
 /// API paths, as counted in the stats.
 pub(crate) mod path {
@@ -22,8 +25,32 @@ pub(crate) mod path {
     pub(crate) const MEDIA_UPLOAD: &str = "/cgi-bin/media/upload";
     pub(crate) const MEDIA_GET: &str = "/cgi-bin/media/get";
     pub(crate) const USER_INFO: &str = "/cgi-bin/user/info";
+    pub(crate) const RID_GET: &str = "/cgi-bin/openapi/rid/get";
+    pub(crate) const QUOTA_GET: &str = "/cgi-bin/openapi/quota/get";
+    pub(crate) const CLEAR_QUOTA: &str = "/cgi-bin/clear_quota";
+    pub(crate) const CLEAR_QUOTA_V2: &str = "/cgi-bin/clear_quota/v2";
+
+    /// Every simulated API, for `quota/get` to tell unknown paths from known ones.
+    pub(crate) const ALL: &[&str] = &[
+        TOKEN,
+        STABLE_TOKEN,
+        TICKET,
+        CALLBACK_IP,
+        API_DOMAIN_IP,
+        CUSTOM_SEND,
+        MEDIA_UPLOAD,
+        MEDIA_GET,
+        USER_INFO,
+        RID_GET,
+        QUOTA_GET,
+        CLEAR_QUOTA,
+        CLEAR_QUOTA_V2,
+    ];
 }
 
+/// Seconds before expiry from which stable_token hands out the next token, whatever
+/// the classic grace: "the platform renews it 5 minutes before expiry" (protocol reference §4.2).
+const STABLE_RENEWAL: u64 = 300;
 /// Seconds a token superseded by a forced stable_token refresh keeps working [?]:
 /// "two forced calls 30 s apart invalidate a leaked token" (protocol reference §4.2).
 const FORCED_GRACE: u64 = 30;
@@ -31,6 +58,9 @@ const FORCED_GRACE: u64 = 30;
 const REMEMBER_DEAD: u64 = 86_400;
 /// WeChat's quotas reset at midnight Beijing time (UTC+8).
 const BEIJING_OFFSET: u64 = 8 * 3600;
+/// The daily count of forced stable_token refreshes, kept with the API quotas
+/// (but not reset by `clear_quota`).
+const FORCE_REFRESH_QUOTA: &str = "force_refresh";
 
 /// A freshly issued or returned credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,8 +69,8 @@ pub(crate) struct Issued {
     pub(crate) expires_in: u64,
 }
 
-/// What the API answered a token fetch with: the appid it concerned, if known.
-pub(crate) type Outcome<T> = (Option<String>, Result<T, WxError>);
+/// What the API answered a call with: the appid it concerned, if known.
+pub(crate) type Outcome<T> = (Option<String>, Result<T, Answered>);
 
 /// The fields of a token request, present or not. (No Debug: it holds the secret.)
 #[derive(Default, serde::Deserialize)]
@@ -90,6 +120,8 @@ struct AppState {
     last_forced: Option<u64>,
     /// (day, used) per quota-limited API path.
     quota: HashMap<&'static str, (u64, u32)>,
+    /// (month, clears) of `clear_quota` and `clear_quota/v2` together.
+    clears: (u32, u32),
     stats: AppStats,
 }
 
@@ -119,6 +151,8 @@ pub(crate) struct State {
     pub(crate) ip_whitelist: Option<Vec<IpNet>>,
     /// Temporary media uploaded through `/cgi-bin/media/upload`.
     pub(crate) media: crate::media::Store,
+    /// The requests behind error answers, for `rid/get`.
+    rids: RidLog,
     seq: u64,
 }
 
@@ -158,6 +192,7 @@ impl State {
             faults_injected: 0,
             fault_bytes_sent: 0,
             endpoint_calls: Default::default(),
+            rids: RidLog::default(),
             seq: 0,
         }
     }
@@ -186,8 +221,8 @@ impl State {
         self.answer(path::TOKEN, Some(appid), Ok(issued))
     }
 
-    /// `POST /cgi-bin/stable_token`: the same token while it has more than the
-    /// grace period left; `force_refresh` replaces it, at most
+    /// `POST /cgi-bin/stable_token`: the same token while it has more than
+    /// [`STABLE_RENEWAL`] left; `force_refresh` replaces it, at most
     /// `force_refresh_per_day` times and not within `force_refresh_interval` (§4.2).
     pub(crate) fn stable_token(
         &mut self,
@@ -219,7 +254,7 @@ impl State {
             }
             (true, _) => self.force_stable(&appid, now),
             (false, Some((token, expires_at)))
-                if now.saturating_add(self.config.grace) < expires_at =>
+                if now.saturating_add(STABLE_RENEWAL) < expires_at =>
             {
                 Ok(Issued {
                     value: token,
@@ -233,7 +268,7 @@ impl State {
 
     fn force_stable(&mut self, appid: &str, now: u64) -> Result<Issued, WxError> {
         let limit = self.config.force_refresh_per_day;
-        if !self.take_quota(appid, "force_refresh", limit, now) {
+        if !self.take_quota(appid, FORCE_REFRESH_QUOTA, limit, now) {
             // Over the daily limit no refresh happens (§4.2): the current token, or a first one.
             let current = self.apps[appid].stable.clone();
             return match current.and_then(|t| Some((self.tokens.get(&t)?.expires_at, t))) {
@@ -373,7 +408,8 @@ impl State {
         Ok(appid)
     }
 
-    /// Counts an answered call and passes the result through.
+    /// Counts an answered call and passes the result through; an error gets the
+    /// rid under which the call will be recorded.
     pub(crate) fn answer<T>(
         &mut self,
         api: &'static str,
@@ -387,7 +423,13 @@ impl State {
             .or_default();
         endpoint.calls += 1;
         endpoint.errors += u64::from(result.is_err());
+        let result = result.map_err(|e| Answered::new(e, appid.clone()));
         (appid, result)
+    }
+
+    /// Remembers the call answered under `rid`, for `rid/get`.
+    pub(crate) fn record_rid(&mut self, rid: String, appid: Option<String>, call: CallRecord) {
+        self.rids.record(rid, appid, call);
     }
 
     /// Records a customer-service message (`/cgi-bin/message/custom/send`, §6.1).
@@ -467,9 +509,19 @@ impl State {
         }
     }
 
+    /// Calls of `appid`'s daily quota for `api` used today.
+    fn quota_used(&self, appid: &str, api: &'static str, now: u64) -> u32 {
+        let today = beijing_day(now);
+        let app = &self.apps[appid];
+        app.quota
+            .get(api)
+            .filter(|(day, _)| *day == today)
+            .map_or(0, |(_, used)| *used)
+    }
+
     /// Uses one call of `appid`'s daily quota for `api`; false when it is spent.
     fn take_quota(&mut self, appid: &str, api: &'static str, limit: u32, now: u64) -> bool {
-        let day = now.saturating_add(BEIJING_OFFSET) / 86_400;
+        let day = beijing_day(now);
         let app = self.apps.get_mut(appid).expect("quota of a known app");
         let (quota_day, used) = app.quota.entry(api).or_insert((day, 0));
         if *quota_day != day {
@@ -508,4 +560,9 @@ impl State {
             None => &mut self.unattributed,
         }
     }
+}
+
+/// Days since 1970-01-01 of the Beijing (UTC+8) date at `now`: the quota day.
+fn beijing_day(now: u64) -> u64 {
+    now.saturating_add(BEIJING_OFFSET) / 86_400
 }

@@ -32,6 +32,9 @@ pub struct AppStats {
     /// Temporary media accepted by `/cgi-bin/media/upload`.
     #[serde(default)]
     pub media_uploads: u64,
+    /// Daily quotas reset by `/cgi-bin/clear_quota` or `/cgi-bin/clear_quota/v2`.
+    #[serde(default)]
+    pub quota_clears: u64,
 }
 
 impl AppStats {

@@ -1,26 +1,47 @@
 //! The simulator over real HTTP: each test starts its own on a free loopback
 //! port and talks to it with reqwest, as the gateway and SDKs will.
 
+mod diagnostics;
 mod errors;
 mod faults;
 mod media;
+mod methods;
 mod push;
+mod quota;
 mod stable;
 mod tickets;
 mod tokens;
 mod users;
 
 use serde_json::{json, Value};
-use wxgate_sim::{RunningSim, SimApp, SimConfig, Simulator};
+use wxgate_sim::{RunningSim, SimApp, SimConfig, Simulator, VirtualClock};
 
 pub(crate) const APPID: &str = "wx0123456789abcdef";
 pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 /// A simulator with one app and WeChat's default limits, changed by `tweak`.
 pub(crate) async fn start(tweak: impl FnOnce(&mut SimConfig)) -> (RunningSim, Client) {
+    start_with(VirtualClock::new(), tweak).await
+}
+
+/// [`start`] with a clock that stands at `unix` until advanced.
+pub(crate) async fn start_at(
+    unix: u64,
+    tweak: impl FnOnce(&mut SimConfig),
+) -> (RunningSim, Client) {
+    start_with(VirtualClock::manual(unix), tweak).await
+}
+
+async fn start_with(
+    clock: VirtualClock,
+    tweak: impl FnOnce(&mut SimConfig),
+) -> (RunningSim, Client) {
     let mut config = SimConfig::with_apps(vec![SimApp::new(APPID, SECRET)]);
     tweak(&mut config);
-    let sim = Simulator::spawn(config).await.unwrap();
+    let sim = Simulator::with_clock(config, clock)
+        .spawn_on("127.0.0.1:0")
+        .await
+        .unwrap();
     let client = Client {
         http: reqwest::Client::new(),
         base: sim.url(),
@@ -51,6 +72,13 @@ impl Client {
         let url = format!("{}{path_and_query}", self.base);
         let response = self.http.post(url).json(&body).send().await.unwrap();
         response.json().await.unwrap()
+    }
+
+    /// POSTs `body` as is and returns the status and the answer's text.
+    pub(crate) async fn post_raw(&self, path_and_query: &str, body: String) -> (u16, String) {
+        let url = format!("{}{path_and_query}", self.base);
+        let response = self.http.post(url).body(body).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
     }
 
     pub(crate) async fn token(&self) -> Value {
@@ -102,6 +130,15 @@ pub(crate) fn access_token(answer: &Value) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no access_token in {answer}"))
         .to_owned()
+}
+
+/// The rid at the end of an error answer's errmsg.
+pub(crate) fn rid(answer: &Value) -> String {
+    let errmsg = answer["errmsg"].as_str().unwrap_or_default();
+    let (_, rid) = errmsg
+        .rsplit_once(" rid: ")
+        .unwrap_or_else(|| panic!("no rid in {answer}"));
+    rid.to_owned()
 }
 
 /// The errcode of an error answer.

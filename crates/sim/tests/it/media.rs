@@ -9,7 +9,7 @@ use crate::{access_token, errcode, start, Client, APPID};
 const MIB: usize = 1024 * 1024;
 
 /// One part of a multipart/form-data body.
-struct Part<'a> {
+pub(crate) struct Part<'a> {
     name: &'a str,
     file_name: Option<&'a str>,
     content_type: Option<&'a str>,
@@ -17,7 +17,11 @@ struct Part<'a> {
 }
 
 /// The `media` field as SDKs send it.
-fn media<'a>(file_name: &'a str, content_type: Option<&'a str>, bytes: &'a [u8]) -> Part<'a> {
+pub(crate) fn media<'a>(
+    file_name: &'a str,
+    content_type: Option<&'a str>,
+    bytes: &'a [u8],
+) -> Part<'a> {
     Part {
         name: "media",
         file_name: Some(file_name),
@@ -56,7 +60,7 @@ fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
 }
 
 impl Client {
-    async fn upload(&self, query: &str, parts: &[Part<'_>]) -> Value {
+    pub(crate) async fn upload(&self, query: &str, parts: &[Part<'_>]) -> Value {
         let url = format!("{}/cgi-bin/media/upload?{query}", self.base);
         let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
         let response = self

@@ -4,7 +4,7 @@
 use crate::{access_token, start};
 
 #[tokio::test]
-async fn repeated_calls_return_the_same_token_until_the_last_grace_period() {
+async fn repeated_calls_return_the_same_token_until_the_last_five_minutes() {
     let (_sim, wx) = start(|_| {}).await;
     let first = wx.stable(false).await;
     let token = access_token(&first);
@@ -23,6 +23,26 @@ async fn repeated_calls_return_the_same_token_until_the_last_grace_period() {
     assert_eq!(wx.use_token(&token).await, 42001);
     assert_eq!(wx.use_token(&next).await, 0);
     assert_eq!(wx.stats().await.app(crate::APPID).stable_tokens_issued, 2);
+}
+
+#[tokio::test]
+async fn the_stable_token_renews_300_s_before_expiry_whatever_the_classic_grace() {
+    for grace in [10, 1000] {
+        let (_sim, wx) = start(|c| c.grace = grace).await;
+        let token = access_token(&wx.stable(false).await);
+        wx.advance(7200 - 301).await;
+        let late = wx.stable(false).await;
+        assert_eq!(access_token(&late), token, "grace {grace}: 301 s left");
+        assert_eq!(late["expires_in"], 301);
+        wx.advance(1).await;
+        let next = access_token(&wx.stable(false).await);
+        assert_ne!(next, token, "grace {grace}: 300 s left");
+        assert_eq!(
+            wx.use_token(&token).await,
+            0,
+            "the old one works to its end"
+        );
+    }
 }
 
 #[tokio::test]
