@@ -500,6 +500,36 @@ async fn every_upstream_token_call_has_one_audit_entry_with_its_cause() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    // The day on /admin's timeline: a mark per fetch, failure and probe rejection.
+    let svg = env
+        .http
+        .get(format!("{}/admin/apps/{APPID}/timeline.svg", env.url))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marks = |class: &str| svg.matches(&format!(r#"class="mark {class}""#)).count();
+    // Both rows (access token and jsapi ticket): one mark per audit entry.
+    let count = |event: &str, ok: bool| {
+        entries
+            .iter()
+            .filter(|e| e["event"] == event && (e["result"] == "ok") == ok)
+            .count()
+    };
+    assert_eq!(marks("failed"), count("fetch", false), "{svg}");
+    assert_eq!(marks("fetched"), count("fetch", true), "{svg}");
+    assert_eq!(marks("probe-rejection"), 1, "{svg}");
+    assert_eq!(
+        marks("failed"),
+        5 + 2,
+        "the token's 5, the ticket's 2 at the warm-up"
+    );
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("timeline-day.svg");
+    std::fs::write(&path, &svg).unwrap();
+    println!("[audit] the day's timeline: {}", path.display());
 }
 
 /// Issue #17: the audit log names who caused each fetch: a client by its

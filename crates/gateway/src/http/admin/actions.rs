@@ -48,16 +48,19 @@ fn gate(state: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Response> {
     }
 }
 
-fn known(state: &AppState, appid: &str) -> Result<(), Response> {
-    if state.center.app(appid).is_some() {
-        Ok(())
-    } else {
-        let body = format!("<p>No app <code>{}</code> is configured.</p>", esc(appid));
-        Err(html(
-            StatusCode::NOT_FOUND,
-            page::outcome("unknown app", &body),
-        ))
+/// The page's answer when the browser may not act on `appid`, or `None`.
+fn refuse(state: &AppState, headers: &HeaderMap, peer: Peer, appid: &str) -> Option<Response> {
+    if let Some(denied) = gate(state, headers, peer) {
+        return Some(denied);
     }
+    if state.center.app(appid).is_some() {
+        return None;
+    }
+    let body = format!("<p>No app <code>{}</code> is configured.</p>", esc(appid));
+    Some(html(
+        StatusCode::NOT_FOUND,
+        page::outcome("unknown app", &body),
+    ))
 }
 
 /// `GET /admin/apps/{appid}/timeline.svg`.
@@ -67,11 +70,8 @@ pub(crate) async fn timeline_svg(
     headers: HeaderMap,
     Path(appid): Path<String>,
 ) -> Response {
-    if let Some(denied) = gate(&state, &headers, peer) {
-        return denied;
-    }
-    if let Err(unknown) = known(&state, &appid) {
-        return unknown;
+    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
+        return refused;
     }
     let entries = match state.center.audit_log(Some(&appid), TIMELINE_ENTRIES).await {
         Ok(entries) => entries,
@@ -80,10 +80,13 @@ pub(crate) async fn timeline_svg(
             Vec::new()
         }
     };
+    // The access token always; a ticket once it is held or has a history.
     let mut kinds = vec![Kind::AccessToken.as_str()];
     for slot in state.center.status() {
-        if slot.appid == appid && !kinds.contains(&slot.kind.as_str()) {
-            kinds.push(slot.kind.as_str());
+        let kind = slot.kind.as_str();
+        let in_use = slot.expires_at.is_some() || entries.iter().any(|e| e.kind == kind);
+        if slot.appid == appid && in_use && !kinds.contains(&kind) {
+            kinds.push(kind);
         }
     }
     let svg = timeline::svg(&appid, &kinds, &entries, state.center.now());
@@ -119,11 +122,8 @@ pub(crate) async fn revoke_form(
     Path(appid): Path<String>,
     form: Result<Form<Confirm>, FormRejection>,
 ) -> Response {
-    if let Some(denied) = gate(&state, &headers, peer) {
-        return denied;
-    }
-    if let Err(unknown) = known(&state, &appid) {
-        return unknown;
+    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
+        return refused;
     }
     let confirmed = form.is_ok_and(|Form(f)| f.confirm == appid);
     if !confirmed {
@@ -187,11 +187,8 @@ pub(crate) async fn rid_page(
     Path(appid): Path<String>,
     Query(q): Query<RidQuery>,
 ) -> Response {
-    if let Some(denied) = gate(&state, &headers, peer) {
-        return denied;
-    }
-    if let Err(unknown) = known(&state, &appid) {
-        return unknown;
+    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
+        return refused;
     }
     match state.center.rid_info(&appid, &q.rid).await {
         Ok(request) => {
@@ -273,11 +270,8 @@ pub(crate) async fn quota_page(
     headers: HeaderMap,
     Path(appid): Path<String>,
 ) -> Response {
-    if let Some(denied) = gate(&state, &headers, peer) {
-        return denied;
-    }
-    if let Err(unknown) = known(&state, &appid) {
-        return unknown;
+    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
+        return refused;
     }
     let quota = match state.center.token_quota(&appid).await {
         Ok(answer) => {
@@ -339,11 +333,8 @@ pub(crate) async fn clear_quota_form(
     Path(appid): Path<String>,
     form: Result<Form<Confirm>, FormRejection>,
 ) -> Response {
-    if let Some(denied) = gate(&state, &headers, peer) {
-        return denied;
-    }
-    if let Err(unknown) = known(&state, &appid) {
-        return unknown;
+    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
+        return refused;
     }
     let confirmed = form.is_ok_and(|Form(f)| f.confirm == appid);
     if !confirmed {

@@ -151,10 +151,10 @@ pub(super) fn status(s: &Snapshot) -> String {
 {errors}
 </main>
 </div>
-<main>
+<div class="below">
 {timelines}
 {tools}
-</main>"#,
+</div>"#,
         header = header(s),
         errors = recent_errors(&s.recent_errors, s.now),
         timelines = timelines(s),

@@ -48,7 +48,7 @@ impl Mark {
             Mark::Failed => "#cf222e",
             Mark::ProbeRejected => "#bf8700",
             Mark::Revoked => "#8250df",
-            Mark::QuotaCleared => "#0969da",
+            Mark::QuotaCleared => "#1b7c83",
         }
     }
 
