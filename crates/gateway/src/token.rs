@@ -3,17 +3,24 @@
 //!
 //! - [`center`]: [`TokenCenter`]: single-flight fetches, compare-and-refresh,
 //!   the error policy (backoff, config errors, quota).
+//! - [`issuer`]: each family's rules and fetches ([`issuer::Issuer`]); the center knows no family.
 //! - [`refresh`]: the background task that renews each credential ahead of expiry.
 //! - [`revoke`]: revoking a leaked access token.
 //! - [`diagnostics`]: rid lookups, the token API's quota, clear_quota behind its monthly guard.
 //! - [`probe`]: the background check that notices a token invalidated behind wxgate's back.
 //! - [`upstream`]: WeChat's token and ticket APIs, and what their errcodes mean.
 
+mod audit;
+mod cause;
 pub mod center;
 pub mod diagnostics;
+pub mod issuer;
+mod lease;
+mod policy;
 pub mod probe;
 pub mod refresh;
 pub mod revoke;
+mod slot;
 pub mod upstream;
 
 pub use center::{Cause, Requester, SlotStatus, TokenCenter, TokenError};

@@ -4,193 +4,28 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
 use crate::clock::Clock;
-use crate::config::{AppConfig, TokenApi};
+use crate::config::AppConfig;
 use crate::metrics::{Metrics, RefreshLabels};
 use crate::status::FailureRecord;
-use crate::store::{mask, AuditEntry, Credential, Kind, Lease, Store, StoreError};
+use crate::store::{mask, Credential, Kind, Lease, Store, StoreError};
 
+pub use super::cause::{Cause, Requester};
+use super::issuer::{Issuer, OfficialAccount};
+use super::lease::{Waited, LEASE_TTL};
+use super::policy::beijing_day;
+pub use super::policy::Policy;
+pub use super::slot::SlotStatus;
+use super::slot::{Health, Slot};
 use super::upstream::{Failure, FailureClass, Fetched, Upstream};
 
-/// stable_token hands out the next token only in the last 300 s of the current
-/// one (§4.2): renew between 300 and 280 s before expiry, not earlier.
-const STABLE_RENEW_AHEAD: u64 = 280;
-const STABLE_RENEW_SPREAD: u64 = 20;
-/// How long a refresh lease lasts across instances: longer than the work done
-/// under it (a call to WeChat is at most `upstream.timeout_ms`, capped at 10 s;
-/// a ticket may first need the access token).
-const LEASE_TTL: Duration = Duration::from_secs(30);
-/// How often an instance waiting on another instance's refresh looks at the store.
-const LEASE_POLL: Duration = Duration::from_millis(50);
-/// How often it also tries to take the lease, in case the holder is gone.
-const LEASE_RETRY: Duration = Duration::from_secs(1);
-/// WeChat's quotas reset at midnight Beijing time (UTC+8).
-const BEIJING_OFFSET: u64 = 8 * 3600;
 /// How many failures the status page lists.
 const RECENT_FAILURES: usize = 20;
-/// Fewest seconds between two scheduled fetches of one credential, whatever
-/// lifetime WeChat announces: at most 1,440 a day, under the classic token's
-/// 2,000-a-day quota.
-const MIN_REFETCH_SECS: u64 = 60;
-/// WeChat's own limit on forced stable_token refreshes a day (§4.2).
-const STABLE_FORCED_PER_DAY: u32 = 20;
-
-/// Why a credential was fetched or taken up: the audit log's `cause`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cause {
-    /// The first fetch at start.
-    WarmUp,
-    /// The renewal ahead of expiry.
-    Schedule,
-    /// A retry after a failure, by the background task.
-    Retry,
-    /// A request found no valid credential.
-    Request(Requester),
-    /// A caller reported the current one rejected (compare-and-refresh).
-    CompareAndRefresh(Requester),
-    /// WeChat rejected the current access token on a call wxgate forwarded
-    /// (40001, 40014, 42001): the proxy's or a late reply's compare-and-refresh.
-    Rejected(Requester),
-    /// The probe found the current one rejected.
-    Probe,
-    /// An operator revoked it.
-    Admin,
-}
-
-/// Who asked for a credential: named in the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requester {
-    /// A business server with a client key (client API, JS-SDK signing,
-    /// `/proxy`), by its `[[clients]] name`.
-    Client(Arc<str>),
-    /// An SDK on the WeChat-compatible endpoints (it proved the app's secret
-    /// or a token wxgate issued).
-    Sdk,
-    /// A passive reply sent late through the customer-service API.
-    Push,
-    /// wxgate itself (a ticket fetch needing the access token, the revoke).
-    Gateway,
-    /// An operator's diagnostics on `/admin` or the CLI.
-    Admin,
-}
-
-impl Requester {
-    fn describe(&self) -> std::borrow::Cow<'static, str> {
-        match self {
-            Requester::Client(name) => format!("client:{name}").into(),
-            Requester::Sdk => "sdk".into(),
-            Requester::Push => "push".into(),
-            Requester::Gateway => "gateway".into(),
-            Requester::Admin => "admin".into(),
-        }
-    }
-}
-
-impl Cause {
-    /// `warm_up`, `schedule`, `retry`, `probe`, `admin`, or what a requester
-    /// caused: `request:client:NAME`, `compare_and_refresh:sdk`,
-    /// `proxy_40001:client:NAME`, `proxy_40001:push`…
-    pub fn describe(&self) -> String {
-        match self {
-            Cause::WarmUp => "warm_up".into(),
-            Cause::Schedule => "schedule".into(),
-            Cause::Retry => "retry".into(),
-            Cause::Request(who) => format!("request:{}", who.describe()),
-            Cause::CompareAndRefresh(who) => format!("compare_and_refresh:{}", who.describe()),
-            Cause::Rejected(who) => format!("proxy_40001:{}", who.describe()),
-            Cause::Probe => "probe".into(),
-            Cause::Admin => "admin".into(),
-        }
-    }
-
-    /// Whoever asked, for a ticket fetch's own access-token needs.
-    fn requester(&self) -> Requester {
-        match self {
-            Cause::Request(who) | Cause::CompareAndRefresh(who) | Cause::Rejected(who) => {
-                who.clone()
-            }
-            _ => Requester::Gateway,
-        }
-    }
-}
-
-/// How waiting on another instance's refresh ended.
-enum Waited {
-    /// It stored a credential.
-    Stored(Credential),
-    /// It let the lease go without storing one; now this instance holds it.
-    Leased(Lease),
-}
-
-/// Tunables of the refresh policy; [`Policy::default`] is production's.
-#[derive(Clone)]
-pub struct Policy {
-    /// Extra seconds to refresh early, given the maximum (`refresh_ahead / 10`);
-    /// spreads refreshes of many apps and instances. Zero in tests.
-    pub jitter: Arc<dyn Fn(u64) -> u64 + Send + Sync>,
-    /// Minimum seconds between forced refreshes of one credential (WeChat: 30 for stable tokens).
-    pub forced_refresh_interval: u64,
-    /// Most forced refreshes of one credential a day (Beijing time); stable
-    /// access tokens get at most WeChat's own 20.
-    pub forced_refresh_daily_limit: u32,
-    /// Pause after a configuration error (wrong secret, whitelist…), seconds.
-    pub config_error_pause: u64,
-    /// Longest backoff after transient failures, seconds.
-    pub max_backoff: u64,
-    /// How often each current access token is checked with a cheap call,
-    /// seconds; 0: never (`[upstream] probe_interval_secs`).
-    pub probe_interval: u64,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            jitter: Arc::new(|max| {
-                if max == 0 {
-                    0
-                } else {
-                    rand::random_range(0..=max)
-                }
-            }),
-            forced_refresh_interval: 30,
-            forced_refresh_daily_limit: 100,
-            config_error_pause: 300,
-            max_backoff: 60,
-            probe_interval: 60,
-        }
-    }
-}
-
-impl Policy {
-    /// The default policy without jitter, for deterministic tests.
-    pub fn without_jitter() -> Self {
-        Self {
-            jitter: Arc::new(|_| 0),
-            ..Self::default()
-        }
-    }
-}
-
-impl std::fmt::Debug for Policy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policy")
-            .field("forced_refresh_interval", &self.forced_refresh_interval)
-            .field(
-                "forced_refresh_daily_limit",
-                &self.forced_refresh_daily_limit,
-            )
-            .field("config_error_pause", &self.config_error_pause)
-            .field("max_backoff", &self.max_backoff)
-            .field("probe_interval", &self.probe_interval)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Why no credential could be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -216,107 +51,6 @@ pub enum TokenError {
     },
 }
 
-/// What the operations surface shows about one credential.
-#[derive(Debug, Clone)]
-pub struct SlotStatus {
-    /// The app.
-    pub appid: String,
-    /// The credential.
-    pub kind: Kind,
-    /// Expiry of the credential in memory, if any.
-    pub expires_at: Option<u64>,
-    /// When the refresher acts next (renewal or retry), if a credential is held.
-    pub next_refresh_at: Option<u64>,
-    /// The last failure, cleared by a success.
-    pub last_failure: Option<Failure>,
-    /// When the last failure happened.
-    pub last_failure_at: Option<u64>,
-    /// Fetches from WeChat by this instance.
-    pub fetches: u64,
-    /// Fetches from WeChat by this instance since 00:00 Beijing time.
-    pub fetches_today: u64,
-    /// The credential in memory (for masked display only).
-    pub value: Option<String>,
-    /// When it was fetched (by whichever instance).
-    pub fetched_at: Option<u64>,
-    /// Whether this instance holds the refresh lease right now.
-    pub lease_held: bool,
-}
-
-#[derive(Debug, Default, Clone)]
-struct Health {
-    last_failure: Option<Failure>,
-    last_failure_at: u64,
-    /// (Beijing day number, fetches that day).
-    fetches_today: (u64, u64),
-    failures: u32,
-    /// No call to WeChat before this time (backoff, config pause, quota).
-    not_before: u64,
-    last_forced: Option<u64>,
-    /// (Beijing day number, forced refreshes that day).
-    forced_today: (u64, u32),
-    /// When to renew the current credential (expiry − refresh_ahead − jitter).
-    refresh_at: u64,
-    fetches: u64,
-}
-
-#[derive(Debug)]
-pub(super) struct Slot {
-    current: RwLock<Option<Credential>>,
-    /// Held while fetching: the single flight.
-    flight: tokio::sync::Mutex<()>,
-    /// Set while this instance holds the refresh lease.
-    leased: std::sync::atomic::AtomicBool,
-    /// Kept warm by the refresher: fetched at start and after any failure,
-    /// without waiting for a client. Access tokens always, JS-SDK tickets of
-    /// apps with `js_domains`, any other credential once someone asked for it.
-    wanted: std::sync::atomic::AtomicBool,
-    health: Mutex<Health>,
-    /// Bumped whenever the credential or its schedule changes; wakes the refresher.
-    pub(super) generation: tokio::sync::watch::Sender<u64>,
-}
-
-impl Slot {
-    fn new(wanted: bool) -> Self {
-        Self {
-            current: RwLock::new(None),
-            flight: tokio::sync::Mutex::new(()),
-            leased: std::sync::atomic::AtomicBool::new(false),
-            wanted: std::sync::atomic::AtomicBool::new(wanted),
-            health: Mutex::new(Health::default()),
-            generation: tokio::sync::watch::Sender::new(0),
-        }
-    }
-
-    fn current(&self) -> Option<Credential> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    pub(super) fn valid(&self, now: u64) -> Option<Credential> {
-        self.current().filter(|c| c.is_valid(now))
-    }
-
-    /// Marks the credential wanted, and wakes the refresher if it was not.
-    fn want(&self) {
-        if !self.wanted.swap(true, Ordering::Relaxed) {
-            self.generation.send_modify(|g| *g += 1);
-        }
-    }
-
-    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn set(&self, credential: Credential, refresh_at: u64) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(credential);
-        self.health().refresh_at = refresh_at;
-        self.generation.send_modify(|g| *g += 1);
-    }
-}
-
 /// The token center. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct TokenCenter {
@@ -326,8 +60,10 @@ pub struct TokenCenter {
 #[derive(Debug)]
 pub(super) struct Inner {
     apps: HashMap<String, Arc<AppConfig>>,
+    /// Each owner's issuer: its family's rules and how to fetch.
+    issuers: HashMap<String, Arc<dyn Issuer>>,
     pub(super) slots: HashMap<(String, Kind), Slot>,
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     pub(super) upstream: Upstream,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) policy: Policy,
@@ -348,14 +84,28 @@ impl TokenCenter {
         policy: Policy,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let slots = apps
+        let issuers: HashMap<String, Arc<dyn Issuer>> = apps
             .iter()
-            .flat_map(|a| Kind::ALL.map(|k| ((a.appid.clone(), k), Slot::new(warm(a, k)))))
+            .map(|a| {
+                let issuer: Arc<dyn Issuer> = Arc::new(OfficialAccount::new(a.clone()));
+                (a.appid.clone(), issuer)
+            })
+            .collect();
+        let slots = issuers
+            .iter()
+            .flat_map(|(owner, issuer)| {
+                issuer
+                    .family()
+                    .kinds
+                    .iter()
+                    .map(|&k| ((owner.clone(), k), Slot::new(issuer.warm(k))))
+            })
             .collect();
         let apps = apps.into_iter().map(|a| (a.appid.clone(), a)).collect();
         Self {
             inner: Arc::new(Inner {
                 apps,
+                issuers,
                 slots,
                 store,
                 upstream,
@@ -392,40 +142,6 @@ impl TokenCenter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// Writes one audit entry (a failure to write it is logged, not fatal).
-    pub(super) async fn audit(
-        &self,
-        appid: &str,
-        kind: Kind,
-        event: &str,
-        cause: &Cause,
-        failure: Option<&Failure>,
-    ) {
-        let entry = AuditEntry {
-            at: self.now(),
-            appid: appid.to_owned(),
-            kind: kind.as_str().to_owned(),
-            event: event.to_owned(),
-            cause: cause.describe(),
-            instance: crate::instance_name().to_owned(),
-            result: failure.map_or("ok", |f| f.class.as_str()).to_owned(),
-            errcode: failure.and_then(|f| f.errcode),
-            rid: failure.and_then(|f| f.rid()).map(str::to_owned),
-        };
-        if let Err(e) = self.inner.store.record(&entry).await {
-            tracing::warn!(appid, token.kind = %kind, error = %e, "could not write the audit log");
-        }
-    }
-
-    /// The audit log, newest first.
-    pub async fn audit_log(
-        &self,
-        appid: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        self.inner.store.audit(appid, limit).await
     }
 
     /// After a refused write, tries a small one, so that readiness follows
@@ -624,7 +340,7 @@ impl TokenCenter {
     /// A transient failure of this instance's own is over then (another
     /// instance's fetch succeeded); a configuration error is kept: it may be
     /// this instance's alone (its IP not whitelisted).
-    fn keep(&self, slot: &Slot, appid: &str, kind: Kind, credential: &Credential) {
+    pub(super) fn keep(&self, slot: &Slot, appid: &str, kind: Kind, credential: &Credential) {
         slot.set(credential.clone(), self.refresh_at(appid, kind, credential));
         let mut health = slot.health();
         if health
@@ -729,7 +445,7 @@ impl TokenCenter {
         all
     }
 
-    async fn load(&self, appid: &str, kind: Kind) -> Option<Credential> {
+    pub(super) async fn load(&self, appid: &str, kind: Kind) -> Option<Credential> {
         match self.inner.store.load(appid, kind).await {
             Ok(c) => c,
             Err(e) => {
@@ -748,9 +464,10 @@ impl TokenCenter {
         forced: bool,
         cause: Cause,
     ) -> Result<Credential, TokenError> {
-        let app = self
-            .app(appid)
-            .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?;
+        let issuer = self
+            .issuer(appid)
+            .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?
+            .clone();
         {
             let health = slot.health();
             if self.now() < health.not_before {
@@ -806,7 +523,7 @@ impl TokenCenter {
                 appid,
                 kind,
                 slot,
-                app,
+                issuer.as_ref(),
                 previous.as_ref(),
                 forced,
                 lease.as_ref(),
@@ -833,7 +550,7 @@ impl TokenCenter {
         appid: &str,
         kind: Kind,
         slot: &Slot,
-        app: &AppConfig,
+        issuer: &dyn Issuer,
         previous: Option<&Credential>,
         forced: bool,
         lease: Option<&Lease>,
@@ -847,9 +564,14 @@ impl TokenCenter {
             }
         }
         let mut unsaved = false;
-        let result = match kind {
-            Kind::AccessToken => self.inner.upstream.access_token(app, forced).await,
-            _ => self.fetch_ticket(appid, kind, cause.requester()).await,
+        let upstream = &self.inner.upstream;
+        let result = if issuer.needs_access_token(kind) {
+            self.with_access_token(appid, &cause.requester(), |token| async move {
+                issuer.fetch(upstream, kind, forced, Some(&token)).await
+            })
+            .await
+        } else {
+            issuer.fetch(upstream, kind, forced, None).await
         };
         let now = self.now();
         self.audit(appid, kind, "fetch", &cause, result.as_ref().err())
@@ -926,66 +648,6 @@ impl TokenCenter {
         }
     }
 
-    /// A valid stored credential that replaces `previous`: a different value,
-    /// or (unless forced, when the value itself was reported bad) a later fetch.
-    async fn stored_newer_than(
-        &self,
-        appid: &str,
-        kind: Kind,
-        previous: Option<&Credential>,
-        forced: bool,
-    ) -> Option<Credential> {
-        let now = self.now();
-        let stored = self.load(appid, kind).await.filter(|c| c.is_valid(now))?;
-        // Never go back to an older credential (one a failed save left behind).
-        let newer = match previous {
-            None => true,
-            Some(p) if forced => stored.value != p.value && stored.fetched_at >= p.fetched_at,
-            Some(p) => {
-                stored.fetched_at > p.fetched_at
-                    || (stored.value != p.value && stored.fetched_at >= p.fetched_at)
-            }
-        };
-        newer.then_some(stored)
-    }
-
-    /// Another instance holds the lease: wait for the credential it stores.
-    /// Every second the lease is tried too, so that if its holder released it
-    /// without storing (its fetch failed) or died (the lease expired), this
-    /// instance takes over instead of failing.
-    async fn await_other_instance(
-        &self,
-        appid: &str,
-        kind: Kind,
-        slot: &Slot,
-        previous: Option<&Credential>,
-        forced: bool,
-    ) -> Result<Waited, TokenError> {
-        let deadline = tokio::time::Instant::now() + LEASE_TTL + LEASE_RETRY;
-        let mut next_try = tokio::time::Instant::now() + LEASE_RETRY;
-        while tokio::time::Instant::now() < deadline {
-            if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
-                self.keep(slot, appid, kind, &stored);
-                return Ok(Waited::Stored(stored));
-            }
-            if tokio::time::Instant::now() >= next_try {
-                next_try += LEASE_RETRY;
-                if let Ok(Some(lease)) = self.inner.store.acquire(appid, kind, LEASE_TTL).await {
-                    return Ok(Waited::Leased(lease));
-                }
-            }
-            tokio::time::sleep(LEASE_POLL).await;
-        }
-        let failure = Failure {
-            class: FailureClass::Transient,
-            errcode: None,
-            message: "another instance holds the refresh lease and stored nothing new".into(),
-            hint: None,
-        };
-        let retry_at = self.on_failure(slot, &failure, self.now());
-        Err(TokenError::Unavailable { failure, retry_at })
-    }
-
     /// Takes a credential another instance stored, if it is newer than ours
     /// (called on the store's change notifications).
     pub(super) async fn adopt_stored(&self, appid: &str, kind: Kind) {
@@ -1004,19 +666,6 @@ impl TokenCenter {
             self.audit(appid, kind, "adoption", &Cause::Schedule, None)
                 .await;
         }
-    }
-
-    async fn fetch_ticket(
-        &self,
-        appid: &str,
-        kind: Kind,
-        by: Requester,
-    ) -> Result<Fetched, Failure> {
-        let upstream = &self.inner.upstream;
-        self.with_access_token(appid, &by, |token| async move {
-            upstream.ticket(appid, &token, kind).await
-        })
-        .await
     }
 
     /// Runs `call` with the app's access token. If WeChat rejects the token
@@ -1116,20 +765,13 @@ impl TokenCenter {
     }
 
     /// Records a failure and returns when WeChat may be called again.
-    fn on_failure(&self, slot: &Slot, failure: &Failure, now: u64) -> u64 {
-        let policy = &self.inner.policy;
+    pub(super) fn on_failure(&self, slot: &Slot, failure: &Failure, now: u64) -> u64 {
         let mut health = slot.health();
         health.failures += 1;
         health.last_failure = Some(failure.clone());
         health.last_failure_at = now;
-        health.not_before = match failure.class {
-            FailureClass::Transient | FailureClass::TokenRejected => {
-                let backoff = (1u64 << health.failures.min(16)).min(policy.max_backoff);
-                now + backoff / 2 + (policy.jitter)(backoff / 2)
-            }
-            FailureClass::Config => now + policy.config_error_pause,
-            FailureClass::Quota => next_beijing_midnight(now),
-        };
+        health.not_before =
+            super::policy::retry_at(&self.inner.policy, failure.class, health.failures, now);
         health.not_before
     }
 
@@ -1144,17 +786,7 @@ impl TokenCenter {
         needed: u32,
     ) -> Result<u32, TokenError> {
         let limit = self.forced_daily_limit(appid, kind);
-        let spent = match health.forced_today {
-            (day, n) if day == beijing_day(now) => n,
-            _ => 0,
-        };
-        if spent + needed > limit {
-            return Err(TokenError::RateLimited {
-                retry_at: next_beijing_midnight(now),
-                daily_limit: Some(limit),
-            });
-        }
-        Ok(spent)
+        super::policy::forced_budget(health.forced_today, limit, now, needed)
     }
 
     /// Whether `needed` forced refreshes of the app's access token fit in
@@ -1169,47 +801,23 @@ impl TokenCenter {
     /// How many forced refreshes of this credential a day may cause.
     fn forced_daily_limit(&self, appid: &str, kind: Kind) -> u32 {
         let limit = self.inner.policy.forced_refresh_daily_limit;
-        match self.app(appid).map(|a| a.token_api) {
-            Some(TokenApi::Stable) if kind == Kind::AccessToken => limit.min(STABLE_FORCED_PER_DAY),
-            _ => limit,
-        }
+        self.issuer(appid)
+            .map_or(limit, |issuer| issuer.forced_daily_limit(kind, limit))
     }
 
-    /// When to renew: `refresh_ahead` (plus up to a tenth of it in jitter)
-    /// before expiry; for stable tokens 280–300 s before, when WeChat rolls them.
+    /// The owner's issuer.
+    fn issuer(&self, owner: &str) -> Option<&Arc<dyn Issuer>> {
+        self.inner.issuers.get(owner)
+    }
+
+    /// When to renew, by the owner's family rules (see [`Issuer::renew_ahead`]).
     fn refresh_at(&self, appid: &str, kind: Kind, credential: &Credential) -> u64 {
-        let app = self.app(appid);
-        let (ahead, spread) = match app.map(|a| a.token_api) {
-            Some(TokenApi::Stable) if kind == Kind::AccessToken => {
-                (STABLE_RENEW_AHEAD, STABLE_RENEW_SPREAD)
-            }
-            _ => {
-                let ahead = app.map_or(crate::config::DEFAULT_REFRESH_AHEAD_SECS, |a| {
-                    a.refresh_ahead_secs
-                });
-                (ahead, ahead / 10)
-            }
-        };
+        let ahead = crate::config::DEFAULT_REFRESH_AHEAD_SECS;
+        let (ahead, spread) = self
+            .issuer(appid)
+            .map_or((ahead, ahead / 10), |issuer| issuer.renew_ahead(kind));
         let jitter = (self.inner.policy.jitter)(spread);
-        // Never before half the lifetime, nor sooner than MIN_REFETCH_SECS after
-        // the fetch: a short `expires_in` must not turn the refresher into a
-        // loop that burns the daily quota.
-        let half_life =
-            credential.fetched_at + credential.expires_at.saturating_sub(credential.fetched_at) / 2;
-        credential
-            .expires_at
-            .saturating_sub(ahead + jitter)
-            .max(half_life)
-            .max(credential.fetched_at + MIN_REFETCH_SECS)
-    }
-}
-
-/// Whether a credential is kept warm from the start (see `Slot::wanted`).
-fn warm(app: &AppConfig, kind: Kind) -> bool {
-    match kind {
-        Kind::AccessToken => true,
-        Kind::JsapiTicket => !app.js_domains.is_empty(),
-        Kind::WxCardTicket => false,
+        super::policy::renew_at(credential, ahead, jitter)
     }
 }
 
@@ -1230,16 +838,6 @@ async fn detached<T: Send + 'static>(
     })
 }
 
-/// Days since the epoch, in Beijing time (where WeChat's quotas reset).
-fn beijing_day(now: u64) -> u64 {
-    (now + BEIJING_OFFSET) / 86_400
-}
-
-fn next_beijing_midnight(now: u64) -> u64 {
-    let local = now + BEIJING_OFFSET;
-    local - local % 86_400 + 86_400 - BEIJING_OFFSET
-}
-
 fn log_failure(appid: &str, kind: Kind, failure: &Failure, retry_at: u64, still_valid: bool) {
     let hint = failure.hint.as_deref().unwrap_or("");
     let errcode = failure.errcode.unwrap_or(0);
@@ -1252,18 +850,5 @@ fn log_failure(appid: &str, kind: Kind, failure: &Failure, retry_at: u64, still_
             appid, token.kind = %kind, upstream.errcode = errcode, retry_at, hint,
             "WeChat refused the credential fetch: {failure}"
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_beijing_midnight;
-
-    #[test]
-    fn quota_resets_at_beijing_midnight() {
-        // 2024-01-01 15:59:59 UTC is 23:59:59 in Beijing.
-        let before = 1_704_124_799;
-        assert_eq!(next_beijing_midnight(before), before + 1);
-        assert_eq!(next_beijing_midnight(before + 1), before + 1 + 86_400);
     }
 }

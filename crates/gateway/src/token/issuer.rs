@@ -1,0 +1,171 @@
+//! Issuers: what the center must know about one owner's credentials, and how
+//! to fetch them. The center itself knows no family: it keeps, schedules,
+//! shares and audits credentials, and asks the owner's [`Issuer`] for the
+//! family's rules and for a fetch. A new family (WeCom, Open Platform) is a
+//! [`Family`] of data and one issuer.
+
+use std::sync::Arc;
+
+use crate::config::{AppConfig, TokenApi};
+use crate::store::Kind;
+
+use super::policy::{STABLE_FORCED_PER_DAY, STABLE_RENEW_AHEAD, STABLE_RENEW_SPREAD};
+use super::upstream::{Failure, Fetched, Upstream};
+
+/// A family's rules, as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// `official_account`, …
+    pub name: &'static str,
+    /// The credentials an owner of this family has.
+    pub kinds: &'static [Kind],
+}
+
+/// Official Accounts (and, later, Mini Programs, which share their token API).
+pub const OFFICIAL_ACCOUNT: Family = Family {
+    name: "official_account",
+    kinds: &Kind::ALL,
+};
+
+/// How one owner's credentials behave and are fetched.
+#[async_trait::async_trait]
+pub trait Issuer: std::fmt::Debug + Send + Sync {
+    /// The owner's family.
+    fn family(&self) -> &'static Family;
+
+    /// Whether `kind` is kept warm from the start, before anyone asks.
+    fn warm(&self, kind: Kind) -> bool;
+
+    /// How far ahead of expiry `kind` is renewed, and the spread of the
+    /// jitter added to that, seconds.
+    fn renew_ahead(&self, kind: Kind) -> (u64, u64);
+
+    /// The most forced refreshes of `kind` a day, within `policy_limit`.
+    fn forced_daily_limit(&self, kind: Kind, policy_limit: u32) -> u32;
+
+    /// Whether fetching `kind` takes the owner's access token.
+    fn needs_access_token(&self, kind: Kind) -> bool;
+
+    /// Fetches `kind` from WeChat (`forced`: a new value even if WeChat would
+    /// repeat the current one); `access_token` when
+    /// [`Issuer::needs_access_token`].
+    async fn fetch(
+        &self,
+        upstream: &Upstream,
+        kind: Kind,
+        forced: bool,
+        access_token: Option<&str>,
+    ) -> Result<Fetched, Failure>;
+}
+
+/// An Official Account: classic or stable access token, JS-SDK and card tickets.
+#[derive(Debug)]
+pub struct OfficialAccount {
+    app: Arc<AppConfig>,
+}
+
+impl OfficialAccount {
+    /// The issuer of `app`'s credentials.
+    pub fn new(app: Arc<AppConfig>) -> Self {
+        Self { app }
+    }
+
+    fn stable_access_token(&self, kind: Kind) -> bool {
+        self.app.token_api == TokenApi::Stable && kind == Kind::AccessToken
+    }
+}
+
+#[async_trait::async_trait]
+impl Issuer for OfficialAccount {
+    fn family(&self) -> &'static Family {
+        &OFFICIAL_ACCOUNT
+    }
+
+    fn warm(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::AccessToken => true,
+            // Pages are signed with it: warm when the app has JS domains.
+            Kind::JsapiTicket => !self.app.js_domains.is_empty(),
+            // On demand: fetching it for every account would spend quota,
+            // and accounts without card permission would fail.
+            Kind::WxCardTicket => false,
+        }
+    }
+
+    fn renew_ahead(&self, kind: Kind) -> (u64, u64) {
+        if self.stable_access_token(kind) {
+            // stable_token hands out the next token only in the current one's last 300 s.
+            (STABLE_RENEW_AHEAD, STABLE_RENEW_SPREAD)
+        } else {
+            let ahead = self.app.refresh_ahead_secs;
+            (ahead, ahead / 10)
+        }
+    }
+
+    fn forced_daily_limit(&self, kind: Kind, policy_limit: u32) -> u32 {
+        if self.stable_access_token(kind) {
+            policy_limit.min(STABLE_FORCED_PER_DAY)
+        } else {
+            policy_limit
+        }
+    }
+
+    fn needs_access_token(&self, kind: Kind) -> bool {
+        kind != Kind::AccessToken
+    }
+
+    async fn fetch(
+        &self,
+        upstream: &Upstream,
+        kind: Kind,
+        forced: bool,
+        access_token: Option<&str>,
+    ) -> Result<Fetched, Failure> {
+        match (kind, access_token) {
+            (Kind::AccessToken, _) => upstream.access_token(&self.app, forced).await,
+            (_, Some(token)) => upstream.ticket(&self.app.appid, token, kind).await,
+            (_, None) => Err(Failure {
+                class: super::upstream::FailureClass::Transient,
+                errcode: None,
+                message: "a ticket is fetched with an access token".into(),
+                hint: None,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(token_api: TokenApi, js: bool) -> OfficialAccount {
+        let api = match token_api {
+            TokenApi::Stable => "stable",
+            TokenApi::Classic => "classic",
+        };
+        let domains = if js { r#"["example.com"]"# } else { "[]" };
+        let toml = format!(
+            "[[apps]]\nappid = \"wx1\"\nsecret = \"s\"\ntoken_api = \"{api}\"\n\
+             refresh_ahead_secs = 600\njs_domains = {domains}\n"
+        );
+        let config = crate::config::load(&toml, &Default::default()).unwrap();
+        OfficialAccount::new(Arc::new(config.apps.into_iter().next().unwrap()))
+    }
+
+    #[test]
+    fn official_account_rules() {
+        let stable = app(TokenApi::Stable, false);
+        assert_eq!(stable.renew_ahead(Kind::AccessToken), (280, 20));
+        assert_eq!(stable.renew_ahead(Kind::JsapiTicket), (600, 60));
+        assert_eq!(stable.forced_daily_limit(Kind::AccessToken, 100), 20);
+        assert_eq!(stable.forced_daily_limit(Kind::JsapiTicket, 100), 100);
+        assert!(!stable.warm(Kind::JsapiTicket));
+        let classic = app(TokenApi::Classic, true);
+        assert_eq!(classic.renew_ahead(Kind::AccessToken), (600, 60));
+        assert_eq!(classic.forced_daily_limit(Kind::AccessToken, 100), 100);
+        assert!(classic.warm(Kind::AccessToken) && classic.warm(Kind::JsapiTicket));
+        assert!(!classic.warm(Kind::WxCardTicket));
+        assert!(classic.needs_access_token(Kind::WxCardTicket));
+        assert!(!classic.needs_access_token(Kind::AccessToken));
+    }
+}

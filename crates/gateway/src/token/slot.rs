@@ -1,0 +1,110 @@
+//! One credential's place in the center: the value in memory, the single
+//! flight, and its health (failures, backoff, schedule, forced refreshes).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, RwLock};
+
+use crate::store::{Credential, Kind};
+
+use super::upstream::Failure;
+
+/// What the operations surface shows about one credential.
+#[derive(Debug, Clone)]
+pub struct SlotStatus {
+    /// The app.
+    pub appid: String,
+    /// The credential.
+    pub kind: Kind,
+    /// Expiry of the credential in memory, if any.
+    pub expires_at: Option<u64>,
+    /// When the refresher acts next (renewal or retry), if a credential is held.
+    pub next_refresh_at: Option<u64>,
+    /// The last failure, cleared by a success.
+    pub last_failure: Option<Failure>,
+    /// When the last failure happened.
+    pub last_failure_at: Option<u64>,
+    /// Fetches from WeChat by this instance.
+    pub fetches: u64,
+    /// Fetches from WeChat by this instance since 00:00 Beijing time.
+    pub fetches_today: u64,
+    /// The credential in memory (for masked display only).
+    pub value: Option<String>,
+    /// When it was fetched (by whichever instance).
+    pub fetched_at: Option<u64>,
+    /// Whether this instance holds the refresh lease right now.
+    pub lease_held: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(super) struct Health {
+    pub(super) last_failure: Option<Failure>,
+    pub(super) last_failure_at: u64,
+    /// (Beijing day number, fetches that day).
+    pub(super) fetches_today: (u64, u64),
+    pub(super) failures: u32,
+    /// No call to WeChat before this time (backoff, config pause, quota).
+    pub(super) not_before: u64,
+    pub(super) last_forced: Option<u64>,
+    /// (Beijing day number, forced refreshes that day).
+    pub(super) forced_today: (u64, u32),
+    /// When to renew the current credential (expiry − refresh_ahead − jitter).
+    pub(super) refresh_at: u64,
+    pub(super) fetches: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct Slot {
+    pub(super) current: RwLock<Option<Credential>>,
+    /// Held while fetching: the single flight.
+    pub(super) flight: tokio::sync::Mutex<()>,
+    /// Set while this instance holds the refresh lease.
+    pub(super) leased: std::sync::atomic::AtomicBool,
+    /// Kept warm by the refresher: fetched at start and after any failure,
+    /// without waiting for a client. Access tokens always, JS-SDK tickets of
+    /// apps with `js_domains`, any other credential once someone asked for it.
+    pub(super) wanted: std::sync::atomic::AtomicBool,
+    pub(super) health: Mutex<Health>,
+    /// Bumped whenever the credential or its schedule changes; wakes the refresher.
+    pub(super) generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Slot {
+    pub(super) fn new(wanted: bool) -> Self {
+        Self {
+            current: RwLock::new(None),
+            flight: tokio::sync::Mutex::new(()),
+            leased: std::sync::atomic::AtomicBool::new(false),
+            wanted: std::sync::atomic::AtomicBool::new(wanted),
+            health: Mutex::new(Health::default()),
+            generation: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    pub(super) fn current(&self) -> Option<Credential> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn valid(&self, now: u64) -> Option<Credential> {
+        self.current().filter(|c| c.is_valid(now))
+    }
+
+    /// Marks the credential wanted, and wakes the refresher if it was not.
+    pub(super) fn want(&self) {
+        if !self.wanted.swap(true, Ordering::Relaxed) {
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+
+    pub(super) fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn set(&self, credential: Credential, refresh_at: u64) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(credential);
+        self.health().refresh_at = refresh_at;
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
