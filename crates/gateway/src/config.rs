@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
-use crate::message::rules::Rule;
+use crate::rules::Rule;
 pub use proxy::{is_credential_path, ProxyConfig, CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS};
 use raw::{RawApp, RawClient, RawConfig};
 

@@ -26,7 +26,7 @@ pub mod logs;
 pub mod message;
 pub mod metrics;
 pub mod proxy;
-pub mod status;
+pub mod rules;
 pub mod store;
 pub mod token;
 

@@ -3,11 +3,16 @@
 //! answers too late has its reply delivered through the customer-service API.
 //!
 //! - [`dedupe`]: one handling per push, retries share its answer.
-//! - [`rules`]: static replies from the configuration.
+//! - [`stats`]: push counts and the webhook's health, for the status page.
 //! - [`webhook`]: the business server's contract (docs/webhook.md).
 
+/// A plain-mode push whose signed query came earlier with another body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("push refused: this signature came earlier with another body")]
+pub struct BodyMismatch;
+
 pub mod dedupe;
-pub mod rules;
+pub mod stats;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -18,10 +23,10 @@ use wxgate_proto::{Push, Reply, ReplyBody};
 
 use crate::config::AppConfig;
 use crate::metrics::{AppLabels, PushLabels};
-use crate::status::{PushStats, WebhookStatus};
 use crate::store::PushClaim;
 use crate::token::{Requester, TokenCenter, Upstream};
 use dedupe::{Answer, Dedupe, Window};
+use stats::{PushStats, WebhookStatus};
 
 /// Longest wait for the shared dedupe's claim before handling the push here.
 const CLAIM_TIMEOUT: Duration = Duration::from_millis(500);
@@ -240,7 +245,7 @@ impl Dispatcher {
         appid: &str,
         query: &wxgate_proto::PushQuery,
         body: &[u8],
-    ) -> Result<(), crate::http::ApiError> {
+    ) -> Result<(), BodyMismatch> {
         use sha2::{Digest, Sha256};
         let key = format!(
             "{appid}:{}:{}:{}",
@@ -253,16 +258,14 @@ impl Dispatcher {
             .unwrap_or_else(|p| p.into_inner())
             .get_or_insert_with(key.clone(), self.center.now(), || digest);
         if bound != digest {
-            return Err(crate::http::ApiError::BodyMismatch);
+            return Err(BodyMismatch);
         }
         let store = self.center.store();
         if store.shares_pushes() {
             let ttl = Duration::from_secs(self.dedupe.window());
             let hex = hex::encode(digest);
             match tokio::time::timeout(CLAIM_TIMEOUT, store.bind_once(&key, &hex, ttl)).await {
-                Ok(Ok(Some(other))) if other != hex => {
-                    return Err(crate::http::ApiError::BodyMismatch)
-                }
+                Ok(Ok(Some(other))) if other != hex => return Err(BodyMismatch),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(appid, error = %e, "shared body check unavailable; checked in this instance only")

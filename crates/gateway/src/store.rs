@@ -112,7 +112,7 @@ pub struct AuditEntry {
     pub event: String,
     /// Why, and who asked: `warm_up`, `schedule`, `retry`, `probe`, `admin`,
     /// `request:client:NAME`, `compare_and_refresh:sdk`, `proxy_40001:client:NAME`…
-    /// (see [`crate::token::Cause::describe`]).
+    /// (the token center's `Cause::describe`).
     pub cause: String,
     /// The instance (`host:pid`).
     pub instance: String,

@@ -24,4 +24,4 @@ mod slot;
 pub mod upstream;
 
 pub use center::{Cause, Requester, SlotStatus, TokenCenter, TokenError};
-pub use upstream::{Failure, FailureClass, Upstream};
+pub use upstream::{Failure, FailureClass, FailureRecord, Upstream};

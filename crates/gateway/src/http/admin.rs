@@ -1,4 +1,4 @@
-//! The status page: `GET /admin` (HTML rendered here from [`crate::status`],
+//! The status page: `GET /admin` (HTML rendered here from [`status`],
 //! then kept live by a small script), `POST /admin/login`,
 //! `GET /admin/status.json` and the page's stylesheet and script.
 //!
@@ -16,6 +16,7 @@
 
 mod actions;
 mod page;
+mod status;
 mod timeline;
 
 pub(crate) use actions::{
@@ -209,7 +210,7 @@ pub(crate) async fn page(
             ),
         ),
         Access::Granted => {
-            let snapshot = crate::status::snapshot(&state).await;
+            let snapshot = status::snapshot(&state).await;
             html(StatusCode::OK, page::status(&snapshot))
         }
     }
@@ -266,7 +267,7 @@ pub(crate) async fn status_json(
     headers: HeaderMap,
 ) -> Response {
     match refusal(&state, &headers, peer) {
-        None => harden(Json(crate::status::snapshot(&state).await).into_response()),
+        None => harden(Json(status::snapshot(&state).await).into_response()),
         Some(refused) => refused,
     }
 }

@@ -246,6 +246,12 @@ impl From<ApiError> for WeChatShape {
     }
 }
 
+impl From<crate::message::BodyMismatch> for ApiError {
+    fn from(_: crate::message::BodyMismatch) -> Self {
+        ApiError::BodyMismatch
+    }
+}
+
 impl From<super::throttle::Refused> for ApiError {
     fn from(refused: super::throttle::Refused) -> Self {
         ApiError::TooManyAttempts {

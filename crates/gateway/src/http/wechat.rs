@@ -155,7 +155,8 @@ pub(crate) async fn receive(
             .dispatcher
             .bind_unsigned_body(&appid, &q, &body)
             .await
-            .map(|()| opened),
+            .map(|()| opened)
+            .map_err(ApiError::from),
         other => other.map(|(opened, _)| opened),
     };
     let (app, token, push) = match opened {

@@ -12,7 +12,6 @@ use futures_util::future::BoxFuture;
 use crate::clock::Clock;
 use crate::config::AppConfig;
 use crate::metrics::{Metrics, RefreshLabels};
-use crate::status::FailureRecord;
 use crate::store::{mask, Credential, Kind, Lease, Store, StoreError};
 
 pub use super::cause::{Cause, Requester};
@@ -22,7 +21,7 @@ use super::policy::beijing_day;
 pub use super::policy::Policy;
 pub use super::slot::SlotStatus;
 use super::slot::{Health, Slot};
-use super::upstream::{Failure, FailureClass, Fetched, Upstream};
+use super::upstream::{Failure, FailureClass, FailureRecord, Fetched, Upstream};
 
 /// How many failures the status page lists.
 const RECENT_FAILURES: usize = 20;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{AppConfig, TokenApi, UpstreamConfig};
 use crate::metrics::Metrics;
@@ -88,6 +88,37 @@ impl Failure {
             errcode: Some(errcode),
             message: format!("WeChat answered errcode {errcode}: {errmsg}"),
             hint,
+        }
+    }
+}
+
+/// A failed call to WeChat.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureRecord {
+    /// When, Unix seconds.
+    pub at: u64,
+    /// The app.
+    pub appid: String,
+    /// The credential being fetched.
+    pub kind: &'static str,
+    /// WeChat's errcode, if it answered with one.
+    pub errcode: Option<i64>,
+    /// What happened.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl FailureRecord {
+    /// The record of `failure`, seen at `at`.
+    pub fn new(appid: &str, kind: Kind, failure: &Failure, at: u64) -> Self {
+        Self {
+            at,
+            appid: appid.to_owned(),
+            kind: kind.as_str(),
+            errcode: failure.errcode,
+            message: failure.message.clone(),
+            hint: failure.hint.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod compat;
 mod config;
 mod diagnostics;
 mod faults;
+mod layers;
 mod ops;
 mod proxy;
 mod pushes;

@@ -6,9 +6,9 @@
 
 use std::borrow::Cow;
 
-use crate::status::{
-    AppStatus, CredentialStatus, FailureRecord, PushStats, Snapshot, WebhookStatus,
-};
+use super::status::{AppStatus, CredentialStatus, Snapshot};
+use crate::message::stats::{PushStats, WebhookStatus};
+use crate::token::FailureRecord;
 
 /// Escapes text for HTML content and double-quoted attribute values.
 pub(super) fn esc(text: &str) -> Cow<'_, str> {
@@ -440,7 +440,7 @@ fn recent_errors(errors: &[FailureRecord], now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{SpoolStatus, StoreStatus};
+    use crate::http::admin::status::{SpoolStatus, StoreStatus};
 
     #[test]
     fn escapes_every_markup_character() {

@@ -5,12 +5,13 @@
 use serde::Serialize;
 
 use crate::http::AppState;
+use crate::message::stats::{PushStats, WebhookStatus};
 use crate::store::{mask, Kind};
-use crate::token::Failure;
+use crate::token::FailureRecord;
 
 /// The whole page's data (`GET /admin/status.json`).
 #[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// This instance's name (`host:pid`).
     pub instance: String,
     /// Now, Unix seconds (the gateway's clock, so countdowns agree with it).
@@ -29,7 +30,7 @@ pub struct Snapshot {
 
 /// The store's state.
 #[derive(Debug, Clone, Serialize)]
-pub struct StoreStatus {
+pub(crate) struct StoreStatus {
     /// `sqlite`, `redis` or `memory`.
     pub backend: &'static str,
     /// Whether it answered a ping just now.
@@ -40,7 +41,7 @@ pub struct StoreStatus {
 
 /// Proxied request bodies held in temporary files.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct SpoolStatus {
+pub(crate) struct SpoolStatus {
     /// Bytes held now.
     pub bytes: u64,
     /// `proxy.max_spool_bytes`.
@@ -49,7 +50,7 @@ pub struct SpoolStatus {
 
 /// One app.
 #[derive(Debug, Clone, Serialize)]
-pub struct AppStatus {
+pub(crate) struct AppStatus {
     /// AppID.
     pub appid: String,
     /// `stable` or `classic`.
@@ -66,7 +67,7 @@ pub struct AppStatus {
 
 /// One credential of one app.
 #[derive(Debug, Clone, Serialize)]
-pub struct CredentialStatus {
+pub(crate) struct CredentialStatus {
     /// `access_token`, `jsapi_ticket` or `wx_card_ticket`.
     pub kind: &'static str,
     /// The first characters and the length, e.g. `ACCESS…(136 chars)`.
@@ -91,75 +92,8 @@ pub struct CredentialStatus {
     pub lease_holder: Option<String>,
 }
 
-/// A failed call to WeChat.
-#[derive(Debug, Clone, Serialize)]
-pub struct FailureRecord {
-    /// When, Unix seconds.
-    pub at: u64,
-    /// The app.
-    pub appid: String,
-    /// The credential being fetched.
-    pub kind: &'static str,
-    /// WeChat's errcode, if it answered with one.
-    pub errcode: Option<i64>,
-    /// What happened.
-    pub message: String,
-    /// What to do about it.
-    pub hint: Option<String>,
-}
-
-impl FailureRecord {
-    /// The record of `failure`, seen at `at`.
-    pub fn new(appid: &str, kind: Kind, failure: &Failure, at: u64) -> Self {
-        Self {
-            at,
-            appid: appid.to_owned(),
-            kind: kind.as_str(),
-            errcode: failure.errcode,
-            message: failure.message.clone(),
-            hint: failure.hint.clone(),
-        }
-    }
-}
-
-/// Push counts by outcome.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PushStats {
-    /// Answered by a rule.
-    pub rule: u64,
-    /// Answered by the webhook in time.
-    pub webhook: u64,
-    /// The webhook answered late; sent as a customer-service message.
-    pub late: u64,
-    /// Nothing to say (`success`).
-    pub no_reply: u64,
-    /// The webhook failed.
-    pub webhook_failed: u64,
-    /// Retries recognised.
-    pub duplicate: u64,
-    /// Refused (signature, timestamp, decryption, XML).
-    pub rejected: u64,
-}
-
-/// The webhook's health.
-#[derive(Debug, Clone, Serialize)]
-pub struct WebhookStatus {
-    /// Scheme, host and port only (the path may carry a secret).
-    pub target: String,
-    /// Calls answered in time.
-    pub ok: u64,
-    /// Calls that failed or timed out.
-    pub failed: u64,
-    /// The last failure, if any.
-    pub last_error: Option<String>,
-    /// When it last failed.
-    pub last_failure_at: Option<u64>,
-    /// When it last answered in time.
-    pub last_ok_at: Option<u64>,
-}
-
 /// Builds the snapshot.
-pub async fn snapshot(state: &AppState) -> Snapshot {
+pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
     let center = &state.center;
     let now = center.now();
     let reachable = center.store().ping().await.is_ok();
