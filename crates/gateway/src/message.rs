@@ -31,7 +31,7 @@ use stats::{PushStats, WebhookStatus};
 /// Longest wait for the shared dedupe's claim before handling the push here.
 const CLAIM_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// How a handled push ended.
+/// How a push ended: the metrics' `outcome` label and the status page's counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Rule,
@@ -39,6 +39,10 @@ enum Outcome {
     Late,
     NoReply,
     WebhookFailed,
+    /// A retry of a push already handled.
+    Duplicate,
+    /// Refused before handling (signature, timestamp, decryption, XML).
+    Rejected,
 }
 
 impl Outcome {
@@ -49,6 +53,8 @@ impl Outcome {
             Outcome::Late => "late",
             Outcome::NoReply => "no_reply",
             Outcome::WebhookFailed => "webhook_failed",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
         }
     }
 }
@@ -125,17 +131,17 @@ impl Dispatcher {
     }
 
     /// Counts a push by outcome, in the metrics and the status page's figures.
-    fn count(&self, appid: &str, msg_type: &'static str, outcome: &'static str) {
+    fn count(&self, appid: &str, msg_type: &'static str, outcome: Outcome) {
         self.figures(appid, |f| {
             let p = &mut f.pushes;
             let counter = match outcome {
-                "rule" => &mut p.rule,
-                "webhook" => &mut p.webhook,
-                "late" => &mut p.late,
-                "no_reply" => &mut p.no_reply,
-                "webhook_failed" => &mut p.webhook_failed,
-                "duplicate" => &mut p.duplicate,
-                _ => &mut p.rejected,
+                Outcome::Rule => &mut p.rule,
+                Outcome::Webhook => &mut p.webhook,
+                Outcome::Late => &mut p.late,
+                Outcome::NoReply => &mut p.no_reply,
+                Outcome::WebhookFailed => &mut p.webhook_failed,
+                Outcome::Duplicate => &mut p.duplicate,
+                Outcome::Rejected => &mut p.rejected,
             };
             *counter += 1;
         });
@@ -145,10 +151,10 @@ impl Dispatcher {
             .get_or_create(&PushLabels {
                 appid: appid.to_owned(),
                 msg_type,
-                outcome,
+                outcome: outcome.name(),
             })
             .inc();
-        if outcome == "duplicate" {
+        if outcome == Outcome::Duplicate {
             let labels = AppLabels {
                 appid: appid.to_owned(),
             };
@@ -167,7 +173,7 @@ impl Dispatcher {
         if self.center.app(appid).is_none() {
             return;
         }
-        self.count(appid, "unknown", "rejected");
+        self.count(appid, "unknown", Outcome::Rejected);
         let now = self.center.now();
         let mut summary = None;
         self.figures(appid, |f| {
@@ -297,7 +303,7 @@ impl Dispatcher {
                 .await
         });
         if duplicate {
-            self.count(&appid, msg_type, "duplicate");
+            self.count(&appid, msg_type, Outcome::Duplicate);
         }
         answer.await
     }
@@ -321,11 +327,11 @@ impl Dispatcher {
         match claim {
             Ok(PushClaim::First) => {}
             Ok(PushClaim::Answered(answer)) => {
-                self.count(&app.appid, push.kind.name(), "duplicate");
+                self.count(&app.appid, push.kind.name(), Outcome::Duplicate);
                 return answer;
             }
             Ok(PushClaim::Pending) => {
-                self.count(&app.appid, push.kind.name(), "duplicate");
+                self.count(&app.appid, push.kind.name(), Outcome::Duplicate);
                 return self.await_other_instance(&key, deadline).await;
             }
             Err(e) => {
@@ -364,7 +370,7 @@ impl Dispatcher {
     ) -> Answer {
         let started = tokio::time::Instant::now();
         let (outcome, body) = self.reply_body(&app, &push, deadline).await;
-        self.count(&app.appid, push.kind.name(), outcome.name());
+        self.count(&app.appid, push.kind.name(), outcome);
         tracing::debug!(
             appid = %app.appid,
             msg_type = push.kind.name(),

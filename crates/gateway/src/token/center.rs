@@ -470,11 +470,8 @@ impl TokenCenter {
         {
             let health = slot.health();
             if self.now() < health.not_before {
-                let failure = health.last_failure.clone().unwrap_or_else(|| Failure {
-                    class: FailureClass::Transient,
-                    errcode: None,
-                    message: "waiting before the next call to WeChat".into(),
-                    hint: None,
+                let failure = health.last_failure.clone().unwrap_or_else(|| {
+                    Failure::transient("waiting before the next call to WeChat")
                 });
                 return Err(TokenError::Unavailable {
                     failure,
@@ -499,12 +496,10 @@ impl TokenCenter {
             }
             Err(e) if previous.as_ref().is_some_and(|p| p.is_valid(now)) => {
                 self.store_written(Err(&e));
-                let failure = Failure {
-                    class: FailureClass::Transient,
-                    errcode: None,
-                    message: "store unavailable; serving the current credential".into(),
-                    hint: Some("check the store (Redis)".into()),
-                };
+                let failure = Failure::transient_with_hint(
+                    "store unavailable; serving the current credential",
+                    "check the store (Redis)",
+                );
                 let retry_at = self.on_failure(slot, &failure, now);
                 tracing::warn!(appid, token.kind = %kind, error = %e, "store unavailable; refresh postponed");
                 slot.generation.send_modify(|g| *g += 1);
@@ -683,12 +678,7 @@ impl TokenCenter {
     {
         let as_failure = |e: TokenError| match e {
             TokenError::Unavailable { failure, .. } => failure,
-            other => Failure {
-                class: FailureClass::Transient,
-                errcode: None,
-                message: other.to_string(),
-                hint: None,
-            },
+            other => Failure::transient(other.to_string()),
         };
         let token = self
             .get(appid, Kind::AccessToken, by)
@@ -826,12 +816,7 @@ async fn detached<T: Send + 'static>(
 ) -> Result<T, TokenError> {
     tokio::spawn(work).await.unwrap_or_else(|e| {
         Err(TokenError::Unavailable {
-            failure: Failure {
-                class: FailureClass::Transient,
-                errcode: None,
-                message: format!("credential task failed: {e}"),
-                hint: None,
-            },
+            failure: Failure::transient(format!("credential task failed: {e}")),
             retry_at: 0,
         })
     })

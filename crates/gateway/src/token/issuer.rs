@@ -124,12 +124,9 @@ impl Issuer for OfficialAccount {
         match (kind, access_token) {
             (Kind::AccessToken, _) => upstream.access_token(&self.app, forced).await,
             (_, Some(token)) => upstream.ticket(&self.app.appid, token, kind).await,
-            (_, None) => Err(Failure {
-                class: super::upstream::FailureClass::Transient,
-                errcode: None,
-                message: "a ticket is fetched with an access token".into(),
-                hint: None,
-            }),
+            (_, None) => Err(Failure::transient(
+                "a ticket is fetched with an access token",
+            )),
         }
     }
 }

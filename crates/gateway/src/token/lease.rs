@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::store::{Credential, Kind, Lease};
 
 use super::slot::Slot;
-use super::upstream::{Failure, FailureClass};
+use super::upstream::Failure;
 use super::{TokenCenter, TokenError};
 
 /// How long a refresh lease lasts across instances: longer than the work done
@@ -79,12 +79,8 @@ impl TokenCenter {
             }
             tokio::time::sleep(LEASE_POLL).await;
         }
-        let failure = Failure {
-            class: FailureClass::Transient,
-            errcode: None,
-            message: "another instance holds the refresh lease and stored nothing new".into(),
-            hint: None,
-        };
+        let failure =
+            Failure::transient("another instance holds the refresh lease and stored nothing new");
         let retry_at = self.on_failure(slot, &failure, self.now());
         Err(TokenError::Unavailable { failure, retry_at })
     }

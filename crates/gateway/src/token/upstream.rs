@@ -71,12 +71,21 @@ impl Failure {
             .then_some(rid)
     }
 
-    fn transient(message: impl Into<String>) -> Self {
+    /// A failure worth retrying soon: a transport error, a busy or broken answer.
+    pub fn transient(message: impl Into<String>) -> Self {
         Self {
             class: FailureClass::Transient,
             errcode: None,
             message: message.into(),
             hint: None,
+        }
+    }
+
+    /// [`Failure::transient`] with what to do about it.
+    pub fn transient_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            hint: Some(hint.into()),
+            ..Self::transient(message)
         }
     }
 
