@@ -9,7 +9,10 @@
 //! - [`config`]: `wxgate.toml` + environment → [`config::Config`], all problems at once.
 //! - [`clock`]: wall time as a dependency ([`clock::SystemClock`], [`clock::ManualClock`]).
 //! - [`store`]: where credentials persist ([`store::Store`]: memory, sqlite).
-//! - [`token`]: the [`token::TokenCenter`], its background refresher and WeChat's token API.
+//! - [`token`]: the [`token::TokenCenter`], its refresher, probe, audit log and diagnostics; one
+//!   [`token::issuer::Issuer`] per credential family.
+//! - [`upstream`]: WeChat's HTTP API: the client, its failures, what errcodes mean.
+//! - [`rules`]: static replies to pushes, from the configuration.
 //! - [`message`]: pushes after verification: dedupe, rules, webhook, late replies.
 //! - [`proxy`]: forwards business servers' API calls with the current token.
 //! - [`logs`]: how log lines show values from outside (escaped, bounded).
@@ -29,6 +32,7 @@ pub mod proxy;
 pub mod rules;
 pub mod store;
 pub mod token;
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;

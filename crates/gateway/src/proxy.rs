@@ -219,7 +219,7 @@ impl Proxy {
             self.metrics.upstream_call(&self.label(&request.path), what);
             transient(format!(
                 "call to WeChat: {what}: {}",
-                crate::token::upstream::describe(e)
+                crate::upstream::describe(e)
             ))
         })?;
         let answer = self.read(appid, response).await;
@@ -242,7 +242,7 @@ impl Proxy {
     async fn read(&self, appid: &str, mut response: reqwest::Response) -> Result<Answer, Failure> {
         // 304 only answers a conditional request, which wxgate never passes on.
         if response.status().is_redirection() && response.status() != 304 {
-            return Err(crate::token::upstream::redirect_refused(&response));
+            return Err(crate::upstream::redirect_refused(&response));
         }
         if response
             .content_length()

@@ -8,7 +8,9 @@
 //! - [`revoke`]: revoking a leaked access token.
 //! - [`diagnostics`]: rid lookups, the token API's quota, clear_quota behind its monthly guard.
 //! - [`probe`]: the background check that notices a token invalidated behind wxgate's back.
-//! - [`upstream`]: WeChat's token and ticket APIs, and what their errcodes mean.
+//!
+//! WeChat's HTTP API itself (the client, failures and what errcodes mean) is
+//! [`crate::upstream`].
 
 mod audit;
 mod cause;
@@ -21,7 +23,6 @@ pub mod probe;
 pub mod refresh;
 pub mod revoke;
 mod slot;
-pub mod upstream;
 
+pub use crate::upstream::{Failure, FailureClass, FailureRecord, Upstream};
 pub use center::{Cause, Requester, SlotStatus, TokenCenter, TokenError};
-pub use upstream::{Failure, FailureClass, FailureRecord, Upstream};

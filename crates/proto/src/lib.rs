@@ -14,6 +14,7 @@
 //! - `json`: a push as flat JSON (`Serialize`), replies from `{"type": …}` JSON (`Deserialize`).
 //! - [`envelope`]: the three push modes, opening/sealing pushes and replies.
 //! - [`jssdk`]: the JS-SDK `wx.config` signature.
+//! - [`errcode`]: WeChat's errcodes and their usual errmsg, shared by the gateway and the simulator.
 //! - [`errmsg`]: reading `errmsg` texts (the IP of a 40164).
 //!
 //! # Example
@@ -34,6 +35,7 @@
 
 pub mod crypto;
 pub mod envelope;
+pub mod errcode;
 pub mod errmsg;
 mod fields;
 mod json;

@@ -4,8 +4,8 @@
 use crate::store::{AuditEntry, Kind, StoreError};
 
 use super::cause::Cause;
-use super::upstream::Failure;
 use super::TokenCenter;
+use crate::upstream::Failure;
 
 impl TokenCenter {
     /// Writes one audit entry (a failure to write it is logged, not fatal).

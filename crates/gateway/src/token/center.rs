@@ -21,7 +21,7 @@ use super::policy::beijing_day;
 pub use super::policy::Policy;
 pub use super::slot::SlotStatus;
 use super::slot::{Health, Slot};
-use super::upstream::{Failure, FailureClass, FailureRecord, Fetched, Upstream};
+use crate::upstream::{Failure, FailureClass, FailureRecord, Fetched, Upstream};
 
 /// How many failures the status page lists.
 const RECENT_FAILURES: usize = 20;

@@ -15,8 +15,8 @@ use crate::config::TokenApi;
 use crate::store::{Kind, StoreError};
 
 use super::center::{Cause, Requester};
-use super::upstream::Failure;
 use super::{TokenCenter, TokenError};
+use crate::upstream::Failure;
 
 /// Quota resets WeChat allows per account and calendar month.
 pub const CLEAR_QUOTA_PER_MONTH: u64 = 10;

@@ -10,7 +10,7 @@ use crate::config::{AppConfig, TokenApi};
 use crate::store::Kind;
 
 use super::policy::{STABLE_FORCED_PER_DAY, STABLE_RENEW_AHEAD, STABLE_RENEW_SPREAD};
-use super::upstream::{Failure, Fetched, Upstream};
+use crate::upstream::{Failure, Fetched, Upstream};
 
 /// A family's rules, as data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

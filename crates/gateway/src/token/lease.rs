@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::store::{Credential, Kind, Lease};
 
 use super::slot::Slot;
-use super::upstream::Failure;
 use super::{TokenCenter, TokenError};
+use crate::upstream::Failure;
 
 /// How long a refresh lease lasts across instances: longer than the work done
 /// under it (a call to WeChat is at most `upstream.timeout_ms`, capped at 10 s;

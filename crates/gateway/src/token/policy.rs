@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::store::Credential;
 
-use super::upstream::FailureClass;
 use super::TokenError;
+use crate::upstream::FailureClass;
 
 /// stable_token hands out the next token only in the last 300 s of the current
 /// one (§4.2): renew between 300 and 280 s before expiry, not earlier.

@@ -6,7 +6,7 @@ use std::sync::{Mutex, RwLock};
 
 use crate::store::{Credential, Kind};
 
-use super::upstream::Failure;
+use crate::upstream::Failure;
 
 /// What the operations surface shows about one credential.
 #[derive(Debug, Clone)]

@@ -1,5 +1,7 @@
-//! Calls to WeChat's token and ticket APIs (protocol reference §4, §5.1), and
-//! the meaning of their errcodes for the token center (§4.3).
+//! WeChat's HTTP API (or the simulator): the one client of its JSON APIs
+//! (token and ticket fetches, the probe, customer-service sends, diagnostics;
+//! protocol reference §4, §5.1, §6), its failures, and what their errcodes
+//! mean for the token center (§4.3; codes from `wxgate_proto::errcode`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,19 +136,24 @@ impl FailureRecord {
 
 /// What an errcode means for the token center (§4.3).
 fn classify(appid: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<String>) {
+    use wxgate_proto::errcode::{
+        ip_not_allowed, ACCESS_TOKEN_EXPIRED, API_UNAUTHORIZED, APPID_MISSING, APPSECRET_FROZEN,
+        APPSECRET_MISSING, BUSY, DAILY_QUOTA, INVALID_ACCESS_TOKEN, INVALID_APPID,
+        INVALID_APPSECRET, INVALID_CREDENTIAL, INVALID_GRANT_TYPE, MINUTE_QUOTA,
+    };
     use FailureClass::*;
     let hint = |s: String| Some(s);
     match errcode {
-        -1 => (Transient, hint("WeChat is busy; wxgate retries with backoff".into())),
-        45011 => (Transient, hint("per-minute limit reached; wxgate backs off".into())),
-        45009 => (
+        BUSY => (Transient, hint("WeChat is busy; wxgate retries with backoff".into())),
+        MINUTE_QUOTA => (Transient, hint("per-minute limit reached; wxgate backs off".into())),
+        DAILY_QUOTA => (
             Quota,
             hint(format!(
                 "the daily quota of {appid} is used up; wxgate stops fetching until 00:00 Beijing time \
                  (an administrator can reset it with /cgi-bin/clear_quota)"
             )),
         ),
-        40164 | 61004 | 89501 | 89503 => {
+        code if ip_not_allowed(code) => {
             let ip = wxgate_proto::whitelist_ip(errmsg).unwrap_or("this server's outbound IP");
             (
                 Config,
@@ -155,12 +162,12 @@ fn classify(appid: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<St
                 )),
             )
         }
-        40001 | 40125 => (Config, hint(format!("the AppSecret of {appid} is wrong or was reset: update its secret"))),
-        40243 => (Config, hint(format!("the AppSecret of {appid} is frozen: unfreeze it in the console"))),
-        40013 => (Config, hint(format!("WeChat does not know appid {appid}: check it"))),
-        40002 | 41002 | 41004 => (Config, hint("the request lacked a field WeChat requires (a wxgate bug?)".into())),
-        40014 | 42001 => (TokenRejected, None),
-        48001 => (Config, hint(format!("{appid} lacks the permission for this API"))),
+        INVALID_CREDENTIAL | INVALID_APPSECRET => (Config, hint(format!("the AppSecret of {appid} is wrong or was reset: update its secret"))),
+        APPSECRET_FROZEN => (Config, hint(format!("the AppSecret of {appid} is frozen: unfreeze it in the console"))),
+        INVALID_APPID => (Config, hint(format!("WeChat does not know appid {appid}: check it"))),
+        INVALID_GRANT_TYPE | APPID_MISSING | APPSECRET_MISSING => (Config, hint("the request lacked a field WeChat requires (a wxgate bug?)".into())),
+        INVALID_ACCESS_TOKEN | ACCESS_TOKEN_EXPIRED => (TokenRejected, None),
+        API_UNAUTHORIZED => (Config, hint(format!("{appid} lacks the permission for this API"))),
         _ => (Transient, None),
     }
 }
@@ -172,7 +179,7 @@ pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// On a call made with an access token (not the secret), 40001 means the
 /// token, not the secret (§5.1).
 fn token_rejected(mut f: Failure) -> Failure {
-    if f.errcode == Some(40001) {
+    if f.errcode == Some(wxgate_proto::errcode::INVALID_CREDENTIAL) {
         f.class = FailureClass::TokenRejected;
         f.hint = None;
     }
@@ -307,9 +314,9 @@ impl Upstream {
         let answer = self.send("/cgi-bin/message/custom/send", request).await?;
         match answer.errcode {
             0 => Ok(()),
-            40001 => Err(Failure {
+            wxgate_proto::errcode::INVALID_CREDENTIAL => Err(Failure {
                 class: FailureClass::TokenRejected,
-                ..Failure::from_errcode(appid, 40001, &answer.errmsg)
+                ..Failure::from_errcode(appid, answer.errcode, &answer.errmsg)
             }),
             errcode => Err(Failure::from_errcode(appid, errcode, &answer.errmsg)),
         }

@@ -1,0 +1,127 @@
+//! WeChat's errcodes and their usual errmsg texts (protocol reference §4.3,
+//! §6; families reference §4.c): one table, read by the gateway (what each
+//! means) and the simulator (what it answers). Match on the code, never on
+//! the text: WeChat changes its wording and appends ` rid: …`.
+
+/// Busy: retry with backoff. Never a caller's mistake.
+pub const BUSY: i64 = -1;
+/// At a token fetch: wrong secret. On an API call: the token is invalid or superseded.
+pub const INVALID_CREDENTIAL: i64 = 40001;
+/// `grant_type` is not `client_credential`.
+pub const INVALID_GRANT_TYPE: i64 = 40002;
+/// The OpenID is not of this account.
+pub const INVALID_OPENID: i64 = 40003;
+/// Unknown AppID.
+pub const INVALID_APPID: i64 = 40013;
+/// A malformed or foreign access token.
+pub const INVALID_ACCESS_TOKEN: i64 = 40014;
+/// An argument is invalid (a ticket `type`, …).
+pub const INVALID_ARGS: i64 = 40097;
+/// The AppSecret is wrong (stable_token).
+pub const INVALID_APPSECRET: i64 = 40125;
+/// The caller's IP is not on the API whitelist; the errmsg names it.
+pub const INVALID_IP: i64 = 40164;
+/// The AppSecret is frozen.
+pub const APPSECRET_FROZEN: i64 = 40243;
+/// `access_token` missing.
+pub const ACCESS_TOKEN_MISSING: i64 = 41001;
+/// `appid` missing.
+pub const APPID_MISSING: i64 = 41002;
+/// `secret` missing.
+pub const APPSECRET_MISSING: i64 = 41004;
+/// The access token has expired.
+pub const ACCESS_TOKEN_EXPIRED: i64 = 42001;
+/// A GET-only API was called otherwise.
+pub const REQUIRE_GET: i64 = 43001;
+/// A POST-only API was called otherwise.
+pub const REQUIRE_POST: i64 = 43002;
+/// The daily quota is used up.
+pub const DAILY_QUOTA: i64 = 45009;
+/// The per-minute limit is reached: slow down.
+pub const MINUTE_QUOTA: i64 = 45011;
+/// The body is not what the API reads.
+pub const DATA_FORMAT: i64 = 47001;
+/// The account lacks the permission for this API.
+pub const API_UNAUTHORIZED: i64 = 48001;
+/// The month's quota resets are spent.
+pub const CLEAR_QUOTA_LIMIT: i64 = 48006;
+/// IP awaiting / needing the administrator's confirmation (treated like 40164).
+pub const IP_UNCONFIRMED: [i64; 2] = [89501, 89503];
+/// "access clientip is not registered" (treated like 40164).
+pub const CLIENT_IP_NOT_REGISTERED: i64 = 61004;
+/// rid lookups: not found (kept 7 days), malformed, another account's.
+pub const RID_NOT_FOUND: i64 = 76001;
+/// A malformed rid.
+pub const RID_MALFORMED: i64 = 76002;
+/// A rid of another account.
+pub const RID_NO_PERMISSION: i64 = 76003;
+/// quota/get: unknown path.
+pub const CGI_PATH_NOT_FOUND: i64 = 76021;
+/// quota/get: a path without a quota for this account.
+pub const CGI_PATH_NO_PERMISSION: i64 = 76022;
+
+/// WeChat's usual errmsg for `code` (without the ` rid: …` suffix), when it
+/// does not depend on the request.
+pub fn errmsg(code: i64) -> Option<&'static str> {
+    Some(match code {
+        BUSY => "system error",
+        INVALID_CREDENTIAL => "invalid credential, access_token is invalid or not latest",
+        INVALID_GRANT_TYPE => "invalid grant_type",
+        INVALID_OPENID => "invalid openid",
+        INVALID_APPID => "invalid appid",
+        INVALID_ACCESS_TOKEN => "invalid access_token",
+        INVALID_ARGS => "invalid args",
+        INVALID_APPSECRET => "invalid appsecret",
+        ACCESS_TOKEN_MISSING => "access_token missing",
+        APPID_MISSING => "appid missing",
+        APPSECRET_MISSING => "appsecret missing",
+        ACCESS_TOKEN_EXPIRED => "access_token expired",
+        REQUIRE_GET => "require GET method",
+        REQUIRE_POST => "require POST method",
+        DAILY_QUOTA => "reach max api daily quota limit",
+        MINUTE_QUOTA => "api minute-quota reach limit must slower retry next minute",
+        DATA_FORMAT => "data format error",
+        API_UNAUTHORIZED => "api unauthorized",
+        CLEAR_QUOTA_LIMIT => "forbid to clear quota because of reaching the limit",
+        RID_NOT_FOUND => "rid not found",
+        RID_MALFORMED => "rid is error",
+        RID_NO_PERMISSION => "could not query this rid,no permission",
+        CGI_PATH_NOT_FOUND => "cgi_path not found, please check",
+        CGI_PATH_NO_PERMISSION => "could not use this cgi_path,no permission",
+        _ => return None,
+    })
+}
+
+/// Whether an API call's `code` says the access token it carried is bad:
+/// invalid or superseded (40001), malformed or foreign (40014), expired (42001).
+pub fn token_rejected(code: i64) -> bool {
+    matches!(
+        code,
+        INVALID_CREDENTIAL | INVALID_ACCESS_TOKEN | ACCESS_TOKEN_EXPIRED
+    )
+}
+
+/// Whether `code` says the caller's IP must be allowed first (the whitelist).
+pub fn ip_not_allowed(code: i64) -> bool {
+    code == INVALID_IP || code == CLIENT_IP_NOT_REGISTERED || IP_UNCONFIRMED.contains(&code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_errors_are_the_three_the_protocol_names() {
+        let rejected: Vec<i64> = (40000..43000).filter(|&c| token_rejected(c)).collect();
+        assert_eq!(rejected, [40001, 40014, 42001]);
+        assert!(!token_rejected(BUSY));
+    }
+
+    #[test]
+    fn messages_are_wechats() {
+        assert_eq!(errmsg(DAILY_QUOTA), Some("reach max api daily quota limit"));
+        assert_eq!(errmsg(REQUIRE_POST), Some("require POST method"));
+        assert_eq!(errmsg(INVALID_IP), None, "it names the caller's IP");
+        assert!(ip_not_allowed(89503) && ip_not_allowed(40164) && !ip_not_allowed(40001));
+    }
+}
