@@ -142,6 +142,25 @@ pub struct UpstreamConfig {
     pub probe_interval_secs: u64,
 }
 
+/// Which family an `[[apps]]` entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppType {
+    /// An Official Account (服务号/订阅号), the default.
+    Official,
+    /// A Mini Program (小程序): the same token APIs, no JS-SDK tickets.
+    MiniProgram,
+}
+
+impl AppType {
+    /// `official` or `miniprogram`, as in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppType::Official => "official",
+            AppType::MiniProgram => "miniprogram",
+        }
+    }
+}
+
 /// Which token API an app uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenApi {
@@ -172,6 +191,8 @@ pub struct AppConfig {
     pub token: Option<SecretString>,
     /// How pushes are protected, with the AES key where one is used.
     pub push_mode: PushMode,
+    /// Official Account or Mini Program.
+    pub app_type: AppType,
     /// Which token API to fetch with.
     pub token_api: TokenApi,
     /// Refresh this long before expiry, seconds (default 600).
@@ -674,6 +695,32 @@ fn check_app(
             TokenApi::Stable
         }
     };
+    let app_type = match app.app_type.as_deref().unwrap_or("official") {
+        "official" => AppType::Official,
+        "miniprogram" => AppType::MiniProgram,
+        other => {
+            p.add(
+                field("type"),
+                format!("{other:?}: use official or miniprogram"),
+            );
+            AppType::Official
+        }
+    };
+    if app_type == AppType::MiniProgram && !app.js_domains.is_empty() {
+        p.add(
+            field("js_domains"),
+            "Mini Programs have no JS-SDK (no jsapi_ticket): remove js_domains",
+        );
+    }
+    match app.push_format.as_deref() {
+        None | Some("xml") => {}
+        Some("json") => p.add(
+            field("push_format"),
+            "JSON pushes (a Mini Program's choice) are not supported yet: choose XML in the \
+             Mini Program's message push settings and remove push_format",
+        ),
+        Some(other) => p.add(field("push_format"), format!("{other:?}: use xml")),
+    }
     let refresh_ahead_secs = app.refresh_ahead_secs.unwrap_or(DEFAULT_REFRESH_AHEAD_SECS);
     if !(60..=3600).contains(&refresh_ahead_secs) {
         p.add(
@@ -725,6 +772,7 @@ fn check_app(
         secret: app_secret?,
         token,
         push_mode: push_mode?,
+        app_type,
         token_api,
         refresh_ahead_secs,
         js_domains: app

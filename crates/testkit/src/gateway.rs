@@ -42,6 +42,8 @@ pub struct Setup {
     pub wrap_store: Option<StoreWrapper>,
     /// Faults the simulator holds before the gateway starts (its warm-up meets them).
     pub faults: Vec<wxgate_sim::Fault>,
+    /// The app's `type` and JS domains (a Mini Program has none).
+    pub app_kind: &'static str,
     /// `[upstream] probe_interval_secs`: 0 (off) unless a test probes, so
     /// other tests count only their own calls.
     pub probe_interval_secs: u64,
@@ -68,8 +70,15 @@ impl Setup {
             extra_toml: String::new(),
             wrap_store: None,
             faults: Vec::new(),
+            app_kind: "type = \"official\"\njs_domains = [\"example.com\"]",
             probe_interval_secs: 0,
         }
+    }
+
+    /// The app is a Mini Program (no JS domains).
+    pub fn miniprogram(mut self) -> Self {
+        self.app_kind = "type = \"miniprogram\"";
+        self
     }
 
     /// Probes every current access token every `secs` seconds.
@@ -219,7 +228,7 @@ appid = "{APPID}"
 secret_env = "WX_SECRET"
 token_api = "{api}"
 refresh_ahead_secs = 600
-js_domains = ["example.com"]
+{kind}
 {app}
 [[clients]]
 name = "shop"
@@ -232,6 +241,7 @@ apps = ["{APPID}"]
             api = self.setup.token_api,
             server = self.setup.server_toml,
             app = self.setup.app_toml,
+            kind = self.setup.app_kind,
             extra = self.setup.extra_toml,
             probe = self.setup.probe_interval_secs,
         )

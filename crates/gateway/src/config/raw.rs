@@ -91,6 +91,9 @@ pub(crate) struct RawApp {
     pub(crate) encoding_aes_key_file: Option<String>,
     pub(crate) mode: Option<String>,
     pub(crate) token_api: Option<String>,
+    #[serde(rename = "type")]
+    pub(crate) app_type: Option<String>,
+    pub(crate) push_format: Option<String>,
     pub(crate) refresh_ahead_secs: Option<u64>,
     #[serde(default)]
     pub(crate) js_domains: Vec<String>,

@@ -105,6 +105,7 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
             }
             ApiError::Token(TokenError::UnknownApp(_)) => (StatusCode::NOT_FOUND, "unknown_app"),
+            ApiError::Token(TokenError::NotIssued { .. }) => (StatusCode::NOT_FOUND, "not_issued"),
             ApiError::PushNotConfigured(_) => (StatusCode::NOT_FOUND, "push_not_configured"),
             ApiError::StaleTimestamp => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
             ApiError::BodyMismatch => (StatusCode::UNAUTHORIZED, "body_mismatch"),
@@ -152,6 +153,8 @@ impl ApiError {
             ApiError::InvalidSecret => 40125,
             ApiError::InvalidToken => 40001,
             ApiError::Token(TokenError::UnknownApp(_)) => 40013,
+            // What WeChat answers an account calling an API it may not use.
+            ApiError::Token(TokenError::NotIssued { .. }) => 48001,
             // "Too many calls, retry later": the request is fine, the moment is not.
             ApiError::Token(TokenError::RateLimited { .. })
             | ApiError::Spool(SpoolError::Full { .. })

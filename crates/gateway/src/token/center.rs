@@ -15,7 +15,7 @@ use crate::metrics::{Metrics, RefreshLabels};
 use crate::store::{mask, Credential, Kind, Lease, Store, StoreError};
 
 pub use super::cause::{Cause, Requester};
-use super::issuer::{Issuer, OfficialAccount};
+use super::issuer::{AppIssuer, Issuer};
 use super::lease::{Waited, LEASE_TTL};
 use super::policy::beijing_day;
 pub use super::policy::Policy;
@@ -31,6 +31,16 @@ pub enum TokenError {
     /// The appid is not configured.
     #[error("unknown appid {0}")]
     UnknownApp(String),
+    /// The owner's family has no credential of this kind (a Mini Program's jsapi_ticket).
+    #[error("{owner} has no {kind}: {why}")]
+    NotIssued {
+        /// The owner asked about.
+        owner: String,
+        /// The credential asked for.
+        kind: Kind,
+        /// Why its family has none.
+        why: &'static str,
+    },
     /// No valid credential, and WeChat could not give one (or must not be asked yet).
     #[error("{failure}")]
     Unavailable {
@@ -86,7 +96,7 @@ impl TokenCenter {
         let issuers: HashMap<String, Arc<dyn Issuer>> = apps
             .iter()
             .map(|a| {
-                let issuer: Arc<dyn Issuer> = Arc::new(OfficialAccount::new(a.clone()));
+                let issuer: Arc<dyn Issuer> = Arc::new(AppIssuer::new(a.clone()));
                 (a.appid.clone(), issuer)
             })
             .collect();
@@ -177,10 +187,17 @@ impl TokenCenter {
     }
 
     pub(super) fn slot(&self, appid: &str, kind: Kind) -> Result<&Slot, TokenError> {
-        self.inner
-            .slots
-            .get(&(appid.to_owned(), kind))
-            .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))
+        if let Some(slot) = self.inner.slots.get(&(appid.to_owned(), kind)) {
+            return Ok(slot);
+        }
+        Err(match self.issuer(appid) {
+            Some(issuer) => TokenError::NotIssued {
+                owner: appid.to_owned(),
+                kind,
+                why: issuer.family().lacks,
+            },
+            None => TokenError::UnknownApp(appid.to_owned()),
+        })
     }
 
     /// A valid credential: from memory, else from the store, else from WeChat.

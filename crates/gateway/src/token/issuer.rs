@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{AppConfig, TokenApi};
+use crate::config::{AppConfig, AppType, TokenApi};
 use crate::store::Kind;
 
 use super::policy::{STABLE_FORCED_PER_DAY, STABLE_RENEW_AHEAD, STABLE_RENEW_SPREAD};
@@ -15,16 +15,27 @@ use crate::upstream::{Failure, Fetched, Upstream};
 /// A family's rules, as data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Family {
-    /// `official_account`, …
+    /// `official_account`, `mini_program`, …
     pub name: &'static str,
     /// The credentials an owner of this family has.
     pub kinds: &'static [Kind],
+    /// Why it has no others, for the caller who asks for one.
+    pub lacks: &'static str,
 }
 
-/// Official Accounts (and, later, Mini Programs, which share their token API).
+/// Official Accounts: an access token, the JS-SDK and card tickets.
 pub const OFFICIAL_ACCOUNT: Family = Family {
     name: "official_account",
     kinds: &Kind::ALL,
+    lacks: "",
+};
+
+/// Mini Programs: the same token APIs; no JS-SDK, so no tickets.
+pub const MINI_PROGRAM: Family = Family {
+    name: "mini_program",
+    kinds: &[Kind::AccessToken],
+    lacks: "a Mini Program has no JS-SDK and no card tickets: only its access_token \
+            (users sign in with wx.login and jscode2session)",
 };
 
 /// How one owner's credentials behave and are fetched.
@@ -58,13 +69,14 @@ pub trait Issuer: std::fmt::Debug + Send + Sync {
     ) -> Result<Fetched, Failure>;
 }
 
-/// An Official Account: classic or stable access token, JS-SDK and card tickets.
+/// An `[[apps]]` entry, Official Account or Mini Program: a classic or
+/// stable access token; for Official Accounts the JS-SDK and card tickets.
 #[derive(Debug)]
-pub struct OfficialAccount {
+pub struct AppIssuer {
     app: Arc<AppConfig>,
 }
 
-impl OfficialAccount {
+impl AppIssuer {
     /// The issuer of `app`'s credentials.
     pub fn new(app: Arc<AppConfig>) -> Self {
         Self { app }
@@ -76,9 +88,12 @@ impl OfficialAccount {
 }
 
 #[async_trait::async_trait]
-impl Issuer for OfficialAccount {
+impl Issuer for AppIssuer {
     fn family(&self) -> &'static Family {
-        &OFFICIAL_ACCOUNT
+        match self.app.app_type {
+            AppType::Official => &OFFICIAL_ACCOUNT,
+            AppType::MiniProgram => &MINI_PROGRAM,
+        }
     }
 
     fn warm(&self, kind: Kind) -> bool {
@@ -135,7 +150,7 @@ impl Issuer for OfficialAccount {
 mod tests {
     use super::*;
 
-    fn app(token_api: TokenApi, js: bool) -> OfficialAccount {
+    fn app(token_api: TokenApi, js: bool) -> AppIssuer {
         let api = match token_api {
             TokenApi::Stable => "stable",
             TokenApi::Classic => "classic",
@@ -146,7 +161,7 @@ mod tests {
              refresh_ahead_secs = 600\njs_domains = {domains}\n"
         );
         let config = crate::config::load(&toml, &Default::default()).unwrap();
-        OfficialAccount::new(Arc::new(config.apps.into_iter().next().unwrap()))
+        AppIssuer::new(Arc::new(config.apps.into_iter().next().unwrap()))
     }
 
     #[test]
@@ -164,5 +179,15 @@ mod tests {
         assert!(!classic.warm(Kind::WxCardTicket));
         assert!(classic.needs_access_token(Kind::WxCardTicket));
         assert!(!classic.needs_access_token(Kind::AccessToken));
+        assert_eq!(classic.family(), &OFFICIAL_ACCOUNT);
+    }
+
+    #[test]
+    fn a_mini_program_has_its_access_token_only() {
+        let toml = "[[apps]]\nappid = \"wxmp\"\nsecret = \"s\"\ntype = \"miniprogram\"\n";
+        let config = crate::config::load(toml, &Default::default()).unwrap();
+        let issuer = AppIssuer::new(Arc::new(config.apps.into_iter().next().unwrap()));
+        assert_eq!(issuer.family().kinds, [Kind::AccessToken]);
+        assert!(issuer.family().lacks.contains("no JS-SDK"));
     }
 }

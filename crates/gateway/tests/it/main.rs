@@ -5,6 +5,7 @@ mod client_api;
 mod compat;
 mod config;
 mod diagnostics;
+mod families;
 mod faults;
 mod layers;
 mod ops;

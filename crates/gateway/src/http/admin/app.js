@@ -105,7 +105,7 @@
   function app(a, now) {
     return h('article', { class: 'card', 'data-appid': a.appid },
       h('header', { class: 'card-head' }, h('h2', {}, h('code', {}, a.appid)),
-        h('span', { class: 'chip' }, `${a.token_api} token API`), h('span', { class: 'chip' }, `push: ${a.push_mode}`)),
+        h('span', { class: 'chip' }, a.app_type), h('span', { class: 'chip' }, `${a.token_api} token API`), h('span', { class: 'chip' }, `push: ${a.push_mode}`)),
       h('div', { class: 'creds' }, a.credentials.length === 0
         ? h('p', { class: 'muted' }, 'No credential yet.')
         : a.credentials.map((c) => credential(c, now))),

@@ -271,12 +271,13 @@ fn app(a: &AppStatus, now: u64) -> String {
     };
     format!(
         r#"<article class="card" data-appid="{appid}">
-<header class="card-head"><h2><code>{appid}</code></h2><span class="chip">{api} token API</span><span class="chip">push: {mode}</span></header>
+<header class="card-head"><h2><code>{appid}</code></h2><span class="chip">{family}</span><span class="chip">{api} token API</span><span class="chip">push: {mode}</span></header>
 <div class="creds">{credentials}</div>
 <div class="sub">{pushes}{webhook}</div>
 </article>"#,
         appid = esc(&a.appid),
         api = esc(a.token_api),
+        family = esc(a.app_type),
         mode = esc(a.push_mode),
         pushes = pushes(&a.pushes),
         webhook = webhook(a.webhook.as_ref(), now),
@@ -493,6 +494,7 @@ mod tests {
             apps: vec![AppStatus {
                 appid: "wx<1>".into(),
                 token_api: "stable",
+                app_type: "official",
                 push_mode: "safe",
                 credentials: vec![CredentialStatus {
                     kind: "access_token",

@@ -55,6 +55,8 @@ pub(crate) struct AppStatus {
     pub appid: String,
     /// `stable` or `classic`.
     pub token_api: &'static str,
+    /// `official` or `miniprogram`.
+    pub app_type: &'static str,
     /// `plain`, `compat`, `safe`, or `none` when pushes are not configured.
     pub push_mode: &'static str,
     /// access_token, jsapi_ticket, wx_card_ticket (those in use).
@@ -134,6 +136,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
             AppStatus {
                 appid: appid.to_owned(),
                 token_api: app.token_api.as_str(),
+                app_type: app.app_type.as_str(),
                 push_mode: app.push_mode_name(),
                 credentials,
                 pushes: state.dispatcher.push_stats(appid),
