@@ -20,7 +20,7 @@ use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
 use crate::rules::Rule;
 pub use proxy::{is_credential_path, ProxyConfig, CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS};
-use raw::{RawApp, RawClient, RawConfig};
+use raw::{RawApp, RawClient, RawConfig, RawWecom};
 
 /// Everything wxgate needs to run, checked.
 #[derive(Debug)]
@@ -37,6 +37,8 @@ pub struct Config {
     pub admin_key: Option<SecretString>,
     /// `[[apps]]`, in file order.
     pub apps: Vec<AppConfig>,
+    /// `[[wecom]]`, in file order.
+    pub wecom: Vec<WecomConfig>,
     /// `[[clients]]`.
     pub clients: Vec<ClientConfig>,
 }
@@ -135,11 +137,38 @@ impl PartialEq for StoreConfig {
 pub struct UpstreamConfig {
     /// WeChat's API base (default `https://api.weixin.qq.com`), or a simulator.
     pub base_url: url::Url,
+    /// WeCom's API base (default `https://qyapi.weixin.qq.com`), or a simulator.
+    pub wecom_base_url: url::Url,
     /// Per-call timeout, milliseconds (default 5000).
     pub timeout_ms: u64,
     /// How often each current access token is checked with a cheap call,
     /// seconds (default 60; 0 turns the probe off).
     pub probe_interval_secs: u64,
+}
+
+/// One `[[wecom]]` entry: a WeCom self-built app, or a special secret
+/// (contacts, customer contact…). Its credentials belong to (corpid, secret).
+#[derive(Debug)]
+pub struct WecomConfig {
+    /// The corp.
+    pub corpid: String,
+    /// The app's AgentId; `None` for a special secret.
+    pub agentid: Option<u64>,
+    /// Unique within the corp: `name`, or the agentid.
+    pub name: String,
+    /// The app's secret (`corpsecret`).
+    pub secret: SecretString,
+    /// Refresh this long before expiry, seconds (default 600).
+    pub refresh_ahead_secs: u64,
+    /// JS safe domains (可信域名) for JS-SDK signatures.
+    pub js_domains: Vec<String>,
+}
+
+impl WecomConfig {
+    /// The credentials' owner: `corpid/name`, as in client scopes and keys.
+    pub fn owner(&self) -> String {
+        format!("{}/{}", self.corpid, self.name)
+    }
 }
 
 /// Which family an `[[apps]]` entry is.
@@ -524,8 +553,24 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
             url::Url::parse("https://api.weixin.qq.com").expect("a valid URL")
         }
     };
+    let wecom_base = raw
+        .upstream
+        .wecom_base_url
+        .as_deref()
+        .unwrap_or("https://qyapi.weixin.qq.com");
+    let wecom_base_url = match url::Url::parse(wecom_base) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
+        _ => {
+            p.add(
+                "upstream.wecom_base_url",
+                format!("{wecom_base:?}: use an http(s) URL with a host"),
+            );
+            url::Url::parse("https://qyapi.weixin.qq.com").expect("a valid URL")
+        }
+    };
     let upstream = UpstreamConfig {
         base_url,
+        wecom_base_url,
         timeout_ms: raw.upstream.timeout_ms.unwrap_or(5000),
         probe_interval_secs: raw.upstream.probe_interval_secs.unwrap_or(60),
     };
@@ -576,8 +621,30 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
             );
         }
     }
-    if apps.is_empty() && problems_before_apps == p.0.len() {
-        p.add("apps", "no [[apps]]: add at least one account");
+    let mut wecom: Vec<WecomConfig> = Vec::new();
+    for (i, raw_wecom) in raw.wecom.into_iter().enumerate() {
+        let at = format!("wecom[{i}]");
+        let Some(app) = check_wecom(raw_wecom, &at, env, p) else {
+            continue;
+        };
+        if wecom.iter().any(|w| w.owner() == app.owner()) {
+            p.add(
+                format!("{at}.name"),
+                format!(
+                    "{} appears twice: give each app of a corp its own name",
+                    app.owner()
+                ),
+            );
+        } else {
+            seen.insert(app.owner());
+            wecom.push(app);
+        }
+    }
+    if apps.is_empty() && wecom.is_empty() && problems_before_apps == p.0.len() {
+        p.add(
+            "apps",
+            "no [[apps]] and no [[wecom]]: add at least one account",
+        );
     }
     let clients = raw
         .clients
@@ -593,8 +660,101 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         proxy,
         admin_key,
         apps,
+        wecom,
         clients,
     }
+}
+
+fn check_wecom(
+    w: RawWecom,
+    at: &str,
+    env: &BTreeMap<String, String>,
+    p: &mut Problems,
+) -> Option<WecomConfig> {
+    let field = |name: &str| format!("{at}.{name}");
+    let corpid = match w.corpid {
+        None => {
+            p.add(field("corpid"), "missing");
+            None
+        }
+        Some(c) if is_identifier(&c) => Some(c),
+        Some(c) => {
+            p.add(
+                field("corpid"),
+                format!(
+                    "{:?}: use the CorpID as WeCom shows it (letters, digits, _ and -)",
+                    crate::logs::escaped(&c)
+                ),
+            );
+            None
+        }
+    };
+    let name = match (&w.name, w.agentid) {
+        (Some(name), _) if is_identifier(name) => Some(name.clone()),
+        (Some(name), _) => {
+            p.add(
+                field("name"),
+                format!("{:?}: letters, digits, _ and -", crate::logs::escaped(name)),
+            );
+            None
+        }
+        (None, Some(agentid)) => Some(agentid.to_string()),
+        (None, None) => {
+            p.add(
+                field("name"),
+                "a special secret (no agentid) needs a name, unique in its corp",
+            );
+            None
+        }
+    };
+    if w.secret.is_none() && w.secret_env.is_none() && w.secret_file.is_none() {
+        p.add(
+            field("secret"),
+            "missing (the app's Secret; secret_env = \"…\")",
+        );
+    }
+    let app_secret = secret(
+        p,
+        env,
+        &field("secret"),
+        w.secret,
+        w.secret_env,
+        w.secret_file,
+    );
+    if w.token.is_some()
+        || w.token_env.is_some()
+        || w.encoding_aes_key.is_some()
+        || w.encoding_aes_key_env.is_some()
+    {
+        p.add(
+            field("token"),
+            "WeCom callbacks are not served yet: remove token and encoding_aes_key",
+        );
+    }
+    let refresh_ahead_secs = w.refresh_ahead_secs.unwrap_or(DEFAULT_REFRESH_AHEAD_SECS);
+    if !(60..=3600).contains(&refresh_ahead_secs) {
+        p.add(
+            field("refresh_ahead_secs"),
+            format!("{refresh_ahead_secs}: use 60 to 3600 seconds"),
+        );
+    }
+    for (i, domain) in w.js_domains.iter().enumerate() {
+        if let Err(e) = check_js_domain(domain) {
+            p.add(format!("{at}.js_domains[{i}]"), e);
+        }
+    }
+    Some(WecomConfig {
+        corpid: corpid?,
+        agentid: w.agentid,
+        name: name?,
+        secret: app_secret?,
+        refresh_ahead_secs,
+        js_domains: w
+            .js_domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+    })
 }
 
 fn check_app(

@@ -109,8 +109,10 @@ impl Gateway {
         };
         let metrics = Arc::new(Metrics::new(instance_name()));
         let upstream = Upstream::new(&config.upstream).with_metrics(metrics.clone());
+        let wecom = config.wecom.into_iter().map(Arc::new).collect();
         let center = TokenCenter::new(
             apps,
+            wecom,
             store,
             upstream.clone(),
             clock,

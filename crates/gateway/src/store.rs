@@ -23,11 +23,18 @@ pub enum Kind {
     JsapiTicket,
     /// The card (卡券) `api_ticket`, `type=wx_card`.
     WxCardTicket,
+    /// A WeCom app's `agent_config` ticket (`wx.agentConfig`).
+    AgentConfigTicket,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 3] = [Kind::AccessToken, Kind::JsapiTicket, Kind::WxCardTicket];
+    pub const ALL: [Kind; 4] = [
+        Kind::AccessToken,
+        Kind::JsapiTicket,
+        Kind::WxCardTicket,
+        Kind::AgentConfigTicket,
+    ];
 
     /// `access_token`, `jsapi_ticket` or `wx_card_ticket`: the name in URLs, keys and logs.
     pub fn as_str(self) -> &'static str {
@@ -35,6 +42,7 @@ impl Kind {
             Kind::AccessToken => "access_token",
             Kind::JsapiTicket => "jsapi_ticket",
             Kind::WxCardTicket => "wx_card_ticket",
+            Kind::AgentConfigTicket => "agent_config_ticket",
         }
     }
 }

@@ -202,6 +202,8 @@ struct Answer {
 pub struct Upstream {
     http: reqwest::Client,
     base: url::Url,
+    /// WeCom's API host (qyapi.weixin.qq.com).
+    wecom_base: url::Url,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -217,6 +219,7 @@ impl Upstream {
         Self {
             http,
             base: config.base_url.clone(),
+            wecom_base: config.wecom_base_url.clone(),
             metrics: None,
         }
     }
@@ -247,10 +250,46 @@ impl Upstream {
     }
 
     fn url(&self, path: &str) -> url::Url {
-        let mut url = self.base.clone();
-        let base_path = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{base_path}{path}"));
-        url
+        join(&self.base, path)
+    }
+
+    /// Fetches a WeCom app's access token: one per (corpid, secret); a
+    /// repeat fetch does not invalidate the previous token (families §1.1).
+    pub async fn wecom_token(
+        &self,
+        owner: &str,
+        corpid: &str,
+        secret: &str,
+    ) -> Result<Fetched, Failure> {
+        const ENDPOINT: &str = "/cgi-bin/gettoken";
+        let request = self
+            .http
+            .get(join(&self.wecom_base, ENDPOINT))
+            .query(&[("corpid", corpid), ("corpsecret", secret)]);
+        let answer = self.send(ENDPOINT, request).await?;
+        read_wecom(owner, answer, |a| a.access_token.take(), false)
+    }
+
+    /// Fetches a WeCom ticket with the app's token: the corp `jsapi_ticket`
+    /// or the app's `agent_config` ticket (families §1.4).
+    pub async fn wecom_ticket(
+        &self,
+        owner: &str,
+        access_token: &str,
+        kind: Kind,
+    ) -> Result<Fetched, Failure> {
+        let (endpoint, query): (&'static str, &[(&str, &str)]) = match kind {
+            Kind::JsapiTicket => ("/cgi-bin/get_jsapi_ticket", &[]),
+            Kind::AgentConfigTicket => ("/cgi-bin/ticket/get", &[("type", "agent_config")]),
+            _ => return Err(Failure::transient(format!("WeCom has no {kind}"))),
+        };
+        let request = self
+            .http
+            .get(join(&self.wecom_base, endpoint))
+            .query(&[("access_token", access_token)])
+            .query(query);
+        let answer = self.send(endpoint, request).await?;
+        read_wecom(owner, answer, |a| a.ticket.take(), true)
     }
 
     /// Fetches an access token with the app's token API; `force` forces a new stable token.
@@ -374,7 +413,11 @@ impl Upstream {
         let kind = match kind {
             Kind::JsapiTicket => "jsapi",
             Kind::WxCardTicket => "wx_card",
-            Kind::AccessToken => return Err(Failure::transient("an access token is not a ticket")),
+            other => {
+                return Err(Failure::transient(format!(
+                    "{other} is not an Official Account ticket"
+                )))
+            }
         };
         let request = self
             .http
@@ -484,6 +527,104 @@ pub(crate) fn redirect_refused(response: &reqwest::Response) -> Failure {
              that forwards without redirecting"
                 .into(),
         ),
+    }
+}
+
+/// `base` + `path`, keeping the base's own path (a simulator under a prefix).
+fn join(base: &url::Url, path: &str) -> url::Url {
+    let mut url = base.clone();
+    let base_path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!("{base_path}{path}"));
+    url
+}
+
+/// [`read`] with WeCom's meaning of its errcodes; `with_token`: the call
+/// carried an access token (so 40001 means the token, not the secret).
+fn read_wecom(
+    owner: &str,
+    answer: Answer,
+    value: impl FnOnce(&mut Answer) -> Option<String>,
+    with_token: bool,
+) -> Result<Fetched, Failure> {
+    if answer.errcode != 0 {
+        let (class, hint) = classify_wecom(owner, answer.errcode, &answer.errmsg, with_token);
+        return Err(Failure {
+            class,
+            errcode: Some(answer.errcode),
+            message: format!(
+                "WeCom answered errcode {}: {}",
+                answer.errcode, answer.errmsg
+            ),
+            hint,
+        });
+    }
+    read(owner, answer, value)
+}
+
+/// What a WeCom errcode means (families §1.2): 40001, 40014 and 42001 on a
+/// call with a token all say the token is bad; 60020 names the IP to trust;
+/// 45009 is a rate limit, not a daily quota.
+fn classify_wecom(
+    owner: &str,
+    errcode: i64,
+    errmsg: &str,
+    with_token: bool,
+) -> (FailureClass, Option<String>) {
+    use FailureClass::*;
+    match errcode {
+        -1 => (
+            Transient,
+            Some("WeCom is busy; wxgate retries with backoff".into()),
+        ),
+        40001 | 40014 | 42001 if with_token => (TokenRejected, None),
+        40001 | 40091 => (
+            Config,
+            Some(format!(
+                "the secret of {owner} is wrong or was reset: each WeCom app has its own Secret \
+                 (应用管理 → the app → Secret)"
+            )),
+        ),
+        40013 => (
+            Config,
+            Some(format!(
+                "WeCom does not know the corp of {owner}: check corpid"
+            )),
+        ),
+        41004 => (
+            Config,
+            Some("the request lacked corpsecret (a wxgate bug?)".into()),
+        ),
+        45009 | 45033 => (
+            Transient,
+            Some("WeCom's rate limit (per minute or hour): wxgate backs off".into()),
+        ),
+        48002 => (
+            Config,
+            Some(format!(
+                "{owner} may not call this API: grant it in the console"
+            )),
+        ),
+        60020 => {
+            let ip = errmsg
+                .split_once("from ip: ")
+                .map(|(_, rest)| rest.split([',', ' ']).next().unwrap_or(rest))
+                .filter(|ip| !ip.is_empty())
+                .unwrap_or("this server's outbound IP");
+            (
+                Config,
+                Some(format!(
+                    "add {ip} to the 企业可信IP of {owner} (应用管理 → the app → 企业可信IP)"
+                )),
+            )
+        }
+        301002 => (
+            Config,
+            Some(format!(
+                "WeCom says this token belongs to another app of the corp: {owner} must use its \
+                 own token (wxgate keeps one per app; a program sharing tokens per corp is wrong)"
+            )),
+        ),
+        _ => (Transient, None),
     }
 }
 

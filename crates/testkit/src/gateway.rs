@@ -44,6 +44,8 @@ pub struct Setup {
     pub faults: Vec<wxgate_sim::Fault>,
     /// The app's `type` and JS domains (a Mini Program has none).
     pub app_kind: &'static str,
+    /// The test client's `apps` scope beyond the app (WeCom apps as `corpid/name`).
+    pub client_scope: Vec<String>,
     /// `[upstream] probe_interval_secs`: 0 (off) unless a test probes, so
     /// other tests count only their own calls.
     pub probe_interval_secs: u64,
@@ -71,8 +73,27 @@ impl Setup {
             wrap_store: None,
             faults: Vec::new(),
             app_kind: "type = \"official\"\njs_domains = [\"example.com\"]",
+            client_scope: Vec::new(),
             probe_interval_secs: 0,
         }
+    }
+
+    /// A `[[wecom]]` app: the simulator knows it (corp `corpid`, agent
+    /// `agent`, `secret`), the gateway is configured with it, and the test
+    /// client may use it as `corpid/agent`.
+    pub fn wecom(mut self, corpid: &str, agent: &str, secret: &str) -> Self {
+        self.sim
+            .corps
+            .push(wxgate_sim::SimCorpApp::new(corpid, agent, secret));
+        let id = match agent.parse::<u64>() {
+            Ok(agentid) => format!("agentid = {agentid}"),
+            Err(_) => format!("name = \"{agent}\""),
+        };
+        self.extra_toml.push_str(&format!(
+            "[[wecom]]\ncorpid = \"{corpid}\"\n{id}\nsecret = \"{secret}\"\njs_domains = [\"example.com\"]\n"
+        ));
+        self.client_scope.push(format!("{corpid}/{agent}"));
+        self
     }
 
     /// The app is a Mini Program (no JS domains).
@@ -221,6 +242,7 @@ listen = "127.0.0.1:0"
 {store}
 [upstream]
 base_url = "{sim}"
+wecom_base_url = "{sim}"
 timeout_ms = 1000
 probe_interval_secs = {probe}
 [[apps]]
@@ -233,7 +255,7 @@ refresh_ahead_secs = 600
 [[clients]]
 name = "shop"
 key_sha256 = "{key_sha256}"
-apps = ["{APPID}"]
+apps = ["{APPID}"{scope}]
 {extra}
 "#,
             store = self.setup.store,
@@ -242,6 +264,12 @@ apps = ["{APPID}"]
             server = self.setup.server_toml,
             app = self.setup.app_toml,
             kind = self.setup.app_kind,
+            scope = self
+                .setup
+                .client_scope
+                .iter()
+                .map(|s| format!(", \"{s}\""))
+                .collect::<String>(),
             extra = self.setup.extra_toml,
             probe = self.setup.probe_interval_secs,
         )

@@ -20,7 +20,28 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) apps: Vec<RawApp>,
     #[serde(default)]
+    pub(crate) wecom: Vec<RawWecom>,
+    #[serde(default)]
     pub(crate) clients: Vec<RawClient>,
+}
+
+/// `[[wecom]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWecom {
+    pub(crate) corpid: Option<String>,
+    pub(crate) agentid: Option<u64>,
+    pub(crate) name: Option<String>,
+    pub(crate) secret: Option<String>,
+    pub(crate) secret_env: Option<String>,
+    pub(crate) secret_file: Option<String>,
+    pub(crate) refresh_ahead_secs: Option<u64>,
+    #[serde(default)]
+    pub(crate) js_domains: Vec<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) token_env: Option<String>,
+    pub(crate) encoding_aes_key: Option<String>,
+    pub(crate) encoding_aes_key_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +74,7 @@ pub(crate) struct RawStore {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUpstream {
     pub(crate) base_url: Option<String>,
+    pub(crate) wecom_base_url: Option<String>,
     pub(crate) timeout_ms: Option<u64>,
     pub(crate) probe_interval_secs: Option<u64>,
 }

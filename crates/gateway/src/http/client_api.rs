@@ -73,9 +73,22 @@ impl FromRequestParts<AppState> for Client {
 fn kind_of(kind: &str) -> Result<Kind, ApiError> {
     kind.parse().map_err(|_| {
         ApiError::BadRequest(format!(
-            "{kind:?}: use access_token, jsapi_ticket or wx_card_ticket"
+            "{kind:?}: use access_token, jsapi_ticket, wx_card_ticket or agent_config_ticket"
         ))
     })
+}
+
+/// The owner id of WeCom app `agent` (name or agentid) of `corpid`.
+fn wecom_owner(state: &AppState, corpid: &str, agent: &str) -> Result<String, ApiError> {
+    state
+        .center
+        .wecom_owner(corpid, agent)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::Token(crate::token::TokenError::UnknownApp(format!(
+                "{corpid}/{agent}"
+            )))
+        })
 }
 
 /// `{"<kind>": value, "expires_in": …, "expires_at": …}`, written straight
@@ -110,11 +123,31 @@ pub(crate) async fn get(
     client: Client,
     Path((appid, kind)): Path<(String, String)>,
 ) -> Result<Json<CredentialBody>, ApiError> {
-    let kind = kind_of(&kind)?;
-    client.check(&state, &appid)?;
+    serve(&state, &client, &appid, &kind).await
+}
+
+/// `GET /v1/wecom/{corpid}/{agent}/{kind}`: a WeCom app's credential
+/// (`access_token`, `jsapi_ticket` of the corp, `agent_config_ticket`).
+pub(crate) async fn wecom_get(
+    State(state): State<AppState>,
+    client: Client,
+    Path((corpid, agent, kind)): Path<(String, String, String)>,
+) -> Result<Json<CredentialBody>, ApiError> {
+    let owner = wecom_owner(&state, &corpid, &agent)?;
+    serve(&state, &client, &owner, &kind).await
+}
+
+async fn serve(
+    state: &AppState,
+    client: &Client,
+    appid: &str,
+    kind: &str,
+) -> Result<Json<CredentialBody>, ApiError> {
+    let kind = kind_of(kind)?;
+    client.check(state, appid)?;
     let credential = state
         .center
-        .get(&appid, kind, &client.requester(&state))
+        .get(appid, kind, &client.requester(state))
         .await?;
     Ok(body(kind, credential, state.center.now()))
 }
@@ -131,16 +164,37 @@ pub(crate) async fn refresh(
     Path((appid, kind)): Path<(String, String)>,
     body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CredentialBody>, ApiError> {
-    let kind = kind_of(&kind)?;
-    client.check(&state, &appid)?;
+    compare_and_refresh(&state, &client, &appid, &kind, body_json).await
+}
+
+/// `POST /v1/wecom/{corpid}/{agent}/{kind}/refresh`: compare-and-refresh.
+pub(crate) async fn wecom_refresh(
+    State(state): State<AppState>,
+    client: Client,
+    Path((corpid, agent, kind)): Path<(String, String, String)>,
+    body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<CredentialBody>, ApiError> {
+    let owner = wecom_owner(&state, &corpid, &agent)?;
+    compare_and_refresh(&state, &client, &owner, &kind, body_json).await
+}
+
+async fn compare_and_refresh(
+    state: &AppState,
+    client: &Client,
+    appid: &str,
+    kind: &str,
+    body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<CredentialBody>, ApiError> {
+    let kind = kind_of(kind)?;
+    client.check(state, appid)?;
     let Json(request) = body_json.map_err(|e| ApiError::json(e, r#"{"invalid_token": "…"}"#))?;
     let credential = state
         .center
         .refresh(
-            &appid,
+            appid,
             kind,
             &request.invalid_token,
-            Cause::CompareAndRefresh(client.requester(&state)),
+            Cause::CompareAndRefresh(client.requester(state)),
         )
         .await?;
     Ok(body(kind, credential, state.center.now()))

@@ -1,5 +1,8 @@
 //! `POST /v1/apps/{appid}/jssdk/signature`: `wx.config` parameters for a page
-//! on one of the app's JS safe domains (protocol reference §5.2–5.3).
+//! on one of the app's JS safe domains (protocol reference §5.2–5.3), and
+//! `POST /v1/wecom/{corpid}/{agent}/jssdk/signature`: WeCom's `wx.config`
+//! (corp ticket) and `wx.agentConfig` (the app's ticket), each with its own
+//! nonce and timestamp (families reference §1.4).
 
 use axum::extract::{Path, State};
 use axum::response::Json;
@@ -53,6 +56,81 @@ pub(crate) async fn signature(
         timestamp,
         nonce_str: nonce,
         signature,
+    }))
+}
+
+/// `wx.agentConfig`'s parameters.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AgentConfig {
+    corpid: String,
+    agentid: u64,
+    timestamp: String,
+    nonce_str: String,
+    signature: String,
+}
+
+/// Both WeCom signatures for one page.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WecomSignatures {
+    config: SignatureAnswer,
+    agent_config: AgentConfig,
+}
+
+/// Signs `url` for WeCom with the corp's jsapi_ticket (`config`) and the
+/// app's agent_config ticket (`agentConfig`).
+pub(crate) async fn wecom_signature(
+    State(state): State<AppState>,
+    client: Client,
+    Path((corpid, agent)): Path<(String, String)>,
+    body: Result<Json<SignatureRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<WecomSignatures>, ApiError> {
+    let unknown = || crate::token::TokenError::UnknownApp(format!("{corpid}/{agent}"));
+    let owner = state
+        .center
+        .wecom_owner(&corpid, &agent)
+        .ok_or_else(unknown)?
+        .to_owned();
+    client.check(&state, &owner)?;
+    let Json(request) = body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
+    let app = state.center.wecom_app(&owner).ok_or_else(unknown)?;
+    let agentid = app.agentid.ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{owner} is a special secret, not an app with an agentid: it has no JS-SDK"
+        ))
+    })?;
+    check_domain(&request.url, &app.js_domains)?;
+    let by = client.requester(&state);
+    let corp_ticket = state.center.get(&owner, Kind::JsapiTicket, &by).await?;
+    let agent_ticket = state
+        .center
+        .get(&owner, Kind::AgentConfigTicket, &by)
+        .await?;
+    let sign = |ticket: &str| {
+        let timestamp = state.center.now().to_string();
+        let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
+        let signature = wxgate_proto::jssdk_signature(ticket, &nonce, &timestamp, &request.url);
+        (timestamp, nonce, signature)
+    };
+    let (timestamp, nonce_str, signature) = sign(&corp_ticket.value);
+    let config = SignatureAnswer {
+        url: wxgate_proto::jssdk::signed_url(&request.url).to_owned(),
+        app_id: corpid.clone(),
+        timestamp,
+        nonce_str,
+        signature,
+    };
+    let (timestamp, nonce_str, signature) = sign(&agent_ticket.value);
+    Ok(Json(WecomSignatures {
+        config,
+        agent_config: AgentConfig {
+            corpid,
+            agentid,
+            timestamp,
+            nonce_str,
+            signature,
+        },
     }))
 }
 

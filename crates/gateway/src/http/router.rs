@@ -22,6 +22,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{appid}/jssdk/signature", post(jssdk::signature))
         .route("/v1/apps/{appid}/{kind}", get(client_api::get))
         .route("/v1/apps/{appid}/{kind}/refresh", post(client_api::refresh))
+        .route(
+            "/v1/wecom/{corpid}/{agent}/{kind}",
+            get(client_api::wecom_get),
+        )
+        .route(
+            "/v1/wecom/{corpid}/{agent}/jssdk/signature",
+            post(jssdk::wecom_signature),
+        )
+        .route(
+            "/v1/wecom/{corpid}/{agent}/{kind}/refresh",
+            post(client_api::wecom_refresh),
+        )
         // WeChat-compatible endpoints, for SDKs that only change their base URL.
         .route("/cgi-bin/token", get(compat::token))
         .route("/cgi-bin/stable_token", post(compat::stable_token))

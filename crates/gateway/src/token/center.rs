@@ -10,12 +10,12 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::clock::Clock;
-use crate::config::AppConfig;
+use crate::config::{AppConfig, WecomConfig};
 use crate::metrics::{Metrics, RefreshLabels};
 use crate::store::{mask, Credential, Kind, Lease, Store, StoreError};
 
 pub use super::cause::{Cause, Requester};
-use super::issuer::{AppIssuer, Issuer};
+use super::issuer::{AppIssuer, Issuer, WecomIssuer};
 use super::lease::{Waited, LEASE_TTL};
 use super::policy::beijing_day;
 pub use super::policy::Policy;
@@ -71,6 +71,10 @@ pub(super) struct Inner {
     apps: HashMap<String, Arc<AppConfig>>,
     /// Each owner's issuer: its family's rules and how to fetch.
     issuers: HashMap<String, Arc<dyn Issuer>>,
+    /// WeCom apps by (corpid, name) and (corpid, agentid): their owner id.
+    wecom_owners: HashMap<(String, String), String>,
+    /// WeCom apps by owner id.
+    wecom_apps: HashMap<String, Arc<WecomConfig>>,
     pub(super) slots: HashMap<(String, Kind), Slot>,
     pub(super) store: Arc<dyn Store>,
     pub(super) upstream: Upstream,
@@ -87,19 +91,31 @@ impl TokenCenter {
     /// A token center for `apps`.
     pub fn new(
         apps: Vec<Arc<AppConfig>>,
+        wecom: Vec<Arc<WecomConfig>>,
         store: Arc<dyn Store>,
         upstream: Upstream,
         clock: Arc<dyn Clock>,
         policy: Policy,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let issuers: HashMap<String, Arc<dyn Issuer>> = apps
+        let mut issuers: HashMap<String, Arc<dyn Issuer>> = apps
             .iter()
             .map(|a| {
                 let issuer: Arc<dyn Issuer> = Arc::new(AppIssuer::new(a.clone()));
                 (a.appid.clone(), issuer)
             })
             .collect();
+        let mut wecom_owners = HashMap::new();
+        let mut wecom_apps = HashMap::new();
+        for w in wecom {
+            wecom_apps.insert(w.owner(), w.clone());
+            let owner = w.owner();
+            wecom_owners.insert((w.corpid.clone(), w.name.clone()), owner.clone());
+            if let Some(agentid) = w.agentid {
+                wecom_owners.insert((w.corpid.clone(), agentid.to_string()), owner.clone());
+            }
+            issuers.insert(owner, Arc::new(WecomIssuer::new(w)));
+        }
         let slots = issuers
             .iter()
             .flat_map(|(owner, issuer)| {
@@ -115,6 +131,8 @@ impl TokenCenter {
             inner: Arc::new(Inner {
                 apps,
                 issuers,
+                wecom_owners,
+                wecom_apps,
                 slots,
                 store,
                 upstream,
@@ -130,6 +148,20 @@ impl TokenCenter {
     /// The app's configuration.
     pub fn app(&self, appid: &str) -> Option<&Arc<AppConfig>> {
         self.inner.apps.get(appid)
+    }
+
+    /// The owner id (`corpid/name`) of the WeCom app `agent` (its name or
+    /// agentid) of `corpid`.
+    pub fn wecom_owner(&self, corpid: &str, agent: &str) -> Option<&str> {
+        self.inner
+            .wecom_owners
+            .get(&(corpid.to_owned(), agent.to_owned()))
+            .map(String::as_str)
+    }
+
+    /// The WeCom app whose owner id is `owner`.
+    pub fn wecom_app(&self, owner: &str) -> Option<&Arc<WecomConfig>> {
+        self.inner.wecom_apps.get(owner)
     }
 
     /// Every configured appid.

@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
-use crate::config::{AppConfig, AppType, TokenApi};
+use crate::config::{AppConfig, AppType, TokenApi, WecomConfig};
 use crate::store::Kind;
+use secrecy::ExposeSecret;
 
 use super::policy::{STABLE_FORCED_PER_DAY, STABLE_RENEW_AHEAD, STABLE_RENEW_SPREAD};
 use crate::upstream::{Failure, Fetched, Upstream};
@@ -26,8 +27,20 @@ pub struct Family {
 /// Official Accounts: an access token, the JS-SDK and card tickets.
 pub const OFFICIAL_ACCOUNT: Family = Family {
     name: "official_account",
-    kinds: &Kind::ALL,
-    lacks: "",
+    kinds: &[Kind::AccessToken, Kind::JsapiTicket, Kind::WxCardTicket],
+    lacks: "an Official Account has no agent_config ticket (a WeCom app's)",
+};
+
+/// WeCom apps: a token per (corpid, secret), the corp's jsapi_ticket and the
+/// app's agent_config ticket, both fetched with the app's token.
+pub const WECOM: Family = Family {
+    name: "wecom",
+    kinds: &[
+        Kind::AccessToken,
+        Kind::JsapiTicket,
+        Kind::AgentConfigTicket,
+    ],
+    lacks: "a WeCom app has no card ticket",
 };
 
 /// Mini Programs: the same token APIs; no JS-SDK, so no tickets.
@@ -103,7 +116,7 @@ impl Issuer for AppIssuer {
             Kind::JsapiTicket => !self.app.js_domains.is_empty(),
             // On demand: fetching it for every account would spend quota,
             // and accounts without card permission would fail.
-            Kind::WxCardTicket => false,
+            Kind::WxCardTicket | Kind::AgentConfigTicket => false,
         }
     }
 
@@ -139,6 +152,67 @@ impl Issuer for AppIssuer {
         match (kind, access_token) {
             (Kind::AccessToken, _) => upstream.access_token(&self.app, forced).await,
             (_, Some(token)) => upstream.ticket(&self.app.appid, token, kind).await,
+            (_, None) => Err(Failure::transient(
+                "a ticket is fetched with an access token",
+            )),
+        }
+    }
+}
+
+/// A WeCom app (or special secret): its token belongs to (corpid, secret),
+/// and a repeat fetch does not invalidate the previous token.
+#[derive(Debug)]
+pub struct WecomIssuer {
+    app: Arc<WecomConfig>,
+    owner: String,
+}
+
+impl WecomIssuer {
+    /// The issuer of `app`'s credentials.
+    pub fn new(app: Arc<WecomConfig>) -> Self {
+        let owner = app.owner();
+        Self { app, owner }
+    }
+}
+
+#[async_trait::async_trait]
+impl Issuer for WecomIssuer {
+    fn family(&self) -> &'static Family {
+        &WECOM
+    }
+
+    fn warm(&self, kind: Kind) -> bool {
+        kind == Kind::AccessToken || !self.app.js_domains.is_empty()
+    }
+
+    fn renew_ahead(&self, _kind: Kind) -> (u64, u64) {
+        let ahead = self.app.refresh_ahead_secs;
+        (ahead, ahead / 10)
+    }
+
+    fn forced_daily_limit(&self, _kind: Kind, policy_limit: u32) -> u32 {
+        policy_limit
+    }
+
+    fn needs_access_token(&self, kind: Kind) -> bool {
+        kind != Kind::AccessToken
+    }
+
+    async fn fetch(
+        &self,
+        upstream: &Upstream,
+        kind: Kind,
+        _forced: bool,
+        access_token: Option<&str>,
+    ) -> Result<Fetched, Failure> {
+        match (kind, access_token) {
+            (Kind::AccessToken, _) => {
+                let secret = self.app.secret.expose_secret();
+                upstream
+                    .wecom_token(&self.owner, &self.app.corpid, secret)
+                    .await
+            }
+            (_, Some(token)) => upstream.wecom_ticket(&self.owner, token, kind).await,
             (_, None) => Err(Failure::transient(
                 "a ticket is fetched with an access token",
             )),

@@ -69,3 +69,97 @@ async fn a_mini_program_with_js_domains_or_json_pushes_is_refused_with_the_reaso
         .to_string();
     assert!(error.contains("use official or miniprogram"), "{error}");
 }
+
+const CORP: &str = "ww0123456789abcdef";
+
+async fn wecom_get(env: &crate::Env, agent: &str, kind: &str) -> (u16, Value) {
+    env.client_get(&format!("/v1/wecom/{CORP}/{agent}/{kind}"))
+        .await
+}
+
+/// WeCom: one token per (corpid, secret), warm from the start; the corp
+/// jsapi_ticket and the app's agent_config ticket, each fetched with the
+/// app's own token; two agents of a corp never share a token or a ticket.
+#[tokio::test]
+async fn each_wecom_app_has_its_own_token_and_tickets() {
+    let env = Setup::new()
+        .wecom(CORP, "1000002", "secret-of-1000002")
+        .wecom(CORP, "1000003", "secret-of-1000003")
+        .start()
+        .await;
+    let mut tokens = Vec::new();
+    let mut agent_tickets = Vec::new();
+    for agent in ["1000002", "1000003"] {
+        let (status, body) = wecom_get(&env, agent, "access_token").await;
+        assert_eq!(status, 200, "{body}");
+        tokens.push(body["access_token"].as_str().unwrap().to_owned());
+        let (status, body) = wecom_get(&env, agent, "jsapi_ticket").await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = wecom_get(&env, agent, "agent_config_ticket").await;
+        assert_eq!(status, 200, "{body}");
+        agent_tickets.push(body["agent_config_ticket"].as_str().unwrap().to_owned());
+        let stats = env.sim.stats().wecom(&format!("{CORP}/{agent}"));
+        assert_eq!(
+            stats.calls("/cgi-bin/gettoken"),
+            1,
+            "warm-up only: {stats:?}"
+        );
+        assert_eq!(stats.invalid_token_calls, 0);
+    }
+    assert_ne!(tokens[0], tokens[1]);
+    assert_ne!(agent_tickets[0], agent_tickets[1]);
+    // A WeCom app has no card ticket; an Official Account no agent_config ticket.
+    let (status, body) = wecom_get(&env, "1000002", "wx_card_ticket").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_issued"))
+    );
+    let (status, _) = env
+        .client_get(&format!("/v1/apps/{APPID}/agent_config_ticket"))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = wecom_get(&env, "1000009", "access_token").await;
+    assert_eq!(status, 404, "an unknown agent");
+}
+
+/// WeCom ends a token early (40014 afterwards): a business server's
+/// compare-and-refresh gets a new one; and a renewal refused with 60020
+/// names the IP to trust in /readyz.
+#[tokio::test]
+async fn a_wecom_token_is_replaced_and_60020_names_the_ip_to_trust() {
+    let env = Setup::new()
+        .wecom(CORP, "1000002", "secret-of-1000002")
+        .start()
+        .await;
+    let (_, body) = wecom_get(&env, "1000002", "access_token").await;
+    let old = body["access_token"].as_str().unwrap().to_owned();
+    env.sim.invalidate_wecom_token(CORP, "1000002").unwrap();
+    let (status, body) = env
+        .client_post(
+            &format!("/v1/wecom/{CORP}/1000002/access_token/refresh"),
+            serde_json::json!({ "invalid_token": old }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(body["access_token"].as_str().unwrap(), old);
+
+    // Only another address is trusted now: the next renewal meets 60020.
+    env.sim
+        .set_trusted_ips(CORP, "1000002", Some(vec!["10.9.8.7/32".parse().unwrap()]))
+        .unwrap();
+    env.advance(7200).await;
+    env.settle().await;
+    let ready: Value = env
+        .http
+        .get(format!("{}/readyz", env.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reasons = ready["reasons"].to_string();
+    assert!(reasons.contains("60020"), "{ready}");
+    assert!(reasons.contains("企业可信IP"), "{ready}");
+    assert!(reasons.contains("127.0.0.1"), "{ready}");
+}
