@@ -13,6 +13,7 @@
 //! - [`reply`]: passive replies ([`Reply`], [`ReplyBody`]).
 //! - `json`: a push as flat JSON (`Serialize`), replies from `{"type": …}` JSON (`Deserialize`).
 //! - [`envelope`]: the three push modes, opening/sealing pushes and replies.
+//! - [`callback`]: WeCom callbacks (encrypted `echostr`, `msg_signature` only) and JSON envelopes.
 //! - [`jssdk`]: the JS-SDK `wx.config` signature.
 //! - [`errmsg`]: reading `errmsg` texts (the IP of a 40164).
 //!
@@ -32,6 +33,7 @@
 //! assert_eq!(push.dedupe_key(), "m:1");
 //! ```
 
+pub mod callback;
 pub mod crypto;
 pub mod envelope;
 pub mod errmsg;
@@ -43,6 +45,10 @@ pub mod reply;
 pub mod signature;
 pub mod xml;
 
+pub use callback::{
+    open_callback, open_echostr, open_json_push, seal_callback, seal_echostr, seal_json_push,
+    BodyFormat, CallbackError, CallbackQuery, CallbackShape, JsonEnvelope, SealedCallback,
+};
 pub use crypto::{AesKey, DecryptError, KeyError, MessageCrypto};
 pub use envelope::{
     open_push, open_reply, seal_push, seal_reply, EncryptedReply, EnvelopeError, PushMode,
