@@ -68,27 +68,41 @@ pub(crate) async fn advance_clock(State(sim): State<Simulator>, body: Bytes) -> 
 
 /// `PUT /sim/whitelist` with `{"ip_list": ["10.0.0.0/8", …]}` or `{"ip_list": null}`.
 pub(crate) async fn set_whitelist(State(sim): State<Simulator>, body: Bytes) -> Response {
-    #[derive(Deserialize)]
-    struct Whitelist {
-        ip_list: Option<Vec<String>>,
-    }
-    let parsed = serde_json::from_slice::<Whitelist>(&body).map_err(|e| e.to_string());
-    let list = parsed.and_then(|w| {
-        w.ip_list
-            .map(|l| {
-                l.iter()
-                    .map(|s| parse_ip_net(s))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()
-    });
-    match list {
+    match parse_ip_list(&body) {
         Ok(list) => {
             sim.state().ip_whitelist = list;
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => bad_request(format!("whitelist: {e}")),
     }
+}
+
+/// `PUT /sim/wecom/{corpid}/{agent}/trusted_ips` with `{"ip_list": [...]}` or `{"ip_list": null}`.
+pub(crate) async fn set_trusted_ips(
+    State(sim): State<Simulator>,
+    axum::extract::Path((corpid, agent)): axum::extract::Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match parse_ip_list(&body).and_then(|list| sim.set_trusted_ips(&corpid, &agent, list)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad_request(format!("trusted_ips: {e}")),
+    }
+}
+
+fn parse_ip_list(body: &[u8]) -> Result<Option<Vec<ipnet::IpNet>>, String> {
+    #[derive(Deserialize)]
+    struct List {
+        ip_list: Option<Vec<String>>,
+    }
+    let parsed = serde_json::from_slice::<List>(body).map_err(|e| e.to_string())?;
+    parsed
+        .ip_list
+        .map(|l| {
+            l.iter()
+                .map(|s| parse_ip_net(s))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
 }
 
 /// `POST /sim/push` with a [`PushRequest`]: pushes as WeChat would and returns the outcome.

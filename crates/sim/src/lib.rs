@@ -49,6 +49,7 @@ mod rids;
 mod state;
 pub mod stats;
 mod users;
+mod wecom;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -60,7 +61,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use clock::VirtualClock;
-pub use config::{SimApp, SimConfig};
+pub use config::{AppKind, SimApp, SimConfig, SimCorpApp, WecomExpiry, WecomRepeat};
 pub use error::WxError;
 pub use faults::{Fault, FaultAction};
 pub use push::{PushAnswer, PushOutcome, PushRequest};
@@ -147,6 +148,26 @@ impl Simulator {
                 path::CLEAR_QUOTA_V2,
                 api::post_api(path::CLEAR_QUOTA_V2, diagnostics::clear_quota_v2),
             )
+            .route(
+                path::GETTOKEN,
+                api::get_api(path::GETTOKEN, wecom::gettoken),
+            )
+            .route(
+                path::WECOM_JSAPI_TICKET,
+                api::get_api(path::WECOM_JSAPI_TICKET, wecom::jsapi_ticket),
+            )
+            .route(
+                path::WECOM_AGENT_TICKET,
+                api::get_api(path::WECOM_AGENT_TICKET, wecom::agent_ticket),
+            )
+            .route(
+                path::WECOM_AGENT_GET,
+                api::get_api(path::WECOM_AGENT_GET, wecom::agent_get),
+            )
+            .route(
+                path::WECOM_SEND,
+                api::post_api(path::WECOM_SEND, wecom::send),
+            )
             // Inside the faults: an injected fault's rid is recorded nowhere.
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -168,6 +189,10 @@ impl Simulator {
                 get(control::clock).post(control::advance_clock),
             )
             .route("/sim/whitelist", axum::routing::put(control::set_whitelist))
+            .route(
+                "/sim/wecom/{corpid}/{agent}/trusted_ips",
+                axum::routing::put(control::set_trusted_ips),
+            )
             .route("/sim/push", post(control::push))
             .route("/sim/media/{media_id}", get(media::video));
         cgi.merge(control).with_state(self.clone())
@@ -227,6 +252,19 @@ impl Simulator {
     /// Customer-service messages received, oldest first.
     pub fn messages(&self) -> Vec<CustomMessage> {
         self.state().messages()
+    }
+
+    /// Replaces the trusted IPs (企业可信IP) of the WeCom app `corpid/agent`;
+    /// `None` lets every caller in.
+    pub fn set_trusted_ips(
+        &self,
+        corpid: &str,
+        agent: &str,
+        list: Option<Vec<ipnet::IpNet>>,
+    ) -> Result<(), String> {
+        self.state()
+            .wecom
+            .set_trusted_ips(&format!("{corpid}/{agent}"), list)
     }
 
     /// Adds a fault rule.
