@@ -227,6 +227,35 @@ pub fn seal_callback(
     SealedCallback { query, body }
 }
 
+/// Fields WeChat's JSON pushes carry as numbers (the families reference §2
+/// example has `"CreateTime":1714037059`; WeCom's sample `"MsgId"` and `"AgentID"`).
+const JSON_NUMBERS: &[&str] = &["CreateTime", "MsgId", "MsgID", "AgentID"];
+
+/// The JSON form WeChat pushes (Mini Program JSON format, WeCom JSON callbacks)
+/// of a plaintext XML push: the XML element names as keys, nested elements as
+/// objects, `CreateTime`/`MsgId`/`AgentID` as numbers, everything else as text.
+pub fn push_json_from_xml(xml: &str) -> Result<String, CallbackError> {
+    fn object(element: &Element) -> serde_json::Value {
+        let fields = element.children.iter().map(|child| {
+            let value = if !child.children.is_empty() {
+                object(child)
+            } else if JSON_NUMBERS.contains(&child.name.as_str()) {
+                child
+                    .text
+                    .trim()
+                    .parse::<u64>()
+                    .map_or_else(|_| child.text.clone().into(), Into::into)
+            } else {
+                child.text.clone().into()
+            };
+            (child.name.clone(), value)
+        });
+        serde_json::Value::Object(fields.collect())
+    }
+    let root = xml::parse(xml).map_err(EnvelopeError::from)?;
+    Ok(object(&root).to_string())
+}
+
 /// A JSON push as a Mini Program sends it in `mode` (families reference §2):
 /// plain mode sends `json` as it is; compatible mode adds `Encrypt` to its
 /// fields; safe mode sends `{"ToUserName","Encrypt"}`. The query is the OA one
@@ -352,6 +381,19 @@ mod tests {
             let opened = open_callback(&crypto(), "tok", &sealed.query, &sealed.body).unwrap();
             assert_eq!(opened, plain);
         }
+    }
+
+    #[test]
+    fn json_pushes_keep_wechats_names_and_numbers() {
+        let xml = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><CreateTime>1714037059</CreateTime>\
+                   <MsgType><![CDATA[text]]></MsgType><Content><![CDATA[42]]></Content>\
+                   <MsgId>24512345678901234</MsgId><ScanCodeInfo><ScanType>qrcode</ScanType></ScanCodeInfo></xml>";
+        let json: serde_json::Value =
+            serde_json::from_str(&push_json_from_xml(xml).unwrap()).unwrap();
+        assert_eq!(json["CreateTime"], 1_714_037_059);
+        assert_eq!(json["MsgId"], 24_512_345_678_901_234_u64);
+        assert_eq!(json["Content"], "42", "text stays text");
+        assert_eq!(json["ScanCodeInfo"]["ScanType"], "qrcode");
     }
 
     #[test]

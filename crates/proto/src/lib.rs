@@ -46,8 +46,9 @@ pub mod signature;
 pub mod xml;
 
 pub use callback::{
-    open_callback, open_echostr, open_json_push, seal_callback, seal_echostr, seal_json_push,
-    BodyFormat, CallbackError, CallbackQuery, CallbackShape, JsonEnvelope, SealedCallback,
+    open_callback, open_echostr, open_json_push, push_json_from_xml, seal_callback, seal_echostr,
+    seal_json_push, BodyFormat, CallbackError, CallbackQuery, CallbackShape, JsonEnvelope,
+    SealedCallback,
 };
 pub use crypto::{AesKey, DecryptError, KeyError, MessageCrypto};
 pub use envelope::{

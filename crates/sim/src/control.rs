@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::config::parse_ip_net;
 use crate::faults::Fault;
-use crate::push::{self, PushRequest};
+use crate::push::{self, SimPush};
 use crate::Simulator;
 
 /// `GET /sim/stats`
@@ -105,13 +105,13 @@ fn parse_ip_list(body: &[u8]) -> Result<Option<Vec<ipnet::IpNet>>, String> {
         .transpose()
 }
 
-/// `POST /sim/push` with a [`PushRequest`]: pushes as WeChat would and returns the outcome.
+/// `POST /sim/push` with a [`crate::push::PushRequest`] and [`crate::push::PushAs`] fields: pushes as WeChat would and returns the outcome.
 pub(crate) async fn push(State(sim): State<Simulator>, body: Bytes) -> Response {
-    let req = match serde_json::from_slice::<PushRequest>(&body) {
+    let req = match serde_json::from_slice::<SimPush>(&body) {
         Ok(req) => req,
         Err(e) => return bad_request(format!("push: {e}")),
     };
-    match push::send(sim.http(), &req, sim.clock().now()).await {
+    match push::send_as(sim.http(), &req.request, &req.push_as, sim.clock().now()).await {
         Ok(outcome) => Json(outcome).into_response(),
         Err(e) => bad_request(e.to_string()),
     }

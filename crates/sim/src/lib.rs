@@ -64,7 +64,7 @@ pub use clock::VirtualClock;
 pub use config::{AppKind, SimApp, SimConfig, SimCorpApp, WecomExpiry, WecomRepeat};
 pub use error::WxError;
 pub use faults::{Fault, FaultAction};
-pub use push::{PushAnswer, PushOutcome, PushRequest};
+pub use push::{Family, PushAnswer, PushAs, PushOutcome, PushRequest, SimPush};
 pub use state::CustomMessage;
 pub use stats::{AppStats, Stats};
 

@@ -8,6 +8,7 @@ mod media;
 mod methods;
 mod miniprogram;
 mod push;
+mod push_families;
 mod quota;
 mod stable;
 mod tickets;
