@@ -10,15 +10,18 @@
 //! whitelist, media size limits and expiry, errcodes, HTTP 200 with 43001/43002
 //! for a wrong method, every error's request kept seven days under its rid),
 //! and a control API under `/sim/`: stats, fault injection, a virtual clock and
-//! a push sender. It is also a product feature: `wxgate sim`,
-//! `wxgate push` and `wxgate dev`.
+//! a push sender. Mini Programs ([`AppKind`]) share the Official Account's APIs
+//! under their family's rules; WeCom apps ([`SimCorpApp`]) get `gettoken`, the
+//! corp and agent tickets, `agent/get` and `message/send` with WeCom's
+//! semantics; pushes can come as WeCom or a Mini Program ([`PushAs`]). It is
+//! also a product feature: `wxgate sim`, `wxgate push` and `wxgate dev`.
 //!
 //! # Layout
 //! - [`config`]: accounts and limits ([`SimConfig`], [`SimApp`]).
 //! - [`clock`]: the virtual clock.
 //! - `state`: WeChat's rules as methods taking the current time (no I/O).
 //! - `rids`: the requests behind error answers, by rid.
-//! - `api`, `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
+//! - `api`, `wecom`, `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
 //!   [`Simulator::router`] lists every route.
 //! - [`faults`]: fault rules for `POST /sim/faults`.
 //! - [`push`]: pushing to a server as WeChat does.

@@ -484,7 +484,11 @@ async fn sim_serves_wecom_apps_and_mini_programs() {
         "{stats}"
     );
     assert_eq!(stats["apps"]["wxmp"]["tokens_issued"], 1, "{stats}");
-    assert_eq!(stats["apps"].as_object().unwrap().len(), 1, "no demo account: {stats}");
+    assert_eq!(
+        stats["apps"].as_object().unwrap().len(),
+        1,
+        "no demo account: {stats}"
+    );
 }
 
 #[test]
