@@ -207,6 +207,11 @@ pub struct SimConfig {
     pub wecom_tickets_per_app_hour: u32,
     /// WeCom corp `jsapi_ticket` fetches allowed per hour per corp (WeCom: 400).
     pub wecom_tickets_per_corp_hour: u32,
+    /// Calls of one WeCom API (token-authenticated) allowed per corp per minute
+    /// (WeCom: 10 000) and per hour (150 000), §1.1; over them 45009.
+    pub wecom_api_per_corp_minute: u32,
+    /// See `wecom_api_per_corp_minute`.
+    pub wecom_api_per_corp_hour: u32,
 }
 
 impl Default for SimConfig {
@@ -226,6 +231,8 @@ impl Default for SimConfig {
             wecom_repeat: WecomRepeat::default(),
             wecom_tickets_per_app_hour: 100,
             wecom_tickets_per_corp_hour: 400,
+            wecom_api_per_corp_minute: 10_000,
+            wecom_api_per_corp_hour: 150_000,
         }
     }
 }

@@ -89,6 +89,17 @@ pub(crate) async fn set_trusted_ips(
     }
 }
 
+/// `POST /sim/wecom/{corpid}/{agent}/invalidate`: ends the app's live token early.
+pub(crate) async fn invalidate_wecom_token(
+    State(sim): State<Simulator>,
+    axum::extract::Path((corpid, agent)): axum::extract::Path<(String, String)>,
+) -> Response {
+    match sim.invalidate_wecom_token(&corpid, &agent) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
 fn parse_ip_list(body: &[u8]) -> Result<Option<Vec<ipnet::IpNet>>, String> {
     #[derive(Deserialize)]
     struct List {

@@ -196,6 +196,10 @@ impl Simulator {
                 "/sim/wecom/{corpid}/{agent}/trusted_ips",
                 axum::routing::put(control::set_trusted_ips),
             )
+            .route(
+                "/sim/wecom/{corpid}/{agent}/invalidate",
+                post(control::invalidate_wecom_token),
+            )
             .route("/sim/push", post(control::push))
             .route("/sim/media/{media_id}", get(media::video));
         cgi.merge(control).with_state(self.clone())
@@ -268,6 +272,12 @@ impl Simulator {
         self.state()
             .wecom
             .set_trusted_ips(&format!("{corpid}/{agent}"), list)
+    }
+
+    /// Ends the live token of the WeCom app `corpid/agent` early, as WeCom may
+    /// (families reference §1.1): it answers 40014 and the next `gettoken` mints a new one.
+    pub fn invalidate_wecom_token(&self, corpid: &str, agent: &str) -> Result<(), String> {
+        self.state().wecom.invalidate(&format!("{corpid}/{agent}"))
     }
 
     /// Adds a fault rule.

@@ -48,6 +48,8 @@ struct CorpApp {
 struct WecomToken {
     key: String,
     expires_at: u64,
+    /// Ended early by [`WecomState::invalidate`].
+    invalidated: bool,
 }
 
 /// The WeCom part of the simulator's state.
@@ -58,6 +60,8 @@ pub(crate) struct WecomState {
     tokens: HashMap<String, WecomToken>,
     /// (hour, corp tickets) per corpid.
     corp_ticket_hour: HashMap<String, (u64, u32)>,
+    /// (minute, calls) and (hour, calls) per (corpid, API).
+    corp_api_rate: HashMap<(String, &'static str), [(u64, u32); 2]>,
     seq: u64,
 }
 
@@ -92,6 +96,21 @@ impl WecomState {
 
     pub(crate) fn is_token(&self, token: &str) -> bool {
         self.tokens.contains_key(token)
+    }
+
+    /// Ends the app's live token now, as WeCom may "出于运营需要" (§1.1): it
+    /// answers 40014 from now on, and the next `gettoken` issues a new one.
+    pub(crate) fn invalidate(&mut self, key: &str) -> Result<(), String> {
+        let app = self
+            .apps
+            .get_mut(key)
+            .ok_or_else(|| format!("no WeCom app {key:?}"))?;
+        if let Some(token) = app.token.take() {
+            if let Some(t) = self.tokens.get_mut(&token) {
+                t.invalidated = true;
+            }
+        }
+        Ok(())
     }
 
     /// Replaces an app's trusted IP list (`None`: everyone).
@@ -200,6 +219,7 @@ impl State {
             WecomToken {
                 key: key.to_owned(),
                 expires_at,
+                invalidated: false,
             },
         );
         let app = self.wecom.apps.get_mut(key).expect("a configured app");
@@ -230,20 +250,27 @@ impl State {
             return Err(self.wecom_answer::<()>(api, None, Err(e)).1.unwrap_err());
         };
         let key = cred.key.clone();
-        let result = if now >= cred.expires_at {
+        let result = if cred.invalidated {
+            self.wecom_app(&key).invalid_token_calls += 1;
+            Err(err(40014, "invalid access_token"))
+        } else if now >= cred.expires_at {
             self.wecom_app(&key).invalid_token_calls += 1;
             Err(match self.config.wecom_expiry {
                 WecomExpiry::Expired42001 => err(42001, "access_token expired"),
                 WecomExpiry::Invalid40014 => err(40014, "invalid access_token"),
             })
         } else {
-            let trusted = &self.wecom.apps[&key].config.trusted_ips;
             let ip = plain_ip(caller);
-            match trusted {
-                Some(list) if !list.iter().any(|n| n.contains(&ip)) => {
-                    Err(err(60020, "not allow to access from your ip"))
-                }
-                _ => Ok(()),
+            let trusted = match &self.wecom.apps[&key].config.trusted_ips {
+                Some(list) => list.iter().any(|n| n.contains(&ip)),
+                None => true,
+            };
+            if !trusted {
+                Err(err(60020, "not allow to access from your ip"))
+            } else if !self.take_corp_rate(&key, api, now) {
+                Err(err(45009, "api freq out of limit"))
+            } else {
+                Ok(())
             }
         };
         match result {
@@ -253,6 +280,31 @@ impl State {
                 .1
                 .unwrap_err()),
         }
+    }
+
+    /// Counts a call of `api` against the corp's per-minute and per-hour limits;
+    /// false (and not counted) when either is reached.
+    fn take_corp_rate(&mut self, key: &str, api: &'static str, now: u64) -> bool {
+        let corpid = self.wecom.apps[key].config.corpid.clone();
+        let limits = [
+            (now / 60, self.config.wecom_api_per_corp_minute),
+            (now / 3600, self.config.wecom_api_per_corp_hour),
+        ];
+        let slots = self.wecom.corp_api_rate.entry((corpid, api)).or_default();
+        let used = |i: usize| {
+            if slots[i].0 == limits[i].0 {
+                slots[i].1
+            } else {
+                0
+            }
+        };
+        if (0..2).any(|i| used(i) >= limits[i].1) {
+            return false;
+        }
+        for (slot, (period, _)) in slots.iter_mut().zip(limits) {
+            count_in(slot, period);
+        }
+        true
     }
 
     /// A corp or agent ticket for the app `key`: a new one each call, at most
@@ -279,9 +331,9 @@ impl State {
         } else {
             // Only issued tickets count against the limits.
             let app = self.wecom.apps.get_mut(&key).expect("an authorized app");
-            count_in_hour(app.ticket_hour.entry(kind.api()).or_default(), hour);
+            count_in(app.ticket_hour.entry(kind.api()).or_default(), hour);
             if kind == WecomTicket::Corp {
-                count_in_hour(self.wecom.corp_ticket_hour.entry(corpid).or_default(), hour);
+                count_in(self.wecom.corp_ticket_hour.entry(corpid).or_default(), hour);
             }
             self.seq += 1;
             let value = format!(
@@ -420,10 +472,10 @@ fn not_your_agent(caller: IpAddr, now: u64) -> WxError {
     )
 }
 
-/// Counts one call in `hour`.
-fn count_in_hour(slot: &mut (u64, u32), hour: u64) {
-    if slot.0 != hour {
-        *slot = (hour, 0);
+/// Counts one call in `period` (an hour or a minute number).
+fn count_in(slot: &mut (u64, u32), period: u64) {
+    if slot.0 != period {
+        *slot = (period, 0);
     }
     slot.1 += 1;
 }

@@ -310,3 +310,69 @@ async fn getcallbackip_answers_a_wecom_token_as_wecom() {
         .await;
     assert!(answer.get("errcode").is_none(), "{answer}");
 }
+
+#[tokio::test]
+async fn wecom_may_end_a_token_early() {
+    let (sim, wx) = start_at(T0, corps).await;
+    let oa = token_of(&wx, OA_SECRET).await;
+    let hr = token_of(&wx, HR_SECRET).await;
+    let (status, _) = wx
+        .post_raw(
+            &format!("/sim/wecom/{CORP}/1000002/invalidate"),
+            String::new(),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_wecom_errmsg(&agent_get(&wx, &oa, "1000002").await, 40014);
+    // Only that app's token; the next gettoken mints a new one.
+    assert_eq!(agent_get(&wx, &hr, "1000003").await["errcode"], 0);
+    let renewed = token_of(&wx, OA_SECRET).await;
+    assert_ne!(renewed, oa);
+    assert_eq!(agent_get(&wx, &renewed, "1000002").await["errcode"], 0);
+    assert!(sim.invalidate_wecom_token(CORP, "nope").is_err());
+    assert_eq!(
+        sim.stats()
+            .wecom(&format!("{CORP}/1000002"))
+            .invalid_token_calls,
+        1
+    );
+}
+
+#[tokio::test]
+async fn each_api_is_rate_limited_per_corp() {
+    let (_sim, wx) = start_at(T0 - T0 % 3600, |c| {
+        corps(c);
+        c.wecom_api_per_corp_minute = 2;
+        c.wecom_api_per_corp_hour = 3;
+    })
+    .await;
+    let oa = token_of(&wx, OA_SECRET).await;
+    let hr = token_of(&wx, HR_SECRET).await;
+    assert_eq!(agent_get(&wx, &oa, "1000002").await["errcode"], 0);
+    // The limit is the corp's: another app of it shares it.
+    assert_eq!(agent_get(&wx, &hr, "1000003").await["errcode"], 0);
+    assert_wecom_errmsg(&agent_get(&wx, &oa, "1000002").await, 45009);
+    // Another API has its own count.
+    let ips = wx
+        .get(&format!("/cgi-bin/getcallbackip?access_token={oa}"))
+        .await;
+    assert_eq!(ips["errcode"], 0, "{ips}");
+    wx.advance(60).await;
+    assert_eq!(
+        agent_get(&wx, &oa, "1000002").await["errcode"],
+        0,
+        "a new minute"
+    );
+    assert_eq!(
+        errcode(&agent_get(&wx, &oa, "1000002").await),
+        45009,
+        "the hour's 3 are used"
+    );
+    wx.advance(3600).await;
+    let oa = token_of(&wx, OA_SECRET).await;
+    assert_eq!(
+        agent_get(&wx, &oa, "1000002").await["errcode"],
+        0,
+        "a new hour"
+    );
+}
