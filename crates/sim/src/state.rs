@@ -523,10 +523,7 @@ impl State {
     }
 
     fn check_ip(&self, caller: IpAddr) -> Result<(), WxError> {
-        let caller = match caller {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(caller, IpAddr::V4),
-            v4 => v4,
-        };
+        let caller = plain_ip(caller);
         match &self.ip_whitelist {
             Some(list) if !list.iter().any(|net| net.contains(&caller)) => {
                 Err(WxError::invalid_ip(caller))
@@ -585,6 +582,14 @@ impl State {
             Some(app) => &mut app.stats,
             None => &mut self.unattributed,
         }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+pub(crate) fn plain_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
-use super::{path, Issued, State, REMEMBER_DEAD};
+use super::{path, plain_ip, Issued, State, REMEMBER_DEAD};
 use crate::config::{SimConfig, SimCorpApp, WecomExpiry, WecomRepeat};
 use crate::error::WxError;
 use crate::stats::AppStats;
@@ -140,13 +140,6 @@ pub(crate) fn wecom_error(errcode: i64, text: &str, caller: IpAddr, now: u64) ->
             plain_ip(caller)
         ),
     )
-}
-
-fn plain_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 impl State {
