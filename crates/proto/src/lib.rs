@@ -15,7 +15,7 @@
 //! - [`envelope`]: the three push modes, opening/sealing pushes and replies.
 //! - [`callback`]: WeCom callbacks (encrypted `echostr`, `msg_signature` only) and JSON envelopes.
 //! - [`jssdk`]: the JS-SDK `wx.config` signature.
-//! - [`errmsg`]: reading `errmsg` texts (the IP of a 40164).
+//! - [`errmsg`]: reading `errmsg` texts (the IP of a 40164, of a WeCom 60020).
 //!
 //! # Example
 //! ```
@@ -55,7 +55,7 @@ pub use envelope::{
     open_push, open_reply, seal_push, seal_reply, EncryptedReply, EnvelopeError, PushMode,
     PushQuery, SealedPush,
 };
-pub use errmsg::whitelist_ip;
+pub use errmsg::{wecom_from_ip, whitelist_ip};
 pub use jssdk::jssdk_signature;
 pub use message::{Event, Push, PushKind};
 pub use reply::{Article, Reply, ReplyBody};
