@@ -11,9 +11,31 @@ pub fn whitelist_ip(errmsg: &str) -> Option<&str> {
     (end > 0).then(|| &rest[..end])
 }
 
+/// The caller IP from a WeCom `errmsg` (families reference §1.2), such as
+/// 60020's `not allow to access from your ip, hint: […], from ip: 1.2.3.4, more
+/// info at …`: the address to add to the app's trusted IPs. This is
+/// `from ip: ([0-9a-fA-F.:]+)`; `None` when the field is absent or empty
+/// (42001 is sometimes answered with `from ip: ,`).
+pub fn wecom_from_ip(errmsg: &str) -> Option<&str> {
+    let (_, rest) = errmsg.split_once("from ip: ")?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
 #[cfg(test)]
 mod tests {
-    use super::whitelist_ip;
+    use super::{wecom_from_ip, whitelist_ip};
+
+    #[test]
+    fn wecom_errmsgs_name_the_caller() {
+        let observed = "not allow to access from your ip, hint: [1706180543_85_7a3ba83c10dc1a3d8ec7b1e1d7b6e4b8], from ip: 116.228.224.178, more info at https://open.work.weixin.qq.com/devtool/query?e=60020";
+        assert_eq!(wecom_from_ip(observed), Some("116.228.224.178"));
+        let empty = "access_token expired, hint: [x], from ip: , more info at https://open.work.weixin.qq.com/devtool/query?e=42001";
+        assert_eq!(wecom_from_ip(empty), None);
+        assert_eq!(wecom_from_ip("invalid credential"), None);
+    }
 
     #[test]
     fn needs_the_prefix_and_an_address() {

@@ -13,9 +13,10 @@
 //! - [`reply`]: passive replies ([`Reply`], [`ReplyBody`]).
 //! - `json`: a push as flat JSON (`Serialize`), replies from `{"type": …}` JSON (`Deserialize`).
 //! - [`envelope`]: the three push modes, opening/sealing pushes and replies.
+//! - [`callback`]: WeCom callbacks (encrypted `echostr`, `msg_signature` only) and JSON envelopes.
 //! - [`jssdk`]: the JS-SDK `wx.config` signature.
 //! - [`errcode`]: WeChat's errcodes and their usual errmsg, shared by the gateway and the simulator.
-//! - [`errmsg`]: reading `errmsg` texts (the IP of a 40164).
+//! - [`errmsg`]: reading `errmsg` texts (the IP of a 40164, of a WeCom 60020).
 //!
 //! # Example
 //! ```
@@ -33,6 +34,7 @@
 //! assert_eq!(push.dedupe_key(), "m:1");
 //! ```
 
+pub mod callback;
 pub mod crypto;
 pub mod envelope;
 pub mod errcode;
@@ -45,12 +47,17 @@ pub mod reply;
 pub mod signature;
 pub mod xml;
 
+pub use callback::{
+    open_callback, open_echostr, open_json_push, push_json_from_xml, seal_callback, seal_echostr,
+    seal_json_push, BodyFormat, CallbackError, CallbackQuery, CallbackShape, JsonEnvelope,
+    SealedCallback,
+};
 pub use crypto::{AesKey, DecryptError, KeyError, MessageCrypto};
 pub use envelope::{
     open_push, open_reply, seal_push, seal_reply, EncryptedReply, EnvelopeError, PushMode,
     PushQuery, SealedPush,
 };
-pub use errmsg::whitelist_ip;
+pub use errmsg::{wecom_from_ip, whitelist_ip};
 pub use jssdk::jssdk_signature;
 pub use message::{Event, Push, PushKind};
 pub use reply::{Article, Reply, ReplyBody};

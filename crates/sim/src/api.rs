@@ -85,8 +85,13 @@ pub(crate) async fn ticket(
     }
 }
 
-/// `GET /cgi-bin/getcallbackip`: where pushes come from.
+/// `GET /cgi-bin/getcallbackip`: where pushes come from. Both hosts have it:
+/// a WeCom token gets WeCom's answer.
 pub(crate) async fn callback_ip(sim: State<Simulator>, caller: Caller, q: Params) -> Response {
+    let token = q.get("access_token").cloned().unwrap_or_default();
+    if sim.state().wecom.is_token(&token) {
+        return crate::wecom::callback_ip(&sim, &token, caller.0);
+    }
     ip_list(
         sim,
         caller,

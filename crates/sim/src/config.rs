@@ -1,14 +1,68 @@
 //! What a simulator instance simulates: its accounts and WeChat's limits.
 
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 
-/// One simulated Official Account.
+/// The family of an account that uses `/cgi-bin/token` (families reference §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// An Official Account (公众号).
+    #[default]
+    Official,
+    /// A Mini Program (小程序).
+    Miniprogram,
+}
+
+/// How a family differs from an Official Account: data, read by the shared rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FamilyRules {
+    /// Whether the API IP whitelist covers token-authenticated APIs too (OA: every
+    /// server API; Mini Programs: only the AppSecret ones, protocol reference §4.1).
+    pub whitelist_token_apis: bool,
+    /// What `ticket/getticket` answers instead of a ticket, when the family has
+    /// none: Mini Programs have no JS-SDK (families §2, "[doc by absence; ?]"),
+    /// answered as an API the account lacks permission for.
+    pub no_tickets: Option<(i64, &'static str)>,
+}
+
+impl AppKind {
+    /// The family's rules.
+    pub fn rules(self) -> FamilyRules {
+        match self {
+            AppKind::Official => FamilyRules {
+                whitelist_token_apis: true,
+                no_tickets: None,
+            },
+            AppKind::Miniprogram => FamilyRules {
+                whitelist_token_apis: false,
+                no_tickets: Some((48001, "api unauthorized")),
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for AppKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "official" => Ok(AppKind::Official),
+            "miniprogram" => Ok(AppKind::Miniprogram),
+            _ => Err(format!("{s:?} is neither official nor miniprogram")),
+        }
+    }
+}
+
+/// One simulated Official Account or Mini Program.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SimApp {
     /// AppID (`wx` + 16 characters).
     pub appid: String,
     /// AppSecret.
     pub secret: String,
+    /// Official Account (default) or Mini Program.
+    pub kind: AppKind,
 }
 
 impl std::fmt::Debug for SimApp {
@@ -16,6 +70,7 @@ impl std::fmt::Debug for SimApp {
         f.debug_struct("SimApp")
             .field("appid", &self.appid)
             .field("secret", &"***")
+            .field("kind", &self.kind)
             .finish()
     }
 }
@@ -26,6 +81,15 @@ impl SimApp {
         Self {
             appid: appid.into(),
             secret: secret.into(),
+            kind: AppKind::Official,
+        }
+    }
+
+    /// A Mini Program with this appid and secret.
+    pub fn miniprogram(appid: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            kind: AppKind::Miniprogram,
+            ..Self::new(appid, secret)
         }
     }
 
@@ -33,6 +97,79 @@ impl SimApp {
     pub fn demo() -> Self {
         Self::new("wxd000000000000001", "demo0secret0000000000000000000000")
     }
+}
+
+/// One WeCom credential: a self-built app (with its agentid) or a special
+/// secret (contacts sync, customer contact…, with a name). A token belongs to
+/// (corpid, secret), never to the corp alone (families reference §1.1).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimCorpApp {
+    /// CorpID (`ww` + 16 characters).
+    pub corpid: String,
+    /// The app's agentid; `None` for a special secret.
+    pub agentid: Option<u64>,
+    /// Unique per corp: the agentid as text, or the special secret's name.
+    pub name: String,
+    /// The app's secret.
+    pub secret: String,
+    /// The app's 企业可信IP (families §1.3); `None` lets every caller in
+    /// (an app created before 2022-06-20).
+    pub trusted_ips: Option<Vec<IpNet>>,
+}
+
+impl std::fmt::Debug for SimCorpApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCorpApp")
+            .field("corpid", &self.corpid)
+            .field("agentid", &self.agentid)
+            .field("name", &self.name)
+            .field("secret", &"***")
+            .field("trusted_ips", &self.trusted_ips)
+            .finish()
+    }
+}
+
+impl SimCorpApp {
+    /// A self-built app: `agent` is its agentid, or a name for a special secret.
+    pub fn new(
+        corpid: impl Into<String>,
+        agent: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        let name = agent.into();
+        Self {
+            corpid: corpid.into(),
+            agentid: name.parse().ok(),
+            name,
+            secret: secret.into(),
+            trusted_ips: None,
+        }
+    }
+
+    /// `corpid/name`: the key of its stats and of its credential in the gateway.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.corpid, self.name)
+    }
+}
+
+/// What WeCom answers for an expired token (families §1.2, §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WecomExpiry {
+    /// `42001 access_token expired` (documented).
+    #[default]
+    Expired42001,
+    /// `40014 invalid access_token`, as seen in the wild.
+    Invalid40014,
+}
+
+/// What a repeat `gettoken` reports as `expires_in` (families §1.1, undocumented [?]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WecomRepeat {
+    /// The same token with its remaining lifetime.
+    #[default]
+    Remaining,
+    /// The same token, reported with the full lifetime.
+    Full,
 }
 
 /// Simulator settings; the defaults are WeChat's documented values.
@@ -60,6 +197,21 @@ pub struct SimConfig {
     /// Size limit of every temporary media upload, bytes; `None` keeps WeChat's
     /// per-type limits (image 10 MiB, voice 2 MiB, video 10 MiB, thumb 64 KiB).
     pub media_max_bytes: Option<u64>,
+    /// WeCom credentials (`/cgi-bin/gettoken`).
+    pub corps: Vec<SimCorpApp>,
+    /// WeCom's answer to an expired token.
+    pub wecom_expiry: WecomExpiry,
+    /// WeCom's `expires_in` on a repeat `gettoken`.
+    pub wecom_repeat: WecomRepeat,
+    /// WeCom ticket fetches allowed per hour per app, for each ticket kind (WeCom: 100).
+    pub wecom_tickets_per_app_hour: u32,
+    /// WeCom corp `jsapi_ticket` fetches allowed per hour per corp (WeCom: 400).
+    pub wecom_tickets_per_corp_hour: u32,
+    /// Calls of one WeCom API (token-authenticated) allowed per corp per minute
+    /// (WeCom: 10 000) and per hour (150 000), §1.1; over them 45009.
+    pub wecom_api_per_corp_minute: u32,
+    /// See `wecom_api_per_corp_minute`.
+    pub wecom_api_per_corp_hour: u32,
 }
 
 impl Default for SimConfig {
@@ -74,6 +226,13 @@ impl Default for SimConfig {
             force_refresh_interval: 30,
             ip_whitelist: None,
             media_max_bytes: None,
+            corps: Vec::new(),
+            wecom_expiry: WecomExpiry::default(),
+            wecom_repeat: WecomRepeat::default(),
+            wecom_tickets_per_app_hour: 100,
+            wecom_tickets_per_corp_hour: 400,
+            wecom_api_per_corp_minute: 10_000,
+            wecom_api_per_corp_hour: 150_000,
         }
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::config::parse_ip_net;
 use crate::faults::Fault;
-use crate::push::{self, PushRequest};
+use crate::push::{self, SimPush};
 use crate::Simulator;
 
 /// `GET /sim/stats`
@@ -68,21 +68,7 @@ pub(crate) async fn advance_clock(State(sim): State<Simulator>, body: Bytes) -> 
 
 /// `PUT /sim/whitelist` with `{"ip_list": ["10.0.0.0/8", …]}` or `{"ip_list": null}`.
 pub(crate) async fn set_whitelist(State(sim): State<Simulator>, body: Bytes) -> Response {
-    #[derive(Deserialize)]
-    struct Whitelist {
-        ip_list: Option<Vec<String>>,
-    }
-    let parsed = serde_json::from_slice::<Whitelist>(&body).map_err(|e| e.to_string());
-    let list = parsed.and_then(|w| {
-        w.ip_list
-            .map(|l| {
-                l.iter()
-                    .map(|s| parse_ip_net(s))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()
-    });
-    match list {
+    match parse_ip_list(&body) {
         Ok(list) => {
             sim.state().ip_whitelist = list;
             StatusCode::NO_CONTENT.into_response()
@@ -91,13 +77,52 @@ pub(crate) async fn set_whitelist(State(sim): State<Simulator>, body: Bytes) -> 
     }
 }
 
-/// `POST /sim/push` with a [`PushRequest`]: pushes as WeChat would and returns the outcome.
+/// `PUT /sim/wecom/{corpid}/{agent}/trusted_ips` with `{"ip_list": [...]}` or `{"ip_list": null}`.
+pub(crate) async fn set_trusted_ips(
+    State(sim): State<Simulator>,
+    axum::extract::Path((corpid, agent)): axum::extract::Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match parse_ip_list(&body).and_then(|list| sim.set_trusted_ips(&corpid, &agent, list)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad_request(format!("trusted_ips: {e}")),
+    }
+}
+
+/// `POST /sim/wecom/{corpid}/{agent}/invalidate`: ends the app's live token early.
+pub(crate) async fn invalidate_wecom_token(
+    State(sim): State<Simulator>,
+    axum::extract::Path((corpid, agent)): axum::extract::Path<(String, String)>,
+) -> Response {
+    match sim.invalidate_wecom_token(&corpid, &agent) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+fn parse_ip_list(body: &[u8]) -> Result<Option<Vec<ipnet::IpNet>>, String> {
+    #[derive(Deserialize)]
+    struct List {
+        ip_list: Option<Vec<String>>,
+    }
+    let parsed = serde_json::from_slice::<List>(body).map_err(|e| e.to_string())?;
+    parsed
+        .ip_list
+        .map(|l| {
+            l.iter()
+                .map(|s| parse_ip_net(s))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+}
+
+/// `POST /sim/push` with a [`crate::push::PushRequest`] and [`crate::push::PushAs`] fields: pushes as WeChat would and returns the outcome.
 pub(crate) async fn push(State(sim): State<Simulator>, body: Bytes) -> Response {
-    let req = match serde_json::from_slice::<PushRequest>(&body) {
+    let req = match serde_json::from_slice::<SimPush>(&body) {
         Ok(req) => req,
         Err(e) => return bad_request(format!("push: {e}")),
     };
-    match push::send(sim.http(), &req, sim.clock().now()).await {
+    match push::send_as(sim.http(), &req.request, &req.push_as, sim.clock().now()).await {
         Ok(outcome) => Json(outcome).into_response(),
         Err(e) => bad_request(e.to_string()),
     }

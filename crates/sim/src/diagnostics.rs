@@ -2,7 +2,7 @@
 //! `clear_quota/v2`, and the middleware that records the request behind every
 //! error answer for `rid/get`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Query, Request, State};
@@ -17,6 +17,7 @@ use crate::api::{error_of, Params};
 use crate::error::{Answered, RidOf};
 use crate::rids::{CallRecord, MAX_BODY};
 use crate::state::path;
+use crate::state::plain_ip;
 use crate::Simulator;
 
 type Caller = ConnectInfo<SocketAddr>;
@@ -176,14 +177,6 @@ fn worth_keeping(headers: &HeaderMap) -> bool {
         .and_then(|n| n.trim().parse::<u64>().ok())
         .is_some_and(|n| n > MAX_BODY as u64);
     !multipart && !large
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
-fn plain_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

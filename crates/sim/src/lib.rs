@@ -10,15 +10,18 @@
 //! whitelist, media size limits and expiry, errcodes, HTTP 200 with 43001/43002
 //! for a wrong method, every error's request kept seven days under its rid),
 //! and a control API under `/sim/`: stats, fault injection, a virtual clock and
-//! a push sender. It is also a product feature: `wxgate sim`,
-//! `wxgate push` and `wxgate dev`.
+//! a push sender. Mini Programs ([`AppKind`]) share the Official Account's APIs
+//! under their family's rules; WeCom apps ([`SimCorpApp`]) get `gettoken`, the
+//! corp and agent tickets, `agent/get` and `message/send` with WeCom's
+//! semantics; pushes can come as WeCom or a Mini Program ([`PushAs`]). It is
+//! also a product feature: `wxgate sim`, `wxgate push` and `wxgate dev`.
 //!
 //! # Layout
 //! - [`config`]: accounts and limits ([`SimConfig`], [`SimApp`]).
 //! - [`clock`]: the virtual clock.
 //! - `state`: WeChat's rules as methods taking the current time (no I/O).
 //! - `rids`: the requests behind error answers, by rid.
-//! - `api`, `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
+//! - `api`, `wecom`, `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
 //!   [`Simulator::router`] lists every route.
 //! - [`faults`]: fault rules for `POST /sim/faults`.
 //! - [`push`]: pushing to a server as WeChat does.
@@ -49,6 +52,7 @@ mod rids;
 mod state;
 pub mod stats;
 mod users;
+mod wecom;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -60,10 +64,10 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use clock::VirtualClock;
-pub use config::{SimApp, SimConfig};
+pub use config::{AppKind, SimApp, SimConfig, SimCorpApp, WecomExpiry, WecomRepeat};
 pub use error::WxError;
 pub use faults::{Fault, FaultAction};
-pub use push::{PushAnswer, PushOutcome, PushRequest};
+pub use push::{Family, PushAnswer, PushAs, PushOutcome, PushRequest, SimPush};
 pub use state::CustomMessage;
 pub use stats::{AppStats, Stats};
 
@@ -147,6 +151,26 @@ impl Simulator {
                 path::CLEAR_QUOTA_V2,
                 api::post_api(path::CLEAR_QUOTA_V2, diagnostics::clear_quota_v2),
             )
+            .route(
+                path::GETTOKEN,
+                api::get_api(path::GETTOKEN, wecom::gettoken),
+            )
+            .route(
+                path::WECOM_JSAPI_TICKET,
+                api::get_api(path::WECOM_JSAPI_TICKET, wecom::jsapi_ticket),
+            )
+            .route(
+                path::WECOM_AGENT_TICKET,
+                api::get_api(path::WECOM_AGENT_TICKET, wecom::agent_ticket),
+            )
+            .route(
+                path::WECOM_AGENT_GET,
+                api::get_api(path::WECOM_AGENT_GET, wecom::agent_get),
+            )
+            .route(
+                path::WECOM_SEND,
+                api::post_api(path::WECOM_SEND, wecom::send),
+            )
             // Inside the faults: an injected fault's rid is recorded nowhere.
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -168,6 +192,14 @@ impl Simulator {
                 get(control::clock).post(control::advance_clock),
             )
             .route("/sim/whitelist", axum::routing::put(control::set_whitelist))
+            .route(
+                "/sim/wecom/{corpid}/{agent}/trusted_ips",
+                axum::routing::put(control::set_trusted_ips),
+            )
+            .route(
+                "/sim/wecom/{corpid}/{agent}/invalidate",
+                post(control::invalidate_wecom_token),
+            )
             .route("/sim/push", post(control::push))
             .route("/sim/media/{media_id}", get(media::video));
         cgi.merge(control).with_state(self.clone())
@@ -227,6 +259,25 @@ impl Simulator {
     /// Customer-service messages received, oldest first.
     pub fn messages(&self) -> Vec<CustomMessage> {
         self.state().messages()
+    }
+
+    /// Replaces the trusted IPs (企业可信IP) of the WeCom app `corpid/agent`;
+    /// `None` lets every caller in.
+    pub fn set_trusted_ips(
+        &self,
+        corpid: &str,
+        agent: &str,
+        list: Option<Vec<ipnet::IpNet>>,
+    ) -> Result<(), String> {
+        self.state()
+            .wecom
+            .set_trusted_ips(&format!("{corpid}/{agent}"), list)
+    }
+
+    /// Ends the live token of the WeCom app `corpid/agent` early, as WeCom may
+    /// (families reference §1.1): it answers 40014 and the next `gettoken` mints a new one.
+    pub fn invalidate_wecom_token(&self, corpid: &str, agent: &str) -> Result<(), String> {
+        self.state().wecom.invalidate(&format!("{corpid}/{agent}"))
     }
 
     /// Adds a fault rule.

@@ -1,13 +1,20 @@
 //! Acting as WeChat towards a server: sign (and encrypt) a push, POST it with
 //! WeChat's timeout and retries, and check and decode the answer
 //! (protocol reference §2.1, §2.7, §2.8). Used by `POST /sim/push` and `wxgate push`.
+//!
+//! [`PushAs`] says which platform pushes and how: an Official Account (XML),
+//! a Mini Program (XML or JSON, `{"ToUserName","Encrypt"}` in safe mode, only
+//! `success` or `transfer_customer_service` accepted) or WeCom (always
+//! encrypted, `msg_signature` only, receiveid = corpid; families reference
+//! §1.5, §2). [`Compose::VerifyUrl`] sends the console's URL check instead of a push.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wxgate_proto::{
-    open_reply, seal_push, xml::Element, AesKey, Event, MessageCrypto, MessageError, Push,
-    PushKind, PushMode, Reply,
+    open_reply, push_json_from_xml, seal_callback, seal_echostr, seal_json_push, seal_push,
+    signature, xml::Element, AesKey, BodyFormat, CallbackError, CallbackQuery, CallbackShape,
+    Event, MessageCrypto, MessageError, Push, PushKind, PushMode, PushQuery, Reply,
 };
 
 /// A push to send. (Its Debug output hides the token and the key.)
@@ -20,8 +27,8 @@ pub struct PushRequest {
     /// `plain`, `compat` or `safe`.
     #[serde(default = "plain")]
     pub mode: String,
-    /// AppID bound into encrypted messages (compat and safe mode).
-    #[serde(default)]
+    /// AppID bound into encrypted messages (compat and safe mode); WeCom's corpid.
+    #[serde(default, alias = "corpid")]
     pub appid: Option<String>,
     /// The 43-character EncodingAESKey (compat and safe mode).
     #[serde(default)]
@@ -93,11 +100,63 @@ pub enum Compose {
         #[serde(default)]
         event_key: Option<String>,
     },
-    /// A complete plaintext push, sent as it is.
+    /// A complete plaintext push, sent as it is (or as its JSON form).
     Xml {
         /// The `<xml>…</xml>` document.
         xml: String,
     },
+    /// The URL check a console save sends: a GET with `echostr` (encrypted and
+    /// covered by `msg_signature` for WeCom) whose answer must be the echo itself.
+    VerifyUrl {
+        /// Identical GETs sent at once (WeCom sends up to 3 from several IPs, §1.5).
+        #[serde(default = "one")]
+        fanout: u32,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The platform a push comes from (families reference §1.5, §2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// An Official Account: plain, compat or safe mode.
+    #[default]
+    Official,
+    /// A Mini Program: like an Official Account, but only `success` (unencrypted)
+    /// or a `transfer_customer_service` reply is a valid answer.
+    Miniprogram,
+    /// WeCom: always encrypted (the request's `mode` is ignored), `msg_signature`
+    /// only, the corpid (`appid`) as receiveid and `ToUserName`.
+    Wecom,
+}
+
+/// Who pushes and in what shape, beside a [`PushRequest`] (its own type so
+/// that code building a `PushRequest` keeps compiling).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushAs {
+    /// The pushing platform.
+    #[serde(default)]
+    pub family: Family,
+    /// XML (default) or JSON bodies.
+    #[serde(default)]
+    pub format: BodyFormat,
+    /// WeCom: the app's agentid, put in the envelope and the plaintext.
+    #[serde(default)]
+    pub agent_id: Option<u64>,
+}
+
+/// The body of `POST /sim/push`: a [`PushRequest`] and its [`PushAs`] fields side by side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimPush {
+    /// What to push, where.
+    #[serde(flatten)]
+    pub request: PushRequest,
+    /// Who pushes and how.
+    #[serde(flatten)]
+    pub push_as: PushAs,
 }
 
 /// One delivery.
@@ -133,12 +192,18 @@ pub enum PushAnswer {
     },
     /// No delivery got an answer.
     Unanswered,
+    /// A URL check answered with exactly its echo.
+    Verified {
+        /// The echo (decrypted `echostr` for WeCom).
+        echo: String,
+    },
 }
 
 /// The whole exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushOutcome {
-    /// The plaintext push that was sent (identical in every delivery).
+    /// The plaintext that was sent (identical in every delivery): the push's XML,
+    /// its JSON form, or a URL check's echo.
     pub push_xml: String,
     /// Every delivery, in order.
     pub attempts: Vec<Attempt>,
@@ -155,6 +220,9 @@ pub enum PushError {
     /// The message is not a push.
     #[error("not a valid push: {0}")]
     Message(#[from] MessageError),
+    /// The push could not be put in its JSON form.
+    #[error("not a valid push: {0}")]
+    Json(#[from] CallbackError),
 }
 
 impl PushRequest {
@@ -180,10 +248,27 @@ impl PushRequest {
         }
     }
 
-    /// The push and its plaintext XML: built at `now` with a fresh MsgId, or as given.
-    fn compose(&self, now: u64) -> Result<(Push, String), PushError> {
-        let (kind, extra) = match &self.message {
+    fn crypto(&self) -> Result<MessageCrypto, PushError> {
+        let key = self
+            .encoding_aes_key
+            .as_deref()
+            .ok_or_else(|| PushError::Settings("WeCom pushes need encoding_aes_key".into()))?;
+        let key = AesKey::try_new(key).map_err(|e| PushError::Settings(e.to_string()))?;
+        let corpid = self
+            .appid
+            .clone()
+            .ok_or_else(|| PushError::Settings("WeCom pushes need the corpid".into()))?;
+        Ok(MessageCrypto::new(key, corpid))
+    }
+
+    /// The push and its plaintext XML: built at `now` with a fresh MsgId, or as
+    /// given. A WeCom push goes to the corpid and names its agent.
+    fn compose(&self, now: u64, how: &PushAs) -> Result<(Push, String), PushError> {
+        let (kind, mut extra) = match &self.message {
             Compose::Xml { xml } => return Ok((Push::parse(xml)?, xml.clone())),
+            Compose::VerifyUrl { .. } => {
+                return Err(PushError::Settings("a URL check is not a push".into()))
+            }
             Compose::Text { content } => {
                 let msg_id = rand::random::<u64>() >> 1;
                 let kind = PushKind::Text {
@@ -202,8 +287,15 @@ impl PushRequest {
                 (kind, extra.collect())
             }
         };
+        let to = match how.family {
+            Family::Wecom => self.appid.clone().unwrap_or_else(|| self.to.clone()),
+            _ => self.to.clone(),
+        };
+        if let (Family::Wecom, Some(agent)) = (how.family, how.agent_id) {
+            extra.push(Element::leaf("AgentID", agent.to_string()));
+        }
         let push = Push {
-            to_user_name: self.to.clone(),
+            to_user_name: to,
             from_user_name: self.from.clone(),
             create_time: now,
             kind,
@@ -214,30 +306,153 @@ impl PushRequest {
     }
 }
 
-/// Sends `req` as WeChat would at virtual time `now` (Unix seconds).
+/// Sends `req` as an Official Account would at virtual time `now` (Unix seconds).
 pub async fn send(
     client: &reqwest::Client,
     req: &PushRequest,
     now: u64,
 ) -> Result<PushOutcome, PushError> {
-    let mode = req.push_mode()?;
-    let (push, push_xml) = req.compose(now)?;
+    send_as(client, req, &PushAs::default(), now).await
+}
+
+/// How a push is sealed and its answer judged.
+enum Sealer {
+    Account(PushMode),
+    Wecom(MessageCrypto),
+}
+
+/// One request on the wire.
+struct Wire {
+    query: WireQuery,
+    body: String,
+}
+
+enum WireQuery {
+    Push(PushQuery),
+    Callback(CallbackQuery),
+    Check(PlainCheck),
+}
+
+/// The Official Account / Mini Program URL check's query.
+#[derive(Serialize)]
+struct PlainCheck {
+    signature: String,
+    timestamp: String,
+    nonce: String,
+    echostr: String,
+}
+
+impl Sealer {
+    fn new(req: &PushRequest, how: &PushAs) -> Result<Self, PushError> {
+        match how.family {
+            Family::Wecom => Ok(Sealer::Wecom(req.crypto()?)),
+            Family::Official | Family::Miniprogram => Ok(Sealer::Account(req.push_mode()?)),
+        }
+    }
+
+    fn seal(
+        &self,
+        token: &str,
+        plaintext: &str,
+        openid: &str,
+        how: &PushAs,
+        now: u64,
+    ) -> Result<Wire, PushError> {
+        let (timestamp, nonce) = (now.to_string(), rand::random::<u32>().to_string());
+        let random = rand::random();
+        match (self, how.format) {
+            (Sealer::Wecom(crypto), format) => {
+                let shape = CallbackShape {
+                    format,
+                    agent_id: how.agent_id,
+                };
+                let sealed =
+                    seal_callback(crypto, token, plaintext, shape, &timestamp, &nonce, &random);
+                Ok(Wire {
+                    query: WireQuery::Callback(sealed.query),
+                    body: sealed.body,
+                })
+            }
+            (Sealer::Account(mode), BodyFormat::Xml) => {
+                let sealed = seal_push(
+                    mode,
+                    token,
+                    plaintext,
+                    Some(openid),
+                    &timestamp,
+                    &nonce,
+                    &random,
+                )
+                .map_err(MessageError::from)?;
+                Ok(Wire {
+                    query: WireQuery::Push(sealed.query),
+                    body: sealed.body,
+                })
+            }
+            (Sealer::Account(mode), BodyFormat::Json) => {
+                let sealed = seal_json_push(
+                    mode,
+                    token,
+                    plaintext,
+                    Some(openid),
+                    &timestamp,
+                    &nonce,
+                    &random,
+                )?;
+                Ok(Wire {
+                    query: WireQuery::Push(sealed.query),
+                    body: sealed.body,
+                })
+            }
+        }
+    }
+
+    /// The URL check: its query and the echo the answer must be.
+    fn verify_query(&self, token: &str, now: u64) -> (WireQuery, String) {
+        let echo = (rand::random::<u64>() >> 1).to_string();
+        let (timestamp, nonce) = (now.to_string(), rand::random::<u32>().to_string());
+        match self {
+            Sealer::Wecom(crypto) => {
+                let query = seal_echostr(crypto, token, &echo, &timestamp, &nonce, &rand::random());
+                (WireQuery::Callback(query), echo)
+            }
+            Sealer::Account(_) => {
+                // The GET check is plain in every mode: `signature` and a plain `echostr`.
+                let check = PlainCheck {
+                    signature: signature(token, &timestamp, &nonce),
+                    timestamp,
+                    nonce,
+                    echostr: echo.clone(),
+                };
+                (WireQuery::Check(check), echo)
+            }
+        }
+    }
+}
+
+/// Sends `req` as the platform `how` names would, at virtual time `now` (Unix seconds).
+pub async fn send_as(
+    client: &reqwest::Client,
+    req: &PushRequest,
+    how: &PushAs,
+    now: u64,
+) -> Result<PushOutcome, PushError> {
+    let sealer = Sealer::new(req, how)?;
+    if let Compose::VerifyUrl { fanout } = req.message {
+        return Ok(verify_url(client, req, how, &sealer, fanout, now).await);
+    }
+    let (push, push_xml) = req.compose(now, how)?;
+    let plaintext = match how.format {
+        BodyFormat::Xml => push_xml,
+        BodyFormat::Json => push_json_from_xml(&push_xml)?,
+    };
     let timeout = Duration::from_millis(req.timeout_ms.min(MAX_TIMEOUT_MS));
     let mut attempts = Vec::new();
     // WeChat repeats a push only when no answer came in time (§2.8).
     for _ in 0..=req.retries.min(MAX_RETRIES) {
-        let sealed = seal_push(
-            &mode,
-            &req.token,
-            &push_xml,
-            Some(&push.from_user_name),
-            &now.to_string(),
-            &rand::random::<u32>().to_string(),
-            &rand::random(),
-        )
-        .map_err(MessageError::from)?;
+        let wire = sealer.seal(&req.token, &plaintext, &push.from_user_name, how, now)?;
         let started = tokio::time::Instant::now();
-        let result = deliver(client, &req.url, &sealed, timeout).await;
+        let result = deliver(client, &req.url, &wire, how.format, timeout).await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match result {
             Ok((status, body)) => {
@@ -247,7 +462,15 @@ pub async fn send(
                         error: None,
                         elapsed_ms,
                     });
-                    judge(&mode, &req.token, &push, &body)
+                    match (&sealer, how.family) {
+                        (Sealer::Wecom(crypto), _) => {
+                            judge(&PushMode::Safe(crypto.clone()), &req.token, &push, &body)
+                        }
+                        (Sealer::Account(mode), Family::Miniprogram) => {
+                            judge_miniprogram(mode, &req.token, &push, &body)
+                        }
+                        (Sealer::Account(mode), _) => judge(mode, &req.token, &push, &body),
+                    }
                 } else {
                     let error = format!("HTTP {status}");
                     attempts.push(Attempt {
@@ -262,7 +485,7 @@ pub async fn send(
                     }
                 };
                 return Ok(PushOutcome {
-                    push_xml,
+                    push_xml: plaintext,
                     attempts,
                     answer,
                 });
@@ -275,28 +498,113 @@ pub async fn send(
         }
     }
     Ok(PushOutcome {
-        push_xml,
+        push_xml: plaintext,
         attempts,
         answer: PushAnswer::Unanswered,
     })
+}
+
+/// The console's URL check: `fanout` identical GETs at once; each answer must
+/// be exactly the echo (WeCom: "no quotes, no BOM, no newline", within 1 s).
+async fn verify_url(
+    client: &reqwest::Client,
+    req: &PushRequest,
+    how: &PushAs,
+    sealer: &Sealer,
+    fanout: u32,
+    now: u64,
+) -> PushOutcome {
+    let (query, echo) = sealer.verify_query(&req.token, now);
+    let mut timeout_ms = req.timeout_ms.min(MAX_TIMEOUT_MS);
+    if how.family == Family::Wecom {
+        timeout_ms = timeout_ms.min(1000);
+    }
+    let timeout = Duration::from_millis(timeout_ms);
+    let gets = (0..fanout.clamp(1, 10)).map(|_| async {
+        let started = tokio::time::Instant::now();
+        let request = match &query {
+            WireQuery::Push(q) => client.get(&req.url).query(q),
+            WireQuery::Callback(q) => client.get(&req.url).query(q),
+            WireQuery::Check(q) => client.get(&req.url).query(q),
+        };
+        let result = fetch(request.timeout(timeout)).await;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        (result, elapsed_ms)
+    });
+    let results = futures_util::future::join_all(gets).await;
+    let mut attempts = Vec::new();
+    let mut answer = PushAnswer::Verified { echo: echo.clone() };
+    for (result, elapsed_ms) in results {
+        let verdict = match &result {
+            Err(_) => Some(PushAnswer::Unanswered),
+            Ok((status, _)) if !(200..300).contains(status) => Some(PushAnswer::Invalid {
+                reason: format!("HTTP {status}"),
+                body: String::new(),
+            }),
+            Ok((_, body)) if *body == echo => None,
+            Ok((_, body)) => {
+                let reason = if body.trim_start_matches('\u{feff}').trim().trim_matches('"') == echo
+                {
+                    "the echo with quotes, a BOM or whitespace around it".to_owned()
+                } else {
+                    "not the echo".to_owned()
+                };
+                Some(PushAnswer::Invalid {
+                    reason,
+                    body: body.chars().take(2048).collect(),
+                })
+            }
+        };
+        attempts.push(match result {
+            Ok((status, _)) => Attempt {
+                status: Some(status),
+                error: None,
+                elapsed_ms,
+            },
+            Err(error) => Attempt {
+                status: None,
+                error: Some(error),
+                elapsed_ms,
+            },
+        });
+        // The first failure is the verdict.
+        if let (Some(v), PushAnswer::Verified { .. }) = (verdict, &answer) {
+            answer = v;
+        }
+    }
+    PushOutcome {
+        push_xml: echo,
+        attempts,
+        answer,
+    }
 }
 
 /// One POST: the status and body of the answer, or why none came.
 async fn deliver(
     client: &reqwest::Client,
     url: &str,
-    sealed: &wxgate_proto::SealedPush,
+    wire: &Wire,
+    format: BodyFormat,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
-    let response = client
-        .post(url)
-        .query(&sealed.query)
-        .header("content-type", "text/xml")
-        .body(sealed.body.clone())
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(describe)?;
+    let request = match &wire.query {
+        WireQuery::Push(q) => client.post(url).query(q),
+        WireQuery::Callback(q) => client.post(url).query(q),
+        WireQuery::Check(q) => client.post(url).query(q),
+    };
+    let content_type = match format {
+        BodyFormat::Xml => "text/xml",
+        BodyFormat::Json => "application/json",
+    };
+    let request = request
+        .header("content-type", content_type)
+        .body(wire.body.clone())
+        .timeout(timeout);
+    fetch(request).await
+}
+
+async fn fetch(request: reqwest::RequestBuilder) -> Result<(u16, String), String> {
+    let response = request.send().await.map_err(describe)?;
     let status = response.status().as_u16();
     let body = response.text().await.map_err(describe)?;
     Ok((status, body))
@@ -350,4 +658,43 @@ fn judge(mode: &PushMode, token: &str, push: &Push, body: &str) -> PushAnswer {
         msg_type: reply.body.msg_type().to_owned(),
         xml,
     }
+}
+
+/// A Mini Program's answer (families reference §2): `success` or empty, sent
+/// unencrypted, or a `transfer_customer_service` reply; an *encrypted*
+/// `success` breaks it ("该小程序提供的服务出现故障").
+fn judge_miniprogram(mode: &PushMode, token: &str, push: &Push, body: &str) -> PushAnswer {
+    let invalid = |reason: String| PushAnswer::Invalid {
+        reason,
+        body: body.chars().take(2048).collect(),
+    };
+    let xml = match open_reply(mode, token, body) {
+        Ok(None) => return PushAnswer::NoReply,
+        Ok(Some(xml)) => xml,
+        Err(e) => return invalid(e.to_string()),
+    };
+    if wxgate_proto::reply::is_no_reply(&xml) {
+        return invalid("an encrypted success: a Mini Program wants it unencrypted".into());
+    }
+    let root = match wxgate_proto::xml::parse(&xml) {
+        Ok(root) => root,
+        Err(e) => return invalid(format!("reply: {e}")),
+    };
+    let msg_type = root.child_text("MsgType").unwrap_or_default().to_owned();
+    if msg_type != "transfer_customer_service" {
+        return invalid(format!(
+            "a Mini Program's only passive reply is transfer_customer_service, not {msg_type:?}"
+        ));
+    }
+    let (to, from) = (
+        root.child_text("ToUserName").unwrap_or_default(),
+        root.child_text("FromUserName").unwrap_or_default(),
+    );
+    if to != push.from_user_name || from != push.to_user_name {
+        return invalid(format!(
+            "reply goes from {from:?} to {to:?}; expected from {:?} to {:?}",
+            push.to_user_name, push.from_user_name
+        ));
+    }
+    PushAnswer::Reply { msg_type, xml }
 }

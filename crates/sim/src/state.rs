@@ -13,6 +13,9 @@ use crate::rids::{CallRecord, RidLog};
 use crate::stats::{AppStats, Stats};
 
 mod diagnostics;
+mod wecom;
+
+pub(crate) use wecom::{wecom_error, WecomTicket};
 
 /// API paths, as counted in the stats.
 pub(crate) mod path {
@@ -29,6 +32,12 @@ pub(crate) mod path {
     pub(crate) const QUOTA_GET: &str = "/cgi-bin/openapi/quota/get";
     pub(crate) const CLEAR_QUOTA: &str = "/cgi-bin/clear_quota";
     pub(crate) const CLEAR_QUOTA_V2: &str = "/cgi-bin/clear_quota/v2";
+    /// WeCom (qyapi.weixin.qq.com), served on the same listener.
+    pub(crate) const GETTOKEN: &str = "/cgi-bin/gettoken";
+    pub(crate) const WECOM_JSAPI_TICKET: &str = "/cgi-bin/get_jsapi_ticket";
+    pub(crate) const WECOM_AGENT_TICKET: &str = "/cgi-bin/ticket/get";
+    pub(crate) const WECOM_AGENT_GET: &str = "/cgi-bin/agent/get";
+    pub(crate) const WECOM_SEND: &str = "/cgi-bin/message/send";
 
     /// Every simulated API, for `quota/get` to tell unknown paths from known ones.
     pub(crate) const ALL: &[&str] = &[
@@ -115,6 +124,7 @@ impl Credential {
 #[derive(Default)]
 struct AppState {
     secret: String,
+    kind: crate::config::AppKind,
     classic: Option<String>,
     stable: Option<String>,
     last_forced: Option<u64>,
@@ -153,6 +163,8 @@ pub(crate) struct State {
     pub(crate) media: crate::media::Store,
     /// The requests behind error answers, for `rid/get`.
     rids: RidLog,
+    /// WeCom corps and apps.
+    pub(crate) wecom: wecom::WecomState,
     seq: u64,
 }
 
@@ -175,6 +187,7 @@ impl State {
             .map(|a| {
                 let state = AppState {
                     secret: a.secret.clone(),
+                    kind: a.kind,
                     ..AppState::default()
                 };
                 (a.appid.clone(), state)
@@ -183,6 +196,7 @@ impl State {
         Self {
             ip_whitelist: config.ip_whitelist.clone(),
             media: crate::media::Store::new(config.media_max_bytes),
+            wecom: wecom::WecomState::new(&config),
             config,
             apps,
             tokens: HashMap::new(),
@@ -350,7 +364,12 @@ impl State {
             Ok(appid) => appid,
             Err(outcome) => return outcome,
         };
+        let no_tickets = self.apps[&appid].kind.rules().no_tickets;
         let result = match kind {
+            Some("jsapi" | "wx_card") if no_tickets.is_some() => {
+                let (errcode, errmsg) = no_tickets.expect("checked by the guard");
+                Err(WxError::new(errcode, errmsg))
+            }
             Some("jsapi" | "wx_card") => {
                 if self.take_quota(&appid, path::TICKET, self.config.daily_quota, now) {
                     self.seq += 1;
@@ -402,7 +421,13 @@ impl State {
             self.app_stats(Some(&appid)).invalid_token_calls += 1;
             return Err(self.answer(api, Some(appid), Err(err)));
         }
-        if let Err(err) = self.check_ip(caller) {
+        // Mini Programs' whitelist covers only the AppSecret APIs (§4.1).
+        let ip = if self.apps[&appid].kind.rules().whitelist_token_apis {
+            self.check_ip(caller)
+        } else {
+            Ok(())
+        };
+        if let Err(err) = ip {
             return Err(self.answer(api, Some(appid), Err(err)));
         }
         Ok(appid)
@@ -493,14 +518,12 @@ impl State {
             fault_bytes_sent: self.fault_bytes_sent,
             endpoint_calls: self.endpoint_calls.clone(),
             media_stored_bytes: self.media.stored_bytes(now),
+            wecom: self.wecom.stats(),
         }
     }
 
     fn check_ip(&self, caller: IpAddr) -> Result<(), WxError> {
-        let caller = match caller {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(caller, IpAddr::V4),
-            v4 => v4,
-        };
+        let caller = plain_ip(caller);
         match &self.ip_whitelist {
             Some(list) if !list.iter().any(|net| net.contains(&caller)) => {
                 Err(WxError::invalid_ip(caller))
@@ -559,6 +582,14 @@ impl State {
             Some(app) => &mut app.stats,
             None => &mut self.unattributed,
         }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+pub(crate) fn plain_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 

@@ -23,11 +23,11 @@ pub struct AppStats {
     pub tokens_issued: u64,
     /// Stable access tokens issued (a repeated call returning the same token does not count).
     pub stable_tokens_issued: u64,
-    /// jsapi and wx_card tickets issued.
+    /// jsapi and wx_card tickets issued (WeCom: corp and agent_config tickets).
     pub tickets_issued: u64,
     /// API calls made with an expired, superseded or unknown access token.
     pub invalid_token_calls: u64,
-    /// Customer-service messages accepted.
+    /// Customer-service messages accepted (WeCom: `message/send` messages).
     pub custom_messages: u64,
     /// Temporary media accepted by `/cgi-bin/media/upload`.
     #[serde(default)]
@@ -63,12 +63,21 @@ pub struct Stats {
     /// Bytes the `endless` fault has produced so far (what clients were sent).
     #[serde(default)]
     pub fault_bytes_sent: u64,
+    /// Per WeCom credential, keyed `corpid/name` (name = agentid or the special
+    /// secret's name): tokens, tickets, calls, invalid-token uses.
+    #[serde(default)]
+    pub wecom: BTreeMap<String, AppStats>,
 }
 
 impl Stats {
     /// The counters of `appid` (all zero when it made no call).
     pub fn app(&self, appid: &str) -> AppStats {
         self.apps.get(appid).cloned().unwrap_or_default()
+    }
+
+    /// The counters of the WeCom credential `corpid/name` (all zero when it made no call).
+    pub fn wecom(&self, key: &str) -> AppStats {
+        self.wecom.get(key).cloned().unwrap_or_default()
     }
 
     /// Every call to `path`, injected faults included.
@@ -82,6 +91,11 @@ impl Stats {
             .values()
             .map(|a| a.invalid_token_calls)
             .sum::<u64>()
+            + self
+                .wecom
+                .values()
+                .map(|a| a.invalid_token_calls)
+                .sum::<u64>()
             + self.unattributed.invalid_token_calls
     }
 }

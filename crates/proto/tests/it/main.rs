@@ -1,6 +1,7 @@
 //! Integration tests of the protocol core: the shared vectors, property tests,
 //! and interop with wechatpy (an independent implementation).
 
+mod families;
 mod fuzz_corpus;
 mod interop;
 mod messages;

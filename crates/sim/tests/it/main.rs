@@ -6,12 +6,15 @@ mod errors;
 mod faults;
 mod media;
 mod methods;
+mod miniprogram;
 mod push;
+mod push_families;
 mod quota;
 mod stable;
 mod tickets;
 mod tokens;
 mod users;
+mod wecom;
 
 use serde_json::{json, Value};
 use wxgate_sim::{RunningSim, SimApp, SimConfig, Simulator, VirtualClock};

@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use wxgate_gateway::clock::{Clock, SystemClock};
-use wxgate_sim::push::{self, Compose, PushRequest};
+use wxgate_proto::BodyFormat;
+use wxgate_sim::push::{self, Compose, Family, PushAs, PushRequest};
 use wxgate_sim::PushAnswer;
 
 /// Arguments of `wxgate push`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("message").required(true).args(["text", "event", "xml"])))]
+#[command(group(clap::ArgGroup::new("message").required(true).args(["text", "event", "xml", "verify_url"])))]
 pub(crate) struct Args {
     /// The server URL, as configured in WeChat's console.
     #[arg(long)]
@@ -19,8 +20,23 @@ pub(crate) struct Args {
     #[arg(long)]
     token: String,
     /// AppID (needed with --aes-key).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "corpid")]
     appid: Option<String>,
+    /// Push as WeCom to this corp's callback URL (always encrypted, needs --aes-key).
+    #[arg(long, requires = "aes_key")]
+    corpid: Option<String>,
+    /// Push as WeCom (implied by --corpid).
+    #[arg(long, requires = "corpid", conflicts_with = "miniprogram")]
+    wecom: bool,
+    /// WeCom: the app's agentid, put in the envelope and the message.
+    #[arg(long, requires = "corpid")]
+    agentid: Option<u64>,
+    /// Push as a Mini Program (only unencrypted `success` or transfer_customer_service is a valid answer).
+    #[arg(long)]
+    miniprogram: bool,
+    /// Body format: xml or json (Mini Programs and WeCom may use JSON).
+    #[arg(long, default_value = "xml", value_parser = parse_format)]
+    format: BodyFormat,
     /// The 43-character EncodingAESKey; implies --mode safe unless --mode is given.
     #[arg(long)]
     aes_key: Option<String>,
@@ -39,6 +55,12 @@ pub(crate) struct Args {
     /// Push this plaintext XML file as it is.
     #[arg(long, value_name = "FILE")]
     xml: Option<std::path::PathBuf>,
+    /// Send the console's URL check (GET with echostr; encrypted for WeCom) instead of a push.
+    #[arg(long)]
+    verify_url: bool,
+    /// With --verify-url: identical GETs sent at once (WeCom sends up to 3).
+    #[arg(long, default_value_t = 1, requires = "verify_url")]
+    fanout: u32,
     /// The sender's OpenID.
     #[arg(long, default_value = "oUser_wxgate_cli_0001")]
     from: String,
@@ -56,8 +78,36 @@ pub(crate) struct Args {
     json: bool,
 }
 
+fn parse_format(s: &str) -> Result<BodyFormat, String> {
+    match s {
+        "xml" => Ok(BodyFormat::Xml),
+        "json" => Ok(BodyFormat::Json),
+        _ => Err(format!("{s:?} is neither xml nor json")),
+    }
+}
+
 impl Args {
+    fn push_as(&self) -> PushAs {
+        let family = if self.wecom || self.corpid.is_some() {
+            Family::Wecom
+        } else if self.miniprogram {
+            Family::Miniprogram
+        } else {
+            Family::Official
+        };
+        PushAs {
+            family,
+            format: self.format,
+            agent_id: self.agentid,
+        }
+    }
+
     fn request(&self) -> anyhow::Result<PushRequest> {
+        if self.verify_url {
+            return Ok(self.request_with(Compose::VerifyUrl {
+                fanout: self.fanout,
+            }));
+        }
         let message = match (&self.text, &self.event, &self.xml) {
             (Some(content), _, _) => Compose::Text {
                 content: content.clone(),
@@ -70,8 +120,12 @@ impl Args {
                 xml: std::fs::read_to_string(file)
                     .with_context(|| format!("reading {}", file.display()))?,
             },
-            _ => anyhow::bail!("give --text, --event or --xml"),
+            _ => anyhow::bail!("give --text, --event, --xml or --verify-url"),
         };
+        Ok(self.request_with(message))
+    }
+
+    fn request_with(&self, message: Compose) -> PushRequest {
         let mode = self.mode.clone().unwrap_or_else(|| {
             if self.aes_key.is_some() {
                 "safe"
@@ -80,18 +134,18 @@ impl Args {
             }
             .to_owned()
         });
-        Ok(PushRequest {
+        PushRequest {
             url: self.url.clone(),
             token: self.token.clone(),
             mode,
-            appid: self.appid.clone(),
+            appid: self.corpid.clone().or_else(|| self.appid.clone()),
             encoding_aes_key: self.aes_key.clone(),
             message,
             from: self.from.clone(),
             to: self.to.clone(),
             timeout_ms: self.timeout_ms,
             retries: self.retries,
-        })
+        }
     }
 }
 
@@ -101,7 +155,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = args.request()?;
     // Pushes carry the real time, as WeChat's do.
     let now = SystemClock.now();
-    let outcome = push::send(&push::client(), &request, now).await?;
+    let outcome = push::send_as(&push::client(), &request, &args.push_as(), now).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
@@ -122,10 +176,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 )
             }
             PushAnswer::Unanswered => println!("answer: none, every delivery failed"),
+            PushAnswer::Verified { echo } => println!("answer: URL check passed (echo {echo})"),
         }
     }
     Ok(match outcome.answer {
-        PushAnswer::NoReply | PushAnswer::Reply { .. } => ExitCode::SUCCESS,
+        PushAnswer::NoReply | PushAnswer::Reply { .. } | PushAnswer::Verified { .. } => {
+            ExitCode::SUCCESS
+        }
         PushAnswer::Invalid { .. } | PushAnswer::Unanswered => ExitCode::FAILURE,
     })
 }

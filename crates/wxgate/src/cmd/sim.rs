@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use wxgate_sim::config::parse_ip_net;
-use wxgate_sim::{SimApp, SimConfig, Simulator};
+use wxgate_sim::{SimApp, SimConfig, SimCorpApp, Simulator, WecomExpiry, WecomRepeat};
 
 /// Arguments of `wxgate sim`.
 #[derive(Debug, clap::Args)]
@@ -12,9 +12,20 @@ pub(crate) struct Args {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: String,
-    /// An account, as APPID:SECRET; repeat for several (default: the demo account).
-    #[arg(long = "app", value_name = "APPID:SECRET", value_parser = parse_app)]
+    /// An account, as APPID:SECRET, or APPID:SECRET:miniprogram for a Mini Program;
+    /// repeat for several (default: the demo account, unless only --corp is given).
+    #[arg(long = "app", value_name = "APPID:SECRET[:TYPE]", value_parser = parse_app)]
     apps: Vec<SimApp>,
+    /// A WeCom app, as CORPID:AGENT:SECRET (AGENT = the agentid, or a name for a
+    /// special secret such as contacts); repeat for several.
+    #[arg(long = "corp", value_name = "CORPID:AGENT:SECRET", value_parser = parse_corp)]
+    corps: Vec<SimCorpApp>,
+    /// Answer an expired WeCom token with 40014 instead of 42001 (seen in the wild).
+    #[arg(long)]
+    wecom_expired_40014: bool,
+    /// A repeat WeCom gettoken reports expires_in 7200 instead of the remaining lifetime.
+    #[arg(long)]
+    wecom_repeat_full_lifetime: bool,
     /// Lifetime of access tokens and tickets, seconds.
     #[arg(long, default_value_t = 7200)]
     expires_in: u64,
@@ -34,11 +45,30 @@ pub(crate) struct Args {
 }
 
 fn parse_app(s: &str) -> Result<SimApp, String> {
-    match s.split_once(':') {
-        Some((appid, secret)) if !appid.is_empty() && !secret.is_empty() => {
-            Ok(SimApp::new(appid, secret))
+    let mut parts = s.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(appid), Some(secret), kind) if !appid.is_empty() && !secret.is_empty() => {
+            let kind = kind.map_or(Ok(Default::default()), str::parse)?;
+            Ok(SimApp {
+                kind,
+                ..SimApp::new(appid, secret)
+            })
         }
-        _ => Err(format!("{s:?} is not APPID:SECRET")),
+        _ => Err(format!(
+            "{s:?} is not APPID:SECRET or APPID:SECRET:miniprogram"
+        )),
+    }
+}
+
+fn parse_corp(s: &str) -> Result<SimCorpApp, String> {
+    let mut parts = s.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(corpid), Some(agent), Some(secret))
+            if !corpid.is_empty() && !agent.is_empty() && !secret.is_empty() =>
+        {
+            Ok(SimCorpApp::new(corpid, agent, secret))
+        }
+        _ => Err(format!("{s:?} is not CORPID:AGENT:SECRET")),
     }
 }
 
@@ -49,7 +79,7 @@ impl Args {
             .iter()
             .map(|s| parse_ip_net(s).map_err(|e| anyhow::anyhow!("--whitelist: {e}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let apps = if self.apps.is_empty() {
+        let apps = if self.apps.is_empty() && self.corps.is_empty() {
             vec![SimApp::demo()]
         } else {
             self.apps.clone()
@@ -61,6 +91,17 @@ impl Args {
             daily_quota: self.daily_quota,
             ip_whitelist: (!whitelist.is_empty()).then_some(whitelist),
             media_max_bytes: self.media_max_bytes,
+            corps: self.corps.clone(),
+            wecom_expiry: if self.wecom_expired_40014 {
+                WecomExpiry::Invalid40014
+            } else {
+                WecomExpiry::Expired42001
+            },
+            wecom_repeat: if self.wecom_repeat_full_lifetime {
+                WecomRepeat::Full
+            } else {
+                WecomRepeat::Remaining
+            },
             ..SimConfig::default()
         })
     }
@@ -75,7 +116,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listening on {}", args.listen))?;
     println!("wxgate sim listening on {}", running.url());
     for app in &config.apps {
-        println!("  app {}", app.appid);
+        println!("  app {} ({:?})", app.appid, app.kind);
+    }
+    for corp in &config.corps {
+        println!("  wecom {}", corp.key());
     }
     tokio::signal::ctrl_c().await?;
     Ok(ExitCode::SUCCESS)

@@ -358,6 +358,149 @@ fn push_to_a_server_that_is_down_fails_after_its_retries() {
     assert!(!ok && err.contains("--text"), "{err}");
 }
 
+#[test]
+fn push_as_wecom_sends_only_a_msg_signature_and_an_encrypted_envelope() {
+    let (url, requests) = success_server();
+    let key = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt";
+    let (ok, out, err) = wxgate(&[
+        "push",
+        "--url",
+        &url,
+        "--token",
+        "tok",
+        "--corpid",
+        "ww1436e0e65a779aee",
+        "--aes-key",
+        key,
+        "--agentid",
+        "1000002",
+        "--text",
+        "hi",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("answer: no reply"), "{out}");
+    let line = requests.recv().unwrap();
+    let query = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .split_once('?')
+        .unwrap()
+        .1;
+    let mut names: Vec<_> = query
+        .split('&')
+        .map(|kv| kv.split('=').next().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["msg_signature", "nonce", "timestamp"], "{line}");
+    // The URL check with a server that answers `success` instead of the echo fails.
+    let (url, _requests) = success_server();
+    let (ok, out, _) = wxgate(&[
+        "push",
+        "--url",
+        &url,
+        "--token",
+        "tok",
+        "--corpid",
+        "ww1436e0e65a779aee",
+        "--aes-key",
+        key,
+        "--verify-url",
+    ]);
+    assert!(!ok);
+    assert!(
+        out.contains("INVALID") && out.contains("not the echo"),
+        "{out}"
+    );
+    // A Mini Program's JSON push: `success` is a valid answer.
+    let (url, requests) = success_server();
+    let (ok, out, err) = wxgate(&[
+        "push",
+        "--url",
+        &url,
+        "--token",
+        "tok",
+        "--miniprogram",
+        "--format",
+        "json",
+        "--appid",
+        "wx00000000000000a1",
+        "--aes-key",
+        key,
+        "--event",
+        "debug_demo",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(requests.recv().unwrap().contains("encrypt_type=aes"));
+}
+
+#[tokio::test]
+async fn sim_serves_wecom_apps_and_mini_programs() {
+    let mut sim = server(&[
+        "sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--app",
+        "wxmp:mpsecret:miniprogram",
+        "--corp",
+        "ww1:1000002:corpsecret",
+        "--corp",
+        "ww1:contacts:contactsecret",
+        "--wecom-expired-40014",
+    ]);
+    let url = sim.url_after("listening on");
+    let get = |path: String| async move {
+        reqwest::get(path)
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let wecom = get(format!(
+        "{url}/cgi-bin/gettoken?corpid=ww1&corpsecret=corpsecret"
+    ))
+    .await;
+    assert_eq!(wecom["errcode"], 0, "{wecom}");
+    let contacts = get(format!(
+        "{url}/cgi-bin/gettoken?corpid=ww1&corpsecret=contactsecret"
+    ))
+    .await;
+    assert_ne!(contacts["access_token"], wecom["access_token"]);
+    let mp = get(format!(
+        "{url}/cgi-bin/token?grant_type=client_credential&appid=wxmp&secret=mpsecret"
+    ))
+    .await;
+    let ticket = get(format!(
+        "{url}/cgi-bin/ticket/getticket?type=jsapi&access_token={}",
+        mp["access_token"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(ticket["errcode"], 48001, "{ticket}");
+    let stats = get(format!("{url}/sim/stats")).await;
+    assert_eq!(stats["wecom"]["ww1/1000002"]["tokens_issued"], 1, "{stats}");
+    assert_eq!(
+        stats["wecom"]["ww1/contacts"]["tokens_issued"], 1,
+        "{stats}"
+    );
+    assert_eq!(stats["apps"]["wxmp"]["tokens_issued"], 1, "{stats}");
+    assert_eq!(
+        stats["apps"].as_object().unwrap().len(),
+        1,
+        "no demo account: {stats}"
+    );
+}
+
+#[test]
+fn sim_rejects_a_malformed_corp_or_app_type() {
+    let (ok, _, err) = wxgate(&["sim", "--corp", "ww1:1000002"]);
+    assert!(!ok);
+    assert!(err.contains("CORPID:AGENT:SECRET"), "{err}");
+    let (ok, _, err) = wxgate(&["sim", "--app", "wx1:s:game"]);
+    assert!(!ok);
+    assert!(err.contains("miniprogram"), "{err}");
+}
+
 /// Four real `wxgate serve` processes on one Redis, 1,000 concurrent cold
 /// requests spread over them: one upstream token call in all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,420 @@
+//! Callback envelopes beyond the Official Account XML push (families reference
+//! §1.5, §2): WeCom's callbacks, which are always encrypted and carry only
+//! `msg_signature` (its URL check has an *encrypted* `echostr`, covered by the
+//! signature), and JSON bodies `{"ToUserName","Encrypt"[,"AgentID"]}` as Mini
+//! Programs (JSON data format) and WeCom's JSON callbacks send them.
+//!
+//! The crypto is the WXBizMsgCrypt layout of [`crate::crypto`]; the receiveid
+//! bound into a WeCom message is the CorpID for a self-built app, so a
+//! [`MessageCrypto`] is built with the corpid where an OA one has the appid.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{MessageCrypto, RANDOM_LEN};
+use crate::envelope::{EnvelopeError, PushMode, PushQuery};
+use crate::signature::{msg_signature, signature, verify_msg_signature};
+use crate::xml::{self, Element, XmlWriter};
+
+/// The query of a WeCom callback: `msg_signature`, `timestamp`, `nonce`, and on
+/// the URL check the encrypted `echostr`. There is no `signature` parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CallbackQuery {
+    /// SHA-1 over token, timestamp, nonce and the ciphertext (`echostr` or `Encrypt`).
+    pub msg_signature: String,
+    /// Unix seconds as sent; signed verbatim.
+    pub timestamp: String,
+    /// Random decimal string.
+    pub nonce: String,
+    /// The URL check's encrypted echo (base64), already URL-decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echostr: Option<String>,
+}
+
+/// The body format of a push (Mini Programs and WeCom may choose JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    /// `<xml>…</xml>`.
+    #[default]
+    Xml,
+    /// A JSON object.
+    Json,
+}
+
+/// The encrypted JSON envelope: `{"ToUserName":"…","Encrypt":"…"}`, with
+/// `"AgentID":218` in WeCom's JSON callbacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonEnvelope {
+    /// The outer recipient (not authoritative: the receiveid inside is).
+    #[serde(rename = "ToUserName", default)]
+    pub to_user_name: String,
+    /// Base64 ciphertext.
+    #[serde(rename = "Encrypt")]
+    pub encrypt: String,
+    /// WeCom's application id, a bare number.
+    #[serde(rename = "AgentID", default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<u64>,
+}
+
+impl JsonEnvelope {
+    /// Reads an envelope from a JSON body.
+    pub fn parse(body: &str) -> Result<Self, CallbackError> {
+        serde_json::from_str(body).map_err(|e| CallbackError::Json(e.to_string()))
+    }
+
+    /// The body as WeChat sends it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("the envelope serialises")
+    }
+}
+
+/// Why a callback was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// The signatures, the XML or the decryption failed.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The body is not the expected JSON.
+    #[error("json: {0}")]
+    Json(String),
+}
+
+impl From<crate::crypto::DecryptError> for CallbackError {
+    fn from(e: crate::crypto::DecryptError) -> Self {
+        Self::Envelope(e.into())
+    }
+}
+
+/// The outer shape of a WeCom callback POST: its format and `AgentID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallbackShape {
+    /// XML or JSON body.
+    pub format: BodyFormat,
+    /// The app's agentid, copied beside `Encrypt` (absent for special secrets).
+    pub agent_id: Option<u64>,
+}
+
+/// A callback as WeCom sends it: its query and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedCallback {
+    /// Query parameters to add to the callback URL.
+    pub query: CallbackQuery,
+    /// The request body (empty for the URL check).
+    pub body: String,
+}
+
+/// The format of a body, from its first non-blank character.
+pub fn body_format(body: &str) -> BodyFormat {
+    if body.trim_start().starts_with('{') {
+        BodyFormat::Json
+    } else {
+        BodyFormat::Xml
+    }
+}
+
+/// The `Encrypt` text of an XML or JSON envelope.
+pub fn envelope_encrypt(body: &str) -> Result<String, CallbackError> {
+    match body_format(body) {
+        BodyFormat::Json => Ok(JsonEnvelope::parse(body)?.encrypt),
+        BodyFormat::Xml => {
+            let root = xml::parse(body).map_err(EnvelopeError::from)?;
+            root.child_text("Encrypt")
+                .map(str::to_owned)
+                .ok_or(CallbackError::Envelope(EnvelopeError::Missing("Encrypt")))
+        }
+    }
+}
+
+/// WeCom's URL check (the GET a console save sends): checks `msg_signature`
+/// over the encrypted `echostr` and returns the plaintext to answer with.
+/// A space in `echostr` is read as `+` (a form-decoded query, §1.5 step 1).
+pub fn open_echostr(
+    crypto: &MessageCrypto,
+    token: &str,
+    query: &CallbackQuery,
+) -> Result<String, EnvelopeError> {
+    let echostr = query
+        .echostr
+        .as_deref()
+        .ok_or(EnvelopeError::Missing("echostr"))?
+        .replace(' ', "+");
+    verify_msg_signature(
+        token,
+        &query.timestamp,
+        &query.nonce,
+        &echostr,
+        &query.msg_signature,
+    )
+    .map_err(|_| EnvelopeError::MsgSignature)?;
+    Ok(crypto.decrypt(&echostr)?)
+}
+
+/// The URL check WeCom sends (the simulator's side of [`open_echostr`]):
+/// `echo` encrypted for the corp and signed.
+pub fn seal_echostr(
+    crypto: &MessageCrypto,
+    token: &str,
+    echo: &str,
+    timestamp: &str,
+    nonce: &str,
+    random: &[u8; RANDOM_LEN],
+) -> CallbackQuery {
+    let echostr = crypto.encrypt(random, echo.as_bytes());
+    CallbackQuery {
+        msg_signature: msg_signature(token, timestamp, nonce, &echostr),
+        timestamp: timestamp.to_owned(),
+        nonce: nonce.to_owned(),
+        echostr: Some(echostr),
+    }
+}
+
+/// Opens a WeCom callback POST (XML or JSON body): checks `msg_signature` over
+/// its `Encrypt` and returns the decrypted plaintext (XML or JSON).
+pub fn open_callback(
+    crypto: &MessageCrypto,
+    token: &str,
+    query: &CallbackQuery,
+    body: &str,
+) -> Result<String, CallbackError> {
+    let encrypt = envelope_encrypt(body)?;
+    verify_msg_signature(
+        token,
+        &query.timestamp,
+        &query.nonce,
+        &encrypt,
+        &query.msg_signature,
+    )
+    .map_err(|_| EnvelopeError::MsgSignature)?;
+    Ok(crypto.decrypt(&encrypt)?)
+}
+
+/// A WeCom callback POST as WeCom sends it: `plaintext` (XML or JSON, per
+/// `shape`) encrypted for the corp, in an envelope with `ToUserName` (the
+/// corpid), `AgentID` (when given) and `Encrypt`.
+pub fn seal_callback(
+    crypto: &MessageCrypto,
+    token: &str,
+    plaintext: &str,
+    shape: CallbackShape,
+    timestamp: &str,
+    nonce: &str,
+    random: &[u8; RANDOM_LEN],
+) -> SealedCallback {
+    let encrypt = crypto.encrypt(random, plaintext.as_bytes());
+    let query = CallbackQuery {
+        msg_signature: msg_signature(token, timestamp, nonce, &encrypt),
+        timestamp: timestamp.to_owned(),
+        nonce: nonce.to_owned(),
+        echostr: None,
+    };
+    let body = match shape.format {
+        BodyFormat::Json => JsonEnvelope {
+            to_user_name: crypto.appid().to_owned(),
+            encrypt,
+            agent_id: shape.agent_id,
+        }
+        .to_json(),
+        BodyFormat::Xml => {
+            let mut w = XmlWriter::new();
+            w.cdata("ToUserName", crypto.appid());
+            if let Some(agent) = shape.agent_id {
+                w.cdata("AgentID", &agent.to_string());
+            }
+            w.element(&Element::leaf("Encrypt", encrypt));
+            w.finish()
+        }
+    };
+    SealedCallback { query, body }
+}
+
+/// Fields WeChat's JSON pushes carry as numbers (the families reference §2
+/// example has `"CreateTime":1714037059`; WeCom's sample `"MsgId"` and `"AgentID"`).
+const JSON_NUMBERS: &[&str] = &["CreateTime", "MsgId", "MsgID", "AgentID"];
+
+/// The JSON form WeChat pushes (Mini Program JSON format, WeCom JSON callbacks)
+/// of a plaintext XML push: the XML element names as keys, nested elements as
+/// objects, `CreateTime`/`MsgId`/`AgentID` as numbers, everything else as text.
+pub fn push_json_from_xml(xml: &str) -> Result<String, CallbackError> {
+    fn object(element: &Element) -> serde_json::Value {
+        let fields = element.children.iter().map(|child| {
+            let value = if !child.children.is_empty() {
+                object(child)
+            } else if JSON_NUMBERS.contains(&child.name.as_str()) {
+                child
+                    .text
+                    .trim()
+                    .parse::<u64>()
+                    .map_or_else(|_| child.text.clone().into(), Into::into)
+            } else {
+                child.text.clone().into()
+            };
+            (child.name.clone(), value)
+        });
+        serde_json::Value::Object(fields.collect())
+    }
+    let root = xml::parse(xml).map_err(EnvelopeError::from)?;
+    Ok(object(&root).to_string())
+}
+
+/// A JSON push as a Mini Program sends it in `mode` (families reference §2):
+/// plain mode sends `json` as it is; compatible mode adds `Encrypt` to its
+/// fields; safe mode sends `{"ToUserName","Encrypt"}`. The query is the OA one
+/// (`signature`, plus `encrypt_type=aes&msg_signature` when encrypted).
+pub fn seal_json_push(
+    mode: &PushMode,
+    token: &str,
+    json: &str,
+    openid: Option<&str>,
+    timestamp: &str,
+    nonce: &str,
+    random: &[u8; RANDOM_LEN],
+) -> Result<crate::envelope::SealedPush, CallbackError> {
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| CallbackError::Json(e.to_string()))?;
+    let mut query = PushQuery {
+        signature: signature(token, timestamp, nonce),
+        timestamp: timestamp.to_owned(),
+        nonce: nonce.to_owned(),
+        openid: openid.map(str::to_owned),
+        ..PushQuery::default()
+    };
+    let crypto = match mode {
+        PushMode::Plain => {
+            return Ok(crate::envelope::SealedPush {
+                query,
+                body: json.to_owned(),
+            })
+        }
+        PushMode::Compat(crypto) | PushMode::Safe(crypto) => crypto,
+    };
+    let encrypt = crypto.encrypt(random, json.as_bytes());
+    query.encrypt_type = Some("aes".to_owned());
+    query.msg_signature = Some(msg_signature(token, timestamp, nonce, &encrypt));
+    let body = match mode {
+        PushMode::Safe(_) => {
+            let to = fields
+                .get("ToUserName")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            JsonEnvelope {
+                to_user_name: to,
+                encrypt,
+                agent_id: None,
+            }
+            .to_json()
+        }
+        _ => {
+            fields.insert("Encrypt".to_owned(), encrypt.into());
+            serde_json::Value::Object(fields).to_string()
+        }
+    };
+    Ok(crate::envelope::SealedPush { query, body })
+}
+
+/// Opens a Mini Program's JSON push (the server's side of [`seal_json_push`]):
+/// checks `signature`, and in compatible and safe mode `msg_signature`, and
+/// returns the JSON plaintext.
+pub fn open_json_push(
+    mode: &PushMode,
+    token: &str,
+    query: &PushQuery,
+    body: &str,
+) -> Result<String, CallbackError> {
+    crate::signature::verify_signature(token, &query.timestamp, &query.nonce, &query.signature)
+        .map_err(|_| EnvelopeError::Signature)?;
+    let crypto = match mode {
+        PushMode::Plain => return Ok(body.to_owned()),
+        PushMode::Compat(crypto) | PushMode::Safe(crypto) => crypto,
+    };
+    if query.encrypt_type.as_deref() != Some("aes") {
+        return Err(EnvelopeError::ModeMismatch {
+            expected: mode.name(),
+            got: "plain",
+        }
+        .into());
+    }
+    let given = query
+        .msg_signature
+        .as_deref()
+        .ok_or(EnvelopeError::Missing("msg_signature"))?;
+    let encrypt = JsonEnvelope::parse(body)?.encrypt;
+    verify_msg_signature(token, &query.timestamp, &query.nonce, &encrypt, given)
+        .map_err(|_| EnvelopeError::MsgSignature)?;
+    Ok(crypto.decrypt(&encrypt)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AesKey;
+
+    fn crypto() -> MessageCrypto {
+        let key = AesKey::try_new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").unwrap();
+        MessageCrypto::new(key, "ww1436e0e65a779aee")
+    }
+
+    #[test]
+    fn echostr_round_trip_and_tamper() {
+        let q = seal_echostr(&crypto(), "tok", "12345", "1700000000", "9", &[3; 16]);
+        assert_eq!(open_echostr(&crypto(), "tok", &q).unwrap(), "12345");
+        assert_eq!(
+            open_echostr(&crypto(), "other", &q),
+            Err(EnvelopeError::MsgSignature)
+        );
+        let mut spaced = q.clone();
+        spaced.echostr = spaced.echostr.map(|e| e.replace('+', " "));
+        assert_eq!(open_echostr(&crypto(), "tok", &spaced).unwrap(), "12345");
+    }
+
+    #[test]
+    fn callback_round_trip_in_both_formats() {
+        for format in [BodyFormat::Xml, BodyFormat::Json] {
+            let plain = "<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName></xml>";
+            let shape = CallbackShape {
+                format,
+                agent_id: Some(7),
+            };
+            let sealed = seal_callback(&crypto(), "tok", plain, shape, "1", "2", &[1; 16]);
+            assert_eq!(body_format(&sealed.body), format);
+            assert!(sealed.body.contains("ww1436e0e65a779aee"));
+            let opened = open_callback(&crypto(), "tok", &sealed.query, &sealed.body).unwrap();
+            assert_eq!(opened, plain);
+        }
+    }
+
+    #[test]
+    fn json_pushes_keep_wechats_names_and_numbers() {
+        let xml = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><CreateTime>1714037059</CreateTime>\
+                   <MsgType><![CDATA[text]]></MsgType><Content><![CDATA[42]]></Content>\
+                   <MsgId>24512345678901234</MsgId><ScanCodeInfo><ScanType>qrcode</ScanType></ScanCodeInfo></xml>";
+        let json: serde_json::Value =
+            serde_json::from_str(&push_json_from_xml(xml).unwrap()).unwrap();
+        assert_eq!(json["CreateTime"], 1_714_037_059);
+        assert_eq!(json["MsgId"], 24_512_345_678_901_234_u64);
+        assert_eq!(json["Content"], "42", "text stays text");
+        assert_eq!(json["ScanCodeInfo"]["ScanType"], "qrcode");
+    }
+
+    #[test]
+    fn json_push_modes() {
+        let json = r#"{"ToUserName":"gh_1","FromUserName":"o1","CreateTime":1,"MsgType":"text","Content":"hi"}"#;
+        let modes = [
+            PushMode::Plain,
+            PushMode::Compat(crypto()),
+            PushMode::Safe(crypto()),
+        ];
+        for mode in modes {
+            let sealed = seal_json_push(&mode, "tok", json, None, "5", "6", &[2; 16]).unwrap();
+            assert_eq!(
+                open_json_push(&mode, "tok", &sealed.query, &sealed.body).unwrap(),
+                json
+            );
+            if let PushMode::Safe(_) = mode {
+                let env: serde_json::Value = serde_json::from_str(&sealed.body).unwrap();
+                assert_eq!(env.as_object().unwrap().len(), 2);
+                assert_eq!(env["ToUserName"], "gh_1");
+            }
+        }
+    }
+}
