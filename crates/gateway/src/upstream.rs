@@ -605,11 +605,7 @@ fn classify_wecom(
             )),
         ),
         60020 => {
-            let ip = errmsg
-                .split_once("from ip: ")
-                .map(|(_, rest)| rest.split([',', ' ']).next().unwrap_or(rest))
-                .filter(|ip| !ip.is_empty())
-                .unwrap_or("this server's outbound IP");
+            let ip = wxgate_proto::wecom_from_ip(errmsg).unwrap_or("this server's outbound IP");
             (
                 Config,
                 Some(format!(

@@ -143,23 +143,19 @@ async fn a_wecom_token_is_replaced_and_60020_names_the_ip_to_trust() {
     assert_eq!(status, 200, "{body}");
     assert_ne!(body["access_token"].as_str().unwrap(), old);
 
-    // Only another address is trusted now: the next renewal meets 60020.
+    // Only another address is trusted now: the tickets' renewal, made with
+    // the token, meets 60020, and the caller is told which IP to trust.
     env.sim
         .set_trusted_ips(CORP, "1000002", Some(vec!["10.9.8.7/32".parse().unwrap()]))
         .unwrap();
     env.advance(7200).await;
     env.settle().await;
-    let ready: Value = env
-        .http
-        .get(format!("{}/readyz", env.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let reasons = ready["reasons"].to_string();
-    assert!(reasons.contains("60020"), "{ready}");
-    assert!(reasons.contains("企业可信IP"), "{ready}");
-    assert!(reasons.contains("127.0.0.1"), "{ready}");
+    let (status, body) = wecom_get(&env, "1000002", "agent_config_ticket").await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["errcode"], 60020, "{body}");
+    let hint = body["error"]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("企业可信IP") && hint.contains("127.0.0.1"),
+        "{hint}"
+    );
 }
