@@ -39,6 +39,9 @@ const RECENT_FAILURES: usize = 20;
 const MIN_REFETCH_SECS: u64 = 60;
 /// WeChat's own limit on forced stable_token refreshes a day (§4.2).
 const STABLE_FORCED_PER_DAY: u32 = 20;
+/// Seconds a replaced access token is still accepted from callers of the
+/// façade: WeChat's grace for a classic token's predecessor.
+pub const PREVIOUS_GRACE: u64 = 300;
 
 /// Why a credential was fetched or taken up: the audit log's `cause`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +221,9 @@ struct Health {
 #[derive(Debug)]
 pub(super) struct Slot {
     current: RwLock<Option<Credential>>,
+    /// The value `current` replaced, with `expires_at` cut to the end of its
+    /// grace (see [`PREVIOUS_GRACE`]): the façade still accepts it from a caller.
+    previous: RwLock<Option<Credential>>,
     /// Held while fetching: the single flight.
     flight: tokio::sync::Mutex<()>,
     /// Set while this instance holds the refresh lease.
@@ -235,6 +241,7 @@ impl Slot {
     fn new(wanted: bool) -> Self {
         Self {
             current: RwLock::new(None),
+            previous: RwLock::new(None),
             flight: tokio::sync::Mutex::new(()),
             leased: std::sync::atomic::AtomicBool::new(false),
             wanted: std::sync::atomic::AtomicBool::new(wanted),
@@ -266,7 +273,16 @@ impl Slot {
     }
 
     fn set(&self, credential: Credential, refresh_at: u64) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(credential);
+        let since = credential.fetched_at;
+        let replaced = self
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(credential.clone());
+        if let Some(mut old) = replaced.filter(|old| old.value != credential.value) {
+            old.expires_at = old.expires_at.min(since + PREVIOUS_GRACE);
+            *self.previous.write().unwrap_or_else(|p| p.into_inner()) = Some(old);
+        }
         self.health().refresh_at = refresh_at;
         self.generation.send_modify(|g| *g += 1);
     }
@@ -603,6 +619,41 @@ impl TokenCenter {
         } else {
             health.not_before
         })
+    }
+
+    /// The app whose access token `token` is: the current one, or the one it
+    /// replaced while within its grace ([`PREVIOUS_GRACE`]). Every value is
+    /// compared, in constant time.
+    pub fn appid_of_presented_token(&self, token: &str) -> Option<String> {
+        use subtle::ConstantTimeEq;
+        let now = self.now();
+        let matches = |c: Option<Credential>| {
+            c.filter(|c| c.is_valid(now))
+                .is_some_and(|c| bool::from(c.value.as_bytes().ct_eq(token.as_bytes())))
+        };
+        let mut found = None;
+        for ((appid, kind), slot) in &self.inner.slots {
+            if *kind != Kind::AccessToken {
+                continue;
+            }
+            let previous = slot
+                .previous
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let hit = matches(slot.current()) | matches(previous);
+            if hit && found.is_none() {
+                found = Some(appid.clone());
+            }
+        }
+        found
+    }
+
+    /// Stops accepting the app's previous access token (after a revocation).
+    pub(super) fn forget_previous(&self, appid: &str) {
+        if let Some(slot) = self.inner.slots.get(&(appid.to_owned(), Kind::AccessToken)) {
+            *slot.previous.write().unwrap_or_else(|p| p.into_inner()) = None;
+        }
     }
 
     /// The app whose current, valid access token is `token` (constant-time comparisons).

@@ -4,6 +4,7 @@
 mod client_api;
 mod compat;
 mod config;
+mod facade;
 mod faults;
 mod ops;
 mod proxy;
