@@ -10,6 +10,7 @@ mod ops;
 mod proxy;
 mod pushes;
 mod redis;
+mod sdk;
 mod token_center;
 mod upstream;
 
