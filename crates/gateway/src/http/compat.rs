@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Json;
 use secrecy::ExposeSecret;
@@ -88,8 +89,10 @@ fn token_body(credential: &crate::store::Credential, now: u64) -> Json<Value> {
 pub(crate) async fn token(
     State(state): State<AppState>,
     peer: Peer,
-    Query(req): Query<TokenRequest>,
+    query: Result<Query<TokenRequest>, QueryRejection>,
 ) -> Result<Json<Value>, WeChatShape> {
+    // A query that is not WeChat's (a parameter twice, a non-boolean flag): its errcode, not a bare 400.
+    let Query(req) = query.map_err(|e| ApiError::InvalidArgs(e.body_text()))?;
     let appid = authenticate(&state, peer, &req)?;
     let credential = state.center.get(&appid, Kind::AccessToken).await?;
     Ok(token_body(&credential, state.center.now()))

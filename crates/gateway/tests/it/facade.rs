@@ -333,6 +333,10 @@ async fn caller_mistakes_get_wechats_errcodes_never_minus_one() {
         let answer = send(method.clone(), path, body).await;
         assert_refusal(&answer, errcode, &format!("{method} {path} {body:?}"));
     }
+    let twice = format!(
+        "/cgi-bin/token?grant_type=client_credential&appid={APPID}&appid={APPID}&secret={SECRET}"
+    );
+    assert_refusal(&get(&env, &twice).await, 40097, "appid twice");
     for kind in ["foo", "", "JSAPI"] {
         let answer = get(
             &env,
