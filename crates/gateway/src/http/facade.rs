@@ -15,7 +15,7 @@
 //! are in WeChat's shape (HTTP 200, `{"errcode","errmsg"}`), never `-1`.
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, Version};
+use axum::http::{header, HeaderValue, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 
 use super::error::WeChatShape;
@@ -122,11 +122,15 @@ async fn by_secret(
         .or_else(|| field("appsecret"))
         .unwrap_or_default();
     compat::check_secret(state, peer, &appid, &secret)?;
-    let response = state
+    let mut response = state
         .proxy
         .forward_as_is(&appid, &outgoing)
         .await
         .map_err(ApiError::Upstream)?;
+    // These answers carry a user's token or a session key: never cached.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response.into_response())
 }
 

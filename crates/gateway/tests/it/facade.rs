@@ -416,8 +416,14 @@ async fn secret_calls_are_forwarded_only_with_the_apps_secret() {
         .http
         .get(format!("{}{}", env.url, jscode(APPID, SECRET)))
         .send()
-        .await;
-    assert_eq!(response.unwrap().status(), 404);
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["cache-control"],
+        "no-store",
+        "a session key is never cached"
+    );
     let forwarded =
         wxgate_testkit::metric(&env.http, &env.url, &metric("/sns/jscode2session")).await;
     assert_eq!(forwarded, 1.0);
