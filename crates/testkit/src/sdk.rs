@@ -50,8 +50,9 @@ pub async fn try_run(program: &str, script: &str, args: Vec<String>) -> Result<V
     .unwrap();
     if !output.status.success() {
         return Err(format!(
-            "{script}: {}\n{}",
+            "{script}: {} (124: past 60 s)\nstdout: {}\nstderr: {}",
             output.status,
+            String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         ));
     }

@@ -86,3 +86,34 @@ async fn an_sdks_call_survives_a_token_invalidated_behind_wxgates_back() {
     assert_eq!(stats.calls("/cgi-bin/message/custom/send"), 2);
     assert_eq!(stats.invalid_token_calls, 1);
 }
+
+/// wechat-jssdk by its two URL options: the token and the JS-SDK ticket come
+/// from wxgate (no fetch of its own), and its page signature verifies with
+/// wxgate's ticket. It makes no business call, so that is all it needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_jssdk_signs_with_wxgates_ticket() {
+    let env = Setup::new().start().await;
+    let before = env.token_calls();
+    let args = vec![env.url.clone(), APPID.into(), SECRET.into()];
+    let answer = sdk::run("node", "wechat-jssdk.js", args).await;
+    assert_eq!(
+        answer["token"],
+        env.access_token().await.as_str(),
+        "{answer}"
+    );
+    let (_, ours) = env
+        .client_get(&format!("/v1/apps/{APPID}/jsapi_ticket"))
+        .await;
+    let ticket = ours["jsapi_ticket"].as_str().unwrap();
+    assert_eq!(answer["ticket"], ticket, "{answer}");
+    let signature = &answer["signature"];
+    let expected = wxgate_proto::jssdk::jssdk_signature(
+        ticket,
+        signature["nonceStr"].as_str().unwrap(),
+        &signature["timestamp"].to_string().replace('"', ""),
+        answer["url"].as_str().unwrap(),
+    );
+    assert_eq!(signature["signature"], expected.as_str(), "{answer}");
+    assert_eq!(env.token_calls(), before, "wechat-jssdk fetched no token");
+    assert_eq!(env.sim.stats().invalid_token_calls(), 0);
+}
