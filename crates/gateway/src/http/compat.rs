@@ -125,7 +125,7 @@ pub(crate) async fn stable_token(
 }
 
 /// `GET /cgi-bin/ticket/getticket?access_token=…&type=jsapi|wx_card`, for an
-/// access token wxgate handed out (the current one, or the previous within its grace).
+/// access token wxgate handed out (the current one, or the one it replaced until that one expires).
 pub(crate) async fn ticket(
     State(state): State<AppState>,
     peer: Peer,

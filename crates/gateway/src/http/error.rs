@@ -193,7 +193,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => Some("send Authorization: Bearer <client key> (see [[clients]])".into()),
             ApiError::InvalidToken => Some(
-                "not the access_token wxgate serves (nor the one it replaced, within its grace); \
+                "not the access_token wxgate serves (nor the one it replaced, before that one expired); \
                  fetch it again from wxgate"
                     .into(),
             ),

@@ -4,7 +4,7 @@
 //! engine ([`crate::proxy`]), the façade being its second front:
 //!
 //! - a call with an `access_token` is forwarded when that token is one wxgate
-//!   issued (current, or the previous within its grace), with the *current*
+//!   issued (current, or the one it replaced until that one expires), with the *current*
 //!   token sent, one compare-and-refresh and one retry as for `/proxy`; any
 //!   other token is answered 40001 without calling WeChat;
 //! - the calls that authenticate with appid and secret ([`SECRET_PATHS`]) are

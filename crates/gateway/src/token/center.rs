@@ -39,9 +39,6 @@ const RECENT_FAILURES: usize = 20;
 const MIN_REFETCH_SECS: u64 = 60;
 /// WeChat's own limit on forced stable_token refreshes a day (§4.2).
 const STABLE_FORCED_PER_DAY: u32 = 20;
-/// Seconds a replaced access token is still accepted from callers of the
-/// façade: WeChat's grace for a classic token's predecessor.
-pub const PREVIOUS_GRACE: u64 = 300;
 
 /// Why a credential was fetched or taken up: the audit log's `cause`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,8 +218,8 @@ struct Health {
 #[derive(Debug)]
 pub(super) struct Slot {
     current: RwLock<Option<Credential>>,
-    /// The value `current` replaced, with `expires_at` cut to the end of its
-    /// grace (see [`PREVIOUS_GRACE`]): the façade still accepts it from a caller.
+    /// The value `current` replaced: the façade still accepts it from a caller
+    /// until its own expiry, the lifetime wxgate announced when handing it out.
     previous: RwLock<Option<Credential>>,
     /// Held while fetching: the single flight.
     flight: tokio::sync::Mutex<()>,
@@ -273,14 +270,12 @@ impl Slot {
     }
 
     fn set(&self, credential: Credential, refresh_at: u64) {
-        let since = credential.fetched_at;
         let replaced = self
             .current
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .replace(credential.clone());
-        if let Some(mut old) = replaced.filter(|old| old.value != credential.value) {
-            old.expires_at = old.expires_at.min(since + PREVIOUS_GRACE);
+        if let Some(old) = replaced.filter(|old| old.value != credential.value) {
             *self.previous.write().unwrap_or_else(|p| p.into_inner()) = Some(old);
         }
         self.health().refresh_at = refresh_at;
@@ -622,7 +617,8 @@ impl TokenCenter {
     }
 
     /// The app whose access token `token` is: the current one, or the one it
-    /// replaced while within its grace ([`PREVIOUS_GRACE`]). Every value is
+    /// replaced, until that one's own expiry (an SDK caches a token for the
+    /// `expires_in` it was given; wxgate renews ahead of that). Every value is
     /// compared, in constant time.
     pub fn appid_of_presented_token(&self, token: &str) -> Option<String> {
         use subtle::ConstantTimeEq;
