@@ -92,7 +92,11 @@ WORKLOADS = {
     "W4": "client API `GET /v1/apps/{appid}/access_token`",
     "W5": "JS-SDK signature `POST /v1/apps/{appid}/jssdk/signature`",
     "W6": "proxied `GET /proxy/{appid}/cgi-bin/user/info` to the simulator (floor: the same call straight to the simulator)",
+    "W7": "façade `GET /cgi-bin/user/info?access_token=…` (an SDK whose base URL is wxgate) to the simulator (floor: the same call straight to the simulator)",
 }
+
+# Workloads whose floor is the same API call sent straight to the simulator.
+UPSTREAM = ("W6", "W7")
 
 
 def log(*args):
@@ -275,7 +279,7 @@ class Server:
 
 
 def start_sim(tmp):
-    """`wxgate sim` on the load generator's CPU (it only serves W6 and token/ticket fetches)."""
+    """`wxgate sim` on the load generator's CPU (it only serves W6, W7 and token/ticket fetches)."""
     port = free_port()
     argv = [WXGATE, "sim", "--listen", f"127.0.0.1:{port}",
             "--app", f"{PLAIN_APPID}:{PLAIN_SECRET}", "--app", f"{SAFE_APPID}:{SAFE_SECRET}"]
@@ -403,6 +407,11 @@ def workload(ctx, wid, target, token=None):
         check = lambda s, b: s == 200 and '"subscribe":1' in b
         return ("static.lua", lambda off: ["GET", path, "-", AUTH],
                 ("GET", path, None, {"Authorization": f"Bearer {CLIENT_KEY}"}, check))
+    if wid == "W7":
+        # The same request either way: with the token wxgate holds, to wxgate or to the simulator.
+        path = f"/cgi-bin/user/info?access_token={token}&openid={OPENID}&lang=zh_CN"
+        check = lambda s, b: s == 200 and '"subscribe":1' in b
+        return "static.lua", lambda off: ["GET", path, "-"], ("GET", path, None, {}, check)
     raise ValueError(wid)
 
 
@@ -456,7 +465,7 @@ def measure(ctx, wid, row, results, token=None):
         # W3's warm-up pool; the measured run gets its own pool, sized after the warm-up.
         ctx.generate(max(5000, 50000 * WARMUP) if wid == "W3" else 1)
     server = None
-    if wid == "W6" and row == "floor":
+    if wid in UPSTREAM and row == "floor":
         target, url, pid = "floor", sim.url, sim.pid
     else:
         port = free_port()
@@ -678,9 +687,9 @@ def report(info, results, sim_totals, command):
       f"`wrk -t1` pinned to CPU {LOAD_CPU}).")
     w("")
     w("Rows: **floor** = the minimal hyper server (`bench/floor`), 1 tokio worker, pinned to CPU "
-      f"{SERVER_CPU}, driven by the same wrk script as the wxgate row (W6: the same call straight to "
+      f"{SERVER_CPU}, driven by the same wrk script as the wxgate row (W6, W7: the same call straight to "
       "the simulator); **axum** = the same floor binary with `--axum`: the fixed answer through an axum "
-      "`Router` with wxgate's route shapes, 1 worker, pinned (not run for W6); **1w** = `wxgate serve` (SQLite), `TOKIO_WORKER_THREADS=1`, pinned to CPU "
+      "`Router` with wxgate's route shapes, 1 worker, pinned (not run for W6, W7); **1w** = `wxgate serve` (SQLite), `TOKIO_WORKER_THREADS=1`, pinned to CPU "
       f"{SERVER_CPU}; **default** = `wxgate serve` with the default runtime (2 workers) and no pinning, "
       f"sharing the machine with wrk. The simulator runs on CPU {LOAD_CPU} beside wrk.")
     w("")
@@ -702,9 +711,9 @@ def report(info, results, sim_totals, command):
             if axum and row == "wxgate-1w":
                 to_axum = f"{r['rps'] / axum['rps']:.2f}"
             calls = ", ".join(f"{p} {n}" for p, n in sorted(r["upstream_calls"].items())) or "0"
-            if wid == "W6" and row == "floor":
+            if wid in UPSTREAM and row == "floor":
                 calls = f"(direct) {calls}"
-            label = {"floor": "floor" if wid != "W6" else "sim direct", "axum": "axum", "wxgate-1w": "1w",
+            label = {"floor": "floor" if wid not in UPSTREAM else "sim direct", "axum": "axum", "wxgate-1w": "1w",
                      "wxgate-default": "default"}[row]
             err = str(r["errors"]) if not r["errors"] else f"**{r['errors']}** {r['error_detail']}"
             if not r.get("probe_ok", True):
@@ -853,8 +862,9 @@ def main():
         for wid in WORKLOADS:
             if ONLY and wid not in ONLY:
                 continue
-            if wid == "W6" and "floor" in ROWS:
-                # The floor of W6 calls the simulator with the token wxgate holds (no upstream call).
+            if (wid == "W6" and "floor" in ROWS) or wid == "W7":
+                # The floor of W6 and W7 calls the simulator with the token wxgate holds (no
+                # upstream call); W7 presents that token to wxgate too.
                 out = subprocess.run([WXGATE, "token", PLAIN_APPID, "-c", write_config(tmp, sim.url, free_port())],
                                      capture_output=True, text=True)
                 m = re.search(r"^access_token=(\S+)$", out.stdout, re.M) if out.returncode == 0 else None
@@ -870,8 +880,8 @@ def main():
                     finally:
                         s.stop()
             for row in ROWS:
-                if row == "axum" and wid == "W6":
-                    continue  # W6's floor is the simulator itself
+                if row == "axum" and wid in UPSTREAM:
+                    continue  # W6's and W7's floor is the simulator itself
                 measure(ctx, wid, row, results, token)
         sim_totals = diff_calls(stats_start, sim_stats(sim))
     finally:

@@ -4,6 +4,7 @@ mod admin;
 mod client_api;
 mod compat;
 mod error;
+mod facade;
 mod jssdk;
 mod observe;
 mod ops;

@@ -181,21 +181,43 @@ impl Proxy {
         request: &Outgoing,
     ) -> Result<Response<Body>, Failure> {
         let answer = center
-            .with_access_token(appid, by, |token| self.attempt(appid, request, token))
+            .with_access_token(appid, by, |token| self.attempt(appid, request, Some(token)))
             .await?;
         Ok(self.respond(answer))
+    }
+
+    /// Sends `request` as it came, without a token and without a retry: for
+    /// the calls that authenticate with the app's id and secret (the caller
+    /// has been checked against `appid`'s secret).
+    pub async fn forward_as_is(
+        &self,
+        appid: &str,
+        request: &Outgoing,
+    ) -> Result<Response<Body>, Failure> {
+        let answer = self.attempt(appid, request, None).await?;
+        Ok(self.respond(answer))
+    }
+
+    /// The upstream URL: always `upstream.base_url` and the checked path, so no
+    /// caller can name another host.
+    fn url(&self, request: &Outgoing, token: Option<&str>) -> url::Url {
+        let mut url = self.base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{}", request.path));
+        match token {
+            Some(token) => url.set_query(Some(&query_with_token(request.query.as_deref(), token))),
+            None => url.set_query(request.query.as_deref()),
+        }
+        url
     }
 
     async fn attempt(
         &self,
         appid: &str,
         request: &Outgoing,
-        token: String,
+        token: Option<String>,
     ) -> Result<Answer, Failure> {
-        let mut url = self.base.clone();
-        let base_path = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{base_path}{}", request.path));
-        url.set_query(Some(&query_with_token(request.query.as_deref(), &token)));
+        let url = self.url(request, token.as_deref());
         let mut builder = self
             .http
             .request(request.method.clone(), url)
@@ -222,7 +244,7 @@ impl Proxy {
                 crate::upstream::describe(e)
             ))
         })?;
-        let answer = self.read(appid, response).await;
+        let answer = self.read(appid, response, token.is_some()).await;
         let errcode = match &answer {
             Ok(a) if a.rest => status_code_label(a.response.status()),
             Ok(a) => errcode_of(&a.head).map_or_else(
@@ -239,7 +261,13 @@ impl Proxy {
     }
 
     /// Reads a short answer whole (to look for a token rejection); a long one is left to stream.
-    async fn read(&self, appid: &str, mut response: reqwest::Response) -> Result<Answer, Failure> {
+    /// A token rejection is looked for only when wxgate sent a token (`token_sent`).
+    async fn read(
+        &self,
+        appid: &str,
+        mut response: reqwest::Response,
+        token_sent: bool,
+    ) -> Result<Answer, Failure> {
         // 304 only answers a conditional request, which wxgate never passes on.
         if response.status().is_redirection() && response.status() != 304 {
             return Err(crate::upstream::redirect_refused(&response));
@@ -262,7 +290,9 @@ impl Proxy {
                     head.push(chunk);
                 }
                 Ok(None) => {
-                    rejection(appid, &head)?;
+                    if token_sent {
+                        rejection(appid, &head)?;
+                    }
                     return Ok(Answer {
                         response,
                         head,

@@ -6,9 +6,11 @@
 //! - [`process::Server`]: a server process (`wxgate serve`…), signalled like an operator would.
 //! - [`logs`]: everything the gateway logs, captured, to check that no secret gets there.
 //! - [`store::WriteSwitch`]: a store whose writes can be made to fail (a full disk).
+//! - [`sdk`]: unmodified WeChat SDKs run against a wxgate URL.
 
 pub mod gateway;
 pub mod logs;
+pub mod sdk;
 
 /// The value of the metric line `name` (with its labels, as written) that
 /// the gateway at `base` serves on `/metrics`; panics, showing them all, when

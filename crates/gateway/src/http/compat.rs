@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Json;
 use secrecy::ExposeSecret;
@@ -32,20 +33,52 @@ fn authenticate(state: &AppState, peer: Peer, req: &TokenRequest) -> Result<Stri
     if req.grant_type.as_deref() != Some("client_credential") {
         return Err(ApiError::InvalidGrant);
     }
+    let appid = req.appid.clone().unwrap_or_default();
+    check_secret(
+        state,
+        peer,
+        &appid,
+        req.secret.as_deref().unwrap_or_default(),
+    )?;
+    Ok(appid)
+}
+
+/// Checks that `appid` is configured and `secret` is its secret (constant
+/// time); a peer that failed too often lately is refused unchecked.
+pub(crate) fn check_secret(
+    state: &AppState,
+    peer: Peer,
+    appid: &str,
+    secret: &str,
+) -> Result<(), ApiError> {
     let now = state.center.now();
     state.throttle.admit(peer, Check::AppSecret, now)?;
-    let appid = req.appid.clone().unwrap_or_default();
-    let Some(app) = state.center.app(&appid) else {
+    let Some(app) = state.center.app(appid) else {
         state.throttle.fail(peer, Check::AppSecret, now);
-        return Err(TokenError::UnknownApp(appid).into());
+        return Err(TokenError::UnknownApp(appid.to_owned()).into());
     };
-    let given = req.secret.as_deref().unwrap_or_default().as_bytes();
-    if !bool::from(app.secret.expose_secret().as_bytes().ct_eq(given)) {
-        tracing::debug!(appid, "WeChat-compatible token request with a wrong secret");
+    if !bool::from(
+        app.secret
+            .expose_secret()
+            .as_bytes()
+            .ct_eq(secret.as_bytes()),
+    ) {
+        tracing::debug!(appid, "WeChat-compatible call with a wrong secret");
         state.throttle.fail(peer, Check::AppSecret, now);
         return Err(ApiError::InvalidSecret);
     }
-    Ok(appid)
+    Ok(())
+}
+
+/// The answer to a credential path called with the wrong method, as WeChat's:
+/// HTTP 200, 43001 (`require GET method`) or 43002 (`require POST method`).
+pub(crate) async fn require_get() -> WeChatShape {
+    ApiError::RequireMethod("GET").into()
+}
+
+/// See [`require_get`].
+pub(crate) async fn require_post() -> WeChatShape {
+    ApiError::RequireMethod("POST").into()
 }
 
 fn token_body(credential: &crate::store::Credential, now: u64) -> Json<Value> {
@@ -56,8 +89,10 @@ fn token_body(credential: &crate::store::Credential, now: u64) -> Json<Value> {
 pub(crate) async fn token(
     State(state): State<AppState>,
     peer: Peer,
-    Query(req): Query<TokenRequest>,
+    query: Result<Query<TokenRequest>, QueryRejection>,
 ) -> Result<Json<Value>, WeChatShape> {
+    // A query that is not WeChat's (a parameter twice, a non-boolean flag): its errcode, not a bare 400.
+    let Query(req) = query.map_err(|e| ApiError::InvalidArgs(e.body_text()))?;
     let appid = authenticate(&state, peer, &req)?;
     let credential = state
         .center
@@ -74,8 +109,8 @@ pub(crate) async fn stable_token(
     peer: Peer,
     body: Bytes,
 ) -> Result<Json<Value>, WeChatShape> {
-    let req: TokenRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("data format error: {e}")))?;
+    let req: TokenRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::DataFormat(e.to_string()))?;
     let appid = authenticate(&state, peer, &req)?;
     let center = &state.center;
     let mut credential = center
@@ -100,7 +135,7 @@ pub(crate) async fn stable_token(
 }
 
 /// `GET /cgi-bin/ticket/getticket?access_token=…&type=jsapi|wx_card`, for an
-/// access token wxgate handed out.
+/// access token wxgate handed out (the current one, or the one it replaced until that one expires).
 pub(crate) async fn ticket(
     State(state): State<AppState>,
     peer: Peer,
@@ -109,11 +144,7 @@ pub(crate) async fn ticket(
     let kind = match q.get("type").map(String::as_str) {
         Some("jsapi") => Kind::JsapiTicket,
         Some("wx_card") => Kind::WxCardTicket,
-        _ => {
-            return Err(
-                ApiError::BadRequest("invalid args: type must be jsapi or wx_card".into()).into(),
-            )
-        }
+        _ => return Err(ApiError::InvalidArgs("type must be jsapi or wx_card".into()).into()),
     };
     let token = q
         .get("access_token")
@@ -124,7 +155,7 @@ pub(crate) async fn ticket(
         .throttle
         .admit(peer, Check::AccessToken, now)
         .map_err(ApiError::from)?;
-    let Some(appid) = state.center.appid_of_token(token) else {
+    let Some(appid) = state.center.appid_of_presented_token(token) else {
         state.throttle.fail(peer, Check::AccessToken, now);
         return Err(ApiError::InvalidToken.into());
     };

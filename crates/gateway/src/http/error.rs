@@ -7,6 +7,18 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
 use crate::proxy::{PathError, SpoolError};
+
+tokio::task_local! {
+    /// The request id of the request being answered (set by `observe`).
+    pub(crate) static REQUEST_RID: String;
+}
+
+/// ` rid: <request id>`, which ends every WeChat-shaped errmsg as WeChat's own do.
+fn rid_suffix() -> String {
+    REQUEST_RID
+        .try_with(|rid| format!(" rid: {rid}"))
+        .unwrap_or_default()
+}
 use crate::token::{Failure, FailureClass, TokenError};
 
 /// Everything a request can fail with.
@@ -21,6 +33,15 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A body that is not the JSON expected (WeChat: 47001).
+    #[error("data format error: {0}")]
+    DataFormat(String),
+    /// A parameter out of its range, like a ticket type (WeChat: 40097).
+    #[error("invalid args: {0}")]
+    InvalidArgs(String),
+    /// The path takes only this method (WeChat: 43001 for GET, 43002 for POST).
+    #[error("require {0} method")]
+    RequireMethod(&'static str),
     /// The body is over `server.max_body_bytes`.
     #[error("request body too large")]
     BodyTooLarge,
@@ -93,9 +114,11 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::BadRequest(_) | ApiError::InvalidGrant => {
-                (StatusCode::BAD_REQUEST, "bad_request")
-            }
+            ApiError::BadRequest(_)
+            | ApiError::DataFormat(_)
+            | ApiError::InvalidArgs(_)
+            | ApiError::InvalidGrant => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::RequireMethod(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::UrlNotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "url_not_allowed"),
             ApiError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::InvalidSecret | ApiError::InvalidToken => {
@@ -144,10 +167,21 @@ impl ApiError {
     }
 
     /// The errcode WeChat would answer with, for the WeChat-shaped renderings.
+    /// A caller's mistake always has one of its own; `-1` ("system busy",
+    /// retry) is left for wxgate or WeChat failing.
     fn wechat_errcode(&self) -> i64 {
         match self {
             ApiError::Unauthorized => 41001,
-            ApiError::Forbidden(_) | ApiError::ProxyPath(_) => 48001,
+            ApiError::Forbidden(_)
+            | ApiError::ProxyPath(PathError::Credential(_) | PathError::NotAllowed(_)) => 48001,
+            // "invalid url".
+            ApiError::ProxyPath(PathError::Malformed(_)) => 40066,
+            ApiError::DataFormat(_) | ApiError::Spool(SpoolError::Read(_)) => 47001,
+            ApiError::InvalidArgs(_) | ApiError::BadRequest(_) | ApiError::UrlNotAllowed(_) => {
+                40097
+            }
+            ApiError::RequireMethod("GET") => 43001,
+            ApiError::RequireMethod(_) => 43002,
             ApiError::Spool(SpoolError::TooLarge { .. }) | ApiError::BodyTooLarge => 45002,
             ApiError::InvalidGrant => 40002,
             ApiError::InvalidSecret => 40125,
@@ -167,6 +201,14 @@ impl ApiError {
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
             ApiError::Unauthorized => Some("send Authorization: Bearer <client key> (see [[clients]])".into()),
+            ApiError::InvalidToken => Some(
+                "not the access_token wxgate serves (nor the one it replaced, before that one expired); \
+                 fetch it again from wxgate"
+                    .into(),
+            ),
+            ApiError::ProxyPath(PathError::Malformed(_)) => Some(
+                "WeChat API paths are plain: no //, @, .., %-encoding or absolute URL".into(),
+            ),
             ApiError::Forbidden(appid) => Some(format!("add {appid} to this client's apps")),
             ApiError::UrlNotAllowed(_) => {
                 Some("add the domain to the app's js_domains and to JS接口安全域名 in the WeChat console".into())
@@ -273,8 +315,8 @@ impl IntoResponse for WeChatShape {
     fn into_response(self) -> Response {
         let errcode = self.0.wechat_errcode();
         let errmsg = match self.0.hint() {
-            Some(hint) => format!("{} (wxgate: {hint})", self.0),
-            None => self.0.to_string(),
+            Some(hint) => format!("{} (wxgate: {hint}){}", self.0, rid_suffix()),
+            None => format!("{}{}", self.0, rid_suffix()),
         };
         Json(json!({ "errcode": errcode, "errmsg": errmsg })).into_response()
     }
@@ -298,7 +340,8 @@ impl IntoResponse for ProxyShape {
         if status.is_server_error() || status == StatusCode::BAD_GATEWAY {
             tracing::warn!(error = %self.0, "proxied call failed");
         }
-        let mut body = json!({ "errcode": self.0.wechat_errcode(), "errmsg": self.0.to_string() });
+        let errmsg = format!("{}{}", self.0, rid_suffix());
+        let mut body = json!({ "errcode": self.0.wechat_errcode(), "errmsg": errmsg });
         if let Some(hint) = self.0.hint() {
             body["hint"] = hint.into();
         }

@@ -67,7 +67,11 @@ pub(crate) async fn observe(
     // One field: the fmt layer formats a span's fields when it is created,
     // on every request. Method and route go on the lines that need them.
     let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let rid = id.to_str().unwrap_or_default().to_owned();
+    let mut response = super::error::REQUEST_RID
+        .scope(rid, next.run(request))
+        .instrument(span.clone())
+        .await;
     let elapsed = started.elapsed();
     let status = response.status();
     response.headers_mut().insert(REQUEST_ID, id);

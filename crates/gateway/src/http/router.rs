@@ -6,14 +6,17 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::Router;
 
-use super::{admin, client_api, compat, jssdk, observe, ops, proxy, wechat, AppState};
+use super::{admin, client_api, compat, facade, jssdk, observe, ops, proxy, wechat, AppState};
 
 /// The gateway's routes.
 pub fn router(state: AppState) -> Router {
     let max_body = state.server.max_body_bytes;
-    // The proxy reads its body itself, up to proxy.max_request_bytes, spooling large ones.
+    // The proxy reads its body itself, up to proxy.max_request_bytes, spooling
+    // large ones; so does the façade, which serves every WeChat API path not
+    // routed here (see `facade`).
     let proxied = Router::new()
         .route("/proxy/{appid}/{*path}", any(proxy::forward))
+        .fallback(facade::forward)
         .with_state(state.clone());
     // Every answer that can carry a token, a ticket, a signature or a session:
     // never stored by a browser or a proxy cache, errors included.
@@ -35,9 +38,19 @@ pub fn router(state: AppState) -> Router {
             post(client_api::wecom_refresh),
         )
         // WeChat-compatible endpoints, for SDKs that only change their base URL.
-        .route("/cgi-bin/token", get(compat::token))
-        .route("/cgi-bin/stable_token", post(compat::stable_token))
-        .route("/cgi-bin/ticket/getticket", get(compat::ticket))
+        // A wrong method gets WeChat's 43001/43002, never a bare 405.
+        .route(
+            "/cgi-bin/token",
+            get(compat::token).fallback(compat::require_get),
+        )
+        .route(
+            "/cgi-bin/stable_token",
+            post(compat::stable_token).fallback(compat::require_post),
+        )
+        .route(
+            "/cgi-bin/ticket/getticket",
+            get(compat::ticket).fallback(compat::require_get),
+        )
         // The status page (admin key: Authorization: Bearer <key> or the login cookie).
         .route("/admin", get(admin::page))
         .route("/admin/login", post(admin::login))

@@ -444,6 +444,42 @@ impl TokenCenter {
         }
     }
 
+    /// The app whose access token `token` is: the current one, or the one it
+    /// replaced, until that one's own expiry (an SDK caches a token for the
+    /// `expires_in` it was given; wxgate renews ahead of that). Every value is
+    /// compared, in constant time.
+    pub fn appid_of_presented_token(&self, token: &str) -> Option<String> {
+        use subtle::ConstantTimeEq;
+        let now = self.now();
+        let matches = |c: Option<Credential>| {
+            c.filter(|c| c.is_valid(now))
+                .is_some_and(|c| bool::from(c.value.as_bytes().ct_eq(token.as_bytes())))
+        };
+        let mut found = None;
+        for ((appid, kind), slot) in &self.inner.slots {
+            if *kind != Kind::AccessToken {
+                continue;
+            }
+            let previous = slot
+                .previous
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let hit = matches(slot.current()) | matches(previous);
+            if hit && found.is_none() {
+                found = Some(appid.clone());
+            }
+        }
+        found
+    }
+
+    /// Stops accepting the app's previous access token (after a revocation).
+    pub(super) fn forget_previous(&self, appid: &str) {
+        if let Some(slot) = self.inner.slots.get(&(appid.to_owned(), Kind::AccessToken)) {
+            *slot.previous.write().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
     /// The app whose current, valid access token is `token` (constant-time comparisons).
     pub fn appid_of_token(&self, token: &str) -> Option<String> {
         use subtle::ConstantTimeEq;

@@ -55,6 +55,8 @@ impl TokenCenter {
         let fresh = self
             .refresh(appid, Kind::AccessToken, &leaked.value, Cause::Admin)
             .await?;
+        // The façade stops taking the leaked token at once, whatever WeChat's grace.
+        self.forget_previous(appid);
         let now = self.now();
         self.audit(appid, Kind::AccessToken, "revoke", &Cause::Admin, None)
             .await;

@@ -55,6 +55,9 @@ pub(super) struct Health {
 #[derive(Debug)]
 pub(super) struct Slot {
     pub(super) current: RwLock<Option<Credential>>,
+    /// The value `current` replaced: the façade still accepts it from a caller
+    /// until its own expiry, the lifetime wxgate announced when handing it out.
+    pub(super) previous: RwLock<Option<Credential>>,
     /// Held while fetching: the single flight.
     pub(super) flight: tokio::sync::Mutex<()>,
     /// Set while this instance holds the refresh lease.
@@ -72,6 +75,7 @@ impl Slot {
     pub(super) fn new(wanted: bool) -> Self {
         Self {
             current: RwLock::new(None),
+            previous: RwLock::new(None),
             flight: tokio::sync::Mutex::new(()),
             leased: std::sync::atomic::AtomicBool::new(false),
             wanted: std::sync::atomic::AtomicBool::new(wanted),
@@ -103,7 +107,14 @@ impl Slot {
     }
 
     pub(super) fn set(&self, credential: Credential, refresh_at: u64) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(credential);
+        let replaced = self
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(credential.clone());
+        if let Some(old) = replaced.filter(|old| old.value != credential.value) {
+            *self.previous.write().unwrap_or_else(|p| p.into_inner()) = Some(old);
+        }
         self.health().refresh_at = refresh_at;
         self.generation.send_modify(|g| *g += 1);
     }

@@ -5,6 +5,7 @@ mod client_api;
 mod compat;
 mod config;
 mod diagnostics;
+mod facade;
 mod families;
 mod faults;
 mod layers;
@@ -12,6 +13,7 @@ mod ops;
 mod proxy;
 mod pushes;
 mod redis;
+mod sdk;
 mod token_center;
 mod upstream;
 

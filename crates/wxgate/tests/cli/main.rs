@@ -2,6 +2,7 @@
 
 mod admin;
 mod deploy;
+mod facade;
 mod ops;
 mod proxy;
 

@@ -1,0 +1,172 @@
+//! The WeChat API façade: an unmodified SDK whose API base URL is wxgate gets
+//! every call served. The credential endpoints answer from the token center
+//! (see `compat`); every other WeChat API path is forwarded by the proxy's
+//! engine ([`crate::proxy`]), the façade being its second front:
+//!
+//! - a call with an `access_token` is forwarded when that token is one wxgate
+//!   issued (current, or the one it replaced until that one expires), with the *current*
+//!   token sent, one compare-and-refresh and one retry as for `/proxy`; any
+//!   other token is answered 40001 without calling WeChat;
+//! - the calls that authenticate with appid and secret ([`SECRET_PATHS`]) are
+//!   forwarded as they came, for a configured app whose secret matches.
+//!
+//! The upstream URL is always `upstream.base_url` and the checked path; the
+//! request's `Host` and any authority in its target are never used. Refusals
+//! are in WeChat's shape (HTTP 200, `{"errcode","errmsg"}`), never `-1`.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Version};
+use axum::response::{IntoResponse, Response};
+
+use super::error::WeChatShape;
+use super::throttle::{Check, Peer};
+use super::{compat, ApiError, AppState};
+use crate::proxy::{upstream_path, PathError, Spooled};
+use crate::token::Requester;
+
+/// Path roots of WeChat's APIs: under these an unknown path is answered in
+/// WeChat's shape; anything else not routed is a plain 404.
+const WECHAT_ROOTS: &[&str] = &[
+    "/cgi-bin/",
+    "/sns/",
+    "/wxa/",
+    "/wxaapi/",
+    "/datacube/",
+    "/card/",
+    "/customservice/",
+    "/merchant/",
+    "/semantic/",
+    "/shop/",
+    "/product/",
+    "/union/",
+    "/wxopen/",
+    "/tcb/",
+    "/channels/",
+];
+
+/// Calls that authenticate with the app's id and secret instead of a token.
+/// The secret travels as `secret` (or `appsecret`), in the query or, for
+/// `clear_quota/v2`, in a JSON body.
+pub(crate) const SECRET_PATHS: &[&str] = &[
+    "/sns/oauth2/access_token",
+    "/sns/jscode2session",
+    "/cgi-bin/clear_quota/v2",
+];
+
+/// The router's fallback: WeChat API paths are served, anything else is a 404.
+pub(crate) async fn forward(
+    State(state): State<AppState>,
+    peer: Peer,
+    request: Request,
+) -> Response {
+    let path = request.uri().path();
+    let wechat = WECHAT_ROOTS.iter().any(|root| path.starts_with(root))
+        || state
+            .proxy_config
+            .allow_paths
+            .iter()
+            .any(|prefix| path.starts_with(prefix.as_str()));
+    if !wechat {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match serve(&state, peer, request).await {
+        Ok(response) => response,
+        Err(e) => WeChatShape(e).into_response(),
+    }
+}
+
+async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Response, ApiError> {
+    // `GET http://host/… HTTP/1.1`: refused rather than quietly ignored.
+    if request.uri().scheme().is_some() && request.version() <= Version::HTTP_11 {
+        return Err(PathError::Malformed(request.uri().to_string()).into());
+    }
+    let raw = request.uri().path().to_owned();
+    if SECRET_PATHS.contains(&raw.as_str()) {
+        return by_secret(state, peer, request, raw).await;
+    }
+    let path = upstream_path(&raw, &state.proxy_config.allow_paths)?;
+    let presented = param(request.uri().query(), "access_token").unwrap_or_default();
+    let now = state.center.now();
+    state.throttle.admit(peer, Check::AccessToken, now)?;
+    let Some(appid) = state.center.appid_of_presented_token(&presented) else {
+        state.throttle.fail(peer, Check::AccessToken, now);
+        tracing::debug!(path, "façade call with a token wxgate did not issue");
+        return Err(ApiError::InvalidToken);
+    };
+    let outgoing = super::proxy::outgoing(state, request, path).await?;
+    let response = state
+        .proxy
+        .forward(&state.center, &appid, &Requester::Sdk, &outgoing)
+        .await
+        .map_err(ApiError::Upstream)?;
+    Ok(response.into_response())
+}
+
+/// Forwards a call that carries the app's secret, once the secret is checked.
+async fn by_secret(
+    state: &AppState,
+    peer: Peer,
+    request: Request,
+    path: String,
+) -> Result<Response, ApiError> {
+    let query = request.uri().query().map(str::to_owned);
+    let outgoing = super::proxy::outgoing(state, request, path).await?;
+    let from_body = |name: &str| match &outgoing.body {
+        Spooled::Memory(bytes) => serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| v.get(name)?.as_str().map(str::to_owned)),
+        Spooled::File(_) => None,
+    };
+    let field = |name: &str| param(query.as_deref(), name).or_else(|| from_body(name));
+    let appid = field("appid").unwrap_or_default();
+    let secret = field("secret")
+        .or_else(|| field("appsecret"))
+        .unwrap_or_default();
+    compat::check_secret(state, peer, &appid, &secret)?;
+    let mut response = state
+        .proxy
+        .forward_as_is(&appid, &outgoing)
+        .await
+        .map_err(ApiError::Upstream)?;
+    // These answers carry a user's token or a session key: never cached.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response.into_response())
+}
+
+/// A query parameter, decoded; `None` when absent. Given twice with two
+/// values, it is ambiguous: `None` as well.
+fn param(query: Option<&str>, name: &str) -> Option<String> {
+    let mut values = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.into_owned());
+    let first = values.next()?;
+    values.all(|v| v == first).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::param;
+
+    #[test]
+    fn parameters_are_decoded_and_ambiguity_is_refused() {
+        assert_eq!(
+            param(Some("a=1&access_token=x%2By"), "access_token").as_deref(),
+            Some("x+y")
+        );
+        assert_eq!(
+            param(Some("access%5Ftoken=t"), "access_token").as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            param(Some("access_token=a&access_token=a"), "access_token").as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            param(Some("access_token=a&access_token=b"), "access_token"),
+            None
+        );
+        assert_eq!(param(None, "access_token"), None);
+    }
+}
