@@ -272,6 +272,13 @@ impl IntoResponse for ApiError {
             error["retry_at"] = retry_at.into();
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is not read: the connection cannot carry
+            // another request, and a client must not put it back in its pool.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let ApiError::TooManyAttempts { retry_after } = self {
             response
                 .headers_mut()

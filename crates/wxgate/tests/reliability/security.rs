@@ -66,6 +66,8 @@ async fn hostile_requests_are_refused_cleanly() {
         .unwrap();
     results.push(("200 KB push", response.status().as_u16()));
     assert_eq!(response.status(), 413);
+    // The unread rest of the body makes the connection unusable: the client is told.
+    assert_eq!(response.headers()["connection"], "close");
     // Chunked, so no length is declared up front; the server stops reading
     // at the limit and answers (raw: a client would fail on the closed pipe).
     let mut chunked = format!(
