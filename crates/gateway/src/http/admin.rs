@@ -261,14 +261,23 @@ pub(crate) async fn login(
 }
 
 /// `GET /admin/status.json`: the snapshot the page renders.
-pub(crate) async fn status_json(
-    State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-) -> Response {
-    match refusal(&state, &headers, peer) {
-        None => harden(Json(status::snapshot(&state).await).into_response()),
-        Some(refused) => refused,
+pub(crate) async fn status_json(State(state): State<AppState>, _: Operator) -> Response {
+    harden(Json(status::snapshot(&state).await).into_response())
+}
+
+/// A request that proved the admin key (bearer or session cookie), for the
+/// admin API; otherwise it is answered with the JSON refusal.
+pub(crate) struct Operator;
+
+impl axum::extract::FromRequestParts<AppState> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let peer = Peer::of(&parts.extensions, &parts.headers);
+        refusal(state, &parts.headers, peer).map_or(Ok(Operator), Err)
     }
 }
 
@@ -305,13 +314,9 @@ fn refusal(state: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Response
 /// (`limit` default 100, at most 1000).
 pub(crate) async fn audit(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: Operator,
     axum::extract::Query(q): axum::extract::Query<AuditQuery>,
 ) -> Response {
-    if let Some(refused) = refusal(&state, &headers, peer) {
-        return refused;
-    }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     match state.center.audit_log(q.appid.as_deref(), limit).await {
         Ok(entries) => harden(Json(json!({ "entries": entries })).into_response()),
@@ -328,13 +333,9 @@ pub(crate) async fn audit(
 /// when WeChat stops accepting the revoked token.
 pub(crate) async fn revoke(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: Operator,
     axum::extract::Path(appid): axum::extract::Path<String>,
 ) -> Response {
-    if let Some(refused) = refusal(&state, &headers, peer) {
-        return refused;
-    }
     match state.center.revoke(&appid).await {
         Ok(done) => harden((StatusCode::ACCEPTED, Json(done)).into_response()),
         Err(e) => harden(super::ApiError::from(e).into_response()),

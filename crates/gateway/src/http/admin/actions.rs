@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::page::{self, esc, utc};
-use super::{harden, html, refusal, timeline, Access};
+use super::{harden, html, timeline, Access, Operator};
 use crate::config::TokenApi;
 use crate::http::throttle::Peer;
 use crate::http::{ApiError, AppState};
@@ -48,11 +48,24 @@ fn gate(state: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Response> {
     }
 }
 
-/// The page's answer when the browser may not act on `appid`, or `None`.
-fn refuse(state: &AppState, headers: &HeaderMap, peer: Peer, appid: &str) -> Option<Response> {
-    if let Some(denied) = gate(state, headers, peer) {
-        return Some(denied);
+/// A browser signed in to the status page (or a bearer admin key);
+/// otherwise it is answered with the login page.
+pub(crate) struct SignedIn;
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let peer = Peer::of(&parts.extensions, &parts.headers);
+        gate(state, &parts.headers, peer).map_or(Ok(SignedIn), Err)
     }
+}
+
+/// The page's answer for an appid that is not configured, or `None`.
+fn unknown_app(state: &AppState, appid: &str) -> Option<Response> {
     if state.center.app(appid).is_some() {
         return None;
     }
@@ -66,12 +79,11 @@ fn refuse(state: &AppState, headers: &HeaderMap, peer: Peer, appid: &str) -> Opt
 /// `GET /admin/apps/{appid}/timeline.svg`.
 pub(crate) async fn timeline_svg(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: SignedIn,
     Path(appid): Path<String>,
 ) -> Response {
-    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
-        return refused;
+    if let Some(unknown) = unknown_app(&state, &appid) {
+        return unknown;
     }
     let entries = match state.center.audit_log(Some(&appid), TIMELINE_ENTRIES).await {
         Ok(entries) => entries,
@@ -117,13 +129,12 @@ fn confirmation(appid: &str, action: &str, what: &str, button: &str) -> String {
 /// `POST /admin/apps/{appid}/revoke`: asks first, then revokes.
 pub(crate) async fn revoke_form(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: SignedIn,
     Path(appid): Path<String>,
     form: Result<Form<Confirm>, FormRejection>,
 ) -> Response {
-    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
-        return refused;
+    if let Some(unknown) = unknown_app(&state, &appid) {
+        return unknown;
     }
     let confirmed = form.is_ok_and(|Form(f)| f.confirm == appid);
     if !confirmed {
@@ -182,13 +193,12 @@ pub(crate) struct RidQuery {
 /// `GET /admin/apps/{appid}/rid?rid=…`.
 pub(crate) async fn rid_page(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: SignedIn,
     Path(appid): Path<String>,
     Query(q): Query<RidQuery>,
 ) -> Response {
-    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
-        return refused;
+    if let Some(unknown) = unknown_app(&state, &appid) {
+        return unknown;
     }
     match state.center.rid_info(&appid, &q.rid).await {
         Ok(request) => {
@@ -266,12 +276,11 @@ fn classify(e: &DiagnosticsError) -> (StatusCode, &'static str, Option<i64>, Opt
 /// `GET /admin/apps/{appid}/quota`.
 pub(crate) async fn quota_page(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: SignedIn,
     Path(appid): Path<String>,
 ) -> Response {
-    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
-        return refused;
+    if let Some(unknown) = unknown_app(&state, &appid) {
+        return unknown;
     }
     let quota = match state.center.token_quota(&appid).await {
         Ok(answer) => {
@@ -328,13 +337,12 @@ fn clear_quota_offer(appid: &str, budget: &ClearQuotaBudget) -> String {
 /// `POST /admin/apps/{appid}/clear_quota`: asks first, then resets.
 pub(crate) async fn clear_quota_form(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: SignedIn,
     Path(appid): Path<String>,
     form: Result<Form<Confirm>, FormRejection>,
 ) -> Response {
-    if let Some(refused) = refuse(&state, &headers, peer, &appid) {
-        return refused;
+    if let Some(unknown) = unknown_app(&state, &appid) {
+        return unknown;
     }
     let confirmed = form.is_ok_and(|Form(f)| f.confirm == appid);
     if !confirmed {
@@ -388,13 +396,9 @@ fn json_error(e: &DiagnosticsError) -> Response {
 /// `GET /v1/apps/{appid}/rid/{rid}` (admin key) → `{"appid","rid","request":{…}}`.
 pub(crate) async fn rid_json(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: Operator,
     Path((appid, rid)): Path<(String, String)>,
 ) -> Response {
-    if let Some(refused) = refusal(&state, &headers, peer) {
-        return refused;
-    }
     match state.center.rid_info(&appid, &rid).await {
         Ok(request) => {
             harden(Json(json!({ "appid": appid, "rid": rid, "request": request })).into_response())
@@ -407,13 +411,9 @@ pub(crate) async fn rid_json(
 /// and this month's quota resets.
 pub(crate) async fn quota_json(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: Operator,
     Path(appid): Path<String>,
 ) -> Response {
-    if let Some(refused) = refusal(&state, &headers, peer) {
-        return refused;
-    }
     let quota = match state.center.token_quota(&appid).await {
         Ok(quota) => quota,
         Err(e) => return json_error(&e),
@@ -434,13 +434,9 @@ pub(crate) async fn quota_json(
 /// at most 10 times a month.
 pub(crate) async fn clear_quota_json(
     State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
+    _: Operator,
     Path(appid): Path<String>,
 ) -> Response {
-    if let Some(refused) = refusal(&state, &headers, peer) {
-        return refused;
-    }
     match state.center.clear_quota(&appid).await {
         Ok(budget) => harden(
             Json(json!({ "appid": appid, "cleared": true, "clear_quota": budget })).into_response(),
