@@ -99,9 +99,21 @@ pub fn query_with_token(query: Option<&str>, token: &str) -> String {
     parts.join("&")
 }
 
+/// Which of WeChat's API hosts a call goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Host {
+    /// `api.weixin.qq.com`: Official Accounts and Mini Programs (`upstream.base_url`).
+    #[default]
+    WeChat,
+    /// `qyapi.weixin.qq.com`: WeCom (`upstream.wecom_base_url`).
+    WeCom,
+}
+
 /// A request to forward.
 #[derive(Debug)]
 pub struct Outgoing {
+    /// The API host it goes to.
+    pub host: Host,
     /// Its method.
     pub method: Method,
     /// The checked upstream path (see [`upstream_path`]).
@@ -119,6 +131,7 @@ pub struct Outgoing {
 pub struct Proxy {
     http: reqwest::Client,
     base: url::Url,
+    wecom_base: url::Url,
     timeout: Duration,
     max_response_bytes: u64,
     spool: SpoolBudget,
@@ -139,6 +152,7 @@ impl Proxy {
         Self {
             http,
             base: upstream.base_url.clone(),
+            wecom_base: upstream.wecom_base_url.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
             max_response_bytes: config.max_response_bytes,
             spool: SpoolBudget::new(config.max_spool_bytes, metrics.spool_bytes.clone()),
@@ -201,7 +215,10 @@ impl Proxy {
     /// The upstream URL: always `upstream.base_url` and the checked path, so no
     /// caller can name another host.
     fn url(&self, request: &Outgoing, token: Option<&str>) -> url::Url {
-        let mut url = self.base.clone();
+        let mut url = match request.host {
+            Host::WeChat => self.base.clone(),
+            Host::WeCom => self.wecom_base.clone(),
+        };
         let base_path = url.path().trim_end_matches('/').to_owned();
         url.set_path(&format!("{base_path}{}", request.path));
         match token {

@@ -134,6 +134,108 @@ pub(crate) async fn stable_token(
     Ok(token_body(&credential, center.now()))
 }
 
+/// `GET /cgi-bin/gettoken?corpid=…&corpsecret=…` (WeCom): the token of the
+/// corp's app whose secret this is (a token belongs to corpid and secret).
+pub(crate) async fn wecom_token(
+    State(state): State<AppState>,
+    peer: Peer,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, WeChatShape> {
+    let corpid = q.get("corpid").map(String::as_str).unwrap_or_default();
+    let secret = q.get("corpsecret").map(String::as_str).unwrap_or_default();
+    let now = state.center.now();
+    state
+        .throttle
+        .admit(peer, Check::AppSecret, now)
+        .map_err(ApiError::from)?;
+    let mut known_corp = false;
+    let mut owner = None;
+    // Every app of the corp is compared, in constant time each.
+    for app in state.center.wecom_apps_of(corpid) {
+        known_corp = true;
+        if bool::from(
+            app.secret
+                .expose_secret()
+                .as_bytes()
+                .ct_eq(secret.as_bytes()),
+        ) {
+            owner = Some(app.owner());
+        }
+    }
+    let Some(owner) = owner else {
+        state.throttle.fail(peer, Check::AppSecret, now);
+        let error = if known_corp {
+            ApiError::InvalidCorpSecret
+        } else {
+            TokenError::UnknownApp(corpid.to_owned()).into()
+        };
+        return Err(error.into());
+    };
+    let credential = state
+        .center
+        .get(&owner, Kind::AccessToken, &Requester::Sdk)
+        .await?;
+    Ok(Json(json!({
+        "errcode": 0,
+        "errmsg": "ok",
+        "access_token": credential.value,
+        "expires_in": credential.expires_in(now),
+    })))
+}
+
+/// `GET /cgi-bin/get_jsapi_ticket?access_token=…` (WeCom): the corp's jsapi_ticket.
+pub(crate) async fn wecom_jsapi_ticket(
+    state: State<AppState>,
+    peer: Peer,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, WeChatShape> {
+    wecom_ticket_for(state, peer, &q, Kind::JsapiTicket).await
+}
+
+/// `GET /cgi-bin/ticket/get?access_token=…&type=agent_config` (WeCom): the app's ticket.
+pub(crate) async fn wecom_agent_ticket(
+    state: State<AppState>,
+    peer: Peer,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, WeChatShape> {
+    if q.get("type").map(String::as_str) != Some("agent_config") {
+        return Err(ApiError::InvalidArgs("type must be agent_config".into()).into());
+    }
+    wecom_ticket_for(state, peer, &q, Kind::AgentConfigTicket).await
+}
+
+async fn wecom_ticket_for(
+    State(state): State<AppState>,
+    peer: Peer,
+    q: &HashMap<String, String>,
+    kind: Kind,
+) -> Result<Json<Value>, WeChatShape> {
+    let token = q
+        .get("access_token")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let now = state.center.now();
+    state
+        .throttle
+        .admit(peer, Check::AccessToken, now)
+        .map_err(ApiError::from)?;
+    let owner = state
+        .center
+        .appid_of_presented_token(token)
+        .filter(|owner| state.center.wecom_app(owner).is_some());
+    let Some(owner) = owner else {
+        state.throttle.fail(peer, Check::AccessToken, now);
+        return Err(ApiError::InvalidToken.into());
+    };
+    let ticket = state.center.get(&owner, kind, &Requester::Sdk).await?;
+    Ok(Json(json!({
+        "errcode": 0,
+        "errmsg": "ok",
+        "ticket": ticket.value,
+        "expires_in": ticket.expires_in(now),
+    })))
+}
+
 /// `GET /cgi-bin/ticket/getticket?access_token=…&type=jsapi|wx_card`, for an
 /// access token wxgate handed out (the current one, or the one it replaced until that one expires).
 pub(crate) async fn ticket(
@@ -155,7 +257,12 @@ pub(crate) async fn ticket(
         .throttle
         .admit(peer, Check::AccessToken, now)
         .map_err(ApiError::from)?;
-    let Some(appid) = state.center.appid_of_presented_token(token) else {
+    // An Official Account's or Mini Program's token: WeCom tokens have their own ticket APIs.
+    let appid = state
+        .center
+        .appid_of_presented_token(token)
+        .filter(|appid| state.center.app(appid).is_some());
+    let Some(appid) = appid else {
         state.throttle.fail(peer, Check::AccessToken, now);
         return Err(ApiError::InvalidToken.into());
     };

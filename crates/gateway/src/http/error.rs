@@ -54,6 +54,9 @@ pub enum ApiError {
     /// The app secret does not match (WeChat-compatible endpoints).
     #[error("invalid appsecret")]
     InvalidSecret,
+    /// No app of the corp has this secret (WeCom's `gettoken`).
+    #[error("invalid credential: no app of this corp has this corpsecret")]
+    InvalidCorpSecret,
     /// The peer failed too many credential checks lately (see `throttle`).
     #[error("too many failed credential checks from this address")]
     TooManyAttempts {
@@ -121,7 +124,7 @@ impl ApiError {
             ApiError::RequireMethod(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::UrlNotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "url_not_allowed"),
             ApiError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            ApiError::InvalidSecret | ApiError::InvalidToken => {
+            ApiError::InvalidSecret | ApiError::InvalidCorpSecret | ApiError::InvalidToken => {
                 (StatusCode::UNAUTHORIZED, "invalid_credential")
             }
             ApiError::TooManyAttempts { .. } => {
@@ -185,6 +188,8 @@ impl ApiError {
             ApiError::Spool(SpoolError::TooLarge { .. }) | ApiError::BodyTooLarge => 45002,
             ApiError::InvalidGrant => 40002,
             ApiError::InvalidSecret => 40125,
+            // WeCom answers a wrong corpsecret 40001 (families reference §1.2).
+            ApiError::InvalidCorpSecret => 40001,
             ApiError::InvalidToken => 40001,
             ApiError::Token(TokenError::UnknownApp(_)) => 40013,
             // What WeChat answers an account calling an API it may not use.

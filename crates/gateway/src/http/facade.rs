@@ -93,7 +93,10 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
         tracing::debug!(path, "façade call with a token wxgate did not issue");
         return Err(ApiError::InvalidToken);
     };
-    let outgoing = super::proxy::outgoing(state, request, path).await?;
+    let mut outgoing = super::proxy::outgoing(state, request, path).await?;
+    if state.center.wecom_app(&appid).is_some() {
+        outgoing.host = crate::proxy::Host::WeCom;
+    }
     let response = state
         .proxy
         .forward(&state.center, &appid, &Requester::Sdk, &outgoing)

@@ -61,6 +61,7 @@ pub(crate) async fn outgoing(
     .await
     .map_err(|_| SpoolError::Read("the request body stalled past proxy.timeout_ms".into()))??;
     Ok(Outgoing {
+        host: crate::proxy::Host::WeChat,
         method: parts.method,
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,

@@ -51,6 +51,19 @@ pub fn router(state: AppState) -> Router {
             "/cgi-bin/ticket/getticket",
             get(compat::ticket).fallback(compat::require_get),
         )
+        // WeCom's (qyapi.weixin.qq.com).
+        .route(
+            "/cgi-bin/gettoken",
+            get(compat::wecom_token).fallback(compat::require_get),
+        )
+        .route(
+            "/cgi-bin/get_jsapi_ticket",
+            get(compat::wecom_jsapi_ticket).fallback(compat::require_get),
+        )
+        .route(
+            "/cgi-bin/ticket/get",
+            get(compat::wecom_agent_ticket).fallback(compat::require_get),
+        )
         // The status page (admin key: Authorization: Bearer <key> or the login cookie).
         .route("/admin", get(admin::page))
         .route("/admin/login", post(admin::login))

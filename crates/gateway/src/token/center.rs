@@ -159,6 +159,17 @@ impl TokenCenter {
             .map(String::as_str)
     }
 
+    /// The WeCom apps of `corpid`.
+    pub fn wecom_apps_of<'a>(
+        &'a self,
+        corpid: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<WecomConfig>> + 'a {
+        self.inner
+            .wecom_apps
+            .values()
+            .filter(move |w| w.corpid == corpid)
+    }
+
     /// The WeCom app whose owner id is `owner`.
     pub fn wecom_app(&self, owner: &str) -> Option<&Arc<WecomConfig>> {
         self.inner.wecom_apps.get(owner)

@@ -159,3 +159,61 @@ async fn a_wecom_token_is_replaced_and_60020_names_the_ip_to_trust() {
         "{hint}"
     );
 }
+
+/// Unmodified wechatpy (`wechatpy.enterprise`) pointed at wxgate by its base
+/// URL: its token comes from wxgate's `/cgi-bin/gettoken`, both tickets from
+/// wxgate, and its business call is forwarded to WeCom's host with the
+/// current token; WeCom sees no token fetch of its own.
+#[tokio::test]
+async fn wechatpy_enterprise_shares_wxgates_wecom_token() {
+    let secret = "secret-of-1000002";
+    let env = Setup::new().wecom(CORP, "1000002", secret).start().await;
+    let answer = crate::wechatpy(
+        include_str!("../../../../tests/sdk/wechatpy_work.py"),
+        vec![
+            env.url.clone(),
+            CORP.into(),
+            secret.into(),
+            "1000002".into(),
+        ],
+    )
+    .await;
+    for (field, kind) in [
+        ("token", "access_token"),
+        ("corp_ticket", "jsapi_ticket"),
+        ("agent_ticket", "agent_config_ticket"),
+    ] {
+        let (status, body) = wecom_get(&env, "1000002", kind).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(answer[field], body[kind], "{answer}");
+    }
+    assert_eq!(answer["agent"]["errcode"], 0, "{answer}");
+    let stats = env.sim.stats().wecom(&format!("{CORP}/1000002"));
+    assert_eq!(stats.calls("/cgi-bin/gettoken"), 1, "wxgate's warm-up only");
+    assert_eq!(stats.calls("/cgi-bin/agent/get"), 1, "{stats:?}");
+    assert_eq!(stats.invalid_token_calls, 0);
+
+    // A wrong secret is WeCom's 40001, an unknown corp 40013: no fetch either way.
+    for (corp, secret, errcode) in [(CORP, "wrong", 40001), ("wwunknowncorp0000", secret, 40013)] {
+        let answer: Value = env
+            .http
+            .get(format!(
+                "{}/cgi-bin/gettoken?corpid={corp}&corpsecret={secret}",
+                env.url
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["errcode"], errcode, "{answer}");
+    }
+    assert_eq!(
+        env.sim
+            .stats()
+            .wecom(&format!("{CORP}/1000002"))
+            .calls("/cgi-bin/gettoken"),
+        1
+    );
+}
