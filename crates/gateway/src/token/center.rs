@@ -159,6 +159,11 @@ impl TokenCenter {
             .map(String::as_str)
     }
 
+    /// Every configured WeCom app's owner id (`corpid/name`).
+    pub fn wecom_owners(&self) -> impl Iterator<Item = &str> {
+        self.inner.wecom_apps.keys().map(String::as_str)
+    }
+
     /// The WeCom apps of `corpid`.
     pub fn wecom_apps_of<'a>(
         &'a self,

@@ -85,6 +85,7 @@ async fn each_wecom_app_has_its_own_token_and_tickets() {
     let env = Setup::new()
         .wecom(CORP, "1000002", "secret-of-1000002")
         .wecom(CORP, "1000003", "secret-of-1000003")
+        .admin("families-admin-key-0123456789")
         .start()
         .await;
     let mut tokens = Vec::new();
@@ -120,6 +121,36 @@ async fn each_wecom_app_has_its_own_token_and_tickets() {
     assert_eq!(status, 404);
     let (status, _) = wecom_get(&env, "1000009", "access_token").await;
     assert_eq!(status, 404, "an unknown agent");
+
+    // The status page lists each WeCom app with its credentials.
+    let snapshot: Value = env
+        .http
+        .get(format!("{}/admin/status.json", env.url))
+        .bearer_auth("families-admin-key-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let wecom: Vec<&Value> = snapshot["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["app_type"] == "wecom")
+        .collect();
+    assert_eq!(wecom.len(), 2, "{snapshot}");
+    assert_eq!(wecom[0]["appid"], format!("{CORP}/1000002"));
+    let kinds: Vec<&str> = wecom[0]["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["access_token", "jsapi_ticket", "agent_config_ticket"]
+    );
 }
 
 /// WeCom ends a token early (40014 afterwards): a business server's
@@ -216,4 +247,32 @@ async fn wechatpy_enterprise_shares_wxgates_wecom_token() {
             .calls("/cgi-bin/gettoken"),
         1
     );
+}
+
+/// A fresh start and 1,000 concurrent requests for one WeCom app's token:
+/// one `gettoken`, one token for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_for_a_wecom_app_make_one_gettoken() {
+    let env = std::sync::Arc::new(
+        Setup::new()
+            .wecom(CORP, "1000002", "secret-of-1000002")
+            .start()
+            .await,
+    );
+    let calls = (0..1000).map(|_| {
+        let env = env.clone();
+        tokio::spawn(async move {
+            let (status, body) = wecom_get(&env, "1000002", "access_token").await;
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_owned()
+        })
+    });
+    let tokens: std::collections::HashSet<String> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(tokens.len(), 1);
+    let stats = env.sim.stats().wecom(&format!("{CORP}/1000002"));
+    assert_eq!(stats.calls("/cgi-bin/gettoken"), 1);
 }

@@ -173,6 +173,7 @@ fn timelines(s: &Snapshot) -> String {
     let images: String = s
         .apps
         .iter()
+        .filter(|a| a.app_type != "wecom")
         .map(|a| {
             let appid = esc(&a.appid);
             format!(
@@ -193,6 +194,7 @@ fn tools(s: &Snapshot) -> String {
     let rows: String = s
         .apps
         .iter()
+        .filter(|a| a.app_type != "wecom")
         .map(|a| {
             let appid = esc(&a.appid);
             format!(

@@ -101,50 +101,59 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
     let reachable = center.store().ping().await.is_ok();
     center.recheck_store_writes().await;
     let slots = center.status();
-    let apps = center
+    let credentials_of = |appid: &str| {
+        slots
+            .iter()
+            .filter(|s| s.appid == appid)
+            .filter(|s| {
+                s.kind == Kind::AccessToken || s.expires_at.is_some() || s.last_failure.is_some()
+            })
+            .map(|s| CredentialStatus {
+                kind: s.kind.as_str(),
+                masked: s.value.as_deref().map(mask),
+                expires_at: s.expires_at,
+                expires_in: s.expires_at.map(|at| at.saturating_sub(now)),
+                next_refresh_at: s.next_refresh_at,
+                fetched_at: s.fetched_at,
+                last_result: match (&s.last_failure, s.expires_at) {
+                    (Some(_), _) => "failing",
+                    (None, Some(_)) => "ok",
+                    (None, None) => "never",
+                },
+                last_failure: s.last_failure.as_ref().map(|f| {
+                    FailureRecord::new(appid, s.kind, f, s.last_failure_at.unwrap_or(now))
+                }),
+                fetches_today: s.fetches_today,
+                daily_quota: (s.kind == Kind::AccessToken).then_some(2000),
+                lease_holder: s.lease_held.then(|| crate::instance_name().to_owned()),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut apps = center
         .appids()
         .map(|appid| {
             let app = center.app(appid).expect("listed apps are configured");
-            let credentials = slots
-                .iter()
-                .filter(|s| s.appid == appid)
-                .filter(|s| {
-                    s.kind == Kind::AccessToken
-                        || s.expires_at.is_some()
-                        || s.last_failure.is_some()
-                })
-                .map(|s| CredentialStatus {
-                    kind: s.kind.as_str(),
-                    masked: s.value.as_deref().map(mask),
-                    expires_at: s.expires_at,
-                    expires_in: s.expires_at.map(|at| at.saturating_sub(now)),
-                    next_refresh_at: s.next_refresh_at,
-                    fetched_at: s.fetched_at,
-                    last_result: match (&s.last_failure, s.expires_at) {
-                        (Some(_), _) => "failing",
-                        (None, Some(_)) => "ok",
-                        (None, None) => "never",
-                    },
-                    last_failure: s.last_failure.as_ref().map(|f| {
-                        FailureRecord::new(appid, s.kind, f, s.last_failure_at.unwrap_or(now))
-                    }),
-                    fetches_today: s.fetches_today,
-                    daily_quota: (s.kind == Kind::AccessToken).then_some(2000),
-                    lease_holder: s.lease_held.then(|| crate::instance_name().to_owned()),
-                })
-                .collect::<Vec<_>>();
             AppStatus {
                 appid: appid.to_owned(),
                 token_api: app.token_api.as_str(),
                 app_type: app.app_type.as_str(),
                 push_mode: app.push_mode_name(),
-                credentials,
+                credentials: credentials_of(appid),
                 pushes: state.dispatcher.push_stats(appid),
                 webhook: state.dispatcher.webhook_status(appid),
             }
         })
         .collect::<Vec<_>>();
-    let mut apps = apps;
+    // WeCom apps: credentials only (their callbacks are not served yet).
+    apps.extend(center.wecom_owners().map(|owner| AppStatus {
+        appid: owner.to_owned(),
+        token_api: "gettoken",
+        app_type: "wecom",
+        push_mode: "none",
+        credentials: credentials_of(owner),
+        pushes: PushStats::default(),
+        webhook: None,
+    }));
     apps.sort_by(|a, b| a.appid.cmp(&b.appid));
     for app in &mut apps {
         for credential in &mut app.credentials {
