@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use wxgate_proto::errcode;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Query, Request, State};
@@ -44,7 +45,7 @@ pub(crate) async fn stable_token(
         let (_, result) = state.answer::<()>(
             path::STABLE_TOKEN,
             None,
-            Err(WxError::new(47001, "data format error")),
+            Err(WxError::of(errcode::DATA_FORMAT)),
         );
         return result.map_or_else(IntoResponse::into_response, |()| {
             StatusCode::OK.into_response()
@@ -157,7 +158,7 @@ pub(crate) async fn custom_send(
         let (_, result) = state.answer::<()>(
             path::CUSTOM_SEND,
             Some(appid),
-            Err(WxError::new(47001, "data format error")),
+            Err(WxError::of(errcode::DATA_FORMAT)),
         );
         return result.map_or_else(IntoResponse::into_response, |()| {
             StatusCode::OK.into_response()
@@ -184,7 +185,7 @@ where
     T: 'static,
 {
     get(handler).fallback(move |sim: State<Simulator>| {
-        wrong_method(sim, api, WxError::new(43001, "require GET method"))
+        wrong_method(sim, api, WxError::of(errcode::REQUIRE_GET))
     })
 }
 
@@ -195,7 +196,7 @@ where
     T: 'static,
 {
     post(handler).fallback(move |sim: State<Simulator>| {
-        wrong_method(sim, api, WxError::new(43002, "require POST method"))
+        wrong_method(sim, api, WxError::of(errcode::REQUIRE_POST))
     })
 }
 

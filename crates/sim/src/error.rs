@@ -7,6 +7,7 @@
 //! [`WxError`] (an injected fault) gets a rid nobody can look up.
 
 use axum::response::{IntoResponse, Json, Response};
+use wxgate_proto::errcode;
 
 /// An errcode and its errmsg, as WeChat returns them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,19 +26,21 @@ impl WxError {
         }
     }
 
+    /// `code` with WeChat's usual errmsg for it (`wxgate_proto::errcode`).
+    pub(crate) fn of(code: i64) -> Self {
+        Self::new(code, errcode::errmsg(code).unwrap_or("system error"))
+    }
+
     pub(crate) fn invalid_credential() -> Self {
-        Self::new(
-            40001,
-            "invalid credential, access_token is invalid or not latest",
-        )
+        Self::of(errcode::INVALID_CREDENTIAL)
     }
 
     pub(crate) fn expired() -> Self {
-        Self::new(42001, "access_token expired")
+        Self::of(errcode::ACCESS_TOKEN_EXPIRED)
     }
 
     pub(crate) fn quota() -> Self {
-        Self::new(45009, "reach max api daily quota limit")
+        Self::of(errcode::DAILY_QUOTA)
     }
 
     pub(crate) fn invalid_ip(ip: std::net::IpAddr) -> Self {
@@ -46,7 +49,7 @@ impl WxError {
             std::net::IpAddr::V6(v6) => v6.to_string(),
         };
         Self::new(
-            40164,
+            errcode::INVALID_IP,
             format!("invalid ip {ip} ipv6 {v6}, not in whitelist"),
         )
     }

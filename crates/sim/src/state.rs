@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use wxgate_proto::errcode;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -319,26 +320,26 @@ impl State {
         now: u64,
     ) -> Result<String, (Option<String>, WxError)> {
         if req.grant_type.as_deref() != Some("client_credential") {
-            return Err((None, WxError::new(40002, "invalid grant_type")));
+            return Err((None, WxError::of(errcode::INVALID_GRANT_TYPE)));
         }
         let appid = req
             .appid
             .as_deref()
             .filter(|a| !a.is_empty())
-            .ok_or((None, WxError::new(41002, "appid missing")))?;
+            .ok_or((None, WxError::of(errcode::APPID_MISSING)))?;
         let Some(app) = self.apps.get(appid) else {
-            return Err((None, WxError::new(40013, "invalid appid")));
+            return Err((None, WxError::of(errcode::INVALID_APPID)));
         };
         let known = || Some(appid.to_owned());
         self.check_ip(caller).map_err(|e| (known(), e))?;
         let secret = req.secret.as_deref().unwrap_or_default();
         if secret.is_empty() {
-            return Err((known(), WxError::new(41004, "appsecret missing")));
+            return Err((known(), WxError::of(errcode::APPSECRET_MISSING)));
         }
         if secret != app.secret {
             let err = match api {
                 TokenApi::Classic => WxError::invalid_credential(),
-                TokenApi::Stable => WxError::new(40125, "invalid appsecret"),
+                TokenApi::Stable => WxError::of(errcode::INVALID_APPSECRET),
             };
             return Err((known(), err));
         }
@@ -396,7 +397,7 @@ impl State {
                     Err(WxError::quota())
                 }
             }
-            _ => Err(WxError::new(40097, "invalid args")),
+            _ => Err(WxError::of(errcode::INVALID_ARGS)),
         };
         self.answer(path::TICKET, Some(appid), result)
     }
@@ -410,7 +411,7 @@ impl State {
         now: u64,
     ) -> Result<String, Outcome<Issued>> {
         let Some(token) = access_token.filter(|t| !t.is_empty()) else {
-            return Err(self.answer(api, None, Err(WxError::new(41001, "access_token missing"))));
+            return Err(self.answer(api, None, Err(WxError::of(errcode::ACCESS_TOKEN_MISSING))));
         };
         let Some(cred) = self.tokens.get(token) else {
             self.unattributed.invalid_token_calls += 1;
@@ -486,7 +487,7 @@ impl State {
             .and_then(|t| t.as_str())
             .unwrap_or_default();
         let result = if touser.is_empty() {
-            Err(WxError::new(40003, "invalid openid"))
+            Err(WxError::of(errcode::INVALID_OPENID))
         } else if !TYPES.contains(&msgtype) || body.get(msgtype).is_none() {
             Err(WxError::new(40008, "invalid message type"))
         } else {

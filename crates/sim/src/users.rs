@@ -2,6 +2,7 @@
 //! derived from the appid and openid alone, so repeated calls agree.
 
 use std::net::SocketAddr;
+use wxgate_proto::errcode;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Json, Response};
@@ -31,7 +32,7 @@ pub(crate) async fn info(
     };
     let result = match q.get("openid").filter(|o| !o.is_empty()) {
         Some(openid) => Ok(subscriber(&appid, openid, now)),
-        None => Err(WxError::new(40003, "invalid openid")),
+        None => Err(WxError::of(errcode::INVALID_OPENID)),
     };
     match state.answer(path::USER_INFO, Some(appid), result).1 {
         Ok(record) => Json(record).into_response(),

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use wxgate_proto::errcode;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,7 @@ pub(crate) struct Quota {
 }
 
 fn data_format_error() -> WxError {
-    WxError::new(47001, "data format error")
+    WxError::of(errcode::DATA_FORMAT)
 }
 
 impl State {
@@ -36,12 +37,9 @@ impl State {
             Err(_) => Err(data_format_error()),
             Ok(Body { rid }) => match self.rids.lookup(rid.trim(), &appid, now) {
                 Ok(call) => Ok(call.clone()),
-                Err(LookupError::NotFound) => Err(WxError::new(76001, "rid not found")),
-                Err(LookupError::Malformed) => Err(WxError::new(76002, "rid is error")),
-                Err(LookupError::NotYours) => Err(WxError::new(
-                    76003,
-                    "could not query this rid,no permission",
-                )),
+                Err(LookupError::NotFound) => Err(WxError::of(errcode::RID_NOT_FOUND)),
+                Err(LookupError::Malformed) => Err(WxError::of(errcode::RID_MALFORMED)),
+                Err(LookupError::NotYours) => Err(WxError::of(errcode::RID_NO_PERMISSION)),
             },
         };
         self.answer(path::RID_GET, Some(appid), result)
@@ -64,11 +62,10 @@ impl State {
                         remain: daily_limit.saturating_sub(used),
                     })
                 }
-                None if path::ALL.contains(&cgi_path.as_str()) => Err(WxError::new(
-                    76022,
-                    "could not use this cgi_path,no permission",
-                )),
-                None => Err(WxError::new(76021, "cgi_path not found, please check")),
+                None if path::ALL.contains(&cgi_path.as_str()) => {
+                    Err(WxError::of(errcode::CGI_PATH_NO_PERMISSION))
+                }
+                None => Err(WxError::of(errcode::CGI_PATH_NOT_FOUND)),
             },
         };
         self.answer(path::QUOTA_GET, Some(appid), result)
@@ -82,7 +79,7 @@ impl State {
         }
         let result = match serde_json::from_slice::<Body>(body) {
             Err(_) => Err(data_format_error()),
-            Ok(body) if body.appid != appid => Err(WxError::new(40013, "invalid appid")),
+            Ok(body) if body.appid != appid => Err(WxError::of(errcode::INVALID_APPID)),
             Ok(_) => self.clear(&appid, now),
         };
         self.answer(path::CLEAR_QUOTA, Some(appid), result)
@@ -121,17 +118,17 @@ impl State {
             field(body.appsecret, "appsecret"),
         );
         let Some(appid) = appid else {
-            let missing = WxError::new(41002, "appid missing");
+            let missing = WxError::of(errcode::APPID_MISSING);
             return self.answer(path::CLEAR_QUOTA_V2, None, Err(missing));
         };
         let Some(app) = self.apps.get(&appid) else {
-            let unknown = WxError::new(40013, "invalid appid");
+            let unknown = WxError::of(errcode::INVALID_APPID);
             return self.answer(path::CLEAR_QUOTA_V2, None, Err(unknown));
         };
         let result = match (self.check_ip(caller), secret) {
             (Err(err), _) => Err(err),
-            (Ok(()), None) => Err(WxError::new(41004, "appsecret missing")),
-            (Ok(()), Some(s)) if s != app.secret => Err(WxError::new(40125, "invalid appsecret")),
+            (Ok(()), None) => Err(WxError::of(errcode::APPSECRET_MISSING)),
+            (Ok(()), Some(s)) if s != app.secret => Err(WxError::of(errcode::INVALID_APPSECRET)),
             (Ok(()), Some(_)) => self.clear(&appid, now),
         };
         self.answer(path::CLEAR_QUOTA_V2, Some(appid), result)
@@ -146,10 +143,7 @@ impl State {
             app.clears = (month, 0);
         }
         if app.clears.1 >= CLEARS_PER_MONTH {
-            return Err(WxError::new(
-                48006,
-                "forbid to clear quota because of reaching the limit",
-            ));
+            return Err(WxError::of(errcode::CLEAR_QUOTA_LIMIT));
         }
         app.clears.1 += 1;
         app.quota.retain(|api, _| *api == FORCE_REFRESH_QUOTA);
