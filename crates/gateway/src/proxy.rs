@@ -437,3 +437,40 @@ fn too_large(limit: u64) -> Failure {
         hint: Some("raise proxy.max_response_bytes".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WeCom token's call goes to WeCom's host, any other to WeChat's; the
+    /// token sent is the one given, and the caller's own is replaced.
+    #[test]
+    fn each_call_goes_to_its_familys_host() {
+        let toml = "[upstream]\nbase_url = \"http://wechat.test/prefix\"\n\
+                    wecom_base_url = \"http://wecom.test\"\n\
+                    [[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
+        let config = crate::config::load(toml, &Default::default()).unwrap();
+        let metrics = Arc::new(Metrics::new("test:1".into()));
+        let proxy = Proxy::new(&config.upstream, &config.proxy, metrics);
+        let mut call = Outgoing {
+            host: Host::WeChat,
+            method: Method::GET,
+            path: "/cgi-bin/agent/get".into(),
+            query: Some("access_token=CALLERS&agentid=1".into()),
+            headers: HeaderMap::new(),
+            body: Spooled::Memory(Bytes::new()),
+        };
+        let url = proxy.url(&call, Some("CURRENT")).to_string();
+        assert_eq!(
+            url,
+            "http://wechat.test/prefix/cgi-bin/agent/get?agentid=1&access_token=CURRENT"
+        );
+        call.host = Host::WeCom;
+        let url = proxy.url(&call, Some("CURRENT")).to_string();
+        assert!(
+            url.starts_with("http://wecom.test/cgi-bin/agent/get?"),
+            "{url}"
+        );
+        assert!(!url.contains("CALLERS"), "{url}");
+    }
+}
