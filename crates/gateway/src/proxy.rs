@@ -450,7 +450,7 @@ mod tests {
                     wecom_base_url = \"http://wecom.test\"\n\
                     [[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
         let config = crate::config::load(toml, &Default::default()).unwrap();
-        let metrics = Arc::new(Metrics::new("test:1".into()));
+        let metrics = Arc::new(Metrics::new("test:1"));
         let proxy = Proxy::new(&config.upstream, &config.proxy, metrics);
         let mut call = Outgoing {
             host: Host::WeChat,

@@ -210,6 +210,22 @@ async fn wecom_ticket_for(
     q: &HashMap<String, String>,
     kind: Kind,
 ) -> Result<Json<Value>, WeChatShape> {
+    serve_ticket(&state, peer, q, kind, |owner| {
+        state.center.wecom_app(owner).is_some()
+    })
+    .await
+}
+
+/// A ticket for the presented access token's owner, when `family` accepts
+/// it (an Official Account's token on WeChat's ticket API, a WeCom app's on
+/// WeCom's).
+async fn serve_ticket(
+    state: &AppState,
+    peer: Peer,
+    q: &HashMap<String, String>,
+    kind: Kind,
+    family: impl Fn(&str) -> bool,
+) -> Result<Json<Value>, WeChatShape> {
     let token = q
         .get("access_token")
         .map(String::as_str)
@@ -222,7 +238,7 @@ async fn wecom_ticket_for(
     let owner = state
         .center
         .appid_of_presented_token(token)
-        .filter(|owner| state.center.wecom_app(owner).is_some());
+        .filter(|owner| family(owner));
     let Some(owner) = owner else {
         state.throttle.fail(peer, Check::AccessToken, now);
         return Err(ApiError::InvalidToken.into());
@@ -232,7 +248,7 @@ async fn wecom_ticket_for(
         "errcode": 0,
         "errmsg": "ok",
         "ticket": ticket.value,
-        "expires_in": ticket.expires_in(now),
+        "expires_in": ticket.expires_in(state.center.now()),
     })))
 }
 
@@ -248,29 +264,9 @@ pub(crate) async fn ticket(
         Some("wx_card") => Kind::WxCardTicket,
         _ => return Err(ApiError::InvalidArgs("type must be jsapi or wx_card".into()).into()),
     };
-    let token = q
-        .get("access_token")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let now = state.center.now();
-    state
-        .throttle
-        .admit(peer, Check::AccessToken, now)
-        .map_err(ApiError::from)?;
     // An Official Account's or Mini Program's token: WeCom tokens have their own ticket APIs.
-    let appid = state
-        .center
-        .appid_of_presented_token(token)
-        .filter(|appid| state.center.app(appid).is_some());
-    let Some(appid) = appid else {
-        state.throttle.fail(peer, Check::AccessToken, now);
-        return Err(ApiError::InvalidToken.into());
-    };
-    let ticket = state.center.get(&appid, kind, &Requester::Sdk).await?;
-    Ok(Json(json!({
-        "errcode": 0,
-        "errmsg": "ok",
-        "ticket": ticket.value,
-        "expires_in": ticket.expires_in(state.center.now()),
-    })))
+    serve_ticket(&state, peer, &q, kind, |appid| {
+        state.center.app(appid).is_some()
+    })
+    .await
 }
