@@ -270,6 +270,29 @@ impl Upstream {
         read_wecom(owner, answer, |a| a.access_token.take(), false)
     }
 
+    /// Checks that a WeCom token works, with `getcallbackip` (WeCom's cheapest call).
+    pub async fn wecom_check_token(&self, owner: &str, access_token: &str) -> Result<(), Failure> {
+        const ENDPOINT: &str = "/cgi-bin/getcallbackip";
+        let request = self
+            .http
+            .get(join(&self.wecom_base, ENDPOINT))
+            .query(&[("access_token", access_token)]);
+        let answer = self.send(ENDPOINT, request).await?;
+        if answer.errcode == 0 {
+            return Ok(());
+        }
+        let (class, hint) = classify_wecom(owner, answer.errcode, &answer.errmsg, true);
+        Err(Failure {
+            class,
+            errcode: Some(answer.errcode),
+            message: format!(
+                "WeCom answered errcode {}: {}",
+                answer.errcode, answer.errmsg
+            ),
+            hint,
+        })
+    }
+
     /// Fetches a WeCom ticket with the app's token: the corp `jsapi_ticket`
     /// or the app's `agent_config` ticket (families §1.4).
     pub async fn wecom_ticket(

@@ -70,7 +70,7 @@ pub struct TokenCenter {
 pub(super) struct Inner {
     apps: HashMap<String, Arc<AppConfig>>,
     /// Each owner's issuer: its family's rules and how to fetch.
-    issuers: HashMap<String, Arc<dyn Issuer>>,
+    pub(super) issuers: HashMap<String, Arc<dyn Issuer>>,
     /// WeCom apps by (corpid, name) and (corpid, agentid): their owner id.
     wecom_owners: HashMap<(String, String), String>,
     /// WeCom apps by owner id.

@@ -70,6 +70,9 @@ pub trait Issuer: std::fmt::Debug + Send + Sync {
     /// Whether fetching `kind` takes the owner's access token.
     fn needs_access_token(&self, kind: Kind) -> bool;
 
+    /// Checks that `access_token` still works, with the family's cheapest call.
+    async fn check(&self, upstream: &Upstream, access_token: &str) -> Result<(), Failure>;
+
     /// Fetches `kind` from WeChat (`forced`: a new value even if WeChat would
     /// repeat the current one); `access_token` when
     /// [`Issuer::needs_access_token`].
@@ -142,6 +145,10 @@ impl Issuer for AppIssuer {
         kind != Kind::AccessToken
     }
 
+    async fn check(&self, upstream: &Upstream, access_token: &str) -> Result<(), Failure> {
+        upstream.check_token(&self.app.appid, access_token).await
+    }
+
     async fn fetch(
         &self,
         upstream: &Upstream,
@@ -196,6 +203,10 @@ impl Issuer for WecomIssuer {
 
     fn needs_access_token(&self, kind: Kind) -> bool {
         kind != Kind::AccessToken
+    }
+
+    async fn check(&self, upstream: &Upstream, access_token: &str) -> Result<(), Failure> {
+        upstream.wecom_check_token(&self.owner, access_token).await
     }
 
     async fn fetch(

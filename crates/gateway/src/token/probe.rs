@@ -1,5 +1,6 @@
 //! The probe: every `probe_interval` seconds each current access token is
-//! checked with WeChat's cheapest call (`get_api_domain_ip`). A token WeChat
+//! checked with its family's cheapest call (`get_api_domain_ip`; WeCom's
+//! `getcallbackip`, see [`super::issuer::Issuer::check`]). A token WeChat
 //! rejects was invalidated behind wxgate's back (another program fetched a
 //! classic token, or force-refreshed a stable one): it is replaced at once,
 //! without waiting for a client to run into it.
@@ -13,7 +14,7 @@ use super::{FailureClass, TokenCenter};
 /// Probes every app, every `interval` seconds of the center's clock.
 pub(super) async fn run(center: TokenCenter, interval: u64) {
     let clock = center.inner.clock.clone();
-    let appids: Vec<String> = center.appids().map(str::to_owned).collect();
+    let appids: Vec<String> = center.inner.issuers.keys().cloned().collect();
     loop {
         clock.sleep_until(clock.now() + interval).await;
         for appid in &appids {
@@ -33,7 +34,10 @@ impl TokenCenter {
         let Some(current) = slot.valid(self.now()) else {
             return false;
         };
-        let checked = self.inner.upstream.check_token(appid, &current.value).await;
+        let Some(issuer) = self.inner.issuers.get(appid) else {
+            return false;
+        };
+        let checked = issuer.check(&self.inner.upstream, &current.value).await;
         let failure = match checked {
             Err(f) if f.class == FailureClass::TokenRejected => f,
             // Valid, or WeChat busy or unreachable: nothing to conclude.

@@ -276,3 +276,32 @@ async fn a_thousand_concurrent_requests_for_a_wecom_app_make_one_gettoken() {
     let stats = env.sim.stats().wecom(&format!("{CORP}/1000002"));
     assert_eq!(stats.calls("/cgi-bin/gettoken"), 1);
 }
+
+/// WeCom ends a token early: the probe (WeCom's `getcallbackip`) notices and
+/// replaces it with no client asking.
+#[tokio::test]
+async fn the_probe_replaces_a_wecom_token_wecom_ended() {
+    let env = Setup::new()
+        .wecom(CORP, "1000002", "secret-of-1000002")
+        .probe(60)
+        .start()
+        .await;
+    let (_, body) = wecom_get(&env, "1000002", "access_token").await;
+    let old = body["access_token"].as_str().unwrap().to_owned();
+    env.sim.invalidate_wecom_token(CORP, "1000002").unwrap();
+    for _ in 0..4 {
+        env.advance(30).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let stats = env.sim.stats().wecom(&format!("{CORP}/1000002"));
+    assert_eq!(
+        stats.calls("/cgi-bin/gettoken"),
+        2,
+        "warm-up and the replacement"
+    );
+    let (_, body) = wecom_get(&env, "1000002", "access_token").await;
+    assert_ne!(body["access_token"].as_str().unwrap(), old);
+    let name = format!("wxgate_probe_rejections_total{{appid=\"{CORP}/1000002\"}}");
+    let rejections = wxgate_testkit::metric(&env.http, &env.url, &name).await;
+    assert_eq!(rejections, 1.0);
+}
