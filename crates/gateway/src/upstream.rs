@@ -236,13 +236,23 @@ impl Upstream {
         endpoint: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, Failure> {
+        self.send_as(endpoint, request, |a: &Answer| a.errcode)
+            .await
+    }
+
+    /// Sends a call and reads its JSON answer as `T`, counting it under
+    /// its errcode (`errcode_of`), or `failed`.
+    async fn send_as<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        request: reqwest::RequestBuilder,
+        errcode_of: impl Fn(&T) -> i64,
+    ) -> Result<T, Failure> {
         let result = send(request).await;
         if let Some(metrics) = &self.metrics {
             let errcode = match &result {
-                Ok(answer) => answer.errcode.to_string(),
-                Err(f) => f
-                    .errcode
-                    .map_or_else(|| "failed".to_owned(), |c| c.to_string()),
+                Ok(answer) => errcode_of(answer).to_string(),
+                Err(_) => "failed".to_owned(),
             };
             metrics.upstream_call(endpoint, errcode);
         }
@@ -278,19 +288,10 @@ impl Upstream {
             .get(join(&self.wecom_base, ENDPOINT))
             .query(&[("access_token", access_token)]);
         let answer = self.send(ENDPOINT, request).await?;
-        if answer.errcode == 0 {
-            return Ok(());
+        match answer.errcode {
+            0 => Ok(()),
+            _ => Err(wecom_failure(owner, &answer, true)),
         }
-        let (class, hint) = classify_wecom(owner, answer.errcode, &answer.errmsg, true);
-        Err(Failure {
-            class,
-            errcode: Some(answer.errcode),
-            message: format!(
-                "WeCom answered errcode {}: {}",
-                answer.errcode, answer.errmsg
-            ),
-            hint,
-        })
     }
 
     /// Fetches a WeCom ticket with the app's token: the corp `jsapi_ticket`
@@ -398,22 +399,9 @@ impl Upstream {
         if let Some(token) = access_token {
             request = request.query(&[("access_token", token)]);
         }
-        let result = send_raw(request).await.and_then(|bytes| {
-            serde_json::from_slice::<serde_json::Value>(&bytes)
-                .map_err(|e| Failure::transient(format!("unreadable answer from WeChat: {e}")))
-        });
-        let errcode = match &result {
-            Ok(answer) => answer["errcode"].as_i64().unwrap_or(0),
-            Err(_) => 0,
-        };
-        if let Some(metrics) = &self.metrics {
-            let label = match &result {
-                Ok(_) => errcode.to_string(),
-                Err(_) => "failed".to_owned(),
-            };
-            metrics.upstream_call(endpoint, label);
-        }
-        let answer = result?;
+        let errcode_of = |a: &serde_json::Value| a["errcode"].as_i64().unwrap_or(0);
+        let answer = self.send_as(endpoint, request, errcode_of).await?;
+        let errcode = errcode_of(&answer);
         if errcode == 0 {
             return Ok(answer);
         }
@@ -451,9 +439,11 @@ impl Upstream {
     }
 }
 
-async fn send(request: reqwest::RequestBuilder) -> Result<Answer, Failure> {
+async fn send<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, Failure> {
     let body = send_raw(request).await?;
-    serde_json::from_slice::<Answer>(&body)
+    serde_json::from_slice::<T>(&body)
         .map_err(|e| Failure::transient(format!("unreadable answer from WeChat: {e}")))
 }
 
@@ -570,18 +560,23 @@ fn read_wecom(
     with_token: bool,
 ) -> Result<Fetched, Failure> {
     if answer.errcode != 0 {
-        let (class, hint) = classify_wecom(owner, answer.errcode, &answer.errmsg, with_token);
-        return Err(Failure {
-            class,
-            errcode: Some(answer.errcode),
-            message: format!(
-                "WeCom answered errcode {}: {}",
-                answer.errcode, answer.errmsg
-            ),
-            hint,
-        });
+        return Err(wecom_failure(owner, &answer, with_token));
     }
     read(owner, answer, value)
+}
+
+/// A WeCom answer's errcode as a failure, with WeCom's meaning of it.
+fn wecom_failure(owner: &str, answer: &Answer, with_token: bool) -> Failure {
+    let (class, hint) = classify_wecom(owner, answer.errcode, &answer.errmsg, with_token);
+    Failure {
+        class,
+        errcode: Some(answer.errcode),
+        message: format!(
+            "WeCom answered errcode {}: {}",
+            answer.errcode, answer.errmsg
+        ),
+        hint,
+    }
 }
 
 /// What a WeCom errcode means (families §1.2): 40001, 40014 and 42001 on a

@@ -372,6 +372,18 @@ apps = ["{APPID}"{scope}]
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// GETs an admin path with the admin key `key`: (status, JSON).
+    pub async fn admin_get(&self, path: &str, key: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
     /// POSTs JSON to a client-API path with the client key: (status, JSON).
     pub async fn client_post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self

@@ -123,16 +123,10 @@ async fn each_wecom_app_has_its_own_token_and_tickets() {
     assert_eq!(status, 404, "an unknown agent");
 
     // The status page lists each WeCom app with its credentials.
-    let snapshot: Value = env
-        .http
-        .get(format!("{}/admin/status.json", env.url))
-        .bearer_auth("families-admin-key-0123456789")
-        .send()
+    let snapshot = env
+        .admin_get("/admin/status.json", "families-admin-key-0123456789")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     let wecom: Vec<&Value> = snapshot["apps"]
         .as_array()
         .unwrap()

@@ -447,16 +447,10 @@ async fn every_upstream_token_call_has_one_audit_entry_with_its_cause() {
         }
         pass_quickly(&env, 3600).await;
     }
-    let audit: serde_json::Value = env
-        .http
-        .get(format!("{}/v1/audit?appid={APPID}&limit=1000", env.url))
-        .bearer_auth(ADMIN_KEY)
-        .send()
+    let audit = env
+        .admin_get(&format!("/v1/audit?appid={APPID}&limit=1000"), ADMIN_KEY)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     let entries = audit["entries"].as_array().unwrap();
     let fetches: Vec<&serde_json::Value> = entries
         .iter()
@@ -582,16 +576,10 @@ async fn the_audit_log_names_the_client_an_sdk_and_the_proxys_40001() {
         .await
         .unwrap();
     assert!(forced["access_token"].is_string(), "{forced}");
-    let audit: serde_json::Value = env
-        .http
-        .get(format!("{}/v1/audit?appid={APPID}", env.url))
-        .bearer_auth(ADMIN_KEY)
-        .send()
+    let audit = env
+        .admin_get(&format!("/v1/audit?appid={APPID}"), ADMIN_KEY)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     let fetches: Vec<(String, String)> = audit["entries"]
         .as_array()
         .unwrap()
@@ -673,15 +661,9 @@ async fn a_revoked_stable_token_answers_40001_right_after() {
     let current = env.access_token().await;
     assert_eq!(env.business_call(&current).await, 0);
     let audit = env
-        .http
-        .get(format!("{}/v1/audit?appid={APPID}", env.url))
-        .bearer_auth(REVOKE_ADMIN_KEY)
-        .send()
+        .admin_get(&format!("/v1/audit?appid={APPID}"), REVOKE_ADMIN_KEY)
         .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
+        .1;
     let admin_fetches = audit["entries"]
         .as_array()
         .unwrap()
