@@ -16,6 +16,10 @@ pub(crate) struct Target {
     /// The gateway's base URL, when not `server.listen` on this host.
     #[arg(long)]
     url: Option<String>,
+    /// The admin key, instead of the configuration's (with `--url`, no
+    /// configuration file is read: e.g. against `wxgate dev`).
+    #[arg(long = "admin-key", env = "WXGATE_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
 }
 
 /// A running deployment's admin API.
@@ -29,8 +33,18 @@ impl AdminApi {
     /// Reads the configuration; `what` names the operation in the error
     /// when no admin key is set.
     pub(crate) fn new(target: Target, what: &str) -> anyhow::Result<Self> {
-        let config = super::load_config(&target.config)?;
-        let key = config.admin_key.clone().with_context(|| {
+        if let (Some(url), Some(key)) = (&target.url, &target.admin_key) {
+            return Ok(Self {
+                base: url.trim_end_matches('/').to_owned(),
+                key: SecretString::from(key.clone()),
+                http: reqwest::Client::new(),
+            });
+        }
+        let config = super::load_config(&target.config).with_context(|| {
+            "give --url and WXGATE_ADMIN_KEY to ask a deployment without its configuration file"
+        })?;
+        let key = target.admin_key.map(SecretString::from);
+        let key = key.or_else(|| config.admin_key.clone()).with_context(|| {
             format!("{what} needs the admin key: set [admin] key_env (or key_file)")
         })?;
         let base = target.url.unwrap_or_else(|| {

@@ -165,12 +165,14 @@ Try:
   curl {auth} {url}/v1/apps/{appid}/jsapi_ticket
   curl {auth} -H 'content-type: application/json' -X POST {url}/v1/apps/{appid}/jssdk/signature -d '{{\"url\":\"https://www.example.com/\"}}'
   curl '{url}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}'
+  curl '{url}/cgi-bin/getcallbackip?access_token=TOKEN'   (any WeChat API, with the token above: an SDK's base URL)
   curl {auth} '{url}/proxy/{appid}/cgi-bin/user/info?openid=oDemoUser&lang=zh_CN'
   curl {url}/metrics
   wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text help
   wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text hello
   wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --event subscribe
   curl {sim}/sim/stats
+  WXGATE_ADMIN_KEY={admin_key} wxgate rid RID --app {appid} --url {url}   (RID: the end of an errmsg)
 
 Ctrl-C stops.",
         db = db.display(),

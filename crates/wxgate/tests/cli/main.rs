@@ -712,3 +712,58 @@ async fn rid_looks_a_failed_call_up_through_the_deployment() {
     assert!(stdout.contains("40097"), "{stdout}");
     assert!(stdout.contains("type=nonsense"), "{stdout}");
 }
+
+/// A user of `wxgate dev` has no configuration file: `--url` and
+/// `WXGATE_ADMIN_KEY` are enough for `wxgate rid`, and without either the
+/// error says what to give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rid_needs_no_configuration_file_given_the_url_and_the_admin_key() {
+    let sim = wxgate_sim::Simulator::spawn(wxgate_sim::SimConfig::with_apps(vec![
+        wxgate_sim::SimApp::new("wx1", "s1"),
+    ]))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n\
+         [upstream]\nbase_url = \"{}\"\n[admin]\nkey = \"cli-rid-admin-key-0002\"\n\
+         [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\ntoken_api = \"classic\"\n",
+        sim.url(),
+    );
+    let config = dir.path().join("wxgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut serve = server(&["serve", "-c", config.to_str().unwrap()]);
+    let url = serve.url_after("listening on");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |with_key: bool| {
+        let (url, cwd) = (url.clone(), elsewhere.path().to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"));
+            command
+                .args([
+                    "rid",
+                    "0a0b0c0d-00000000-00000000",
+                    "--app",
+                    "wx1",
+                    "--url",
+                    &url,
+                ])
+                .current_dir(cwd)
+                .env_remove("WXGATE_ADMIN_KEY");
+            if with_key {
+                command.env("WXGATE_ADMIN_KEY", "cli-rid-admin-key-0002");
+            }
+            let out = command.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.success(), stderr)
+        })
+    };
+    // The key, no file: WeChat is asked (and does not know this rid).
+    let (ok, stderr) = run(true).await.unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("errcode 76001"), "{stderr}");
+    // Neither: the error says what to give.
+    let (ok, stderr) = run(false).await.unwrap();
+    assert!(!ok);
+    assert!(stderr.contains("WXGATE_ADMIN_KEY"), "{stderr}");
+}
