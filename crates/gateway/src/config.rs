@@ -162,6 +162,8 @@ pub struct WecomConfig {
     pub refresh_ahead_secs: u64,
     /// JS safe domains (可信域名) for JS-SDK signatures.
     pub js_domains: Vec<String>,
+    /// Where its callbacks arrive, when a token and key are set.
+    pub inbox: Option<std::sync::Arc<Inbox>>,
 }
 
 impl WecomConfig {
@@ -216,10 +218,8 @@ pub struct AppConfig {
     pub appid: String,
     /// AppSecret.
     pub secret: SecretString,
-    /// The server token typed into WeChat's console, if pushes are received.
-    pub token: Option<SecretString>,
-    /// How pushes are protected, with the AES key where one is used.
-    pub push_mode: PushMode,
+    /// Where its pushes arrive, when a server token is set.
+    pub inbox: Option<std::sync::Arc<Inbox>>,
     /// Official Account or Mini Program.
     pub app_type: AppType,
     /// Which token API to fetch with.
@@ -228,24 +228,63 @@ pub struct AppConfig {
     pub refresh_ahead_secs: u64,
     /// JS safe domains: JS-SDK signatures are given only for pages on or under them.
     pub js_domains: Vec<String>,
+}
+
+impl AppConfig {
+    /// `plain`, `compat` or `safe`; `none` when no server token is set (no pushes).
+    pub fn push_mode_name(&self) -> &'static str {
+        self.inbox
+            .as_ref()
+            .map_or("none", |inbox| inbox.mode.name())
+    }
+}
+
+/// Who sends an inbox's pushes: it decides their envelope and what a reply may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// An Official Account: XML pushes; any passive reply.
+    Official,
+    /// A Mini Program: XML or JSON pushes; the only passive reply is
+    /// `transfer_customer_service` (any other reply goes out as a
+    /// customer-service message), and `success` is never encrypted.
+    MiniProgram,
+    /// A WeCom app: always encrypted (receiveid = corpid), `msg_signature`
+    /// only; no reply is an empty 200; late replies go by `message/send`.
+    WeCom {
+        /// The app's AgentId (`None` for a special secret: no late replies).
+        agentid: Option<u64>,
+    },
+}
+
+impl Sender {
+    /// `official`, `miniprogram` or `wecom`, as in metrics and the webhook.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sender::Official => "official",
+            Sender::MiniProgram => "miniprogram",
+            Sender::WeCom { .. } => "wecom",
+        }
+    }
+}
+
+/// Where an owner's pushes arrive and how they are answered: an `[[apps]]`
+/// entry with a server `token`, or a `[[wecom]]` entry with callback settings.
+#[derive(Debug)]
+pub struct Inbox {
+    /// The owner, as in the credentials: an appid, or `corpid/name`.
+    pub owner: String,
+    /// Who pushes.
+    pub sender: Sender,
+    /// The server token typed into WeChat's (or WeCom's) console.
+    pub token: SecretString,
+    /// How pushes are protected, with the AES key where one is used (WeCom: always safe).
+    pub mode: PushMode,
     /// Business webhook for pushes no rule answers.
     pub webhook: Option<url::Url>,
     /// HMAC key for webhook requests.
     pub webhook_secret: Option<SecretString>,
     /// Reply rules, first match wins.
     pub rules: Vec<Rule>,
-}
-
-impl AppConfig {
-    /// `plain`, `compat` or `safe`; `none` when no server token is set (no pushes).
-    pub fn push_mode_name(&self) -> &'static str {
-        match (&self.token, &self.push_mode) {
-            (None, _) => "none",
-            (Some(_), PushMode::Plain) => "plain",
-            (Some(_), PushMode::Compat(_)) => "compat",
-            (Some(_), PushMode::Safe(_)) => "safe",
-        }
-    }
 }
 
 /// One `[[clients]]` entry: a business server allowed to use the client API.
@@ -721,16 +760,54 @@ fn check_wecom(
         w.secret_env,
         w.secret_file,
     );
-    if w.token.is_some()
-        || w.token_env.is_some()
-        || w.encoding_aes_key.is_some()
-        || w.encoding_aes_key_env.is_some()
-    {
-        p.add(
-            field("token"),
-            "WeCom callbacks are not served yet: remove token and encoding_aes_key",
-        );
-    }
+    let pushes = check_pushes(
+        RawPushes {
+            token: [w.token, w.token_env, w.token_file],
+            encoding_aes_key: [
+                w.encoding_aes_key,
+                w.encoding_aes_key_env,
+                w.encoding_aes_key_file,
+            ],
+            webhook: w.webhook,
+            webhook_secret: [
+                w.webhook_secret,
+                w.webhook_secret_env,
+                w.webhook_secret_file,
+            ],
+            rules: w.rules,
+        },
+        at,
+        env,
+        p,
+    );
+    // WeCom always encrypts (§1.5): a token needs its key, and the key's receiveid is the corpid.
+    let inbox = match (pushes.token, pushes.key, &corpid, &name) {
+        (Some(token), Some(key), Some(corpid), Some(name)) => Some(std::sync::Arc::new(Inbox {
+            owner: format!("{corpid}/{name}"),
+            sender: Sender::WeCom { agentid: w.agentid },
+            token,
+            mode: PushMode::Safe(MessageCrypto::new(key, corpid.clone())),
+            webhook: pushes.webhook,
+            webhook_secret: pushes.webhook_secret,
+            rules: pushes.rules,
+        })),
+        (Some(_), None, _, _) => {
+            p.add(
+                field("encoding_aes_key"),
+                "WeCom callbacks are always encrypted: set the 43-character EncodingAESKey \
+                 beside the token",
+            );
+            None
+        }
+        (None, Some(_), _, _) => {
+            p.add(
+                field("token"),
+                "callbacks need the Token typed into WeCom's console beside the EncodingAESKey",
+            );
+            None
+        }
+        _ => None,
+    };
     let refresh_ahead_secs = w.refresh_ahead_secs.unwrap_or(DEFAULT_REFRESH_AHEAD_SECS);
     if !(60..=3600).contains(&refresh_ahead_secs) {
         p.add(
@@ -754,7 +831,87 @@ fn check_wecom(
             .iter()
             .map(|d| d.to_ascii_lowercase())
             .collect(),
+        inbox,
     })
+}
+
+/// The push settings `[[apps]]` and `[[wecom]]` share, as written; each
+/// secret as its value, `_env` and `_file` forms.
+struct RawPushes {
+    token: [Option<String>; 3],
+    encoding_aes_key: [Option<String>; 3],
+    webhook: Option<String>,
+    webhook_secret: [Option<String>; 3],
+    rules: Vec<toml::Table>,
+}
+
+/// The push settings, checked. Without a server token no push is taken, so
+/// neither a webhook nor rules may be set: nothing would ever reach them.
+struct Pushes {
+    token: Option<SecretString>,
+    key: Option<AesKey>,
+    webhook: Option<url::Url>,
+    webhook_secret: Option<SecretString>,
+    rules: Vec<Rule>,
+}
+
+fn check_pushes(
+    raw: RawPushes,
+    at: &str,
+    env: &BTreeMap<String, String>,
+    p: &mut Problems,
+) -> Pushes {
+    let field = |name: &str| format!("{at}.{name}");
+    let [inline, var, file] = raw.token;
+    let token = secret(p, env, &field("token"), inline, var, file);
+    let [inline, var, file] = raw.encoding_aes_key;
+    let key = secret(p, env, &field("encoding_aes_key"), inline, var, file).and_then(|k| {
+        use secrecy::ExposeSecret;
+        AesKey::try_new(k.expose_secret())
+            .map_err(|e| p.add(field("encoding_aes_key"), e.to_string()))
+            .ok()
+    });
+    let webhook = raw
+        .webhook
+        .as_deref()
+        .and_then(|w| match url::Url::parse(w) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                p.add(field("webhook"), format!("{w:?} is not an http(s) URL"));
+                None
+            }
+        });
+    let [inline, var, file] = raw.webhook_secret;
+    let webhook_secret = secret(p, env, &field("webhook_secret"), inline, var, file);
+    if webhook.is_some() && webhook_secret.is_none() {
+        p.add(
+            field("webhook_secret"),
+            "a webhook needs a secret to sign its requests with (webhook_secret_env = \"…\")",
+        );
+    }
+    let rules = raw
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, table)| {
+            Rule::compile(table)
+                .map_err(|e| p.add(format!("{at}.rules[{i}]"), e))
+                .ok()
+        })
+        .collect::<Vec<_>>();
+    if token.is_none() && (webhook.is_some() || !rules.is_empty()) {
+        p.add(
+            field("token"),
+            "rules and a webhook answer pushes: set the server token pushes are signed with",
+        );
+    }
+    Pushes {
+        token,
+        key,
+        webhook,
+        webhook_secret,
+        rules,
+    }
 }
 
 fn check_app(
@@ -795,55 +952,26 @@ fn check_app(
             "missing: set secret, secret_env or secret_file",
         );
     }
-    let token = secret(
-        p,
+    let pushes = check_pushes(
+        RawPushes {
+            token: [app.token, app.token_env, app.token_file],
+            encoding_aes_key: [
+                app.encoding_aes_key,
+                app.encoding_aes_key_env,
+                app.encoding_aes_key_file,
+            ],
+            webhook: app.webhook,
+            webhook_secret: [
+                app.webhook_secret,
+                app.webhook_secret_env,
+                app.webhook_secret_file,
+            ],
+            rules: app.rules,
+        },
+        at,
         env,
-        &field("token"),
-        app.token,
-        app.token_env,
-        app.token_file,
-    );
-    let aes = secret(
         p,
-        env,
-        &field("encoding_aes_key"),
-        app.encoding_aes_key,
-        app.encoding_aes_key_env,
-        app.encoding_aes_key_file,
     );
-    let key = aes.and_then(|k| {
-        use secrecy::ExposeSecret;
-        AesKey::try_new(k.expose_secret())
-            .map_err(|e| p.add(field("encoding_aes_key"), e.to_string()))
-            .ok()
-    });
-    let mode = app
-        .mode
-        .as_deref()
-        .unwrap_or(if key.is_some() { "safe" } else { "plain" });
-    let crypto = |key: Option<AesKey>, p: &mut Problems| match (key, &appid) {
-        (Some(key), Some(appid)) => Some(MessageCrypto::new(key, appid.clone())),
-        (None, _) => {
-            p.add(
-                field("encoding_aes_key"),
-                format!("{mode} mode needs the 43-character EncodingAESKey"),
-            );
-            None
-        }
-        _ => None,
-    };
-    let push_mode = match mode {
-        "plain" => Some(PushMode::Plain),
-        "compat" => crypto(key, p).map(PushMode::Compat),
-        "safe" => crypto(key, p).map(PushMode::Safe),
-        other => {
-            p.add(
-                field("mode"),
-                format!("{other:?}: use plain, compat or safe"),
-            );
-            None
-        }
-    };
     let token_api = match app.token_api.as_deref().unwrap_or("stable") {
         "stable" => TokenApi::Stable,
         "classic" => TokenApi::Classic,
@@ -872,15 +1000,60 @@ fn check_app(
             "Mini Programs have no JS-SDK (no jsapi_ticket): remove js_domains",
         );
     }
-    match app.push_format.as_deref() {
-        None | Some("xml") => {}
-        Some("json") => p.add(
+    // Mini Programs choose XML or JSON in their console; both are read, so a
+    // switch there loses no push. push_format records the choice.
+    match (app.push_format.as_deref(), app_type) {
+        (None | Some("xml"), _) | (Some("json"), AppType::MiniProgram) => {}
+        (Some("json"), AppType::Official) => p.add(
             field("push_format"),
-            "JSON pushes (a Mini Program's choice) are not supported yet: choose XML in the \
-             Mini Program's message push settings and remove push_format",
+            "Official Accounts push XML: JSON is a Mini Program's choice",
         ),
-        Some(other) => p.add(field("push_format"), format!("{other:?}: use xml")),
+        (Some(other), _) => p.add(field("push_format"), format!("{other:?}: use xml or json")),
     }
+    // The mode: plain without a key, safe with one, unless `mode` says otherwise.
+    let mode = app.mode.as_deref().unwrap_or(if pushes.key.is_some() {
+        "safe"
+    } else {
+        "plain"
+    });
+    let crypto = |key: Option<AesKey>, p: &mut Problems| match (key, &appid) {
+        (Some(key), Some(appid)) => Some(MessageCrypto::new(key, appid.clone())),
+        (None, _) => {
+            p.add(
+                field("encoding_aes_key"),
+                format!("{mode} mode needs the 43-character EncodingAESKey"),
+            );
+            None
+        }
+        _ => None,
+    };
+    let mode = match mode {
+        "plain" => Some(PushMode::Plain),
+        "compat" => crypto(pushes.key, p).map(PushMode::Compat),
+        "safe" => crypto(pushes.key, p).map(PushMode::Safe),
+        other => {
+            p.add(
+                field("mode"),
+                format!("{other:?}: use plain, compat or safe"),
+            );
+            None
+        }
+    };
+    let inbox = match (pushes.token, mode, &appid) {
+        (Some(token), Some(mode), Some(appid)) => Some(std::sync::Arc::new(Inbox {
+            owner: appid.clone(),
+            sender: match app_type {
+                AppType::Official => Sender::Official,
+                AppType::MiniProgram => Sender::MiniProgram,
+            },
+            token,
+            mode,
+            webhook: pushes.webhook,
+            webhook_secret: pushes.webhook_secret,
+            rules: pushes.rules,
+        })),
+        _ => None,
+    };
     let refresh_ahead_secs = app.refresh_ahead_secs.unwrap_or(DEFAULT_REFRESH_AHEAD_SECS);
     if !(60..=3600).contains(&refresh_ahead_secs) {
         p.add(
@@ -893,45 +1066,10 @@ fn check_app(
             p.add(format!("{at}.js_domains[{i}]"), e);
         }
     }
-    let webhook = app
-        .webhook
-        .as_deref()
-        .and_then(|w| match url::Url::parse(w) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-            _ => {
-                p.add(field("webhook"), format!("{w:?} is not an http(s) URL"));
-                None
-            }
-        });
-    let webhook_secret = secret(
-        p,
-        env,
-        &field("webhook_secret"),
-        app.webhook_secret,
-        app.webhook_secret_env,
-        app.webhook_secret_file,
-    );
-    if webhook.is_some() && webhook_secret.is_none() {
-        p.add(
-            field("webhook_secret"),
-            "a webhook needs a secret to sign its requests with (webhook_secret_env = \"…\")",
-        );
-    }
-    let rules = app
-        .rules
-        .iter()
-        .enumerate()
-        .filter_map(|(i, table)| {
-            Rule::compile(table)
-                .map_err(|e| p.add(format!("{at}.rules[{i}]"), e))
-                .ok()
-        })
-        .collect();
     Some(AppConfig {
         appid: appid?,
         secret: app_secret?,
-        token,
-        push_mode: push_mode?,
+        inbox,
         app_type,
         token_api,
         refresh_ahead_secs,
@@ -940,9 +1078,6 @@ fn check_app(
             .iter()
             .map(|d| d.to_ascii_lowercase())
             .collect(),
-        webhook,
-        webhook_secret,
-        rules,
     })
 }
 

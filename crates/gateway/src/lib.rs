@@ -102,6 +102,9 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         policy: Policy,
     ) -> Self {
+        let inboxes = (config.apps.iter().filter_map(|a| a.inbox.clone()))
+            .chain(config.wecom.iter().filter_map(|w| w.inbox.clone()))
+            .collect::<Vec<_>>();
         let apps = config.apps.into_iter().map(Arc::new).collect();
         let policy = Policy {
             probe_interval: config.upstream.probe_interval_secs,
@@ -123,6 +126,7 @@ impl Gateway {
         let dispatcher = Dispatcher::new(
             center.clone(),
             upstream,
+            inboxes,
             Duration::from_millis(config.server.reply_budget_ms),
             Duration::from_millis(config.server.webhook_timeout_ms),
             // A push is accepted until its timestamp is `tolerance` old, and its

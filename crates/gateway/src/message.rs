@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use wxgate_proto::{Push, Reply, ReplyBody};
 
-use crate::config::AppConfig;
+use crate::config::{Inbox, Sender};
 use crate::metrics::{AppLabels, PushLabels};
 use crate::store::PushClaim;
 use crate::token::{Requester, TokenCenter, Upstream};
@@ -79,6 +79,8 @@ const REFUSED_LOG_EVERY: u64 = 60;
 #[derive(Debug)]
 pub struct Dispatcher {
     center: TokenCenter,
+    /// Where pushes arrive, by owner (appid, or `corpid/name`).
+    inboxes: HashMap<String, Arc<Inbox>>,
     upstream: Upstream,
     http: reqwest::Client,
     dedupe: Dedupe,
@@ -89,15 +91,17 @@ pub struct Dispatcher {
     budget: Duration,
     /// How long a late webhook answer is still awaited.
     webhook_timeout: Duration,
-    /// Per-app figures, for the status page.
+    /// Per-inbox figures, for the status page.
     figures: Mutex<HashMap<String, AppFigures>>,
 }
 
 impl Dispatcher {
-    /// A dispatcher answering within `budget`, remembering pushes for `dedupe_window` seconds.
+    /// A dispatcher for `inboxes` answering within `budget`, remembering
+    /// pushes for `dedupe_window` seconds.
     pub fn new(
         center: TokenCenter,
         upstream: Upstream,
+        inboxes: impl IntoIterator<Item = Arc<Inbox>>,
         budget: Duration,
         webhook_timeout: Duration,
         dedupe_window: u64,
@@ -109,6 +113,10 @@ impl Dispatcher {
             .expect("a client without redirects builds");
         Self {
             center,
+            inboxes: inboxes
+                .into_iter()
+                .map(|inbox| (inbox.owner.clone(), inbox))
+                .collect(),
             upstream,
             http,
             dedupe: Dedupe::new(dedupe_window, dedupe_capacity),
@@ -119,9 +127,14 @@ impl Dispatcher {
         }
     }
 
+    /// The inbox of `owner` (an appid, or `corpid/name`), if it takes pushes.
+    pub fn inbox(&self, owner: &str) -> Option<&Arc<Inbox>> {
+        self.inboxes.get(owner)
+    }
+
     fn figures(&self, appid: &str, update: impl FnOnce(&mut AppFigures)) {
-        if self.center.app(appid).is_none() {
-            return; // No entries for appids nobody configured.
+        if !self.inboxes.contains_key(appid) {
+            return; // No entries for owners nobody configured.
         }
         let mut figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
         match figures.get_mut(appid) {
@@ -170,7 +183,7 @@ impl Dispatcher {
     /// decryption, XML) for `reason`, and sums refusals up in one warning a
     /// minute per app, so a flood of them cannot flood the log.
     pub fn count_rejected(&self, appid: &str, reason: &'static str) {
-        if self.center.app(appid).is_none() {
+        if !self.inboxes.contains_key(appid) {
             return;
         }
         self.count(appid, "unknown", Outcome::Rejected);
@@ -228,7 +241,7 @@ impl Dispatcher {
 
     /// The webhook's health, when `appid` has one.
     pub fn webhook_status(&self, appid: &str) -> Option<WebhookStatus> {
-        let url = self.center.app(appid)?.webhook.as_ref()?;
+        let url = self.inboxes.get(appid)?.webhook.as_ref()?;
         let figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
         let f = figures.get(appid);
         Some(WebhookStatus {
@@ -287,23 +300,23 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// The answer to `push` (plaintext reply XML, or `None` for `success`).
+    /// The answer to `push` (plaintext reply XML, or `None` for no reply).
     /// Retries of the same push share one handling, in this instance (dedupe)
     /// and across instances (the store's push claims).
-    pub async fn answer(self: &Arc<Self>, app: Arc<AppConfig>, push: Push) -> Answer {
+    pub async fn answer(self: &Arc<Self>, inbox: Arc<Inbox>, push: Push) -> Answer {
         // One deadline for everything: WeChat's window starts when the push arrives.
         let deadline = tokio::time::Instant::now() + self.budget;
         let now = self.center.now();
-        let (appid, msg_type) = (app.appid.clone(), push.kind.name());
-        let key = format!("{}:{}", app.appid, push.dedupe_key());
+        let (owner, msg_type) = (inbox.owner.clone(), push.kind.name());
+        let key = format!("{}:{}", inbox.owner, push.dedupe_key());
         let this = self.clone();
         let shared_key = key.clone();
         let (answer, duplicate) = self.dedupe.answer(key, now, async move {
-            this.answer_once_across_instances(shared_key, app, push, deadline)
+            this.answer_once_across_instances(shared_key, inbox, push, deadline)
                 .await
         });
         if duplicate {
-            self.count(&appid, msg_type, Outcome::Duplicate);
+            self.count(&owner, msg_type, Outcome::Duplicate);
         }
         answer.await
     }
@@ -311,14 +324,14 @@ impl Dispatcher {
     async fn answer_once_across_instances(
         self: Arc<Self>,
         key: String,
-        app: Arc<AppConfig>,
+        inbox: Arc<Inbox>,
         push: Push,
         deadline: tokio::time::Instant,
     ) -> Answer {
         let store = self.center.store().clone();
         if !store.shares_pushes() {
             // One instance: the in-process dedupe is the whole story.
-            return self.handle(app, push, deadline).await;
+            return self.handle(inbox, push, deadline).await;
         }
         let ttl = Duration::from_secs(self.dedupe.window());
         let claim = tokio::time::timeout(CLAIM_TIMEOUT, store.claim_push(&key, ttl))
@@ -327,18 +340,18 @@ impl Dispatcher {
         match claim {
             Ok(PushClaim::First) => {}
             Ok(PushClaim::Answered(answer)) => {
-                self.count(&app.appid, push.kind.name(), Outcome::Duplicate);
+                self.count(&inbox.owner, push.kind.name(), Outcome::Duplicate);
                 return answer;
             }
             Ok(PushClaim::Pending) => {
-                self.count(&app.appid, push.kind.name(), Outcome::Duplicate);
+                self.count(&inbox.owner, push.kind.name(), Outcome::Duplicate);
                 return self.await_other_instance(&key, deadline).await;
             }
             Err(e) => {
-                tracing::warn!(appid = %app.appid, error = %e, "shared dedupe unavailable; handling here")
+                tracing::warn!(owner = %inbox.owner, error = %e, "shared dedupe unavailable; handling here")
             }
         }
-        let answer = self.clone().handle(app, push, deadline).await;
+        let answer = self.clone().handle(inbox, push, deadline).await;
         // Shared in the background: WeChat's answer does not wait on Redis.
         let shared = answer.clone();
         tokio::spawn(async move {
@@ -364,67 +377,82 @@ impl Dispatcher {
 
     async fn handle(
         self: Arc<Self>,
-        app: Arc<AppConfig>,
+        inbox: Arc<Inbox>,
         push: Push,
         deadline: tokio::time::Instant,
     ) -> Answer {
         let started = tokio::time::Instant::now();
-        let (outcome, body) = self.reply_body(&app, &push, deadline).await;
-        self.count(&app.appid, push.kind.name(), outcome);
+        let (outcome, body) = self.reply_body(&inbox, &push, deadline).await;
+        self.count(&inbox.owner, push.kind.name(), outcome);
         tracing::debug!(
-            appid = %app.appid,
+            owner = %inbox.owner,
             msg_type = push.kind.name(),
             outcome = outcome.name(),
             duration_ms = started.elapsed().as_millis() as u64,
             "push handled"
         );
+        let body = match body {
+            // A Mini Program's only passive reply is the transfer (§2): any
+            // other reply goes out as a customer-service message, at once.
+            Some(body)
+                if inbox.sender == Sender::MiniProgram
+                    && !matches!(body, ReplyBody::TransferCustomerService { .. }) =>
+            {
+                let this = self.clone();
+                let to = push.from_user_name.clone();
+                tokio::spawn(async move { this.deliver_later(&inbox, &to, &body).await });
+                None
+            }
+            body => body,
+        };
         let now = self.center.now();
         body.map(|body| Reply::to(&push, now, body).to_xml())
     }
 
     async fn reply_body(
         self: &Arc<Self>,
-        app: &Arc<AppConfig>,
+        inbox: &Arc<Inbox>,
         push: &Push,
         deadline: tokio::time::Instant,
     ) -> (Outcome, Option<ReplyBody>) {
-        if let Some(rule) = app.rules.iter().find(|r| r.matches(push)) {
+        if let Some(rule) = inbox.rules.iter().find(|r| r.matches(push)) {
             return (Outcome::Rule, Some(rule.reply.clone()));
         }
-        if app.webhook.is_none() || app.webhook_secret.is_none() {
+        if inbox.webhook.is_none() || inbox.webhook_secret.is_none() {
             return (Outcome::NoReply, None);
         }
         let this = self.clone();
-        let (target, push_owned) = (app.clone(), push.clone());
+        let (target, push_owned) = (inbox.clone(), push.clone());
         let now = self.center.now();
         let started = tokio::time::Instant::now();
         let mut call = tokio::spawn(async move {
             webhook::call(&this.http, &target, &push_owned, now, this.webhook_timeout).await
         });
         let result = tokio::time::timeout_at(deadline, &mut call).await;
+        let owner = inbox.owner.as_str();
         if let Ok(done) = &result {
-            self.webhook_result(&app.appid, started.elapsed(), webhook_error(done));
+            self.webhook_result(owner, started.elapsed(), webhook_error(done));
         }
         match result {
             Ok(Ok(Ok(Some(reply)))) => (Outcome::Webhook, Some(reply)),
             Ok(Ok(Ok(None))) => (Outcome::NoReply, None),
             Ok(Ok(Err(e))) => {
-                tracing::warn!(appid = %app.appid, error = %e, "webhook failed; answering success");
+                tracing::warn!(owner, error = %e, "webhook failed; answering success");
                 (Outcome::WebhookFailed, None)
             }
             Ok(Err(e)) => {
-                tracing::error!(appid = %app.appid, error = %e, "webhook task failed; answering success");
+                tracing::error!(owner, error = %e, "webhook task failed; answering success");
                 (Outcome::WebhookFailed, None)
             }
             Err(_) => {
                 // Late, not failed (yet): its real outcome is recorded when it comes.
                 let this = self.clone();
-                let (app, openid) = (app.clone(), push.from_user_name.clone());
+                let (inbox, to) = (inbox.clone(), push.from_user_name.clone());
                 tokio::spawn(async move {
                     let done = call.await;
-                    this.webhook_result(&app.appid, started.elapsed(), webhook_error(&done));
+                    this.webhook_result(&inbox.owner, started.elapsed(), webhook_error(&done));
                     if let Ok(Ok(Some(reply))) = done {
-                        this.deliver_late(&app, &openid, &reply).await;
+                        this.deliver_later(&inbox, &to, &reply).await;
                     }
                 });
                 (Outcome::Late, None)
@@ -432,24 +460,54 @@ impl Dispatcher {
         }
     }
 
-    /// Sends a late reply as a customer-service message (the token refreshed once if WeChat rejects it).
-    async fn deliver_late(&self, app: &AppConfig, openid: &str, reply: &ReplyBody) {
-        let message = webhook::custom_message(openid, reply);
-        let appid = app.appid.as_str();
+    /// Sends a reply that cannot be a passive one (late, or a Mini Program's)
+    /// as a message: a customer-service message for Official Accounts and
+    /// Mini Programs, an app message (`message/send`) for WeCom; the token is
+    /// refreshed once if WeChat rejects it.
+    async fn deliver_later(&self, inbox: &Inbox, to: &str, reply: &ReplyBody) {
+        let owner = inbox.owner.as_str();
+        let Some(mut message) = webhook::custom_message(to, reply) else {
+            tracing::warn!(
+                owner,
+                "a transfer_customer_service reply came too late: not delivered"
+            );
+            return;
+        };
         let upstream = &self.upstream;
-        let sent = self
-            .center
-            .with_access_token(appid, &Requester::Push, |token| {
-                let message = &message;
-                async move { upstream.custom_send(appid, &token, message).await }
-            })
-            .await;
+        let sent = match inbox.sender {
+            Sender::Official | Sender::MiniProgram => {
+                self.center
+                    .with_access_token(owner, &Requester::Push, |token| {
+                        let message = &message;
+                        async move { upstream.custom_send(owner, &token, message).await }
+                    })
+                    .await
+            }
+            Sender::WeCom {
+                agentid: Some(agentid),
+            } => {
+                message["agentid"] = agentid.into();
+                self.center
+                    .with_access_token(owner, &Requester::Push, |token| {
+                        let message = &message;
+                        async move { upstream.wecom_send(owner, &token, message).await }
+                    })
+                    .await
+            }
+            Sender::WeCom { agentid: None } => {
+                tracing::error!(
+                    owner,
+                    "reply not delivered: a WeCom special secret has no agentid to send app messages with"
+                );
+                return;
+            }
+        };
         match sent {
-            Ok(()) => tracing::info!(appid, "late reply delivered by customer-service message"),
+            Ok(()) => tracing::info!(owner, "reply delivered as a message"),
             Err(f) => tracing::error!(
-                appid,
+                owner,
                 upstream.errcode = f.errcode.unwrap_or(0),
-                "late reply not delivered: {f}"
+                "reply not delivered: {f}"
             ),
         }
     }

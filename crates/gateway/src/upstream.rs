@@ -385,6 +385,27 @@ impl Upstream {
         }
     }
 
+    /// Sends a WeCom app message (`/cgi-bin/message/send`): how a WeCom
+    /// reply that came too late for the callback's answer still reaches the member.
+    pub async fn wecom_send(
+        &self,
+        owner: &str,
+        access_token: &str,
+        message: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        const ENDPOINT: &str = "/cgi-bin/message/send";
+        let request = self
+            .http
+            .post(join(&self.wecom_base, ENDPOINT))
+            .query(&[("access_token", access_token)])
+            .json(message);
+        let answer = self.send(ENDPOINT, request).await?;
+        match answer.errcode {
+            0 => Ok(()),
+            _ => Err(wecom_failure(owner, &answer, true)),
+        }
+    }
+
     /// POSTs `body` to one of WeChat's JSON APIs (`access_token` in the query
     /// when given) and returns its whole answer when its errcode is 0. A
     /// rejected token is [`FailureClass::TokenRejected`].

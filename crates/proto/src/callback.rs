@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{MessageCrypto, RANDOM_LEN};
 use crate::envelope::{EnvelopeError, PushMode, PushQuery};
+use crate::message::Push;
 use crate::signature::{msg_signature, signature, verify_msg_signature};
 use crate::xml::{self, Element, XmlWriter};
 
@@ -235,25 +236,114 @@ const JSON_NUMBERS: &[&str] = &["CreateTime", "MsgId", "MsgID", "AgentID"];
 /// of a plaintext XML push: the XML element names as keys, nested elements as
 /// objects, `CreateTime`/`MsgId`/`AgentID` as numbers, everything else as text.
 pub fn push_json_from_xml(xml: &str) -> Result<String, CallbackError> {
-    fn object(element: &Element) -> serde_json::Value {
-        let fields = element.children.iter().map(|child| {
-            let value = if !child.children.is_empty() {
-                object(child)
-            } else if JSON_NUMBERS.contains(&child.name.as_str()) {
-                child
-                    .text
-                    .trim()
-                    .parse::<u64>()
-                    .map_or_else(|_| child.text.clone().into(), Into::into)
-            } else {
-                child.text.clone().into()
-            };
-            (child.name.clone(), value)
-        });
-        serde_json::Value::Object(fields.collect())
+    /// An element's children as a JSON object, in document order.
+    struct Object<'a>(&'a Element);
+    impl Serialize for Object<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(self.0.children.len()))?;
+            for child in &self.0.children {
+                let number = JSON_NUMBERS
+                    .contains(&child.name.as_str())
+                    .then(|| child.text.trim().parse::<u64>().ok())
+                    .flatten();
+                match number {
+                    _ if !child.children.is_empty() => {
+                        map.serialize_entry(&child.name, &Object(child))?
+                    }
+                    Some(n) => map.serialize_entry(&child.name, &n)?,
+                    None => map.serialize_entry(&child.name, &child.text)?,
+                }
+            }
+            map.end()
+        }
     }
     let root = xml::parse(xml).map_err(EnvelopeError::from)?;
-    Ok(object(&root).to_string())
+    Ok(serde_json::to_string(&Object(&root)).expect("an element serialises"))
+}
+
+/// Reads a JSON push (a Mini Program's JSON data format, WeCom's JSON
+/// callbacks): the inverse of [`push_json_from_xml`]. Keys are read as element
+/// names in their order, objects as nested elements, arrays as repeated
+/// elements, numbers and booleans as their text; the result is the same
+/// [`Push`] the XML form gives.
+pub fn push_from_json(json: &str) -> Result<Push, CallbackError> {
+    fn elements(name: &str, node: JsonNode, out: &mut Vec<Element>) {
+        match node {
+            JsonNode::Array(items) => items.into_iter().for_each(|item| elements(name, item, out)),
+            JsonNode::Object(fields) => {
+                let mut element = Element::leaf(name, "");
+                for (key, value) in fields {
+                    elements(&key, value, &mut element.children);
+                }
+                out.push(element);
+            }
+            JsonNode::Text(text) => out.push(Element::leaf(name, text)),
+        }
+    }
+    let node: JsonNode =
+        serde_json::from_str(json).map_err(|e| CallbackError::Json(e.to_string()))?;
+    if !matches!(node, JsonNode::Object(_)) {
+        return Err(CallbackError::Json("a push is a JSON object".into()));
+    }
+    let mut roots = Vec::new();
+    elements("xml", node, &mut roots);
+    let root = roots.pop().expect("an object gives one element");
+    Push::from_element(&root).map_err(|e| CallbackError::Json(e.to_string()))
+}
+
+/// A JSON value with its objects' keys in document order (serde_json's own
+/// map sorts them), scalars as their text.
+enum JsonNode {
+    Text(String),
+    Object(Vec<(String, JsonNode)>),
+    Array(Vec<JsonNode>),
+}
+
+impl<'de> Deserialize<'de> for JsonNode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+        struct Nodes;
+        impl<'de> Visitor<'de> for Nodes {
+            type Value = JsonNode;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<JsonNode, E> {
+                Ok(JsonNode::Text(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<JsonNode, E> {
+                Ok(JsonNode::Text(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<JsonNode, E> {
+                Ok(JsonNode::Text(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<JsonNode, E> {
+                Ok(JsonNode::Text(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<JsonNode, E> {
+                Ok(JsonNode::Text(v.to_owned()))
+            }
+            fn visit_unit<E>(self) -> Result<JsonNode, E> {
+                Ok(JsonNode::Text(String::new()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonNode, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(JsonNode::Array(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonNode, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(field) = map.next_entry()? {
+                    fields.push(field);
+                }
+                Ok(JsonNode::Object(fields))
+            }
+        }
+        d.deserialize_any(Nodes)
+    }
 }
 
 /// A JSON push as a Mini Program sends it in `mode` (families reference §2):
@@ -415,6 +505,33 @@ mod tests {
                 assert_eq!(env.as_object().unwrap().len(), 2);
                 assert_eq!(env["ToUserName"], "gh_1");
             }
+        }
+    }
+
+    #[test]
+    fn json_pushes_read_as_their_xml_form() {
+        let xml = "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+                   <CreateTime>1714037059</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+                   <Event><![CDATA[scancode_push]]></Event><EventKey><![CDATA[k]]></EventKey>\
+                   <ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType><ScanResult><![CDATA[1]]></ScanResult></ScanCodeInfo></xml>";
+        let from_json = push_from_json(&push_json_from_xml(xml).unwrap()).unwrap();
+        assert_eq!(from_json, Push::parse(xml).unwrap());
+        // The families reference's Mini Program example (§2).
+        let example = r#"{"ToUserName":"gh_97417a04a28d","FromUserName":"o9AgO5Kd5ggOC-bXrbNODIiE3bGY","CreateTime":1714037059,"MsgType":"event","Event":"debug_demo","debug_str":"hello world"}"#;
+        let push = push_from_json(example).unwrap();
+        assert_eq!(push.to_user_name, "gh_97417a04a28d");
+        assert_eq!(push.create_time, 1_714_037_059);
+        assert!(push
+            .extra
+            .iter()
+            .any(|e| e.name == "debug_str" && e.text == "hello world"));
+        let text = r#"{"ToUserName":"gh_1","FromUserName":"o1","CreateTime":5,"MsgType":"text","Content":"hi","MsgId":42}"#;
+        assert_eq!(push_from_json(text).unwrap().msg_id(), Some(42));
+        for bad in ["[1]", "{", r#"{"ToUserName":"gh_1"}"#] {
+            assert!(
+                matches!(push_from_json(bad), Err(CallbackError::Json(_))),
+                "{bad}"
+            );
         }
     }
 }

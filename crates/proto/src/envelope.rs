@@ -29,7 +29,8 @@ impl PushMode {
         }
     }
 
-    fn crypto(&self) -> Option<&MessageCrypto> {
+    /// The message crypto of compatible and safe mode.
+    pub fn crypto(&self) -> Option<&MessageCrypto> {
         match self {
             PushMode::Plain => None,
             PushMode::Compat(crypto) | PushMode::Safe(crypto) => Some(crypto),

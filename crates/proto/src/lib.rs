@@ -48,9 +48,9 @@ pub mod signature;
 pub mod xml;
 
 pub use callback::{
-    open_callback, open_echostr, open_json_push, push_json_from_xml, seal_callback, seal_echostr,
-    seal_json_push, BodyFormat, CallbackError, CallbackQuery, CallbackShape, JsonEnvelope,
-    SealedCallback,
+    body_format, open_callback, open_echostr, open_json_push, push_from_json, push_json_from_xml,
+    seal_callback, seal_echostr, seal_json_push, BodyFormat, CallbackError, CallbackQuery,
+    CallbackShape, JsonEnvelope, SealedCallback,
 };
 pub use crypto::{AesKey, DecryptError, KeyError, MessageCrypto};
 pub use envelope::{

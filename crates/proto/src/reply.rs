@@ -81,6 +81,15 @@ pub enum ReplyBody {
         /// The articles, in order.
         articles: Vec<Article>,
     },
+    /// `transfer_customer_service`: hands the user's message to the
+    /// customer-service tools (a Mini Program's only passive reply; an
+    /// Official Account's 多客服), to one account when `kf_account` is given.
+    #[serde(rename = "transfer_customer_service")]
+    TransferCustomerService {
+        /// `TransInfo/KfAccount`: the customer-service account to hand it to.
+        #[serde(default)]
+        kf_account: Option<String>,
+    },
 }
 
 /// One card of a `news` reply.
@@ -107,6 +116,7 @@ impl ReplyBody {
             ReplyBody::Video { .. } => "video",
             ReplyBody::Music { .. } => "music",
             ReplyBody::News { .. } => "news",
+            ReplyBody::TransferCustomerService { .. } => "transfer_customer_service",
         }
     }
 }
@@ -200,6 +210,13 @@ fn write_body(w: &mut XmlWriter, body: &ReplyBody) {
             }
             w.close("Articles");
         }
+        ReplyBody::TransferCustomerService { kf_account } => {
+            if let Some(account) = kf_account {
+                w.open("TransInfo")
+                    .cdata("KfAccount", account)
+                    .close("TransInfo");
+            }
+        }
     }
 }
 
@@ -259,6 +276,11 @@ fn read_body(msg_type: &str, f: &mut Fields<'_>) -> Result<ReplyBody, MessageErr
             }
             ReplyBody::News { articles }
         }
+        "transfer_customer_service" => ReplyBody::TransferCustomerService {
+            kf_account: f
+                .element("TransInfo")
+                .and_then(|info| Fields::new(&info.children).text("KfAccount")),
+        },
         other => {
             return Err(MessageError::UnknownReplyType(
                 other.chars().take(64).collect(),

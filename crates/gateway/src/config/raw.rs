@@ -40,8 +40,16 @@ pub(crate) struct RawWecom {
     pub(crate) js_domains: Vec<String>,
     pub(crate) token: Option<String>,
     pub(crate) token_env: Option<String>,
+    pub(crate) token_file: Option<String>,
     pub(crate) encoding_aes_key: Option<String>,
     pub(crate) encoding_aes_key_env: Option<String>,
+    pub(crate) encoding_aes_key_file: Option<String>,
+    pub(crate) webhook: Option<String>,
+    pub(crate) webhook_secret: Option<String>,
+    pub(crate) webhook_secret_env: Option<String>,
+    pub(crate) webhook_secret_file: Option<String>,
+    #[serde(default)]
+    pub(crate) rules: Vec<toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]

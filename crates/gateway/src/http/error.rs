@@ -92,6 +92,15 @@ pub enum ApiError {
     Upstream(Failure),
 }
 
+impl From<wxgate_proto::CallbackError> for ApiError {
+    fn from(e: wxgate_proto::CallbackError) -> Self {
+        match e {
+            wxgate_proto::CallbackError::Envelope(e) => ApiError::Push(e),
+            wxgate_proto::CallbackError::Json(why) => ApiError::BadRequest(format!("push: {why}")),
+        }
+    }
+}
+
 impl ApiError {
     /// A JSON body that could not be read: too large (413), or not the
     /// expected JSON (400, saying what was expected).

@@ -90,6 +90,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         // WeChat-facing: the URL configured in WeChat's console (`/` when there is one app).
         .route("/wx/{appid}", get(wechat::verify).post(wechat::receive))
+        .route(
+            "/wecom/{corpid}/{agent}",
+            get(wechat::wecom_verify).post(wechat::wecom_receive),
+        )
         .route("/", get(wechat::verify_root).post(wechat::receive_root))
         .merge(credentials)
         // Operations.

@@ -1,5 +1,7 @@
-//! The WeChat-facing endpoints: `GET /wx/{appid}` (ownership check) and
-//! `POST /wx/{appid}` (pushes), also at `/` when exactly one app is configured.
+//! The endpoints WeChat and WeCom call: `GET /wx/{appid}` (ownership check)
+//! and `POST /wx/{appid}` (pushes), also at `/` when exactly one app is
+//! configured; `GET/POST /wecom/{corpid}/{agent}` (WeCom's URL check, with an
+//! encrypted `echostr`, and its callbacks, always encrypted).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -10,10 +12,13 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
-use wxgate_proto::{open_push, seal_reply, Push, PushQuery};
+use wxgate_proto::{
+    body_format, open_callback, open_echostr, open_json_push, open_push, push_from_json,
+    seal_reply, BodyFormat, CallbackQuery, MessageCrypto, Push, PushQuery,
+};
 
 use super::{ApiError, AppState};
-use crate::config::AppConfig;
+use crate::config::{Inbox, Sender};
 use crate::token::TokenError;
 
 /// The query WeChat adds to `/wx/{appid}`: the push's signed parameters, plus
@@ -31,30 +36,85 @@ pub(crate) struct WeChatQuery {
 
 impl WeChatQuery {
     fn parse(query: &str) -> Result<Self, ApiError> {
-        let (mut signature, mut timestamp, mut nonce) = (None, None, None);
-        let mut q = WeChatQuery::default();
-        for (name, value) in query_pairs(query) {
-            let slot = match &*name {
-                "signature" => &mut signature,
-                "timestamp" => &mut timestamp,
-                "nonce" => &mut nonce,
-                "echostr" => &mut q.echostr,
-                "openid" => &mut q.push.openid,
-                "encrypt_type" => &mut q.push.encrypt_type,
-                "msg_signature" => &mut q.push.msg_signature,
-                _ => continue,
-            };
-            if slot.replace(value.into_owned()).is_some() {
-                return Err(ApiError::BadRequest(format!(
-                    "query parameter {name} is given more than once"
-                )));
-            }
-        }
-        q.push.signature = required(signature, "signature")?;
-        q.push.timestamp = required(timestamp, "timestamp")?;
-        q.push.nonce = required(nonce, "nonce")?;
-        Ok(q)
+        let [signature, timestamp, nonce, echostr, openid, encrypt_type, msg_signature] =
+            read_query(
+                query,
+                [
+                    "signature",
+                    "timestamp",
+                    "nonce",
+                    "echostr",
+                    "openid",
+                    "encrypt_type",
+                    "msg_signature",
+                ],
+            )?;
+        Ok(WeChatQuery {
+            push: PushQuery {
+                signature: required(signature, "signature")?,
+                timestamp: required(timestamp, "timestamp")?,
+                nonce: required(nonce, "nonce")?,
+                openid,
+                encrypt_type,
+                msg_signature,
+            },
+            echostr,
+        })
     }
+}
+
+impl<S: Sync> FromRequestParts<S> for WeChatQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        WeChatQuery::parse(parts.uri.query().unwrap_or_default())
+    }
+}
+
+/// The query WeCom adds to `/wecom/{corpid}/{agent}`: `msg_signature`,
+/// `timestamp`, `nonce`, and the encrypted `echostr` on a URL check.
+#[derive(Debug)]
+pub(crate) struct WeComQuery(CallbackQuery);
+
+impl WeComQuery {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let [msg_signature, timestamp, nonce, echostr] =
+            read_query(query, ["msg_signature", "timestamp", "nonce", "echostr"])?;
+        Ok(WeComQuery(CallbackQuery {
+            msg_signature: required(msg_signature, "msg_signature")?,
+            timestamp: required(timestamp, "timestamp")?,
+            nonce: required(nonce, "nonce")?,
+            echostr,
+        }))
+    }
+}
+
+impl<S: Sync> FromRequestParts<S> for WeComQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        WeComQuery::parse(parts.uri.query().unwrap_or_default())
+    }
+}
+
+/// The values of the parameters `names`, in their order; others are ignored,
+/// and one of `names` given twice is refused.
+fn read_query<const N: usize>(
+    query: &str,
+    names: [&str; N],
+) -> Result<[Option<String>; N], ApiError> {
+    let mut values = [const { None }; N];
+    for (name, value) in query_pairs(query) {
+        let Some(i) = names.iter().position(|n| *n == name) else {
+            continue;
+        };
+        if values[i].replace(value.into_owned()).is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "query parameter {name} is given more than once"
+            )));
+        }
+    }
+    Ok(values)
 }
 
 /// The query's name/value pairs, decoded as `application/x-www-form-urlencoded`.
@@ -80,28 +140,34 @@ fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
     value.ok_or_else(|| ApiError::BadRequest(format!("missing query parameter {name}")))
 }
 
-impl<S: Sync> FromRequestParts<S> for WeChatQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        WeChatQuery::parse(parts.uri.query().unwrap_or_default())
+/// The inbox of `owner`, or why it takes no pushes (unknown, or no server token).
+fn inbox_of(state: &AppState, owner: &str, known: bool) -> Result<Arc<Inbox>, ApiError> {
+    match state.dispatcher.inbox(owner) {
+        Some(inbox) => Ok(inbox.clone()),
+        None if known => Err(ApiError::PushNotConfigured(owner.to_owned())),
+        None => Err(TokenError::UnknownApp(owner.to_owned()).into()),
     }
 }
 
-/// The app and its server token, or why pushes cannot be taken for it.
-fn app_with_token(state: &AppState, appid: &str) -> Result<(Arc<AppConfig>, String), ApiError> {
-    let app = state
-        .center
-        .app(appid)
-        .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?
-        .clone();
-    let token = app
-        .token
-        .as_ref()
-        .ok_or_else(|| ApiError::PushNotConfigured(appid.to_owned()))?
-        .expose_secret()
-        .to_owned();
-    Ok((app, token))
+/// The inbox of the Official Account or Mini Program `appid`.
+fn app_inbox(state: &AppState, appid: &str) -> Result<Arc<Inbox>, ApiError> {
+    inbox_of(state, appid, state.center.app(appid).is_some())
+}
+
+/// The inbox of the WeCom app `agent` (name or agentid) of `corpid`, with its
+/// crypto (receiveid = corpid).
+fn wecom_inbox(state: &AppState, corpid: &str, agent: &str) -> Result<Arc<Inbox>, ApiError> {
+    match state.center.wecom_owner(corpid, agent) {
+        Some(owner) => inbox_of(state, owner, true),
+        None => Err(TokenError::UnknownApp(format!("{corpid}/{agent}")).into()),
+    }
+}
+
+fn crypto(inbox: &Inbox) -> &MessageCrypto {
+    inbox
+        .mode
+        .crypto()
+        .expect("a WeCom inbox is always encrypted (config)")
 }
 
 /// Refuses a push or ownership check signed further than
@@ -115,6 +181,16 @@ fn check_fresh(state: &AppState, timestamp: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The echo, as WeChat and WeCom want it: the bare text (no quotes, BOM or
+/// newline), never sniffed as HTML.
+fn echo(text: String) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    (headers, text).into_response()
+}
+
 /// `GET /wx/{appid}`: answers `echostr` when the signature matches and is
 /// fresh (§1.2).
 pub(crate) async fn verify(
@@ -123,18 +199,18 @@ pub(crate) async fn verify(
     q: WeChatQuery,
 ) -> Result<Response, ApiError> {
     let echostr = required(q.echostr, "echostr")?;
-    let (_, token) = app_with_token(&state, &appid)?;
+    let inbox = app_inbox(&state, &appid)?;
     let q = q.push;
     check_fresh(&state, &q.timestamp)?;
-    wxgate_proto::verify_signature(&token, &q.timestamp, &q.nonce, &q.signature)
-        .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
+    wxgate_proto::verify_signature(
+        inbox.token.expose_secret(),
+        &q.timestamp,
+        &q.nonce,
+        &q.signature,
+    )
+    .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
     tracing::debug!(appid, "server ownership check passed");
-    // The echo is the caller's own text: plain text, never sniffed as HTML.
-    let headers = [
-        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ];
-    Ok((headers, echostr).into_response())
+    Ok(echo(echostr))
 }
 
 /// `POST /wx/{appid}`: checks, decrypts, dedupes and answers a push (§2, §3).
@@ -146,47 +222,52 @@ pub(crate) async fn receive(
 ) -> Result<Response, ApiError> {
     let q = q.push;
     let result = match read_signed_body(&state, &appid, &q, body).await {
-        Ok(body) => open(&state, &appid, &q, &body).map(|opened| (opened, body)),
+        Ok((inbox, body)) => open(&inbox, &q, &body).map(|push| (inbox, push, body)),
         Err(e) => Err(e),
     };
     let opened = match result {
         // WeChat's signature covers the body only through msg_signature.
-        Ok((opened, body)) if q.msg_signature.is_none() => state
+        Ok((inbox, push, body)) if q.msg_signature.is_none() => state
             .dispatcher
             .bind_unsigned_body(&appid, &q, &body)
             .await
-            .map(|()| opened)
+            .map(|()| (inbox, push))
             .map_err(ApiError::from),
-        other => other.map(|(opened, _)| opened),
+        other => other.map(|(inbox, push, _)| (inbox, push)),
     };
-    let (app, token, push) = match opened {
-        Ok(opened) => opened,
-        Err(e) => {
-            // At debug level: anyone can send refused pushes. Operators see
-            // them counted in the metrics and summed up once a minute.
-            state.dispatcher.count_rejected(&appid, e.code());
-            tracing::debug!(appid, error = %e, "push refused");
-            return Err(e);
-        }
-    };
-    let answer = state.dispatcher.answer(app.clone(), push).await;
-    let Some(reply) = answer else {
-        return Ok((
-            [(header::CONTENT_TYPE, "text/plain")],
-            wxgate_proto::reply::SUCCESS,
-        )
-            .into_response());
+    let (inbox, push) = opened.inspect_err(|e| refused(&state, &appid, e))?;
+    let answer = state.dispatcher.answer(inbox.clone(), push).await;
+    Ok(answer_push(&state, &inbox, &q.nonce, answer))
+}
+
+/// Counts a refused push. At debug level only: anyone can send refused
+/// pushes; operators see them in the metrics and summed up once a minute.
+fn refused(state: &AppState, owner: &str, e: &ApiError) {
+    state.dispatcher.count_rejected(owner, e.code());
+    tracing::debug!(owner, error = %e, "push refused");
+}
+
+/// The HTTP answer to a push: its reply sealed as the inbox's mode wants, or
+/// no reply: `success`, never encrypted (a Mini Program breaks on an
+/// encrypted one, §2), and for WeCom an empty body (§1.5).
+fn answer_push(state: &AppState, inbox: &Inbox, nonce: &str, reply: Option<String>) -> Response {
+    let Some(reply) = reply else {
+        let body = match inbox.sender {
+            Sender::WeCom { .. } => "",
+            Sender::Official | Sender::MiniProgram => wxgate_proto::reply::SUCCESS,
+        };
+        return ([(header::CONTENT_TYPE, "text/plain")], body).into_response();
     };
     let now = state.center.now().to_string();
     let sealed = seal_reply(
-        &app.push_mode,
-        &token,
+        &inbox.mode,
+        inbox.token.expose_secret(),
         &reply,
         &now,
-        &q.nonce,
+        nonce,
         &rand::random(),
     );
-    Ok(([(header::CONTENT_TYPE, "application/xml")], sealed).into_response())
+    ([(header::CONTENT_TYPE, "application/xml")], sealed).into_response()
 }
 
 /// The push's body, read only once the query's `signature` (which WeChat
@@ -197,11 +278,21 @@ async fn read_signed_body(
     appid: &str,
     q: &PushQuery,
     body: Body,
-) -> Result<Bytes, ApiError> {
-    let (_, token) = app_with_token(state, appid)?;
+) -> Result<(Arc<Inbox>, Bytes), ApiError> {
+    let inbox = app_inbox(state, appid)?;
     check_fresh(state, &q.timestamp)?;
-    wxgate_proto::verify_signature(&token, &q.timestamp, &q.nonce, &q.signature)
-        .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
+    wxgate_proto::verify_signature(
+        inbox.token.expose_secret(),
+        &q.timestamp,
+        &q.nonce,
+        &q.signature,
+    )
+    .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
+    Ok((inbox, read_body(state, body).await?))
+}
+
+/// A push's body, at most `server.max_body_bytes`.
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, state.server.max_body_bytes)
         .await
         .map_err(|e| {
@@ -214,18 +305,26 @@ async fn read_signed_body(
         })
 }
 
-fn open(
-    state: &AppState,
-    appid: &str,
-    q: &PushQuery,
-    body: &[u8],
-) -> Result<(Arc<AppConfig>, String, Push), ApiError> {
-    let (app, token) = app_with_token(state, appid)?;
-    let body =
-        std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
-    let xml = open_push(&app.push_mode, &token, q, body)?;
-    let push = Push::parse(&xml).map_err(|e| ApiError::BadRequest(format!("push: {e}")))?;
-    Ok((app, token, push))
+/// Opens an Official Account's or Mini Program's push. A Mini Program's may
+/// be JSON (its console's choice); both formats are read, so a switch there
+/// loses nothing.
+fn open(inbox: &Inbox, q: &PushQuery, body: &[u8]) -> Result<Push, ApiError> {
+    let body = utf8(body)?;
+    let token = inbox.token.expose_secret();
+    if inbox.sender == Sender::MiniProgram && body_format(body) == BodyFormat::Json {
+        let json = open_json_push(&inbox.mode, token, q, body)?;
+        return Ok(push_from_json(&json)?);
+    }
+    let xml = open_push(&inbox.mode, token, q, body)?;
+    read_push(&xml)
+}
+
+fn utf8(body: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))
+}
+
+fn read_push(xml: &str) -> Result<Push, ApiError> {
+    Push::parse(xml).map_err(|e| ApiError::BadRequest(format!("push: {e}")))
 }
 
 /// The one app, for the `/` mount.
@@ -256,6 +355,51 @@ pub(crate) async fn receive_root(
 ) -> Result<Response, ApiError> {
     let appid = single_app(&state)?;
     receive(state, Path(appid), q, body).await
+}
+
+/// `GET /wecom/{corpid}/{agent}`: WeCom's URL check (§1.5): `msg_signature`
+/// covers the encrypted `echostr`; the answer is its plaintext. Stateless, so
+/// the identical checks WeCom sends from several addresses at once all pass.
+pub(crate) async fn wecom_verify(
+    State(state): State<AppState>,
+    Path((corpid, agent)): Path<(String, String)>,
+    WeComQuery(q): WeComQuery,
+) -> Result<Response, ApiError> {
+    let inbox = wecom_inbox(&state, &corpid, &agent)?;
+    check_fresh(&state, &q.timestamp)?;
+    let plain = open_echostr(crypto(&inbox), inbox.token.expose_secret(), &q)?;
+    tracing::debug!(owner = %inbox.owner, "WeCom URL check passed");
+    Ok(echo(plain))
+}
+
+/// `POST /wecom/{corpid}/{agent}`: a WeCom callback, XML or JSON, always
+/// encrypted; answered like a push, a reply sealed for the corp.
+pub(crate) async fn wecom_receive(
+    State(state): State<AppState>,
+    Path((corpid, agent)): Path<(String, String)>,
+    WeComQuery(q): WeComQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let inbox = wecom_inbox(&state, &corpid, &agent)?;
+    let opened = async {
+        check_fresh(&state, &q.timestamp)?;
+        let body = read_body(&state, body).await?;
+        let plain = open_callback(
+            crypto(&inbox),
+            inbox.token.expose_secret(),
+            &q,
+            utf8(&body)?,
+        )?;
+        match body_format(&plain) {
+            BodyFormat::Json => Ok(push_from_json(&plain)?),
+            BodyFormat::Xml => read_push(&plain),
+        }
+    };
+    let push = opened
+        .await
+        .inspect_err(|e| refused(&state, &inbox.owner, e))?;
+    let answer = state.dispatcher.answer(inbox.clone(), push).await;
+    Ok(answer_push(&state, &inbox, &q.nonce, answer))
 }
 
 #[cfg(test)]

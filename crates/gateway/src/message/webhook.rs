@@ -6,7 +6,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 
-use crate::config::AppConfig;
+use crate::config::Inbox;
 use sha2::Sha256;
 use wxgate_proto::{Push, ReplyBody};
 
@@ -42,12 +42,13 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Calls the app's webhook with `push` and the app's push mode (`plain`: its
-/// content is not authenticated by WeChat's signature); `Ok(None)` when it
-/// answers 204 or an empty body, or the app has no webhook.
+/// Calls the inbox's webhook with `push`, who sent it (`official`,
+/// `miniprogram`, `wecom`) and its push mode (`plain`: its content is not
+/// authenticated by WeChat's signature); `Ok(None)` when it answers 204 or an
+/// empty body, or the inbox has no webhook.
 pub async fn call(
     http: &reqwest::Client,
-    app: &AppConfig,
+    app: &Inbox,
     push: &Push,
     now: u64,
     timeout: Duration,
@@ -56,8 +57,9 @@ pub async fn call(
         return Ok(None);
     };
     let body = serde_json::to_vec(&serde_json::json!({
-        "appid": app.appid,
-        "mode": app.push_mode_name(),
+        "appid": app.owner,
+        "family": app.sender.as_str(),
+        "mode": app.mode.name(),
         "push": push,
     }))
     .expect("a push serialises");
@@ -95,8 +97,10 @@ pub async fn call(
         .map_err(|e| WebhookError::Body(e.to_string()))
 }
 
-/// The customer-service message (§6.1) that delivers `reply` to `openid` later.
-pub fn custom_message(openid: &str, reply: &ReplyBody) -> serde_json::Value {
+/// The customer-service message (§6.1) that delivers `reply` to `openid`
+/// later (WeCom's `message/send` takes the same fields, plus `agentid`);
+/// `None` for a transfer to customer service, which only a passive reply can do.
+pub fn custom_message(openid: &str, reply: &ReplyBody) -> Option<serde_json::Value> {
     use serde_json::json;
     let (msgtype, content) = match reply {
         ReplyBody::Text { content } => ("text", json!({ "content": content })),
@@ -127,8 +131,9 @@ pub fn custom_message(openid: &str, reply: &ReplyBody) -> serde_json::Value {
                 "title": a.title, "description": a.description, "url": a.url, "picurl": a.pic_url,
             })).collect::<Vec<_>>() }),
         ),
+        ReplyBody::TransferCustomerService { .. } => return None,
     };
-    json!({ "touser": openid, "msgtype": msgtype, msgtype: content })
+    Some(json!({ "touser": openid, "msgtype": msgtype, msgtype: content }))
 }
 
 #[cfg(test)]

@@ -66,10 +66,12 @@ fn the_design_example_loads() {
     let app = &config.apps[0];
     assert_eq!(app.appid, "wx0123456789abcdef");
     assert_eq!(app.secret.expose_secret(), "s3cret");
-    assert!(matches!(app.push_mode, PushMode::Safe(_)));
+    let inbox = app.inbox.as_ref().expect("a server token takes pushes");
+    assert!(matches!(inbox.mode, PushMode::Safe(_)));
+    assert_eq!(inbox.owner, app.appid);
     assert_eq!(app.token_api, TokenApi::Stable);
     assert_eq!(app.js_domains, ["www.example.com"]);
-    assert_eq!(app.rules.len(), 2);
+    assert_eq!(inbox.rules.len(), 2);
     assert_eq!(
         config.clients[0].apps,
         AppScope::Only(["wx0123456789abcdef".to_owned()].into())

@@ -54,15 +54,21 @@ async fn a_mini_program_has_an_access_token_and_no_tickets() {
 }
 
 #[tokio::test]
-async fn a_mini_program_with_js_domains_or_json_pushes_is_refused_with_the_reason() {
+async fn a_mini_program_with_js_domains_or_an_account_with_json_pushes_is_refused() {
     let toml = "[[apps]]\nappid = \"wxmp\"\nsecret = \"s\"\ntype = \"miniprogram\"\n\
-                js_domains = [\"example.com\"]\npush_format = \"json\"\n";
+                js_domains = [\"example.com\"]\npush_format = \"json\"\n\
+                [[apps]]\nappid = \"wxoa\"\nsecret = \"s\"\npush_format = \"json\"\n";
     let error = wxgate_gateway::config::load(toml, &Default::default())
         .unwrap_err()
         .to_string();
     assert!(error.contains("apps[0].js_domains"), "{error}");
     assert!(error.contains("no JS-SDK"), "{error}");
-    assert!(error.contains("apps[0].push_format"), "{error}");
+    assert!(
+        !error.contains("apps[0].push_format"),
+        "a Mini Program may choose JSON: {error}"
+    );
+    assert!(error.contains("apps[1].push_format"), "{error}");
+    assert!(error.contains("Official Accounts push XML"), "{error}");
     let typo = "[[apps]]\nappid = \"wxmp\"\nsecret = \"s\"\ntype = \"mini\"\n";
     let error = wxgate_gateway::config::load(typo, &Default::default())
         .unwrap_err()

@@ -349,6 +349,26 @@ fn replies_serialise_to_wechat_xml() {
     assert!(music
         .to_xml()
         .contains("<HQMusicUrl><![CDATA[http://hq]]></HQMusicUrl>"));
+    // The Mini Program guide's transfer reply (families reference §2), and
+    // the Official Account form naming one customer-service account.
+    let transfer = reply(ReplyBody::TransferCustomerService { kf_account: None });
+    assert_eq!(
+        transfer.to_xml(),
+        "<xml><ToUserName><![CDATA[oUser_openid_0001]]></ToUserName>\
+<FromUserName><![CDATA[gh_0123456789ab]]></FromUserName>\
+<CreateTime>1700000001</CreateTime><MsgType><![CDATA[transfer_customer_service]]></MsgType></xml>"
+    );
+    let to_one = reply(ReplyBody::TransferCustomerService {
+        kf_account: Some("test1@test".into()),
+    });
+    assert!(to_one
+        .to_xml()
+        .ends_with("<TransInfo><KfAccount><![CDATA[test1@test]]></KfAccount></TransInfo></xml>"));
+    let json: ReplyBody = serde_json::from_str(r#"{"type":"transfer_customer_service"}"#).unwrap();
+    assert_eq!(
+        json,
+        ReplyBody::TransferCustomerService { kf_account: None }
+    );
 }
 
 #[test]
@@ -369,7 +389,7 @@ fn a_reply_swaps_the_names_of_its_push() {
 fn reply_errors_and_no_reply() {
     let bad = format!("<xml>{HEAD}<MsgType>text</MsgType></xml>");
     assert_eq!(Reply::parse(&bad), Err(MessageError::Missing("Content")));
-    let unknown = format!("<xml>{HEAD}<MsgType>transfer_customer_service</MsgType></xml>");
+    let unknown = format!("<xml>{HEAD}<MsgType>fax</MsgType></xml>");
     assert!(matches!(
         Reply::parse(&unknown),
         Err(MessageError::UnknownReplyType(_))

@@ -74,6 +74,8 @@ fn reply_body() -> impl Strategy<Value = ReplyBody> {
     prop_oneof![
         text().prop_map(|content| ReplyBody::Text { content }),
         text().prop_map(|media_id| ReplyBody::Image { media_id }),
+        proptest::option::of(text())
+            .prop_map(|kf_account| ReplyBody::TransferCustomerService { kf_account }),
         (
             text(),
             proptest::option::of(text()),

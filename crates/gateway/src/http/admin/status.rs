@@ -144,15 +144,20 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
             }
         })
         .collect::<Vec<_>>();
-    // WeCom apps: credentials only (their callbacks are not served yet).
-    apps.extend(center.wecom_owners().map(|owner| AppStatus {
-        appid: owner.to_owned(),
-        token_api: "gettoken",
-        app_type: "wecom",
-        push_mode: "none",
-        credentials: credentials_of(owner),
-        pushes: PushStats::default(),
-        webhook: None,
+    // WeCom apps: callbacks are always encrypted (`safe`) when configured.
+    apps.extend(center.wecom_owners().map(|owner| {
+        AppStatus {
+            appid: owner.to_owned(),
+            token_api: "gettoken",
+            app_type: "wecom",
+            push_mode: state
+                .dispatcher
+                .inbox(owner)
+                .map_or("none", |inbox| inbox.mode.name()),
+            credentials: credentials_of(owner),
+            pushes: state.dispatcher.push_stats(owner),
+            webhook: state.dispatcher.webhook_status(owner),
+        }
     }));
     apps.sort_by(|a, b| a.appid.cmp(&b.appid));
     for app in &mut apps {
