@@ -112,8 +112,9 @@ fn event_key(push: &Push) -> Option<&str> {
 }
 
 /// `reply = { text = "…" }`, `{ image = "MEDIA_ID" }`, `{ voice = "MEDIA_ID" }`,
-/// `{ news = [{ title, description, pic_url, url }] }`, or the tagged form
-/// webhooks use (`{ type = "video", media_id = "…", title = "…" }`).
+/// `{ news = [{ title, description, pic_url, url }] }`,
+/// `{ transfer_customer_service = true }` (or the account's name instead of
+/// `true`), or the tagged form webhooks use (`{ type = "video", media_id = "…", title = "…" }`).
 fn reply(value: &toml::Value) -> Result<ReplyBody, String> {
     let table = value
         .as_table()
@@ -127,13 +128,20 @@ fn reply(value: &toml::Value) -> Result<ReplyBody, String> {
         () if only("text") => string("text").map(|content| ReplyBody::Text { content }),
         () if only("image") => string("image").map(|media_id| ReplyBody::Image { media_id }),
         () if only("voice") => string("voice").map(|media_id| ReplyBody::Voice { media_id }),
+        () if only("transfer_customer_service") => match &table["transfer_customer_service"] {
+            toml::Value::Boolean(true) => Some(ReplyBody::TransferCustomerService { kf_account: None }),
+            toml::Value::String(account) => Some(ReplyBody::TransferCustomerService {
+                kf_account: Some(account.clone()),
+            }),
+            _ => None,
+        },
         () if only("news") => {
             let articles: Vec<Article> = table["news"].clone().try_into().map_err(|e| format!("reply.news: {e}"))?;
             Some(ReplyBody::News { articles })
         }
         () => None,
     }
-    .ok_or_else(|| "reply must be { text = \"…\" }, { image = \"…\" }, { voice = \"…\" }, { news = [...] } or { type = \"…\", … }".into())
+    .ok_or_else(|| "reply must be { text = \"…\" }, { image = \"…\" }, { voice = \"…\" }, { news = [...] }, { transfer_customer_service = true } or { type = \"…\", … }".into())
 }
 
 #[cfg(test)]
@@ -196,5 +204,21 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(news.reply, ReplyBody::News { ref articles } if articles.len() == 1));
+        let transfer =
+            rule("msg_type = \"text\"\nreply = { transfer_customer_service = true }").unwrap();
+        assert_eq!(
+            transfer.reply,
+            ReplyBody::TransferCustomerService { kf_account: None }
+        );
+        let to_one =
+            rule("msg_type = \"text\"\nreply = { transfer_customer_service = \"kf1@gh\" }")
+                .unwrap();
+        assert_eq!(
+            to_one.reply,
+            ReplyBody::TransferCustomerService {
+                kf_account: Some("kf1@gh".into())
+            }
+        );
+        assert!(rule("reply = { transfer_customer_service = false }").is_err());
     }
 }

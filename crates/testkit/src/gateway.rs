@@ -49,6 +49,8 @@ pub struct Setup {
     /// `[upstream] probe_interval_secs`: 0 (off) unless a test probes, so
     /// other tests count only their own calls.
     pub probe_interval_secs: u64,
+    /// Where both clocks start ([`T0`] unless [`Setup::starting_at`]).
+    pub start: u64,
 }
 
 /// See [`Setup::wrap_store`].
@@ -75,7 +77,14 @@ impl Setup {
             app_kind: "type = \"official\"\njs_domains = [\"example.com\"]",
             client_scope: Vec::new(),
             probe_interval_secs: 0,
+            start: T0,
         }
+    }
+
+    /// Both clocks start at `now` instead of [`T0`] (a published vector's time).
+    pub fn starting_at(mut self, now: u64) -> Self {
+        self.start = now;
+        self
     }
 
     /// A `[[wecom]]` app: the simulator knows it (corp `corpid`, agent
@@ -180,14 +189,14 @@ impl Setup {
 
     /// Starts the simulator and one gateway.
     pub async fn start(self) -> Env {
-        let sim = Simulator::with_clock(self.sim.clone(), VirtualClock::manual(T0))
+        let sim = Simulator::with_clock(self.sim.clone(), VirtualClock::manual(self.start))
             .spawn_on("127.0.0.1:0")
             .await
             .unwrap();
         for fault in &self.faults {
             sim.add_fault(fault.clone());
         }
-        let clock = Arc::new(ManualClock::new(T0));
+        let clock = Arc::new(ManualClock::new(self.start));
         let mut env = Env {
             sim,
             clock,

@@ -678,6 +678,12 @@ impl TokenCenter {
                     expires_at: now + expires_in,
                     fetched_at: now,
                 };
+                let repeated = previous.filter(|p| p.value == credential.value);
+                if let Some(previous) = repeated {
+                    // The same value lives no longer than first told, whatever
+                    // lifetime the repeat claims (WeCom may report a full 7200 s).
+                    credential.expires_at = credential.expires_at.min(previous.expires_at);
+                }
                 let saved = match lease {
                     Some(lease) => {
                         self.inner
@@ -710,7 +716,7 @@ impl TokenCenter {
                     }
                 }
                 let mut refresh_at = self.refresh_at(appid, kind, &credential);
-                if previous.is_some_and(|p| p.value == credential.value) {
+                if repeated.is_some() {
                     // WeChat repeated the token: ask again shortly, not in a loop.
                     refresh_at = refresh_at.max(now + 10);
                 }

@@ -192,9 +192,17 @@ impl Issuer for WecomIssuer {
         kind == Kind::AccessToken || !self.app.js_domains.is_empty()
     }
 
-    fn renew_ahead(&self, _kind: Kind) -> (u64, u64) {
-        let ahead = self.app.refresh_ahead_secs;
-        (ahead, ahead / 10)
+    fn renew_ahead(&self, kind: Kind) -> (u64, u64) {
+        match kind {
+            // WeCom answers an early gettoken with the same token and the
+            // time it has left (families §1.1): a new one comes only once it
+            // has expired, so it is fetched then, not sooner.
+            Kind::AccessToken => (0, 0),
+            _ => {
+                let ahead = self.app.refresh_ahead_secs;
+                (ahead, ahead / 10)
+            }
+        }
     }
 
     fn forced_daily_limit(&self, _kind: Kind, policy_limit: u32) -> u32 {
