@@ -13,7 +13,7 @@ use wxgate_gateway::store::Store;
 use wxgate_gateway::token::center::Policy;
 use wxgate_gateway::token::TokenCenter;
 use wxgate_gateway::Gateway;
-use wxgate_sim::{RunningSim, SimApp, SimConfig, Simulator, VirtualClock};
+use wxgate_sim::{AppKind, RunningSim, SimApp, SimConfig, Simulator, VirtualClock};
 
 /// The test app.
 pub const APPID: &str = "wx0123456789abcdef";
@@ -46,6 +46,8 @@ pub struct Setup {
     pub app_kind: &'static str,
     /// The test client's `apps` scope beyond the app (WeCom apps as `corpid/name`).
     pub client_scope: Vec<String>,
+    /// More `[[apps]]` entries beside [`APPID`] (see [`Setup::other_app`]).
+    pub other_apps: Vec<SimApp>,
     /// `[upstream] probe_interval_secs`: 0 (off) unless a test probes, so
     /// other tests count only their own calls.
     pub probe_interval_secs: u64,
@@ -76,6 +78,7 @@ impl Setup {
             faults: Vec::new(),
             app_kind: "type = \"official\"\njs_domains = [\"example.com\"]",
             client_scope: Vec::new(),
+            other_apps: Vec::new(),
             probe_interval_secs: 0,
             start: T0,
         }
@@ -102,6 +105,21 @@ impl Setup {
             "[[wecom]]\ncorpid = \"{corpid}\"\n{id}\nsecret = \"{secret}\"\njs_domains = [\"example.com\"]\n"
         ));
         self.client_scope.push(format!("{corpid}/{agent}"));
+        self
+    }
+
+    /// Another Official Account or Mini Program beside [`APPID`]: the
+    /// simulator knows it, the gateway has an `[[apps]]` entry for it (the
+    /// same `token_api` and `refresh_ahead_secs` as the app, no JS domains,
+    /// no pushes), and the test client may use it.
+    pub fn other_app(mut self, appid: &str, secret: &str, kind: AppKind) -> Self {
+        let app = SimApp {
+            kind,
+            ..SimApp::new(appid, secret)
+        };
+        self.sim.apps.push(app.clone());
+        self.other_apps.push(app);
+        self.client_scope.push(appid.to_owned());
         self
     }
 
@@ -261,6 +279,7 @@ token_api = "{api}"
 refresh_ahead_secs = 600
 {kind}
 {app}
+{others}
 [[clients]]
 name = "shop"
 key_sha256 = "{key_sha256}"
@@ -273,6 +292,22 @@ apps = ["{APPID}"{scope}]
             server = self.setup.server_toml,
             app = self.setup.app_toml,
             kind = self.setup.app_kind,
+            others = self
+                .setup
+                .other_apps
+                .iter()
+                .map(|a| {
+                    let kind = match a.kind {
+                        AppKind::Official => "official",
+                        AppKind::Miniprogram => "miniprogram",
+                    };
+                    format!(
+                        "[[apps]]\nappid = \"{}\"\nsecret = \"{}\"\ntoken_api = \"{}\"\n\
+                         refresh_ahead_secs = 600\ntype = \"{kind}\"\n",
+                        a.appid, a.secret, self.setup.token_api
+                    )
+                })
+                .collect::<String>(),
             scope = self
                 .setup
                 .client_scope

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wxgate_gateway::store::{Credential, Kind, PushClaim, RedisStore, Store};
+use wxgate_sim::AppKind;
 use wxgate_testkit::RedisServer;
 
 use crate::pushes::{app_toml, push_to, reply_text, sample_xml, start_hook, HOOK_SECRET};
@@ -20,7 +21,12 @@ async fn cluster(redis: &RedisServer, instances: usize, setup: Setup) -> Env {
 }
 
 async fn token_from(env: &Env, base: &str) -> String {
-    let url = format!("{base}/v1/apps/{APPID}/access_token");
+    token_at(env, base, &format!("/v1/apps/{APPID}/access_token")).await
+}
+
+/// The access token the instance at `base` serves on the client-API `path`.
+async fn token_at(env: &Env, base: &str, path: &str) -> String {
+    let url = format!("{base}{path}");
     let response = env
         .http
         .get(url)
@@ -216,6 +222,107 @@ async fn four_instances_over_a_virtual_day_make_the_calls_of_one() {
         1 + 86_400 / 6_600,
         "the same as a single instance"
     );
+}
+
+/// A virtual 24 h on Redis with 2 instances and all three families (an
+/// Official Account, a Mini Program, two WeCom apps of one corp): upstream
+/// calls equal the ideal, 0 invalid-token uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "wxgate renews a WeCom token like a classic one: WeCom repeats the live token \
+            (expires_in = what is left), and the renewal asks again at 600, 300, 120 and 60 s \
+            before expiry: 61 gettoken a day per app instead of 13"]
+async fn two_instances_over_a_virtual_day_with_every_family_make_the_ideal_calls() {
+    const MINI: &str = "wx9876543210fedcba";
+    const CORP: &str = "ww0123456789abcdef";
+    const AGENTS: [(&str, &str); 2] = [
+        ("1000002", "secret-of-1000002"),
+        ("1000003", "secret-of-1000003"),
+    ];
+    let redis = RedisServer::start();
+    let setup = Setup::new()
+        .other_app(
+            MINI,
+            "fedcba9876543210fedcba9876543210",
+            AppKind::Miniprogram,
+        )
+        .wecom(CORP, AGENTS[0].0, AGENTS[0].1)
+        .wecom(CORP, AGENTS[1].0, AGENTS[1].1);
+    let env = cluster(&redis, 2, setup).await;
+    let urls = env.urls();
+    let mut rejected = Vec::new();
+    for minute in 0..24 * 60 {
+        let base = &urls[minute % urls.len()];
+        for appid in [APPID, MINI] {
+            let token = token_at(&env, base, &format!("/v1/apps/{appid}/access_token")).await;
+            let errcode = env.business_call(&token).await;
+            if errcode != 0 {
+                rejected.push((minute, appid.to_owned(), errcode));
+            }
+        }
+        for (agent, _) in AGENTS {
+            let path = format!("/v1/wecom/{CORP}/{agent}/access_token");
+            let token = token_at(&env, base, &path).await;
+            let message = serde_json::json!({
+                "touser": "@all", "agentid": agent, "msgtype": "text",
+                "text": { "content": format!("minute {minute}") },
+            });
+            let answer: serde_json::Value = env
+                .http
+                .post(format!(
+                    "{}/cgi-bin/message/send?access_token={token}",
+                    env.sim.url()
+                ))
+                .json(&message)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let errcode = answer["errcode"].as_i64().unwrap_or(0);
+            if errcode != 0 {
+                rejected.push((minute, format!("{CORP}/{agent}"), errcode));
+            }
+        }
+        env.advance(60).await;
+    }
+    assert_eq!(
+        rejected,
+        [],
+        "business calls rejected (minute, credential, errcode)"
+    );
+    let stats = env.sim.stats();
+    assert_eq!(stats.invalid_token_calls(), 0, "{stats:?}");
+
+    // The ideal, per credential. Every token lives 7200 s (WeChat and WeCom
+    // alike); renewals are refresh_ahead_secs = 600 s early, without jitter in tests.
+    const DAY: u64 = 86_400;
+    const LIFETIME: u64 = 7_200;
+    const REFRESH_AHEAD: u64 = 600;
+    // A classic token (Official Account, Mini Program): a new one on every
+    // call, so one at the start and one every 6600 s, whatever the instance.
+    let classic = 1 + DAY / (LIFETIME - REFRESH_AHEAD);
+    // WeCom returns the live token (with what is left of its lifetime) until
+    // it expires (families §1.1, the simulator's default): a new one at the
+    // start and at each expiry; an earlier gettoken only repeats the live token.
+    let wecom = 1 + DAY / LIFETIME;
+    let mut calls = Vec::new();
+    let mut ideal = Vec::new();
+    for appid in [APPID, MINI] {
+        let app = stats.app(appid);
+        assert_eq!(app.invalid_token_calls, 0, "{appid}: {app:?}");
+        calls.push((appid.to_owned(), app.calls("/cgi-bin/token")));
+        ideal.push((appid.to_owned(), classic));
+    }
+    for (agent, _) in AGENTS {
+        let key = format!("{CORP}/{agent}");
+        let app = stats.wecom(&key);
+        assert_eq!(app.invalid_token_calls, 0, "{key}: {app:?}");
+        assert_eq!(app.custom_messages, 24 * 60, "{key}: {app:?}");
+        calls.push((key.clone(), app.calls("/cgi-bin/gettoken")));
+        ideal.push((key, wecom));
+    }
+    assert_eq!(calls, ideal, "upstream token fetches per credential");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
