@@ -96,7 +96,7 @@ impl From<wxgate_proto::CallbackError> for ApiError {
     fn from(e: wxgate_proto::CallbackError) -> Self {
         match e {
             wxgate_proto::CallbackError::Envelope(e) => ApiError::Push(e),
-            wxgate_proto::CallbackError::Json(why) => ApiError::BadRequest(format!("push: {why}")),
+            e @ wxgate_proto::CallbackError::Json(_) => ApiError::BadRequest(format!("push: {e}")),
         }
     }
 }
