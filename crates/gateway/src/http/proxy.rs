@@ -1,5 +1,6 @@
 //! `ANY /proxy/{appid}/{path…}`: WeChat's API with wxgate's token added
-//! (see [`crate::proxy`]). Refusals happen before anything is forwarded.
+//! (see [`crate::proxy`]); `ANY /proxy/{corpid}/{agent}/{path…}`: WeCom's,
+//! with the WeCom app's token. Refusals happen before anything is forwarded.
 //! One of the engine's two fronts: this one authenticates a client key; the
 //! façade ([`super::facade`]) the access token or secret an SDK presents.
 
@@ -10,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::client_api::Client;
 use super::error::ProxyShape;
 use super::{ApiError, AppState};
-use crate::proxy::{upstream_path, Outgoing, SpoolError, Spooled};
+use crate::proxy::{upstream_path, Host, Outgoing, SpoolError, Spooled};
 use crate::token::TokenError;
 
 /// Forwards the call, or says in WeChat's shape (plus a hint) why not.
@@ -21,20 +22,45 @@ pub(crate) async fn forward(
     request: Request,
 ) -> Result<Response, ProxyShape> {
     let client = client?;
-    client.check(&state, &appid)?;
-    if state.center.app(&appid).is_none() {
-        return Err(ApiError::Token(TokenError::UnknownApp(appid)).into());
-    }
-    let prefix_len = "/proxy/".len() + appid.len();
+    let (owner, host, prefix) = target(&state, &appid, request.uri().path());
+    client.check(&state, &owner)?;
+    let Some(prefix_len) = prefix else {
+        return Err(ApiError::Token(TokenError::UnknownApp(owner)).into());
+    };
     let rest = request.uri().path().get(prefix_len..).unwrap_or_default();
     let path = upstream_path(rest, &state.proxy_config.allow_paths)?;
-    let outgoing = outgoing(&state, request, path).await?;
+    let mut outgoing = outgoing(&state, request, path).await?;
+    outgoing.host = host;
     let response = state
         .proxy
-        .forward(&state.center, &appid, &client.requester(&state), &outgoing)
+        .forward(&state.center, &owner, &client.requester(&state), &outgoing)
         .await
         .map_err(ApiError::Upstream)?;
     Ok(response.into_response())
+}
+
+/// Whose call it is and where it goes: an app's (`/proxy/{appid}/…`, to
+/// WeChat), else a WeCom app's (`/proxy/{corpid}/{agent}/…`, to WeCom); with
+/// the length of the path's prefix before the API path, `None` when neither
+/// is configured (the owner is then what the caller named, for the refusal).
+fn target(state: &AppState, first: &str, path: &str) -> (String, Host, Option<usize>) {
+    let prefix = "/proxy/".len() + first.len();
+    if state.center.app(first).is_some() {
+        return (first.to_owned(), Host::WeChat, Some(prefix));
+    }
+    let rest = path.get(prefix + 1..).unwrap_or_default();
+    let agent = rest.split('/').next().unwrap_or_default();
+    match state.center.wecom_owner(first, agent) {
+        Some(owner) => (
+            owner.to_owned(),
+            Host::WeCom,
+            Some(prefix + 1 + agent.len()),
+        ),
+        None if state.center.wecom_apps_of(first).next().is_some() => {
+            (format!("{first}/{agent}"), Host::WeCom, None)
+        }
+        None => (first.to_owned(), Host::WeChat, None),
+    }
 }
 
 /// The request to forward to `path`: its method, query, headers, and its
@@ -61,7 +87,7 @@ pub(crate) async fn outgoing(
     .await
     .map_err(|_| SpoolError::Read("the request body stalled past proxy.timeout_ms".into()))??;
     Ok(Outgoing {
-        host: crate::proxy::Host::WeChat,
+        host: Host::WeChat,
         method: parts.method,
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,

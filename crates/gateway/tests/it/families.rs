@@ -305,3 +305,51 @@ async fn the_probe_replaces_a_wecom_token_wecom_ended() {
     let rejections = wxgate_testkit::metric(&env.http, &env.url, &name).await;
     assert_eq!(rejections, 1.0);
 }
+
+/// `/proxy/{corpid}/{agent}/…` forwards to WeCom with that app's token, and
+/// when WeCom has ended the token (40014) it refreshes and retries once; an
+/// agent the corp does not have is refused before anything is forwarded.
+#[tokio::test]
+async fn the_proxy_forwards_wecom_calls_with_the_apps_token() {
+    let env = Setup::new()
+        .wecom(CORP, "1000002", "secret-of-1000002")
+        .start()
+        .await;
+    let send = |agent: &'static str| {
+        let env = &env;
+        async move {
+            let response = env
+                .http
+                .post(format!(
+                    "{}/proxy/{CORP}/{agent}/cgi-bin/message/send",
+                    env.url
+                ))
+                .bearer_auth(crate::CLIENT_KEY)
+                .json(&serde_json::json!({
+                    "touser": "zhangsan", "agentid": 1000002, "msgtype": "text",
+                    "text": {"content": "via the proxy"},
+                }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = send("1000002").await;
+    assert_eq!((status, body["errcode"].as_i64()), (200, Some(0)), "{body}");
+    env.sim.invalidate_wecom_token(CORP, "1000002").unwrap();
+    let (status, body) = send("1000002").await;
+    assert_eq!((status, body["errcode"].as_i64()), (200, Some(0)), "{body}");
+    assert_eq!(env.sim.messages().len(), 2);
+    assert_eq!(
+        env.sim
+            .stats()
+            .wecom(&format!("{CORP}/1000002"))
+            .calls("/cgi-bin/gettoken"),
+        2,
+        "one fetch at the start, one after WeCom ended the token"
+    );
+    let (status, body) = send("9999").await;
+    assert_eq!(status, 403, "outside the client's scope: {body}");
+}
