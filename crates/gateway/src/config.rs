@@ -704,6 +704,27 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
     }
 }
 
+/// The [`RawPushes`] of a raw `[[apps]]` or `[[wecom]]` entry (the same field names in both).
+macro_rules! raw_pushes {
+    ($raw:ident) => {
+        RawPushes {
+            token: [$raw.token, $raw.token_env, $raw.token_file],
+            encoding_aes_key: [
+                $raw.encoding_aes_key,
+                $raw.encoding_aes_key_env,
+                $raw.encoding_aes_key_file,
+            ],
+            webhook: $raw.webhook,
+            webhook_secret: [
+                $raw.webhook_secret,
+                $raw.webhook_secret_env,
+                $raw.webhook_secret_file,
+            ],
+            rules: $raw.rules,
+        }
+    };
+}
+
 fn check_wecom(
     w: RawWecom,
     at: &str,
@@ -760,26 +781,7 @@ fn check_wecom(
         w.secret_env,
         w.secret_file,
     );
-    let pushes = check_pushes(
-        RawPushes {
-            token: [w.token, w.token_env, w.token_file],
-            encoding_aes_key: [
-                w.encoding_aes_key,
-                w.encoding_aes_key_env,
-                w.encoding_aes_key_file,
-            ],
-            webhook: w.webhook,
-            webhook_secret: [
-                w.webhook_secret,
-                w.webhook_secret_env,
-                w.webhook_secret_file,
-            ],
-            rules: w.rules,
-        },
-        at,
-        env,
-        p,
-    );
+    let pushes = check_pushes(raw_pushes!(w), at, env, p);
     // WeCom always encrypts (§1.5): a token needs its key, and the key's receiveid is the corpid.
     let inbox = match (pushes.token, pushes.key, &corpid, &name) {
         (Some(token), Some(key), Some(corpid), Some(name)) => Some(std::sync::Arc::new(Inbox {
@@ -952,26 +954,7 @@ fn check_app(
             "missing: set secret, secret_env or secret_file",
         );
     }
-    let pushes = check_pushes(
-        RawPushes {
-            token: [app.token, app.token_env, app.token_file],
-            encoding_aes_key: [
-                app.encoding_aes_key,
-                app.encoding_aes_key_env,
-                app.encoding_aes_key_file,
-            ],
-            webhook: app.webhook,
-            webhook_secret: [
-                app.webhook_secret,
-                app.webhook_secret_env,
-                app.webhook_secret_file,
-            ],
-            rules: app.rules,
-        },
-        at,
-        env,
-        p,
-    );
+    let pushes = check_pushes(raw_pushes!(app), at, env, p);
     let token_api = match app.token_api.as_deref().unwrap_or("stable") {
         "stable" => TokenApi::Stable,
         "classic" => TokenApi::Classic,

@@ -8,6 +8,7 @@ mod facade;
 mod jssdk;
 mod observe;
 mod ops;
+mod owner;
 mod proxy;
 mod router;
 mod throttle;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::owner::WecomApp;
 use super::throttle::{Check, Peer};
 use super::{ApiError, AppState};
 use crate::store::{Credential, Kind};
@@ -78,19 +79,6 @@ fn kind_of(kind: &str) -> Result<Kind, ApiError> {
     })
 }
 
-/// The owner id of WeCom app `agent` (name or agentid) of `corpid`.
-fn wecom_owner(state: &AppState, corpid: &str, agent: &str) -> Result<String, ApiError> {
-    state
-        .center
-        .wecom_owner(corpid, agent)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::Token(crate::token::TokenError::UnknownApp(format!(
-                "{corpid}/{agent}"
-            )))
-        })
-}
-
 /// `{"<kind>": value, "expires_in": …, "expires_at": …}`, written straight
 /// from the credential (no intermediate `serde_json::Value`).
 pub(crate) struct CredentialBody {
@@ -131,9 +119,9 @@ pub(crate) async fn get(
 pub(crate) async fn wecom_get(
     State(state): State<AppState>,
     client: Client,
-    Path((corpid, agent, kind)): Path<(String, String, String)>,
+    WecomApp(owner): WecomApp,
+    Path((_, _, kind)): Path<(String, String, String)>,
 ) -> Result<Json<CredentialBody>, ApiError> {
-    let owner = wecom_owner(&state, &corpid, &agent)?;
     serve(&state, &client, &owner, &kind).await
 }
 
@@ -171,10 +159,10 @@ pub(crate) async fn refresh(
 pub(crate) async fn wecom_refresh(
     State(state): State<AppState>,
     client: Client,
-    Path((corpid, agent, kind)): Path<(String, String, String)>,
+    WecomApp(owner): WecomApp,
+    Path((_, _, kind)): Path<(String, String, String)>,
     body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CredentialBody>, ApiError> {
-    let owner = wecom_owner(&state, &corpid, &agent)?;
     compare_and_refresh(&state, &client, &owner, &kind, body_json).await
 }
 

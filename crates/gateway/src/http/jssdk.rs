@@ -10,6 +10,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
 use super::client_api::Client;
+use super::owner::WecomApp;
 use super::{ApiError, AppState};
 use crate::store::Kind;
 
@@ -83,18 +84,15 @@ pub(crate) struct WecomSignatures {
 pub(crate) async fn wecom_signature(
     State(state): State<AppState>,
     client: Client,
-    Path((corpid, agent)): Path<(String, String)>,
+    WecomApp(owner): WecomApp,
     body: Result<Json<SignatureRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<WecomSignatures>, ApiError> {
-    let unknown = || crate::token::TokenError::UnknownApp(format!("{corpid}/{agent}"));
-    let owner = state
-        .center
-        .wecom_owner(&corpid, &agent)
-        .ok_or_else(unknown)?
-        .to_owned();
     client.check(&state, &owner)?;
     let Json(request) = body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
-    let app = state.center.wecom_app(&owner).ok_or_else(unknown)?;
+    let app = state
+        .center
+        .wecom_app(&owner)
+        .expect("a resolved owner is configured");
     let agentid = app.agentid.ok_or_else(|| {
         ApiError::BadRequest(format!(
             "{owner} is a special secret, not an app with an agentid: it has no JS-SDK"
@@ -116,7 +114,7 @@ pub(crate) async fn wecom_signature(
     let (timestamp, nonce_str, signature) = sign(&corp_ticket.value);
     let config = SignatureAnswer {
         url: wxgate_proto::jssdk::signed_url(&request.url).to_owned(),
-        app_id: corpid.clone(),
+        app_id: app.corpid.clone(),
         timestamp,
         nonce_str,
         signature,
@@ -125,7 +123,7 @@ pub(crate) async fn wecom_signature(
     Ok(Json(WecomSignatures {
         config,
         agent_config: AgentConfig {
-            corpid,
+            corpid: app.corpid.clone(),
             agentid,
             timestamp,
             nonce_str,

@@ -17,6 +17,7 @@ use wxgate_proto::{
     seal_reply, BodyFormat, CallbackQuery, MessageCrypto, Push, PushQuery,
 };
 
+use super::owner::WecomApp;
 use super::{ApiError, AppState};
 use crate::config::{Inbox, Sender};
 use crate::token::TokenError;
@@ -154,15 +155,6 @@ fn app_inbox(state: &AppState, appid: &str) -> Result<Arc<Inbox>, ApiError> {
     inbox_of(state, appid, state.center.app(appid).is_some())
 }
 
-/// The inbox of the WeCom app `agent` (name or agentid) of `corpid`, with its
-/// crypto (receiveid = corpid).
-fn wecom_inbox(state: &AppState, corpid: &str, agent: &str) -> Result<Arc<Inbox>, ApiError> {
-    match state.center.wecom_owner(corpid, agent) {
-        Some(owner) => inbox_of(state, owner, true),
-        None => Err(TokenError::UnknownApp(format!("{corpid}/{agent}")).into()),
-    }
-}
-
 fn crypto(inbox: &Inbox) -> &MessageCrypto {
     inbox
         .mode
@@ -199,16 +191,7 @@ pub(crate) async fn verify(
     q: WeChatQuery,
 ) -> Result<Response, ApiError> {
     let echostr = required(q.echostr, "echostr")?;
-    let inbox = app_inbox(&state, &appid)?;
-    let q = q.push;
-    check_fresh(&state, &q.timestamp)?;
-    wxgate_proto::verify_signature(
-        inbox.token.expose_secret(),
-        &q.timestamp,
-        &q.nonce,
-        &q.signature,
-    )
-    .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
+    signed_inbox(&state, &appid, &q.push)?;
     tracing::debug!(appid, "server ownership check passed");
     Ok(echo(echostr))
 }
@@ -279,6 +262,13 @@ async fn read_signed_body(
     q: &PushQuery,
     body: Body,
 ) -> Result<(Arc<Inbox>, Bytes), ApiError> {
+    let inbox = signed_inbox(state, appid, q)?;
+    Ok((inbox, read_body(state, body).await?))
+}
+
+/// The inbox of `appid`, once the query's `signature` (over token,
+/// timestamp and nonce) checks out and its timestamp is fresh.
+fn signed_inbox(state: &AppState, appid: &str, q: &PushQuery) -> Result<Arc<Inbox>, ApiError> {
     let inbox = app_inbox(state, appid)?;
     check_fresh(state, &q.timestamp)?;
     wxgate_proto::verify_signature(
@@ -288,7 +278,7 @@ async fn read_signed_body(
         &q.signature,
     )
     .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
-    Ok((inbox, read_body(state, body).await?))
+    Ok(inbox)
 }
 
 /// A push's body, at most `server.max_body_bytes`.
@@ -362,10 +352,10 @@ pub(crate) async fn receive_root(
 /// the identical checks WeCom sends from several addresses at once all pass.
 pub(crate) async fn wecom_verify(
     State(state): State<AppState>,
-    Path((corpid, agent)): Path<(String, String)>,
+    WecomApp(owner): WecomApp,
     WeComQuery(q): WeComQuery,
 ) -> Result<Response, ApiError> {
-    let inbox = wecom_inbox(&state, &corpid, &agent)?;
+    let inbox = inbox_of(&state, &owner, true)?;
     check_fresh(&state, &q.timestamp)?;
     let plain = open_echostr(crypto(&inbox), inbox.token.expose_secret(), &q)?;
     tracing::debug!(owner = %inbox.owner, "WeCom URL check passed");
@@ -376,11 +366,11 @@ pub(crate) async fn wecom_verify(
 /// encrypted; answered like a push, a reply sealed for the corp.
 pub(crate) async fn wecom_receive(
     State(state): State<AppState>,
-    Path((corpid, agent)): Path<(String, String)>,
+    WecomApp(owner): WecomApp,
     WeComQuery(q): WeComQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let inbox = wecom_inbox(&state, &corpid, &agent)?;
+    let inbox = inbox_of(&state, &owner, true)?;
     let opened = async {
         check_fresh(&state, &q.timestamp)?;
         let body = read_body(&state, body).await?;
