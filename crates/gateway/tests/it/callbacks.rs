@@ -196,19 +196,31 @@ async fn every_wecom_vector_is_answered_over_http() {
     assert_eq!(refused, 1.0);
 }
 
-fn wecom_push(env: &Env, message: Compose) -> PushRequest {
+/// A safe-mode push of `message` to `path`, encrypted for `receiveid`, from `from` to `to`.
+fn safe_push(
+    env: &Env,
+    path: &str,
+    receiveid: &str,
+    (from, to): (&str, &str),
+    message: Compose,
+) -> PushRequest {
     PushRequest {
-        url: format!("{}/wecom/{CORP}/{AGENT}", env.url),
+        url: format!("{}{path}", env.url),
         token: CALLBACK_TOKEN.into(),
         mode: "safe".into(),
-        appid: Some(CORP.into()),
+        appid: Some(receiveid.into()),
         encoding_aes_key: Some(CALLBACK_KEY.into()),
         message,
-        from: "zhangsan".into(),
-        to: CORP.into(),
+        from: from.into(),
+        to: to.into(),
         timeout_ms: 5000,
         retries: 0,
     }
+}
+
+fn wecom_push(env: &Env, message: Compose) -> PushRequest {
+    let path = format!("/wecom/{CORP}/{AGENT}");
+    safe_push(env, &path, CORP, ("zhangsan", CORP), message)
 }
 
 async fn push_as(env: &Env, request: &PushRequest, how: PushAs) -> wxgate_sim::PushOutcome {
@@ -418,18 +430,8 @@ async fn wechatpy_enterprise_callbacks_are_answered_and_decrypt() {
 }
 
 fn miniprogram_push(env: &Env, message: Compose) -> PushRequest {
-    PushRequest {
-        url: format!("{}/wx/{APPID}", env.url),
-        token: CALLBACK_TOKEN.into(),
-        mode: "safe".into(),
-        appid: Some(APPID.into()),
-        encoding_aes_key: Some(CALLBACK_KEY.into()),
-        message,
-        from: "o9AgO5Kd5ggOC-bXrbNODIiE3bGY".into(),
-        to: "gh_97417a04a28d".into(),
-        timeout_ms: 5000,
-        retries: 0,
-    }
+    let users = ("o9AgO5Kd5ggOC-bXrbNODIiE3bGY", "gh_97417a04a28d");
+    safe_push(env, &format!("/wx/{APPID}"), APPID, users, message)
 }
 
 /// A Mini Program in safe mode with JSON pushes: an event nobody answers gets
