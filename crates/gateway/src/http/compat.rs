@@ -53,7 +53,7 @@ pub(crate) fn check_secret(
 ) -> Result<(), ApiError> {
     let now = state.center.now();
     state.throttle.admit(peer, Check::AppSecret, now)?;
-    let Some(app) = state.center.app(appid) else {
+    let Some(app) = state.center.owners().app(appid) else {
         state.throttle.fail(peer, Check::AppSecret, now);
         return Err(TokenError::UnknownApp(appid.to_owned()).into());
     };
@@ -151,7 +151,7 @@ pub(crate) async fn wecom_token(
     let mut known_corp = false;
     let mut owner = None;
     // Every app of the corp is compared, in constant time each.
-    for app in state.center.wecom_apps_of(corpid) {
+    for app in state.center.owners().wecom_apps_of(corpid) {
         known_corp = true;
         if bool::from(
             app.secret
@@ -211,7 +211,7 @@ async fn wecom_ticket_for(
     kind: Kind,
 ) -> Result<Json<Value>, WeChatShape> {
     serve_ticket(&state, peer, q, kind, |owner| {
-        state.center.wecom_app(owner).is_some()
+        state.center.owners().wecom_app(owner).is_some()
     })
     .await
 }
@@ -266,7 +266,7 @@ pub(crate) async fn ticket(
     };
     // An Official Account's or Mini Program's token: WeCom tokens have their own ticket APIs.
     serve_ticket(&state, peer, &q, kind, |appid| {
-        state.center.app(appid).is_some()
+        state.center.owners().app(appid).is_some()
     })
     .await
 }

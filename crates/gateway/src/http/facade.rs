@@ -94,7 +94,7 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
         return Err(ApiError::InvalidToken);
     };
     let mut outgoing = super::proxy::outgoing(state, request, path).await?;
-    if state.center.wecom_app(&appid).is_some() {
+    if state.center.owners().wecom_app(&appid).is_some() {
         outgoing.host = crate::proxy::Host::WeCom;
     }
     let response = state

@@ -41,6 +41,7 @@ pub(crate) async fn signature(
     let Json(request) = body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
     let app = state
         .center
+        .owners()
         .app(&appid)
         .ok_or_else(|| crate::token::TokenError::UnknownApp(appid.clone()))?;
     check_domain(&request.url, &app.js_domains)?;
@@ -91,6 +92,7 @@ pub(crate) async fn wecom_signature(
     let Json(request) = body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
     let app = state
         .center
+        .owners()
         .wecom_app(&owner)
         .expect("a resolved owner is configured");
     let agentid = app.agentid.ok_or_else(|| {

@@ -24,7 +24,7 @@ impl FromRequestParts<AppState> for WecomApp {
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let param = |name: &str| params.get(name).map_or("", String::as_str);
         let (corpid, agent) = (param("corpid"), param("agent"));
-        match state.center.wecom_owner(corpid, agent) {
+        match state.center.owners().wecom_owner(corpid, agent) {
             Some(owner) => Ok(WecomApp(owner.to_owned())),
             None => Err(TokenError::UnknownApp(format!("{corpid}/{agent}")).into()),
         }

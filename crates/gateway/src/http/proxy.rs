@@ -45,18 +45,18 @@ pub(crate) async fn forward(
 /// is configured (the owner is then what the caller named, for the refusal).
 fn target(state: &AppState, first: &str, path: &str) -> (String, Host, Option<usize>) {
     let prefix = "/proxy/".len() + first.len();
-    if state.center.app(first).is_some() {
+    if state.center.owners().app(first).is_some() {
         return (first.to_owned(), Host::WeChat, Some(prefix));
     }
     let rest = path.get(prefix + 1..).unwrap_or_default();
     let agent = rest.split('/').next().unwrap_or_default();
-    match state.center.wecom_owner(first, agent) {
+    match state.center.owners().wecom_owner(first, agent) {
         Some(owner) => (
             owner.to_owned(),
             Host::WeCom,
             Some(prefix + 1 + agent.len()),
         ),
-        None if state.center.wecom_apps_of(first).next().is_some() => {
+        None if state.center.owners().wecom_apps_of(first).next().is_some() => {
             (format!("{first}/{agent}"), Host::WeCom, None)
         }
         None => (first.to_owned(), Host::WeChat, None),

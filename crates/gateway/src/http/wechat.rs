@@ -152,7 +152,7 @@ fn inbox_of(state: &AppState, owner: &str, known: bool) -> Result<Arc<Inbox>, Ap
 
 /// The inbox of the Official Account or Mini Program `appid`.
 fn app_inbox(state: &AppState, appid: &str) -> Result<Arc<Inbox>, ApiError> {
-    inbox_of(state, appid, state.center.app(appid).is_some())
+    inbox_of(state, appid, state.center.owners().app(appid).is_some())
 }
 
 fn crypto(inbox: &Inbox) -> &MessageCrypto {
@@ -319,7 +319,7 @@ fn read_push(xml: &str) -> Result<Push, ApiError> {
 
 /// The one app, for the `/` mount.
 fn single_app(state: &AppState) -> Result<String, ApiError> {
-    let mut ids = state.center.appids();
+    let mut ids = state.center.owners().appids();
     match (ids.next(), ids.next()) {
         (Some(only), None) => Ok(only.to_owned()),
         _ => Err(ApiError::BadRequest(

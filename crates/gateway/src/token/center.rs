@@ -11,20 +11,20 @@ use futures_util::future::BoxFuture;
 
 use crate::clock::Clock;
 use crate::config::{AppConfig, WecomConfig};
-use crate::metrics::{Metrics, RefreshLabels};
-use crate::store::{mask, Credential, Kind, Lease, Store, StoreError};
+use crate::metrics::Metrics;
+use crate::store::{mask, Credential, Kind, Store, StoreError};
 
 pub use super::cause::{Cause, Requester};
-use super::issuer::{AppIssuer, Issuer, WecomIssuer};
-use super::lease::{Waited, LEASE_TTL};
+use super::issuer::Issuer;
+use super::owners::Owners;
 use super::policy::beijing_day;
 pub use super::policy::Policy;
 pub use super::slot::SlotStatus;
 use super::slot::{Health, Slot};
-use crate::upstream::{Failure, FailureClass, FailureRecord, Fetched, Upstream};
+use crate::upstream::{Failure, FailureClass, FailureRecord, Upstream};
 
 /// How many failures the status page lists.
-const RECENT_FAILURES: usize = 20;
+pub(super) const RECENT_FAILURES: usize = 20;
 /// Why no credential could be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -68,13 +68,8 @@ pub struct TokenCenter {
 
 #[derive(Debug)]
 pub(super) struct Inner {
-    apps: HashMap<String, Arc<AppConfig>>,
-    /// Each owner's issuer: its family's rules and how to fetch.
-    pub(super) issuers: HashMap<String, Arc<dyn Issuer>>,
-    /// WeCom apps by (corpid, name) and (corpid, agentid): their owner id.
-    wecom_owners: HashMap<(String, String), String>,
-    /// WeCom apps by owner id.
-    wecom_apps: HashMap<String, Arc<WecomConfig>>,
+    /// Who has credentials, and each owner's issuer.
+    pub(super) owners: Owners,
     pub(super) slots: HashMap<(String, Kind), Slot>,
     pub(super) store: Arc<dyn Store>,
     pub(super) upstream: Upstream,
@@ -82,7 +77,7 @@ pub(super) struct Inner {
     pub(super) policy: Policy,
     pub(super) metrics: Arc<Metrics>,
     /// The latest failures, newest first.
-    recent: Mutex<VecDeque<FailureRecord>>,
+    pub(super) recent: Mutex<VecDeque<FailureRecord>>,
     /// The last write the store refused (when, why), until one succeeds.
     store_write_error: Mutex<Option<(u64, String)>>,
 }
@@ -98,41 +93,20 @@ impl TokenCenter {
         policy: Policy,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let mut issuers: HashMap<String, Arc<dyn Issuer>> = apps
-            .iter()
-            .map(|a| {
-                let issuer: Arc<dyn Issuer> = Arc::new(AppIssuer::new(a.clone()));
-                (a.appid.clone(), issuer)
-            })
-            .collect();
-        let mut wecom_owners = HashMap::new();
-        let mut wecom_apps = HashMap::new();
-        for w in wecom {
-            wecom_apps.insert(w.owner(), w.clone());
-            let owner = w.owner();
-            wecom_owners.insert((w.corpid.clone(), w.name.clone()), owner.clone());
-            if let Some(agentid) = w.agentid {
-                wecom_owners.insert((w.corpid.clone(), agentid.to_string()), owner.clone());
-            }
-            issuers.insert(owner, Arc::new(WecomIssuer::new(w)));
-        }
-        let slots = issuers
-            .iter()
+        let owners = Owners::new(apps, wecom);
+        let slots = owners
+            .issuers()
             .flat_map(|(owner, issuer)| {
                 issuer
                     .family()
                     .kinds
                     .iter()
-                    .map(|&k| ((owner.clone(), k), Slot::new(issuer.warm(k))))
+                    .map(|&k| ((owner.to_owned(), k), Slot::new(issuer.warm(k))))
             })
             .collect();
-        let apps = apps.into_iter().map(|a| (a.appid.clone(), a)).collect();
         Self {
             inner: Arc::new(Inner {
-                apps,
-                issuers,
-                wecom_owners,
-                wecom_apps,
+                owners,
                 slots,
                 store,
                 upstream,
@@ -145,44 +119,9 @@ impl TokenCenter {
         }
     }
 
-    /// The app's configuration.
-    pub fn app(&self, appid: &str) -> Option<&Arc<AppConfig>> {
-        self.inner.apps.get(appid)
-    }
-
-    /// The owner id (`corpid/name`) of the WeCom app `agent` (its name or
-    /// agentid) of `corpid`.
-    pub fn wecom_owner(&self, corpid: &str, agent: &str) -> Option<&str> {
-        self.inner
-            .wecom_owners
-            .get(&(corpid.to_owned(), agent.to_owned()))
-            .map(String::as_str)
-    }
-
-    /// Every configured WeCom app's owner id (`corpid/name`).
-    pub fn wecom_owners(&self) -> impl Iterator<Item = &str> {
-        self.inner.wecom_apps.keys().map(String::as_str)
-    }
-
-    /// The WeCom apps of `corpid`.
-    pub fn wecom_apps_of<'a>(
-        &'a self,
-        corpid: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<WecomConfig>> + 'a {
-        self.inner
-            .wecom_apps
-            .values()
-            .filter(move |w| w.corpid == corpid)
-    }
-
-    /// The WeCom app whose owner id is `owner`.
-    pub fn wecom_app(&self, owner: &str) -> Option<&Arc<WecomConfig>> {
-        self.inner.wecom_apps.get(owner)
-    }
-
-    /// Every configured appid.
-    pub fn appids(&self) -> impl Iterator<Item = &str> {
-        self.inner.apps.keys().map(String::as_str)
+    /// Who has credentials: the configured apps and WeCom apps.
+    pub fn owners(&self) -> &Owners {
+        &self.inner.owners
     }
 
     /// The store behind the center.
@@ -211,7 +150,7 @@ impl TokenCenter {
     }
 
     /// Records the outcome of a write to the store.
-    fn store_written(&self, result: Result<(), &StoreError>) {
+    pub(super) fn store_written(&self, result: Result<(), &StoreError>) {
         let mut error = self
             .inner
             .store_write_error
@@ -555,200 +494,6 @@ impl TokenCenter {
         }
     }
 
-    /// Fetches from WeChat and stores; the caller holds the slot's flight.
-    async fn fetch(
-        &self,
-        appid: &str,
-        kind: Kind,
-        slot: &Slot,
-        forced: bool,
-        cause: Cause,
-    ) -> Result<Credential, TokenError> {
-        let issuer = self
-            .issuer(appid)
-            .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?
-            .clone();
-        {
-            let health = slot.health();
-            if self.now() < health.not_before {
-                let failure = health.last_failure.clone().unwrap_or_else(|| {
-                    Failure::transient("waiting before the next call to WeChat")
-                });
-                return Err(TokenError::Unavailable {
-                    failure,
-                    retry_at: health.not_before,
-                });
-            }
-        }
-        let previous = slot.current();
-        let now = self.now();
-        // Across instances one refresh at a time: the store's lease.
-        let lease = match self.inner.store.acquire(appid, kind, LEASE_TTL).await {
-            Ok(Some(lease)) => Some(lease),
-            Ok(None) => {
-                match self
-                    .await_other_instance(appid, kind, slot, previous.as_ref(), forced)
-                    .await?
-                {
-                    Waited::Stored(credential) => return Ok(credential),
-                    // The holder released or died without storing: this instance fetches.
-                    Waited::Leased(lease) => Some(lease),
-                }
-            }
-            Err(e) if previous.as_ref().is_some_and(|p| p.is_valid(now)) => {
-                self.store_written(Err(&e));
-                let failure = Failure::transient_with_hint(
-                    "store unavailable; serving the current credential",
-                    "check the store (Redis)",
-                );
-                let retry_at = self.on_failure(slot, &failure, now);
-                tracing::warn!(appid, token.kind = %kind, error = %e, "store unavailable; refresh postponed");
-                slot.generation.send_modify(|g| *g += 1);
-                return Err(TokenError::Unavailable { failure, retry_at });
-            }
-            Err(e) => {
-                self.store_written(Err(&e));
-                tracing::warn!(appid, token.kind = %kind, error = %e, "store unavailable; fetching without the lease");
-                None
-            }
-        };
-        slot.leased.store(lease.is_some(), Ordering::Relaxed);
-        let (result, unsaved) = self
-            .fetch_leased(
-                appid,
-                kind,
-                slot,
-                issuer.as_ref(),
-                previous.as_ref(),
-                forced,
-                lease.as_ref(),
-                cause,
-            )
-            .await;
-        slot.leased.store(false, Ordering::Relaxed);
-        // A credential fetched but not saved keeps its lease unreleased: the
-        // store then knows its stored value may be superseded (SQLite does not
-        // trust it after a restart; Redis lets the lease expire).
-        if let Some(lease) = lease.as_ref().filter(|_| !unsaved) {
-            if let Err(e) = self.inner.store.release(appid, kind, lease).await {
-                tracing::warn!(appid, token.kind = %kind, error = %e, "could not release the refresh lease; it expires by itself");
-            }
-        }
-        result
-    }
-
-    /// The fetch itself, under the lease (or without one when the store is
-    /// down); `true` beside it when a fetched credential could not be saved.
-    #[allow(clippy::too_many_arguments)]
-    async fn fetch_leased(
-        &self,
-        appid: &str,
-        kind: Kind,
-        slot: &Slot,
-        issuer: &dyn Issuer,
-        previous: Option<&Credential>,
-        forced: bool,
-        lease: Option<&Lease>,
-        cause: Cause,
-    ) -> (Result<Credential, TokenError>, bool) {
-        // Another instance may have stored a newer credential just before we got the lease.
-        if lease.is_some() {
-            if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
-                self.keep(slot, appid, kind, &stored);
-                return (Ok(stored), false);
-            }
-        }
-        let mut unsaved = false;
-        let upstream = &self.inner.upstream;
-        let result = if issuer.needs_access_token(kind) {
-            self.with_access_token(appid, &cause.requester(), |token| async move {
-                issuer.fetch(upstream, kind, forced, Some(&token)).await
-            })
-            .await
-        } else {
-            issuer.fetch(upstream, kind, forced, None).await
-        };
-        let now = self.now();
-        self.audit(appid, kind, "fetch", &cause, result.as_ref().err())
-            .await;
-        match result {
-            Ok(Fetched { value, expires_in }) => {
-                let mut credential = Credential {
-                    value,
-                    expires_at: now + expires_in,
-                    fetched_at: now,
-                };
-                let repeated = previous.filter(|p| p.value == credential.value);
-                if let Some(previous) = repeated {
-                    // The same value lives no longer than first told, whatever
-                    // lifetime the repeat claims (WeCom may report a full 7200 s).
-                    credential.expires_at = credential.expires_at.min(previous.expires_at);
-                }
-                let saved = match lease {
-                    Some(lease) => {
-                        self.inner
-                            .store
-                            .save_fenced(appid, kind, &credential, lease)
-                            .await
-                    }
-                    None => self
-                        .inner
-                        .store
-                        .save(appid, kind, &credential)
-                        .await
-                        .map(|()| true),
-                };
-                self.store_written(saved.as_ref().map(drop));
-                match saved {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        // A newer lease holder wrote (or will write) its own: theirs wins.
-                        tracing::warn!(appid, token.kind = %kind, "lease lost while fetching; adopting the store's credential");
-                        if let Some(stored) =
-                            self.load(appid, kind).await.filter(|c| c.is_valid(now))
-                        {
-                            credential = stored;
-                        }
-                    }
-                    Err(e) => {
-                        unsaved = true;
-                        tracing::warn!(appid, token.kind = %kind, error = %e, "could not persist; serving from memory");
-                    }
-                }
-                let mut refresh_at = self.refresh_at(appid, kind, &credential);
-                if repeated.is_some() {
-                    // WeChat repeated the token: ask again shortly, not in a loop.
-                    refresh_at = refresh_at.max(now + 10);
-                }
-                self.count_refresh(appid, kind, "ok");
-                {
-                    let mut health = slot.health();
-                    health.fetches += 1;
-                    let today = beijing_day(now);
-                    health.fetches_today = match health.fetches_today {
-                        (day, n) if day == today => (day, n + 1),
-                        _ => (today, 1),
-                    };
-                    health.failures = 0;
-                    health.last_failure = None;
-                    health.not_before = 0;
-                }
-                tracing::info!(appid, token.kind = %kind, expires_in, forced, "fetched from WeChat");
-                slot.set(credential.clone(), refresh_at);
-                (Ok(credential), unsaved)
-            }
-            Err(failure) => {
-                self.count_refresh(appid, kind, failure.class.as_str());
-                self.record_failure(appid, kind, &failure, now);
-                let retry_at = self.on_failure(slot, &failure, now);
-                let still_valid = previous.is_some_and(|p| p.is_valid(now));
-                log_failure(appid, kind, &failure, retry_at, still_valid);
-                slot.generation.send_modify(|g| *g += 1);
-                (Err(TokenError::Unavailable { failure, retry_at }), false)
-            }
-        }
-    }
-
     /// Takes a credential another instance stored, if it is newer than ours
     /// (called on the store's change notifications).
     pub(super) async fn adopt_stored(&self, appid: &str, kind: Kind) {
@@ -811,25 +556,6 @@ impl TokenCenter {
         }
     }
 
-    fn count_refresh(&self, appid: &str, kind: Kind, result: &str) {
-        self.inner
-            .metrics
-            .refreshes
-            .get_or_create(&RefreshLabels {
-                appid: appid.to_owned(),
-                kind: kind.as_str().to_owned(),
-                result: result.to_owned(),
-            })
-            .inc();
-    }
-
-    /// Keeps the failure for the status page's list of recent errors.
-    fn record_failure(&self, appid: &str, kind: Kind, failure: &Failure, now: u64) {
-        let mut recent = self.inner.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.push_front(FailureRecord::new(appid, kind, failure, now));
-        recent.truncate(RECENT_FAILURES);
-    }
-
     /// The latest failed fetches, newest first.
     pub fn recent_failures(&self) -> Vec<FailureRecord> {
         let recent = self.inner.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -858,17 +584,6 @@ impl TokenCenter {
     /// The metrics of this instance.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
-    }
-
-    /// Records a failure and returns when WeChat may be called again.
-    pub(super) fn on_failure(&self, slot: &Slot, failure: &Failure, now: u64) -> u64 {
-        let mut health = slot.health();
-        health.failures += 1;
-        health.last_failure = Some(failure.clone());
-        health.last_failure_at = now;
-        health.not_before =
-            super::policy::retry_at(&self.inner.policy, failure.class, health.failures, now);
-        health.not_before
     }
 
     /// The forced refreshes spent today, when `needed` more fit in the day's
@@ -902,18 +617,8 @@ impl TokenCenter {
     }
 
     /// The owner's issuer.
-    fn issuer(&self, owner: &str) -> Option<&Arc<dyn Issuer>> {
-        self.inner.issuers.get(owner)
-    }
-
-    /// When to renew, by the owner's family rules (see [`Issuer::renew_ahead`]).
-    fn refresh_at(&self, appid: &str, kind: Kind, credential: &Credential) -> u64 {
-        let ahead = crate::config::DEFAULT_REFRESH_AHEAD_SECS;
-        let (ahead, spread) = self
-            .issuer(appid)
-            .map_or((ahead, ahead / 10), |issuer| issuer.renew_ahead(kind));
-        let jitter = (self.inner.policy.jitter)(spread);
-        super::policy::renew_at(credential, ahead, jitter)
+    pub(super) fn issuer(&self, owner: &str) -> Option<&Arc<dyn Issuer>> {
+        self.inner.owners.issuer(owner)
     }
 }
 
@@ -927,19 +632,4 @@ async fn detached<T: Send + 'static>(
             retry_at: 0,
         })
     })
-}
-
-fn log_failure(appid: &str, kind: Kind, failure: &Failure, retry_at: u64, still_valid: bool) {
-    let hint = failure.hint.as_deref().unwrap_or("");
-    let errcode = failure.errcode.unwrap_or(0);
-    match (failure.class, still_valid) {
-        (FailureClass::Transient | FailureClass::TokenRejected, true) => tracing::warn!(
-            appid, token.kind = %kind, upstream.errcode = errcode, retry_at,
-            "refresh failed; still serving the current credential: {failure}"
-        ),
-        _ => tracing::error!(
-            appid, token.kind = %kind, upstream.errcode = errcode, retry_at, hint,
-            "WeChat refused the credential fetch: {failure}"
-        ),
-    }
 }

@@ -91,6 +91,7 @@ impl TokenCenter {
     /// (`quota` with `daily_limit`, `used`, `remain`; `rate_limit` when given).
     pub async fn token_quota(&self, appid: &str) -> Result<Value, DiagnosticsError> {
         let app = self
+            .owners()
             .app(appid)
             .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?;
         let cgi_path = match app.token_api {
@@ -117,7 +118,8 @@ impl TokenCenter {
         &self,
         appid: &str,
     ) -> Result<ClearQuotaBudget, DiagnosticsError> {
-        self.app(appid)
+        self.owners()
+            .app(appid)
             .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?;
         let (month, resets_at) = beijing_month(self.now());
         let used = self.store().tally(&tally_key(appid), &month, 0).await?;
@@ -133,6 +135,7 @@ impl TokenCenter {
     /// credential waiting for the quota's midnight reset is fetched again.
     pub async fn clear_quota(&self, appid: &str) -> Result<ClearQuotaBudget, DiagnosticsError> {
         let app = self
+            .owners()
             .app(appid)
             .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?
             .clone();
@@ -189,7 +192,8 @@ impl TokenCenter {
         endpoint: &'static str,
         body: Value,
     ) -> Result<Value, DiagnosticsError> {
-        self.app(appid)
+        self.owners()
+            .app(appid)
             .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?;
         let upstream = self.upstream();
         let body = &body;

@@ -14,7 +14,11 @@ use super::{FailureClass, TokenCenter};
 /// Probes every app, every `interval` seconds of the center's clock.
 pub(super) async fn run(center: TokenCenter, interval: u64) {
     let clock = center.inner.clock.clone();
-    let appids: Vec<String> = center.inner.issuers.keys().cloned().collect();
+    let appids: Vec<String> = center
+        .owners()
+        .issuers()
+        .map(|(owner, _)| owner.to_owned())
+        .collect();
     loop {
         clock.sleep_until(clock.now() + interval).await;
         for appid in &appids {
@@ -34,7 +38,7 @@ impl TokenCenter {
         let Some(current) = slot.valid(self.now()) else {
             return false;
         };
-        let Some(issuer) = self.inner.issuers.get(appid) else {
+        let Some(issuer) = self.owners().issuer(appid) else {
             return false;
         };
         let checked = issuer.check(&self.inner.upstream, &current.value).await;

@@ -41,6 +41,7 @@ impl TokenCenter {
     /// the second forced refresh runs in the background, 30 s after the first.
     pub async fn revoke(&self, appid: &str) -> Result<Revocation, TokenError> {
         let app = self
+            .owners()
             .app(appid)
             .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?
             .clone();

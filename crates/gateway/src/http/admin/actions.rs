@@ -66,7 +66,7 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
 
 /// The page's answer for an appid that is not configured, or `None`.
 fn unknown_app(state: &AppState, appid: &str) -> Option<Response> {
-    if state.center.app(appid).is_some() {
+    if state.center.owners().app(appid).is_some() {
         return None;
     }
     let body = format!("<p>No app <code>{}</code> is configured.</p>", esc(appid));
@@ -140,6 +140,7 @@ pub(crate) async fn revoke_form(
     if !confirmed {
         let stable = state
             .center
+            .owners()
             .app(&appid)
             .is_some_and(|a| a.token_api == TokenApi::Stable);
         let how = if stable {

@@ -130,9 +130,13 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
             .collect::<Vec<_>>()
     };
     let mut apps = center
+        .owners()
         .appids()
         .map(|appid| {
-            let app = center.app(appid).expect("listed apps are configured");
+            let app = center
+                .owners()
+                .app(appid)
+                .expect("listed apps are configured");
             AppStatus {
                 appid: appid.to_owned(),
                 token_api: app.token_api.as_str(),
@@ -145,7 +149,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
         })
         .collect::<Vec<_>>();
     // WeCom apps: callbacks are always encrypted (`safe`) when configured.
-    apps.extend(center.wecom_owners().map(|owner| {
+    apps.extend(center.owners().wecom_owners().map(|owner| {
         AppStatus {
             appid: owner.to_owned(),
             token_api: "gettoken",

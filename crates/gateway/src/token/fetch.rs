@@ -1,0 +1,267 @@
+//! Fetching a credential from WeChat under the refresh lease: saving it
+//! (fenced), scheduling its renewal by the owner's family rules, and on
+//! failure recording why and when WeChat may be called again.
+
+use std::sync::atomic::Ordering;
+
+use crate::metrics::RefreshLabels;
+use crate::store::{Credential, Kind, Lease};
+use crate::upstream::{Failure, FailureClass, FailureRecord, Fetched};
+
+use super::center::{Cause, TokenError, RECENT_FAILURES};
+use super::issuer::Issuer;
+use super::lease::{Waited, LEASE_TTL};
+use super::policy::beijing_day;
+use super::slot::Slot;
+use super::TokenCenter;
+
+impl TokenCenter {
+    /// Fetches from WeChat and stores; the caller holds the slot's flight.
+    pub(super) async fn fetch(
+        &self,
+        appid: &str,
+        kind: Kind,
+        slot: &Slot,
+        forced: bool,
+        cause: Cause,
+    ) -> Result<Credential, TokenError> {
+        let issuer = self
+            .issuer(appid)
+            .ok_or_else(|| TokenError::UnknownApp(appid.to_owned()))?
+            .clone();
+        {
+            let health = slot.health();
+            if self.now() < health.not_before {
+                let failure = health.last_failure.clone().unwrap_or_else(|| {
+                    Failure::transient("waiting before the next call to WeChat")
+                });
+                return Err(TokenError::Unavailable {
+                    failure,
+                    retry_at: health.not_before,
+                });
+            }
+        }
+        let previous = slot.current();
+        let now = self.now();
+        // Across instances one refresh at a time: the store's lease.
+        let lease = match self.inner.store.acquire(appid, kind, LEASE_TTL).await {
+            Ok(Some(lease)) => Some(lease),
+            Ok(None) => {
+                match self
+                    .await_other_instance(appid, kind, slot, previous.as_ref(), forced)
+                    .await?
+                {
+                    Waited::Stored(credential) => return Ok(credential),
+                    // The holder released or died without storing: this instance fetches.
+                    Waited::Leased(lease) => Some(lease),
+                }
+            }
+            Err(e) if previous.as_ref().is_some_and(|p| p.is_valid(now)) => {
+                self.store_written(Err(&e));
+                let failure = Failure::transient_with_hint(
+                    "store unavailable; serving the current credential",
+                    "check the store (Redis)",
+                );
+                let retry_at = self.on_failure(slot, &failure, now);
+                tracing::warn!(appid, token.kind = %kind, error = %e, "store unavailable; refresh postponed");
+                slot.generation.send_modify(|g| *g += 1);
+                return Err(TokenError::Unavailable { failure, retry_at });
+            }
+            Err(e) => {
+                self.store_written(Err(&e));
+                tracing::warn!(appid, token.kind = %kind, error = %e, "store unavailable; fetching without the lease");
+                None
+            }
+        };
+        slot.leased.store(lease.is_some(), Ordering::Relaxed);
+        let (result, unsaved) = self
+            .fetch_leased(
+                appid,
+                kind,
+                slot,
+                issuer.as_ref(),
+                previous.as_ref(),
+                forced,
+                lease.as_ref(),
+                cause,
+            )
+            .await;
+        slot.leased.store(false, Ordering::Relaxed);
+        // A credential fetched but not saved keeps its lease unreleased: the
+        // store then knows its stored value may be superseded (SQLite does not
+        // trust it after a restart; Redis lets the lease expire).
+        if let Some(lease) = lease.as_ref().filter(|_| !unsaved) {
+            if let Err(e) = self.inner.store.release(appid, kind, lease).await {
+                tracing::warn!(appid, token.kind = %kind, error = %e, "could not release the refresh lease; it expires by itself");
+            }
+        }
+        result
+    }
+
+    /// The fetch itself, under the lease (or without one when the store is
+    /// down); `true` beside it when a fetched credential could not be saved.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_leased(
+        &self,
+        appid: &str,
+        kind: Kind,
+        slot: &Slot,
+        issuer: &dyn Issuer,
+        previous: Option<&Credential>,
+        forced: bool,
+        lease: Option<&Lease>,
+        cause: Cause,
+    ) -> (Result<Credential, TokenError>, bool) {
+        // Another instance may have stored a newer credential just before we got the lease.
+        if lease.is_some() {
+            if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
+                self.keep(slot, appid, kind, &stored);
+                return (Ok(stored), false);
+            }
+        }
+        let mut unsaved = false;
+        let upstream = &self.inner.upstream;
+        let result = if issuer.needs_access_token(kind) {
+            self.with_access_token(appid, &cause.requester(), |token| async move {
+                issuer.fetch(upstream, kind, forced, Some(&token)).await
+            })
+            .await
+        } else {
+            issuer.fetch(upstream, kind, forced, None).await
+        };
+        let now = self.now();
+        self.audit(appid, kind, "fetch", &cause, result.as_ref().err())
+            .await;
+        match result {
+            Ok(Fetched { value, expires_in }) => {
+                let mut credential = Credential {
+                    value,
+                    expires_at: now + expires_in,
+                    fetched_at: now,
+                };
+                let repeated = previous.filter(|p| p.value == credential.value);
+                if let Some(previous) = repeated {
+                    // The same value lives no longer than first told, whatever
+                    // lifetime the repeat claims (WeCom may report a full 7200 s).
+                    credential.expires_at = credential.expires_at.min(previous.expires_at);
+                }
+                let saved = match lease {
+                    Some(lease) => {
+                        self.inner
+                            .store
+                            .save_fenced(appid, kind, &credential, lease)
+                            .await
+                    }
+                    None => self
+                        .inner
+                        .store
+                        .save(appid, kind, &credential)
+                        .await
+                        .map(|()| true),
+                };
+                self.store_written(saved.as_ref().map(drop));
+                match saved {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // A newer lease holder wrote (or will write) its own: theirs wins.
+                        tracing::warn!(appid, token.kind = %kind, "lease lost while fetching; adopting the store's credential");
+                        if let Some(stored) =
+                            self.load(appid, kind).await.filter(|c| c.is_valid(now))
+                        {
+                            credential = stored;
+                        }
+                    }
+                    Err(e) => {
+                        unsaved = true;
+                        tracing::warn!(appid, token.kind = %kind, error = %e, "could not persist; serving from memory");
+                    }
+                }
+                let mut refresh_at = self.refresh_at(appid, kind, &credential);
+                if repeated.is_some() {
+                    // WeChat repeated the token: ask again shortly, not in a loop.
+                    refresh_at = refresh_at.max(now + 10);
+                }
+                self.count_refresh(appid, kind, "ok");
+                {
+                    let mut health = slot.health();
+                    health.fetches += 1;
+                    let today = beijing_day(now);
+                    health.fetches_today = match health.fetches_today {
+                        (day, n) if day == today => (day, n + 1),
+                        _ => (today, 1),
+                    };
+                    health.failures = 0;
+                    health.last_failure = None;
+                    health.not_before = 0;
+                }
+                tracing::info!(appid, token.kind = %kind, expires_in, forced, "fetched from WeChat");
+                slot.set(credential.clone(), refresh_at);
+                (Ok(credential), unsaved)
+            }
+            Err(failure) => {
+                self.count_refresh(appid, kind, failure.class.as_str());
+                self.record_failure(appid, kind, &failure, now);
+                let retry_at = self.on_failure(slot, &failure, now);
+                let still_valid = previous.is_some_and(|p| p.is_valid(now));
+                log_failure(appid, kind, &failure, retry_at, still_valid);
+                slot.generation.send_modify(|g| *g += 1);
+                (Err(TokenError::Unavailable { failure, retry_at }), false)
+            }
+        }
+    }
+
+    fn count_refresh(&self, appid: &str, kind: Kind, result: &str) {
+        self.inner
+            .metrics
+            .refreshes
+            .get_or_create(&RefreshLabels {
+                appid: appid.to_owned(),
+                kind: kind.as_str().to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Keeps the failure for the status page's list of recent errors.
+    fn record_failure(&self, appid: &str, kind: Kind, failure: &Failure, now: u64) {
+        let mut recent = self.inner.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_front(FailureRecord::new(appid, kind, failure, now));
+        recent.truncate(RECENT_FAILURES);
+    }
+
+    /// Records a failure and returns when WeChat may be called again.
+    pub(super) fn on_failure(&self, slot: &Slot, failure: &Failure, now: u64) -> u64 {
+        let mut health = slot.health();
+        health.failures += 1;
+        health.last_failure = Some(failure.clone());
+        health.last_failure_at = now;
+        health.not_before =
+            super::policy::retry_at(&self.inner.policy, failure.class, health.failures, now);
+        health.not_before
+    }
+
+    /// When to renew, by the owner's family rules (see [`Issuer::renew_ahead`]).
+    pub(super) fn refresh_at(&self, appid: &str, kind: Kind, credential: &Credential) -> u64 {
+        let ahead = crate::config::DEFAULT_REFRESH_AHEAD_SECS;
+        let (ahead, spread) = self
+            .issuer(appid)
+            .map_or((ahead, ahead / 10), |issuer| issuer.renew_ahead(kind));
+        let jitter = (self.inner.policy.jitter)(spread);
+        super::policy::renew_at(credential, ahead, jitter)
+    }
+}
+
+fn log_failure(appid: &str, kind: Kind, failure: &Failure, retry_at: u64, still_valid: bool) {
+    let hint = failure.hint.as_deref().unwrap_or("");
+    let errcode = failure.errcode.unwrap_or(0);
+    match (failure.class, still_valid) {
+        (FailureClass::Transient | FailureClass::TokenRejected, true) => tracing::warn!(
+            appid, token.kind = %kind, upstream.errcode = errcode, retry_at,
+            "refresh failed; still serving the current credential: {failure}"
+        ),
+        _ => tracing::error!(
+            appid, token.kind = %kind, upstream.errcode = errcode, retry_at, hint,
+            "WeChat refused the credential fetch: {failure}"
+        ),
+    }
+}
