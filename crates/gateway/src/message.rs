@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use wxgate_proto::{Push, Reply, ReplyBody};
 
+use crate::clock::Clock;
 use crate::config::{Inbox, Sender};
-use crate::metrics::{AppLabels, PushLabels};
-use crate::store::PushClaim;
+use crate::metrics::{AppLabels, Metrics, PushLabels};
+use crate::store::{PushClaim, Store};
 use crate::token::{Requester, TokenCenter, Upstream};
 use dedupe::{Answer, Dedupe, Window};
 use stats::{PushStats, WebhookStatus};
@@ -78,7 +79,13 @@ const REFUSED_LOG_EVERY: u64 = 60;
 /// Handles verified pushes.
 #[derive(Debug)]
 pub struct Dispatcher {
+    /// Only for replies sent as messages (late, or a Mini Program's), which need a token.
     center: TokenCenter,
+    /// The shared store (cross-instance dedupe), the clock and the metrics:
+    /// the dispatcher's own handles, so a push never visits the center.
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
     /// Where pushes arrive, by owner (appid, or `corpid/name`).
     inboxes: HashMap<String, Arc<Inbox>>,
     upstream: Upstream,
@@ -112,6 +119,9 @@ impl Dispatcher {
             .build()
             .expect("a client without redirects builds");
         Self {
+            store: center.store().clone(),
+            clock: center.clock().clone(),
+            metrics: center.metrics().clone(),
             center,
             inboxes: inboxes
                 .into_iter()
@@ -125,6 +135,11 @@ impl Dispatcher {
             webhook_timeout,
             figures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Now, Unix seconds, on the gateway's clock (timestamps of pushes are checked against it).
+    pub fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// The inbox of `owner` (an appid, or `corpid/name`), if it takes pushes.
@@ -158,8 +173,7 @@ impl Dispatcher {
             };
             *counter += 1;
         });
-        self.center
-            .metrics()
+        self.metrics
             .pushes
             .get_or_create(&PushLabels {
                 appid: appid.to_owned(),
@@ -171,11 +185,7 @@ impl Dispatcher {
             let labels = AppLabels {
                 appid: appid.to_owned(),
             };
-            self.center
-                .metrics()
-                .dedupe_hits
-                .get_or_create(&labels)
-                .inc();
+            self.metrics.dedupe_hits.get_or_create(&labels).inc();
         }
     }
 
@@ -187,7 +197,7 @@ impl Dispatcher {
             return;
         }
         self.count(appid, "unknown", Outcome::Rejected);
-        let now = self.center.now();
+        let now = self.clock.now();
         let mut summary = None;
         self.figures(appid, |f| {
             f.refused_unlogged += 1;
@@ -212,12 +222,11 @@ impl Dispatcher {
         let labels = AppLabels {
             appid: appid.to_owned(),
         };
-        self.center
-            .metrics()
+        self.metrics
             .webhook_seconds
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
-        let now = self.center.now();
+        let now = self.clock.now();
         self.figures(appid, |f| match error {
             None => {
                 f.webhook_ok += 1;
@@ -275,11 +284,11 @@ impl Dispatcher {
             .unsigned_bodies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(key.clone(), self.center.now(), || digest);
+            .get_or_insert_with(key.clone(), self.clock.now(), || digest);
         if bound != digest {
             return Err(BodyMismatch);
         }
-        let store = self.center.store();
+        let store = &self.store;
         if store.shares_pushes() {
             let ttl = Duration::from_secs(self.dedupe.window());
             let hex = hex::encode(digest);
@@ -306,7 +315,7 @@ impl Dispatcher {
     pub async fn answer(self: &Arc<Self>, inbox: Arc<Inbox>, push: Push) -> Answer {
         // One deadline for everything: WeChat's window starts when the push arrives.
         let deadline = tokio::time::Instant::now() + self.budget;
-        let now = self.center.now();
+        let now = self.clock.now();
         let (owner, msg_type) = (inbox.owner.clone(), push.kind.name());
         let key = format!("{}:{}", inbox.owner, push.dedupe_key());
         let this = self.clone();
@@ -328,7 +337,7 @@ impl Dispatcher {
         push: Push,
         deadline: tokio::time::Instant,
     ) -> Answer {
-        let store = self.center.store().clone();
+        let store = self.store.clone();
         if !store.shares_pushes() {
             // One instance: the in-process dedupe is the whole story.
             return self.handle(inbox, push, deadline).await;
@@ -364,7 +373,7 @@ impl Dispatcher {
 
     /// Another instance is handling this push: wait for its answer within the budget.
     async fn await_other_instance(&self, key: &str, deadline: tokio::time::Instant) -> Answer {
-        let store = self.center.store();
+        let store = &self.store;
         let ttl = Duration::from_secs(self.dedupe.window());
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -405,7 +414,7 @@ impl Dispatcher {
             }
             body => body,
         };
-        let now = self.center.now();
+        let now = self.clock.now();
         body.map(|body| Reply::to(&push, now, body).to_xml())
     }
 
@@ -423,7 +432,7 @@ impl Dispatcher {
         }
         let this = self.clone();
         let (target, push_owned) = (inbox.clone(), push.clone());
-        let now = self.center.now();
+        let now = self.clock.now();
         let started = tokio::time::Instant::now();
         let mut call = tokio::spawn(async move {
             webhook::call(&this.http, &target, &push_owned, now, this.webhook_timeout).await

@@ -166,7 +166,7 @@ fn crypto(inbox: &Inbox) -> &MessageCrypto {
 /// `server.timestamp_tolerance_secs` from now.
 fn check_fresh(state: &AppState, timestamp: &str) -> Result<(), ApiError> {
     let tolerance = state.server.timestamp_tolerance_secs;
-    if wxgate_proto::timestamp_is_fresh(timestamp, state.center.now(), tolerance) {
+    if wxgate_proto::timestamp_is_fresh(timestamp, state.dispatcher.now(), tolerance) {
         Ok(())
     } else {
         Err(ApiError::StaleTimestamp)
@@ -241,7 +241,7 @@ fn answer_push(state: &AppState, inbox: &Inbox, nonce: &str, reply: Option<Strin
         };
         return ([(header::CONTENT_TYPE, "text/plain")], body).into_response();
     };
-    let now = state.center.now().to_string();
+    let now = state.dispatcher.now().to_string();
     let sealed = seal_reply(
         &inbox.mode,
         inbox.token.expose_secret(),

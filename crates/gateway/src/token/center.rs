@@ -173,6 +173,11 @@ impl TokenCenter {
         self.inner.clock.now()
     }
 
+    /// The clock the center runs on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     pub(super) fn slot(&self, appid: &str, kind: Kind) -> Result<&Slot, TokenError> {
         if let Some(slot) = self.inner.slots.get(&(appid.to_owned(), kind)) {
             return Ok(slot);
