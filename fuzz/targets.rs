@@ -16,6 +16,16 @@ pub(crate) fn push(data: &[u8]) {
     }
     let _ = Reply::parse(&text);
     let _ = EncryptedReply::parse(&text);
+    if let Ok(push) = wxgate_proto::push_from_json(&text) {
+        // A JSON push reads as its XML form does (Mini Programs, WeCom).
+        let xml = push.to_xml();
+        let _ = push.dedupe_key();
+        if let (Ok(parsed), Ok(json)) = (Push::parse(&xml), wxgate_proto::push_json_from_xml(&xml))
+        {
+            let again = wxgate_proto::push_from_json(&json).expect("a JSON form reads back");
+            assert_eq!(again.to_xml(), parsed.to_xml());
+        }
+    }
 }
 
 /// The decryptor, on both raw text and well-formed base64 of arbitrary bytes.

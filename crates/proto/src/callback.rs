@@ -243,10 +243,12 @@ pub fn push_json_from_xml(xml: &str) -> Result<String, CallbackError> {
             use serde::ser::SerializeMap;
             let mut map = s.serialize_map(Some(self.0.children.len()))?;
             for child in &self.0.children {
+                // As a number only when nothing is lost: "007" stays text.
                 let number = JSON_NUMBERS
                     .contains(&child.name.as_str())
-                    .then(|| child.text.trim().parse::<u64>().ok())
-                    .flatten();
+                    .then(|| child.text.parse::<u64>().ok())
+                    .flatten()
+                    .filter(|n| n.to_string() == child.text);
                 match number {
                     _ if !child.children.is_empty() => {
                         map.serialize_entry(&child.name, &Object(child))?

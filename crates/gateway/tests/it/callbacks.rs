@@ -317,6 +317,23 @@ async fn wecom_callbacks_in_xml_and_json_reach_the_webhook() {
     assert_eq!(app["push_mode"], "safe");
     assert_eq!(app["pushes"]["webhook"], 2, "{app}");
     assert_eq!(app["pushes"]["rule"], 1, "{app}");
+    // Its 24 h timeline on /admin, the owner id as one path segment.
+    let timeline = env
+        .http
+        .get(format!(
+            "{}/admin/apps/{CORP}%2F{AGENT}/timeline.svg",
+            env.url
+        ))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(timeline.status(), 200);
+    let svg = timeline.text().await.unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains(&format!("{CORP}/{AGENT}")),
+        "{svg}"
+    );
 }
 
 /// No reply is an empty 200 for WeCom (its documented answer), and a

@@ -128,6 +128,9 @@ proptest! {
     ) {
         let xml = push.to_xml();
         prop_assert_eq!(&Push::parse(&xml).unwrap(), &push);
+        // Its JSON form (a Mini Program's or WeCom's JSON pushes) reads as the same push.
+        let json = wxgate_proto::push_json_from_xml(&xml).unwrap();
+        prop_assert_eq!(&wxgate_proto::push_from_json(&json).unwrap(), &push);
         let crypto = MessageCrypto::new(key, "wx0123456789abcdef");
         for mode in [PushMode::Plain, PushMode::Compat(crypto.clone()), PushMode::Safe(crypto)] {
             let sealed = seal_push(&mode, &token, &xml, None, "1700000000", &nonce, &random).unwrap();
@@ -181,6 +184,22 @@ proptest! {
         let _ = Push::parse(&text);
         let _ = Reply::parse(&text);
         let _ = wxgate_proto::EncryptedReply::parse(&text);
+        let _ = wxgate_proto::push_from_json(&text);
+    }
+
+    #[test]
+    fn json_pushes_never_panic_on_json_like_input(
+        parts in proptest::collection::vec(prop_oneof![
+            Just("{"), Just("}"), Just("["), Just("]"), Just(","), Just(":"), Just("\"ToUserName\""),
+            Just("\"FromUserName\""), Just("\"CreateTime\""), Just("\"MsgType\""), Just("\"text\""),
+            Just("\"event\""), Just("\"Event\""), Just("1714037059"), Just("-1"), Just("1e999"),
+            Just("null"), Just("true"), Just("\"<]]>&\""), Just("\"MsgId\""), Just("18446744073709551616"),
+        ], 0..40)
+    ) {
+        let text = parts.concat();
+        if let Ok(push) = wxgate_proto::push_from_json(&text) {
+            let _ = push.dedupe_key();
+        }
     }
 
     #[test]

@@ -64,26 +64,27 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
     }
 }
 
-/// The page's answer for an appid that is not configured, or `None`.
+/// The page's answer for an appid that is not configured (an Official
+/// Account or a Mini Program: the tools are theirs), or `None`.
 fn unknown_app(state: &AppState, appid: &str) -> Option<Response> {
-    if state.center.owners().app(appid).is_some() {
-        return None;
-    }
-    let body = format!("<p>No app <code>{}</code> is configured.</p>", esc(appid));
-    Some(html(
-        StatusCode::NOT_FOUND,
-        page::outcome("unknown app", &body),
-    ))
+    let known = state.center.owners().app(appid).is_some();
+    (!known).then(|| not_configured(appid))
 }
 
-/// `GET /admin/apps/{appid}/timeline.svg`.
+fn not_configured(owner: &str) -> Response {
+    let body = format!("<p>No app <code>{}</code> is configured.</p>", esc(owner));
+    html(StatusCode::NOT_FOUND, page::outcome("unknown app", &body))
+}
+
+/// `GET /admin/apps/{owner}/timeline.svg`: any owner's, a WeCom app's
+/// `corpid/name` written `corpid%2Fname`.
 pub(crate) async fn timeline_svg(
     State(state): State<AppState>,
     _: SignedIn,
     Path(appid): Path<String>,
 ) -> Response {
-    if let Some(unknown) = unknown_app(&state, &appid) {
-        return unknown;
+    if state.center.owners().issuer(&appid).is_none() {
+        return not_configured(&appid);
     }
     let entries = match state.center.audit_log(Some(&appid), TIMELINE_ENTRIES).await {
         Ok(entries) => entries,

@@ -168,16 +168,17 @@ pub(super) fn status(s: &Snapshot) -> String {
     )
 }
 
-/// The last 24 h of each app's credentials: images `app.js` reloads every minute.
+/// The last 24 h of each owner's credentials (WeCom apps' too, their
+/// `corpid/name` as one path segment): images `app.js` reloads every minute.
 fn timelines(s: &Snapshot) -> String {
     let images: String = s
         .apps
         .iter()
-        .filter(|a| a.app_type != "wecom")
         .map(|a| {
             let appid = esc(&a.appid);
+            let src = format!("/admin/apps/{}/timeline.svg", esc(&a.appid.replace('/', "%2F")));
             format!(
-                r#"<figure class="timeline"><figcaption><code>{appid}</code></figcaption><img src="/admin/apps/{appid}/timeline.svg" data-timeline="/admin/apps/{appid}/timeline.svg" alt="credentials of {appid} over the last 24 hours" width="960"></figure>"#
+                r#"<figure class="timeline"><figcaption><code>{appid}</code></figcaption><img src="{src}" data-timeline="{src}" alt="credentials of {appid} over the last 24 hours" width="960"></figure>"#
             )
         })
         .collect();
