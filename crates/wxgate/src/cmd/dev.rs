@@ -1,6 +1,7 @@
 //! `wxgate dev`: the embedded default. Starts the WeChat simulator with a demo
-//! account and the gateway in front of it on a SQLite file, and prints
-//! ready-to-paste commands. No WeChat account, no config file.
+//! Official Account, a demo Mini Program and a demo WeCom app, and the gateway
+//! in front of it on a SQLite file, and prints ready-to-paste commands. No
+//! WeChat account, no config file.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 use wxgate_gateway::clock::SystemClock;
 use wxgate_gateway::token::center::Policy;
 use wxgate_gateway::Gateway;
-use wxgate_sim::{SimApp, SimConfig, Simulator};
+use wxgate_sim::{SimApp, SimConfig, SimCorpApp, Simulator};
 
 /// The client key `wxgate dev` accepts (a development key: never reuse it).
 const DEV_CLIENT_KEY: &str = "dev-client-key";
@@ -22,6 +23,13 @@ const DEV_TOKEN: &str = "devtoken";
 const DEV_AES_KEY: &str = "wxgateDevKey0123456789abcdefghijklmnopqrstu";
 /// The demo webhook's signing secret.
 const DEV_WEBHOOK_SECRET: &str = "dev-webhook-secret";
+/// The demo Mini Program.
+const DEV_MINI_APPID: &str = "wxd000000000000002";
+const DEV_MINI_SECRET: &str = "demo0mini0secret00000000000000000";
+/// The demo WeCom app: corp, agentid, secret.
+const DEV_CORPID: &str = "wwd0000000000000a1";
+const DEV_AGENTID: &str = "1000002";
+const DEV_CORP_SECRET: &str = "demo0wecom0secret0000000000000000000000000";
 
 /// Arguments of `wxgate dev`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +45,14 @@ pub(crate) struct Args {
 /// Runs until Ctrl-C or SIGTERM.
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let app = SimApp::demo();
-    let sim = Simulator::new(SimConfig::with_apps(vec![app.clone()]))
+    let mut sim_config = SimConfig::with_apps(vec![
+        app.clone(),
+        SimApp::miniprogram(DEV_MINI_APPID, DEV_MINI_SECRET),
+    ]);
+    sim_config
+        .corps
+        .push(SimCorpApp::new(DEV_CORPID, DEV_AGENTID, DEV_CORP_SECRET));
+    let sim = Simulator::new(sim_config)
         .spawn_on(&args.sim_listen)
         .await
         .with_context(|| format!("starting the simulator on {}", args.sim_listen))?;
@@ -53,6 +68,7 @@ backend = "sqlite"
 path = {db:?}
 [upstream]
 base_url = "{sim}"
+wecom_base_url = "{sim}"
 [admin]
 key = "{admin_key}"
 [[apps]]
@@ -70,6 +86,27 @@ reply = {{ text = "Welcome to the wxgate demo!" }}
 [[apps.rules]]
 keyword = "help"
 reply = {{ text = "Send anything: the demo webhook echoes it." }}
+[[apps]]
+appid = "{mini}"
+secret = "{mini_secret}"
+type = "miniprogram"
+push_format = "json"
+token = "{token}"
+encoding_aes_key = "{aes_key}"
+webhook = "{webhook}"
+webhook_secret = "{webhook_secret}"
+[[apps.rules]]
+keyword = "人工"
+reply = {{ transfer_customer_service = true }}
+[[wecom]]
+corpid = "{corpid}"
+agentid = {agentid}
+secret = "{corp_secret}"
+js_domains = ["example.com"]
+token = "{token}"
+encoding_aes_key = "{aes_key}"
+webhook = "{webhook}"
+webhook_secret = "{webhook_secret}"
 [[clients]]
 name = "dev"
 key_sha256 = "{key}"
@@ -84,6 +121,11 @@ apps = ["*"]
         aes_key = DEV_AES_KEY,
         webhook_secret = DEV_WEBHOOK_SECRET,
         admin_key = DEV_ADMIN_KEY,
+        mini = DEV_MINI_APPID,
+        mini_secret = DEV_MINI_SECRET,
+        corpid = DEV_CORPID,
+        agentid = DEV_AGENTID,
+        corp_secret = DEV_CORP_SECRET,
     );
     let env = BTreeMap::from([("WXGATE_DEV_SECRET".to_owned(), app.secret.clone())]);
     let config = wxgate_gateway::config::load(&toml, &env)?;
@@ -156,6 +198,7 @@ wxgate dev: the gateway in front of a simulated WeChat platform; no WeChat accou
   gateway    {url}
   simulator  {sim}   (stands in for https://api.weixin.qq.com)
   demo app   appid {appid}  secret {secret}
+  Mini Program appid {mini}   WeCom app {corpid}/{agentid}
   client key {key}
   status     {url}/admin   (admin key {admin_key})
   store      {db}
@@ -171,6 +214,11 @@ Try:
   wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text help
   wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text hello
   wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --event subscribe
+  curl {auth} {url}/v1/apps/{mini}/access_token   (the Mini Program's)
+  curl {auth} {url}/v1/wecom/{corpid}/{agentid}/access_token   (the WeCom app's)
+  curl {auth} -H 'content-type: application/json' -X POST {url}/v1/wecom/{corpid}/{agentid}/jssdk/signature -d '{{\"url\":\"https://www.example.com/\"}}'
+  wxgate push --url {url}/wecom/{corpid}/{agentid} --token {token} --corpid {corpid} --aes-key {aes_key} --agentid {agentid} --text hello
+  wxgate push --url {url}/wx/{mini} --token {token} --appid {mini} --aes-key {aes_key} --miniprogram --format json --text 人工
   curl {sim}/sim/stats
   WXGATE_ADMIN_KEY={admin_key} wxgate rid RID --app {appid} --url {url}   (RID: the end of an errmsg)
 
@@ -179,5 +227,8 @@ Ctrl-C stops.",
         token = DEV_TOKEN,
         aes_key = DEV_AES_KEY,
         admin_key = DEV_ADMIN_KEY,
+        mini = DEV_MINI_APPID,
+        corpid = DEV_CORPID,
+        agentid = DEV_AGENTID,
     );
 }

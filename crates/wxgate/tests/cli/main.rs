@@ -179,6 +179,29 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
         assert!(out.contains(expected), "{line}\n{out}");
     }
     assert_eq!(pushes.len(), 2);
+
+    // The WeCom app's and the Mini Program's pushes, as printed.
+    let families: Vec<String> = dev
+        .lines()
+        .filter(|l| {
+            l.contains("wxgate push") && (l.contains("--corpid") || l.contains("--miniprogram"))
+        })
+        .take(2)
+        .collect();
+    for (line, expected) in families
+        .iter()
+        .zip(["echo: hello", "transfer_customer_service"])
+    {
+        let args: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
+        let (ok, out, err) = tokio::task::spawn_blocking(move || {
+            wxgate(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{line}\n{out}{err}");
+        assert!(out.contains(expected), "{line}\n{out}");
+    }
+    assert_eq!(families.len(), 2);
 }
 
 /// A config file for `serve`, `token` and `check`, against a simulator.
