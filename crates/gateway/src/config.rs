@@ -666,12 +666,22 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         let Some(app) = check_wecom(raw_wecom, &at, env, p) else {
             continue;
         };
-        if wecom.iter().any(|w| w.owner() == app.owner()) {
+        // `/wecom/{corpid}/{agent}` takes a name or an agentid: each must name one app.
+        let handles = |w: &WecomConfig| {
+            let mut handles = vec![w.name.clone()];
+            handles.extend(w.agentid.map(|a| a.to_string()));
+            handles
+        };
+        let clash = wecom.iter().find(|w| {
+            w.corpid == app.corpid && handles(w).iter().any(|h| handles(&app).contains(h))
+        });
+        if let Some(other) = clash {
             p.add(
                 format!("{at}.name"),
                 format!(
-                    "{} appears twice: give each app of a corp its own name",
-                    app.owner()
+                    "{} clashes with {}: give each app of a corp its own name and agentid",
+                    app.owner(),
+                    other.owner()
                 ),
             );
         } else {
@@ -783,6 +793,7 @@ fn check_wecom(
     );
     let pushes = check_pushes(raw_pushes!(w), at, env, p);
     // WeCom always encrypts (§1.5): a token needs its key, and the key's receiveid is the corpid.
+    check_replies(&pushes.rules, Sender::WeCom { agentid: w.agentid }, at, p);
     let inbox = match (pushes.token, pushes.key, &corpid, &name) {
         (Some(token), Some(key), Some(corpid), Some(name)) => Some(std::sync::Arc::new(Inbox {
             owner: format!("{corpid}/{name}"),
@@ -916,6 +927,38 @@ fn check_pushes(
     }
 }
 
+/// Refuses rule replies the sender cannot deliver: WeCom has no transfer to
+/// customer service; a Mini Program's replies other than the transfer go out
+/// as customer-service messages, which carry text and images only (of the
+/// reply types).
+fn check_replies(rules: &[Rule], sender: Sender, at: &str, p: &mut Problems) {
+    use wxgate_proto::ReplyBody;
+    for rule in rules {
+        let refused = match (sender, &rule.reply) {
+            (Sender::WeCom { .. }, ReplyBody::TransferCustomerService { .. }) => {
+                Some("WeCom has no transfer_customer_service reply")
+            }
+            (
+                Sender::MiniProgram,
+                ReplyBody::Voice { .. }
+                | ReplyBody::Video { .. }
+                | ReplyBody::Music { .. }
+                | ReplyBody::News { .. },
+            ) => Some(
+                "a Mini Program answers with transfer_customer_service, or text and images \
+                 sent as customer-service messages",
+            ),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            p.add(
+                format!("{at}.rules"),
+                format!("a {} reply: {why}", rule.reply.msg_type()),
+            );
+        }
+    }
+}
+
 fn check_app(
     app: RawApp,
     at: &str,
@@ -1022,13 +1065,15 @@ fn check_app(
             None
         }
     };
+    let sender = match app_type {
+        AppType::Official => Sender::Official,
+        AppType::MiniProgram => Sender::MiniProgram,
+    };
+    check_replies(&pushes.rules, sender, at, p);
     let inbox = match (pushes.token, mode, &appid) {
         (Some(token), Some(mode), Some(appid)) => Some(std::sync::Arc::new(Inbox {
             owner: appid.clone(),
-            sender: match app_type {
-                AppType::Official => Sender::Official,
-                AppType::MiniProgram => Sender::MiniProgram,
-            },
+            sender,
             token,
             mode,
             webhook: pushes.webhook,

@@ -270,18 +270,45 @@ pub fn push_json_from_xml(xml: &str) -> Result<String, CallbackError> {
 /// elements, numbers and booleans as their text; the result is the same
 /// [`Push`] the XML form gives.
 pub fn push_from_json(json: &str) -> Result<Push, CallbackError> {
-    fn elements(name: &str, node: JsonNode, out: &mut Vec<Element>) {
+    /// Appends `node` as elements named `name` at `depth`, within the XML
+    /// reader's limits ([`xml::MAX_DEPTH`], [`xml::MAX_ELEMENTS`]), so a JSON
+    /// push can grow no larger than an XML one.
+    fn elements(
+        name: &str,
+        node: JsonNode,
+        depth: usize,
+        count: &mut usize,
+        out: &mut Vec<Element>,
+    ) -> Result<(), CallbackError> {
+        let node = match node {
+            JsonNode::Array(items) => {
+                for item in items {
+                    elements(name, item, depth, count, out)?;
+                }
+                return Ok(());
+            }
+            node => node,
+        };
+        *count += 1;
+        if depth > xml::MAX_DEPTH || *count > xml::MAX_ELEMENTS {
+            return Err(CallbackError::Json(format!(
+                "a push nests at most {} levels and holds at most {} fields",
+                xml::MAX_DEPTH,
+                xml::MAX_ELEMENTS
+            )));
+        }
         match node {
-            JsonNode::Array(items) => items.into_iter().for_each(|item| elements(name, item, out)),
             JsonNode::Object(fields) => {
                 let mut element = Element::leaf(name, "");
                 for (key, value) in fields {
-                    elements(&key, value, &mut element.children);
+                    elements(&key, value, depth + 1, count, &mut element.children)?;
                 }
                 out.push(element);
             }
             JsonNode::Text(text) => out.push(Element::leaf(name, text)),
+            JsonNode::Array(_) => {}
         }
+        Ok(())
     }
     let node: JsonNode =
         serde_json::from_str(json).map_err(|e| CallbackError::Json(e.to_string()))?;
@@ -289,7 +316,7 @@ pub fn push_from_json(json: &str) -> Result<Push, CallbackError> {
         return Err(CallbackError::Json("a push is a JSON object".into()));
     }
     let mut roots = Vec::new();
-    elements("xml", node, &mut roots);
+    elements("xml", node, 1, &mut 0, &mut roots)?;
     let root = roots.pop().expect("an object gives one element");
     Push::from_element(&root).map_err(|e| CallbackError::Json(e.to_string()))
 }
@@ -535,5 +562,25 @@ mod tests {
                 "{bad}"
             );
         }
+        // No larger than the XML reader allows: as deep, as many fields.
+        let head = r#""ToUserName":"gh_1","FromUserName":"o1","CreateTime":5,"MsgType":"event","Event":"x""#;
+        let nested = |levels: usize| {
+            format!(
+                "{{{head},{}{}}}",
+                r#""a":{"#.repeat(levels),
+                "}".repeat(levels)
+            )
+        };
+        assert!(push_from_json(&nested(xml::MAX_DEPTH - 1)).is_ok());
+        assert!(matches!(
+            push_from_json(&nested(xml::MAX_DEPTH)),
+            Err(CallbackError::Json(_))
+        ));
+        let wide = |n: usize| format!("{{{head},\"List\":[{}]}}", vec!["1"; n].join(","));
+        assert!(push_from_json(&wide(xml::MAX_ELEMENTS - 6)).is_ok());
+        assert!(matches!(
+            push_from_json(&wide(xml::MAX_ELEMENTS)),
+            Err(CallbackError::Json(_))
+        ));
     }
 }

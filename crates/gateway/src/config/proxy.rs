@@ -16,11 +16,15 @@ pub const DEFAULT_ALLOW_PATHS: &[&str] = &[
 
 /// Paths never forwarded, whatever the allow-list says: each issues a
 /// credential, and a classic token fetch would invalidate the one wxgate
-/// serves. The client API hands these out instead.
+/// serves (WeCom's spend the app's hourly ticket quota). The client API
+/// hands these out instead.
 pub const CREDENTIAL_PATHS: &[&str] = &[
     "/cgi-bin/token",
     "/cgi-bin/stable_token",
     "/cgi-bin/ticket/getticket",
+    "/cgi-bin/gettoken",
+    "/cgi-bin/get_jsapi_ticket",
+    "/cgi-bin/ticket/get",
 ];
 
 /// Whether `path` names one of [`CREDENTIAL_PATHS`], however it is spelled:

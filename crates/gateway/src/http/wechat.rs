@@ -150,9 +150,13 @@ fn inbox_of(state: &AppState, owner: &str, known: bool) -> Result<Arc<Inbox>, Ap
     }
 }
 
-/// The inbox of the Official Account or Mini Program `appid`.
+/// The inbox of the Official Account or Mini Program `appid` (never a WeCom
+/// app's: those take only WeCom's envelope, at `/wecom/…`).
 fn app_inbox(state: &AppState, appid: &str) -> Result<Arc<Inbox>, ApiError> {
-    inbox_of(state, appid, state.center.owners().app(appid).is_some())
+    if state.center.owners().app(appid).is_none() {
+        return Err(TokenError::UnknownApp(appid.to_owned()).into());
+    }
+    inbox_of(state, appid, true)
 }
 
 fn crypto(inbox: &Inbox) -> &MessageCrypto {

@@ -178,8 +178,14 @@ impl TokenCenter {
                 }
                 let mut refresh_at = self.refresh_at(appid, kind, &credential);
                 if repeated.is_some() {
-                    // WeChat repeated the token: ask again shortly, not in a loop.
-                    refresh_at = refresh_at.max(now + 10);
+                    // WeChat repeated the token: ask again shortly, not in a
+                    // loop, and no later than just after it ends (WeCom gives
+                    // the next one only then, and a renewal at its very end may
+                    // still meet the old one).
+                    refresh_at = refresh_at
+                        .max(now + 10)
+                        .min(credential.expires_at + 1)
+                        .max(now + 1);
                 }
                 self.count_refresh(appid, kind, "ok");
                 {

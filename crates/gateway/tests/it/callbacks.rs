@@ -153,6 +153,30 @@ async fn every_wecom_vector_is_answered_over_http() {
             }
         );
 
+        // A callback whose msg_signature does not cover its Encrypt is refused.
+        let mut forged = signed(&callback);
+        forged[0].1 = "0000000000000000000000000000000000000000";
+        let (status, body) = post(&env, &path, &forged, envelope.clone()).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("bad_signature"), "{body}");
+        // Nor is a WeCom app reachable as an Official Account at /wx/.
+        let as_account = format!(
+            "/wx/{}",
+            path.trim_start_matches("/wecom/").replace('/', "%2F")
+        );
+        let (status, body) = get(
+            &env,
+            &as_account,
+            &[
+                ("signature", "x"),
+                ("timestamp", "1"),
+                ("nonce", "2"),
+                ("echostr", "e"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 404, "{body}");
+
         // Past the accepted window, the same callback is a replay.
         env.advance(301).await;
         let (status, body) = post(&env, &path, &signed(&callback), envelope).await;

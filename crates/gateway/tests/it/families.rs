@@ -352,4 +352,98 @@ async fn the_proxy_forwards_wecom_calls_with_the_apps_token() {
     );
     let (status, body) = send("9999").await;
     assert_eq!(status, 403, "outside the client's scope: {body}");
+    // WeCom's credential APIs are never forwarded (the client API hands them out).
+    for path in [
+        "cgi-bin/gettoken",
+        "cgi-bin/get_jsapi_ticket",
+        "cgi-bin/ticket/get",
+    ] {
+        let response = env
+            .http
+            .get(format!(
+                "{}/proxy/{CORP}/1000002/{path}?type=agent_config",
+                env.url
+            ))
+            .bearer_auth(crate::CLIENT_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+    }
+    assert_eq!(
+        env.sim
+            .stats()
+            .wecom(&format!("{CORP}/1000002"))
+            .calls("/cgi-bin/gettoken"),
+        2,
+        "nothing forwarded"
+    );
+}
+
+/// A WeCom `gettoken` before expiry repeats the live token; when WeCom
+/// reports it with a full 7200 s (the other reading of its undocumented
+/// behaviour), wxgate keeps the expiry it was first told, so it never serves
+/// the token past its real end.
+#[tokio::test]
+async fn a_repeated_wecom_token_keeps_its_first_expiry() {
+    let env = Setup::new()
+        .wecom(CORP, "1000002", "secret-of-1000002")
+        .sim(|c| c.wecom_repeat = wxgate_sim::WecomRepeat::Full)
+        .start()
+        .await;
+    let (_, first) = wecom_get(&env, "1000002", "access_token").await;
+    env.advance(1000).await;
+    let (status, again) = env
+        .client_post(
+            &format!("/v1/wecom/{CORP}/1000002/access_token/refresh"),
+            serde_json::json!({ "invalid_token": first["access_token"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    let key = format!("{CORP}/1000002");
+    assert_eq!(
+        env.sim.stats().wecom(&key).calls("/cgi-bin/gettoken"),
+        2,
+        "it asked"
+    );
+    assert_eq!(
+        again["access_token"], first["access_token"],
+        "WeCom repeated it"
+    );
+    assert_eq!(again["expires_at"], first["expires_at"], "{again}");
+    assert_eq!(again["expires_in"], 7200 - 1000, "{again}");
+}
+
+/// Rule replies a family cannot deliver, and two WeCom entries one
+/// `/wecom/{corpid}/{agent}` could name, are configuration errors.
+#[test]
+fn undeliverable_replies_and_clashing_wecom_agents_are_refused() {
+    let key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+    let toml = format!(
+        "[[apps]]\nappid = \"wxmp\"\nsecret = \"s\"\ntype = \"miniprogram\"\ntoken = \"t\"\n\
+         [[apps.rules]]\nkeyword = \"k\"\nreply = {{ news = [{{ title = \"t\" }}] }}\n\
+         [[apps.rules]]\nkeyword = \"ok\"\nreply = {{ text = \"sent as a message\" }}\n\
+         [[wecom]]\ncorpid = \"ww1\"\nagentid = 1000002\nsecret = \"s\"\ntoken = \"t\"\n\
+         encoding_aes_key = \"{key}\"\n\
+         [[wecom.rules]]\nkeyword = \"k\"\nreply = {{ transfer_customer_service = true }}\n\
+         [[wecom]]\ncorpid = \"ww1\"\nname = \"1000002\"\nsecret = \"s2\"\n\
+         [[wecom]]\ncorpid = \"ww1\"\nagentid = 1000003\nsecret = \"s3\"\ntoken = \"t\"\n"
+    );
+    let error = wxgate_gateway::config::load(&toml, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("apps[0].rules: a news reply"), "{error}");
+    assert!(!error.contains("a text reply"), "{error}");
+    assert!(
+        error.contains("wecom[0].rules: a transfer_customer_service reply: WeCom"),
+        "{error}"
+    );
+    assert!(
+        error.contains("wecom[1].name: ww1/1000002 clashes with ww1/1000002"),
+        "{error}"
+    );
+    assert!(
+        error.contains("wecom[2].encoding_aes_key: WeCom callbacks are always encrypted"),
+        "{error}"
+    );
 }
