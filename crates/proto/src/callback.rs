@@ -289,6 +289,17 @@ pub fn push_from_json(json: &str) -> Result<Push, CallbackError> {
             }
             node => node,
         };
+        // The push is also handled in its XML form: a key must be a name XML can hold.
+        let xml_name = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !xml_name {
+            return Err(CallbackError::Json(format!(
+                "{:?} is not a field name (letters, digits, _, - and .)",
+                name.chars().take(64).collect::<String>()
+            )));
+        }
         *count += 1;
         if depth > xml::MAX_DEPTH || *count > xml::MAX_ELEMENTS {
             return Err(CallbackError::Json(format!(
@@ -556,7 +567,8 @@ mod tests {
             .any(|e| e.name == "debug_str" && e.text == "hello world"));
         let text = r#"{"ToUserName":"gh_1","FromUserName":"o1","CreateTime":5,"MsgType":"text","Content":"hi","MsgId":42}"#;
         assert_eq!(push_from_json(text).unwrap().msg_id(), Some(42));
-        for bad in ["[1]", "{", r#"{"ToUserName":"gh_1"}"#] {
+        let odd_key = r#"{"ToUserName":"gh_1","FromUserName":"o1","CreateTime":5,"MsgType":"event","a>b":"x"}"#;
+        for bad in ["[1]", "{", r#"{"ToUserName":"gh_1"}"#, odd_key] {
             assert!(
                 matches!(push_from_json(bad), Err(CallbackError::Json(_))),
                 "{bad}"
