@@ -121,12 +121,14 @@ async function run({ url, key, apps, screenshot }) {
 
     // The 24 h timelines: one image per app, drawn from the audit log.
     for (const appid of apps) {
-      const img = page.locator(`img[data-timeline="/admin/apps/${appid}/timeline.svg"]`);
+      // A WeCom app's owner id (corpid/name) is one path segment: corpid%2Fname.
+      const path = `/admin/apps/${encodeURIComponent(appid)}/timeline.svg`;
+      const img = page.locator(`img[data-timeline="${path}"]`);
       check(await img.count() === 1, `${appid}: no timeline image`);
       await img.scrollIntoViewIfNeeded();
       const width = await img.evaluate((el) => (el.complete ? el.naturalWidth : 0));
       check(width === 960, `${appid}: the timeline image did not load (naturalWidth ${width})`);
-      const svg = await page.request.get(`${url}/admin/apps/${appid}/timeline.svg`);
+      const svg = await page.request.get(`${url}${path}`);
       check(svg.status() === 200 && (svg.headers()['content-type'] || '').startsWith('image/svg+xml'),
         `${appid}: timeline.svg answered ${svg.status()} ${svg.headers()['content-type']}`);
       const drawn = await svg.text();

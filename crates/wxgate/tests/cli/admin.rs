@@ -50,19 +50,25 @@ async fn admin_page_logs_in_and_counts_down_in_a_real_browser() {
     let root = repo_root();
     require_browser_tools(&root);
     let apps = ["wxa1b2c3d4e5f60001", "wxa1b2c3d4e5f60002"];
-    let sim = wxgate_sim::Simulator::spawn(wxgate_sim::SimConfig::with_apps(vec![
+    // And a WeCom app: its card and timeline too (its owner id has a slash).
+    let (corp, agent) = ("wwa1b2c3d4e5f60003", "1000002");
+    let mut sim_config = wxgate_sim::SimConfig::with_apps(vec![
         wxgate_sim::SimApp::new(apps[0], "s1"),
         wxgate_sim::SimApp::new(apps[1], "s2"),
-    ]))
-    .await
-    .unwrap();
+    ]);
+    sim_config
+        .corps
+        .push(wxgate_sim::SimCorpApp::new(corp, agent, "s3"));
+    let sim = wxgate_sim::Simulator::spawn(sim_config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (client_key, admin_key) = ("admin-test-client-key", "admin-test-key-5f2c");
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[store]\npath = {db:?}\n[upstream]\nbase_url = \"{sim}\"\n\
+         wecom_base_url = \"{sim}\"\n\
          [admin]\nkey_env = \"WXGATE_ADMIN_KEY\"\n\
          [[apps]]\nappid = \"{a0}\"\nsecret = \"s1\"\ntoken_api = \"stable\"\ntoken = \"push-token\"\n\
          [[apps]]\nappid = \"{a1}\"\nsecret = \"s2\"\ntoken_api = \"classic\"\n\
+         [[wecom]]\ncorpid = \"{corp}\"\nagentid = {agent}\nsecret = \"s3\"\n\
          [[clients]]\nname = \"c\"\nkey_sha256 = \"{hash}\"\napps = [\"*\"]\n",
         db = dir.path().join("wxgate.db").display().to_string(),
         sim = sim.url(),
@@ -96,6 +102,8 @@ async fn admin_page_logs_in_and_counts_down_in_a_real_browser() {
     let mut node = Command::new("node");
     node.arg(root.join("tests/browser/admin.mjs"))
         .args(["--url", &url, "--screenshot", screenshot.to_str().unwrap()])
+        // The revoke button is tried on the last one: an Official Account's.
+        .args(["--app", &format!("{corp}/{agent}")])
         .args(apps.iter().flat_map(|appid| ["--app", appid]))
         .env("WXGATE_ADMIN_KEY", admin_key);
     let out = tokio::task::spawn_blocking(move || node.output())
