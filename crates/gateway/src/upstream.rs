@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use wxgate_proto::errcode;
 
 use crate::config::{AppConfig, TokenApi, UpstreamConfig};
 use crate::metrics::Metrics;
@@ -611,39 +612,39 @@ fn classify_wecom(
 ) -> (FailureClass, Option<String>) {
     use FailureClass::*;
     match errcode {
-        -1 => (
+        errcode::BUSY => (
             Transient,
             Some("WeCom is busy; wxgate retries with backoff".into()),
         ),
-        40001 | 40014 | 42001 if with_token => (TokenRejected, None),
-        40001 | 40091 => (
+        code if with_token && errcode::token_rejected(code) => (TokenRejected, None),
+        errcode::INVALID_CREDENTIAL | errcode::WECOM_INVALID_SECRET => (
             Config,
             Some(format!(
                 "the secret of {owner} is wrong or was reset: each WeCom app has its own Secret \
                  (应用管理 → the app → Secret)"
             )),
         ),
-        40013 => (
+        errcode::INVALID_APPID => (
             Config,
             Some(format!(
                 "WeCom does not know the corp of {owner}: check corpid"
             )),
         ),
-        41004 => (
+        errcode::APPSECRET_MISSING => (
             Config,
             Some("the request lacked corpsecret (a wxgate bug?)".into()),
         ),
-        45009 | 45033 => (
+        errcode::DAILY_QUOTA | errcode::WECOM_FREQ_LIMIT => (
             Transient,
             Some("WeCom's rate limit (per minute or hour): wxgate backs off".into()),
         ),
-        48002 => (
+        errcode::WECOM_NO_PERMISSION => (
             Config,
             Some(format!(
                 "{owner} may not call this API: grant it in the console"
             )),
         ),
-        60020 => {
+        errcode::WECOM_UNTRUSTED_IP => {
             let ip = wxgate_proto::wecom_from_ip(errmsg).unwrap_or("this server's outbound IP");
             (
                 Config,
@@ -652,7 +653,7 @@ fn classify_wecom(
                 )),
             )
         }
-        301002 => (
+        errcode::WECOM_OTHER_AGENT => (
             Config,
             Some(format!(
                 "WeCom says this token belongs to another app of the corp: {owner} must use its \

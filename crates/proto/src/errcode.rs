@@ -60,6 +60,53 @@ pub const CGI_PATH_NOT_FOUND: i64 = 76021;
 /// quota/get: a path without a quota for this account.
 pub const CGI_PATH_NO_PERMISSION: i64 = 76022;
 
+/// WeCom (families reference §1.2): codes of its own, beside the shared
+/// numbers above (40001, 40013, 40014, 41001, 41002 for the corpid, 41004 for
+/// the corpsecret, 42001, 45009 as a rate limit, 47001, 40097).
+/// The secret is invalid (reset, or not this corp's).
+pub const WECOM_INVALID_SECRET: i64 = 40091;
+/// `message/send`: an invalid message type.
+pub const WECOM_INVALID_MESSAGE_TYPE: i64 = 40008;
+/// `message/send`: no valid receiver.
+pub const WECOM_INVALID_RECEIVER: i64 = 40035;
+/// An invalid agentid.
+pub const WECOM_INVALID_AGENTID: i64 = 40056;
+/// `agentid` missing.
+pub const WECOM_AGENTID_MISSING: i64 = 41011;
+/// A per-hour frequency limit (45009 is the per-minute one in WeCom).
+pub const WECOM_FREQ_LIMIT: i64 = 45033;
+/// The app may not call this API.
+pub const WECOM_NO_PERMISSION: i64 = 48002;
+/// The caller's IP is not among the app's trusted IPs; the errmsg names it.
+pub const WECOM_UNTRUSTED_IP: i64 = 60020;
+/// A token of another app of the corp was used.
+pub const WECOM_OTHER_AGENT: i64 = 301002;
+
+/// WeCom's usual errmsg for `code` (before its `, hint: […], from ip: …` tail).
+pub fn wecom_errmsg(code: i64) -> Option<&'static str> {
+    Some(match code {
+        BUSY => "system busy",
+        INVALID_CREDENTIAL => "invalid credential",
+        INVALID_APPID => "invalid corpid",
+        INVALID_ACCESS_TOKEN => "invalid access_token",
+        INVALID_ARGS => "invalid args",
+        ACCESS_TOKEN_MISSING => "access_token missing",
+        APPID_MISSING => "corpid missing",
+        APPSECRET_MISSING => "corpsecret missing",
+        ACCESS_TOKEN_EXPIRED => "access_token expired",
+        DAILY_QUOTA => "api freq out of limit",
+        DATA_FORMAT => "data format error",
+        WECOM_INVALID_SECRET => "secret is invalid",
+        WECOM_INVALID_MESSAGE_TYPE => "invalid message type",
+        WECOM_INVALID_RECEIVER => "invalid receiver",
+        WECOM_INVALID_AGENTID => "invalid agentid",
+        WECOM_AGENTID_MISSING => "missing agentid",
+        WECOM_UNTRUSTED_IP => "not allow to access from your ip",
+        WECOM_OTHER_AGENT => "not allow operate another agent with this accesstoken.",
+        _ => return None,
+    })
+}
+
 /// WeChat's usual errmsg for `code` (without the ` rid: …` suffix), when it
 /// does not depend on the request.
 pub fn errmsg(code: i64) -> Option<&'static str> {
@@ -123,5 +170,21 @@ mod tests {
         assert_eq!(errmsg(REQUIRE_POST), Some("require POST method"));
         assert_eq!(errmsg(INVALID_IP), None, "it names the caller's IP");
         assert!(ip_not_allowed(89503) && ip_not_allowed(40164) && !ip_not_allowed(40001));
+    }
+
+    #[test]
+    fn wecom_messages_are_wecoms() {
+        // As WeCom words them (families reference §1.2), where WeChat's differ.
+        assert_eq!(wecom_errmsg(INVALID_APPID), Some("invalid corpid"));
+        assert_eq!(errmsg(INVALID_APPID), Some("invalid appid"));
+        assert_eq!(wecom_errmsg(DAILY_QUOTA), Some("api freq out of limit"));
+        assert_eq!(
+            wecom_errmsg(WECOM_OTHER_AGENT),
+            Some("not allow operate another agent with this accesstoken.")
+        );
+        assert_eq!(
+            wecom_errmsg(WECOM_UNTRUSTED_IP),
+            Some("not allow to access from your ip")
+        );
     }
 }

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
+use wxgate_proto::errcode;
 
 use crate::api::Params;
 use crate::error::WxError;
@@ -69,7 +70,7 @@ fn ticket(
         Err(err) => return error(err),
     };
     if kind == WecomTicket::Agent && q.get("type").map(String::as_str) != Some("agent_config") {
-        let err = wecom_error(40097, "invalid args", caller.ip(), now);
+        let err = wecom_error(errcode::INVALID_ARGS, caller.ip(), now);
         let _ = state.wecom_answer::<()>(api, Some(key), Err(err.clone()));
         return error(err);
     }

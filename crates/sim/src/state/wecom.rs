@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
+use wxgate_proto::errcode;
 
 use super::{path, plain_ip, Issued, State, REMEMBER_DEAD};
 use crate::config::{SimConfig, SimCorpApp, WecomExpiry, WecomRepeat};
@@ -129,7 +130,8 @@ impl WecomState {
 }
 
 /// WeCom's errmsg: `<text>, hint: [<id>], from ip: <ip>, more info at …?e=<code>` (§1.2).
-pub(crate) fn wecom_error(errcode: i64, text: &str, caller: IpAddr, now: u64) -> WxError {
+pub(crate) fn wecom_error(errcode: i64, caller: IpAddr, now: u64) -> WxError {
+    let text = errcode::wecom_errmsg(errcode).unwrap_or("system error");
     let hint: [u8; 16] = rand::random();
     WxError::new(
         errcode,
@@ -153,15 +155,15 @@ impl State {
         caller: IpAddr,
         now: u64,
     ) -> WecomOutcome<Issued> {
-        let err = |code, text: &str| wecom_error(code, text, caller, now);
+        let err = |code| wecom_error(code, caller, now);
         let Some(corpid) = corpid.filter(|c| !c.is_empty()) else {
-            return self.wecom_answer(path::GETTOKEN, None, Err(err(41002, "corpid missing")));
+            return self.wecom_answer(path::GETTOKEN, None, Err(err(errcode::APPID_MISSING)));
         };
         if !self.wecom.apps.values().any(|a| a.config.corpid == corpid) {
-            return self.wecom_answer(path::GETTOKEN, None, Err(err(40013, "invalid corpid")));
+            return self.wecom_answer(path::GETTOKEN, None, Err(err(errcode::INVALID_APPID)));
         }
         let Some(secret) = secret.filter(|s| !s.is_empty()) else {
-            return self.wecom_answer(path::GETTOKEN, None, Err(err(41004, "corpsecret missing")));
+            return self.wecom_answer(path::GETTOKEN, None, Err(err(errcode::APPSECRET_MISSING)));
         };
         let found = self
             .wecom
@@ -172,9 +174,9 @@ impl State {
         let Some(key) = found else {
             let elsewhere = self.wecom.apps.values().any(|a| a.config.secret == secret);
             let error = if elsewhere {
-                err(40091, "secret is invalid")
+                err(errcode::WECOM_INVALID_SECRET)
             } else {
-                err(40001, "invalid credential")
+                err(errcode::INVALID_CREDENTIAL)
             };
             return self.wecom_answer(path::GETTOKEN, None, Err(error));
         };
@@ -232,25 +234,25 @@ impl State {
         caller: IpAddr,
         now: u64,
     ) -> Result<String, WxError> {
-        let err = |code, text: &str| wecom_error(code, text, caller, now);
+        let err = |code| wecom_error(code, caller, now);
         let Some(token) = access_token.filter(|t| !t.is_empty()) else {
-            let e = err(41001, "access_token missing");
+            let e = err(errcode::ACCESS_TOKEN_MISSING);
             return Err(self.wecom_answer::<()>(api, None, Err(e)).1.unwrap_err());
         };
         let Some(cred) = self.wecom.tokens.get(token) else {
             self.unattributed.invalid_token_calls += 1;
-            let e = err(40014, "invalid access_token");
+            let e = err(errcode::INVALID_ACCESS_TOKEN);
             return Err(self.wecom_answer::<()>(api, None, Err(e)).1.unwrap_err());
         };
         let key = cred.key.clone();
         let result = if cred.invalidated {
             self.wecom_app(&key).invalid_token_calls += 1;
-            Err(err(40014, "invalid access_token"))
+            Err(err(errcode::INVALID_ACCESS_TOKEN))
         } else if now >= cred.expires_at {
             self.wecom_app(&key).invalid_token_calls += 1;
             Err(match self.config.wecom_expiry {
-                WecomExpiry::Expired42001 => err(42001, "access_token expired"),
-                WecomExpiry::Invalid40014 => err(40014, "invalid access_token"),
+                WecomExpiry::Expired42001 => err(errcode::ACCESS_TOKEN_EXPIRED),
+                WecomExpiry::Invalid40014 => err(errcode::INVALID_ACCESS_TOKEN),
             })
         } else {
             let ip = plain_ip(caller);
@@ -259,9 +261,9 @@ impl State {
                 None => true,
             };
             if !trusted {
-                Err(err(60020, "not allow to access from your ip"))
+                Err(err(errcode::WECOM_UNTRUSTED_IP))
             } else if !self.take_corp_rate(&key, api, now) {
-                Err(err(45009, "api freq out of limit"))
+                Err(err(errcode::DAILY_QUOTA))
             } else {
                 Ok(())
             }
@@ -320,7 +322,7 @@ impl State {
         let refused =
             used(app_slot) >= per_app || (kind == WecomTicket::Corp && used(corp_slot) >= per_corp);
         let result = if refused {
-            Err(wecom_error(45009, "api freq out of limit", caller, now))
+            Err(wecom_error(errcode::DAILY_QUOTA, caller, now))
         } else {
             // Only issued tickets count against the limits.
             let app = self.wecom.apps.get_mut(&key).expect("an authorized app");
@@ -354,8 +356,8 @@ impl State {
     ) -> WecomOutcome<Value> {
         let app = &self.wecom.apps[&key].config;
         let result = match agentid.map(str::parse::<u64>) {
-            None => Err(wecom_error(41011, "missing agentid", caller, now)),
-            Some(Err(_)) => Err(wecom_error(40056, "invalid agentid", caller, now)),
+            None => Err(wecom_error(errcode::WECOM_AGENTID_MISSING, caller, now)),
+            Some(Err(_)) => Err(wecom_error(errcode::WECOM_INVALID_AGENTID, caller, now)),
             Some(Ok(id)) if app.agentid == Some(id) => Ok(json!({
                 "errcode": 0,
                 "errmsg": "ok",
@@ -387,7 +389,7 @@ impl State {
     ) -> WecomOutcome<Value> {
         let own = self.wecom.apps[&key].config.agentid;
         let result = match body {
-            None => Err(wecom_error(47001, "data format error", caller, now)),
+            None => Err(wecom_error(errcode::DATA_FORMAT, caller, now)),
             Some(body) => {
                 let agentid = body.get("agentid").and_then(|a| {
                     a.as_u64()
@@ -404,13 +406,17 @@ impl State {
                         .is_some_and(|v| !v.is_empty())
                 });
                 if agentid.is_none() {
-                    Err(wecom_error(41011, "missing agentid", caller, now))
+                    Err(wecom_error(errcode::WECOM_AGENTID_MISSING, caller, now))
                 } else if agentid != own {
                     Err(not_your_agent(caller, now))
                 } else if !to_anyone {
-                    Err(wecom_error(40035, "invalid receiver", caller, now))
+                    Err(wecom_error(errcode::WECOM_INVALID_RECEIVER, caller, now))
                 } else if msgtype.is_empty() || body.get(&msgtype).is_none() {
-                    Err(wecom_error(40008, "invalid message type", caller, now))
+                    Err(wecom_error(
+                        errcode::WECOM_INVALID_MESSAGE_TYPE,
+                        caller,
+                        now,
+                    ))
                 } else {
                     self.wecom_app(&key).custom_messages += 1;
                     self.messages.push(crate::CustomMessage {
@@ -457,12 +463,7 @@ impl State {
 }
 
 fn not_your_agent(caller: IpAddr, now: u64) -> WxError {
-    wecom_error(
-        301002,
-        "not allow operate another agent with this accesstoken.",
-        caller,
-        now,
-    )
+    wecom_error(errcode::WECOM_OTHER_AGENT, caller, now)
 }
 
 /// Counts one call in `period` (an hour or a minute number).
