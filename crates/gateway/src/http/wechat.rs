@@ -159,11 +159,13 @@ fn app_inbox(state: &AppState, appid: &str) -> Result<Arc<Inbox>, ApiError> {
     inbox_of(state, appid, true)
 }
 
-fn crypto(inbox: &Inbox) -> &MessageCrypto {
+/// A WeCom inbox's crypto (receiveid = the corpid). The configuration builds
+/// every WeCom inbox encrypted; one without would take no callbacks.
+fn crypto(inbox: &Inbox) -> Result<&MessageCrypto, ApiError> {
     inbox
         .mode
         .crypto()
-        .expect("a WeCom inbox is always encrypted (config)")
+        .ok_or_else(|| ApiError::PushNotConfigured(inbox.owner.clone()))
 }
 
 /// Refuses a push or ownership check signed further than
@@ -361,7 +363,7 @@ pub(crate) async fn wecom_verify(
 ) -> Result<Response, ApiError> {
     let inbox = inbox_of(&state, &owner, true)?;
     check_fresh(&state, &q.timestamp)?;
-    let plain = open_echostr(crypto(&inbox), inbox.token.expose_secret(), &q)?;
+    let plain = open_echostr(crypto(&inbox)?, inbox.token.expose_secret(), &q)?;
     tracing::debug!(owner = %inbox.owner, "WeCom URL check passed");
     Ok(echo(plain))
 }
@@ -379,7 +381,7 @@ pub(crate) async fn wecom_receive(
         check_fresh(&state, &q.timestamp)?;
         let body = read_body(&state, body).await?;
         let plain = open_callback(
-            crypto(&inbox),
+            crypto(&inbox)?,
             inbox.token.expose_secret(),
             &q,
             utf8(&body)?,
