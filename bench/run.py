@@ -9,7 +9,8 @@ counters (/sim/stats) and wxgate's push counters (/metrics) are read.
 
 Environment: BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 2),
 BENCH_CONNECTIONS (64), BENCH_SERVER_CPU (0), BENCH_LOAD_CPU (1),
-BENCH_W3_POOL (safe-mode pool size, default sized so the run never wraps),
+BENCH_W3_POOL (the measured run's pool of encrypted pushes, W3 and W8; default sized
+so the run never wraps),
 BENCH_RESULTS (output file, default bench/RESULTS.md; "-" prints only),
 BENCH_ONLY (e.g. "W1,W4" to run some workloads), BENCH_ROWS
 (default "floor,axum,wxgate-1w,wxgate-default"), BENCH_QUIET_WAIT (s to wait for
@@ -71,6 +72,10 @@ SAFE_SECRET = "benchsafesecret00000000000000001"
 SERVER_TOKEN = "bench-server-token"
 AES_KEY = "wxgateBenchKey0123456789abcdefghijklmnopqrs"
 CLIENT_KEY = "bench-client-key"
+# The WeCom app of W8 (its callbacks use the same token and EncodingAESKey as the safe app).
+CORPID = "wwbenchcorp000001"
+AGENTID = 1000002
+WECOM_SECRET = "benchwecomsecret0000000000000001"
 OPENID = "oBenchUser0000000000000000000"
 RULE_REPLY = "Thanks for benchmarking wxgate."
 JSSDK_URL = "https://www.example.com/page?x=1"
@@ -79,7 +84,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 DB_PATH = "wxgate.db"  # set by main(): one SQLite file for every wxgate start
 
 # Targets (issue 9): ratio of wxgate's single-core req/s to the floor's, same run.
-RATIO_TARGETS = {"W1": 0.85, "W2": 0.70, "W3": 0.60, "W4": 0.85, "W5": 0.80}
+RATIO_TARGETS = {"W1": 0.85, "W2": 0.70, "W3": 0.60, "W4": 0.85, "W5": 0.80, "W8": 0.60}
 P99_TARGET_US = 2000
 PEAK_RSS_TARGET_KB = 30 * 1024
 IDLE_RSS_TARGET_KB = 15 * 1024
@@ -93,10 +98,14 @@ WORKLOADS = {
     "W5": "JS-SDK signature `POST /v1/apps/{appid}/jssdk/signature`",
     "W6": "proxied `GET /proxy/{appid}/cgi-bin/user/info` to the simulator (floor: the same call straight to the simulator)",
     "W7": "façade `GET /cgi-bin/user/info?access_token=…` (an SDK whose base URL is wxgate) to the simulator (floor: the same call straight to the simulator)",
+    "W8": "WeCom text callback `POST /wecom/{corpid}/{agentid}` -> encrypted rule reply (pool of distinct "
+          "encrypted bodies)",
 }
 
 # Workloads whose floor is the same API call sent straight to the simulator.
 UPSTREAM = ("W6", "W7")
+# Workloads sending a pre-generated pool of distinct encrypted pushes (wrk script w3.lua).
+POOLED = {"W3": "w3.txt", "W8": "w8.txt"}
 
 
 def log(*args):
@@ -282,7 +291,8 @@ def start_sim(tmp):
     """`wxgate sim` on the load generator's CPU (it only serves W6, W7 and token/ticket fetches)."""
     port = free_port()
     argv = [WXGATE, "sim", "--listen", f"127.0.0.1:{port}",
-            "--app", f"{PLAIN_APPID}:{PLAIN_SECRET}", "--app", f"{SAFE_APPID}:{SAFE_SECRET}"]
+            "--app", f"{PLAIN_APPID}:{PLAIN_SECRET}", "--app", f"{SAFE_APPID}:{SAFE_SECRET}",
+            "--corp", f"{CORPID}:{AGENTID}:{WECOM_SECRET}"]
     return Server("sim", argv, {}, LOAD_CPU, port, tmp, ready_path="/sim/stats")
 
 
@@ -298,6 +308,7 @@ backend = "sqlite"
 path = "{DB_PATH}"
 [upstream]
 base_url = "{sim_url}"
+wecom_base_url = "{sim_url}"
 [[apps]]
 appid = "{PLAIN_APPID}"
 secret = "{PLAIN_SECRET}"
@@ -314,6 +325,15 @@ token = "{SERVER_TOKEN}"
 encoding_aes_key = "{AES_KEY}"
 mode = "safe"
 [[apps.rules]]
+keyword = "bench"
+reply = {{ text = "{RULE_REPLY}" }}
+[[wecom]]
+corpid = "{CORPID}"
+agentid = {AGENTID}
+secret = "{WECOM_SECRET}"
+token = "{SERVER_TOKEN}"
+encoding_aes_key = "{AES_KEY}"
+[[wecom.rules]]
 keyword = "bench"
 reply = {{ text = "{RULE_REPLY}" }}
 [[clients]]
@@ -333,19 +353,22 @@ class Context:
         self.sim = sim
         self.data = os.path.join(tmp, "data")
         self.invocation = 0  # distinct MsgId prefixes for W2
-        self.generation = 0  # distinct MsgId bases for W3
+        self.generation = 0  # distinct MsgId bases for W3 and W8
 
     def next_prefix(self):
         self.invocation += 1
         return str(self.invocation)
 
-    def generate(self, pool):
-        """Fresh signed data (timestamps now); every call gets new MsgIds."""
+    def generate(self, pool, wid=None):
+        """Fresh signed data (timestamps now); every call gets new MsgIds. The pool of `wid`
+        (W3 or W8) holds `pool` pushes, the other one a single push."""
         self.generation += 1
         base = int(time.time()) % 1_000_000 * 100 + self.generation % 100
         subprocess.run([GEN, "--out", self.data, "--timestamp", str(int(time.time())), "--token", SERVER_TOKEN,
                         "--plain-appid", PLAIN_APPID, "--safe-appid", SAFE_APPID,
-                        "--aes-key", AES_KEY, "--pool", str(pool), "--queries", "1000",
+                        "--corpid", CORPID, "--agentid", str(AGENTID), "--aes-key", AES_KEY,
+                        "--pool", str(pool if wid == "W3" else 1),
+                        "--wecom-pool", str(pool if wid == "W8" else 1), "--queries", "1000",
                         "--msgid-base", str(base)],
                        check=True)
 
@@ -361,7 +384,7 @@ AUTH = f"Authorization: Bearer {CLIENT_KEY}"
 def workload(ctx, wid, target, token=None):
     """(script, args(offset), probe) for a workload against `target`.
 
-    `args` is a function of the pool offset (W3) so the warm-up and the measured
+    `args` is a function of the pool offset (W3, W8) so the warm-up and the measured
     run send different pushes; `probe` is (method, path, body, headers, check).
     """
     expect_floor = lambda status, body: status == 200 and body == "success"
@@ -380,10 +403,13 @@ def workload(ctx, wid, target, token=None):
         check = expect_floor if floor else (lambda s, b: s == 200 and RULE_REPLY in b)
         return ("w2.lua", lambda off: [os.path.join(data, "w2.txt"), ctx.next_prefix()],
                 ("POST", path, body, {"Content-Type": "text/xml"}, check))
-    if wid == "W3":
-        path, body = ctx.first_line("w3.txt").split("\t", 1)
-        check = expect_floor if floor else (lambda s, b: s == 200 and "<Encrypt><![CDATA[" in b)
-        return ("w3.lua", lambda off: [os.path.join(data, "w3.txt"), str(off)],
+    if wid in POOLED:
+        # W3 (an Official Account in safe mode) and W8 (a WeCom app): an encrypted reply envelope.
+        name = POOLED[wid]
+        path, body = ctx.first_line(name).split("\t", 1)
+        check = expect_floor if floor else (
+            lambda s, b: s == 200 and "<Encrypt><![CDATA[" in b and "<MsgSignature>" in b)
+        return ("w3.lua", lambda off: [os.path.join(data, name), str(off)],
                 ("POST", path, body, {"Content-Type": "text/xml"}, check))
     if wid == "W4":
         path = f"/v1/apps/{PLAIN_APPID}/access_token"
@@ -461,9 +487,9 @@ def measure(ctx, wid, row, results, token=None):
     log(f"== {wid} {row}")
     sim = ctx.sim
     rec = {"workload": wid, "row": row, "other_before": round(wait_quiet([sim.pid]), 2)}
-    if wid in ("W1", "W2", "W3"):
-        # W3's warm-up pool; the measured run gets its own pool, sized after the warm-up.
-        ctx.generate(max(5000, 50000 * WARMUP) if wid == "W3" else 1)
+    if wid in ("W1", "W2") or wid in POOLED:
+        # W3's and W8's warm-up pool; the measured run gets its own pool, sized after the warm-up.
+        ctx.generate(max(5000, 50000 * WARMUP) if wid in POOLED else 1, wid)
     server = None
     if wid in UPSTREAM and row == "floor":
         target, url, pid = "floor", sim.url, sim.pid
@@ -494,15 +520,15 @@ def measure(ctx, wid, row, results, token=None):
         rec["probe_ok"] = bool(check(status, answer))
         if not rec["probe_ok"]:
             log(f"   probe FAILED: {status} {answer[:300]}")
-        # The probe sent W3's first push: the warm-up starts at the second.
+        # The probe sent the pool's first push (W3, W8): the warm-up starts at the second.
         warm = run_wrk(url, script, args(1), WARMUP) if WARMUP > 0 else {"requests": 0, "duration_us": 1}
         offset = 0
-        if wid == "W3":
+        if wid in POOLED:
             # Distinct pushes for the whole measured run (50% headroom over the warm-up's rate).
             warm_rps = warm["requests"] / (warm["duration_us"] / 1e6)
             pool = int(os.environ.get("BENCH_W3_POOL", "0")) or \
                 min(max(5000, int(warm_rps * DURATION * 1.5) + 2000), 500_000)
-            ctx.generate(pool)
+            ctx.generate(pool, wid)
             rec["pool"] = pool
         else:
             offset = warm["requests"] + CONNECTIONS
@@ -552,7 +578,7 @@ def measure(ctx, wid, row, results, token=None):
             "upstream_calls": diff_calls(stats0, stats1),
             "warmup_requests": warm["requests"],
         })
-        if target == "wxgate" and wid in ("W2", "W3"):
+        if target == "wxgate" and (wid == "W2" or wid in POOLED):
             rec["pushes"] = {k: pushes1.get(k, 0) - pushes0.get(k, 0) for k in pushes1
                              if pushes1.get(k, 0) - pushes0.get(k, 0)}
         log(f"   {rec['rps']:.0f} req/s  p50 {rec['p50_us']} us  p99 {rec['p99_us']} us  "
@@ -758,9 +784,9 @@ def report(info, results, sim_totals, command):
           "; ".join(f"{wid} {row}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(p.items()))
                     for wid, row, p in pushes) + ".")
         w("")
-    pools = [f"{r['row']} {r['pool']:,}" for r in results if r.get("pool")]
+    pools = [f"{r['workload']} {r['row']} {r['pool']:,}" for r in results if r.get("pool")]
     if pools:
-        w("W3 measured-run pools (distinct encrypted pushes, sized from the warm-up's rate so the run "
+        w("W3/W8 measured-run pools (distinct encrypted pushes, sized from the warm-up's rate so the run "
           "does not wrap): " + ", ".join(pools) + ".")
         w("")
     ready = [r["ready_ms"] for r in results if r["row"].startswith("wxgate") and "ready_ms" in r]
@@ -770,7 +796,8 @@ def report(info, results, sim_totals, command):
     w(f"Upstream calls over the whole run (simulator `endpoint_calls`): " +
       (", ".join(f"{p} {n}" for p, n in sorted(sim_totals.items())) or "none") +
       f". Token fetches (`/cgi-bin/token` + `/cgi-bin/stable_token`): "
-      f"{sim_totals.get('/cgi-bin/token', 0) + sim_totals.get('/cgi-bin/stable_token', 0)} "
+      f"{sim_totals.get('/cgi-bin/token', 0) + sim_totals.get('/cgi-bin/stable_token', 0)}, "
+      f"WeCom (`/cgi-bin/gettoken`): {sim_totals.get('/cgi-bin/gettoken', 0)}, "
       f"for {len(ready)} `wxgate serve` starts on one SQLite file.")
     w("")
     if ready:

@@ -1,6 +1,7 @@
 -- W3: safe-mode text pushes from a pre-generated pool of distinct encrypted
 -- bodies (each its own MsgId, timestamp, nonce, signature and msg_signature).
--- args: DATA_FILE (w3.txt: PATH?QUERY<TAB>BODY) OFFSET (first pool entry to send)
+-- W8 (WeCom callbacks, w8.txt) sends its pool with this script too.
+-- args: DATA_FILE (w3.txt or w8.txt: PATH?QUERY<TAB>BODY) OFFSET (first pool entry to send)
 local common = require "common"
 local reqs, n, i = {}, 0, 0
 local headers = { ["Content-Type"] = "text/xml" }

@@ -84,6 +84,7 @@ fn router() -> axum::Router {
     }
     axum::Router::new()
         .route("/wx/{appid}", get(fixed).post(fixed))
+        .route("/wecom/{corpid}/{agent}", get(fixed).post(fixed))
         .route("/", get(fixed).post(fixed))
         .route("/v1/apps/{appid}/jssdk/signature", post(fixed))
         .route("/v1/apps/{appid}/{kind}", get(fixed))

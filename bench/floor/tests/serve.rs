@@ -64,6 +64,11 @@ fn both_modes_answer_success_on_every_route_shape() {
                 "/wx/wxapp?signature=a",
                 "<xml><Content>bench</Content></xml>",
             ),
+            (
+                "POST",
+                "/wecom/wwcorp/1000002?msg_signature=a&timestamp=1&nonce=2",
+                "<xml><Encrypt><![CDATA[x]]></Encrypt></xml>",
+            ),
             ("GET", "/v1/apps/wxapp/access_token", ""),
             (
                 "POST",

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! wxgate-bench-gen --out DIR --timestamp UNIX_SECS --token T --plain-appid A --safe-appid B
-//!                  --aes-key K [--pool 5000] [--queries 1000] [--msgid-base 1]
+//!                  --corpid C [--agentid 1000002] --aes-key K [--pool 5000] [--wecom-pool N]
+//!                  [--queries 1000] [--msgid-base 1]
 //! ```
 //! Files, one request per line:
 //! - `w1.txt`: `PATH?QUERY` of signed ownership checks (`GET /wx/{plain}`);
@@ -14,7 +15,10 @@
 //!   the body is not signed in plain mode, so the script builds it with a fresh `MsgId`;
 //! - `w3.txt`: `PATH?QUERY<TAB>BODY`, `--pool` safe-mode text pushes to `/wx/{safe}`,
 //!   each a distinct `MsgId` (`--msgid-base` × 10^9 + i) under its own
-//!   timestamp, nonce, `signature` and `msg_signature`.
+//!   timestamp, nonce, `signature` and `msg_signature`;
+//! - `w8.txt`: the same for a WeCom app, `--wecom-pool` (default `--pool`) encrypted
+//!   text callbacks to `/wecom/{corpid}/{agentid}` (receiveid = corpid, only
+//!   `msg_signature` in the query), under the same token and key.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -22,13 +26,18 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use wxgate_proto::{seal_push, signature, AesKey, MessageCrypto, PushMode, PushQuery};
+use wxgate_proto::{
+    seal_callback, seal_push, signature, AesKey, BodyFormat, CallbackShape, MessageCrypto,
+    PushMode, PushQuery,
+};
 
 /// The content of every text push: the benchmark configuration has a keyword rule for it.
 const CONTENT: &str = "bench";
 /// The simulated user and account.
 const OPENID: &str = "oBenchUser0000000000000000000";
 const ACCOUNT: &str = "gh_bench000000";
+/// The simulated WeCom member (a userid).
+const USERID: &str = "BenchUser";
 
 fn main() -> ExitCode {
     match run() {
@@ -114,8 +123,11 @@ fn run() -> Result<(), String> {
     let token = args.text("token")?;
     let plain = args.text("plain-appid")?;
     let safe = args.text("safe-appid")?;
+    let corpid = args.text("corpid")?;
+    let agentid = args.number("agentid", 1_000_002)?;
     let key = AesKey::try_new(args.text("aes-key")?).map_err(|e| e.to_string())?;
     let pool = args.number("pool", 5000)?;
+    let wecom_pool = args.number("wecom-pool", pool)?;
     let queries = args.number("queries", 1000)?.max(1);
     let msgid_base = args.number("msgid-base", 1)?;
     let timestamp = args.number("timestamp", u64::MAX)?;
@@ -156,7 +168,7 @@ fn run() -> Result<(), String> {
     w1.flush().map_err(io)?;
     w2.flush().map_err(io)?;
 
-    let mode = PushMode::Safe(MessageCrypto::new(key, safe));
+    let mode = PushMode::Safe(MessageCrypto::new(key.clone(), safe));
     let mut w3 = create("w3.txt")?;
     for i in 0..pool {
         let msg_id = msgid_base * 1_000_000_000 + i;
@@ -181,5 +193,41 @@ fn run() -> Result<(), String> {
         writeln!(w3, "/wx/{safe}?{}\t{body}", query_string(&sealed.query)).map_err(io)?;
     }
     w3.flush().map_err(io)?;
+
+    let crypto = MessageCrypto::new(key, corpid);
+    let shape = CallbackShape {
+        format: BodyFormat::Xml,
+        agent_id: Some(agentid),
+    };
+    let mut w8 = create("w8.txt")?;
+    for i in 0..wecom_pool {
+        let msg_id = msgid_base * 1_000_000_000 + i;
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[{corpid}]]></ToUserName>\
+             <FromUserName><![CDATA[{USERID}]]></FromUserName>\
+             <CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <Content><![CDATA[{CONTENT}]]></Content><MsgId>{msg_id}</MsgId>\
+             <AgentID>{agentid}</AgentID></xml>"
+        );
+        let nonce = (rng.next() % 1_000_000_000).to_string();
+        let sealed = seal_callback(
+            &crypto,
+            token,
+            &xml,
+            shape,
+            &timestamp,
+            &nonce,
+            &rng.bytes16(),
+        );
+        let q = &sealed.query;
+        let body = sealed.body.replace(['\n', '\r', '\t'], "");
+        writeln!(
+            w8,
+            "/wecom/{corpid}/{agentid}?msg_signature={}&timestamp={}&nonce={}\t{body}",
+            q.msg_signature, q.timestamp, q.nonce
+        )
+        .map_err(io)?;
+    }
+    w8.flush().map_err(io)?;
     Ok(())
 }
