@@ -165,20 +165,7 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
         .filter(|l| l.contains("wxgate push"))
         .take(2)
         .collect();
-    for (line, expected) in pushes
-        .iter()
-        .zip(["the demo webhook echoes it", "echo: hello"])
-    {
-        let args: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
-        let (ok, out, err) = tokio::task::spawn_blocking(move || {
-            wxgate(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await
-        .unwrap();
-        assert!(ok, "{line}\n{out}{err}");
-        assert!(out.contains(expected), "{line}\n{out}");
-    }
-    assert_eq!(pushes.len(), 2);
+    run_as_printed(&pushes, &["the demo webhook echoes it", "echo: hello"]).await;
 
     // The WeCom app's and the Mini Program's pushes, as printed.
     let families: Vec<String> = dev
@@ -188,10 +175,13 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
         })
         .take(2)
         .collect();
-    for (line, expected) in families
-        .iter()
-        .zip(["echo: hello", "transfer_customer_service"])
-    {
+    run_as_printed(&families, &["echo: hello", "transfer_customer_service"]).await;
+}
+
+/// Runs each printed `wxgate …` line as printed; each must succeed and say what is expected of it.
+async fn run_as_printed(lines: &[String], expected: &[&str]) {
+    assert_eq!(lines.len(), expected.len(), "{lines:?}");
+    for (line, expected) in lines.iter().zip(expected) {
         let args: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
         let (ok, out, err) = tokio::task::spawn_blocking(move || {
             wxgate(&args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -201,7 +191,6 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
         assert!(ok, "{line}\n{out}{err}");
         assert!(out.contains(expected), "{line}\n{out}");
     }
-    assert_eq!(families.len(), 2);
 }
 
 /// A config file for `serve`, `token` and `check`, against a simulator.
