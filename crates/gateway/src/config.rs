@@ -230,15 +230,6 @@ pub struct AppConfig {
     pub js_domains: Vec<String>,
 }
 
-impl AppConfig {
-    /// `plain`, `compat` or `safe`; `none` when no server token is set (no pushes).
-    pub fn push_mode_name(&self) -> &'static str {
-        self.inbox
-            .as_ref()
-            .map_or("none", |inbox| inbox.mode.name())
-    }
-}
-
 /// Who sends an inbox's pushes: it decides their envelope and what a reply may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sender {

@@ -453,6 +453,17 @@ pub fn open_json_push(
 ) -> Result<String, CallbackError> {
     crate::signature::verify_signature(token, &query.timestamp, &query.nonce, &query.signature)
         .map_err(|_| EnvelopeError::Signature)?;
+    open_signed_json_push(mode, token, query, body)
+}
+
+/// [`open_json_push`] for a caller that has checked the query's `signature`
+/// already: the mode, the `msg_signature` and the decryption.
+pub fn open_signed_json_push(
+    mode: &PushMode,
+    token: &str,
+    query: &PushQuery,
+    body: &str,
+) -> Result<String, CallbackError> {
     let crypto = match mode {
         PushMode::Plain => return Ok(body.to_owned()),
         PushMode::Compat(crypto) | PushMode::Safe(crypto) => crypto,

@@ -107,6 +107,18 @@ pub fn open_push(
 ) -> Result<String, EnvelopeError> {
     verify_signature(token, &query.timestamp, &query.nonce, &query.signature)
         .map_err(|_| EnvelopeError::Signature)?;
+    open_signed_push(mode, token, query, body)
+}
+
+/// [`open_push`] for a caller that has checked the query's `signature`
+/// already (a server checks it before it reads the body): the mode, the
+/// `msg_signature` and the decryption.
+pub fn open_signed_push(
+    mode: &PushMode,
+    token: &str,
+    query: &PushQuery,
+    body: &str,
+) -> Result<String, EnvelopeError> {
     let encrypted = query.encrypt_type.is_some() || query.msg_signature.is_some();
     let Some(crypto) = mode.crypto() else {
         if encrypted {

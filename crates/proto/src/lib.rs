@@ -48,14 +48,14 @@ pub mod signature;
 pub mod xml;
 
 pub use callback::{
-    body_format, open_callback, open_echostr, open_json_push, push_from_json, push_json_from_xml,
-    seal_callback, seal_echostr, seal_json_push, BodyFormat, CallbackError, CallbackQuery,
-    CallbackShape, JsonEnvelope, SealedCallback,
+    body_format, open_callback, open_echostr, open_json_push, open_signed_json_push,
+    push_from_json, push_json_from_xml, seal_callback, seal_echostr, seal_json_push, BodyFormat,
+    CallbackError, CallbackQuery, CallbackShape, JsonEnvelope, SealedCallback,
 };
 pub use crypto::{AesKey, DecryptError, KeyError, MessageCrypto};
 pub use envelope::{
-    open_push, open_reply, seal_push, seal_reply, EncryptedReply, EnvelopeError, PushMode,
-    PushQuery, SealedPush,
+    open_push, open_reply, open_signed_push, seal_push, seal_reply, EncryptedReply, EnvelopeError,
+    PushMode, PushQuery, SealedPush,
 };
 pub use errmsg::{wecom_from_ip, whitelist_ip};
 pub use jssdk::jssdk_signature;

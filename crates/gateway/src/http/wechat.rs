@@ -13,8 +13,8 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use wxgate_proto::{
-    body_format, open_callback, open_echostr, open_json_push, open_push, push_from_json,
-    seal_reply, BodyFormat, CallbackQuery, MessageCrypto, Push, PushQuery,
+    body_format, open_callback, open_echostr, open_signed_json_push, open_signed_push,
+    push_from_json, seal_reply, BodyFormat, CallbackQuery, MessageCrypto, Push, PushQuery,
 };
 
 use super::owner::WecomApp;
@@ -141,13 +141,13 @@ fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
     value.ok_or_else(|| ApiError::BadRequest(format!("missing query parameter {name}")))
 }
 
-/// The inbox of `owner`, or why it takes no pushes (unknown, or no server token).
-fn inbox_of(state: &AppState, owner: &str, known: bool) -> Result<Arc<Inbox>, ApiError> {
-    match state.dispatcher.inbox(owner) {
-        Some(inbox) => Ok(inbox.clone()),
-        None if known => Err(ApiError::PushNotConfigured(owner.to_owned())),
-        None => Err(TokenError::UnknownApp(owner.to_owned()).into()),
-    }
+/// The inbox of the configured `owner`, or why it takes no pushes (no server token).
+fn inbox_of(state: &AppState, owner: &str) -> Result<Arc<Inbox>, ApiError> {
+    state
+        .dispatcher
+        .inbox(owner)
+        .cloned()
+        .ok_or_else(|| ApiError::PushNotConfigured(owner.to_owned()))
 }
 
 /// The inbox of the Official Account or Mini Program `appid` (never a WeCom
@@ -156,7 +156,7 @@ fn app_inbox(state: &AppState, appid: &str) -> Result<Arc<Inbox>, ApiError> {
     if state.center.owners().app(appid).is_none() {
         return Err(TokenError::UnknownApp(appid.to_owned()).into());
     }
-    inbox_of(state, appid, true)
+    inbox_of(state, appid)
 }
 
 /// A WeCom inbox's crypto (receiveid = the corpid). The configuration builds
@@ -301,17 +301,18 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
         })
 }
 
-/// Opens an Official Account's or Mini Program's push. A Mini Program's may
+/// Opens an Official Account's or Mini Program's push, its `signature`
+/// checked already ([`signed_inbox`]). A Mini Program's may
 /// be JSON (its console's choice); both formats are read, so a switch there
 /// loses nothing.
 fn open(inbox: &Inbox, q: &PushQuery, body: &[u8]) -> Result<Push, ApiError> {
     let body = utf8(body)?;
     let token = inbox.token.expose_secret();
     if inbox.sender == Sender::MiniProgram && body_format(body) == BodyFormat::Json {
-        let json = open_json_push(&inbox.mode, token, q, body)?;
+        let json = open_signed_json_push(&inbox.mode, token, q, body)?;
         return Ok(push_from_json(&json)?);
     }
-    let xml = open_push(&inbox.mode, token, q, body)?;
+    let xml = open_signed_push(&inbox.mode, token, q, body)?;
     read_push(&xml)
 }
 
@@ -361,7 +362,7 @@ pub(crate) async fn wecom_verify(
     WecomApp(owner): WecomApp,
     WeComQuery(q): WeComQuery,
 ) -> Result<Response, ApiError> {
-    let inbox = inbox_of(&state, &owner, true)?;
+    let inbox = inbox_of(&state, &owner)?;
     check_fresh(&state, &q.timestamp)?;
     let plain = open_echostr(crypto(&inbox)?, inbox.token.expose_secret(), &q)?;
     tracing::debug!(owner = %inbox.owner, "WeCom URL check passed");
@@ -376,7 +377,7 @@ pub(crate) async fn wecom_receive(
     WeComQuery(q): WeComQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let inbox = inbox_of(&state, &owner, true)?;
+    let inbox = inbox_of(&state, &owner)?;
     let opened = async {
         check_fresh(&state, &q.timestamp)?;
         let body = read_body(&state, body).await?;

@@ -28,8 +28,8 @@ pub(super) const RECENT_FAILURES: usize = 20;
 /// Why no credential could be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// The appid is not configured.
-    #[error("unknown appid {0}")]
+    /// The owner is not configured: an appid, or a WeCom app's `corpid/agent`.
+    #[error("{}", unknown_owner(.0))]
     UnknownApp(String),
     /// The owner's family has no credential of this kind (a Mini Program's jsapi_ticket).
     #[error("{owner} has no {kind}: {why}")]
@@ -58,6 +58,18 @@ pub enum TokenError {
         /// The daily limit, when that is what was reached.
         daily_limit: Option<u32>,
     },
+}
+
+/// Why `owner` is unknown, in the words of its family.
+fn unknown_owner(owner: &str) -> String {
+    match owner.split_once('/') {
+        Some((corpid, agent)) => {
+            format!(
+                "no WeCom app {agent} of corp {corpid} is configured (agent: its name or agentid)"
+            )
+        }
+        None => format!("unknown appid {owner}"),
+    }
 }
 
 /// The token center. Cheap to clone.

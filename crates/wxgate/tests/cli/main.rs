@@ -579,6 +579,24 @@ pub(crate) fn sha256_hex(text: &str) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
+/// `wxgate serve` with app `wx1` (secret `s1`, classic) against the simulator
+/// at `sim` and admin key `admin_key`: its directory, configuration file,
+/// process and URL.
+fn serve_wx1(sim: &str, admin_key: &str) -> (tempfile::TempDir, String, Server, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n\
+         [upstream]\nbase_url = \"{sim}\"\n[admin]\nkey = \"{admin_key}\"\n\
+         [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\ntoken_api = \"classic\"\n",
+    );
+    let config = dir.path().join("wxgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let mut serve = server(&["serve", "-c", &config]);
+    let url = serve.url_after("listening on");
+    (dir, config, serve, url)
+}
+
 /// Issue #17: `wxgate revoke APPID` asks the running deployment, with the
 /// admin key from its configuration, and says what was done; an unknown app
 /// is refused with the gateway's reason.
@@ -589,18 +607,7 @@ async fn revoke_asks_the_running_deployment() {
     ]))
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n\
-         [upstream]\nbase_url = \"{}\"\n[admin]\nkey = \"cli-revoke-admin-key-0001\"\n\
-         [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\ntoken_api = \"classic\"\n",
-        sim.url(),
-    );
-    let config = dir.path().join("wxgate.toml");
-    std::fs::write(&config, text).unwrap();
-    let config = config.to_str().unwrap().to_owned();
-    let mut serve = server(&["serve", "-c", &config]);
-    let url = serve.url_after("listening on");
+    let (_dir, config, _serve, url) = serve_wx1(&sim.url(), "cli-revoke-admin-key-0001");
     let run = |appid: &'static str| {
         let (config, url) = (config.clone(), url.clone());
         tokio::task::spawn_blocking(move || {
@@ -632,18 +639,7 @@ async fn rid_looks_a_failed_call_up_through_the_deployment() {
     ]))
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n\
-         [upstream]\nbase_url = \"{}\"\n[admin]\nkey = \"cli-rid-admin-key-0001\"\n\
-         [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\ntoken_api = \"classic\"\n",
-        sim.url(),
-    );
-    let config = dir.path().join("wxgate.toml");
-    std::fs::write(&config, text).unwrap();
-    let config = config.to_str().unwrap().to_owned();
-    let mut serve = server(&["serve", "-c", &config]);
-    let url = serve.url_after("listening on");
+    let (_dir, config, _serve, url) = serve_wx1(&sim.url(), "cli-rid-admin-key-0001");
     let http = reqwest::Client::new();
     // A failed call by wx2 (not managed here): its rid is not wx1's to see.
     let token: serde_json::Value = http

@@ -129,6 +129,13 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
             })
             .collect::<Vec<_>>()
     };
+    // `plain`, `compat` or `safe`; `none` for an owner that takes no pushes.
+    let push_mode = |owner: &str| {
+        state
+            .dispatcher
+            .inbox(owner)
+            .map_or("none", |inbox| inbox.mode.name())
+    };
     let mut apps = center
         .owners()
         .appids()
@@ -141,7 +148,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
                 appid: appid.to_owned(),
                 token_api: app.token_api.as_str(),
                 app_type: app.app_type.as_str(),
-                push_mode: app.push_mode_name(),
+                push_mode: push_mode(appid),
                 credentials: credentials_of(appid),
                 pushes: state.dispatcher.push_stats(appid),
                 webhook: state.dispatcher.webhook_status(appid),
@@ -149,19 +156,14 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
         })
         .collect::<Vec<_>>();
     // WeCom apps: callbacks are always encrypted (`safe`) when configured.
-    apps.extend(center.owners().wecom_owners().map(|owner| {
-        AppStatus {
-            appid: owner.to_owned(),
-            token_api: "gettoken",
-            app_type: "wecom",
-            push_mode: state
-                .dispatcher
-                .inbox(owner)
-                .map_or("none", |inbox| inbox.mode.name()),
-            credentials: credentials_of(owner),
-            pushes: state.dispatcher.push_stats(owner),
-            webhook: state.dispatcher.webhook_status(owner),
-        }
+    apps.extend(center.owners().wecom_owners().map(|owner| AppStatus {
+        appid: owner.to_owned(),
+        token_api: "gettoken",
+        app_type: "wecom",
+        push_mode: push_mode(owner),
+        credentials: credentials_of(owner),
+        pushes: state.dispatcher.push_stats(owner),
+        webhook: state.dispatcher.webhook_status(owner),
     }));
     apps.sort_by(|a, b| a.appid.cmp(&b.appid));
     for app in &mut apps {
