@@ -78,6 +78,10 @@ pub struct ServerConfig {
     /// A connection with no request under way for this long is closed,
     /// seconds (default 75: above the 60 s nginx keeps upstream connections).
     pub idle_timeout_secs: u64,
+    /// Peers whose forwarded headers (`X-Real-IP`, `X-Forwarded-For`) are
+    /// believed: the reverse proxies in front of wxgate (default none). An
+    /// address is a /32 (/128).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerConfig {
@@ -430,6 +434,28 @@ impl Problems {
     }
 }
 
+/// `server.trusted_proxies`: addresses or CIDR ranges, IPv4-mapped ones
+/// unmapped (a peer is unmapped before it is compared).
+fn check_trusted_proxies(raw: Vec<String>, p: &mut Problems) -> Vec<ipnet::IpNet> {
+    let mut nets = Vec::new();
+    for (i, entry) in raw.iter().enumerate() {
+        let parsed = entry.trim().parse::<ipnet::IpNet>().or_else(|_| {
+            entry
+                .trim()
+                .parse::<std::net::IpAddr>()
+                .map(|ip| ipnet::IpNet::from(ip.to_canonical()))
+        });
+        match parsed {
+            Ok(net) => nets.push(net.trunc()),
+            Err(_) => p.add(
+                format!("server.trusted_proxies[{i}]"),
+                format!("{entry:?} is not an address or a CIDR range like 10.0.0.0/8"),
+            ),
+        }
+    }
+    nets
+}
+
 fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Config {
     let listen = raw.server.listen.as_deref().unwrap_or("0.0.0.0:8080");
     let listen = listen.parse().unwrap_or_else(|_| {
@@ -455,6 +481,7 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         max_connections,
         header_read_timeout_ms: raw.server.header_read_timeout_ms.unwrap_or(10_000),
         idle_timeout_secs: raw.server.idle_timeout_secs.unwrap_or(75),
+        trusted_proxies: check_trusted_proxies(raw.server.trusted_proxies, p),
     };
     // Every value has sane bounds: a typo must not mean a 16 GiB body buffer,
     // a replay window of years or a shutdown that never ends.

@@ -241,23 +241,43 @@ pub fn push_json_from_xml(xml: &str) -> Result<String, CallbackError> {
     impl Serialize for Object<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             use serde::ser::SerializeMap;
-            let mut map = s.serialize_map(Some(self.0.children.len()))?;
-            for child in &self.0.children {
-                // As a number only when nothing is lost: "007" stays text.
-                let number = JSON_NUMBERS
-                    .contains(&child.name.as_str())
-                    .then(|| child.text.parse::<u64>().ok())
-                    .flatten()
-                    .filter(|n| n.to_string() == child.text);
-                match number {
-                    _ if !child.children.is_empty() => {
-                        map.serialize_entry(&child.name, &Object(child))?
-                    }
-                    Some(n) => map.serialize_entry(&child.name, &n)?,
-                    None => map.serialize_entry(&child.name, &child.text)?,
+            let children = &self.0.children;
+            let mut map = s.serialize_map(None)?;
+            for (i, child) in children.iter().enumerate() {
+                // A repeated element is one key with an array, where it first stands.
+                if children[..i].iter().any(|c| c.name == child.name) {
+                    continue;
+                }
+                let same: Vec<&Element> = children[i..]
+                    .iter()
+                    .filter(|c| c.name == child.name)
+                    .collect();
+                if same.len() > 1 {
+                    let values: Vec<Value> = same.into_iter().map(Value).collect();
+                    map.serialize_entry(&child.name, &values)?;
+                } else {
+                    map.serialize_entry(&child.name, &Value(child))?;
                 }
             }
             map.end()
+        }
+    }
+    /// One element's value: an object, a number or text.
+    struct Value<'a>(&'a Element);
+    impl Serialize for Value<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let element = self.0;
+            // As a number only when nothing is lost: "007" stays text.
+            let number = JSON_NUMBERS
+                .contains(&element.name.as_str())
+                .then(|| element.text.parse::<u64>().ok())
+                .flatten()
+                .filter(|n| n.to_string() == element.text);
+            match number {
+                _ if !element.children.is_empty() => Object(element).serialize(s),
+                Some(n) => n.serialize(s),
+                None => element.text.serialize(s),
+            }
         }
     }
     let root = xml::parse(xml).map_err(EnvelopeError::from)?;
@@ -375,9 +395,19 @@ impl<'de> Deserialize<'de> for JsonNode {
                 Ok(JsonNode::Array(items))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonNode, A::Error> {
-                let mut fields = Vec::new();
+                let mut fields: Vec<(String, JsonNode)> = Vec::new();
                 while let Some(field) = map.next_entry()? {
                     fields.push(field);
+                }
+                // A key given twice is ambiguous (which `MsgType` is it?):
+                // refused, as the XML form has no such object.
+                let mut names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+                names.sort_unstable();
+                if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(serde::de::Error::custom(format!(
+                        "{:?} appears twice in one object",
+                        twice[0].chars().take(64).collect::<String>()
+                    )));
                 }
                 Ok(JsonNode::Object(fields))
             }

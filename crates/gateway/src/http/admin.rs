@@ -276,7 +276,11 @@ impl axum::extract::FromRequestParts<AppState> for Operator {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, Response> {
-        let peer = Peer::of(&parts.extensions, &parts.headers);
+        let peer = Peer::of(
+            &parts.extensions,
+            &parts.headers,
+            &state.server.trusted_proxies,
+        );
         refusal(state, &parts.headers, peer).map_or(Ok(Operator), Err)
     }
 }

@@ -50,9 +50,12 @@ impl FromRequestParts<AppState> for Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
-        let peer = Peer::of(&parts.extensions, &parts.headers);
+        let peer = Peer::of(
+            &parts.extensions,
+            &parts.headers,
+            &state.server.trusted_proxies,
+        );
         let now = state.center.now();
-        state.throttle.admit(peer, Check::ClientKey, now)?;
         let hash: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
         // Compare against every client, in constant time each, so timing tells nothing.
         let mut found = None;
@@ -64,7 +67,7 @@ impl FromRequestParts<AppState> for Client {
         match found {
             Some(index) => Ok(Client { index }),
             None => {
-                state.throttle.fail(peer, Check::ClientKey, now);
+                state.throttle.failed(peer, Check::ClientKey, now)?;
                 Err(ApiError::Unauthorized)
             }
         }

@@ -27,8 +27,8 @@ pub(crate) struct TokenRequest {
     force_refresh: bool,
 }
 
-/// Checks grant_type and the app's own secret, as WeChat does; a peer that
-/// failed too often lately is refused unchecked (see `throttle`).
+/// Checks grant_type and the app's own secret, as WeChat does; a wrong one
+/// from a peer that failed too often lately is answered 45011 (see `throttle`).
 fn authenticate(state: &AppState, peer: Peer, req: &TokenRequest) -> Result<String, ApiError> {
     if req.grant_type.as_deref() != Some("client_credential") {
         return Err(ApiError::InvalidGrant);
@@ -44,7 +44,8 @@ fn authenticate(state: &AppState, peer: Peer, req: &TokenRequest) -> Result<Stri
 }
 
 /// Checks that `appid` is configured and `secret` is its secret (constant
-/// time); a peer that failed too often lately is refused unchecked.
+/// time); a wrong one from a peer that failed too often lately is answered
+/// 45011 (see `throttle`).
 pub(crate) fn check_secret(
     state: &AppState,
     peer: Peer,
@@ -52,9 +53,8 @@ pub(crate) fn check_secret(
     secret: &str,
 ) -> Result<(), ApiError> {
     let now = state.center.now();
-    state.throttle.admit(peer, Check::AppSecret, now)?;
     let Some(app) = state.center.owners().app(appid) else {
-        state.throttle.fail(peer, Check::AppSecret, now);
+        state.throttle.failed(peer, Check::AppSecret, now)?;
         return Err(TokenError::UnknownApp(appid.to_owned()).into());
     };
     if !bool::from(
@@ -64,7 +64,7 @@ pub(crate) fn check_secret(
             .ct_eq(secret.as_bytes()),
     ) {
         tracing::debug!(appid, "WeChat-compatible call with a wrong secret");
-        state.throttle.fail(peer, Check::AppSecret, now);
+        state.throttle.failed(peer, Check::AppSecret, now)?;
         return Err(ApiError::InvalidSecret);
     }
     Ok(())
@@ -144,10 +144,6 @@ pub(crate) async fn wecom_token(
     let corpid = q.get("corpid").map(String::as_str).unwrap_or_default();
     let secret = q.get("corpsecret").map(String::as_str).unwrap_or_default();
     let now = state.center.now();
-    state
-        .throttle
-        .admit(peer, Check::AppSecret, now)
-        .map_err(ApiError::from)?;
     let mut known_corp = false;
     let mut owner = None;
     // Every app of the corp is compared, in constant time each.
@@ -163,7 +159,10 @@ pub(crate) async fn wecom_token(
         }
     }
     let Some(owner) = owner else {
-        state.throttle.fail(peer, Check::AppSecret, now);
+        state
+            .throttle
+            .failed(peer, Check::AppSecret, now)
+            .map_err(ApiError::from)?;
         let error = if known_corp {
             ApiError::InvalidCorpSecret
         } else {
@@ -231,16 +230,15 @@ async fn serve_ticket(
         .map(String::as_str)
         .unwrap_or_default();
     let now = state.center.now();
-    state
-        .throttle
-        .admit(peer, Check::AccessToken, now)
-        .map_err(ApiError::from)?;
     let owner = state
         .center
         .appid_of_presented_token(token)
         .filter(|owner| family(owner));
     let Some(owner) = owner else {
-        state.throttle.fail(peer, Check::AccessToken, now);
+        state
+            .throttle
+            .failed(peer, Check::AccessToken, now)
+            .map_err(ApiError::from)?;
         return Err(ApiError::InvalidToken.into());
     };
     let ticket = state.center.get(&owner, kind, &Requester::Sdk).await?;

@@ -87,9 +87,8 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
     let path = upstream_path(&raw, &state.proxy_config.allow_paths)?;
     let presented = param(request.uri().query(), "access_token").unwrap_or_default();
     let now = state.center.now();
-    state.throttle.admit(peer, Check::AccessToken, now)?;
     let Some(appid) = state.center.appid_of_presented_token(&presented) else {
-        state.throttle.fail(peer, Check::AccessToken, now);
+        state.throttle.failed(peer, Check::AccessToken, now)?;
         tracing::debug!(path, "façade call with a token wxgate did not issue");
         return Err(ApiError::InvalidToken);
     };

@@ -58,6 +58,10 @@ fn the_design_example_loads() {
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:8080");
     assert_eq!(config.server.max_body_bytes, 65_536);
     assert_eq!(
+        config.server.trusted_proxies,
+        ["127.0.0.1/32".parse::<ipnet::IpNet>().unwrap()]
+    );
+    assert_eq!(
         config.store,
         StoreConfig::Sqlite {
             path: "wxgate.db".into()
@@ -123,6 +127,7 @@ fn every_problem_is_reported_at_once_with_its_path() {
     let toml = r#"
 [server]
 listen = "nowhere"
+trusted_proxies = ["10.0.0.0/8", "::ffff:127.0.0.1", "nginx"]
 [store]
 backend = "mongodb"
 [[apps]]
@@ -145,6 +150,7 @@ apps = ["wx9"]
     let paths: Vec<&str> = err.problems.iter().map(|(p, _)| p.as_str()).collect();
     for expected in [
         "server.listen",
+        "server.trusted_proxies[2]",
         "store.backend",
         "apps[0].secret",
         "apps[0].encoding_aes_key",

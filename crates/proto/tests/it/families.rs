@@ -206,3 +206,28 @@ fn wecom_agent_config_signature_vector() {
         "22772d2fb393ab9f7f6a5a54168a566fbf1ab767"
     );
 }
+
+/// A key given twice in one object is ambiguous (the first `MsgType` or the
+/// second?): the push is refused, not handed on with one of them in `extra`.
+/// An array is the way to repeat a field, and the XML form's repeated
+/// elements are written as one.
+#[test]
+fn a_json_push_with_a_key_given_twice_is_refused() {
+    let twice = r#"{"ToUserName":"gh","FromUserName":"o","CreateTime":1714037059,
+        "MsgType":"text","Content":"hi","MsgType":"event","MsgId":1}"#;
+    let error = wxgate_proto::push_from_json(twice).unwrap_err().to_string();
+    assert!(error.contains("\"MsgType\" appears twice"), "{error}");
+    let nested = r#"{"ToUserName":"gh","FromUserName":"o","CreateTime":1,"MsgType":"event",
+        "Event":"x","Info":{"A":"1","A":"2"}}"#;
+    assert!(wxgate_proto::push_from_json(nested).is_err());
+    // Repeated elements of the XML form become an array, and read back as they were.
+    let xml = "<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName>\
+               <CreateTime>1</CreateTime><MsgType>event</MsgType><Event>x</Event>\
+               <Item><Id>1</Id></Item><Item><Id>2</Id></Item></xml>";
+    let json = wxgate_proto::push_json_from_xml(xml).unwrap();
+    assert!(json.contains(r#""Item":[{"Id":"1"},{"Id":"2"}]"#), "{json}");
+    assert_eq!(
+        wxgate_proto::push_from_json(&json).unwrap(),
+        wxgate_proto::Push::parse(xml).unwrap()
+    );
+}

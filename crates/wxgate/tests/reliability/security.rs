@@ -259,12 +259,36 @@ async fn attempt(
     (status, errcode, retry_after)
 }
 
+/// The answer's `(status, errcode)` counts as a refusal by the throttle.
+fn throttled(
+    check: &str,
+    (status, errcode, retry_after): &(u16, Option<i64>, Option<String>),
+) -> bool {
+    use wxgate_gateway::http::BACKOFF_SECS;
+    if check.starts_with("/cgi-bin") || check.starts_with("get") {
+        (*status, *errcode) == (200, Some(45011))
+    } else {
+        *status == 429 && retry_after.as_deref() == Some(&BACKOFF_SECS.to_string())
+    }
+}
+
+/// The answer counts as accepted.
+fn accepted((status, errcode, _): &(u16, Option<i64>, Option<String>)) -> bool {
+    matches!(status, 200 | 303) && errcode.unwrap_or(0) == 0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credential_guessing_is_slowed_to_ten_a_minute_per_peer() {
+async fn credential_guessing_is_slowed_and_valid_credentials_still_pass() {
     use wxgate_gateway::http::{BACKOFF_SECS, MAX_FAILURES};
     use wxgate_testkit::gateway::SECRET;
     const ADMIN_KEY: &str = "admin-key-0123456789";
-    let env = Setup::new().stable().admin(ADMIN_KEY).start().await;
+    // The test's socket is loopback, as nginx on the same host would be.
+    let env = Setup::new()
+        .stable()
+        .admin(ADMIN_KEY)
+        .server("trusted_proxies = [\"127.0.0.1\"]")
+        .start()
+        .await;
     let token = env.access_token().await;
     let stable = |secret: &str| {
         format!(r#"{{"grant_type":"client_credential","appid":"{APPID}","secret":"{secret}"}}"#)
@@ -326,6 +350,7 @@ async fn credential_guessing_is_slowed_to_ten_a_minute_per_peer() {
         let peer = format!("203.0.113.{}", i + 1);
         let bystander = format!("198.51.100.{}", i + 1);
         let (wrong_key, right_key) = guess.bearer.unzip();
+        let admin = guess.check.starts_with("admin");
         // MAX_FAILURES wrong guesses are checked (and refused as wrong)…
         for _ in 0..MAX_FAILURES {
             let (status, errcode, _) = attempt(&env, &peer, &guess.wrong, wrong_key).await;
@@ -335,35 +360,39 @@ async fn credential_guessing_is_slowed_to_ten_a_minute_per_peer() {
                 guess.check
             );
         }
-        // …then the peer is refused, even with the right credential.
-        let (status, errcode, retry_after) = attempt(&env, &peer, &guess.right, right_key).await;
-        let refused = if guess.check.starts_with("/cgi-bin") || guess.check.starts_with("get") {
-            (status, errcode) == (200, Some(45011))
+        // …then the peer's wrong guesses are refused as such…
+        let answer = attempt(&env, &peer, &guess.wrong, wrong_key).await;
+        assert!(
+            throttled(guess.check, &answer),
+            "{}: {answer:?}",
+            guess.check
+        );
+        let answer = attempt(&env, &peer, &guess.right, right_key).await;
+        if admin {
+            // …and the admin key, which a person chose, is not even checked;
+            assert!(
+                throttled(guess.check, &answer),
+                "{}: {answer:?}",
+                guess.check
+            );
         } else {
-            status == 429 && retry_after.as_deref() == Some(&BACKOFF_SECS.to_string())
-        };
-        assert!(
-            refused,
-            "{}: {status} {errcode:?} {retry_after:?}",
-            guess.check
-        );
-        // Another peer is not.
-        let (status, errcode, _) = attempt(&env, &bystander, &guess.right, right_key).await;
-        assert!(
-            matches!(status, 200 | 303) && errcode.unwrap_or(0) == 0,
-            "{}: {status} {errcode:?}",
-            guess.check
-        );
+            // …while a client key, secret or token, far beyond guessing, is
+            // accepted when right: no caller is refused for a shared address.
+            assert!(accepted(&answer), "{}: {answer:?}", guess.check);
+        }
+        // Another peer is not refused.
+        let answer = attempt(&env, &bystander, &guess.right, right_key).await;
+        assert!(accepted(&answer), "{}: {answer:?}", guess.check);
     }
     // After the backoff, the right credential works again.
     env.advance(BACKOFF_SECS).await;
     for (i, guess) in guesses.iter().enumerate() {
         let peer = format!("203.0.113.{}", i + 1);
         let right_key = guess.bearer.map(|(_, right)| right);
-        let (status, errcode, _) = attempt(&env, &peer, &guess.right, right_key).await;
+        let answer = attempt(&env, &peer, &guess.right, right_key).await;
         assert!(
-            matches!(status, 200 | 303) && errcode.unwrap_or(0) == 0,
-            "{} after the backoff: {status} {errcode:?}",
+            accepted(&answer),
+            "{} after the backoff: {answer:?}",
             guess.check
         );
     }
@@ -387,8 +416,133 @@ async fn credential_guessing_is_slowed_to_ten_a_minute_per_peer() {
     figure(
         "security",
         format!(
-            "credential guessing: {MAX_FAILURES} wrong guesses checked per peer, then every check refused for \
-             {BACKOFF_SECS} s (429 / errcode 45011), other peers unaffected; {refusals:?}"
+            "credential guessing: {MAX_FAILURES} wrong guesses per peer, then its wrong guesses refused for \
+             {BACKOFF_SECS} s (429 / errcode 45011) and its admin-key checks refused unchecked; right client keys, \
+             secrets and tokens still accepted; other peers unaffected; {refusals:?}"
         ),
+    );
+}
+
+/// Sends `request` from the loopback address `from` (any of 127.0.0.0/8 is
+/// this host) and returns the status code (0 if the connection broke).
+async fn raw_from(env: &Env, from: std::net::Ipv4Addr, request: &str) -> u16 {
+    let addr: std::net::SocketAddr = env.url.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer)
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A GET with a bearer key and any extra header lines, closing the connection.
+fn get_with(path: &str, bearer: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: wxgate\r\nAuthorization: Bearer {bearer}\r\n{extra}Connection: close\r\n\r\n"
+    )
+}
+
+/// The n-th loopback address past 127.1.0.0.
+fn loopback(n: u32) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 1, 0, 0)) + n)
+}
+
+/// The three attacks on the throttle of the last round, with no reverse proxy
+/// configured (the default): spoofed `X-Real-IP` headers, a victim framed by
+/// its address in that header, and a table filled from 10,000 real source
+/// addresses. Through each, a caller with a valid credential is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_honest_caller_is_refused_through_a_guessing_attack() {
+    use wxgate_gateway::http::{MAX_FAILURES, MAX_PEERS};
+    const ADMIN_KEY: &str = "admin-key-0123456789";
+    let env = Setup::new().admin(ADMIN_KEY).start().await;
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 1);
+    let client_path = format!("/v1/apps/{APPID}/access_token");
+    let mut figures = Vec::new();
+
+    // 1. Spoofed headers from one address: a new X-Real-IP each time is not
+    // a new peer. Admin-key guesses past the first MAX_FAILURES are refused
+    // unchecked.
+    let started = tokio::time::Instant::now();
+    let mut checked = 0;
+    let tries = 200u32;
+    for n in 0..tries {
+        let spoof = format!("X-Real-IP: 203.0.{}.{}\r\n", n / 250, n % 250);
+        let status = raw_from(
+            &env,
+            attacker,
+            &get_with("/admin/status.json", "admin-guess-000000", &spoof),
+        )
+        .await;
+        assert!(matches!(status, 401 | 429), "{status}");
+        checked += u32::from(status == 401);
+    }
+    let rate = f64::from(tries) / started.elapsed().as_secs_f64();
+    assert_eq!(
+        checked, MAX_FAILURES,
+        "admin-key guesses checked with spoofed headers"
+    );
+    figures.push(format!(
+        "spoofed X-Real-IP: {checked} of {tries} admin-key guesses checked ({rate:.0} requests/s sent)"
+    ));
+    // The attacker's own address with the right client key: answered.
+    let status = raw_from(&env, attacker, &get_with(&client_path, CLIENT_KEY, "")).await;
+    assert_eq!(status, 200, "a valid client key from the guessing address");
+
+    // 2. A victim framed by name: wrong admin keys "from" 127.0.0.2 in the
+    // header do not count against 127.0.0.2.
+    let victim = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    for _ in 0..2 * MAX_FAILURES {
+        let framed = get_with(
+            "/admin/status.json",
+            "admin-guess-000000",
+            "X-Real-IP: 127.0.0.2\r\n",
+        );
+        raw_from(&env, attacker, &framed).await;
+    }
+    let status = raw_from(&env, victim, &get_with("/admin/status.json", ADMIN_KEY, "")).await;
+    assert_eq!(status, 200, "the framed victim with the right admin key");
+
+    // 3. A full table: one failure from each of 10,000 addresses, then more.
+    let started = tokio::time::Instant::now();
+    let addresses = MAX_PEERS as u32 + 500;
+    let mut checked = 0u32;
+    for n in 0..addresses {
+        let status = raw_from(
+            &env,
+            loopback(n),
+            &get_with(&client_path, "wrong-client-key", ""),
+        )
+        .await;
+        checked += u32::from(status == 401);
+    }
+    let rate = f64::from(addresses) / started.elapsed().as_secs_f64();
+    assert_eq!(
+        checked, addresses,
+        "each new address's first guess is checked"
+    );
+    figures.push(format!(
+        "{addresses} source addresses: each gets {MAX_FAILURES} guesses a minute ({rate:.0} requests/s sent)"
+    ));
+    // A never-seen operator, with the right admin key, and a never-seen
+    // business server with its client key: answered.
+    let operator = std::net::Ipv4Addr::new(127, 0, 0, 3);
+    let status = raw_from(
+        &env,
+        operator,
+        &get_with("/admin/status.json", ADMIN_KEY, ""),
+    )
+    .await;
+    assert_eq!(status, 200, "a new operator with the table full");
+    let business = std::net::Ipv4Addr::new(127, 0, 0, 4);
+    let status = raw_from(&env, business, &get_with(&client_path, CLIENT_KEY, "")).await;
+    assert_eq!(status, 200, "a new business server with the table full");
+    figure(
+        "security",
+        format!("throttle under attack: {}", figures.join("; ")),
     );
 }

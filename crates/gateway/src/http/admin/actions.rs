@@ -59,7 +59,11 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self, Response> {
-        let peer = Peer::of(&parts.extensions, &parts.headers);
+        let peer = Peer::of(
+            &parts.extensions,
+            &parts.headers,
+            &state.server.trusted_proxies,
+        );
         gate(state, &parts.headers, peer).map_or(Ok(SignedIn), Err)
     }
 }
