@@ -2,11 +2,22 @@
 //! at start (or loads it from the store), renews it at
 //! `expires_at − refresh_ahead − jitter`, and after any failure tries again
 //! by itself after the backoff, so business servers never wait on WeChat and
-//! no credential waits for a client to ask again.
+//! no credential waits for a client to ask again. At most [`MAX_RENEWING`]
+//! renewals run at once, so memory stays bounded however many apps there are.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use crate::store::Kind;
 
 use super::TokenCenter;
+
+/// Background renewals under way at once. At start every credential is due
+/// together: with 200,000 apps, unbounded, the warm-up alone held 200,000
+/// upstream calls and took more than 1.5 GB. A client that asks for a
+/// credential not held yet does not wait for this (it fetches on demand).
+const MAX_RENEWING: usize = 64;
 
 /// The refresher tasks; dropping this stops them.
 #[derive(Debug)]
@@ -26,11 +37,15 @@ impl TokenCenter {
     /// Starts one refresher per app and kind, and, when the store announces
     /// other instances' writes, the task that adopts them at once.
     pub fn spawn_refreshers(&self) -> Refreshers {
+        let renewing = Arc::new(Semaphore::new(MAX_RENEWING));
         let mut tasks: Vec<_> = self
             .inner
             .slots
             .keys()
-            .map(|(appid, kind)| tokio::spawn(run(self.clone(), appid.clone(), *kind)))
+            .map(|(appid, kind)| {
+                let run = run(self.clone(), appid.clone(), *kind, renewing.clone());
+                tokio::spawn(run)
+            })
             .collect();
         if let Some(changes) = self.store().changes() {
             tasks.push(tokio::spawn(follow(self.clone(), changes)));
@@ -46,7 +61,7 @@ impl TokenCenter {
     }
 }
 
-async fn run(center: TokenCenter, appid: String, kind: Kind) {
+async fn run(center: TokenCenter, appid: String, kind: Kind, renewing: Arc<Semaphore>) {
     let Ok(slot) = center.slot(&appid, kind) else {
         return;
     };
@@ -63,7 +78,12 @@ async fn run(center: TokenCenter, appid: String, kind: Kind) {
             Some(due) => {
                 let clock = center.inner.clock.clone();
                 tokio::select! {
-                    () = clock.sleep_until(due) => center.renew(&appid, kind).await,
+                    () = clock.sleep_until(due) => {
+                        let Ok(_permit) = renewing.acquire().await else { return };
+                        // Boxed: a renewal's future is large and lives only
+                        // while it runs, so the waiting refreshers stay small.
+                        Box::pin(center.renew(&appid, kind)).await
+                    }
                     result = changed.changed() => if result.is_err() { return },
                 }
             }
