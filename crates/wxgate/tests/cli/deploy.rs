@@ -112,7 +112,14 @@ fn the_container_build_context_holds_the_whole_workspace() {
     // The whole graph for this platform, against the lock file, from the
     // registry cache this build already filled (`--locked` as the image does).
     let out = std::process::Command::new(cargo)
-        .args(["tree", "--locked", "--offline", "--workspace", "--depth", "1"])
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "--workspace",
+            "--depth",
+            "1",
+        ])
         .current_dir(context.path())
         .output()
         .unwrap();
@@ -122,7 +129,10 @@ fn the_container_build_context_holds_the_whole_workspace() {
         String::from_utf8_lossy(&out.stderr)
     );
     let tree = String::from_utf8(out.stdout).unwrap();
-    assert!(tree.contains("wxgate v") && tree.contains("wxgate-gateway v"), "{tree}");
+    assert!(
+        tree.contains("wxgate v") && tree.contains("wxgate-gateway v"),
+        "{tree}"
+    );
 }
 
 /// Copies a file, or a directory's files (no `target/`), as `COPY` does.
@@ -138,5 +148,122 @@ fn copy(from: &std::path::Path, to: &std::path::Path) {
     } else {
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(from, to).unwrap();
+    }
+}
+
+/// Issue #31: alert rules for credentials at risk ship in `deploy/`, each
+/// tested by `promtool test rules` (one case where it fires, one where it
+/// does not), and every wxgate metric they name is one a real `wxgate dev`
+/// exports, spelled as it is scraped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_rules_pass_promtool_and_name_metrics_wxgate_exports() {
+    let deploy = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy"));
+    let promtool = |args: &[&str]| {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(deploy)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("promtool: {e} (scripts/test installs it: apt-get install prometheus)")
+            });
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool {args:?}:\n{text}");
+        text
+    };
+    let checked = promtool(&["check", "rules", "wxgate.rules.yml"]);
+    assert!(checked.contains("SUCCESS: 10 rules found"), "{checked}");
+    promtool(&["test", "rules", "wxgate.rules.test.yml"]);
+    // Every alert has a test case.
+    let rules = std::fs::read_to_string(deploy.join("wxgate.rules.yml")).unwrap();
+    let tests = std::fs::read_to_string(deploy.join("wxgate.rules.test.yml")).unwrap();
+    for alert in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
+        assert!(
+            tests.contains(&format!("alertname: {alert}\n")),
+            "{alert} has no test"
+        );
+    }
+
+    // The metrics a real run exports (`# TYPE` lines; counters are scraped as `_total`).
+    let mut dev = wxgate_testkit::process::Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &[
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--sim-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        None,
+    );
+    let gateway = dev.url_after("  gateway ");
+    // Warmed up: every credential fetched.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while reqwest::get(format!("{gateway}/readyz"))
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "wxgate dev never ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let scrape = reqwest::get(format!("{gateway}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    dev.signal("TERM");
+    let exported: Vec<String> = scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| match l.split_once(' ') {
+            Some((name, "counter")) => format!("{name}_total"),
+            Some((name, _)) => name.to_owned(),
+            None => l.to_owned(),
+        })
+        .collect();
+    let named: std::collections::BTreeSet<&str> = rules
+        .match_indices("wxgate_")
+        .map(|(at, _)| {
+            let rest = &rules[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .filter(|name| name.len() > "wxgate_".len() && !name.starts_with("wxgate_dev"))
+        .collect();
+    // Families with labels appear with their first event (a push, a probe
+    // rejection); the rest must be in a fresh instance's scrape.
+    let after_first_event = ["wxgate_probe_rejections_total", "wxgate_pushes_total"];
+    let missing: Vec<&str> = named
+        .iter()
+        .copied()
+        .filter(|name| !exported.iter().any(|e| e == name))
+        .collect();
+    assert_eq!(missing, after_first_event, "exported: {exported:?}");
+    // Those two are spelled as wxgate registers them.
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../gateway/src/metrics.rs"
+    ))
+    .unwrap();
+    for name in after_first_event {
+        let registered = name
+            .trim_start_matches("wxgate_")
+            .trim_end_matches("_total");
+        assert!(source.contains(&format!("\"{registered}\"")), "{name}");
     }
 }
