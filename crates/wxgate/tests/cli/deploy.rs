@@ -48,7 +48,7 @@ fn nginx_example_never_logs_a_query_string_that_may_hold_a_secret() {
         .collect();
     let internal: Vec<_> = server_blocks(&conf)
         .into_iter()
-        .filter(|b| b.contains("location /cgi-bin/"))
+        .filter(|b| b.contains("cgi-bin"))
         .collect();
     assert!(!internal.is_empty(), "the example serves /cgi-bin/");
     for block in internal {

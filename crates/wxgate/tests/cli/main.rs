@@ -3,6 +3,7 @@
 mod admin;
 mod deploy;
 mod facade;
+mod nginx;
 mod ops;
 mod proxy;
 

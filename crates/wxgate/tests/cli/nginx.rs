@@ -1,0 +1,287 @@
+//! `deploy/nginx.conf` run by a real nginx (Debian's package) in front of a
+//! real `wxgate dev`, on free loopback ports. The file's locations are used as
+//! written; only what is site-specific is replaced: the listen addresses, the
+//! upstream address, the log and temp paths, and TLS on the public server
+//! (plain HTTP here: the certificate is the site's, the routing is the file's).
+
+use std::process::{Child, Command, Stdio};
+
+use wxgate_testkit::process::Server;
+
+/// A free loopback port (bound, then released for nginx).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx, killed when dropped.
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `deploy/nginx.conf` with the site's addresses replaced, inside a main
+/// configuration of its own.
+fn site_config(dir: &std::path::Path, wxgate: &str, public: u16, internal: u16) -> String {
+    let conf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/nginx.conf"
+    ))
+    .unwrap();
+    let mut site = String::new();
+    for line in conf.lines() {
+        let trimmed = line.trim();
+        // Only loopback here: no IPv6 listeners, no port 80 redirect server's
+        // own port; TLS off (the certificate is the site's).
+        if trimmed.starts_with("listen [::]")
+            || trimmed.starts_with("ssl_")
+            || trimmed == "listen 80;"
+        {
+            continue;
+        }
+        let line = line
+            .replace("server 127.0.0.1:8080;", &format!("server {wxgate};"))
+            .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{public};"))
+            .replace(
+                "listen 10.0.0.10:80;",
+                &format!("listen 127.0.0.1:{internal};"),
+            )
+            .replace(
+                "/var/log/nginx/wxgate-internal.log",
+                &dir.join("internal.log").display().to_string(),
+            );
+        site.push_str(&line);
+        site.push('\n');
+    }
+    assert!(
+        site.contains(&format!("listen 127.0.0.1:{public};")),
+        "{site}"
+    );
+    assert!(
+        site.contains(&format!("listen 127.0.0.1:{internal};")),
+        "{site}"
+    );
+    // The port 80 server (ACME and the redirect) would listen on nginx's default
+    // port 80 with its `listen` gone: give it a port of its own.
+    let site = site.replacen(
+        "    server_name wx.example.com;\n\n    # ACME",
+        &format!(
+            "    listen 127.0.0.1:{};\n    server_name wx.example.com;\n\n    # ACME",
+            free_port()
+        ),
+        1,
+    );
+    let d = dir.display();
+    format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
+         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n\
+         proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n\
+         scgi_temp_path {d}/scgi;\n{site}}}\n"
+    )
+}
+
+/// Runs `wxgate` with `args` and returns whether it succeeded and what it printed.
+fn wxgate(args: &[String]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wxgate"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Issue #31: the public server passed only `/wx/` (WeCom callbacks got 404),
+/// and the internal one gave the façade a 64k body limit (a media upload got
+/// 413) and 404 on `/sns/`, `/wxa/`…
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_nginx_serves_every_family_and_the_facade() {
+    let mut dev = Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &[
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--sim-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+        None,
+    );
+    let gateway = dev.url_after("  gateway ");
+    let pushes: Vec<String> = dev
+        .lines()
+        .take_while(|l| !l.starts_with("Ctrl-C"))
+        .filter(|l| l.contains("wxgate push"))
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    for temp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        std::fs::create_dir(dir.path().join(temp)).unwrap();
+    }
+    // nginx's workers may run as another user: they write the temp dirs.
+    std::process::Command::new("chmod")
+        .args(["-R", "a+rwx", dir.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    let (public, internal) = (free_port(), free_port());
+    let conf = dir.path().join("nginx.conf");
+    let text = site_config(
+        dir.path(),
+        gateway.trim_start_matches("http://"),
+        public,
+        internal,
+    );
+    std::fs::write(&conf, &text).unwrap();
+    let error_log = dir.path().join("error.log").display().to_string();
+    let nginx_bin = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("-v").output().is_ok())
+        .expect("nginx (scripts/test installs Debian's nginx package)");
+    let check = Command::new(nginx_bin)
+        .args(["-t", "-e", &error_log, "-c", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "nginx -t:\n{}\n{text}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let _nginx = Nginx(
+        Command::new(nginx_bin)
+            .args(["-e", &error_log, "-c", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let public_url = format!("http://127.0.0.1:{public}");
+    let internal_url = format!("http://127.0.0.1:{internal}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while http
+        .get(format!("{internal_url}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+        assert!(tokio::time::Instant::now() < deadline, "not ready: {log}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Public: an Official Account push (safe mode), a WeCom callback and a Mini
+    // Program JSON push, as WeChat sends them, through nginx.
+    let through_public = |line: &str| -> Vec<String> {
+        line.split_whitespace()
+            .skip(1)
+            .map(|w| w.replace(&gateway, &public_url))
+            .collect()
+    };
+    for (kind, expected) in [
+        ("/wx/wxd000000000000001 ", "echo: hello"),
+        ("/wecom/", "echo: hello"),
+        ("--miniprogram", "transfer_customer_service"),
+    ] {
+        let line = pushes
+            .iter()
+            .find(|l| {
+                l.contains(kind) && (kind != "/wx/wxd000000000000001 " || l.contains("hello"))
+            })
+            .unwrap_or_else(|| panic!("no push line for {kind}: {pushes:?}"));
+        let args = through_public(line);
+        assert!(args.iter().any(|a| a.starts_with(&public_url)), "{args:?}");
+        let (ok, out) = tokio::task::spawn_blocking(move || wxgate(&args))
+            .await
+            .unwrap();
+        assert!(ok && out.contains(expected), "{line}\n{out}");
+    }
+    // Public: nothing else.
+    for path in [
+        "/v1/apps/wxd000000000000001/access_token",
+        "/cgi-bin/token?grant_type=client_credential&appid=wxd000000000000001&secret=x",
+        "/proxy/wxd000000000000001/cgi-bin/get_api_domain_ip",
+        "/admin",
+        "/metrics",
+        "/readyz",
+    ] {
+        let response = http
+            .get(format!("{public_url}{path}"))
+            .bearer_auth("dev-client-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "public {path}");
+    }
+
+    // Internal: the client API, the proxy and the façade, a 150 KB media upload included.
+    let token: serde_json::Value = http
+        .get(format!(
+            "{internal_url}/v1/apps/wxd000000000000001/access_token"
+        ))
+        .bearer_auth("dev-client-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().expect("a token").to_owned();
+    let proxied = http
+        .get(format!(
+            "{internal_url}/proxy/wxd000000000000001/cgi-bin/get_api_domain_ip"
+        ))
+        .bearer_auth("dev-client-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 200);
+    let boundary = "nginx-test-boundary";
+    let media: Vec<u8> = (0..150_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let uploaded = http
+        .post(format!(
+            "{internal_url}/cgi-bin/media/upload?access_token={token}&type=image"
+        ))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(wxgate_testkit::multipart(boundary, "p.jpg", &media))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 200);
+    let uploaded: serde_json::Value = uploaded.json().await.unwrap();
+    assert!(uploaded["media_id"].as_str().is_some(), "{uploaded}");
+    // Every façade root reaches wxgate: its WeChat-shaped answer (errmsg with a
+    // rid), not nginx's 404 page.
+    for root in ["sns", "wxa", "datacube", "card", "customservice", "wxaapi"] {
+        let response = http
+            .get(format!(
+                "{internal_url}/{root}/anything?access_token=not-issued"
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let errmsg = body["errmsg"].as_str().unwrap_or_default();
+        assert!(
+            status == 200 && body["errcode"].is_i64() && errmsg.contains(" rid: "),
+            "internal /{root}/: {status} {body}"
+        );
+    }
+    dev.signal("TERM");
+}
