@@ -33,6 +33,9 @@ pub struct SlotStatus {
     pub fetched_at: Option<u64>,
     /// Whether this instance holds the refresh lease right now.
     pub lease_held: bool,
+    /// WeChat rejected the value in memory and it could not be replaced yet
+    /// (the failure says why): it must not be taken for a usable one.
+    pub rejected: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -50,6 +53,9 @@ pub(super) struct Health {
     /// When to renew the current credential (expiry − refresh_ahead − jitter).
     pub(super) refresh_at: u64,
     pub(super) fetches: u64,
+    /// A value WeChat rejected (confirmed by a check) that could not be
+    /// replaced; cleared when another value is kept.
+    pub(super) rejected: Option<String>,
 }
 
 #[derive(Debug)]
@@ -67,6 +73,11 @@ pub(super) struct Slot {
     /// apps with `js_domains`, any other credential once someone asked for it.
     pub(super) wanted: std::sync::atomic::AtomicBool,
     pub(super) health: Mutex<Health>,
+    /// Set while `health.rejected` is: a cheap test for every request.
+    pub(super) rejected: std::sync::atomic::AtomicBool,
+    /// The last check of an access token with WeChat, reused briefly; held
+    /// while checking, so one check at a time per credential (see `probe`).
+    pub(super) checked: tokio::sync::Mutex<Option<super::probe::Checked>>,
     /// Bumped whenever the credential or its schedule changes; wakes the refresher.
     pub(super) generation: tokio::sync::watch::Sender<u64>,
 }
@@ -80,6 +91,8 @@ impl Slot {
             leased: std::sync::atomic::AtomicBool::new(false),
             wanted: std::sync::atomic::AtomicBool::new(wanted),
             health: Mutex::new(Health::default()),
+            rejected: std::sync::atomic::AtomicBool::new(false),
+            checked: tokio::sync::Mutex::new(None),
             generation: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -93,6 +106,19 @@ impl Slot {
 
     pub(super) fn valid(&self, now: u64) -> Option<Credential> {
         self.current().filter(|c| c.is_valid(now))
+    }
+
+    /// The failure to answer with when `credential` is the value WeChat
+    /// rejected and that could not be replaced; `None` otherwise.
+    pub(super) fn known_rejected(&self, credential: &Credential) -> Option<Failure> {
+        if !self.rejected.load(Ordering::Relaxed) {
+            return None;
+        }
+        let health = self.health();
+        match &health.rejected {
+            Some(value) if *value == credential.value => health.last_failure.clone(),
+            _ => None,
+        }
     }
 
     /// Marks the credential wanted, and wakes the refresher if it was not.
