@@ -470,11 +470,20 @@ impl TokenCenter {
         found
     }
 
-    /// Stops accepting the app's previous access token (after a revocation).
-    pub(super) fn forget_previous(&self, appid: &str) {
+    /// Stops accepting the revoked access token whose SHA-256 is `sha256` as
+    /// the app's previous one, now and when it is replaced later (another
+    /// instance's revocation may arrive before its replacement does).
+    pub(super) fn forget_revoked(&self, appid: &str, sha256: &str) {
         if let Some(slot) = self.inner.slots.get(&(appid.to_owned(), Kind::AccessToken)) {
-            *slot.previous.write().unwrap_or_else(|p| p.into_inner()) = None;
+            slot.forget_revoked(sha256);
         }
+    }
+
+    /// Another instance revoked the app's access token: takes up its
+    /// replacement if not done yet, and stops accepting the revoked one.
+    pub(super) async fn revoked_elsewhere(&self, appid: &str, sha256: &str) {
+        self.forget_revoked(appid, sha256);
+        self.adopt_stored(appid, Kind::AccessToken).await;
     }
 
     /// The app whose current, valid access token is `token` (constant-time comparisons).

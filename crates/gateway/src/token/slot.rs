@@ -64,6 +64,9 @@ pub(super) struct Slot {
     /// The value `current` replaced: the façade still accepts it from a caller
     /// until its own expiry, the lifetime wxgate announced when handing it out.
     pub(super) previous: RwLock<Option<Credential>>,
+    /// The SHA-256 (hex) of the last value an operator revoked, here or on
+    /// another instance: never kept as `previous`.
+    pub(super) revoked: RwLock<Option<String>>,
     /// Held while fetching: the single flight.
     pub(super) flight: tokio::sync::Mutex<()>,
     /// Set while this instance holds the refresh lease.
@@ -87,6 +90,7 @@ impl Slot {
         Self {
             current: RwLock::new(None),
             previous: RwLock::new(None),
+            revoked: RwLock::new(None),
             flight: tokio::sync::Mutex::new(()),
             leased: std::sync::atomic::AtomicBool::new(false),
             wanted: std::sync::atomic::AtomicBool::new(wanted),
@@ -128,6 +132,22 @@ impl Slot {
         }
     }
 
+    /// Remembers that the value whose SHA-256 is `sha256` was revoked, and
+    /// drops it if it is the previous one.
+    pub(super) fn forget_revoked(&self, sha256: &str) {
+        *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = Some(sha256.to_owned());
+        let mut previous = self.previous.write().unwrap_or_else(|p| p.into_inner());
+        if previous.as_ref().is_some_and(|p| self.is_revoked(&p.value)) {
+            *previous = None;
+        }
+    }
+
+    /// Whether `value` is the last value revoked.
+    fn is_revoked(&self, value: &str) -> bool {
+        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+        revoked.as_deref().is_some_and(|r| r == token_sha256(value))
+    }
+
     pub(super) fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -139,9 +159,18 @@ impl Slot {
             .unwrap_or_else(|p| p.into_inner())
             .replace(credential.clone());
         if let Some(old) = replaced.filter(|old| old.value != credential.value) {
-            *self.previous.write().unwrap_or_else(|p| p.into_inner()) = Some(old);
+            // Checked under the lock that `forget_revoked` takes after
+            // recording a revocation: a revoked value never stays previous.
+            let mut previous = self.previous.write().unwrap_or_else(|p| p.into_inner());
+            *previous = (!self.is_revoked(&old.value)).then_some(old);
         }
         self.health().refresh_at = refresh_at;
         self.generation.send_modify(|g| *g += 1);
     }
+}
+
+/// The SHA-256 of a token, hex: how a revocation names it to other instances.
+pub(super) fn token_sha256(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(value.as_bytes()))
 }
