@@ -174,3 +174,46 @@ pub(super) fn token_sha256(value: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(value.as_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(value: &str) -> Credential {
+        Credential {
+            value: value.into(),
+            fetched_at: 0,
+            expires_at: 7200,
+        }
+    }
+
+    fn previous(slot: &Slot) -> Option<String> {
+        slot.previous
+            .read()
+            .unwrap()
+            .as_ref()
+            .map(|c| c.value.clone())
+    }
+
+    /// Issue #24 item 10d: another instance's revocation may arrive before or
+    /// after this one adopts the replacement; either way the revoked token
+    /// is not kept as the previous one, while an ordinary replacement is.
+    #[test]
+    fn a_revoked_value_never_stays_previous_whatever_the_order() {
+        let adopted_first = Slot::new(true);
+        adopted_first.set(credential("leaked"), 0);
+        adopted_first.set(credential("fresh"), 0);
+        assert_eq!(previous(&adopted_first).as_deref(), Some("leaked"));
+        adopted_first.forget_revoked(&token_sha256("leaked"));
+        assert_eq!(previous(&adopted_first), None);
+
+        let announced_first = Slot::new(true);
+        announced_first.set(credential("leaked"), 0);
+        announced_first.forget_revoked(&token_sha256("leaked"));
+        announced_first.set(credential("fresh"), 0);
+        assert_eq!(previous(&announced_first), None);
+        // The next ordinary replacement keeps its previous value.
+        announced_first.set(credential("next"), 0);
+        assert_eq!(previous(&announced_first).as_deref(), Some("fresh"));
+    }
+}
