@@ -1,8 +1,11 @@
 //! The API proxy: business servers call WeChat through wxgate and never hold
 //! a token. The request is forwarded to the upstream with the current
-//! `access_token`; if WeChat rejects that token (40001, 40014, 42001) the
-//! token center does one compare-and-refresh and the request is sent once
-//! more, never in a loop.
+//! `access_token`. If WeChat answers 40001, 40014 or 42001, the token
+//! center first checks whether that is about the token at all (the call may
+//! carry another credential, such as a `component_access_token`); only a
+//! token WeChat refuses costs one compare-and-refresh, and the request is
+//! sent once more, never in a loop. Any other such answer is passed back as
+//! it is.
 //!
 //! Request bodies are spooled (see [`spool`]) so they can be sent twice;
 //! response bodies stream through, except a short answer, which is read
@@ -17,10 +20,12 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Response};
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
+use wxgate_proto::errcode;
 
 use crate::config::{is_credential_path, ProxyConfig, UpstreamConfig};
 use crate::metrics::Metrics;
-use crate::token::{Failure, FailureClass, Requester, TokenCenter};
+use crate::store::Kind;
+use crate::token::{Failure, FailureClass, Requester, TokenCenter, TokenError};
 pub use spool::{SpoolBudget, SpoolError, Spooled};
 
 /// Distinct proxied paths with a metrics label of their own.
@@ -186,7 +191,8 @@ impl Proxy {
         self.timeout
     }
 
-    /// Sends `request` with the app's token, refreshing it once if WeChat rejects it.
+    /// Sends `request` with the app's token, refreshing it once if WeChat
+    /// rejects that token (see [`TokenCenter::replace_rejected`]).
     pub async fn forward(
         &self,
         center: &TokenCenter,
@@ -194,10 +200,32 @@ impl Proxy {
         by: &Requester,
         request: &Outgoing,
     ) -> Result<Response<Body>, Failure> {
-        let answer = center
-            .with_access_token(appid, by, |token| self.attempt(appid, request, Some(token)))
+        let token = center
+            .get(appid, Kind::AccessToken, by)
+            .await
+            .map_err(TokenError::into_failure)?;
+        let mut answer = self
+            .attempt(appid, request, Some(token.value.clone()))
             .await?;
-        Ok(self.respond(answer))
+        let Some(rejection) = answer.rejection.take() else {
+            return Ok(self.respond(answer));
+        };
+        let evident = center
+            .is_token_only(appid, &request.path)
+            .then_some(rejection);
+        let replaced = center
+            .replace_rejected(appid, &token.value, by, evident)
+            .await?;
+        let Some(fresh) = replaced else {
+            // WeChat accepts the token: its answer was about something else.
+            return Ok(self.respond(answer));
+        };
+        let mut again = self.attempt(appid, request, Some(fresh.value)).await?;
+        if let Some(mut failure) = again.rejection.take() {
+            failure.class = FailureClass::Transient;
+            return Err(failure);
+        }
+        Ok(self.respond(again))
     }
 
     /// Sends `request` as it came, without a token and without a retry: for
@@ -307,13 +335,12 @@ impl Proxy {
                     head.push(chunk);
                 }
                 Ok(None) => {
-                    if token_sent {
-                        rejection(appid, &head)?;
-                    }
+                    let rejection = token_sent.then(|| rejection(appid, &head)).flatten();
                     return Ok(Answer {
                         response,
                         head,
                         rest: false,
+                        rejection,
                     });
                 }
                 Err(e) => {
@@ -328,6 +355,7 @@ impl Proxy {
             response,
             head,
             rest: true,
+            rejection: None,
         })
     }
 
@@ -338,6 +366,7 @@ impl Proxy {
             response,
             head,
             rest,
+            ..
         } = answer;
         let mut out = Response::builder().status(response.status());
         for name in RESPONSE_HEADERS {
@@ -372,12 +401,15 @@ impl Proxy {
     }
 }
 
-/// An upstream answer: its status and headers, the chunks read so far, and
-/// whether more remain in `response`.
+/// An upstream answer: its status and headers, the chunks read so far,
+/// whether more remain in `response`, and whether it is a token rejection.
 struct Answer {
     response: reqwest::Response,
     head: Vec<Bytes>,
     rest: bool,
+    /// A complete short answer carrying 40001, 40014 or 42001 to a call
+    /// wxgate sent a token with: the failure it means if it is about that token.
+    rejection: Option<Failure>,
 }
 
 /// `0` for a 2xx answer without an errcode, `http_NNN` otherwise.
@@ -403,21 +435,19 @@ fn errcode_of(head: &[Bytes]) -> Option<(i64, String)> {
         .map(|a| (a.errcode, a.errmsg))
 }
 
-/// A complete short answer carrying 40001, 40014 or 42001 is a token rejection.
-fn rejection(appid: &str, head: &[Bytes]) -> Result<(), Failure> {
-    match errcode_of(head) {
-        Some((errcode, errmsg)) if matches!(errcode, 40001 | 40014 | 42001) => Err(Failure {
-            class: FailureClass::TokenRejected,
-            errcode: Some(errcode),
-            message: format!("WeChat answered errcode {errcode}: {errmsg}"),
-            hint: Some(format!(
-                "WeChat rejected a token wxgate had just refreshed; another program may be fetching \
-                 tokens for {appid} (each /cgi-bin/token call invalidates the previous one): \
-                 make wxgate the only one"
-            )),
-        }),
-        _ => Ok(()),
-    }
+/// A complete short answer carrying 40001, 40014 or 42001 may be a token rejection.
+fn rejection(appid: &str, head: &[Bytes]) -> Option<Failure> {
+    let (errcode, errmsg) = errcode_of(head).filter(|(c, _)| errcode::token_rejected(*c))?;
+    Some(Failure {
+        class: FailureClass::TokenRejected,
+        errcode: Some(errcode),
+        message: format!("WeChat answered errcode {errcode}: {errmsg}"),
+        hint: Some(format!(
+            "WeChat rejected a token wxgate had just refreshed; another program may be fetching \
+             tokens for {appid} (each /cgi-bin/token call invalidates the previous one): \
+             make wxgate the only one"
+        )),
+    })
 }
 
 fn transient(message: String) -> Failure {

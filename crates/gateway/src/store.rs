@@ -232,6 +232,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// Tells every instance that the app's access token whose SHA-256 (hex)
+    /// is `sha256` was revoked, so none honours it as a previous token. Only a
+    /// shared store can; the others do nothing.
+    async fn announce_revocation(&self, _appid: &str, _sha256: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Revocations announced by any instance, this one included:
+    /// `(appid, sha256)`, if the backend has them.
+    fn revocations(&self) -> Option<tokio::sync::broadcast::Receiver<(String, String)>> {
+        None
+    }
+
     /// Claims a push for handling across instances, for `ttl`.
     async fn claim_push(&self, _key: &str, _ttl: Duration) -> Result<PushClaim, StoreError> {
         Ok(PushClaim::First)

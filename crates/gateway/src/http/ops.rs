@@ -19,7 +19,8 @@ pub(crate) async fn healthz() -> &'static str {
 /// is usable and renewable; 503 with the reasons and what to do otherwise.
 /// An app is not ready when it has no valid access token after a failed
 /// fetch, or when its renewal fails for a reason only an operator can fix
-/// (40164 whitelist, wrong secret…), even while the current token lasts.
+/// (40164 whitelist, wrong secret…), even while the current token lasts, or
+/// when WeChat rejects its access token and it could not be replaced.
 /// Reasons carry the errcode and wxgate's hint, not WeChat's message.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let reasons = readiness(&state).await;
@@ -78,6 +79,7 @@ pub(crate) fn reasons(state: &AppState, store_reachable: bool) -> Vec<Value> {
             continue;
         };
         let problem = match (slot.kind, usable, failure.class) {
+            _ if slot.rejected => "rejected by WeChat and not yet replaced",
             (Kind::AccessToken, false, _) => "no usable access_token",
             (_, true, FailureClass::Config) => {
                 "renewal refused by WeChat; the current value expires soon"

@@ -65,6 +65,8 @@ pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
     changes: broadcast::Sender<(String, Kind)>,
+    /// Revocations announced by any instance: (appid, SHA-256 of the token, hex).
+    revocations: broadcast::Sender<(String, String)>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -118,12 +120,19 @@ impl RedisStore {
             .await
             .map_err(error)?;
         let (changes, _) = broadcast::channel(256);
+        let (revocations, _) = broadcast::channel(64);
         let store = Self {
             connection,
             prefix: prefix.to_owned(),
             changes,
+            revocations,
         };
-        tokio::spawn(listen(client, store.channel(), store.changes.downgrade()));
+        tokio::spawn(listen(
+            client,
+            store.channel(),
+            store.changes.downgrade(),
+            store.revocations.downgrade(),
+        ));
         Ok(store)
     }
 
@@ -155,12 +164,18 @@ impl RedisStore {
     }
 }
 
+/// The prefix of a revocation's message on the change channel:
+/// `revoked:{appid}:{sha256}`. (An older instance reads it as a change of an
+/// unknown kind and ignores it.)
+const REVOKED: &str = "revoked:";
+
 /// Subscribes to the change channel, reconnecting with a pause when Redis goes
 /// away; ends once the store is dropped.
 async fn listen(
     client: redis::Client,
     channel: String,
     changes: broadcast::WeakSender<(String, Kind)>,
+    revocations: broadcast::WeakSender<(String, String)>,
 ) {
     use futures_util::StreamExt as _;
     while changes.upgrade().is_some() {
@@ -175,6 +190,14 @@ async fn listen(
                         let Some(sender) = changes.upgrade() else {
                             return;
                         };
+                        if let Some(revoked) = payload.strip_prefix(REVOKED) {
+                            if let (Some((appid, sha256)), Some(revocations)) =
+                                (revoked.rsplit_once(':'), revocations.upgrade())
+                            {
+                                let _ = revocations.send((appid.to_owned(), sha256.to_owned()));
+                            }
+                            continue;
+                        }
                         if let Some((appid, kind)) = payload.rsplit_once(':') {
                             if let Ok(kind) = kind.parse() {
                                 let _ = sender.send((appid.to_owned(), kind));
@@ -402,6 +425,23 @@ impl Store for RedisStore {
 
     fn changes(&self) -> Option<broadcast::Receiver<(String, Kind)>> {
         Some(self.changes.subscribe())
+    }
+
+    async fn announce_revocation(&self, appid: &str, sha256: &str) -> Result<(), StoreError> {
+        timed(async {
+            redis::cmd("PUBLISH")
+                .arg(self.channel())
+                .arg(format!("{REVOKED}{appid}:{sha256}"))
+                .query_async::<i64>(&mut self.connection.clone())
+                .await
+                .map(drop)
+                .map_err(error)
+        })
+        .await
+    }
+
+    fn revocations(&self) -> Option<broadcast::Receiver<(String, String)>> {
+        Some(self.revocations.subscribe())
     }
 
     async fn claim_push(&self, key: &str, ttl: Duration) -> Result<PushClaim, StoreError> {

@@ -60,6 +60,16 @@ pub enum TokenError {
     },
 }
 
+impl TokenError {
+    /// The failure to report to a caller that needed the credential for a call.
+    pub fn into_failure(self) -> Failure {
+        match self {
+            TokenError::Unavailable { failure, .. } => failure,
+            other => Failure::transient(other.to_string()),
+        }
+    }
+}
+
 /// Why `owner` is unknown, in the words of its family.
 fn unknown_owner(owner: &str) -> String {
     match owner.split_once('/') {
@@ -215,7 +225,14 @@ impl TokenCenter {
     ) -> Result<Credential, TokenError> {
         let slot = self.slot(appid, kind)?;
         if let Some(c) = slot.valid(self.now()) {
-            return Ok(c);
+            // Not a value WeChat is known to refuse: that is no credential.
+            return match slot.known_rejected(&c) {
+                None => Ok(c),
+                Some(failure) => Err(TokenError::Unavailable {
+                    failure,
+                    retry_at: self.now() + self.inner.policy.probe_interval.max(1),
+                }),
+            };
         }
         self.get_detached(appid.to_owned(), kind, Cause::Request(by.clone()))
             .await
@@ -364,6 +381,14 @@ impl TokenCenter {
         slot.set(credential.clone(), self.refresh_at(appid, kind, credential));
         let mut health = slot.health();
         if health
+            .rejected
+            .as_ref()
+            .is_some_and(|r| *r != credential.value)
+        {
+            health.rejected = None;
+            slot.rejected.store(false, Ordering::Relaxed);
+        }
+        if health
             .last_failure
             .as_ref()
             .is_some_and(|f| f.class != FailureClass::Config)
@@ -445,11 +470,20 @@ impl TokenCenter {
         found
     }
 
-    /// Stops accepting the app's previous access token (after a revocation).
-    pub(super) fn forget_previous(&self, appid: &str) {
+    /// Stops accepting the revoked access token whose SHA-256 is `sha256` as
+    /// the app's previous one, now and when it is replaced later (another
+    /// instance's revocation may arrive before its replacement does).
+    pub(super) fn forget_revoked(&self, appid: &str, sha256: &str) {
         if let Some(slot) = self.inner.slots.get(&(appid.to_owned(), Kind::AccessToken)) {
-            *slot.previous.write().unwrap_or_else(|p| p.into_inner()) = None;
+            slot.forget_revoked(sha256);
         }
+    }
+
+    /// Another instance revoked the app's access token: takes up its
+    /// replacement if not done yet, and stops accepting the revoked one.
+    pub(super) async fn revoked_elsewhere(&self, appid: &str, sha256: &str) {
+        self.forget_revoked(appid, sha256);
+        self.adopt_stored(appid, Kind::AccessToken).await;
     }
 
     /// The app whose current, valid access token is `token` (constant-time comparisons).
@@ -478,6 +512,10 @@ impl TokenCenter {
                 let current = slot.current();
                 let health = slot.health();
                 let today = beijing_day(self.now());
+                let rejected = health
+                    .rejected
+                    .as_ref()
+                    .is_some_and(|r| current.as_ref().is_some_and(|c| c.value == *r));
                 SlotStatus {
                     appid: appid.clone(),
                     kind: *kind,
@@ -493,6 +531,7 @@ impl TokenCenter {
                     },
                     fetched_at: current.as_ref().map(|c| c.fetched_at),
                     value: current.map(|c| c.value),
+                    rejected,
                     lease_held: slot.leased.load(Ordering::Relaxed),
                 }
             })
@@ -531,10 +570,12 @@ impl TokenCenter {
         }
     }
 
-    /// Runs `call` with the app's access token. If WeChat rejects the token
-    /// (40001, 40014, 42001), does a compare-and-refresh and runs it once more;
-    /// a second rejection is reported as transient, never looped on. `by` is
-    /// named in the audit log.
+    /// Runs `call` with the app's access token. If WeChat answers 40001,
+    /// 40014 or 42001 and a check confirms that the token itself is refused
+    /// ([`TokenCenter::replace_rejected`]), does a compare-and-refresh and
+    /// runs it once more; a second rejection is reported as transient, never
+    /// looped on. An answer that was about something else is returned as a
+    /// transient failure, with no refresh. `by` is named in the audit log.
     pub async fn with_access_token<T, F, Fut>(
         &self,
         appid: &str,
@@ -545,29 +586,20 @@ impl TokenCenter {
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
     {
-        let as_failure = |e: TokenError| match e {
-            TokenError::Unavailable { failure, .. } => failure,
-            other => Failure::transient(other.to_string()),
-        };
         let token = self
             .get(appid, Kind::AccessToken, by)
             .await
-            .map_err(as_failure)?;
+            .map_err(TokenError::into_failure)?;
+        let as_transient = |mut f: Failure| {
+            f.class = FailureClass::Transient;
+            f
+        };
         match call(token.value.clone()).await {
             Err(f) if f.class == FailureClass::TokenRejected => {
-                let fresh = self
-                    .refresh(
-                        appid,
-                        Kind::AccessToken,
-                        &token.value,
-                        Cause::Rejected(by.clone()),
-                    )
-                    .await
-                    .map_err(as_failure)?;
-                call(fresh.value).await.map_err(|mut f| {
-                    f.class = FailureClass::Transient;
-                    f
-                })
+                match self.replace_rejected(appid, &token.value, by, None).await? {
+                    Some(fresh) => call(fresh.value).await.map_err(as_transient),
+                    None => Err(as_transient(f)),
+                }
             }
             other => other,
         }

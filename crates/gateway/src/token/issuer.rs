@@ -22,13 +22,22 @@ pub struct Family {
     pub kinds: &'static [Kind],
     /// Why it has no others, for the caller who asks for one.
     pub lacks: &'static str,
+    /// APIs whose only credential is the access token (the probe's among
+    /// them): their 40001, 40014 or 42001 can only be about that token, so it
+    /// needs no check before a compare-and-refresh. Any other API's may be
+    /// about another credential of the call.
+    pub token_only_paths: &'static [&'static str],
 }
+
+/// The IP-list APIs, which take nothing but the access token.
+const IP_LISTS: &[&str] = &["/cgi-bin/get_api_domain_ip", "/cgi-bin/getcallbackip"];
 
 /// Official Accounts: an access token, the JS-SDK and card tickets.
 pub const OFFICIAL_ACCOUNT: Family = Family {
     name: "official_account",
     kinds: &[Kind::AccessToken, Kind::JsapiTicket, Kind::WxCardTicket],
     lacks: "an Official Account has no agent_config ticket (a WeCom app's)",
+    token_only_paths: IP_LISTS,
 };
 
 /// WeCom apps: a token per (corpid, secret), the corp's jsapi_ticket and the
@@ -41,6 +50,7 @@ pub const WECOM: Family = Family {
         Kind::AgentConfigTicket,
     ],
     lacks: "a WeCom app has no card ticket",
+    token_only_paths: &["/cgi-bin/getcallbackip"],
 };
 
 /// Mini Programs: the same token APIs; no JS-SDK, so no tickets.
@@ -49,6 +59,7 @@ pub const MINI_PROGRAM: Family = Family {
     kinds: &[Kind::AccessToken],
     lacks: "a Mini Program has no JS-SDK and no card tickets: only its access_token \
             (users sign in with wx.login and jscode2session)",
+    token_only_paths: IP_LISTS,
 };
 
 /// How one owner's credentials behave and are fetched.

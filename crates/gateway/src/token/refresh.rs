@@ -50,6 +50,9 @@ impl TokenCenter {
         if let Some(changes) = self.store().changes() {
             tasks.push(tokio::spawn(follow(self.clone(), changes)));
         }
+        if let Some(revocations) = self.store().revocations() {
+            tasks.push(tokio::spawn(follow_revocations(self.clone(), revocations)));
+        }
         let probe_interval = self.inner.policy.probe_interval;
         if probe_interval > 0 {
             tasks.push(tokio::spawn(super::probe::run(
@@ -120,6 +123,24 @@ async fn follow(
                     center.adopt_stored(&appid, kind).await;
                 }
             }
+        }
+    }
+}
+
+/// Stops accepting tokens revoked on any instance as previous ones, as the
+/// announcements arrive.
+async fn follow_revocations(
+    center: TokenCenter,
+    mut revocations: tokio::sync::broadcast::Receiver<(String, String)>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match revocations.recv().await {
+            Ok((appid, sha256)) => center.revoked_elsewhere(&appid, &sha256).await,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "missed revocation announcements");
+            }
+            Err(RecvError::Closed) => return,
         }
     }
 }

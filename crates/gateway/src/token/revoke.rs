@@ -56,8 +56,13 @@ impl TokenCenter {
         let fresh = self
             .refresh(appid, Kind::AccessToken, &leaked.value, Cause::Admin)
             .await?;
-        // The façade stops taking the leaked token at once, whatever WeChat's grace.
-        self.forget_previous(appid);
+        // The façade stops taking the leaked token at once, whatever WeChat's
+        // grace, here and on every instance sharing the store.
+        let sha256 = super::slot::token_sha256(&leaked.value);
+        self.forget_revoked(appid, &sha256);
+        if let Err(e) = self.store().announce_revocation(appid, &sha256).await {
+            tracing::error!(appid, error = %e, "could not tell the other instances about the revocation; they may honour the revoked token as a previous one until it expires");
+        }
         let now = self.now();
         self.audit(appid, Kind::AccessToken, "revoke", &Cause::Admin, None)
             .await;

@@ -33,6 +33,9 @@ pub struct SlotStatus {
     pub fetched_at: Option<u64>,
     /// Whether this instance holds the refresh lease right now.
     pub lease_held: bool,
+    /// WeChat rejected the value in memory and it could not be replaced yet
+    /// (the failure says why): it must not be taken for a usable one.
+    pub rejected: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -50,6 +53,9 @@ pub(super) struct Health {
     /// When to renew the current credential (expiry − refresh_ahead − jitter).
     pub(super) refresh_at: u64,
     pub(super) fetches: u64,
+    /// A value WeChat rejected (confirmed by a check) that could not be
+    /// replaced; cleared when another value is kept.
+    pub(super) rejected: Option<String>,
 }
 
 #[derive(Debug)]
@@ -58,6 +64,9 @@ pub(super) struct Slot {
     /// The value `current` replaced: the façade still accepts it from a caller
     /// until its own expiry, the lifetime wxgate announced when handing it out.
     pub(super) previous: RwLock<Option<Credential>>,
+    /// The SHA-256 (hex) of the last value an operator revoked, here or on
+    /// another instance: never kept as `previous`.
+    pub(super) revoked: RwLock<Option<String>>,
     /// Held while fetching: the single flight.
     pub(super) flight: tokio::sync::Mutex<()>,
     /// Set while this instance holds the refresh lease.
@@ -67,6 +76,11 @@ pub(super) struct Slot {
     /// apps with `js_domains`, any other credential once someone asked for it.
     pub(super) wanted: std::sync::atomic::AtomicBool,
     pub(super) health: Mutex<Health>,
+    /// Set while `health.rejected` is: a cheap test for every request.
+    pub(super) rejected: std::sync::atomic::AtomicBool,
+    /// The last check of an access token with WeChat, reused briefly; held
+    /// while checking, so one check at a time per credential (see `probe`).
+    pub(super) checked: tokio::sync::Mutex<Option<super::probe::Checked>>,
     /// Bumped whenever the credential or its schedule changes; wakes the refresher.
     pub(super) generation: tokio::sync::watch::Sender<u64>,
 }
@@ -76,10 +90,13 @@ impl Slot {
         Self {
             current: RwLock::new(None),
             previous: RwLock::new(None),
+            revoked: RwLock::new(None),
             flight: tokio::sync::Mutex::new(()),
             leased: std::sync::atomic::AtomicBool::new(false),
             wanted: std::sync::atomic::AtomicBool::new(wanted),
             health: Mutex::new(Health::default()),
+            rejected: std::sync::atomic::AtomicBool::new(false),
+            checked: tokio::sync::Mutex::new(None),
             generation: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -95,11 +112,40 @@ impl Slot {
         self.current().filter(|c| c.is_valid(now))
     }
 
+    /// The failure to answer with when `credential` is the value WeChat
+    /// rejected and that could not be replaced; `None` otherwise.
+    pub(super) fn known_rejected(&self, credential: &Credential) -> Option<Failure> {
+        if !self.rejected.load(Ordering::Relaxed) {
+            return None;
+        }
+        let health = self.health();
+        match &health.rejected {
+            Some(value) if *value == credential.value => health.last_failure.clone(),
+            _ => None,
+        }
+    }
+
     /// Marks the credential wanted, and wakes the refresher if it was not.
     pub(super) fn want(&self) {
         if !self.wanted.swap(true, Ordering::Relaxed) {
             self.generation.send_modify(|g| *g += 1);
         }
+    }
+
+    /// Remembers that the value whose SHA-256 is `sha256` was revoked, and
+    /// drops it if it is the previous one.
+    pub(super) fn forget_revoked(&self, sha256: &str) {
+        *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = Some(sha256.to_owned());
+        let mut previous = self.previous.write().unwrap_or_else(|p| p.into_inner());
+        if previous.as_ref().is_some_and(|p| self.is_revoked(&p.value)) {
+            *previous = None;
+        }
+    }
+
+    /// Whether `value` is the last value revoked.
+    fn is_revoked(&self, value: &str) -> bool {
+        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+        revoked.as_deref().is_some_and(|r| r == token_sha256(value))
     }
 
     pub(super) fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -113,9 +159,61 @@ impl Slot {
             .unwrap_or_else(|p| p.into_inner())
             .replace(credential.clone());
         if let Some(old) = replaced.filter(|old| old.value != credential.value) {
-            *self.previous.write().unwrap_or_else(|p| p.into_inner()) = Some(old);
+            // Checked under the lock that `forget_revoked` takes after
+            // recording a revocation: a revoked value never stays previous.
+            let mut previous = self.previous.write().unwrap_or_else(|p| p.into_inner());
+            *previous = (!self.is_revoked(&old.value)).then_some(old);
         }
         self.health().refresh_at = refresh_at;
         self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+/// The SHA-256 of a token, hex: how a revocation names it to other instances.
+pub(super) fn token_sha256(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(value: &str) -> Credential {
+        Credential {
+            value: value.into(),
+            fetched_at: 0,
+            expires_at: 7200,
+        }
+    }
+
+    fn previous(slot: &Slot) -> Option<String> {
+        slot.previous
+            .read()
+            .unwrap()
+            .as_ref()
+            .map(|c| c.value.clone())
+    }
+
+    /// Issue #24 item 10d: another instance's revocation may arrive before or
+    /// after this one adopts the replacement; either way the revoked token
+    /// is not kept as the previous one, while an ordinary replacement is.
+    #[test]
+    fn a_revoked_value_never_stays_previous_whatever_the_order() {
+        let adopted_first = Slot::new(true);
+        adopted_first.set(credential("leaked"), 0);
+        adopted_first.set(credential("fresh"), 0);
+        assert_eq!(previous(&adopted_first).as_deref(), Some("leaked"));
+        adopted_first.forget_revoked(&token_sha256("leaked"));
+        assert_eq!(previous(&adopted_first), None);
+
+        let announced_first = Slot::new(true);
+        announced_first.set(credential("leaked"), 0);
+        announced_first.forget_revoked(&token_sha256("leaked"));
+        announced_first.set(credential("fresh"), 0);
+        assert_eq!(previous(&announced_first), None);
+        // The next ordinary replacement keeps its previous value.
+        announced_first.set(credential("next"), 0);
+        assert_eq!(previous(&announced_first).as_deref(), Some("fresh"));
     }
 }

@@ -14,6 +14,7 @@ mod ops;
 mod proxy;
 mod pushes;
 mod redis;
+mod rejections;
 mod sdk;
 mod token_center;
 mod upstream;

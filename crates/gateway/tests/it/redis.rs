@@ -433,3 +433,63 @@ async fn during_a_redis_outage_valid_tokens_are_served_and_readiness_says_why() 
     assert_eq!(env.token_calls(), 2);
     assert_eq!(env.sim.stats().invalid_token_calls(), 0);
 }
+
+/// Issue #24 item 10d: with Redis and two instances, a revocation on one ends
+/// the revoked token on both: within 1 s the façade of each refuses it (the
+/// other had adopted the replacement and kept the revoked token as its
+/// previous one, honoured until its expiry), and takes the replacement.
+#[tokio::test]
+async fn a_revoked_token_is_refused_by_every_instances_facade_within_a_second() {
+    const ADMIN_KEY: &str = "redis-admin-key-0123456789";
+    let redis = RedisServer::start();
+    let env = cluster(&redis, 2, Setup::new().admin(ADMIN_KEY)).await;
+    let urls = env.urls();
+    let leaked = token_from(&env, &urls[0]).await;
+    assert_eq!(token_from(&env, &urls[1]).await, leaked);
+    let facade = |base: &str, token: &str| {
+        let url = format!("{base}/cgi-bin/getcallbackip?access_token={token}");
+        let http = env.http.clone();
+        async move {
+            let answer: serde_json::Value =
+                http.get(url).send().await.unwrap().json().await.unwrap();
+            answer
+        }
+    };
+    for base in &urls {
+        let answer = facade(base, &leaked).await;
+        assert!(answer["ip_list"].is_array(), "taken before: {answer}");
+    }
+    let revoked = env
+        .http
+        .post(format!("{}/v1/apps/{APPID}/access_token/revoke", urls[0]))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 202);
+    let started = tokio::time::Instant::now();
+    for base in &urls {
+        loop {
+            let answer = facade(base, &leaked).await;
+            if answer["errcode"] == 40001 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{base} still takes the revoked token: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    println!(
+        "[redis] the revoked token was refused by both instances {} ms after the revocation",
+        started.elapsed().as_millis()
+    );
+    let replacement = token_from(&env, &urls[0]).await;
+    assert_ne!(replacement, leaked);
+    for base in &urls {
+        assert_eq!(token_from(&env, base).await, replacement);
+        let answer = facade(base, &replacement).await;
+        assert!(answer["ip_list"].is_array(), "{base}: {answer}");
+    }
+}

@@ -64,7 +64,7 @@
   }
 
   function credential(c, now) {
-    const resultClass = { ok: 'ok', failing: 'bad' }[c.last_result] || 'idle';
+    const resultClass = { ok: 'ok', failing: 'bad', rejected: 'bad' }[c.last_result] || 'idle';
     const quota = c.daily_quota == null ? String(c.fetches_today) : [
       `${c.fetches_today} / ${c.daily_quota} `,
       h('meter', {

@@ -290,7 +290,7 @@ fn app(a: &AppStatus, now: u64) -> String {
 fn credential(c: &CredentialStatus, now: u64) -> String {
     let result_class = match c.last_result {
         "ok" => "ok",
-        "failing" => "bad",
+        "failing" | "rejected" => "bad",
         _ => "idle",
     };
     let countdown = match c.expires_at {

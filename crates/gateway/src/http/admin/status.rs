@@ -82,7 +82,8 @@ pub(crate) struct CredentialStatus {
     pub next_refresh_at: Option<u64>,
     /// When the current value was fetched (by any instance).
     pub fetched_at: Option<u64>,
-    /// `ok`, `failing` or `never` (no value yet and no failure).
+    /// `ok`, `failing`, `rejected` (WeChat refuses the value held and it
+    /// could not be replaced: see the failure) or `never` (no value yet and no failure).
     pub last_result: &'static str,
     /// The failure that has not been cleared by a success since.
     pub last_failure: Option<FailureRecord>,
@@ -116,6 +117,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
                 next_refresh_at: s.next_refresh_at,
                 fetched_at: s.fetched_at,
                 last_result: match (&s.last_failure, s.expires_at) {
+                    _ if s.rejected => "rejected",
                     (Some(_), _) => "failing",
                     (None, Some(_)) => "ok",
                     (None, None) => "never",
