@@ -77,7 +77,17 @@ pub struct ServerConfig {
     pub header_read_timeout_ms: u64,
     /// A connection with no request under way for this long is closed,
     /// seconds (default 75: above the 60 s nginx keeps upstream connections).
+    /// A request's body may take no longer in all.
     pub idle_timeout_secs: u64,
+    /// Time a request's body gets before its first byte, and beyond what it
+    /// has earned at `body_min_bytes_per_sec`, milliseconds (default 10 000).
+    /// A body that stalls this long is cut, and its connection closed.
+    pub body_read_timeout_ms: u64,
+    /// The slowest a request's body may arrive on average, bytes a second
+    /// (default 1024): each 1024 bytes received earn it one more second. A
+    /// 60 000-byte body must be in within 10 + 58.6 s (and the idle timeout);
+    /// one sent a byte at a time is cut after about 10 s.
+    pub body_min_bytes_per_sec: u64,
 }
 
 impl ServerConfig {
@@ -87,6 +97,8 @@ impl ServerConfig {
             max_connections: self.max_connections,
             header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms),
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            body_read_timeout: std::time::Duration::from_millis(self.body_read_timeout_ms),
+            body_min_rate: self.body_min_bytes_per_sec,
             grace: std::time::Duration::from_secs(self.shutdown_timeout_secs),
         }
     }
@@ -455,6 +467,8 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         max_connections,
         header_read_timeout_ms: raw.server.header_read_timeout_ms.unwrap_or(10_000),
         idle_timeout_secs: raw.server.idle_timeout_secs.unwrap_or(75),
+        body_read_timeout_ms: raw.server.body_read_timeout_ms.unwrap_or(10_000),
+        body_min_bytes_per_sec: raw.server.body_min_bytes_per_sec.unwrap_or(1024),
     };
     // Every value has sane bounds: a typo must not mean a 16 GiB body buffer,
     // a replay window of years or a shutdown that never ends.
@@ -505,6 +519,18 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         server.idle_timeout_secs,
         1..=3600,
         "seconds",
+    );
+    p.within(
+        "server.body_read_timeout_ms",
+        server.body_read_timeout_ms,
+        100..=120_000,
+        "milliseconds",
+    );
+    p.within(
+        "server.body_min_bytes_per_sec",
+        server.body_min_bytes_per_sec,
+        1..=1_048_576,
+        "bytes a second (a body slower than this on average is cut)",
     );
     let redis_url = secret(
         p,

@@ -65,6 +65,8 @@ pub(crate) struct RawServer {
     pub(crate) max_connections: Option<usize>,
     pub(crate) header_read_timeout_ms: Option<u64>,
     pub(crate) idle_timeout_secs: Option<u64>,
+    pub(crate) body_read_timeout_ms: Option<u64>,
+    pub(crate) body_min_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
