@@ -96,6 +96,7 @@ pub(crate) struct RawProxy {
     pub(crate) max_request_bytes: Option<u64>,
     pub(crate) max_response_bytes: Option<u64>,
     pub(crate) max_spool_bytes: Option<u64>,
+    pub(crate) max_spool_bytes_per_caller: Option<u64>,
     pub(crate) timeout_ms: Option<u64>,
 }
 
