@@ -1291,4 +1291,33 @@ mod tests {
             "{problems:?}"
         );
     }
+
+    const APP: &str = "[[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
+
+    #[test]
+    fn body_rate_and_spool_share_have_defaults_and_bounds() {
+        let config = load(APP, &BTreeMap::new()).unwrap();
+        let limits = config.server.limits();
+        assert_eq!(limits.body_read_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(limits.body_min_rate, 1024);
+        // A quarter of the spool, but at least one largest body.
+        assert_eq!(config.proxy.max_spool_bytes_per_caller, 64 << 20);
+        let toml = format!("[proxy]\nmax_request_bytes = 1000\nmax_spool_bytes = 2000\n{APP}");
+        let config = load(&toml, &BTreeMap::new()).unwrap();
+        assert_eq!(config.proxy.max_spool_bytes_per_caller, 1000);
+
+        let toml = format!(
+            "[server]\nbody_read_timeout_ms = 50\nbody_min_bytes_per_sec = 0\n\
+             [proxy]\nmax_request_bytes = 1000\nmax_spool_bytes = 2000\n\
+             max_spool_bytes_per_caller = 999\n{APP}"
+        );
+        let err = load(&toml, &BTreeMap::new()).unwrap_err().to_string();
+        for field in [
+            "server.body_read_timeout_ms",
+            "server.body_min_bytes_per_sec",
+            "proxy.max_spool_bytes_per_caller",
+        ] {
+            assert!(err.contains(field), "{field} not in {err}");
+        }
+    }
 }
