@@ -355,7 +355,8 @@ struct Conn {
     /// While a request's body is arriving, when it will be cut unless more
     /// arrives, milliseconds after `epoch`; [`NO_BODY`] otherwise.
     body_deadline_ms: AtomicU64,
-    /// Cancelled to close it: at once when idle, after its request otherwise.
+    /// Cancelled to close it: at once when idle or while its request's body
+    /// is arriving, after its request otherwise.
     close: CancellationToken,
 }
 
@@ -631,4 +632,63 @@ pub fn raise_open_file_limit() -> Option<u64> {
         }
     }
     open_file_limit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry with one connection per entry: idle since `ms` after the
+    /// epoch (`Some`), or busy with a body due then (`None`, `ms`), or busy
+    /// with its body in (`None`, `NO_BODY`).
+    fn registry(conns: &[(Option<u64>, u64)]) -> (Registry, Vec<Arc<Conn>>) {
+        let registry = Registry::default();
+        let opened = conns
+            .iter()
+            .map(|&(idle_since, body_deadline)| {
+                let (_, conn) = registry.open(CancellationToken::new());
+                match idle_since {
+                    Some(ms) => conn.idle_since_ms.store(ms, Ordering::Release),
+                    None => {
+                        conn.busy.store(1, Ordering::Release);
+                        conn.body_deadline_ms
+                            .store(body_deadline, Ordering::Release);
+                    }
+                }
+                conn
+            })
+            .collect();
+        (registry, opened)
+    }
+
+    fn closed(conns: &[Arc<Conn>]) -> Vec<usize> {
+        (0..conns.len())
+            .filter(|&i| conns[i].close.is_cancelled())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn room_is_made_from_idle_then_stalled_bodies_then_new_connections() {
+        let (registry, conns) = registry(&[
+            (Some(59_500), 0), // 0: idle for 0.5 s: just accepted
+            (None, 70_000),    // 1: body due in 10 s
+            (None, NO_BODY),   // 2: body in, being served
+            (Some(30_000), 0), // 3: idle for 30 s
+            (None, 62_000),    // 4: body due in 2 s: furthest behind
+            (Some(50_000), 0), // 5: idle for 10 s
+        ]);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        // Idle the longest first.
+        assert_eq!(registry.close_for_room(2), 2);
+        assert_eq!(closed(&conns), [3, 5]);
+        // Then the body furthest behind, then the next.
+        assert_eq!(registry.close_for_room(1), 1);
+        assert_eq!(closed(&conns), [3, 4, 5]);
+        assert_eq!(registry.close_for_room(1), 1);
+        assert_eq!(closed(&conns), [1, 3, 4, 5]);
+        // Last, the one just accepted; never the request being served.
+        assert_eq!(registry.close_for_room(5), 1);
+        assert_eq!(closed(&conns), [0, 1, 3, 4, 5]);
+        assert_eq!(registry.close_for_room(1), 0);
+    }
 }
