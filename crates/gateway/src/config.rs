@@ -77,11 +77,21 @@ pub struct ServerConfig {
     pub header_read_timeout_ms: u64,
     /// A connection with no request under way for this long is closed,
     /// seconds (default 75: above the 60 s nginx keeps upstream connections).
+    /// A request's body may take no longer in all.
     pub idle_timeout_secs: u64,
     /// Peers whose forwarded headers (`X-Real-IP`, `X-Forwarded-For`) are
     /// believed: the reverse proxies in front of wxgate (default none). An
     /// address is a /32 (/128).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Time a request's body gets before its first byte, and beyond what it
+    /// has earned at `body_min_bytes_per_sec`, milliseconds (default 10 000).
+    /// A body that stalls this long is cut, and its connection closed.
+    pub body_read_timeout_ms: u64,
+    /// The slowest a request's body may arrive on average, bytes a second
+    /// (default 1024): each 1024 bytes received earn it one more second. A
+    /// 60 000-byte body must be in within 10 + 58.6 s (and the idle timeout);
+    /// one sent a byte at a time is cut after about 10 s.
+    pub body_min_bytes_per_sec: u64,
 }
 
 impl ServerConfig {
@@ -91,6 +101,8 @@ impl ServerConfig {
             max_connections: self.max_connections,
             header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms),
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            body_read_timeout: std::time::Duration::from_millis(self.body_read_timeout_ms),
+            body_min_rate: self.body_min_bytes_per_sec,
             grace: std::time::Duration::from_secs(self.shutdown_timeout_secs),
         }
     }
@@ -482,6 +494,8 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         header_read_timeout_ms: raw.server.header_read_timeout_ms.unwrap_or(10_000),
         idle_timeout_secs: raw.server.idle_timeout_secs.unwrap_or(75),
         trusted_proxies: check_trusted_proxies(raw.server.trusted_proxies, p),
+        body_read_timeout_ms: raw.server.body_read_timeout_ms.unwrap_or(10_000),
+        body_min_bytes_per_sec: raw.server.body_min_bytes_per_sec.unwrap_or(1024),
     };
     // Every value has sane bounds: a typo must not mean a 16 GiB body buffer,
     // a replay window of years or a shutdown that never ends.
@@ -532,6 +546,18 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         server.idle_timeout_secs,
         1..=3600,
         "seconds",
+    );
+    p.within(
+        "server.body_read_timeout_ms",
+        server.body_read_timeout_ms,
+        100..=120_000,
+        "milliseconds",
+    );
+    p.within(
+        "server.body_min_bytes_per_sec",
+        server.body_min_bytes_per_sec,
+        1..=1_048_576,
+        "bytes a second (a body slower than this on average is cut)",
     );
     let redis_url = secret(
         p,
@@ -1291,5 +1317,34 @@ mod tests {
             problems[2].contains("raise it to at least 144"),
             "{problems:?}"
         );
+    }
+
+    const APP: &str = "[[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
+
+    #[test]
+    fn body_rate_and_spool_share_have_defaults_and_bounds() {
+        let config = load(APP, &BTreeMap::new()).unwrap();
+        let limits = config.server.limits();
+        assert_eq!(limits.body_read_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(limits.body_min_rate, 1024);
+        // A quarter of the spool, but at least one largest body.
+        assert_eq!(config.proxy.max_spool_bytes_per_caller, 64 << 20);
+        let toml = format!("[proxy]\nmax_request_bytes = 1000\nmax_spool_bytes = 2000\n{APP}");
+        let config = load(&toml, &BTreeMap::new()).unwrap();
+        assert_eq!(config.proxy.max_spool_bytes_per_caller, 1000);
+
+        let toml = format!(
+            "[server]\nbody_read_timeout_ms = 50\nbody_min_bytes_per_sec = 0\n\
+             [proxy]\nmax_request_bytes = 1000\nmax_spool_bytes = 2000\n\
+             max_spool_bytes_per_caller = 999\n{APP}"
+        );
+        let err = load(&toml, &BTreeMap::new()).unwrap_err().to_string();
+        for field in [
+            "server.body_read_timeout_ms",
+            "server.body_min_bytes_per_sec",
+            "proxy.max_spool_bytes_per_caller",
+        ] {
+            assert!(err.contains(field), "{field} not in {err}");
+        }
     }
 }

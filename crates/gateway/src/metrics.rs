@@ -138,7 +138,8 @@ pub struct Metrics {
     pub store_write_failures: Counter,
     /// Bytes of proxied request bodies spooled to temporary files now.
     pub spool_bytes: Gauge,
-    /// Idle connections closed to make room for new ones (`server.max_connections`).
+    /// Connections closed to make room for new ones (`server.max_connections`):
+    /// idle ones, or ones whose request body stalled.
     pub connections_evicted: Counter,
     /// New connections closed at once because every connection was busy.
     pub connections_refused: Counter,
@@ -262,7 +263,7 @@ impl Metrics {
         );
         registry.register(
             "connections_evicted",
-            "Idle connections closed to make room (server.max_connections)",
+            "Idle connections, or ones whose request body stalled, closed to make room (server.max_connections)",
             connections_evicted.clone(),
         );
         registry.register(

@@ -160,7 +160,11 @@ impl Proxy {
             wecom_base: upstream.wecom_base_url.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
             max_response_bytes: config.max_response_bytes,
-            spool: SpoolBudget::new(config.max_spool_bytes, metrics.spool_bytes.clone()),
+            spool: SpoolBudget::with_share(
+                config.max_spool_bytes,
+                config.max_spool_bytes_per_caller,
+                metrics.spool_bytes.clone(),
+            ),
             metrics,
             labels: Arc::default(),
         }

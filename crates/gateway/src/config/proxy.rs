@@ -67,6 +67,11 @@ pub struct ProxyConfig {
     /// together (default 268 435 456 = 256 MiB; at least `max_request_bytes`,
     /// at most 64 GiB). A body that would pass it is refused with HTTP 503.
     pub max_spool_bytes: u64,
+    /// Most of `max_spool_bytes` one caller (a client key on `/proxy`, an
+    /// app on the façade) may hold at once (default a quarter of it, but at
+    /// least `max_request_bytes`; at most `max_spool_bytes`), so one caller's
+    /// uploads, stalled or not, cannot leave the others none. Past it, 503.
+    pub max_spool_bytes_per_caller: u64,
     /// Time for the whole upstream exchange, bodies included, milliseconds
     /// (default 60 000).
     pub timeout_ms: u64,
@@ -79,6 +84,7 @@ impl Default for ProxyConfig {
             max_request_bytes: 32 << 20,
             max_response_bytes: 64 << 20,
             max_spool_bytes: 256 << 20,
+            max_spool_bytes_per_caller: 64 << 20,
             timeout_ms: 60_000,
         }
     }
@@ -86,15 +92,22 @@ impl Default for ProxyConfig {
 
 pub(super) fn check(raw: RawProxy, p: &mut Problems) -> ProxyConfig {
     let defaults = ProxyConfig::default();
-    let config = ProxyConfig {
+    let mut config = ProxyConfig {
         allow_paths: raw.allow_paths.unwrap_or(defaults.allow_paths),
         max_request_bytes: raw.max_request_bytes.unwrap_or(defaults.max_request_bytes),
         max_response_bytes: raw
             .max_response_bytes
             .unwrap_or(defaults.max_response_bytes),
         max_spool_bytes: raw.max_spool_bytes.unwrap_or(defaults.max_spool_bytes),
+        // Derived from the two above unless given: set below.
+        max_spool_bytes_per_caller: 0,
         timeout_ms: raw.timeout_ms.unwrap_or(defaults.timeout_ms),
     };
+    config.max_spool_bytes_per_caller = raw.max_spool_bytes_per_caller.unwrap_or(
+        (config.max_spool_bytes / 4)
+            .max(config.max_request_bytes)
+            .min(config.max_spool_bytes),
+    );
     for (i, prefix) in config.allow_paths.iter().enumerate() {
         let safe = prefix.starts_with('/')
             && !prefix.split('/').any(|s| s == "." || s == "..")
@@ -125,6 +138,17 @@ pub(super) fn check(raw: RawProxy, p: &mut Problems) -> ProxyConfig {
             format!(
                 "use proxy.max_request_bytes ({}) to {MAX_SPOOL_BYTES} bytes: at least one largest body must fit",
                 config.max_request_bytes
+            ),
+        );
+    }
+    if !(config.max_request_bytes..=config.max_spool_bytes)
+        .contains(&config.max_spool_bytes_per_caller)
+    {
+        p.add(
+            "proxy.max_spool_bytes_per_caller",
+            format!(
+                "use proxy.max_request_bytes ({}) to proxy.max_spool_bytes ({}) bytes",
+                config.max_request_bytes, config.max_spool_bytes
             ),
         );
     }

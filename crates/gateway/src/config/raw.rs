@@ -67,6 +67,8 @@ pub(crate) struct RawServer {
     pub(crate) idle_timeout_secs: Option<u64>,
     #[serde(default)]
     pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) body_read_timeout_ms: Option<u64>,
+    pub(crate) body_min_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +98,7 @@ pub(crate) struct RawProxy {
     pub(crate) max_request_bytes: Option<u64>,
     pub(crate) max_response_bytes: Option<u64>,
     pub(crate) max_spool_bytes: Option<u64>,
+    pub(crate) max_spool_bytes_per_caller: Option<u64>,
     pub(crate) timeout_ms: Option<u64>,
 }
 

@@ -23,6 +23,11 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// Its name in `[[clients]]`.
+    pub(crate) fn name<'a>(&self, state: &'a AppState) -> &'a str {
+        &state.clients[self.index].name
+    }
+
     /// Who it is, for the audit log.
     pub(crate) fn requester(&self, state: &AppState) -> Requester {
         Requester::Client(state.clients[self.index].name.clone())

@@ -156,7 +156,7 @@ impl ApiError {
             ApiError::Spool(SpoolError::TooLarge { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
             }
-            ApiError::Spool(SpoolError::Full { .. }) => {
+            ApiError::Spool(SpoolError::Full { .. } | SpoolError::CallerFull { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "spool_full")
             }
             ApiError::Spool(SpoolError::Read(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -205,7 +205,7 @@ impl ApiError {
             ApiError::Token(TokenError::NotIssued { .. }) => 48001,
             // "Too many calls, retry later": the request is fine, the moment is not.
             ApiError::Token(TokenError::RateLimited { .. })
-            | ApiError::Spool(SpoolError::Full { .. })
+            | ApiError::Spool(SpoolError::Full { .. } | SpoolError::CallerFull { .. })
             | ApiError::TooManyAttempts { .. } => 45011,
             other => other.errcode().unwrap_or(-1),
         }
@@ -242,6 +242,11 @@ impl ApiError {
             ApiError::Spool(SpoolError::Full { .. }) => Some(
                 "other large uploads are being forwarded; retry in a moment (operators: \
                  proxy.max_spool_bytes bounds the bytes spooled at once)"
+                    .into(),
+            ),
+            ApiError::Spool(SpoolError::CallerFull { .. }) => Some(
+                "this caller's other large uploads are being forwarded; retry once one is done \
+                 (operators: proxy.max_spool_bytes_per_caller bounds one caller's share)"
                     .into(),
             ),
             ApiError::BodyTooLarge => Some("bodies are limited by server.max_body_bytes".into()),

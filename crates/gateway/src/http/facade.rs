@@ -92,7 +92,7 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
         tracing::debug!(path, "façade call with a token wxgate did not issue");
         return Err(ApiError::InvalidToken);
     };
-    let mut outgoing = super::proxy::outgoing(state, request, path).await?;
+    let mut outgoing = super::proxy::outgoing(state, request, path, &caller(&appid)).await?;
     if state.center.owners().wecom_app(&appid).is_some() {
         outgoing.host = crate::proxy::Host::WeCom;
     }
@@ -104,7 +104,14 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
     Ok(response.into_response())
 }
 
-/// Forwards a call that carries the app's secret, once the secret is checked.
+/// The largest body read to find a secret in (`clear_quota/v2`'s JSON: an
+/// appid and a secret), bytes: held in memory, never spooled.
+const SECRET_BODY_BYTES: u64 = 4096;
+
+/// Forwards a call that carries the app's secret, once the secret is checked:
+/// from the query before the body is read; from the body (only
+/// `clear_quota/v2` sends it there) once at most [`SECRET_BODY_BYTES`] of it
+/// are read. So no body is spooled for a caller not known.
 async fn by_secret(
     state: &AppState,
     peer: Peer,
@@ -112,19 +119,34 @@ async fn by_secret(
     path: String,
 ) -> Result<Response, ApiError> {
     let query = request.uri().query().map(str::to_owned);
-    let outgoing = super::proxy::outgoing(state, request, path).await?;
-    let from_body = |name: &str| match &outgoing.body {
-        Spooled::Memory(bytes) => serde_json::from_slice::<serde_json::Value>(bytes)
-            .ok()
-            .and_then(|v| v.get(name)?.as_str().map(str::to_owned)),
-        Spooled::File(_) => None,
+    let in_query = |name: &str| param(query.as_deref(), name);
+    let secret = in_query("secret").or_else(|| in_query("appsecret"));
+    let (appid, outgoing) = match secret {
+        None if path == "/cgi-bin/clear_quota/v2" => {
+            let outgoing =
+                super::proxy::outgoing_within(state, request, path, "", SECRET_BODY_BYTES).await?;
+            let from_body = |name: &str| match &outgoing.body {
+                Spooled::Memory(bytes) => serde_json::from_slice::<serde_json::Value>(bytes)
+                    .ok()
+                    .and_then(|v| v.get(name)?.as_str().map(str::to_owned)),
+                Spooled::File(_) => None,
+            };
+            let field = |name: &str| in_query(name).or_else(|| from_body(name));
+            let appid = field("appid").unwrap_or_default();
+            let secret = field("secret")
+                .or_else(|| field("appsecret"))
+                .unwrap_or_default();
+            compat::check_secret(state, peer, &appid, &secret)?;
+            (appid, outgoing)
+        }
+        // No app's secret is empty: none given is a wrong one.
+        secret => {
+            let appid = in_query("appid").unwrap_or_default();
+            compat::check_secret(state, peer, &appid, &secret.unwrap_or_default())?;
+            let outgoing = super::proxy::outgoing(state, request, path, &caller(&appid)).await?;
+            (appid, outgoing)
+        }
     };
-    let field = |name: &str| param(query.as_deref(), name).or_else(|| from_body(name));
-    let appid = field("appid").unwrap_or_default();
-    let secret = field("secret")
-        .or_else(|| field("appsecret"))
-        .unwrap_or_default();
-    compat::check_secret(state, peer, &appid, &secret)?;
     let mut response = state
         .proxy
         .forward_as_is(&appid, &outgoing)
@@ -135,6 +157,11 @@ async fn by_secret(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response.into_response())
+}
+
+/// Whose share of the spool a façade call's body is held in: its app's.
+fn caller(appid: &str) -> String {
+    format!("app {appid}")
 }
 
 /// A query parameter, decoded; `None` when absent. Given twice with two

@@ -29,7 +29,8 @@ pub(crate) async fn forward(
     };
     let rest = request.uri().path().get(prefix_len..).unwrap_or_default();
     let path = upstream_path(rest, &state.proxy_config.allow_paths)?;
-    let mut outgoing = outgoing(&state, request, path).await?;
+    let caller = format!("client {}", client.name(&state));
+    let mut outgoing = outgoing(&state, request, path, &caller).await?;
     outgoing.host = host;
     let response = state
         .proxy
@@ -64,13 +65,33 @@ fn target(state: &AppState, first: &str, path: &str) -> (String, Host, Option<us
 }
 
 /// The request to forward to `path`: its method, query, headers, and its
-/// body taken in within `proxy.max_request_bytes` and `proxy.timeout_ms`.
+/// body taken in within `proxy.max_request_bytes` and `proxy.timeout_ms`,
+/// spooled within `caller`'s share of the spool. Call it only once the
+/// caller is known.
 pub(crate) async fn outgoing(
     state: &AppState,
     request: Request,
     path: String,
+    caller: &str,
 ) -> Result<Outgoing, ApiError> {
-    let limit = state.proxy_config.max_request_bytes;
+    outgoing_within(
+        state,
+        request,
+        path,
+        caller,
+        state.proxy_config.max_request_bytes,
+    )
+    .await
+}
+
+/// [`outgoing`], with a body of at most `limit` bytes.
+pub(crate) async fn outgoing_within(
+    state: &AppState,
+    request: Request,
+    path: String,
+    caller: &str,
+    limit: u64,
+) -> Result<Outgoing, ApiError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -82,7 +103,12 @@ pub(crate) async fn outgoing(
     // A client that stalls its upload is cut off after the proxy's timeout.
     let body = tokio::time::timeout(
         state.proxy.timeout(),
-        Spooled::read(body, limit, state.proxy.spool(), declared),
+        Spooled::read(
+            body,
+            limit,
+            &state.proxy.spool().for_caller(caller),
+            declared,
+        ),
     )
     .await
     .map_err(|_| SpoolError::Read("the request body stalled past proxy.timeout_ms".into()))??;

@@ -6,11 +6,15 @@
 //! attempt's body may still be draining when the retry starts.
 //!
 //! The bytes on disk across all requests are bounded by a [`SpoolBudget`]
-//! (`proxy.max_spool_bytes`): a body that would pass it is refused before
-//! more is written, and its bytes come back when the request ends.
+//! (`proxy.max_spool_bytes`), and those of one caller by its share of it
+//! (`proxy.max_spool_bytes_per_caller`): a body that would pass either is
+//! refused before more is written, and its bytes come back when the request
+//! ends. Only a caller already known (its client key or token checked) is
+//! given a share: see [`SpoolBudget::for_caller`].
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
@@ -38,6 +42,12 @@ pub enum SpoolError {
         /// `proxy.max_spool_bytes`.
         limit: u64,
     },
+    /// Spooling it would pass the caller's share, `proxy.max_spool_bytes_per_caller`.
+    #[error("this caller's large request bodies in flight hold its share: spooling this one would pass {share} bytes")]
+    CallerFull {
+        /// `proxy.max_spool_bytes_per_caller`.
+        share: u64,
+    },
     /// The client's body broke off.
     #[error("reading the request body failed: {0}")]
     Read(String),
@@ -46,29 +56,55 @@ pub enum SpoolError {
     Io(#[from] std::io::Error),
 }
 
-/// The bytes all spooled bodies may hold at once, shared by every request.
+/// The bytes all spooled bodies may hold at once, shared by every request,
+/// and by each caller at most its share.
 #[derive(Debug, Clone)]
 pub struct SpoolBudget {
     inner: Arc<BudgetInner>,
+    /// Whose bodies these are (see [`SpoolBudget::for_caller`]).
+    caller: Arc<str>,
 }
 
 #[derive(Debug)]
 struct BudgetInner {
     limit: u64,
+    /// Most one caller may hold.
+    share: u64,
     used: AtomicU64,
+    /// Bytes held by each caller holding any.
+    by_caller: Mutex<HashMap<Arc<str>, u64>>,
     /// `wxgate_proxy_spool_bytes`.
     gauge: Gauge,
 }
 
 impl SpoolBudget {
-    /// A budget of `limit` bytes, mirrored in `gauge`.
+    /// A budget of `limit` bytes, mirrored in `gauge`, each caller's share
+    /// the whole of it (see [`SpoolBudget::with_share`]).
     pub fn new(limit: u64, gauge: Gauge) -> Self {
+        Self::with_share(limit, limit, gauge)
+    }
+
+    /// A budget of `limit` bytes of which one caller may hold `share`.
+    pub fn with_share(limit: u64, share: u64, gauge: Gauge) -> Self {
         Self {
             inner: Arc::new(BudgetInner {
                 limit,
+                share,
                 used: AtomicU64::new(0),
+                by_caller: Mutex::new(HashMap::new()),
                 gauge,
             }),
+            caller: Arc::from(""),
+        }
+    }
+
+    /// The same budget, for the bodies of `caller` (a client's name, an
+    /// appid): together they hold at most the share. Call it only once the
+    /// caller is known, before the body is read.
+    pub fn for_caller(&self, caller: &str) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            caller: Arc::from(caller),
         }
     }
 
@@ -103,6 +139,8 @@ struct Reservation {
 impl Reservation {
     fn grow(&mut self, bytes: u64) -> Result<(), SpoolError> {
         let inner = &self.budget.inner;
+        let mut by_caller = inner.by_caller.lock().expect("spool lock");
+        let held = by_caller.get(&self.budget.caller).copied().unwrap_or(0);
         inner
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
@@ -110,6 +148,11 @@ impl Reservation {
                     .filter(|&total| total <= inner.limit)
             })
             .map_err(|_| SpoolError::Full { limit: inner.limit })?;
+        if held.saturating_add(bytes) > inner.share {
+            inner.used.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(SpoolError::CallerFull { share: inner.share });
+        }
+        by_caller.insert(self.budget.caller.clone(), held + bytes);
         self.bytes += bytes;
         inner.gauge.inc_by(bytes as i64);
         Ok(())
@@ -119,6 +162,13 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         let inner = &self.budget.inner;
+        let mut by_caller = inner.by_caller.lock().expect("spool lock");
+        if let Some(held) = by_caller.get_mut(&self.budget.caller) {
+            *held = held.saturating_sub(self.bytes);
+            if *held == 0 {
+                by_caller.remove(&self.budget.caller);
+            }
+        }
         inner.used.fetch_sub(self.bytes, Ordering::AcqRel);
         inner.gauge.dec_by(self.bytes as i64);
     }
@@ -366,6 +416,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn one_caller_holds_at_most_its_share() {
+        let budget = SpoolBudget::with_share(300_000, 150_000, Gauge::default());
+        let (a, b) = (budget.for_caller("a"), budget.for_caller("b"));
+        let held = Spooled::read(body_of(&[1u8; 100_000]), 1 << 20, &a, Some(100_000))
+            .await
+            .unwrap();
+        let err = Spooled::read(body_of(&[1u8; 100_000]), 1 << 20, &a, Some(100_000))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SpoolError::CallerFull { share: 150_000 }),
+            "{err}"
+        );
+        // Undeclared: refused once it would pass the share.
+        let err = Spooled::read(body_of(&[1u8; 100_000]), 1 << 20, &a, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SpoolError::CallerFull { .. }), "{err}");
+        let other = Spooled::read(body_of(&[2u8; 100_000]), 1 << 20, &b, None)
+            .await
+            .unwrap();
+        assert_eq!(budget.in_use(), 200_000);
+        drop(held);
+        Spooled::read(body_of(&[1u8; 100_000]), 1 << 20, &a, Some(100_000))
+            .await
+            .unwrap();
+        drop(other);
+        assert_eq!(budget.in_use(), 0);
+        assert!(budget.inner.by_caller.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

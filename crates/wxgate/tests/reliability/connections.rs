@@ -1,12 +1,16 @@
 //! Connection floods against a real `wxgate serve` held to 1024 open files
 //! (`prlimit`): 2,000 idle keep-alive connections, 500 slowloris ones and
-//! 50 requests whose body never arrives in full.
+//! 50 requests whose body never arrives in full; and 950 connections whose
+//! request bodies trickle in, reopened as soon as they are closed.
 //! The server caps its connections below the limit, closing the idle one
-//! first; `/healthz` and pushes keep answering within 100 ms; idle and
-//! half-sent connections are closed by the idle and header timeouts; and a
-//! half-sent request does not hold shutdown.
+//! first, then the one whose body is furthest behind; `/healthz`, pushes and
+//! the client API keep answering; idle and half-sent connections are closed
+//! by the idle, header and body timeouts; and a half-sent request does not
+//! hold shutdown.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,6 +23,7 @@ use wxgate_testkit::process::Server;
 use crate::figure;
 
 const TOKEN: &str = "flood-token";
+const CLIENT_KEY: &str = "flood-client-key";
 const FD_LIMIT: u64 = 1024;
 const IDLE: usize = 2000;
 const SLOWLORIS: usize = 500;
@@ -51,7 +56,11 @@ fn serve_limited(dir: &Path, sim_url: &str, server_toml: &str) -> (Server, Strin
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout_secs = 10\n{server_toml}\n\
              [store]\nbackend = \"memory\"\n[upstream]\nbase_url = \"{sim_url}\"\n\
-             [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n"
+             [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\ntoken = \"{TOKEN}\"\nmode = \"plain\"\n\
+             [[clients]]\nname = \"biz\"\nkey_sha256 = \"{}\"\napps = [\"wx1\"]\n",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                CLIENT_KEY.as_bytes()
+            )),
         ),
     )
     .unwrap();
@@ -130,8 +139,12 @@ async fn closed_within(mut stream: TcpStream, limit: Duration) -> bool {
     .is_ok()
 }
 
-/// One signed plain-mode push, answered `success`.
-async fn push(http: &reqwest::Client, url: &str, msg_id: usize) -> (u16, String) {
+/// One signed plain-mode push: its status and answer.
+async fn push(
+    http: &reqwest::Client,
+    url: &str,
+    msg_id: usize,
+) -> Result<(u16, String), reqwest::Error> {
     let timestamp = SystemClock.now().to_string();
     // A nonce per push, as WeChat sends: a plain-mode body is bound to its signed query.
     let nonce = format!("n{msg_id}");
@@ -147,12 +160,11 @@ async fn push(http: &reqwest::Client, url: &str, msg_id: usize) -> (u16, String)
         ))
         .body(body)
         .send()
-        .await
-        .unwrap();
-    (
+        .await?;
+    Ok((
         response.status().as_u16(),
         response.text().await.unwrap_or_default(),
-    )
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +228,7 @@ async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering(
             let response = http.get(format!("{url}/healthz")).send().await.unwrap();
             assert_eq!(response.status(), 200);
         } else {
-            let (status, body) = push(&http, &url, i).await;
+            let (status, body) = push(&http, &url, i).await.unwrap();
             assert_eq!((status, body.as_str()), (200, "success"));
         }
         slowest = slowest.max(sent.elapsed());
@@ -300,4 +312,238 @@ async fn a_half_sent_request_does_not_hold_shutdown() {
     for stream in [half, half_body, keep_alive] {
         assert!(closed_within(stream, Duration::from_millis(100)).await);
     }
+}
+
+/// What the slow-body attackers did.
+#[derive(Default)]
+struct Attack {
+    stop: AtomicBool,
+    /// Connections opened, their request's head and first body byte sent.
+    opened: AtomicUsize,
+    /// Connections the server answered or closed.
+    cut: AtomicUsize,
+}
+
+/// A request declaring a 60,000-byte body to a route that reads it before
+/// checking anything, of which one byte is sent.
+async fn stalled_body(addr: &str) -> Option<TcpStream> {
+    let head = "POST /cgi-bin/stable_token HTTP/1.1\r\nHost: x\r\n\
+                Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{";
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    stream.write_all(head.as_bytes()).await.ok()?;
+    Some(stream)
+}
+
+/// One attacker's connection, again and again until `attack.stop`: a
+/// [`stalled_body`], then one more byte every 500 ms.
+async fn trickling_body(addr: String, attack: Arc<Attack>) {
+    let mut buf = [0u8; 1024];
+    while !attack.stop.load(Ordering::Relaxed) {
+        let Some(mut stream) = stalled_body(&addr).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        attack.opened.fetch_add(1, Ordering::Relaxed);
+        loop {
+            tokio::select! {
+                _ = stream.read(&mut buf) => break,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if attack.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if stream.write_all(b" ").await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        attack.cut.fetch_add(1, Ordering::Relaxed);
+        // Reopened at once, as the attack in issue 24 did (a short pause
+        // keeps this test process from spinning).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One probe on a new connection: `/healthz`, a signed push or the client
+/// API, by `i`. The error says which failed and how.
+async fn probe(http: &reqwest::Client, url: &str, i: usize) -> Result<(), String> {
+    let what = ["healthz", "push", "client API"][i % 3];
+    let outcome = match i % 3 {
+        0 => http
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16()),
+        1 => match push(http, url, 1000 + i).await {
+            Ok((200, body)) if body == "success" => return Ok(()),
+            Ok((status, body)) => return Err(format!("push {i}: {status} {body}")),
+            Err(e) => Err(e),
+        },
+        _ => http
+            .get(format!("{url}/v1/apps/wx1/access_token"))
+            .bearer_auth(CLIENT_KEY)
+            .send()
+            .await
+            .map(|r| r.status().as_u16()),
+    };
+    match outcome {
+        Ok(200) => Ok(()),
+        Ok(status) => Err(format!("{what} {i}: status {status}")),
+        Err(e) => Err(format!("{what} {i}: {e:?}")),
+    }
+}
+
+/// Issue 24, item 1: 950 connections each declaring a 60,000-byte body and
+/// trickling it, reopened when closed, against a server whose file limit
+/// allows 896 connections. Before, every slot was held (a busy connection
+/// was never evicted) and each probe's connection was closed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_answering() {
+    const ATTACKERS: usize = 950;
+    const PROBES: usize = 30;
+    raise_own_fd_limit();
+    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The default body timeout (10 s): within the probes' few seconds only
+    // eviction makes room.
+    let (server, url) = serve_limited(dir.path(), &sim.url(), "");
+    let pid = server.child.id();
+    let addr = url.trim_start_matches("http://").to_owned();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    // Before the attack: the token is fetched once, so probes measure the
+    // gateway, not the first fetch.
+    probe(&http, &url, 2).await.unwrap();
+
+    let attack = Arc::new(Attack::default());
+    let started = Instant::now();
+    let attackers: Vec<_> = (0..ATTACKERS)
+        .map(|_| tokio::spawn(trickling_body(addr.clone(), attack.clone())))
+        .collect();
+    while attack.opened.load(Ordering::Relaxed) < ATTACKERS {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the attack could not open its connections"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let opened_in = started.elapsed();
+    let mut peak_fds = fds(pid);
+
+    let mut slowest = Duration::ZERO;
+    let mut failures = Vec::new();
+    for i in 0..PROBES {
+        let sent = Instant::now();
+        if let Err(e) = probe(&http, &url, i).await {
+            failures.push(e);
+        }
+        slowest = slowest.max(sent.elapsed());
+        peak_fds = peak_fds.max(fds(pid));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let attacked_for = started.elapsed();
+    attack.stop.store(true, Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.abort();
+    }
+    let evicted = wxgate_testkit::metric(&http, &url, "wxgate_connections_evicted_total").await;
+    let opened = attack.opened.load(Ordering::Relaxed);
+    let cut = attack.cut.load(Ordering::Relaxed);
+    figure(
+        "connections",
+        format!(
+            "{ATTACKERS} connections trickling 60,000-byte bodies (1 byte / 500 ms, reopened when closed) against \
+             a {FD_LIMIT}-file limit (896 connections), all open after {:.2} s; {PROBES} probes over {:.1} s \
+             (/healthz, signed pushes, client API, each a new connection): {} failed, slowest {:.1} ms; \
+             attack connections opened {opened}, closed by the server {cut} (evicted to make room {evicted}); \
+             server files at most {peak_fds}",
+            opened_in.as_secs_f64(),
+            attacked_for.as_secs_f64(),
+            failures.len(),
+            slowest.as_secs_f64() * 1000.0,
+        ),
+    );
+    assert!(
+        failures.is_empty(),
+        "probes refused during the attack: {failures:#?}"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest answer during the attack: {slowest:?}"
+    );
+    assert!(
+        peak_fds < FD_LIMIT as usize,
+        "the server held {peak_fds} files"
+    );
+}
+
+/// A body that stalls, or trickles in under `body_min_bytes_per_sec`, is
+/// cut after `body_read_timeout_ms` (not the idle timeout); one arriving at
+/// a steady pace past that time is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_below_the_floor_rate_is_cut_and_a_steady_one_is_not() {
+    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = serve_limited(
+        dir.path(),
+        &sim.url(),
+        "idle_timeout_secs = 30\nbody_read_timeout_ms = 1000\nbody_min_bytes_per_sec = 100",
+    );
+    let addr = url.trim_start_matches("http://").to_owned();
+    let stalled = stalled_body(&addr).await.unwrap();
+    let sent = Instant::now();
+    assert!(
+        closed_within(stalled, Duration::from_secs(5)).await,
+        "a stalled body held its connection"
+    );
+    let stalled_cut = sent.elapsed();
+    assert!(
+        stalled_cut >= Duration::from_millis(900),
+        "cut too early: {stalled_cut:?}"
+    );
+
+    // About 900 bytes at 300 bytes a second (three times the floor): 3 s,
+    // three times the read timeout, and answered in full.
+    let mut steady = TcpStream::connect(&addr).await.unwrap();
+    let timestamp = SystemClock.now().to_string();
+    let signature = wxgate_proto::signature(TOKEN, &timestamp, "steady");
+    let body = format!(
+        "<xml><ToUserName><![CDATA[gh]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName>\
+         <CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+         <Content><![CDATA[{}]]></Content><MsgId>77</MsgId></xml>",
+        "x".repeat(700),
+    );
+    let head = format!(
+        "POST /wx/wx1?signature={signature}&timestamp={timestamp}&nonce=steady HTTP/1.1\r\nHost: x\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    steady.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    for chunk in body.as_bytes().chunks(30) {
+        steady.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    let mut answer = String::new();
+    steady.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("success"), "{answer}");
+    figure(
+        "connections",
+        format!(
+            "body_read_timeout 1 s, floor 100 B/s: a stalled body cut after {} ms; a {}-byte push sent at \
+             300 B/s over {:.1} s answered `success`",
+            stalled_cut.as_millis(),
+            body.len(),
+            took.as_secs_f64(),
+        ),
+    );
 }

@@ -1,6 +1,7 @@
 //! Large uploads through the proxy are spooled to anonymous temporary files:
-//! `kill -9` in the middle of one leaves nothing in `$TMPDIR`, and uploads
-//! in flight together hold at most `proxy.max_spool_bytes`.
+//! `kill -9` in the middle of one leaves nothing in `$TMPDIR`, uploads in
+//! flight together hold at most `proxy.max_spool_bytes`, one caller at most
+//! its share of it, and a caller not yet known holds none.
 
 use std::time::Duration;
 
@@ -11,9 +12,11 @@ use wxgate_testkit::process::Server;
 use crate::figure;
 
 const KEY: &str = "spool-client-key";
+/// A second business server's key.
+const OTHER_KEY: &str = "spool-other-client-key";
 
 fn config(dir: &std::path::Path, sim: &str, proxy: &str) -> std::path::PathBuf {
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(KEY.as_bytes()));
+    let hash = |key: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
     let path = dir.join("wxgate.toml");
     std::fs::write(
         &path,
@@ -21,7 +24,10 @@ fn config(dir: &std::path::Path, sim: &str, proxy: &str) -> std::path::PathBuf {
             "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nbackend = \"memory\"\n[upstream]\nbase_url = \"{sim}\"\n\
              [proxy]\n{proxy}\n\
              [[apps]]\nappid = \"wx1\"\nsecret = \"s1\"\n\
-             [[clients]]\nname = \"c\"\nkey_sha256 = \"{hash}\"\napps = [\"*\"]\n",
+             [[clients]]\nname = \"c\"\nkey_sha256 = \"{}\"\napps = [\"*\"]\n\
+             [[clients]]\nname = \"other\"\nkey_sha256 = \"{}\"\napps = [\"*\"]\n",
+            hash(KEY),
+            hash(OTHER_KEY),
         ),
     )
     .unwrap();
@@ -30,11 +36,36 @@ fn config(dir: &std::path::Path, sim: &str, proxy: &str) -> std::path::PathBuf {
 
 /// Starts an upload of `declared` bytes, sends `sent` of them and keeps the connection open.
 async fn stalled_upload(url: &str, declared: usize, sent: usize) -> tokio::net::TcpStream {
+    stalled_request(
+        url,
+        "/proxy/wx1/cgi-bin/media/upload?type=image",
+        KEY,
+        declared,
+        sent,
+    )
+    .await
+}
+
+/// Starts a POST to `target` declaring `declared` bytes, with `key` as the
+/// client key (none when empty), sends `sent` of them and keeps the
+/// connection open.
+async fn stalled_request(
+    url: &str,
+    target: &str,
+    key: &str,
+    declared: usize,
+    sent: usize,
+) -> tokio::net::TcpStream {
     let addr = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = if key.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: Bearer {key}\r\n")
+    };
     let head = format!(
-        "POST /proxy/wx1/cgi-bin/media/upload?type=image HTTP/1.1\r\nHost: {addr}\r\n\
-         Authorization: Bearer {KEY}\r\nContent-Type: application/octet-stream\r\n\
+        "POST {target} HTTP/1.1\r\nHost: {addr}\r\n\
+         {auth}Content-Type: application/octet-stream\r\n\
          Content-Length: {declared}\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -186,5 +217,171 @@ async fn uploads_past_the_spool_budget_are_refused_with_a_hint_and_forward_nothi
         "spool",
         "budget 1 500 000 B, 1 000 000 B held by a stalled upload: an 800 000 B upload refused (503, 45011), \
          accepted once the stalled one went away",
+    );
+}
+
+/// A well-formed upload of `size` bytes through the proxy with `key`.
+async fn upload(http: &reqwest::Client, url: &str, key: &str, size: usize) -> reqwest::Response {
+    http.post(format!("{url}/proxy/wx1/cgi-bin/media/upload?type=image"))
+        .bearer_auth(key)
+        .header("content-type", "multipart/form-data; boundary=spool-test")
+        .body(wxgate_testkit::multipart(
+            "spool-test",
+            "p.jpg",
+            &vec![b'x'; size],
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Reads what the gateway answered on `stream` within `limit`: `None` if it
+/// has not answered.
+async fn answer_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<String> {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(limit, async {
+        loop {
+            match tokio::io::AsyncReadExt::read(stream, &mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    (read.is_ok() || !answer.is_empty()).then(|| String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Issue 24, item 2: the façade's secret paths read (and spooled) a body
+/// before checking the secret, so 8 requests declaring 32 MiB, with no
+/// secret, held the whole spool and a business server's 1 MiB upload got 503.
+/// Now the secret in the query is checked first, and `clear_quota/v2`'s
+/// JSON body (its secret's only place) is bounded small before it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_without_a_secret_to_the_secret_paths_hold_none_of_the_spool() {
+    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        &sim.url(),
+        "max_request_bytes = 1000000\nmax_spool_bytes = 1500000",
+    );
+    let mut server = Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &["serve", "-c", config.to_str().unwrap()],
+        &[],
+        None,
+    );
+    let url = server.url_after("listening on");
+    let http = reqwest::Client::new();
+    let targets = [
+        "/sns/jscode2session?appid=wx1&js_code=c&grant_type=authorization_code",
+        "/sns/oauth2/access_token?appid=wx1&code=c&grant_type=authorization_code",
+        "/sns/jscode2session?appid=wx1&secret=wrong&js_code=c",
+        "/cgi-bin/clear_quota/v2",
+    ];
+    let mut strangers = Vec::new();
+    for target in targets {
+        strangers.push(stalled_request(&url, target, "", 1_000_000, 300_000).await);
+    }
+    // The moment the gateway needs to take them in.
+    let mut held = 0;
+    for _ in 0..25 {
+        held = spool_bytes(&http, &url).await;
+        if held > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let response = upload(&http, &url, KEY, 800_000).await;
+    let status = response.status();
+    assert_eq!(
+        status,
+        200,
+        "a business server's upload while strangers' uploads hold {held} spooled bytes: {:?}",
+        response.text().await
+    );
+    assert_eq!(held, 0, "spooled bytes held by callers not known");
+    // Each stranger is answered at once, with WeChat's refusal, its body unread.
+    let mut errcodes = Vec::new();
+    for (target, mut stream) in targets.iter().zip(strangers) {
+        let answer = answer_within(&mut stream, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|| panic!("{target}: not answered"));
+        let body: serde_json::Value =
+            serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default())
+                .unwrap_or_else(|_| panic!("{target}: {answer}"));
+        errcodes.push(body["errcode"].as_i64().unwrap_or(0));
+    }
+    assert_eq!(errcodes, [40125, 40125, 40125, 45002], "{targets:?}");
+    assert_eq!(sim.stats().endpoint_calls("/sns/jscode2session"), 0);
+    figure(
+        "spool",
+        format!(
+            "budget 1 500 000 B; 4 strangers declaring 1 000 000 B to the secret paths (no or a wrong secret; \
+             clear_quota/v2 with its body): spooled bytes {held}, answered at once with errcodes {errcodes:?}; \
+             a client's 800 000 B upload meanwhile {status}"
+        ),
+    );
+}
+
+/// Issue 24, item 2: one caller cannot hold all of the spool. Client `c`
+/// starts three uploads of 1,000,000 bytes that stall (the budget is
+/// 3,000,000); its share (a quarter, but at least one largest body) is
+/// 1,000,000, so the second and third are refused, and client `other`'s
+/// upload still goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_hold_the_spool_another_needs() {
+    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        &sim.url(),
+        "max_request_bytes = 1000000\nmax_spool_bytes = 3000000",
+    );
+    let mut server = Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &["serve", "-c", config.to_str().unwrap()],
+        &[],
+        None,
+    );
+    let url = server.url_after("listening on");
+    let http = reqwest::Client::new();
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        stalled.push(stalled_upload(&url, 1_000_000, 300_000).await);
+        // Taken in one after the other.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let held = spool_bytes(&http, &url).await;
+    let response = upload(&http, &url, OTHER_KEY, 800_000).await;
+    let status = response.status();
+    assert_eq!(
+        status,
+        200,
+        "another client's upload while one client holds {held} spooled bytes: {:?}",
+        response.text().await
+    );
+    assert_eq!(held, 1_000_000, "one client's share");
+    let mut refused = 0;
+    for stream in &mut stalled {
+        if let Some(answer) = answer_within(stream, Duration::from_millis(200)).await {
+            assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+            assert!(answer.contains("45011"), "{answer}");
+            assert!(answer.contains("max_spool_bytes_per_caller"), "{answer}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 2, "the uploads past the client's share");
+    figure(
+        "spool",
+        format!(
+            "budget 3 000 000 B, per caller 1 000 000 B: one client's 3 stalled 1 000 000 B uploads hold {held} B \
+             ({refused} refused 503/45011); another client's 800 000 B upload {status}"
+        ),
     );
 }
