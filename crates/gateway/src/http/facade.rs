@@ -8,7 +8,11 @@
 //!   token sent, one compare-and-refresh and one retry as for `/proxy`; any
 //!   other token is answered 40001 without calling WeChat;
 //! - the calls that authenticate with appid and secret ([`SECRET_PATHS`]) are
-//!   forwarded as they came, for a configured app whose secret matches.
+//!   forwarded as they came, for a configured app whose secret matches;
+//! - WeChat's credential-administration and diagnostic APIs (`openapi/*`,
+//!   `clear_quota*`, `component/*`: [`crate::config::ADMIN_PATHS`]) are never
+//!   forwarded, whatever the token or secret: 48001 with a hint naming the
+//!   admin API that does the same behind the admin key.
 //!
 //! The upstream URL is always `upstream.base_url` and the checked path; the
 //! request's `Host` and any authority in its target are never used. Refusals
@@ -45,13 +49,11 @@ const WECHAT_ROOTS: &[&str] = &[
 ];
 
 /// Calls that authenticate with the app's id and secret instead of a token.
-/// The secret travels as `secret` (or `appsecret`), in the query or, for
-/// `clear_quota/v2`, in a JSON body.
-pub(crate) const SECRET_PATHS: &[&str] = &[
-    "/sns/oauth2/access_token",
-    "/sns/jscode2session",
-    "/cgi-bin/clear_quota/v2",
-];
+/// The secret travels as `secret` (or `appsecret`), in the query or a JSON
+/// body. `/cgi-bin/clear_quota/v2` takes a secret too, but it is one of
+/// WeChat's admin APIs ([`crate::config::ADMIN_PATHS`]), refused like the
+/// others by `upstream_path`: a quota reset goes through the admin API.
+pub(crate) const SECRET_PATHS: &[&str] = &["/sns/oauth2/access_token", "/sns/jscode2session"];
 
 /// The router's fallback: WeChat API paths are served, anything else is a 404.
 pub(crate) async fn forward(
@@ -69,10 +71,15 @@ pub(crate) async fn forward(
     if !wechat {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match serve(&state, peer, request).await {
+    let mut response = match serve(&state, peer, request).await {
         Ok(response) => response,
         Err(e) => WeChatShape(e).into_response(),
-    }
+    };
+    // The call held a token or a secret: its answer is the caller's alone.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Response, ApiError> {
