@@ -8,6 +8,7 @@
 // crates/wxgate/tests/cli/admin.rs; scripts/test installs Chromium and this package.
 // Exits 0 when every check passes, 1 with the failed check otherwise.
 
+import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 
@@ -73,11 +74,36 @@ async function checkCards(page, apps) {
   }
 }
 
+// A page on another port of the same host (the same site: the SameSite=Strict
+// cookie goes along) auto-posts the revoke form with confirm=APPID, as in
+// issue #24: refused (403), nothing revoked. admin.rs checks the token count.
+async function checkForgedPost(context, url, appid) {
+  const target = `${url}/admin/apps/${encodeURIComponent(appid)}/revoke`;
+  const html = `<!doctype html><form id="f" method="post" action="${target}">`
+    + `<input type="hidden" name="confirm" value="${appid}"></form>`
+    + '<script>document.getElementById("f").submit()</script>';
+  const server = createServer((_, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(html));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const attacker = await context.newPage();
+    const answered = attacker.waitForResponse((r) => r.url() === target && r.request().method() === 'POST');
+    await attacker.goto(`http://127.0.0.1:${server.address().port}/`);
+    const answer = await answered;
+    const body = await answer.text();
+    check(answer.status() === 403, `a revoke posted by a page on another port answered ${answer.status()}, expected 403`);
+    check(!body.includes('Revoked.'), 'a revoke posted by a page on another port revoked');
+    await attacker.close();
+  } finally {
+    server.close();
+  }
+}
+
 async function run({ url, key, apps, screenshot }) {
   await checkClosedDoor(url);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
-    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const page = await context.newPage();
     page.setDefaultTimeout(15000);
     const problems = [];
     page.on('pageerror', (e) => problems.push(`script error: ${e.message}`));
@@ -140,6 +166,7 @@ async function run({ url, key, apps, screenshot }) {
 
     // Revoke the last app's token with the button: a confirmation first, then the answer.
     const last = apps[apps.length - 1];
+    await checkForgedPost(context, url, last);
     const revoke = page.locator(`form[action="/admin/apps/${last}/revoke"] button`);
     const [asked] = await Promise.all([page.waitForNavigation(), revoke.click()]);
     check(asked.status() === 200, `the revoke button answered ${asked.status()}, expected a confirmation (200)`);
@@ -151,7 +178,7 @@ async function run({ url, key, apps, screenshot }) {
     check(done.status() === 200, `confirming the revocation answered ${done.status()}`);
     const said = (await page.locator('.ok').textContent()).trim();
     check(said === 'Revoked.', `the revocation page says "${said}"`);
-    console.log(`admin.mjs: ok: ${apps.length} app cards, countdowns running, timelines drawn, ${last} revoked by the button; screenshot ${screenshot}`);
+    console.log(`admin.mjs: ok: ${apps.length} app cards, countdowns running, timelines drawn, a forged revoke from another port refused, ${last} revoked by the button; screenshot ${screenshot}`);
   } finally {
     await browser.close();
   }

@@ -19,7 +19,10 @@ use secrecy::SecretString;
 use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
 use crate::rules::Rule;
-pub use proxy::{is_credential_path, ProxyConfig, CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS};
+pub use proxy::{
+    admin_path, is_credential_path, AdminPath, ProxyConfig, ADMIN_PATHS, CREDENTIAL_PATHS,
+    DEFAULT_ALLOW_PATHS,
+};
 use raw::{RawApp, RawClient, RawConfig, RawWecom};
 
 /// Everything wxgate needs to run, checked.

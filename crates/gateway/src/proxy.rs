@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use wxgate_proto::errcode;
 
-use crate::config::{is_credential_path, ProxyConfig, UpstreamConfig};
+use crate::config::{admin_path, is_credential_path, ProxyConfig, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::store::Kind;
 use crate::token::{Failure, FailureClass, Requester, TokenCenter, TokenError};
@@ -56,6 +56,15 @@ pub enum PathError {
     /// Not under any `proxy.allow_paths` prefix.
     #[error("{0} is not under proxy.allow_paths")]
     NotAllowed(String),
+    /// One of WeChat's admin APIs ([`crate::config::ADMIN_PATHS`]): only
+    /// through wxgate's admin API, with the admin key.
+    #[error("{path} is one of WeChat's admin APIs, kept behind wxgate's admin key")]
+    AdminOnly {
+        /// The path asked for.
+        path: String,
+        /// What to use instead.
+        instead: &'static str,
+    },
 }
 
 /// Checks the part of the URL after `/proxy/{appid}` and returns the upstream path.
@@ -76,6 +85,10 @@ pub fn upstream_path(rest: &str, allow: &[String]) -> Result<String, PathError> 
     let path = format!("/{path}");
     if is_credential_path(&path) {
         return Err(PathError::Credential(path));
+    }
+    if let Some(admin) = admin_path(&path) {
+        let instead = admin.instead;
+        return Err(PathError::AdminOnly { path, instead });
     }
     if !allow.iter().any(|prefix| path.starts_with(prefix.as_str())) {
         return Err(PathError::NotAllowed(path));

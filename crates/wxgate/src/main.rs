@@ -1,7 +1,7 @@
 //! `wxgate`: the command line. Each subcommand has one file in `cmd/` with an
 //! `Args` struct and a `run` function; this file only parses and dispatches.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cmd;
 
@@ -53,7 +53,13 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    if let Some(refusal) = cmd::admin_api::key_on_command_line(&matches) {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, refusal)
+            .exit();
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(cli.log_format);
     let result = match cli.command {
         Command::Sign(args) => cmd::sign::run(args, &mut std::io::stdout().lock()),

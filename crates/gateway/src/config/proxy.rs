@@ -27,13 +27,55 @@ pub const CREDENTIAL_PATHS: &[&str] = &[
     "/cgi-bin/ticket/get",
 ];
 
-/// Whether `path` names one of [`CREDENTIAL_PATHS`], however it is spelled:
-/// compared percent-decoded, ASCII-lowercased, with empty and `.` segments
-/// dropped and trailing dots and spaces cut off each segment (`/cgi-bin/Token`,
-/// `/cgi-bin/ticket/GetTicket.`, `/cgi-bin/%74oken/`), and including
-/// anything below one (`/cgi-bin/token/x`). A server may well route such
-/// spellings to the same handler; none is a business API.
-pub fn is_credential_path(path: &str) -> bool {
+/// One of WeChat's credential-administration and diagnostic APIs, never
+/// forwarded for a token or a client key (issue #24): a rid lookup answers
+/// with the URL of the call, token included, so a leaked old token would
+/// renew itself; a quota reset spends one of the month's ten; the Open
+/// Platform's calls act for other accounts. wxgate's admin API does what an
+/// operator needs of them, behind the admin key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminPath {
+    /// The path, and everything below it.
+    pub prefix: &'static str,
+    /// What to use instead: the hint of the refusal.
+    pub instead: &'static str,
+}
+
+/// Paths kept behind the admin key, whatever the allow-list says; the first
+/// that names a path gives its hint.
+pub const ADMIN_PATHS: &[AdminPath] = &[
+    AdminPath {
+        prefix: "/cgi-bin/openapi/rid/get",
+        instead: "look the rid up with the admin key: GET /v1/apps/{appid}/rid/{rid}, \
+                  `wxgate rid RID --app APPID` or the status page",
+    },
+    AdminPath {
+        prefix: "/cgi-bin/openapi/quota/get",
+        instead: "read the token API's quota with the admin key: GET /v1/apps/{appid}/quota \
+                  or the status page",
+    },
+    AdminPath {
+        prefix: "/cgi-bin/openapi",
+        instead: "WeChat's diagnostics are wxgate's admin API (admin key): \
+                  GET /v1/apps/{appid}/rid/{rid}, GET /v1/apps/{appid}/quota, \
+                  POST /v1/apps/{appid}/clear_quota",
+    },
+    AdminPath {
+        prefix: "/cgi-bin/clear_quota",
+        instead: "reset the quota with the admin key: POST /v1/apps/{appid}/clear_quota \
+                  or the status page (10 resets a month)",
+    },
+    AdminPath {
+        prefix: "/cgi-bin/component",
+        instead: "the Open Platform's APIs are not forwarded until wxgate serves the \
+                  Open Platform itself",
+    },
+];
+
+/// `path` percent-decoded, ASCII-lowercased, with empty and `.` segments
+/// dropped and trailing dots and spaces cut off each segment: how a lenient
+/// server may read it.
+fn normal(path: &str) -> String {
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let mut normal = String::with_capacity(decoded.len());
     for segment in decoded.split(['/', '\\']) {
@@ -43,11 +85,32 @@ pub fn is_credential_path(path: &str) -> bool {
             normal.push_str(&segment.to_ascii_lowercase());
         }
     }
-    CREDENTIAL_PATHS.iter().any(|credential| {
-        normal
-            .strip_prefix(credential)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    normal
+}
+
+/// Whether the normal path is `prefix` or below it.
+fn names(normal: &str, prefix: &str) -> bool {
+    normal
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether `path` names one of [`CREDENTIAL_PATHS`], however it is spelled:
+/// compared percent-decoded, ASCII-lowercased, with empty and `.` segments
+/// dropped and trailing dots and spaces cut off each segment (`/cgi-bin/Token`,
+/// `/cgi-bin/ticket/GetTicket.`, `/cgi-bin/%74oken/`), and including
+/// anything below one (`/cgi-bin/token/x`). A server may well route such
+/// spellings to the same handler; none is a business API.
+pub fn is_credential_path(path: &str) -> bool {
+    let normal = normal(path);
+    CREDENTIAL_PATHS.iter().any(|c| names(&normal, c))
+}
+
+/// The [`ADMIN_PATHS`] entry `path` names, however it is spelled (as
+/// [`is_credential_path`] reads it).
+pub fn admin_path(path: &str) -> Option<&'static AdminPath> {
+    let normal = normal(path);
+    ADMIN_PATHS.iter().find(|a| names(&normal, a.prefix))
 }
 
 /// `[proxy]`.
@@ -161,6 +224,40 @@ const MAX_SPOOL_BYTES: u64 = 64 << 30;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_paths_match_in_any_spelling_and_name_what_to_use() {
+        for (path, hint) in [
+            ("/cgi-bin/openapi/rid/get", "/v1/apps/{appid}/rid/{rid}"),
+            ("/cgi-bin/OpenAPI/Rid/Get.", "/v1/apps/{appid}/rid/{rid}"),
+            ("/cgi-bin/openapi/quota/get", "GET /v1/apps/{appid}/quota"),
+            (
+                "/cgi-bin/openapi/quota/clear",
+                "POST /v1/apps/{appid}/clear_quota",
+            ),
+            ("/cgi-bin/clear_quota", "POST /v1/apps/{appid}/clear_quota"),
+            (
+                "/cgi-bin/clear_quota/v2",
+                "POST /v1/apps/{appid}/clear_quota",
+            ),
+            (
+                "/cgi-bin/%63lear_quota",
+                "POST /v1/apps/{appid}/clear_quota",
+            ),
+            ("/cgi-bin/component/api_create_preauthcode", "Open Platform"),
+        ] {
+            let found = admin_path(path).unwrap_or_else(|| panic!("{path}"));
+            assert!(found.instead.contains(hint), "{path}: {}", found.instead);
+        }
+        for path in [
+            "/cgi-bin/clear_quotas",
+            "/cgi-bin/message/custom/send",
+            "/wxa/openapi/rid/get",
+            "/cgi-bin/components",
+        ] {
+            assert_eq!(admin_path(path), None, "{path}");
+        }
+    }
 
     #[test]
     fn credential_paths_match_in_any_spelling() {

@@ -8,13 +8,18 @@
 //! MAC = hex(HMAC-SHA256(key = admin key, "wxgate-admin-session:ISSUED")): it
 //! proves the key was typed without carrying it, lasts [`SESSION_SECS`], and
 //! stops working when the key changes. Both are compared in constant time.
-//! The key is never logged.
+//! The key is never logged. A valid session is let in before the throttle is
+//! consulted: its MAC cannot be guessed, and failed logins from the same
+//! address (anyone's) must not lock a signed-in operator out. The page's
+//! forms carry a token bound to the session and are checked for their origin
+//! (see [`guard`]).
 //!
 //! Every answer carries `Cache-Control: no-store`, `X-Frame-Options: DENY` and
 //! a Content-Security-Policy that allows only this origin's own files: the
 //! CSS and JS are separate routes, so no inline script or style is needed.
 
 mod actions;
+mod guard;
 mod page;
 mod status;
 mod timeline;
@@ -26,7 +31,7 @@ pub(crate) use actions::{
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Json, Response};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
@@ -37,6 +42,7 @@ use subtle::ConstantTimeEq;
 
 use super::throttle::{Check, Peer, Refused};
 use super::AppState;
+use guard::SignedIn;
 
 /// The session cookie's name.
 const COOKIE: &str = "wxgate_admin";
@@ -61,27 +67,43 @@ enum Access {
     Denied,
     /// The peer failed too many credential checks lately: not even checked.
     Refused(Refused),
-    /// Let in.
-    Granted,
+    /// Let in, by this proof.
+    Granted(Proof),
 }
 
-/// Checks the bearer key or session cookie a request presents; a wrong one
-/// counts against the peer (see `throttle`), none at all does not.
+/// How a request proved the admin key.
+#[derive(Debug, PartialEq, Eq)]
+enum Proof {
+    /// `Authorization: Bearer <admin key>`: a browser never adds it to a
+    /// request another page makes.
+    Bearer,
+    /// A valid session cookie (its value), which a browser sends whoever
+    /// made the request: its posts need the form token too.
+    Session(String),
+}
+
+/// Checks the session cookie, then the bearer key a request presents. A
+/// valid session is let in without consulting the throttle; otherwise a
+/// wrong key or cookie counts against the peer (see `throttle`), none at all
+/// does not.
 fn access(state: &AppState, headers: &HeaderMap, peer: Peer) -> Access {
     let Some(key) = &state.admin_key else {
         return Access::Closed;
     };
+    let now = state.center.now();
+    if let Some(session) = session(key.expose_secret(), headers, now) {
+        return Access::Granted(Proof::Session(session.to_owned()));
+    }
     let presented =
         headers.contains_key(header::AUTHORIZATION) || cookies(headers, COOKIE).next().is_some();
     if !presented {
         return Access::Denied;
     }
-    let now = state.center.now();
     if let Err(refused) = state.throttle.admit(peer, Check::AdminKey, now) {
         return Access::Refused(refused);
     }
-    if authorized(key.expose_secret(), headers, now) {
-        Access::Granted
+    if bearer_matches(key.expose_secret(), headers) {
+        Access::Granted(Proof::Bearer)
     } else {
         state.throttle.fail(peer, Check::AdminKey, now);
         Access::Denied
@@ -105,14 +127,24 @@ fn refused_message(refused: Refused) -> String {
     )
 }
 
-/// A bearer key or a session cookie for `key`, still fresh at `now`.
+/// A session cookie for `key`, still fresh at `now`, or a bearer key.
+#[cfg(test)]
 fn authorized(key: &str, headers: &HeaderMap, now: u64) -> bool {
+    session(key, headers, now).is_some() || bearer_matches(key, headers)
+}
+
+/// The value of a session cookie for `key`, still fresh at `now`.
+fn session<'a>(key: &str, headers: &'a HeaderMap, now: u64) -> Option<&'a str> {
+    cookies(headers, COOKIE).find(|value| session_matches(key, value, now))
+}
+
+/// `Authorization: Bearer <key>`.
+fn bearer_matches(key: &str, headers: &HeaderMap) -> bool {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     bearer.is_some_and(|given| key_matches(key, given))
-        || cookies(headers, COOKIE).any(|value| session_matches(key, value, now))
 }
 
 /// Compares digests, so neither the content nor the length of the key leaks through timing.
@@ -176,7 +208,9 @@ fn harden(mut response: Response) -> Response {
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: with it a browser sends `Origin: null` on the
+        // page's own posts, which the origin check must refuse.
+        (header::REFERRER_POLICY, "same-origin"),
     ];
     for (name, value) in set {
         headers.insert(name, HeaderValue::from_static(value));
@@ -194,26 +228,10 @@ fn closed() -> Response {
 }
 
 /// `GET /admin`: the status page, or the login form (401).
-pub(crate) async fn page(
-    State(state): State<AppState>,
-    peer: Peer,
-    headers: HeaderMap,
-) -> Response {
-    match access(&state, &headers, peer) {
-        Access::Closed => closed(),
-        Access::Denied => html(StatusCode::UNAUTHORIZED, page::login(None)),
-        Access::Refused(refused) => too_many(
-            refused,
-            html(
-                StatusCode::TOO_MANY_REQUESTS,
-                page::login(Some(&refused_message(refused))),
-            ),
-        ),
-        Access::Granted => {
-            let snapshot = status::snapshot(&state).await;
-            html(StatusCode::OK, page::status(&snapshot))
-        }
-    }
+pub(crate) async fn page(State(state): State<AppState>, signed_in: SignedIn) -> Response {
+    let snapshot = status::snapshot(&state).await;
+    let form_token = signed_in.form_token.as_deref();
+    html(StatusCode::OK, page::status(&snapshot, form_token))
 }
 
 /// The login form's fields.
@@ -224,16 +242,21 @@ pub(crate) struct LoginForm {
 }
 
 /// `POST /admin/login` (`key=…`): sets the session cookie and sends the
-/// browser back to `/admin` (303), or shows the form again with an error (401).
+/// browser back to `/admin` (303), or shows the form again with an error
+/// (401; 403 when another page posted it, which is not counted).
 pub(crate) async fn login(
     State(state): State<AppState>,
     peer: Peer,
+    uri: Uri,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let Some(key) = &state.admin_key else {
         return closed();
     };
+    if let Some(refused) = guard::foreign_login(&headers, &uri) {
+        return refused;
+    }
     let key = key.expose_secret();
     let now = state.center.now();
     if let Err(refused) = state.throttle.admit(peer, Check::AdminKey, now) {
@@ -310,7 +333,7 @@ fn refusal(state: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Response
             "unauthorized",
             "send Authorization: Bearer <admin key>, or log in at /admin",
         )),
-        Access::Granted => None,
+        Access::Granted(_) => None,
     }
 }
 

@@ -185,7 +185,9 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => 41001,
             ApiError::Forbidden(_)
-            | ApiError::ProxyPath(PathError::Credential(_) | PathError::NotAllowed(_)) => 48001,
+            | ApiError::ProxyPath(
+                PathError::Credential(_) | PathError::NotAllowed(_) | PathError::AdminOnly { .. },
+            ) => 48001,
             // "invalid url".
             ApiError::ProxyPath(PathError::Malformed(_)) => 40066,
             ApiError::DataFormat(_) | ApiError::Spool(SpoolError::Read(_)) => 47001,
@@ -233,6 +235,7 @@ impl ApiError {
             ApiError::ProxyPath(PathError::NotAllowed(_)) => {
                 Some("add its prefix to proxy.allow_paths if business servers need this API".into())
             }
+            ApiError::ProxyPath(PathError::AdminOnly { instead, .. }) => Some((*instead).into()),
             ApiError::ProxyPath(PathError::Credential(_)) => Some(
                 "get credentials from the client API (GET /v1/apps/{appid}/access_token); fetching \
                  them directly would invalidate the token wxgate serves"

@@ -8,7 +8,11 @@
 //!   token sent, one compare-and-refresh and one retry as for `/proxy`; any
 //!   other token is answered 40001 without calling WeChat;
 //! - the calls that authenticate with appid and secret ([`SECRET_PATHS`]) are
-//!   forwarded as they came, for a configured app whose secret matches.
+//!   forwarded as they came, for a configured app whose secret matches;
+//! - WeChat's credential-administration and diagnostic APIs (`openapi/*`,
+//!   `clear_quota*`, `component/*`: [`crate::config::ADMIN_PATHS`]) are never
+//!   forwarded, whatever the token or secret: 48001 with a hint naming the
+//!   admin API that does the same behind the admin key.
 //!
 //! The upstream URL is always `upstream.base_url` and the checked path; the
 //! request's `Host` and any authority in its target are never used. Refusals
@@ -21,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::WeChatShape;
 use super::throttle::{Check, Peer};
 use super::{compat, ApiError, AppState};
-use crate::proxy::{upstream_path, PathError, Spooled};
+use crate::proxy::{upstream_path, PathError};
 use crate::token::Requester;
 
 /// Path roots of WeChat's APIs: under these an unknown path is answered in
@@ -45,13 +49,11 @@ const WECHAT_ROOTS: &[&str] = &[
 ];
 
 /// Calls that authenticate with the app's id and secret instead of a token.
-/// The secret travels as `secret` (or `appsecret`), in the query or, for
-/// `clear_quota/v2`, in a JSON body.
-pub(crate) const SECRET_PATHS: &[&str] = &[
-    "/sns/oauth2/access_token",
-    "/sns/jscode2session",
-    "/cgi-bin/clear_quota/v2",
-];
+/// The secret travels as `secret` (or `appsecret`) in the query, as WeChat
+/// takes it. `/cgi-bin/clear_quota/v2` takes a secret too, but it is one of
+/// WeChat's admin APIs ([`crate::config::ADMIN_PATHS`]), refused like the
+/// others by `upstream_path`: a quota reset goes through the admin API.
+pub(crate) const SECRET_PATHS: &[&str] = &["/sns/oauth2/access_token", "/sns/jscode2session"];
 
 /// The router's fallback: WeChat API paths are served, anything else is a 404.
 pub(crate) async fn forward(
@@ -69,10 +71,15 @@ pub(crate) async fn forward(
     if !wechat {
         return StatusCode::NOT_FOUND.into_response();
     }
-    match serve(&state, peer, request).await {
+    let mut response = match serve(&state, peer, request).await {
         Ok(response) => response,
         Err(e) => WeChatShape(e).into_response(),
-    }
+    };
+    // The call held a token or a secret: its answer is the caller's alone.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Response, ApiError> {
@@ -104,14 +111,9 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
     Ok(response.into_response())
 }
 
-/// The largest body read to find a secret in (`clear_quota/v2`'s JSON: an
-/// appid and a secret), bytes: held in memory, never spooled.
-const SECRET_BODY_BYTES: u64 = 4096;
-
-/// Forwards a call that carries the app's secret, once the secret is checked:
-/// from the query before the body is read; from the body (only
-/// `clear_quota/v2` sends it there) once at most [`SECRET_BODY_BYTES`] of it
-/// are read. So no body is spooled for a caller not known.
+/// Forwards a call that carries the app's secret in its query, once the
+/// secret is checked, before the body is read: no body is spooled for a
+/// caller not known.
 async fn by_secret(
     state: &AppState,
     peer: Peer,
@@ -120,33 +122,11 @@ async fn by_secret(
 ) -> Result<Response, ApiError> {
     let query = request.uri().query().map(str::to_owned);
     let in_query = |name: &str| param(query.as_deref(), name);
+    // No app's secret is empty: none given is a wrong one.
     let secret = in_query("secret").or_else(|| in_query("appsecret"));
-    let (appid, outgoing) = match secret {
-        None if path == "/cgi-bin/clear_quota/v2" => {
-            let outgoing =
-                super::proxy::outgoing_within(state, request, path, "", SECRET_BODY_BYTES).await?;
-            let from_body = |name: &str| match &outgoing.body {
-                Spooled::Memory(bytes) => serde_json::from_slice::<serde_json::Value>(bytes)
-                    .ok()
-                    .and_then(|v| v.get(name)?.as_str().map(str::to_owned)),
-                Spooled::File(_) => None,
-            };
-            let field = |name: &str| in_query(name).or_else(|| from_body(name));
-            let appid = field("appid").unwrap_or_default();
-            let secret = field("secret")
-                .or_else(|| field("appsecret"))
-                .unwrap_or_default();
-            compat::check_secret(state, peer, &appid, &secret)?;
-            (appid, outgoing)
-        }
-        // No app's secret is empty: none given is a wrong one.
-        secret => {
-            let appid = in_query("appid").unwrap_or_default();
-            compat::check_secret(state, peer, &appid, &secret.unwrap_or_default())?;
-            let outgoing = super::proxy::outgoing(state, request, path, &caller(&appid)).await?;
-            (appid, outgoing)
-        }
-    };
+    let appid = in_query("appid").unwrap_or_default();
+    compat::check_secret(state, peer, &appid, &secret.unwrap_or_default())?;
+    let outgoing = super::proxy::outgoing(state, request, path, &caller(&appid)).await?;
     let mut response = state
         .proxy
         .forward_as_is(&appid, &outgoing)

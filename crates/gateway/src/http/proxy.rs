@@ -74,24 +74,7 @@ pub(crate) async fn outgoing(
     path: String,
     caller: &str,
 ) -> Result<Outgoing, ApiError> {
-    outgoing_within(
-        state,
-        request,
-        path,
-        caller,
-        state.proxy_config.max_request_bytes,
-    )
-    .await
-}
-
-/// [`outgoing`], with a body of at most `limit` bytes.
-pub(crate) async fn outgoing_within(
-    state: &AppState,
-    request: Request,
-    path: String,
-    caller: &str,
-    limit: u64,
-) -> Result<Outgoing, ApiError> {
+    let limit = state.proxy_config.max_request_bytes;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -405,14 +405,6 @@ async fn secret_calls_are_forwarded_only_with_the_apps_secret() {
         40013,
         "unknown app",
     );
-    let clear = env
-        .http
-        .post(format!("{}/cgi-bin/clear_quota/v2", env.url))
-        .json(&json!({"appid": APPID, "appsecret": "wrong"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(clear.json::<Value>().await.unwrap()["errcode"], 40125);
     assert_eq!(
         upstream_calls(&env),
         warm_up,
@@ -438,19 +430,122 @@ async fn secret_calls_are_forwarded_only_with_the_apps_secret() {
     let forwarded =
         wxgate_testkit::metric(&env.http, &env.url, &metric("/sns/jscode2session")).await;
     assert_eq!(forwarded, 1.0);
-    let clear = env
+    // `/cgi-bin/clear_quota/v2` takes a secret too, but is no longer forwarded
+    // (issue #24): see wechats_admin_apis_are_not_forwarded_with_any_token.
+    assert_eq!(env.token_calls(), 1);
+}
+
+/// Issue #24, item 9: WeChat's credential-administration and diagnostic APIs
+/// stay behind the admin key. A rid lookup answers with the URL of the call,
+/// current token included (a leaked old token would renew itself), and a quota
+/// reset spends one of the month's ten: neither is for any holder of a token,
+/// the replaced one included, nor for a client key.
+#[tokio::test]
+async fn wechats_admin_apis_are_not_forwarded_with_any_token() {
+    let env = Setup::new().start().await;
+    let old = sdk_token(&env).await;
+    let (status, body) = env
+        .client_post(
+            &format!("/v1/apps/{APPID}/access_token/refresh"),
+            json!({"invalid_token": old}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let current = sdk_token(&env).await;
+    let before = upstream_calls(&env);
+    let blocked = [
+        (
+            "/cgi-bin/openapi/rid/get",
+            json!({"rid": "0a0b0c0d-00000000-00000000"}),
+            "/v1/apps/{appid}/rid/",
+        ),
+        (
+            "/cgi-bin/openapi/quota/get",
+            json!({"cgi_path": "/cgi-bin/token"}),
+            "/v1/apps/{appid}/quota",
+        ),
+        (
+            "/cgi-bin/openapi/quota/clear",
+            json!({"cgi_path": "/cgi-bin/token"}),
+            "/v1/apps/{appid}/clear_quota",
+        ),
+        (
+            "/cgi-bin/clear_quota",
+            json!({"appid": APPID}),
+            "/v1/apps/{appid}/clear_quota",
+        ),
+        (
+            "/cgi-bin/clear_quota/v2",
+            json!({"appid": APPID, "appsecret": SECRET}),
+            "/v1/apps/{appid}/clear_quota",
+        ),
+        (
+            "/cgi-bin/CLEAR_QUOTA",
+            json!({"appid": APPID}),
+            "/v1/apps/{appid}/clear_quota",
+        ),
+        (
+            "/cgi-bin/component/api_create_preauthcode",
+            json!({"component_appid": APPID}),
+            "Open Platform",
+        ),
+    ];
+    for token in [&current, &old] {
+        for (path, body, hint) in &blocked {
+            let response = env
+                .http
+                .post(format!(
+                    "{}{path}?access_token={token}&component_access_token=x",
+                    env.url
+                ))
+                .json(body)
+                .send()
+                .await
+                .unwrap();
+            let rid = response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let cache = response.headers().get("cache-control").cloned();
+            let answer = (
+                response.status().as_u16(),
+                rid,
+                response.json::<Value>().await.unwrap(),
+            );
+            assert_refusal(&answer, 48001, path);
+            assert_eq!(cache.unwrap(), "no-store", "{path}");
+            let said = answer.2["errmsg"].as_str().unwrap_or_default();
+            assert!(said.contains(hint), "{path}: {}", answer.2);
+        }
+    }
+    // The secret call is refused with the right secret in the query too.
+    let answer = get(
+        &env,
+        &format!("/cgi-bin/clear_quota/v2?appid={APPID}&appsecret={SECRET}"),
+    )
+    .await;
+    assert_refusal(
+        &answer,
+        48001,
+        "clear_quota/v2 with the secret in the query",
+    );
+    // And through /proxy with a client key.
+    let response = env
         .http
-        .post(format!("{}/cgi-bin/clear_quota/v2", env.url))
-        .json(&json!({"appid": APPID, "appsecret": SECRET}))
+        .post(format!("{}/proxy/{APPID}/cgi-bin/openapi/rid/get", env.url))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({"rid": "0a0b0c0d-00000000-00000000"}))
         .send()
         .await
         .unwrap();
-    assert!(
-        clear.status() == 404 || clear.status() == 200,
-        "{}",
-        clear.status()
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.json::<Value>().await.unwrap()["errcode"], 48001);
+    assert_eq!(upstream_calls(&env), before, "WeChat was never called");
+    assert_eq!(
+        env.sim.stats().endpoint_calls("/cgi-bin/openapi/rid/get"),
+        0
     );
-    assert_eq!(env.token_calls(), 1);
+    assert_eq!(env.sim.stats().endpoint_calls("/cgi-bin/clear_quota/v2"), 0);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The gateway against the simulator, over real HTTP. Each test starts its own
 //! simulator and gateway on free loopback ports, with one manual clock driving both.
 
+mod admin;
 mod callbacks;
 mod client_api;
 mod compat;

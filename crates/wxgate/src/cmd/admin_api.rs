@@ -1,11 +1,25 @@
 //! What the subcommands that ask a running deployment share (`wxgate revoke`,
 //! `wxgate rid`): the gateway's URL and admin key from the configuration, the
 //! call, and a refusal printed with its hint.
+//!
+//! The admin key never comes from the command line, where every user of the
+//! host can read it (`ps`, `/proc/PID/cmdline`): it is read from
+//! `WXGATE_ADMIN_KEY`, from `--admin-key-file PATH`, or from the
+//! configuration. `--admin-key KEY` is refused (see [`key_on_command_line`])
+//! rather than kept with a warning: by the time a warning is printed the key
+//! has already been in the process list, and a refusal costs one retyped
+//! command. The flag stays hidden so that its refusal can say what to use.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use clap::parser::ValueSource;
 use secrecy::{ExposeSecret, SecretString};
+
+/// The id of the admin key's argument.
+const ADMIN_KEY_ID: &str = "admin_key";
+/// The most a key file may hold, bytes (the configuration's secret files' bound).
+const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// Where the deployment is and how to reach it.
 #[derive(Debug, clap::Args)]
@@ -16,10 +30,66 @@ pub(crate) struct Target {
     /// The gateway's base URL, when not `server.listen` on this host.
     #[arg(long)]
     url: Option<String>,
-    /// The admin key, instead of the configuration's (with `--url`, no
-    /// configuration file is read: e.g. against `wxgate dev`).
-    #[arg(long = "admin-key", env = "WXGATE_ADMIN_KEY", hide_env_values = true)]
+    /// Refused on the command line; read from `WXGATE_ADMIN_KEY` only.
+    #[arg(
+        id = ADMIN_KEY_ID,
+        long = "admin-key",
+        env = "WXGATE_ADMIN_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
     admin_key: Option<String>,
+    /// A file holding the admin key, instead of the configuration's (or set
+    /// `WXGATE_ADMIN_KEY`; the file wins). With `--url` and a key, no
+    /// configuration file is read (e.g. against `wxgate dev`). The key itself
+    /// is never an argument: the process list would show it.
+    #[arg(long = "admin-key-file", value_name = "PATH")]
+    admin_key_file: Option<PathBuf>,
+}
+
+/// Why the command line is refused, when it carries an admin key: checked by
+/// `main` on the parsed matches, before anything is run.
+pub(crate) fn key_on_command_line(matches: &clap::ArgMatches) -> Option<String> {
+    let (_, sub) = matches.subcommand()?;
+    // Only subcommands with a `Target` have the argument.
+    let has = sub.ids().any(|id| id.as_str() == ADMIN_KEY_ID);
+    let typed = has && sub.value_source(ADMIN_KEY_ID) == Some(ValueSource::CommandLine);
+    typed.then(|| {
+        "the admin key is not taken from the command line, where every user of this host \
+         can read it (ps, /proc): set WXGATE_ADMIN_KEY, or give --admin-key-file PATH \
+         (or let the configuration's [admin] key_env / key_file provide it)"
+            .to_owned()
+    })
+}
+
+/// The first line of a key file (at most [`MAX_KEY_FILE`] bytes), not empty.
+fn read_key_file(path: &Path) -> anyhow::Result<SecretString> {
+    use std::io::Read as _;
+    let reading = || format!("reading the admin key from {}", path.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes))
+        .with_context(reading)?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= MAX_KEY_FILE,
+        "{}: larger than {MAX_KEY_FILE} bytes; is it the right file?",
+        reading()
+    );
+    let text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", reading()))?;
+    let key = text.lines().next().unwrap_or_default().trim();
+    anyhow::ensure!(!key.is_empty(), "{}: the file is empty", reading());
+    Ok(SecretString::from(key.to_owned()))
+}
+
+impl Target {
+    /// The key given to this command (file or environment), if any.
+    fn given_key(&self) -> anyhow::Result<Option<SecretString>> {
+        match (&self.admin_key_file, &self.admin_key) {
+            (Some(path), _) => read_key_file(path).map(Some),
+            (None, Some(key)) => Ok(Some(SecretString::from(key.clone()))),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// A running deployment's admin API.
@@ -33,20 +103,23 @@ impl AdminApi {
     /// Reads the configuration; `what` names the operation in the error
     /// when no admin key is set.
     pub(crate) fn new(target: Target, what: &str) -> anyhow::Result<Self> {
-        if let (Some(url), Some(key)) = (&target.url, &target.admin_key) {
+        let given = target.given_key()?;
+        if let (Some(url), Some(key)) = (&target.url, &given) {
             return Ok(Self {
                 base: url.trim_end_matches('/').to_owned(),
-                key: SecretString::from(key.clone()),
+                key: key.clone(),
                 http: reqwest::Client::new(),
             });
         }
         let config = super::load_config(&target.config).with_context(|| {
-            "give --url and WXGATE_ADMIN_KEY to ask a deployment without its configuration file"
+            "give --url and WXGATE_ADMIN_KEY (or --admin-key-file) to ask a deployment \
+             without its configuration file"
         })?;
-        let key = target.admin_key.map(SecretString::from);
-        let key = key.or_else(|| config.admin_key.clone()).with_context(|| {
-            format!("{what} needs the admin key: set [admin] key_env (or key_file)")
-        })?;
+        let key = given
+            .or_else(|| config.admin_key.clone())
+            .with_context(|| {
+                format!("{what} needs the admin key: set [admin] key_env (or key_file)")
+            })?;
         let base = target.url.unwrap_or_else(|| {
             let mut listen = config.server.listen;
             if listen.ip().is_unspecified() {

@@ -1,6 +1,7 @@
 //! The status page of a real `wxgate serve` process, driven in headless
 //! Chromium by `tests/browser/admin.mjs` (login, app cards, live countdowns,
-//! a full-page screenshot at `target/admin.png`).
+//! a revoke auto-posted by a page on another port refused, a full-page
+//! screenshot at `target/admin.png`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -120,7 +121,8 @@ async fn admin_page_logs_in_and_counts_down_in_a_real_browser() {
         out.status
     );
     eprintln!("{stdout}");
-    // The revoke button really replaced the last (classic) app's token.
+    // The revoke button really replaced the last (classic) app's token, and
+    // the forged post from another port before it did not (that would be 3).
     assert_eq!(sim.stats().app(apps[1]).tokens_issued, 2, "{stdout}");
     assert!(
         screenshot.exists(),

@@ -629,6 +629,90 @@ async fn revoke_asks_the_running_deployment() {
     assert!(stderr.contains("revoke refused (HTTP 404)"), "{stderr}");
 }
 
+/// Issue #24, item 10: an admin key on the command line is in the process
+/// list of every user of the host. `--admin-key KEY` is refused before
+/// anything is asked, with what to use instead; `--admin-key-file` and
+/// `WXGATE_ADMIN_KEY` work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_key_is_never_taken_from_the_command_line() {
+    let sim = wxgate_sim::Simulator::spawn(wxgate_sim::SimConfig::with_apps(vec![
+        wxgate_sim::SimApp::new("wx1", "s1"),
+    ]))
+    .await
+    .unwrap();
+    let key = "cli-argv-admin-key-0001";
+    let (dir, _config, _serve, url) = serve_wx1(&sim.url(), key);
+    let key_file = dir.path().join("admin.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let run = |args: Vec<String>, env_key: Option<&'static str>| {
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wxgate"));
+            command.args(&args).env_remove("WXGATE_ADMIN_KEY");
+            if let Some(key) = env_key {
+                command.env("WXGATE_ADMIN_KEY", key);
+            }
+            let out = command.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.success(), stderr)
+        })
+    };
+    let revoke = |extra: &[&str]| {
+        let mut args: Vec<String> = ["revoke", "wx1", "--url", &url]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let fetches = || sim.stats().app("wx1").calls("/cgi-bin/token");
+    let warming = tokio::time::Instant::now();
+    while fetches() < 1 {
+        assert!(warming.elapsed().as_secs() < 10, "no warm-up fetch");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    for args in [
+        revoke(&["--admin-key", key]),
+        revoke(&[&format!("--admin-key={key}")]),
+    ] {
+        let (ok, stderr) = run(args, None).await.unwrap();
+        assert!(!ok, "{stderr}");
+        assert!(stderr.contains("WXGATE_ADMIN_KEY"), "{stderr}");
+        assert!(stderr.contains("--admin-key-file"), "{stderr}");
+        assert!(!stderr.contains(key), "the key is not repeated: {stderr}");
+    }
+    // Even when the environment holds the same key: the one on argv is refused.
+    let (ok, stderr) = run(revoke(&["--admin-key", key]), Some(key)).await.unwrap();
+    assert!(!ok, "{stderr}");
+    assert_eq!(fetches(), 1, "nothing was revoked");
+
+    let (ok, stderr) = run(
+        revoke(&["--admin-key-file", key_file.to_str().unwrap()]),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{stderr}");
+    assert_eq!(fetches(), 2, "revoked with the key from the file");
+    // `wxgate rid` the same way: the key from the environment is let in (WeChat does not know this rid).
+    let rid = [
+        "rid",
+        "0a0b0c0d-00000000-00000000",
+        "--app",
+        "wx1",
+        "--url",
+        &url,
+    ];
+    let rid: Vec<String> = rid.iter().map(|a| (*a).to_owned()).collect();
+    let (ok, stderr) = run(rid.clone(), Some(key)).await.unwrap();
+    assert!(!ok && stderr.contains("errcode 76001"), "{stderr}");
+    let mut argv = rid;
+    argv.extend(["--admin-key".to_owned(), key.to_owned()]);
+    let (ok, stderr) = run(argv, None).await.unwrap();
+    assert!(!ok && !stderr.contains("76001"), "{stderr}");
+    assert!(stderr.contains("--admin-key-file"), "{stderr}");
+}
+
 /// Issue #17: `wxgate rid RID --app APPID` shows what WeChat recorded of a
 /// failed call, through the running deployment; another app's rid is
 /// refused with WeChat's errcode and wxgate's hint.

@@ -11,62 +11,25 @@
 //!   `POST /v1/apps/{appid}/clear_quota`: the same as JSON (admin key), for
 //!   `wxgate rid` and scripts.
 //!
-//! Forms post only with the session cookie, which is `SameSite=Strict`: another
-//! site cannot make a signed-in browser post them.
+//! Each form carries the session's form token and is checked for its origin
+//! (see `guard`): another page cannot make a signed-in browser post them.
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::page::{self, esc, utc};
-use super::{harden, html, timeline, Access, Operator};
+use super::guard::{Posted, SignedIn};
+use super::page::{self, esc, token_field, utc};
+use super::{harden, html, timeline, Operator};
 use crate::config::TokenApi;
-use crate::http::throttle::Peer;
 use crate::http::{ApiError, AppState};
 use crate::store::Kind;
 use crate::token::diagnostics::{ClearQuotaBudget, DiagnosticsError};
 
 /// Audit entries read for one timeline: a day of one app is a few dozen.
 const TIMELINE_ENTRIES: usize = 5_000;
-
-/// The page's answer to a browser that is not signed in, or `None`.
-fn gate(state: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Response> {
-    match super::access(state, headers, peer) {
-        Access::Granted => None,
-        Access::Closed => Some(super::closed()),
-        Access::Denied => Some(html(StatusCode::UNAUTHORIZED, page::login(None))),
-        Access::Refused(refused) => Some(super::too_many(
-            refused,
-            html(
-                StatusCode::TOO_MANY_REQUESTS,
-                page::login(Some(&super::refused_message(refused))),
-            ),
-        )),
-    }
-}
-
-/// A browser signed in to the status page (or a bearer admin key);
-/// otherwise it is answered with the login page.
-pub(crate) struct SignedIn;
-
-impl axum::extract::FromRequestParts<AppState> for SignedIn {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, Response> {
-        let peer = Peer::of(
-            &parts.extensions,
-            &parts.headers,
-            &state.server.trusted_proxies,
-        );
-        gate(state, &parts.headers, peer).map_or(Ok(SignedIn), Err)
-    }
-}
 
 /// The page's answer for an appid that is not configured (an Official
 /// Account or a Mini Program: the tools are theirs), or `None`.
@@ -123,25 +86,38 @@ pub(crate) struct Confirm {
     confirm: String,
 }
 
-fn confirmation(appid: &str, action: &str, what: &str, button: &str) -> String {
+impl Posted<Confirm> {
+    /// Whether the form confirms the operation on `appid`.
+    fn confirms(&self, appid: &str) -> bool {
+        self.form.as_ref().is_some_and(|f| f.confirm == appid)
+    }
+}
+
+fn confirmation(
+    appid: &str,
+    action: &str,
+    what: &str,
+    button: &str,
+    form_token: Option<&str>,
+) -> String {
+    let token = token_field(form_token);
     let appid = esc(appid);
     format!(
         r#"{what}
-<form method="post" action="/admin/apps/{appid}/{action}"><input type="hidden" name="confirm" value="{appid}"><button type="submit" class="danger">{button}</button></form>"#
+<form method="post" action="/admin/apps/{appid}/{action}"><input type="hidden" name="confirm" value="{appid}">{token}<button type="submit" class="danger">{button}</button></form>"#
     )
 }
 
 /// `POST /admin/apps/{appid}/revoke`: asks first, then revokes.
 pub(crate) async fn revoke_form(
     State(state): State<AppState>,
-    _: SignedIn,
     Path(appid): Path<String>,
-    form: Result<Form<Confirm>, FormRejection>,
+    posted: Posted<Confirm>,
 ) -> Response {
     if let Some(unknown) = unknown_app(&state, &appid) {
         return unknown;
     }
-    let confirmed = form.is_ok_and(|Form(f)| f.confirm == appid);
+    let confirmed = posted.confirms(&appid);
     if !confirmed {
         let stable = state
             .center
@@ -157,7 +133,8 @@ pub(crate) async fn revoke_form(
             "<p>Revoke the access token of <code>{}</code>? Every business server gets the new token from wxgate; a copy of the old one kept elsewhere stops working.</p><p class=\"muted\">{how}</p>",
             esc(&appid)
         );
-        let body = confirmation(&appid, "revoke", &what, "Revoke the access token");
+        let token = posted.signed_in.form_token.as_deref();
+        let body = confirmation(&appid, "revoke", &what, "Revoke the access token", token);
         return html(StatusCode::OK, page::outcome("revoke", &body));
     }
     match state.center.revoke(&appid).await {
@@ -282,7 +259,7 @@ fn classify(e: &DiagnosticsError) -> (StatusCode, &'static str, Option<i64>, Opt
 /// `GET /admin/apps/{appid}/quota`.
 pub(crate) async fn quota_page(
     State(state): State<AppState>,
-    _: SignedIn,
+    signed_in: SignedIn,
     Path(appid): Path<String>,
 ) -> Response {
     if let Some(unknown) = unknown_app(&state, &appid) {
@@ -315,7 +292,7 @@ pub(crate) async fn quota_page(
         }
     };
     let reset = match state.center.clear_quota_budget(&appid).await {
-        Ok(budget) => clear_quota_offer(&appid, &budget),
+        Ok(budget) => clear_quota_offer(&appid, &budget, signed_in.form_token.as_deref()),
         Err(e) => format!(r#"<p class="error">{}</p>"#, esc(&e.to_string())),
     };
     html(
@@ -324,7 +301,7 @@ pub(crate) async fn quota_page(
     )
 }
 
-fn clear_quota_offer(appid: &str, budget: &ClearQuotaBudget) -> String {
+fn clear_quota_offer(appid: &str, budget: &ClearQuotaBudget, form_token: Option<&str>) -> String {
     let used = format!(
         "<p>Quota resets this month through wxgate: <strong>{} of {}</strong> (the count starts again {}).</p>",
         budget.used,
@@ -335,22 +312,22 @@ fn clear_quota_offer(appid: &str, budget: &ClearQuotaBudget) -> String {
         return format!("{used}<p class=\"muted\">No reset is left this month.</p>");
     }
     format!(
-        r#"{used}<form method="post" action="/admin/apps/{appid}/clear_quota"><button type="submit" class="danger">Reset the daily quotas…</button></form>"#,
-        appid = esc(appid)
+        r#"{used}<form method="post" action="/admin/apps/{appid}/clear_quota">{token}<button type="submit" class="danger">Reset the daily quotas…</button></form>"#,
+        appid = esc(appid),
+        token = token_field(form_token),
     )
 }
 
 /// `POST /admin/apps/{appid}/clear_quota`: asks first, then resets.
 pub(crate) async fn clear_quota_form(
     State(state): State<AppState>,
-    _: SignedIn,
     Path(appid): Path<String>,
-    form: Result<Form<Confirm>, FormRejection>,
+    posted: Posted<Confirm>,
 ) -> Response {
     if let Some(unknown) = unknown_app(&state, &appid) {
         return unknown;
     }
-    let confirmed = form.is_ok_and(|Form(f)| f.confirm == appid);
+    let confirmed = posted.confirms(&appid);
     if !confirmed {
         let budget = match state.center.clear_quota_budget(&appid).await {
             Ok(budget) => budget,
@@ -367,7 +344,14 @@ pub(crate) async fn clear_quota_form(
             esc(&appid),
             budget.used
         );
-        let body = confirmation(&appid, "clear_quota", &what, "Reset the daily quotas");
+        let token = posted.signed_in.form_token.as_deref();
+        let body = confirmation(
+            &appid,
+            "clear_quota",
+            &what,
+            "Reset the daily quotas",
+            token,
+        );
         return html(StatusCode::OK, page::outcome("reset the quota", &body));
     }
     match state.center.clear_quota(&appid).await {

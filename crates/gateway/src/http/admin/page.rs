@@ -140,8 +140,19 @@ pub(super) fn closed() -> String {
     document("wxgate · closed", r#" class="center""#, &body, false)
 }
 
-/// The status page.
-pub(super) fn status(s: &Snapshot) -> String {
+/// The hidden field that carries the session's form token in a form that
+/// posts (see `guard`); nothing for a bearer caller, who needs none.
+pub(super) fn token_field(form_token: Option<&str>) -> String {
+    form_token.map_or_else(String::new, |token| {
+        format!(
+            r#"<input type="hidden" name="form_token" value="{}">"#,
+            esc(token)
+        )
+    })
+}
+
+/// The status page; `form_token` goes into its forms that post.
+pub(super) fn status(s: &Snapshot, form_token: Option<&str>) -> String {
     let apps: String = s.apps.iter().map(|a| app(a, s.now)).collect();
     let body = format!(
         r#"<div id="root">
@@ -158,7 +169,7 @@ pub(super) fn status(s: &Snapshot) -> String {
         header = header(s),
         errors = recent_errors(&s.recent_errors, s.now),
         timelines = timelines(s),
-        tools = tools(s),
+        tools = tools(s, form_token),
     );
     document(
         "wxgate · status",
@@ -191,7 +202,8 @@ fn timelines(s: &Snapshot) -> String {
 
 /// Per app: revoke the access token, look a rid up, the token API's quota.
 /// Outside the live part, so what is typed is not replaced.
-fn tools(s: &Snapshot) -> String {
+fn tools(s: &Snapshot, form_token: Option<&str>) -> String {
+    let token = token_field(form_token);
     let rows: String = s
         .apps
         .iter()
@@ -202,7 +214,7 @@ fn tools(s: &Snapshot) -> String {
                 r#"<div class="tool-row" data-appid="{appid}"><code>{appid}</code>
 <form method="get" action="/admin/apps/{appid}/rid" class="inline"><input name="rid" placeholder="rid from an errmsg" required pattern="[A-Za-z0-9-]{{1,64}}" aria-label="rid of {appid}"><button type="submit">Look up rid</button></form>
 <a class="button" href="/admin/apps/{appid}/quota">Token API quota</a>
-<form method="post" action="/admin/apps/{appid}/revoke" class="inline"><button type="submit" class="danger">Revoke access token…</button></form>
+<form method="post" action="/admin/apps/{appid}/revoke" class="inline">{token}<button type="submit" class="danger">Revoke access token…</button></form>
 </div>"#
             )
         })
@@ -521,7 +533,7 @@ mod tests {
 
     #[test]
     fn renders_cards_countdowns_and_escaped_values() {
-        let html = status(&snapshot());
+        let html = status(&snapshot(), Some("ab<12>"));
         assert!(
             html.contains(r#"<article class="card" data-appid="wx&lt;1&gt;">"#),
             "{html}"
@@ -540,6 +552,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("spool</span> 1.5 MiB of 256.0 MiB"), "{html}");
+        assert!(
+            html.contains(r#"<input type="hidden" name="form_token" value="ab&lt;12&gt;"><button type="submit" class="danger">Revoke"#),
+            "every form that posts carries the form token: {html}"
+        );
     }
 
     #[test]
