@@ -84,7 +84,10 @@ async fn an_sdks_call_survives_a_token_invalidated_behind_wxgates_back() {
     assert_eq!(env.token_calls(), 3);
     // The rejected call and exactly one retry.
     assert_eq!(stats.calls("/cgi-bin/message/custom/send"), 2);
-    assert_eq!(stats.invalid_token_calls, 1);
+    // The rejected call, and the check that the 40001 was about wxgate's token
+    // before a refresh was spent on it (issue 24, item 6).
+    assert_eq!(stats.invalid_token_calls, 2);
+    assert_eq!(stats.calls("/cgi-bin/get_api_domain_ip"), 1);
 }
 
 /// wechat-jssdk by its two URL options: the token and the JS-SDK ticket come

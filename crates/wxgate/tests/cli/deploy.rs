@@ -191,18 +191,7 @@ async fn the_alert_rules_pass_promtool_and_name_metrics_wxgate_exports() {
     }
 
     // The metrics a real run exports (`# TYPE` lines; counters are scraped as `_total`).
-    let mut dev = wxgate_testkit::process::Server::start(
-        env!("CARGO_BIN_EXE_wxgate"),
-        &[
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--sim-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        None,
-    );
+    let mut dev = crate::dev();
     let gateway = dev.url_after("  gateway ");
     // Warmed up: every credential fetched.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use wxgate_testkit::process::Server;
 
-fn wxgate(args: &[&str]) -> (bool, String, String) {
+pub(crate) fn wxgate(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wxgate"))
         .args(args)
         .output()
@@ -77,6 +77,17 @@ fn sign_without_its_arguments_explains_what_is_missing() {
 /// Starts `wxgate` with `args` as a server process.
 pub(crate) fn server(args: &[&str]) -> Server {
     Server::start(env!("CARGO_BIN_EXE_wxgate"), args, &[], None)
+}
+
+/// `wxgate dev` on free loopback ports.
+pub(crate) fn dev() -> Server {
+    server(&[
+        "dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--sim-listen",
+        "127.0.0.1:0",
+    ])
 }
 
 #[tokio::test]

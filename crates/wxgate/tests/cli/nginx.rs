@@ -6,8 +6,6 @@
 
 use std::process::{Child, Command, Stdio};
 
-use wxgate_testkit::process::Server;
-
 /// A free loopback port (bound, then released for nginx).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -88,37 +86,12 @@ fn site_config(dir: &std::path::Path, wxgate: &str, public: u16, internal: u16) 
     )
 }
 
-/// Runs `wxgate` with `args` and returns whether it succeeded and what it printed.
-fn wxgate(args: &[String]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wxgate"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 /// Issue #31: the public server passed only `/wx/` (WeCom callbacks got 404),
 /// and the internal one gave the façade a 64k body limit (a media upload got
 /// 413) and 404 on `/sns/`, `/wxa/`…
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_nginx_serves_every_family_and_the_facade() {
-    let mut dev = Server::start(
-        env!("CARGO_BIN_EXE_wxgate"),
-        &[
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--sim-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        None,
-    );
+    let mut dev = crate::dev();
     let gateway = dev.url_after("  gateway ");
     let pushes: Vec<String> = dev
         .lines()
@@ -203,10 +176,12 @@ async fn the_documented_nginx_serves_every_family_and_the_facade() {
             .unwrap_or_else(|| panic!("no push line for {kind}: {pushes:?}"));
         let args = through_public(line);
         assert!(args.iter().any(|a| a.starts_with(&public_url)), "{args:?}");
-        let (ok, out) = tokio::task::spawn_blocking(move || wxgate(&args))
-            .await
-            .unwrap();
-        assert!(ok && out.contains(expected), "{line}\n{out}");
+        let (ok, out, err) = tokio::task::spawn_blocking(move || {
+            crate::wxgate(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        assert!(ok && out.contains(expected), "{line}\n{out}{err}");
     }
     // Public: nothing else.
     for path in [
