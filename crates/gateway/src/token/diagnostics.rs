@@ -72,9 +72,13 @@ impl TokenCenter {
     /// look its rid up, for 7 days.
     pub async fn rid_info(&self, appid: &str, rid: &str) -> Result<Value, DiagnosticsError> {
         let rid = rid.trim();
-        let well_formed = !rid.is_empty()
-            && rid.len() <= 64
-            && rid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        // WeChat's rids are groups of hex digits joined by `-`
+        // (6425d22a-37dd8402-0c127510).
+        let well_formed = rid.len() <= 64
+            && rid.contains('-')
+            && rid
+                .split('-')
+                .all(|group| !group.is_empty() && group.bytes().all(|b| b.is_ascii_hexdigit()));
         if !well_formed {
             return Err(DiagnosticsError::Invalid(format!(
                 "{rid:?} is not a rid: it looks like 61725984-6126f6f9-040f19c4, the end of a WeChat errmsg"

@@ -105,13 +105,15 @@ async fn a_rid_is_looked_up_with_its_own_apps_token_only() {
 
     // Not a rid at all: refused here, WeChat not asked.
     let calls = env.sim.stats().endpoint_calls("/cgi-bin/openapi/rid/get");
-    let (status, body) = admin(
-        &env,
-        reqwest::Method::GET,
-        &format!("/v1/apps/{APPID}/rid/not_a_rid"),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
+    for not_a_rid in ["not_a_rid", "notarid", "0a0b-xyz", "-0a0b", "0a0b--0c0d"] {
+        let (status, body) = admin(
+            &env,
+            reqwest::Method::GET,
+            &format!("/v1/apps/{APPID}/rid/{not_a_rid}"),
+        )
+        .await;
+        assert_eq!(status, 400, "{not_a_rid}: {body}");
+    }
     assert_eq!(
         env.sim.stats().endpoint_calls("/cgi-bin/openapi/rid/get"),
         calls
