@@ -188,8 +188,31 @@ async fn demo_webhook() -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// How to run this very binary from a shell: `wxgate` when that is what
+/// `PATH` finds, else its path (`cargo run` leaves it under `target/`).
+fn command_name() -> String {
+    let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "wxgate".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .filter_map(|dir| std::fs::canonicalize(dir.join("wxgate")).ok())
+            .next()
+            .is_some_and(|found| found == me)
+    });
+    let path = me.display().to_string();
+    if on_path {
+        "wxgate".into()
+    } else if path.contains(char::is_whitespace) {
+        format!("'{path}'")
+    } else {
+        path
+    }
+}
+
 fn print_banner(url: &str, sim: &str, app: &SimApp, db: &std::path::Path) {
     let (appid, secret, key) = (&app.appid, &app.secret, DEV_CLIENT_KEY);
+    let wxgate = command_name();
     let auth = format!("-H 'Authorization: Bearer {key}'");
     println!(
         "\
@@ -198,7 +221,8 @@ wxgate dev: the gateway in front of a simulated WeChat platform; no WeChat accou
   gateway    {url}
   simulator  {sim}   (stands in for https://api.weixin.qq.com)
   demo app   appid {appid}  secret {secret}
-  Mini Program appid {mini}   WeCom app {corpid}/{agentid}
+  Mini Program appid {mini}  secret {mini_secret}
+  WeCom app  {corpid}/{agentid}  corpsecret {corp_secret}
   client key {key}
   status     {url}/admin   (admin key {admin_key})
   store      {db}
@@ -211,16 +235,17 @@ Try:
   curl '{url}/cgi-bin/getcallbackip?access_token=TOKEN'   (any WeChat API, with the token above: an SDK's base URL)
   curl {auth} '{url}/proxy/{appid}/cgi-bin/user/info?openid=oDemoUser&lang=zh_CN'
   curl {url}/metrics
-  wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text help
-  wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text hello
-  wxgate push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --event subscribe
+  {wxgate} push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text help
+  {wxgate} push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --text hello
+  {wxgate} push --url {url}/wx/{appid} --token {token} --appid {appid} --aes-key {aes_key} --event subscribe
   curl {auth} {url}/v1/apps/{mini}/access_token   (the Mini Program's)
   curl {auth} {url}/v1/wecom/{corpid}/{agentid}/access_token   (the WeCom app's)
+  curl '{url}/cgi-bin/gettoken?corpid={corpid}&corpsecret={corp_secret}'   (WeCom's token API, for WeCom SDKs)
   curl {auth} -H 'content-type: application/json' -X POST {url}/v1/wecom/{corpid}/{agentid}/jssdk/signature -d '{{\"url\":\"https://www.example.com/\"}}'
-  wxgate push --url {url}/wecom/{corpid}/{agentid} --token {token} --corpid {corpid} --aes-key {aes_key} --agentid {agentid} --text hello
-  wxgate push --url {url}/wx/{mini} --token {token} --appid {mini} --aes-key {aes_key} --miniprogram --format json --text 人工
+  {wxgate} push --url {url}/wecom/{corpid}/{agentid} --token {token} --corpid {corpid} --aes-key {aes_key} --agentid {agentid} --text hello
+  {wxgate} push --url {url}/wx/{mini} --token {token} --appid {mini} --aes-key {aes_key} --miniprogram --format json --text 人工
   curl {sim}/sim/stats
-  WXGATE_ADMIN_KEY={admin_key} wxgate rid RID --app {appid} --url {url}   (RID: the end of an errmsg)
+  WXGATE_ADMIN_KEY={admin_key} {wxgate} rid RID --app {appid} --url {url}   (RID: the end of an errmsg)
 
 Ctrl-C stops.",
         db = db.display(),
@@ -228,7 +253,9 @@ Ctrl-C stops.",
         aes_key = DEV_AES_KEY,
         admin_key = DEV_ADMIN_KEY,
         mini = DEV_MINI_APPID,
+        mini_secret = DEV_MINI_SECRET,
         corpid = DEV_CORPID,
         agentid = DEV_AGENTID,
+        corp_secret = DEV_CORP_SECRET,
     );
 }

@@ -179,6 +179,16 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
         .collect();
     run_as_printed(&pushes, &["the demo webhook echoes it", "echo: hello"]).await;
 
+    // WeCom's own token API, with the printed corpsecret.
+    let gettoken = dev
+        .lines()
+        .find(|l| l.contains("/cgi-bin/gettoken"))
+        .unwrap();
+    let url = gettoken.split('\'').nth(1).unwrap();
+    let answer: serde_json::Value = client.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["errcode"], 0, "{gettoken}: {answer}");
+    assert!(answer["access_token"].is_string(), "{answer}");
+
     // The WeCom app's and the Mini Program's pushes, as printed.
     let families: Vec<String> = dev
         .lines()
@@ -194,12 +204,23 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
 async fn run_as_printed(lines: &[String], expected: &[&str]) {
     assert_eq!(lines.len(), expected.len(), "{lines:?}");
     for (line, expected) in lines.iter().zip(expected) {
-        let args: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
-        let (ok, out, err) = tokio::task::spawn_blocking(move || {
-            wxgate(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        // The program too, as printed: `wxgate` only when PATH finds this binary.
+        let mut words = line.split_whitespace().map(str::to_owned);
+        let program = words.next().unwrap();
+        let args: Vec<String> = words.collect();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(&program)
+                .args(&args)
+                .output()
+                .unwrap_or_else(|e| panic!("{program} as printed does not run: {e}"))
         })
         .await
         .unwrap();
+        let (ok, out, err) = (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
         assert!(ok, "{line}\n{out}{err}");
         assert!(out.contains(expected), "{line}\n{out}");
     }
