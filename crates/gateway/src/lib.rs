@@ -105,12 +105,18 @@ impl Gateway {
         let inboxes = (config.apps.iter().filter_map(|a| a.inbox.clone()))
             .chain(config.wecom.iter().filter_map(|w| w.inbox.clone()))
             .collect::<Vec<_>>();
+        let metrics = Arc::new(Metrics::new(instance_name()));
+        let wecom_owners: Vec<String> = config.wecom.iter().map(|w| w.owner()).collect();
+        metrics.start_at_zero(
+            (config.apps.iter().map(|a| a.appid.as_str()))
+                .chain(wecom_owners.iter().map(String::as_str)),
+            inboxes.iter().map(|inbox| inbox.owner.as_str()),
+        );
         let apps = config.apps.into_iter().map(Arc::new).collect();
         let policy = Policy {
             probe_interval: config.upstream.probe_interval_secs,
             ..policy
         };
-        let metrics = Arc::new(Metrics::new(instance_name()));
         let upstream = Upstream::new(&config.upstream).with_metrics(metrics.clone());
         let wecom = config.wecom.into_iter().map(Arc::new).collect();
         let center = TokenCenter::new(

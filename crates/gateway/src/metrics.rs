@@ -297,6 +297,31 @@ impl Metrics {
             .inc();
     }
 
+    /// Creates the zero-valued series that alerts and dashboards read, so
+    /// that they exist from the first scrape rather than from the first
+    /// event: the refused credential checks of each kind, and per owner its
+    /// probe rejections and (for owners that take pushes) dedupe hits.
+    pub fn start_at_zero<'a>(
+        &self,
+        owners: impl IntoIterator<Item = &'a str>,
+        inboxes: impl IntoIterator<Item = &'a str>,
+    ) {
+        for check in ["admin_key", "client_key", "app_secret", "access_token"] {
+            self.credential_checks_refused
+                .get_or_create(&CheckLabels { check });
+        }
+        for appid in owners {
+            self.probe_rejections.get_or_create(&AppLabels {
+                appid: appid.to_owned(),
+            });
+        }
+        for appid in inboxes {
+            self.dedupe_hits.get_or_create(&AppLabels {
+                appid: appid.to_owned(),
+            });
+        }
+    }
+
     /// The text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
