@@ -308,17 +308,22 @@ impl Metrics {
     ) {
         for check in ["admin_key", "client_key", "app_secret", "access_token"] {
             self.credential_checks_refused
-                .get_or_create(&CheckLabels { check });
+                .get_or_create(&CheckLabels { check })
+                .inc_by(0);
         }
         for appid in owners {
-            self.probe_rejections.get_or_create(&AppLabels {
-                appid: appid.to_owned(),
-            });
+            self.probe_rejections
+                .get_or_create(&AppLabels {
+                    appid: appid.to_owned(),
+                })
+                .inc_by(0);
         }
         for appid in inboxes {
-            self.dedupe_hits.get_or_create(&AppLabels {
-                appid: appid.to_owned(),
-            });
+            self.dedupe_hits
+                .get_or_create(&AppLabels {
+                    appid: appid.to_owned(),
+                })
+                .inc_by(0);
         }
     }
 
