@@ -221,6 +221,15 @@ pub enum TokenApi {
 }
 
 impl TokenApi {
+    /// WeChat's daily quota of this API, per account (protocol reference
+    /// §4.1: `/cgi-bin/token` 2,000; `/cgi-bin/stable_token` 500,000).
+    pub fn daily_quota(self) -> u64 {
+        match self {
+            TokenApi::Stable => 500_000,
+            TokenApi::Classic => 2_000,
+        }
+    }
+
     /// `stable` or `classic`, as in the configuration.
     pub fn as_str(self) -> &'static str {
         match self {

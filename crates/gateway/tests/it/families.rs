@@ -151,6 +151,22 @@ async fn each_wecom_app_has_its_own_token_and_tickets() {
         kinds,
         ["access_token", "jsapi_ticket", "agent_config_ticket"]
     );
+    // The fetch quota shown is the token API's: none published for WeCom's
+    // gettoken; 2,000 a day for a classic token (the Official Account here).
+    assert!(
+        wecom[0]["credentials"][0]["daily_quota"].is_null(),
+        "{snapshot}"
+    );
+    let official = snapshot["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["appid"] == APPID)
+        .unwrap();
+    assert_eq!(
+        official["credentials"][0]["daily_quota"], 2000,
+        "{official}"
+    );
 }
 
 /// WeCom ends a token early (40014 afterwards): a business server's

@@ -89,7 +89,8 @@ pub(crate) struct CredentialStatus {
     pub last_failure: Option<FailureRecord>,
     /// Fetches from WeChat by this instance since 00:00 Beijing time.
     pub fetches_today: u64,
-    /// WeChat's daily quota for this API, when known (2000 for the token APIs).
+    /// WeChat's daily quota for this API, when known (the token API's:
+    /// 2,000 for `/cgi-bin/token`, 500,000 for `/cgi-bin/stable_token`).
     pub daily_quota: Option<u64>,
     /// Which instance holds the refresh lease right now, if any.
     pub lease_holder: Option<String>,
@@ -126,7 +127,11 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
                     FailureRecord::new(appid, s.kind, f, s.last_failure_at.unwrap_or(now))
                 }),
                 fetches_today: s.fetches_today,
-                daily_quota: (s.kind == Kind::AccessToken).then_some(2000),
+                // The token API's (WeCom publishes none for gettoken).
+                daily_quota: (s.kind == Kind::AccessToken)
+                    .then(|| center.owners().app(appid))
+                    .flatten()
+                    .map(|app| app.token_api.daily_quota()),
                 lease_holder: s.lease_held.then(|| crate::instance_name().to_owned()),
             })
             .collect::<Vec<_>>()
