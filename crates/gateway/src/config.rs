@@ -399,31 +399,129 @@ pub fn load(toml_text: &str, env: &BTreeMap<String, String>) -> Result<Config, C
         Ok(t) => t,
         // The message and line, not the quoted source line: it may hold an inline secret.
         Err(e) => {
-            let line = e
-                .span()
-                .map_or(0, |s| toml_text[..s.start].lines().count().max(1));
+            let line = e.span().map_or(0, |s| line_at(toml_text, s.start));
             return Err(problems.fatal("wxgate.toml", format!("line {line}: {}", e.message())));
         }
     };
-    problems.0.extend(env::apply(&mut table, env));
-    let raw: RawConfig = match RawConfig::deserialize_table(table) {
-        Ok(raw) => raw,
-        Err(e) => return Err(problems.fatal("wxgate.toml", e.to_string())),
+    let (env_problems, from_env) = env::apply(&mut table, env);
+    problems.0.extend(env_problems);
+    // Every unknown key is a problem of its own; reading goes on past them.
+    let mut unknown = Vec::new();
+    let raw = serde_path_to_error::deserialize::<_, RawConfig>(serde_ignored::Deserializer::new(
+        toml::Value::Table(table),
+        &mut |path: serde_ignored::Path<'_>| unknown.push(problem_path(&path.to_string())),
+    ));
+    for path in unknown {
+        problems.add(
+            path,
+            "unknown setting (a typo? see docs/DESIGN.md for the names)",
+        );
+    }
+    let config = match raw {
+        Ok(raw) => Some(check(raw, env, &mut problems)),
+        Err(e) => {
+            let path = problem_path(&e.path().to_string());
+            problems.add(path, e.into_inner().to_string());
+            None
+        }
     };
-    let config = check(raw, env, &mut problems);
-    if problems.0.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigError {
-            problems: problems.0,
-        })
+    match config {
+        Some(config) if problems.0.is_empty() => Ok(config),
+        _ => Err(ConfigError {
+            problems: locate(problems.0, toml_text, &from_env),
+        }),
     }
 }
 
-impl RawConfig {
-    fn deserialize_table(table: toml::Table) -> Result<Self, toml::de::Error> {
-        serde::Deserialize::deserialize(toml::Value::Table(table))
+/// `apps.0.secret` (serde's and the environment's spelling) as the problems
+/// spell it: `apps[0].secret`.
+fn problem_path(dotted: &str) -> String {
+    let mut out = String::new();
+    for segment in dotted.split('.') {
+        if segment.bytes().all(|b| b.is_ascii_digit()) && !segment.is_empty() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
     }
+    out
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Says where each problem comes from: the environment variable that set
+/// it, else the line of the file that holds it (or the nearest enclosing
+/// entry that does, for a setting that is missing).
+fn locate(
+    problems: Vec<(String, String)>,
+    text: &str,
+    from_env: &[(String, String)],
+) -> Vec<(String, String)> {
+    let spanned = toml::de::DeTable::parse(text).ok();
+    problems
+        .into_iter()
+        .map(|(path, problem)| {
+            let variable = from_env.iter().find(|(set, _)| {
+                let set = problem_path(set);
+                path == set
+                    || path.starts_with(&format!("{set}."))
+                    || path.starts_with(&format!("{set}["))
+            });
+            let place = match (variable, &spanned) {
+                (Some((_, variable)), _) => Some(format!("from {variable}")),
+                (None, Some(table)) => {
+                    line_of(table, &path).map(|span| format!("line {}", line_at(text, span)))
+                }
+                (None, None) => None,
+            };
+            match place {
+                Some(place) if !problem.starts_with("from ") => {
+                    (path, format!("{problem} ({place})"))
+                }
+                _ => (path, problem),
+            }
+        })
+        .collect()
+}
+
+/// Where the setting at `path` (`apps[0].secret`) is written, or the
+/// nearest enclosing table or entry that is: a byte offset.
+fn line_of(root: &toml::Spanned<toml::de::DeTable<'_>>, path: &str) -> Option<usize> {
+    use toml::de::DeValue;
+    let mut table = root.get_ref();
+    let mut found = None;
+    for segment in path.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref() == name) else {
+            return found;
+        };
+        found = Some(key.span().start);
+        let mut value = value;
+        if let Some(i) = index {
+            let DeValue::Array(items) = value.get_ref() else {
+                return found;
+            };
+            let Some(item) = items.get(i) else {
+                return found;
+            };
+            found = Some(item.span().start);
+            value = item;
+        }
+        match value.get_ref() {
+            DeValue::Table(inner) => table = inner,
+            _ => return found,
+        }
+    }
+    found
 }
 
 #[derive(Default)]
@@ -704,7 +802,11 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
     let mut apps = Vec::new();
     let problems_before_apps = p.0.len();
     for (i, raw_app) in raw.apps.into_iter().enumerate() {
+        let appid = raw_app.appid.clone();
         let Some(app) = check_app(raw_app, &format!("apps[{i}]"), env, p) else {
+            // Its own problems are reported: a client's scope naming it is not
+            // one more ("not a configured appid" would be wrong).
+            seen.extend(appid);
             continue;
         };
         if seen.insert(app.appid.clone()) {
@@ -1039,6 +1141,14 @@ fn check_app(
             None
         }
     };
+    // Missing only when none of the three is given: one that is given but
+    // unusable (an unset variable, two at once) has its own problem.
+    if app.secret.is_none() && app.secret_env.is_none() && app.secret_file.is_none() {
+        p.add(
+            field("secret"),
+            "missing: set secret, secret_env or secret_file",
+        );
+    }
     let app_secret = secret(
         p,
         env,
@@ -1047,12 +1157,6 @@ fn check_app(
         app.secret_env,
         app.secret_file,
     );
-    if app_secret.is_none() {
-        p.add(
-            field("secret"),
-            "missing: set secret, secret_env or secret_file",
-        );
-    }
     let pushes = check_pushes(raw_pushes!(app), at, env, p);
     let token_api = match app.token_api.as_deref().unwrap_or("stable") {
         "stable" => TokenApi::Stable,

@@ -10,9 +10,14 @@ use toml::{Table, Value};
 
 const PREFIX: &str = "WXGATE_";
 
-/// Applies every `WXGATE_…` variable of `env` to `table`; returns the problems.
-pub(crate) fn apply(table: &mut Table, env: &BTreeMap<String, String>) -> Vec<(String, String)> {
+/// (setting path, text) pairs: a problem, or a setting and the variable that set it.
+pub(crate) type Pairs = Vec<(String, String)>;
+
+/// Applies every `WXGATE_…` variable of `env` to `table`; returns the
+/// problems, and each setting applied (`apps.0.secret`) with its variable.
+pub(crate) fn apply(table: &mut Table, env: &BTreeMap<String, String>) -> (Pairs, Pairs) {
     let mut problems = Vec::new();
+    let mut applied = Vec::new();
     for (name, value) in env {
         let Some(path) = name.strip_prefix(PREFIX) else {
             continue;
@@ -21,11 +26,12 @@ pub(crate) fn apply(table: &mut Table, env: &BTreeMap<String, String>) -> Vec<(S
             continue;
         }
         let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
-        if let Err(e) = set(table, &keys, value) {
-            problems.push((keys.join("."), format!("from {name}: {e}")));
+        match set(table, &keys, value) {
+            Ok(()) => applied.push((keys.join("."), name.clone())),
+            Err(e) => problems.push((keys.join("."), format!("from {name}: {e}"))),
         }
     }
-    problems
+    (problems, applied)
 }
 
 fn set(table: &mut Table, keys: &[String], raw: &str) -> Result<(), String> {
@@ -66,12 +72,14 @@ fn child<'a>(node: &'a mut Value, key: &str) -> Result<&'a mut Value, String> {
     }
 }
 
-/// Numbers for the numeric settings (`…_secs`, `…_ms`, `…_bytes`), strings
-/// for everything else: a token of digits stays a string.
+/// Numbers for the numeric settings (`…_secs`, `…_ms`, `…_bytes`,
+/// `…_per_sec`, `max_connections`, `dedupe_capacity`, `agentid`), strings for
+/// everything else: a token of digits stays a string.
 fn typed(raw: &str, key: &str) -> Value {
-    let numeric = ["_secs", "_ms", "_bytes"]
+    let numeric = ["_secs", "_ms", "_bytes", "_per_sec", "_per_caller"]
         .iter()
-        .any(|suffix| key.ends_with(suffix));
+        .any(|suffix| key.ends_with(suffix))
+        || ["max_connections", "dedupe_capacity", "agentid"].contains(&key);
     match raw.parse::<i64>() {
         Ok(n) if numeric => Value::Integer(n),
         _ => Value::String(raw.to_owned()),

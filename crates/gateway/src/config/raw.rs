@@ -1,11 +1,11 @@
 //! The configuration file as written (`wxgate.toml`), before any checking.
-//! Mirrors the TOML one to one; unknown fields are errors.
+//! Mirrors the TOML one to one; unknown fields are reported by `config::load`
+//! (all of them, with where each is).
 
 use serde::Deserialize;
 
 /// `wxgate.toml`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) server: RawServer,
@@ -27,7 +27,6 @@ pub(crate) struct RawConfig {
 
 /// `[[wecom]]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawWecom {
     pub(crate) corpid: Option<String>,
     pub(crate) agentid: Option<u64>,
@@ -53,7 +52,6 @@ pub(crate) struct RawWecom {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawServer {
     pub(crate) listen: Option<String>,
     pub(crate) max_body_bytes: Option<usize>,
@@ -72,7 +70,6 @@ pub(crate) struct RawServer {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawStore {
     pub(crate) backend: Option<String>,
     pub(crate) path: Option<String>,
@@ -83,7 +80,6 @@ pub(crate) struct RawStore {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawUpstream {
     pub(crate) base_url: Option<String>,
     pub(crate) wecom_base_url: Option<String>,
@@ -92,7 +88,6 @@ pub(crate) struct RawUpstream {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawProxy {
     pub(crate) allow_paths: Option<Vec<String>>,
     pub(crate) max_request_bytes: Option<u64>,
@@ -103,7 +98,6 @@ pub(crate) struct RawProxy {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) key: Option<String>,
     pub(crate) key_env: Option<String>,
@@ -112,7 +106,6 @@ pub(crate) struct RawAdmin {
 
 /// `[[apps]]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawApp {
     pub(crate) appid: Option<String>,
     pub(crate) secret: Option<String>,
@@ -142,7 +135,6 @@ pub(crate) struct RawApp {
 
 /// `[[clients]]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawClient {
     pub(crate) name: Option<String>,
     pub(crate) key_sha256: Option<String>,

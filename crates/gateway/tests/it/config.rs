@@ -247,3 +247,65 @@ fn the_spool_budget_is_bounded_and_holds_at_least_one_largest_body() {
         }
     }
 }
+
+/// Issue #31: every problem at once, each saying where it comes from (the
+/// file's line, or the environment variable that set it), unknown keys
+/// included, and no contradictory pairs.
+#[test]
+fn problems_say_where_they_come_from_and_unknown_keys_hide_nothing() {
+    let toml = "[server]\nlisten_on = \"x\"\nmax_body_bytes = 10\n\n\
+                [[apps]]\nappid = \"wx0123456789abcdef\"\nsecret = \"s\"\nsecret_env = \"WX_SECRET\"\ntokne = \"t\"\n\n\
+                [[apps]]\nappid = \"wx2\"\nsecret_env = \"UNSET_VAR\"\n\n\
+                [[clients]]\nname = \"shop\"\nkey_sha256 = \"ab\"\napps = [\"wx2\"]\n";
+    let err = load(
+        toml,
+        &env(&[
+            ("WXGATE_SERVER__LISTN", "0.0.0.0:1"),
+            ("WXGATE_SERVER__TIMESTAMP_TOLERANCE_SECS", "5"),
+        ]),
+    )
+    .unwrap_err();
+    let problem = |path: &str| -> Vec<&str> {
+        err.problems
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, problem)| problem.as_str())
+            .collect()
+    };
+    // Unknown keys, each with its place, beside every other problem.
+    assert_eq!(problem("server.listen_on").len(), 1, "{err}");
+    assert!(
+        problem("server.listen_on")[0].ends_with("(line 2)"),
+        "{err}"
+    );
+    assert!(problem("apps[0].tokne")[0].ends_with("(line 9)"), "{err}");
+    assert!(
+        problem("server.listn")[0].ends_with("(from WXGATE_SERVER__LISTN)"),
+        "{err}"
+    );
+    assert!(
+        problem("server.max_body_bytes")[0].ends_with("(line 3)"),
+        "{err}"
+    );
+    assert!(
+        problem("server.timestamp_tolerance_secs")[0]
+            .ends_with("(from WXGATE_SERVER__TIMESTAMP_TOLERANCE_SECS)"),
+        "{err}"
+    );
+    assert!(
+        problem("clients[0].key_sha256")[0].ends_with("(line 17)"),
+        "{err}"
+    );
+    // No contradictory pairs: two sources of one secret is one problem, not
+    // also "missing"; an unset variable is not also "missing".
+    assert_eq!(problem("apps[0].secret").len(), 1, "{err}");
+    assert!(
+        problem("apps[0].secret")[0].starts_with("give only one"),
+        "{err}"
+    );
+    assert!(problem("apps[1].secret").is_empty(), "{err}");
+    assert_eq!(problem("apps[1].secret_env").len(), 1, "{err}");
+    // An app with problems of its own is still one the config names.
+    assert!(problem("clients[0].apps").is_empty(), "{err}");
+    assert_eq!(err.problems.len(), 8, "{err}");
+}
