@@ -166,7 +166,7 @@ pub(crate) async fn wecom_token(
         let error = if known_corp {
             ApiError::InvalidCorpSecret
         } else {
-            TokenError::UnknownApp(corpid.to_owned()).into()
+            TokenError::UnknownApp(format!("{corpid}/")).into()
         };
         return Err(error.into());
     };

@@ -236,6 +236,18 @@ impl ApiError {
                 Some("add its prefix to proxy.allow_paths if business servers need this API".into())
             }
             ApiError::ProxyPath(PathError::AdminOnly { instead, .. }) => Some((*instead).into()),
+            // WeCom's credential APIs (a repeated gettoken leaves the live token valid).
+            ApiError::ProxyPath(PathError::Credential(path))
+                if ["/cgi-bin/gettoken", "/cgi-bin/get_jsapi_ticket", "/cgi-bin/ticket/get"]
+                    .contains(&path.to_ascii_lowercase().as_str()) =>
+            {
+                Some(
+                    "get WeCom credentials from the client API \
+                     (GET /v1/wecom/{corpid}/{agent}/access_token, jsapi_ticket, agent_config_ticket): \
+                     wxgate keeps them for every instance"
+                        .into(),
+                )
+            }
             ApiError::ProxyPath(PathError::Credential(_)) => Some(
                 "get credentials from the client API (GET /v1/apps/{appid}/access_token); fetching \
                  them directly would invalidate the token wxgate serves"

@@ -28,7 +28,8 @@ pub(super) const RECENT_FAILURES: usize = 20;
 /// Why no credential could be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// The owner is not configured: an appid, or a WeCom app's `corpid/agent`.
+    /// The owner is not configured: an appid, a WeCom app's `corpid/agent`,
+    /// or a WeCom corp's `corpid/`.
     #[error("{}", unknown_owner(.0))]
     UnknownApp(String),
     /// The owner's family has no credential of this kind (a Mini Program's jsapi_ticket).
@@ -73,6 +74,8 @@ impl TokenError {
 /// Why `owner` is unknown, in the words of its family.
 fn unknown_owner(owner: &str) -> String {
     match owner.split_once('/') {
+        // A corp asked about as a whole (WeCom's gettoken by corpid and secret).
+        Some((corpid, "")) => format!("no WeCom app of corp {corpid} is configured"),
         Some((corpid, agent)) => {
             format!(
                 "no WeCom app {agent} of corp {corpid} is configured (agent: its name or agentid)"

@@ -255,6 +255,13 @@ async fn wechatpy_enterprise_shares_wxgates_wecom_token() {
             .await
             .unwrap();
         assert_eq!(answer["errcode"], errcode, "{answer}");
+        if errcode == 40013 {
+            let errmsg = answer["errmsg"].as_str().unwrap();
+            assert!(
+                errmsg.starts_with("no WeCom app of corp wwunknowncorp0000"),
+                "{answer}"
+            );
+        }
     }
     assert_eq!(
         env.sim
@@ -385,6 +392,12 @@ async fn the_proxy_forwards_wecom_calls_with_the_apps_token() {
             .await
             .unwrap();
         assert_eq!(response.status(), 403, "{path}");
+        // In WeCom's words: its client-API path, and no claim that a fetch
+        // would end the token (a repeated gettoken does not).
+        let body: Value = response.json().await.unwrap();
+        let hint = body["hint"].as_str().unwrap_or_default();
+        assert!(hint.contains("/v1/wecom/{corpid}/{agent}/"), "{body}");
+        assert!(!hint.contains("invalidate"), "{body}");
     }
     assert_eq!(
         env.sim
