@@ -2,6 +2,7 @@
 
 mod admin;
 mod deploy;
+mod docs;
 mod facade;
 mod nginx;
 mod ops;
