@@ -37,10 +37,14 @@ pub const REQUIRE_GET: i64 = 43001;
 pub const REQUIRE_POST: i64 = 43002;
 /// The daily quota is used up.
 pub const DAILY_QUOTA: i64 = 45009;
+/// The request's content is over the API's size limit.
+pub const CONTENT_TOO_LARGE: i64 = 45002;
 /// The per-minute limit is reached: slow down.
 pub const MINUTE_QUOTA: i64 = 45011;
 /// The body is not what the API reads.
 pub const DATA_FORMAT: i64 = 47001;
+/// A URL (here: an API path) that is not a plain one.
+pub const INVALID_URL: i64 = 40066;
 /// The account lacks the permission for this API.
 pub const API_UNAUTHORIZED: i64 = 48001;
 /// The month's quota resets are spent.
@@ -123,6 +127,8 @@ pub fn errmsg(code: i64) -> Option<&'static str> {
         APPID_MISSING => "appid missing",
         APPSECRET_MISSING => "appsecret missing",
         ACCESS_TOKEN_EXPIRED => "access_token expired",
+        INVALID_URL => "invalid url",
+        CONTENT_TOO_LARGE => "content size out of limit",
         REQUIRE_GET => "require GET method",
         REQUIRE_POST => "require POST method",
         DAILY_QUOTA => "reach max api daily quota limit",

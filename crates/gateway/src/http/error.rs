@@ -182,34 +182,35 @@ impl ApiError {
     /// A caller's mistake always has one of its own; `-1` ("system busy",
     /// retry) is left for wxgate or WeChat failing.
     fn wechat_errcode(&self) -> i64 {
+        use wxgate_proto::errcode as code;
         match self {
-            ApiError::Unauthorized => 41001,
+            ApiError::Unauthorized => code::ACCESS_TOKEN_MISSING,
             ApiError::Forbidden(_)
             | ApiError::ProxyPath(
                 PathError::Credential(_) | PathError::NotAllowed(_) | PathError::AdminOnly { .. },
-            ) => 48001,
-            // "invalid url".
-            ApiError::ProxyPath(PathError::Malformed(_)) => 40066,
-            ApiError::DataFormat(_) | ApiError::Spool(SpoolError::Read(_)) => 47001,
+            ) => code::API_UNAUTHORIZED,
+            ApiError::ProxyPath(PathError::Malformed(_)) => code::INVALID_URL,
+            ApiError::DataFormat(_) | ApiError::Spool(SpoolError::Read(_)) => code::DATA_FORMAT,
             ApiError::InvalidArgs(_) | ApiError::BadRequest(_) | ApiError::UrlNotAllowed(_) => {
-                40097
+                code::INVALID_ARGS
             }
-            ApiError::RequireMethod("GET") => 43001,
-            ApiError::RequireMethod(_) => 43002,
-            ApiError::Spool(SpoolError::TooLarge { .. }) | ApiError::BodyTooLarge => 45002,
-            ApiError::InvalidGrant => 40002,
-            ApiError::InvalidSecret => 40125,
+            ApiError::RequireMethod("GET") => code::REQUIRE_GET,
+            ApiError::RequireMethod(_) => code::REQUIRE_POST,
+            ApiError::Spool(SpoolError::TooLarge { .. }) | ApiError::BodyTooLarge => {
+                code::CONTENT_TOO_LARGE
+            }
+            ApiError::InvalidGrant => code::INVALID_GRANT_TYPE,
+            ApiError::InvalidSecret => code::INVALID_APPSECRET,
             // WeCom answers a wrong corpsecret 40001 (families reference §1.2).
-            ApiError::InvalidCorpSecret => 40001,
-            ApiError::InvalidToken => 40001,
-            ApiError::Token(TokenError::UnknownApp(_)) => 40013,
+            ApiError::InvalidCorpSecret | ApiError::InvalidToken => code::INVALID_CREDENTIAL,
+            ApiError::Token(TokenError::UnknownApp(_)) => code::INVALID_APPID,
             // What WeChat answers an account calling an API it may not use.
-            ApiError::Token(TokenError::NotIssued { .. }) => 48001,
+            ApiError::Token(TokenError::NotIssued { .. }) => code::API_UNAUTHORIZED,
             // "Too many calls, retry later": the request is fine, the moment is not.
             ApiError::Token(TokenError::RateLimited { .. })
             | ApiError::Spool(SpoolError::Full { .. } | SpoolError::CallerFull { .. })
-            | ApiError::TooManyAttempts { .. } => 45011,
-            other => other.errcode().unwrap_or(-1),
+            | ApiError::TooManyAttempts { .. } => code::MINUTE_QUOTA,
+            other => other.errcode().unwrap_or(code::BUSY),
         }
     }
 

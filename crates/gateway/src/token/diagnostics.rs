@@ -169,7 +169,9 @@ impl TokenCenter {
         let counted = match result {
             Ok(_) => 1,
             // WeChat says the month's resets are spent (some made elsewhere): count them so.
-            Err(f) if f.errcode == Some(48006) => CLEAR_QUOTA_PER_MONTH.saturating_sub(budget.used),
+            Err(f) if f.errcode == Some(wxgate_proto::errcode::CLEAR_QUOTA_LIMIT) => {
+                CLEAR_QUOTA_PER_MONTH.saturating_sub(budget.used)
+            }
             Err(f) => return Err(DiagnosticsError::Upstream(with_hint(f))),
         };
         let (month, _) = beijing_month(self.now());
@@ -221,7 +223,7 @@ fn with_hint(mut failure: Failure) -> Failure {
         }
         Some(76021) => "WeChat does not know this API path",
         Some(76022) => "WeChat gives no quota for this API path to this account",
-        Some(48006) => "this month's 10 quota resets are spent; they return on the 1st, 00:00 Beijing time",
+        Some(wxgate_proto::errcode::CLEAR_QUOTA_LIMIT) => "this month's 10 quota resets are spent; they return on the 1st, 00:00 Beijing time",
         _ => return failure,
     };
     failure.hint = Some(hint.into());
