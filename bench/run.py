@@ -92,7 +92,7 @@ READY_TARGET_MS = 50.0
 
 WORKLOADS = {
     "W1": "GET ownership check (`GET /wx/{appid}`, signature over a pool of 1,000 signed queries)",
-    "W2": "plain text push -> keyword rule reply (each request a new MsgId)",
+    "W2": "plain text push -> keyword rule reply (pool of distinct signed pushes)",
     "W3": "safe-mode text push -> encrypted rule reply (pool of distinct encrypted bodies)",
     "W4": "client API `GET /v1/apps/{appid}/access_token`",
     "W5": "JS-SDK signature `POST /v1/apps/{appid}/jssdk/signature`",
@@ -104,8 +104,9 @@ WORKLOADS = {
 
 # Workloads whose floor is the same API call sent straight to the simulator.
 UPSTREAM = ("W6", "W7")
-# Workloads sending a pre-generated pool of distinct encrypted pushes (wrk script w3.lua).
-POOLED = {"W3": "w3.txt", "W8": "w8.txt"}
+# Workloads sending a pre-generated pool of distinct pushes (wrk script w3.lua): plain (W2),
+# encrypted (W3, W8).
+POOLED = {"W2": "w2.txt", "W3": "w3.txt", "W8": "w8.txt"}
 
 
 def log(*args):
@@ -352,23 +353,19 @@ class Context:
         self.tmp = tmp
         self.sim = sim
         self.data = os.path.join(tmp, "data")
-        self.invocation = 0  # distinct MsgId prefixes for W2
-        self.generation = 0  # distinct MsgId bases for W3 and W8
-
-    def next_prefix(self):
-        self.invocation += 1
-        return str(self.invocation)
+        self.generation = 0  # distinct MsgId bases for W2, W3 and W8
 
     def generate(self, pool, wid=None):
         """Fresh signed data (timestamps now); every call gets new MsgIds. The pool of `wid`
-        (W3 or W8) holds `pool` pushes, the other one a single push."""
+        (W2, W3 or W8) holds `pool` pushes, the others a single push."""
         self.generation += 1
         base = int(time.time()) % 1_000_000 * 100 + self.generation % 100
         subprocess.run([GEN, "--out", self.data, "--timestamp", str(int(time.time())), "--token", SERVER_TOKEN,
                         "--plain-appid", PLAIN_APPID, "--safe-appid", SAFE_APPID,
                         "--corpid", CORPID, "--agentid", str(AGENTID), "--aes-key", AES_KEY,
                         "--pool", str(pool if wid == "W3" else 1),
-                        "--wecom-pool", str(pool if wid == "W8" else 1), "--queries", "1000",
+                        "--wecom-pool", str(pool if wid == "W8" else 1),
+                        "--plain-pool", str(pool if wid == "W2" else 1), "--queries", "1000",
                         "--msgid-base", str(base)],
                        check=True)
 
@@ -396,12 +393,11 @@ def workload(ctx, wid, target, token=None):
         check = expect_floor if floor else (lambda s, b: s == 200 and b == echostr)
         return "w1.lua", lambda off: [os.path.join(data, "w1.txt")], ("GET", path, None, {}, check)
     if wid == "W2":
-        path = ctx.first_line("w2.txt")
-        body = (f"<xml><ToUserName><![CDATA[gh_bench000000]]></ToUserName><FromUserName><![CDATA[{OPENID}]]>"
-                f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-                f"<Content><![CDATA[bench]]></Content><MsgId>99{ctx.next_prefix()}000000000</MsgId></xml>")
+        # Plain mode: each pool entry a signed query with its own body, never reused with another
+        # (wxgate binds a plain push's first body to its signed query and refuses any other).
+        path, body = ctx.first_line("w2.txt").split("\t", 1)
         check = expect_floor if floor else (lambda s, b: s == 200 and RULE_REPLY in b)
-        return ("w2.lua", lambda off: [os.path.join(data, "w2.txt"), ctx.next_prefix()],
+        return ("w3.lua", lambda off: [os.path.join(data, "w2.txt"), str(off)],
                 ("POST", path, body, {"Content-Type": "text/xml"}, check))
     if wid in POOLED:
         # W3 (an Official Account in safe mode) and W8 (a WeCom app): an encrypted reply envelope.
@@ -487,8 +483,8 @@ def measure(ctx, wid, row, results, token=None):
     log(f"== {wid} {row}")
     sim = ctx.sim
     rec = {"workload": wid, "row": row, "other_before": round(wait_quiet([sim.pid]), 2)}
-    if wid in ("W1", "W2") or wid in POOLED:
-        # W3's and W8's warm-up pool; the measured run gets its own pool, sized after the warm-up.
+    if wid == "W1" or wid in POOLED:
+        # W2's, W3's and W8's warm-up pool; the measured run gets its own pool, sized after the warm-up.
         ctx.generate(max(5000, 50000 * WARMUP) if wid in POOLED else 1, wid)
     server = None
     if wid in UPSTREAM and row == "floor":

@@ -7,12 +7,15 @@
 //! ```text
 //! wxgate-bench-gen --out DIR --timestamp UNIX_SECS --token T --plain-appid A --safe-appid B
 //!                  --corpid C [--agentid 1000002] --aes-key K [--pool 5000] [--wecom-pool N]
-//!                  [--queries 1000] [--msgid-base 1]
+//!                  [--plain-pool N] [--queries 1000] [--msgid-base 1]
 //! ```
 //! Files, one request per line:
 //! - `w1.txt`: `PATH?QUERY` of signed ownership checks (`GET /wx/{plain}`);
-//! - `w2.txt`: `PATH?QUERY` of signed plain-mode push URLs (`POST /wx/{plain}`);
-//!   the body is not signed in plain mode, so the script builds it with a fresh `MsgId`;
+//! - `w2.txt`: `PATH?QUERY<TAB>BODY`, `--plain-pool` (default `--pool`) plain-mode
+//!   text pushes to `/wx/{plain}`, each its own nonce, signature and `MsgId`
+//!   (`--msgid-base` × 10^9 + 500,000,000 + i). Plain mode signs only the query,
+//!   and wxgate binds the first body seen to a signed query, so a query is never
+//!   sent with a second body (it would measure the refusal);
 //! - `w3.txt`: `PATH?QUERY<TAB>BODY`, `--pool` safe-mode text pushes to `/wx/{safe}`,
 //!   each a distinct `MsgId` (`--msgid-base` × 10^9 + i) under its own
 //!   timestamp, nonce, `signature` and `msg_signature`;
@@ -128,6 +131,7 @@ fn run() -> Result<(), String> {
     let key = AesKey::try_new(args.text("aes-key")?).map_err(|e| e.to_string())?;
     let pool = args.number("pool", 5000)?;
     let wecom_pool = args.number("wecom-pool", pool)?;
+    let plain_pool = args.number("plain-pool", pool)?;
     let queries = args.number("queries", 1000)?.max(1);
     let msgid_base = args.number("msgid-base", 1)?;
     let timestamp = args.number("timestamp", u64::MAX)?;
@@ -155,6 +159,10 @@ fn run() -> Result<(), String> {
             "/wx/{plain}?signature={sig}&timestamp={timestamp}&nonce={nonce}&echostr={echostr}"
         )
         .map_err(io)?;
+    }
+    w1.flush().map_err(io)?;
+    for i in 0..plain_pool {
+        let msg_id = msgid_base * 1_000_000_000 + 500_000_000 + i;
         let nonce = (rng.next() % 1_000_000_000).to_string();
         let q = PushQuery {
             signature: signature(token, &timestamp, &nonce),
@@ -163,9 +171,16 @@ fn run() -> Result<(), String> {
             openid: Some(OPENID.to_owned()),
             ..PushQuery::default()
         };
-        writeln!(w2, "/wx/{plain}?{}", query_string(&q)).map_err(io)?;
+        writeln!(
+            w2,
+            "/wx/{plain}?{}\t<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>\
+             <FromUserName><![CDATA[{OPENID}]]></FromUserName>\
+             <CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <Content><![CDATA[{CONTENT}]]></Content><MsgId>{msg_id}</MsgId></xml>",
+            query_string(&q)
+        )
+        .map_err(io)?;
     }
-    w1.flush().map_err(io)?;
     w2.flush().map_err(io)?;
 
     let mode = PushMode::Safe(MessageCrypto::new(key.clone(), safe));
