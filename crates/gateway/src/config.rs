@@ -20,8 +20,8 @@ use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
 use crate::rules::Rule;
 pub use proxy::{
-    admin_path, is_credential_path, AdminPath, ProxyConfig, ADMIN_PATHS, CREDENTIAL_PATHS,
-    DEFAULT_ALLOW_PATHS,
+    admin_path, is_credential_path, reserved, ProxyConfig, Reserved, ReservedPath, ADMIN_PATHS,
+    CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS,
 };
 use raw::{RawApp, RawClient, RawConfig, RawWecom};
 
@@ -364,8 +364,10 @@ pub const MAX_PUSH_BODY: usize = 1 << 20;
 const MAX_SECRET_FILE: u64 = 64 * 1024;
 
 /// Reads a secret file, refusing one larger than [`MAX_SECRET_FILE`] (say,
-/// `/dev/zero` by mistake) instead of reading until memory runs out.
-fn read_secret_file(path: &str) -> std::io::Result<String> {
+/// `/dev/zero` by mistake) instead of reading until memory runs out. The
+/// configuration's `*_file` secrets and the CLI's `--admin-key-file` read
+/// through it.
+pub fn read_secret_file(path: &str) -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use wxgate_proto::errcode;
 
-use crate::config::{admin_path, is_credential_path, ProxyConfig, UpstreamConfig};
+use crate::config::{reserved, ProxyConfig, Reserved, UpstreamConfig};
 use crate::metrics::Metrics;
 use crate::store::Kind;
 use crate::token::{Failure, FailureClass, Requester, TokenCenter, TokenError};
@@ -50,9 +50,14 @@ pub enum PathError {
     /// Empty, `.`/`..` segments, empty segments, or characters WeChat's API paths never use.
     #[error("{0:?} is not a plain API path")]
     Malformed(String),
-    /// Issues a credential; use the client API.
-    #[error("{0} issues credentials and is never proxied")]
-    Credential(String),
+    /// Issues a credential ([`crate::config::CREDENTIAL_PATHS`]): use the client API.
+    #[error("{path} issues credentials and is never proxied")]
+    Credential {
+        /// The path asked for.
+        path: String,
+        /// What to use instead.
+        instead: &'static str,
+    },
     /// Not under any `proxy.allow_paths` prefix.
     #[error("{0} is not under proxy.allow_paths")]
     NotAllowed(String),
@@ -83,12 +88,16 @@ pub fn upstream_path(rest: &str, allow: &[String]) -> Result<String, PathError> 
         return Err(malformed());
     }
     let path = format!("/{path}");
-    if is_credential_path(&path) {
-        return Err(PathError::Credential(path));
-    }
-    if let Some(admin) = admin_path(&path) {
-        let instead = admin.instead;
-        return Err(PathError::AdminOnly { path, instead });
+    match reserved(&path) {
+        Some(Reserved::Credential(r)) => {
+            let instead = r.instead;
+            return Err(PathError::Credential { path, instead });
+        }
+        Some(Reserved::Admin(r)) => {
+            let instead = r.instead;
+            return Err(PathError::AdminOnly { path, instead });
+        }
+        None => {}
     }
     if !allow.iter().any(|prefix| path.starts_with(prefix.as_str())) {
         return Err(PathError::NotAllowed(path));

@@ -14,58 +14,87 @@ pub const DEFAULT_ALLOW_PATHS: &[&str] = &[
     "/wxa/",
 ];
 
-/// Paths never forwarded, whatever the allow-list says: each issues a
-/// credential, and a classic token fetch would invalidate the one wxgate
-/// serves (WeCom's spend the app's hourly ticket quota). The client API
-/// hands these out instead.
-pub const CREDENTIAL_PATHS: &[&str] = &[
-    "/cgi-bin/token",
-    "/cgi-bin/stable_token",
-    "/cgi-bin/ticket/getticket",
-    "/cgi-bin/gettoken",
-    "/cgi-bin/get_jsapi_ticket",
-    "/cgi-bin/ticket/get",
-];
-
-/// One of WeChat's credential-administration and diagnostic APIs, never
-/// forwarded for a token or a client key (issue #24): a rid lookup answers
-/// with the URL of the call, token included, so a leaked old token would
-/// renew itself; a quota reset spends one of the month's ten; the Open
-/// Platform's calls act for other accounts. wxgate's admin API does what an
-/// operator needs of them, behind the admin key.
+/// A path never forwarded, with what to use instead (the refusal's hint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdminPath {
+pub struct ReservedPath {
     /// The path, and everything below it.
     pub prefix: &'static str,
     /// What to use instead: the hint of the refusal.
     pub instead: &'static str,
 }
 
+/// What an Official Account's or Mini Program's credential path is refused with.
+const USE_CLIENT_API: &str =
+    "get credentials from the client API (GET /v1/apps/{appid}/access_token); \
+                              fetching them directly would invalidate the token wxgate serves";
+/// The same for WeCom's (a repeated gettoken leaves the live token valid).
+const USE_WECOM_CLIENT_API: &str = "get WeCom credentials from the client API \
+                                    (GET /v1/wecom/{corpid}/{agent}/access_token, jsapi_ticket, \
+                                    agent_config_ticket): wxgate keeps them for every instance";
+
+/// Paths never forwarded, whatever the allow-list says: each issues a
+/// credential, and a classic token fetch would invalidate the one wxgate
+/// serves (WeCom's spend the app's hourly ticket quota). The client API
+/// hands these out instead.
+pub const CREDENTIAL_PATHS: &[ReservedPath] = &[
+    ReservedPath {
+        prefix: "/cgi-bin/token",
+        instead: USE_CLIENT_API,
+    },
+    ReservedPath {
+        prefix: "/cgi-bin/stable_token",
+        instead: USE_CLIENT_API,
+    },
+    ReservedPath {
+        prefix: "/cgi-bin/ticket/getticket",
+        instead: USE_CLIENT_API,
+    },
+    ReservedPath {
+        prefix: "/cgi-bin/gettoken",
+        instead: USE_WECOM_CLIENT_API,
+    },
+    ReservedPath {
+        prefix: "/cgi-bin/get_jsapi_ticket",
+        instead: USE_WECOM_CLIENT_API,
+    },
+    ReservedPath {
+        prefix: "/cgi-bin/ticket/get",
+        instead: USE_WECOM_CLIENT_API,
+    },
+];
+
+/// WeChat's credential-administration and diagnostic APIs, never
+/// forwarded for a token or a client key (issue #24): a rid lookup answers
+/// with the URL of the call, token included, so a leaked old token would
+/// renew itself; a quota reset spends one of the month's ten; the Open
+/// Platform's calls act for other accounts. wxgate's admin API does what an
+/// operator needs of them, behind the admin key.
+///
 /// Paths kept behind the admin key, whatever the allow-list says; the first
 /// that names a path gives its hint.
-pub const ADMIN_PATHS: &[AdminPath] = &[
-    AdminPath {
+pub const ADMIN_PATHS: &[ReservedPath] = &[
+    ReservedPath {
         prefix: "/cgi-bin/openapi/rid/get",
         instead: "look the rid up with the admin key: GET /v1/apps/{appid}/rid/{rid}, \
                   `wxgate rid RID --app APPID` or the status page",
     },
-    AdminPath {
+    ReservedPath {
         prefix: "/cgi-bin/openapi/quota/get",
         instead: "read the token API's quota with the admin key: GET /v1/apps/{appid}/quota \
                   or the status page",
     },
-    AdminPath {
+    ReservedPath {
         prefix: "/cgi-bin/openapi",
         instead: "WeChat's diagnostics are wxgate's admin API (admin key): \
                   GET /v1/apps/{appid}/rid/{rid}, GET /v1/apps/{appid}/quota, \
                   POST /v1/apps/{appid}/clear_quota",
     },
-    AdminPath {
+    ReservedPath {
         prefix: "/cgi-bin/clear_quota",
         instead: "reset the quota with the admin key: POST /v1/apps/{appid}/clear_quota \
                   or the status page (10 resets a month)",
     },
-    AdminPath {
+    ReservedPath {
         prefix: "/cgi-bin/component",
         instead: "the Open Platform's APIs are not forwarded until wxgate serves the \
                   Open Platform itself",
@@ -95,22 +124,41 @@ fn names(normal: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Whether `path` names one of [`CREDENTIAL_PATHS`], however it is spelled:
+/// Why a path is never forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// It issues a credential ([`CREDENTIAL_PATHS`]).
+    Credential(&'static ReservedPath),
+    /// It is one of WeChat's admin APIs ([`ADMIN_PATHS`]).
+    Admin(&'static ReservedPath),
+}
+
+/// Whether `path` is never forwarded, and why, however it is spelled:
 /// compared percent-decoded, ASCII-lowercased, with empty and `.` segments
 /// dropped and trailing dots and spaces cut off each segment (`/cgi-bin/Token`,
 /// `/cgi-bin/ticket/GetTicket.`, `/cgi-bin/%74oken/`), and including
 /// anything below one (`/cgi-bin/token/x`). A server may well route such
-/// spellings to the same handler; none is a business API.
-pub fn is_credential_path(path: &str) -> bool {
+/// spellings to the same handler; none is a business API. The path is
+/// normalised once for both tables.
+pub fn reserved(path: &str) -> Option<Reserved> {
     let normal = normal(path);
-    CREDENTIAL_PATHS.iter().any(|c| names(&normal, c))
+    let find = |table: &'static [ReservedPath]| table.iter().find(|r| names(&normal, r.prefix));
+    find(CREDENTIAL_PATHS)
+        .map(Reserved::Credential)
+        .or_else(|| find(ADMIN_PATHS).map(Reserved::Admin))
 }
 
-/// The [`ADMIN_PATHS`] entry `path` names, however it is spelled (as
-/// [`is_credential_path`] reads it).
-pub fn admin_path(path: &str) -> Option<&'static AdminPath> {
-    let normal = normal(path);
-    ADMIN_PATHS.iter().find(|a| names(&normal, a.prefix))
+/// Whether `path` names one of [`CREDENTIAL_PATHS`] (see [`reserved`]).
+pub fn is_credential_path(path: &str) -> bool {
+    matches!(reserved(path), Some(Reserved::Credential(_)))
+}
+
+/// The [`ADMIN_PATHS`] entry `path` names (see [`reserved`]).
+pub fn admin_path(path: &str) -> Option<&'static ReservedPath> {
+    match reserved(path) {
+        Some(Reserved::Admin(admin)) => Some(admin),
+        _ => None,
+    }
 }
 
 /// `[proxy]`.

@@ -187,7 +187,9 @@ impl ApiError {
             ApiError::Unauthorized => code::ACCESS_TOKEN_MISSING,
             ApiError::Forbidden(_)
             | ApiError::ProxyPath(
-                PathError::Credential(_) | PathError::NotAllowed(_) | PathError::AdminOnly { .. },
+                PathError::Credential { .. }
+                | PathError::NotAllowed(_)
+                | PathError::AdminOnly { .. },
             ) => code::API_UNAUTHORIZED,
             ApiError::ProxyPath(PathError::Malformed(_)) => code::INVALID_URL,
             ApiError::DataFormat(_) | ApiError::Spool(SpoolError::Read(_)) => code::DATA_FORMAT,
@@ -236,24 +238,9 @@ impl ApiError {
             ApiError::ProxyPath(PathError::NotAllowed(_)) => {
                 Some("add its prefix to proxy.allow_paths if business servers need this API".into())
             }
-            ApiError::ProxyPath(PathError::AdminOnly { instead, .. }) => Some((*instead).into()),
-            // WeCom's credential APIs (a repeated gettoken leaves the live token valid).
-            ApiError::ProxyPath(PathError::Credential(path))
-                if ["/cgi-bin/gettoken", "/cgi-bin/get_jsapi_ticket", "/cgi-bin/ticket/get"]
-                    .contains(&path.to_ascii_lowercase().as_str()) =>
-            {
-                Some(
-                    "get WeCom credentials from the client API \
-                     (GET /v1/wecom/{corpid}/{agent}/access_token, jsapi_ticket, agent_config_ticket): \
-                     wxgate keeps them for every instance"
-                        .into(),
-                )
-            }
-            ApiError::ProxyPath(PathError::Credential(_)) => Some(
-                "get credentials from the client API (GET /v1/apps/{appid}/access_token); fetching \
-                 them directly would invalidate the token wxgate serves"
-                    .into(),
-            ),
+            ApiError::ProxyPath(
+                PathError::Credential { instead, .. } | PathError::AdminOnly { instead, .. },
+            ) => Some((*instead).into()),
             ApiError::Spool(SpoolError::TooLarge { .. }) => Some("raise proxy.max_request_bytes".into()),
             ApiError::Spool(SpoolError::Full { .. }) => Some(
                 "other large uploads are being forwarded; retry in a moment (operators: \

@@ -18,8 +18,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 /// The id of the admin key's argument.
 const ADMIN_KEY_ID: &str = "admin_key";
-/// The most a key file may hold, bytes (the configuration's secret files' bound).
-const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// Where the deployment is and how to reach it.
 #[derive(Debug, clap::Args)]
@@ -62,20 +60,11 @@ pub(crate) fn key_on_command_line(matches: &clap::ArgMatches) -> Option<String> 
     })
 }
 
-/// The first line of a key file (at most [`MAX_KEY_FILE`] bytes), not empty.
+/// The first line of a key file (read as the configuration's secret files are), not empty.
 fn read_key_file(path: &Path) -> anyhow::Result<SecretString> {
-    use std::io::Read as _;
     let reading = || format!("reading the admin key from {}", path.display());
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes))
-        .with_context(reading)?;
-    anyhow::ensure!(
-        bytes.len() as u64 <= MAX_KEY_FILE,
-        "{}: larger than {MAX_KEY_FILE} bytes; is it the right file?",
-        reading()
-    );
-    let text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", reading()))?;
+    let text =
+        wxgate_gateway::config::read_secret_file(&path.to_string_lossy()).with_context(reading)?;
     let key = text.lines().next().unwrap_or_default().trim();
     anyhow::ensure!(!key.is_empty(), "{}: the file is empty", reading());
     Ok(SecretString::from(key.to_owned()))

@@ -194,19 +194,7 @@ async fn the_alert_rules_pass_promtool_and_name_metrics_wxgate_exports() {
     let mut dev = crate::dev();
     let gateway = dev.url_after("  gateway ");
     // Warmed up: every credential fetched.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while reqwest::get(format!("{gateway}/readyz"))
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "wxgate dev never ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crate::wait_ready(&gateway, 20, String::new).await;
     let scrape = reqwest::get(format!("{gateway}/metrics"))
         .await
         .unwrap()

@@ -54,10 +54,9 @@ fn cannot_run(block: &str) -> Option<&'static str> {
     let only_curl = commands.iter().all(|c| {
         c.starts_with("curl ")
             || c.starts_with("T=$(curl ")
-            || c.starts_with('"')
+            // The continuation lines of a command: an argument, an option.
+            || c.starts_with(['"', '-'])
             || c.ends_with('\\')
-            || c.starts_with("--")
-            || c.starts_with("-")
     });
     match (calls_wxgate, only_curl) {
         (true, true) => None,
@@ -90,19 +89,7 @@ async fn documented_command_blocks_run_against_wxgate_dev() {
         [0xff_u8, 0xd8, 0xff, 0xe0, 1, 2, 3],
     )
     .unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while reqwest::get(format!("{gateway}/readyz"))
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "wxgate dev never ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crate::wait_ready(&gateway, 20, String::new).await;
 
     let (mut ran, mut skipped) = (Vec::new(), Vec::new());
     for file in &files {

@@ -80,6 +80,24 @@ pub(crate) fn server(args: &[&str]) -> Server {
     Server::start(env!("CARGO_BIN_EXE_wxgate"), args, &[], None)
 }
 
+/// Waits until `{url}/readyz` answers 200 (every credential fetched),
+/// failing the test after `secs` seconds with `why()` (e.g. a log).
+pub(crate) async fn wait_ready(url: &str, secs: u64, why: impl Fn() -> String) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let answer = reqwest::get(format!("{url}/readyz")).await;
+        if answer.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} never ready: {}",
+            why()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// `wxgate dev` on free loopback ports.
 pub(crate) fn dev() -> Server {
     server(&[

@@ -142,18 +142,10 @@ async fn the_documented_nginx_serves_every_family_and_the_facade() {
     let http = reqwest::Client::new();
     let public_url = format!("http://127.0.0.1:{public}");
     let internal_url = format!("http://127.0.0.1:{internal}");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while http
-        .get(format!("{internal_url}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-        assert!(tokio::time::Instant::now() < deadline, "not ready: {log}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crate::wait_ready(&internal_url, 10, || {
+        std::fs::read_to_string(&error_log).unwrap_or_default()
+    })
+    .await;
 
     // Public: an Official Account push (safe mode), a WeCom callback and a Mini
     // Program JSON push, as WeChat sends them, through nginx.
