@@ -3,7 +3,8 @@
 //! compatible endpoints' app secrets and access tokens.
 //!
 //! A peer (an IPv4 address, or an IPv6 /64) that fails [`MAX_FAILURES`]
-//! checks within [`WINDOW_SECS`] is *refused* for [`BACKOFF_SECS`]: 429 on
+//! checks of one kind — the admin key, or the credentials beyond guessing —
+//! within [`WINDOW_SECS`] is *refused* for that kind for [`BACKOFF_SECS`]: 429 on
 //! the client API and the admin page, errcode 45011 ("api minute-quota reach
 //! limit, retry next minute") on the WeChat-shaped endpoints. What refused
 //! means depends on whether the credential can be guessed at all:
@@ -219,7 +220,10 @@ impl Entry {
 /// Failed credential checks per peer; one per gateway.
 #[derive(Debug)]
 pub struct Throttle {
-    peers: Mutex<HashMap<Peer, Entry>>,
+    /// Failures by peer and by whether the credential is guessable: wrong
+    /// client keys (a misconfigured business server) never refuse the admin
+    /// key from the same address, nor the reverse.
+    peers: Mutex<HashMap<(Peer, bool), Entry>>,
     metrics: Arc<Metrics>,
 }
 
@@ -240,7 +244,7 @@ impl Throttle {
             return Ok(());
         }
         let peers = self.peers.lock().expect("throttle lock");
-        match peers.get(&peer) {
+        match peers.get(&(peer, check.guessable())) {
             Some(entry) if entry.refused_until > now => {
                 self.metrics
                     .credential_checks_refused
@@ -262,10 +266,11 @@ impl Throttle {
             return;
         }
         let mut peers = self.peers.lock().expect("throttle lock");
-        if !peers.contains_key(&peer) && peers.len() >= MAX_PEERS {
+        let key = (peer, check.guessable());
+        if !peers.contains_key(&key) && peers.len() >= MAX_PEERS {
             make_room(&mut peers, now);
         }
-        let entry = peers.entry(peer).or_insert(Entry {
+        let entry = peers.entry(key).or_insert(Entry {
             window_start: now,
             failures: 0,
             refused_until: 0,
@@ -315,7 +320,7 @@ impl Throttle {
 /// Frees room in a full table: entries that are over first; then an eighth
 /// of the table, those not refused and least recently failing first (one
 /// pass for many insertions, so a flood does not pay a scan per address).
-fn make_room(peers: &mut HashMap<Peer, Entry>, now: u64) {
+fn make_room(peers: &mut HashMap<(Peer, bool), Entry>, now: u64) {
     peers.retain(|_, entry| !entry.expired(now));
     if peers.len() < MAX_PEERS {
         return;
@@ -371,9 +376,11 @@ mod tests {
         for _ in 0..MAX_FAILURES - 1 {
             t.fail(a, Check::ClientKey, 100);
         }
-        assert_eq!(t.admit(a, Check::AdminKey, 100), Ok(()));
-        t.fail(a, Check::AdminKey, 110);
-        // Refused; other peers are not.
+        assert_eq!(t.admit(a, Check::AppSecret, 100), Ok(()));
+        t.fail(a, Check::AccessToken, 110);
+        // Refused for the credentials beyond guessing; other peers are not,
+        // and neither is this peer's admin key: its failures are its own.
+        assert_eq!(t.admit(a, Check::AdminKey, 110), Ok(()));
         assert_eq!(
             t.admit(a, Check::AppSecret, 110),
             Err(Refused {
@@ -385,6 +392,12 @@ mod tests {
             .admit(a, Check::ClientKey, 110 + BACKOFF_SECS - 1)
             .is_err());
         assert_eq!(t.admit(a, Check::ClientKey, 110 + BACKOFF_SECS), Ok(()));
+        // Wrong admin keys refuse the admin key only.
+        for _ in 0..MAX_FAILURES {
+            t.fail(b, Check::AdminKey, 200);
+        }
+        assert!(t.admit(b, Check::AdminKey, 200).is_err());
+        assert_eq!(t.admit(b, Check::ClientKey, 200), Ok(()));
         let metrics = t.metrics.encode();
         assert!(
             metrics.contains("wxgate_credential_checks_refused_total{check=\"client_key\"} 1"),

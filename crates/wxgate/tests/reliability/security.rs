@@ -509,6 +509,23 @@ async fn no_honest_caller_is_refused_through_a_guessing_attack() {
     let status = raw_from(&env, victim, &get_with("/admin/status.json", ADMIN_KEY, "")).await;
     assert_eq!(status, 200, "the framed victim with the right admin key");
 
+    // A misconfigured business server sharing the operator's address: its
+    // wrong client keys do not refuse the operator's admin key.
+    let shared = std::net::Ipv4Addr::new(127, 0, 0, 5);
+    for _ in 0..2 * MAX_FAILURES {
+        raw_from(
+            &env,
+            shared,
+            &get_with(&client_path, "wrong-client-key", ""),
+        )
+        .await;
+    }
+    let status = raw_from(&env, shared, &get_with("/admin/status.json", ADMIN_KEY, "")).await;
+    assert_eq!(
+        status, 200,
+        "the admin key from an address with wrong client keys"
+    );
+
     // 3. A full table: one failure from each of 10,000 addresses, then more.
     let started = tokio::time::Instant::now();
     let addresses = MAX_PEERS as u32 + 500;

@@ -73,10 +73,16 @@ pub(super) enum Foreign {
 impl Foreign {
     /// The answer: 403 and a page saying what to do; the cause goes to the log.
     fn answer(&self, login: bool) -> Response {
-        tracing::warn!(
-            cause = ?self,
-            "admin: a post not made by the status page itself was refused"
-        );
+        if login {
+            // No credential involved: anyone can send these, so not a warning each.
+            tracing::debug!(cause = ?self, "admin: a login not posted by the status page was refused");
+        } else {
+            // Only a signed-in caller gets here: someone acted in the operator's name.
+            tracing::warn!(
+                cause = ?self,
+                "admin: a post not made by the status page itself was refused"
+            );
+        }
         let text = "This form was not sent by wxgate's own status page, so it was not acted on. \
                     Open the status page yourself and use its buttons.";
         if login {
@@ -204,8 +210,10 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
-        same_origin(&parts.headers, &parts.uri).map_err(|f| f.answer(false))?;
+        // Signed in first: a refusal below then concerns the operator's own
+        // session (worth a warning), not anyone's request.
         let signed_in = SignedIn::check(state, &parts).map_err(turned_away)?;
+        same_origin(&parts.headers, &parts.uri).map_err(|f| f.answer(false))?;
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await
             .unwrap_or_default();
