@@ -24,6 +24,7 @@
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod family;
 pub mod http;
 pub mod logs;
 pub mod message;
@@ -131,7 +132,7 @@ impl Gateway {
         let refreshers = center.spawn_refreshers();
         let dispatcher = Dispatcher::new(
             center.clone(),
-            upstream,
+            upstream.clone(),
             inboxes,
             Duration::from_millis(config.server.reply_budget_ms),
             Duration::from_millis(config.server.webhook_timeout_ms),
@@ -141,7 +142,7 @@ impl Gateway {
             2 * config.server.timestamp_tolerance_secs + 60,
             config.server.dedupe_capacity,
         );
-        let proxy = proxy::Proxy::new(&config.upstream, &config.proxy, metrics.clone());
+        let proxy = proxy::Proxy::new(&upstream, &config.proxy, metrics.clone());
         let state = http::AppState::new(http::Shared {
             center,
             proxy,

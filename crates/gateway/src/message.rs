@@ -482,35 +482,26 @@ impl Dispatcher {
             );
             return;
         };
-        let upstream = &self.upstream;
-        let sent = match inbox.sender {
-            Sender::Official | Sender::MiniProgram => {
-                self.center
-                    .with_access_token(owner, &Requester::Push, |token| {
-                        let message = &message;
-                        async move { upstream.custom_send(owner, &token, message).await }
-                    })
-                    .await
-            }
-            Sender::WeCom {
-                agentid: Some(agentid),
-            } => {
-                message["agentid"] = agentid.into();
-                self.center
-                    .with_access_token(owner, &Requester::Push, |token| {
-                        let message = &message;
-                        async move { upstream.wecom_send(owner, &token, message).await }
-                    })
-                    .await
-            }
-            Sender::WeCom { agentid: None } => {
+        if let Sender::WeCom { agentid } = inbox.sender {
+            let Some(agentid) = agentid else {
                 tracing::error!(
                     owner,
                     "reply not delivered: a WeCom special secret has no agentid to send app messages with"
                 );
                 return;
-            }
+            };
+            message["agentid"] = agentid.into();
+        }
+        let Some(family) = self.center.owners().issuer(owner).map(|i| i.family()) else {
+            return;
         };
+        let (upstream, message) = (&self.upstream, &message);
+        let sent = self
+            .center
+            .with_access_token(owner, &Requester::Push, |token| async move {
+                upstream.send_message(family, owner, &token, message).await
+            })
+            .await;
         match sent {
             Ok(()) => tracing::info!(owner, "reply delivered as a message"),
             Err(f) => tracing::error!(

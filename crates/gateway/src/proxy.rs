@@ -22,10 +22,11 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use wxgate_proto::errcode;
 
-use crate::config::{reserved, ProxyConfig, Reserved, UpstreamConfig};
+use crate::config::{reserved, ProxyConfig, Reserved};
+use crate::family::Api;
 use crate::metrics::Metrics;
 use crate::store::Kind;
-use crate::token::{Failure, FailureClass, Requester, TokenCenter, TokenError};
+use crate::token::{Failure, FailureClass, Requester, TokenCenter, TokenError, Upstream};
 pub use spool::{SpoolBudget, SpoolError, Spooled};
 
 /// Distinct proxied paths with a metrics label of their own.
@@ -126,21 +127,11 @@ pub fn query_with_token(query: Option<&str>, token: &str) -> String {
     parts.join("&")
 }
 
-/// Which of WeChat's API hosts a call goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Host {
-    /// `api.weixin.qq.com`: Official Accounts and Mini Programs (`upstream.base_url`).
-    #[default]
-    WeChat,
-    /// `qyapi.weixin.qq.com`: WeCom (`upstream.wecom_base_url`).
-    WeCom,
-}
-
 /// A request to forward.
 #[derive(Debug)]
 pub struct Outgoing {
-    /// The API host it goes to.
-    pub host: Host,
+    /// The API host it goes to: the owner's family's.
+    pub api: Api,
     /// Its method.
     pub method: Method,
     /// The checked upstream path (see [`upstream_path`]).
@@ -156,9 +147,8 @@ pub struct Outgoing {
 /// Forwards requests to the upstream.
 #[derive(Debug, Clone)]
 pub struct Proxy {
-    http: reqwest::Client,
-    base: url::Url,
-    wecom_base: url::Url,
+    /// WeChat's API: the one client and URL join of every call wxgate makes.
+    upstream: Upstream,
     timeout: Duration,
     max_response_bytes: u64,
     spool: SpoolBudget,
@@ -168,18 +158,10 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy to `upstream.base_url` with the `[proxy]` limits.
-    pub fn new(upstream: &UpstreamConfig, config: &ProxyConfig, metrics: Arc<Metrics>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(upstream.timeout_ms))
-            // A redirect would re-send the caller's upload and the token elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a client with a connect timeout builds");
+    /// A proxy to `upstream`'s hosts with the `[proxy]` limits.
+    pub fn new(upstream: &Upstream, config: &ProxyConfig, metrics: Arc<Metrics>) -> Self {
         Self {
-            http,
-            base: upstream.base_url.clone(),
-            wecom_base: upstream.wecom_base_url.clone(),
+            upstream: upstream.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
             max_response_bytes: config.max_response_bytes,
             spool: SpoolBudget::with_share(
@@ -269,12 +251,7 @@ impl Proxy {
     /// The upstream URL: always `upstream.base_url` and the checked path, so no
     /// caller can name another host.
     fn url(&self, request: &Outgoing, token: Option<&str>) -> url::Url {
-        let mut url = match request.host {
-            Host::WeChat => self.base.clone(),
-            Host::WeCom => self.wecom_base.clone(),
-        };
-        let base_path = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{base_path}{}", request.path));
+        let mut url = self.upstream.url(request.api, &request.path);
         match token {
             Some(token) => url.set_query(Some(&query_with_token(request.query.as_deref(), token))),
             None => url.set_query(request.query.as_deref()),
@@ -290,7 +267,8 @@ impl Proxy {
     ) -> Result<Answer, Failure> {
         let url = self.url(request, token.as_deref());
         let mut builder = self
-            .http
+            .upstream
+            .http()
             .request(request.method.clone(), url)
             .timeout(self.timeout);
         for name in REQUEST_HEADERS {
@@ -302,7 +280,7 @@ impl Proxy {
             let body = request
                 .body
                 .body()
-                .map_err(|e| transient(format!("reading the spooled body failed: {e}")))?;
+                .map_err(|e| Failure::transient(format!("reading the spooled body failed: {e}")))?;
             builder = builder
                 .header(header::CONTENT_LENGTH, request.body.len())
                 .body(body);
@@ -310,7 +288,7 @@ impl Proxy {
         let response = builder.send().await.map_err(|e| {
             let what = if e.is_timeout() { "timeout" } else { "failed" };
             self.metrics.upstream_call(&self.label(&request.path), what);
-            transient(format!(
+            Failure::transient(format!(
                 "call to WeChat: {what}: {}",
                 crate::upstream::describe(e)
             ))
@@ -370,7 +348,7 @@ impl Proxy {
                     });
                 }
                 Err(e) => {
-                    return Err(transient(format!(
+                    return Err(Failure::transient(format!(
                         "reading WeChat's answer failed: {}",
                         e.without_url()
                     )))
@@ -476,22 +454,11 @@ fn rejection(appid: &str, head: &[Bytes]) -> Option<Failure> {
     })
 }
 
-fn transient(message: String) -> Failure {
-    Failure {
-        class: FailureClass::Transient,
-        errcode: None,
-        message,
-        hint: None,
-    }
-}
-
 fn too_large(limit: u64) -> Failure {
-    Failure {
-        class: FailureClass::Transient,
-        errcode: None,
-        message: format!("WeChat's answer is over {limit} bytes"),
-        hint: Some("raise proxy.max_response_bytes".into()),
-    }
+    Failure::transient_with_hint(
+        format!("WeChat's answer is over {limit} bytes"),
+        "raise proxy.max_response_bytes",
+    )
 }
 
 #[cfg(test)]
@@ -507,9 +474,10 @@ mod tests {
                     [[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
         let config = crate::config::load(toml, &Default::default()).unwrap();
         let metrics = Arc::new(Metrics::new("test:1"));
-        let proxy = Proxy::new(&config.upstream, &config.proxy, metrics);
+        let upstream = Upstream::new(&config.upstream);
+        let proxy = Proxy::new(&upstream, &config.proxy, metrics);
         let mut call = Outgoing {
-            host: Host::WeChat,
+            api: Api::WeChat,
             method: Method::GET,
             path: "/cgi-bin/agent/get".into(),
             query: Some("access_token=CALLERS&agentid=1".into()),
@@ -521,7 +489,7 @@ mod tests {
             url,
             "http://wechat.test/prefix/cgi-bin/agent/get?agentid=1&access_token=CURRENT"
         );
-        call.host = Host::WeCom;
+        call.api = Api::WeCom;
         let url = proxy.url(&call, Some("CURRENT")).to_string();
         assert!(
             url.starts_with("http://wecom.test/cgi-bin/agent/get?"),

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use wxgate_proto::errcode;
 
-use crate::config::{AppConfig, TokenApi, UpstreamConfig};
+use crate::config::UpstreamConfig;
+pub use crate::family::FailureClass;
+use crate::family::{Api, Family, OFFICIAL_ACCOUNT};
 use crate::metrics::Metrics;
 use crate::store::Kind;
 
@@ -26,19 +27,6 @@ pub struct Fetched {
     pub expires_in: u64,
 }
 
-/// How the token center reacts to a failed call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    /// Busy (-1), timeouts, dropped connections, 5xx: retry with backoff.
-    Transient,
-    /// Wrong secret, appid, whitelist…: an operator must act; do not hammer.
-    Config,
-    /// Daily quota used up (45009): stop until it resets.
-    Quota,
-    /// The access token used for a ticket was refused (40001, 40014, 42001).
-    TokenRejected,
-}
-
 /// A failed call to WeChat, with what it means and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -51,18 +39,6 @@ pub struct Failure {
     pub message: String,
     /// What the operator should do.
     pub hint: Option<String>,
-}
-
-impl FailureClass {
-    /// `transient`, `config`, `quota` or `token_rejected` (metrics labels).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::Transient => "transient",
-            FailureClass::Config => "config",
-            FailureClass::Quota => "quota",
-            FailureClass::TokenRejected => "token_rejected",
-        }
-    }
 }
 
 impl Failure {
@@ -92,13 +68,25 @@ impl Failure {
         }
     }
 
-    /// Reads an errcode/errmsg answer.
+    /// Reads an errcode/errmsg answer of WeChat's own API (Official
+    /// Accounts, Mini Programs) to a call made without an access token.
     pub fn from_errcode(appid: &str, errcode: i64, errmsg: &str) -> Self {
-        let (class, hint) = classify(appid, errcode, errmsg);
+        Self::of(&OFFICIAL_ACCOUNT, appid, errcode, errmsg, false)
+    }
+
+    /// Reads `family`'s errcode/errmsg answer to a call for `owner`;
+    /// `with_token`: the call carried an access token, so 40001, 40014 and
+    /// 42001 all say that token is bad (not the secret: §5.1, families §1.2).
+    pub fn of(family: &Family, owner: &str, errcode: i64, errmsg: &str, with_token: bool) -> Self {
+        let (class, hint) = if with_token && errcode::token_rejected(errcode) {
+            (FailureClass::TokenRejected, None)
+        } else {
+            (family.classify)(owner, errcode, errmsg)
+        };
         Self {
             class,
             errcode: Some(errcode),
-            message: format!("WeChat answered errcode {errcode}: {errmsg}"),
+            message: format!("{} answered errcode {errcode}: {errmsg}", family.api.name()),
             hint,
         }
     }
@@ -135,57 +123,9 @@ impl FailureRecord {
     }
 }
 
-/// What an errcode means for the token center (§4.3).
-fn classify(appid: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<String>) {
-    use wxgate_proto::errcode::{
-        ip_not_allowed, ACCESS_TOKEN_EXPIRED, API_UNAUTHORIZED, APPID_MISSING, APPSECRET_FROZEN,
-        APPSECRET_MISSING, BUSY, DAILY_QUOTA, INVALID_ACCESS_TOKEN, INVALID_APPID,
-        INVALID_APPSECRET, INVALID_CREDENTIAL, INVALID_GRANT_TYPE, MINUTE_QUOTA,
-    };
-    use FailureClass::*;
-    let hint = |s: String| Some(s);
-    match errcode {
-        BUSY => (Transient, hint("WeChat is busy; wxgate retries with backoff".into())),
-        MINUTE_QUOTA => (Transient, hint("per-minute limit reached; wxgate backs off".into())),
-        DAILY_QUOTA => (
-            Quota,
-            hint(format!(
-                "the daily quota of {appid} is used up; wxgate stops fetching until 00:00 Beijing time \
-                 (an administrator can reset it with /cgi-bin/clear_quota)"
-            )),
-        ),
-        code if ip_not_allowed(code) => {
-            let ip = wxgate_proto::whitelist_ip(errmsg).unwrap_or("this server's outbound IP");
-            (
-                Config,
-                hint(format!(
-                    "add {ip} to the API IP whitelist of {appid} (mp.weixin.qq.com → 设置与开发 → 基本配置 → IP白名单)"
-                )),
-            )
-        }
-        INVALID_CREDENTIAL | INVALID_APPSECRET => (Config, hint(format!("the AppSecret of {appid} is wrong or was reset: update its secret"))),
-        APPSECRET_FROZEN => (Config, hint(format!("the AppSecret of {appid} is frozen: unfreeze it in the console"))),
-        INVALID_APPID => (Config, hint(format!("WeChat does not know appid {appid}: check it"))),
-        INVALID_GRANT_TYPE | APPID_MISSING | APPSECRET_MISSING => (Config, hint("the request lacked a field WeChat requires (a wxgate bug?)".into())),
-        INVALID_ACCESS_TOKEN | ACCESS_TOKEN_EXPIRED => (TokenRejected, None),
-        API_UNAUTHORIZED => (Config, hint(format!("{appid} lacks the permission for this API"))),
-        _ => (Transient, None),
-    }
-}
-
 /// Largest answer read from WeChat's token, ticket and other JSON APIs called
 /// here, bytes. Real answers are a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// On a call made with an access token (not the secret), 40001 means the
-/// token, not the secret (§5.1).
-fn token_rejected(mut f: Failure) -> Failure {
-    if f.errcode == Some(wxgate_proto::errcode::INVALID_CREDENTIAL) {
-        f.class = FailureClass::TokenRejected;
-        f.hint = None;
-    }
-    f
-}
 
 #[derive(Deserialize)]
 struct Answer {
@@ -213,6 +153,8 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
+            // The proxy sets each call's own timeout; connecting is bounded the same for all.
+            .connect_timeout(Duration::from_millis(config.timeout_ms))
             // A redirect would carry the AppSecret (or a token) to another host.
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -260,150 +202,119 @@ impl Upstream {
         result
     }
 
-    fn url(&self, path: &str) -> url::Url {
-        join(&self.base, path)
+    /// `path` on `api`'s host: the one URL join of every call wxgate makes
+    /// (the base's own path kept, for a simulator under a prefix).
+    pub fn url(&self, api: Api, path: &str) -> url::Url {
+        let base = match api {
+            Api::WeChat => &self.base,
+            Api::WeCom => &self.wecom_base,
+        };
+        let mut url = base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{path}"));
+        url
     }
 
-    /// Fetches a WeCom app's access token: one per (corpid, secret); a
-    /// repeat fetch does not invalidate the previous token (families §1.1).
-    pub async fn wecom_token(
+    /// A GET of `family`'s API `endpoint`.
+    pub fn get(&self, family: &Family, endpoint: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(family.api, endpoint))
+    }
+
+    /// A POST to `family`'s API `endpoint`.
+    pub fn post(&self, family: &Family, endpoint: &str) -> reqwest::RequestBuilder {
+        self.http.post(self.url(family.api, endpoint))
+    }
+
+    /// The HTTP client every call goes out on (redirects never followed).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends `request` (to `endpoint` of `family`'s API, for `owner`) and reads
+    /// the credential in its answer's `field`; `with_token`: the call
+    /// carried an access token (see [`Failure::of`]).
+    pub async fn credential(
         &self,
-        owner: &str,
-        corpid: &str,
-        secret: &str,
+        call: Call<'_>,
+        request: reqwest::RequestBuilder,
+        field: Field,
     ) -> Result<Fetched, Failure> {
-        const ENDPOINT: &str = "/cgi-bin/gettoken";
-        let request = self
-            .http
-            .get(join(&self.wecom_base, ENDPOINT))
-            .query(&[("corpid", corpid), ("corpsecret", secret)]);
-        let answer = self.send(ENDPOINT, request).await?;
-        read_wecom(owner, answer, |a| a.access_token.take(), false)
-    }
-
-    /// Checks that a WeCom token works, with `getcallbackip` (WeCom's cheapest call).
-    pub async fn wecom_check_token(&self, owner: &str, access_token: &str) -> Result<(), Failure> {
-        const ENDPOINT: &str = "/cgi-bin/getcallbackip";
-        let request = self
-            .http
-            .get(join(&self.wecom_base, ENDPOINT))
-            .query(&[("access_token", access_token)]);
-        let answer = self.send(ENDPOINT, request).await?;
-        match answer.errcode {
-            0 => Ok(()),
-            _ => Err(wecom_failure(owner, &answer, true)),
+        let mut answer = self.send(call.endpoint, request).await?;
+        if answer.errcode != 0 {
+            return Err(call.failure(answer.errcode, &answer.errmsg));
         }
+        let value = match field {
+            Field::AccessToken => answer.access_token.take(),
+            Field::Ticket => answer.ticket.take(),
+        };
+        read(value, answer.expires_in)
     }
 
-    /// Fetches a WeCom ticket with the app's token: the corp `jsapi_ticket`
-    /// or the app's `agent_config` ticket (families §1.4).
-    pub async fn wecom_ticket(
+    /// Fetches `family`'s ticket of `kind` with `owner`'s access token.
+    pub async fn ticket(
         &self,
+        family: &'static Family,
         owner: &str,
         access_token: &str,
         kind: Kind,
     ) -> Result<Fetched, Failure> {
-        let (endpoint, query): (&'static str, &[(&str, &str)]) = match kind {
-            Kind::JsapiTicket => ("/cgi-bin/get_jsapi_ticket", &[]),
-            Kind::AgentConfigTicket => ("/cgi-bin/ticket/get", &[("type", "agent_config")]),
-            _ => return Err(Failure::transient(format!("WeCom has no {kind}"))),
+        let Some(ticket) = family.ticket(kind) else {
+            return Err(Failure::transient(format!(
+                "{kind} is not a ticket of the {} family",
+                family.name
+            )));
         };
-        let request = self
-            .http
-            .get(join(&self.wecom_base, endpoint))
-            .query(&[("access_token", access_token)])
-            .query(query);
-        let answer = self.send(endpoint, request).await?;
-        read_wecom(owner, answer, |a| a.ticket.take(), true)
-    }
-
-    /// Fetches an access token with the app's token API; `force` forces a new stable token.
-    pub async fn access_token(&self, app: &AppConfig, force: bool) -> Result<Fetched, Failure> {
-        let secret = app.secret.expose_secret();
-        let request = match app.token_api {
-            TokenApi::Classic => self.http.get(self.url("/cgi-bin/token")).query(&[
-                ("grant_type", "client_credential"),
-                ("appid", &app.appid),
-                ("secret", secret),
-            ]),
-            TokenApi::Stable => {
-                self.http
-                    .post(self.url("/cgi-bin/stable_token"))
-                    .json(&serde_json::json!({
-                        "grant_type": "client_credential",
-                        "appid": app.appid,
-                        "secret": secret,
-                        "force_refresh": force,
-                    }))
-            }
-        };
-        let endpoint = match app.token_api {
-            TokenApi::Classic => "/cgi-bin/token",
-            TokenApi::Stable => "/cgi-bin/stable_token",
-        };
-        let answer = self.send(endpoint, request).await?;
-        read(&app.appid, answer, |a| a.access_token.take())
-    }
-
-    /// Checks that `access_token` works, with the cheapest API (§7).
-    pub async fn check_token(&self, appid: &str, access_token: &str) -> Result<(), Failure> {
-        let request = self
-            .http
-            .get(self.url("/cgi-bin/get_api_domain_ip"))
+        let mut request = self
+            .get(family, ticket.endpoint)
             .query(&[("access_token", access_token)]);
-        let answer = self.send("/cgi-bin/get_api_domain_ip", request).await?;
-        if answer.errcode == 0 {
-            Ok(())
-        } else {
-            Err(token_rejected(Failure::from_errcode(
-                appid,
-                answer.errcode,
-                &answer.errmsg,
-            )))
+        if let Some(kind) = ticket.type_param {
+            request = request.query(&[("type", kind)]);
         }
+        let call = Call::with_token(family, owner, ticket.endpoint);
+        self.credential(call, request, Field::Ticket).await
     }
 
-    /// Sends a customer-service message (§6.1).
-    pub async fn custom_send(
+    /// Checks that `access_token` works, with `family`'s cheapest call (§7).
+    pub async fn probe(
         &self,
-        appid: &str,
+        family: &'static Family,
+        owner: &str,
         access_token: &str,
-        message: &serde_json::Value,
     ) -> Result<(), Failure> {
         let request = self
-            .http
-            .post(self.url("/cgi-bin/message/custom/send"))
-            .query(&[("access_token", access_token)])
-            .json(message);
-        let answer = self.send("/cgi-bin/message/custom/send", request).await?;
-        match answer.errcode {
-            0 => Ok(()),
-            wxgate_proto::errcode::INVALID_CREDENTIAL => Err(Failure {
-                class: FailureClass::TokenRejected,
-                ..Failure::from_errcode(appid, answer.errcode, &answer.errmsg)
-            }),
-            errcode => Err(Failure::from_errcode(appid, errcode, &answer.errmsg)),
-        }
+            .get(family, family.probe)
+            .query(&[("access_token", access_token)]);
+        let call = Call::with_token(family, owner, family.probe);
+        self.expect_ok(call, request).await
     }
 
-    /// Sends a WeCom app message (`/cgi-bin/message/send`): how a WeCom
-    /// reply that came too late for the callback's answer still reaches the member.
-    pub async fn wecom_send(
+    /// Sends a message the way `family` delivers a reply that cannot be a
+    /// passive one: a customer-service message (§6.1), or a WeCom app message.
+    pub async fn send_message(
         &self,
+        family: &'static Family,
         owner: &str,
         access_token: &str,
         message: &serde_json::Value,
     ) -> Result<(), Failure> {
-        const ENDPOINT: &str = "/cgi-bin/message/send";
         let request = self
-            .http
-            .post(join(&self.wecom_base, ENDPOINT))
+            .post(family, family.late_reply)
             .query(&[("access_token", access_token)])
             .json(message);
-        let answer = self.send(ENDPOINT, request).await?;
+        let call = Call::with_token(family, owner, family.late_reply);
+        self.expect_ok(call, request).await
+    }
+
+    /// Sends a call whose answer says nothing but its errcode.
+    async fn expect_ok(
+        &self,
+        call: Call<'_>,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(), Failure> {
+        let answer = self.send(call.endpoint, request).await?;
         match answer.errcode {
             0 => Ok(()),
-            _ => Err(wecom_failure(owner, &answer, true)),
+            errcode => Err(call.failure(errcode, &answer.errmsg)),
         }
     }
 
@@ -417,7 +328,7 @@ impl Upstream {
         access_token: Option<&str>,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, Failure> {
-        let mut request = self.http.post(self.url(endpoint)).json(body);
+        let mut request = self.post(&OFFICIAL_ACCOUNT, endpoint).json(body);
         if let Some(token) = access_token {
             request = request.query(&[("access_token", token)]);
         }
@@ -428,36 +339,61 @@ impl Upstream {
             return Ok(answer);
         }
         let errmsg = answer["errmsg"].as_str().unwrap_or_default();
-        let failure = Failure::from_errcode(appid, errcode, errmsg);
-        Err(if access_token.is_some() {
-            token_rejected(failure)
-        } else {
-            failure
-        })
+        let call = Call {
+            family: &OFFICIAL_ACCOUNT,
+            owner: appid,
+            endpoint,
+            with_token: access_token.is_some(),
+        };
+        Err(call.failure(errcode, errmsg))
+    }
+}
+
+/// Which field of an answer holds the credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `access_token`.
+    AccessToken,
+    /// `ticket`.
+    Ticket,
+}
+
+/// Who a call is for and how its errcodes read.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The owner's family: its errcodes' meaning.
+    pub family: &'static Family,
+    /// The owner, named in hints.
+    pub owner: &'a str,
+    /// The API path, as counted in metrics.
+    pub endpoint: &'static str,
+    /// Whether the call carries an access token (see [`Failure::of`]).
+    pub with_token: bool,
+}
+
+impl<'a> Call<'a> {
+    /// A call authenticated by the owner's secret.
+    pub fn with_secret(family: &'static Family, owner: &'a str, endpoint: &'static str) -> Self {
+        Self {
+            family,
+            owner,
+            endpoint,
+            with_token: false,
+        }
     }
 
-    /// Fetches a ticket of `kind` with `access_token`.
-    pub async fn ticket(
-        &self,
-        appid: &str,
-        access_token: &str,
-        kind: Kind,
-    ) -> Result<Fetched, Failure> {
-        let kind = match kind {
-            Kind::JsapiTicket => "jsapi",
-            Kind::WxCardTicket => "wx_card",
-            other => {
-                return Err(Failure::transient(format!(
-                    "{other} is not an Official Account ticket"
-                )))
-            }
-        };
-        let request = self
-            .http
-            .get(self.url("/cgi-bin/ticket/getticket"))
-            .query(&[("access_token", access_token), ("type", kind)]);
-        let answer = self.send("/cgi-bin/ticket/getticket", request).await?;
-        read(appid, answer, |a| a.ticket.take()).map_err(token_rejected)
+    /// A call made with the owner's access token.
+    pub fn with_token(family: &'static Family, owner: &'a str, endpoint: &'static str) -> Self {
+        Self {
+            family,
+            owner,
+            endpoint,
+            with_token: true,
+        }
+    }
+
+    fn failure(&self, errcode: i64, errmsg: &str) -> Failure {
+        Failure::of(self.family, self.owner, errcode, errmsg, self.with_token)
     }
 }
 
@@ -565,114 +501,9 @@ pub(crate) fn redirect_refused(response: &reqwest::Response) -> Failure {
     }
 }
 
-/// `base` + `path`, keeping the base's own path (a simulator under a prefix).
-fn join(base: &url::Url, path: &str) -> url::Url {
-    let mut url = base.clone();
-    let base_path = url.path().trim_end_matches('/').to_owned();
-    url.set_path(&format!("{base_path}{path}"));
-    url
-}
-
-/// [`read`] with WeCom's meaning of its errcodes; `with_token`: the call
-/// carried an access token (so 40001 means the token, not the secret).
-fn read_wecom(
-    owner: &str,
-    answer: Answer,
-    value: impl FnOnce(&mut Answer) -> Option<String>,
-    with_token: bool,
-) -> Result<Fetched, Failure> {
-    if answer.errcode != 0 {
-        return Err(wecom_failure(owner, &answer, with_token));
-    }
-    read(owner, answer, value)
-}
-
-/// A WeCom answer's errcode as a failure, with WeCom's meaning of it.
-fn wecom_failure(owner: &str, answer: &Answer, with_token: bool) -> Failure {
-    let (class, hint) = classify_wecom(owner, answer.errcode, &answer.errmsg, with_token);
-    Failure {
-        class,
-        errcode: Some(answer.errcode),
-        message: format!(
-            "WeCom answered errcode {}: {}",
-            answer.errcode, answer.errmsg
-        ),
-        hint,
-    }
-}
-
-/// What a WeCom errcode means (families §1.2): 40001, 40014 and 42001 on a
-/// call with a token all say the token is bad; 60020 names the IP to trust;
-/// 45009 is a rate limit, not a daily quota.
-fn classify_wecom(
-    owner: &str,
-    errcode: i64,
-    errmsg: &str,
-    with_token: bool,
-) -> (FailureClass, Option<String>) {
-    use FailureClass::*;
-    match errcode {
-        errcode::BUSY => (
-            Transient,
-            Some("WeCom is busy; wxgate retries with backoff".into()),
-        ),
-        code if with_token && errcode::token_rejected(code) => (TokenRejected, None),
-        errcode::INVALID_CREDENTIAL | errcode::WECOM_INVALID_SECRET => (
-            Config,
-            Some(format!(
-                "the secret of {owner} is wrong or was reset: each WeCom app has its own Secret \
-                 (应用管理 → the app → Secret)"
-            )),
-        ),
-        errcode::INVALID_APPID => (
-            Config,
-            Some(format!(
-                "WeCom does not know the corp of {owner}: check corpid"
-            )),
-        ),
-        errcode::APPSECRET_MISSING => (
-            Config,
-            Some("the request lacked corpsecret (a wxgate bug?)".into()),
-        ),
-        errcode::DAILY_QUOTA | errcode::WECOM_FREQ_LIMIT => (
-            Transient,
-            Some("WeCom's rate limit (per minute or hour): wxgate backs off".into()),
-        ),
-        errcode::WECOM_NO_PERMISSION => (
-            Config,
-            Some(format!(
-                "{owner} may not call this API: grant it in the console"
-            )),
-        ),
-        errcode::WECOM_UNTRUSTED_IP => {
-            let ip = wxgate_proto::wecom_from_ip(errmsg).unwrap_or("this server's outbound IP");
-            (
-                Config,
-                Some(format!(
-                    "add {ip} to the 企业可信IP of {owner} (应用管理 → the app → 企业可信IP)"
-                )),
-            )
-        }
-        errcode::WECOM_OTHER_AGENT => (
-            Config,
-            Some(format!(
-                "WeCom says this token belongs to another app of the corp: {owner} must use its \
-                 own token (wxgate keeps one per app; a program sharing tokens per corp is wrong)"
-            )),
-        ),
-        _ => (Transient, None),
-    }
-}
-
-fn read(
-    appid: &str,
-    mut answer: Answer,
-    value: impl FnOnce(&mut Answer) -> Option<String>,
-) -> Result<Fetched, Failure> {
-    if answer.errcode != 0 {
-        return Err(Failure::from_errcode(appid, answer.errcode, &answer.errmsg));
-    }
-    match (value(&mut answer), answer.expires_in) {
+/// A credential and its lifetime from an answer whose errcode was 0.
+fn read(value: Option<String>, expires_in: Option<u64>) -> Result<Fetched, Failure> {
+    match (value, expires_in) {
         // WeChat's lifetimes are 7200 s (a stable token's never under 300 s);
         // anything past two days is not believed, and a lifetime under a
         // minute is a misbehaving upstream, not a credential to schedule by.

@@ -100,8 +100,8 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
         return Err(ApiError::InvalidToken);
     };
     let mut outgoing = super::proxy::outgoing(state, request, path, &caller(&appid)).await?;
-    if state.center.owners().wecom_app(&appid).is_some() {
-        outgoing.host = crate::proxy::Host::WeCom;
+    if let Some(issuer) = state.center.owners().issuer(&appid) {
+        outgoing.api = issuer.family().api;
     }
     let response = state
         .proxy

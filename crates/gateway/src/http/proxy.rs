@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use super::client_api::Client;
 use super::error::ProxyShape;
 use super::{ApiError, AppState};
-use crate::proxy::{upstream_path, Host, Outgoing, SpoolError, Spooled};
+use crate::family::Api;
+use crate::proxy::{upstream_path, Outgoing, SpoolError, Spooled};
 use crate::token::TokenError;
 
 /// Forwards the call, or says in WeChat's shape (plus a hint) why not.
@@ -31,7 +32,7 @@ pub(crate) async fn forward(
     let path = upstream_path(rest, &state.proxy_config.allow_paths)?;
     let caller = format!("client {}", client.name(&state));
     let mut outgoing = outgoing(&state, request, path, &caller).await?;
-    outgoing.host = host;
+    outgoing.api = host;
     let response = state
         .proxy
         .forward(&state.center, &owner, &client.requester(&state), &outgoing)
@@ -44,23 +45,19 @@ pub(crate) async fn forward(
 /// WeChat), else a WeCom app's (`/proxy/{corpid}/{agent}/…`, to WeCom); with
 /// the length of the path's prefix before the API path, `None` when neither
 /// is configured (the owner is then what the caller named, for the refusal).
-fn target(state: &AppState, first: &str, path: &str) -> (String, Host, Option<usize>) {
+fn target(state: &AppState, first: &str, path: &str) -> (String, Api, Option<usize>) {
     let prefix = "/proxy/".len() + first.len();
     if state.center.owners().app(first).is_some() {
-        return (first.to_owned(), Host::WeChat, Some(prefix));
+        return (first.to_owned(), Api::WeChat, Some(prefix));
     }
     let rest = path.get(prefix + 1..).unwrap_or_default();
     let agent = rest.split('/').next().unwrap_or_default();
     match state.center.owners().wecom_owner(first, agent) {
-        Some(owner) => (
-            owner.to_owned(),
-            Host::WeCom,
-            Some(prefix + 1 + agent.len()),
-        ),
+        Some(owner) => (owner.to_owned(), Api::WeCom, Some(prefix + 1 + agent.len())),
         None if state.center.owners().wecom_apps_of(first).next().is_some() => {
-            (format!("{first}/{agent}"), Host::WeCom, None)
+            (format!("{first}/{agent}"), Api::WeCom, None)
         }
-        None => (first.to_owned(), Host::WeChat, None),
+        None => (first.to_owned(), Api::WeChat, None),
     }
 }
 
@@ -96,7 +93,7 @@ pub(crate) async fn outgoing(
     .await
     .map_err(|_| SpoolError::Read("the request body stalled past proxy.timeout_ms".into()))??;
     Ok(Outgoing {
-        host: Host::WeChat,
+        api: Api::WeChat,
         method: parts.method,
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,

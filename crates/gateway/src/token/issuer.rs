@@ -11,62 +11,17 @@ use crate::store::Kind;
 use secrecy::ExposeSecret;
 
 use super::policy::{STABLE_FORCED_PER_DAY, STABLE_RENEW_AHEAD, STABLE_RENEW_SPREAD};
-use crate::upstream::{Failure, Fetched, Upstream};
-
-/// A family's rules, as data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Family {
-    /// `official_account`, `mini_program`, …
-    pub name: &'static str,
-    /// The credentials an owner of this family has.
-    pub kinds: &'static [Kind],
-    /// Why it has no others, for the caller who asks for one.
-    pub lacks: &'static str,
-    /// APIs whose only credential is the access token (the probe's among
-    /// them): their 40001, 40014 or 42001 can only be about that token, so it
-    /// needs no check before a compare-and-refresh. Any other API's may be
-    /// about another credential of the call.
-    pub token_only_paths: &'static [&'static str],
-}
-
-/// The IP-list APIs, which take nothing but the access token.
-const IP_LISTS: &[&str] = &["/cgi-bin/get_api_domain_ip", "/cgi-bin/getcallbackip"];
-
-/// Official Accounts: an access token, the JS-SDK and card tickets.
-pub const OFFICIAL_ACCOUNT: Family = Family {
-    name: "official_account",
-    kinds: &[Kind::AccessToken, Kind::JsapiTicket, Kind::WxCardTicket],
-    lacks: "an Official Account has no agent_config ticket (a WeCom app's)",
-    token_only_paths: IP_LISTS,
-};
-
-/// WeCom apps: a token per (corpid, secret), the corp's jsapi_ticket and the
-/// app's agent_config ticket, both fetched with the app's token.
-pub const WECOM: Family = Family {
-    name: "wecom",
-    kinds: &[
-        Kind::AccessToken,
-        Kind::JsapiTicket,
-        Kind::AgentConfigTicket,
-    ],
-    lacks: "a WeCom app has no card ticket",
-    token_only_paths: &["/cgi-bin/getcallbackip"],
-};
-
-/// Mini Programs: the same token APIs; no JS-SDK, so no tickets.
-pub const MINI_PROGRAM: Family = Family {
-    name: "mini_program",
-    kinds: &[Kind::AccessToken],
-    lacks: "a Mini Program has no JS-SDK and no card tickets: only its access_token \
-            (users sign in with wx.login and jscode2session)",
-    token_only_paths: IP_LISTS,
-};
+pub use crate::family::{Family, MINI_PROGRAM, OFFICIAL_ACCOUNT, WECOM};
+use crate::upstream::{Call, Failure, Fetched, Field, Upstream};
 
 /// How one owner's credentials behave and are fetched.
 #[async_trait::async_trait]
 pub trait Issuer: std::fmt::Debug + Send + Sync {
     /// The owner's family.
     fn family(&self) -> &'static Family;
+
+    /// The owner's id, as the center keys its credentials.
+    fn owner(&self) -> &str;
 
     /// Whether `kind` is kept warm from the start, before anyone asks.
     fn warm(&self, kind: Kind) -> bool;
@@ -79,21 +34,48 @@ pub trait Issuer: std::fmt::Debug + Send + Sync {
     fn forced_daily_limit(&self, kind: Kind, policy_limit: u32) -> u32;
 
     /// Whether fetching `kind` takes the owner's access token.
-    fn needs_access_token(&self, kind: Kind) -> bool;
+    fn needs_access_token(&self, kind: Kind) -> bool {
+        kind != Kind::AccessToken
+    }
 
     /// Checks that `access_token` still works, with the family's cheapest call.
-    async fn check(&self, upstream: &Upstream, access_token: &str) -> Result<(), Failure>;
+    async fn check(&self, upstream: &Upstream, access_token: &str) -> Result<(), Failure> {
+        upstream
+            .probe(self.family(), self.owner(), access_token)
+            .await
+    }
+
+    /// Fetches the owner's access token (`forced`: a new one even if WeChat
+    /// would repeat the current one): the one fetch each family does its own way.
+    async fn fetch_access_token(
+        &self,
+        upstream: &Upstream,
+        forced: bool,
+    ) -> Result<Fetched, Failure>;
 
     /// Fetches `kind` from WeChat (`forced`: a new value even if WeChat would
     /// repeat the current one); `access_token` when
-    /// [`Issuer::needs_access_token`].
+    /// [`Issuer::needs_access_token`]. Tickets are fetched as the family's
+    /// data says.
     async fn fetch(
         &self,
         upstream: &Upstream,
         kind: Kind,
         forced: bool,
         access_token: Option<&str>,
-    ) -> Result<Fetched, Failure>;
+    ) -> Result<Fetched, Failure> {
+        match (kind, access_token) {
+            (Kind::AccessToken, _) => self.fetch_access_token(upstream, forced).await,
+            (_, Some(token)) => {
+                upstream
+                    .ticket(self.family(), self.owner(), token, kind)
+                    .await
+            }
+            (_, None) => Err(Failure::transient(
+                "a ticket is fetched with an access token",
+            )),
+        }
+    }
 }
 
 /// An `[[apps]]` entry, Official Account or Mini Program: a classic or
@@ -152,28 +134,40 @@ impl Issuer for AppIssuer {
         }
     }
 
-    fn needs_access_token(&self, kind: Kind) -> bool {
-        kind != Kind::AccessToken
+    fn owner(&self) -> &str {
+        &self.app.appid
     }
 
-    async fn check(&self, upstream: &Upstream, access_token: &str) -> Result<(), Failure> {
-        upstream.check_token(&self.app.appid, access_token).await
-    }
-
-    async fn fetch(
+    async fn fetch_access_token(
         &self,
         upstream: &Upstream,
-        kind: Kind,
         forced: bool,
-        access_token: Option<&str>,
     ) -> Result<Fetched, Failure> {
-        match (kind, access_token) {
-            (Kind::AccessToken, _) => upstream.access_token(&self.app, forced).await,
-            (_, Some(token)) => upstream.ticket(&self.app.appid, token, kind).await,
-            (_, None) => Err(Failure::transient(
-                "a ticket is fetched with an access token",
-            )),
-        }
+        let (family, appid) = (self.family(), self.app.appid.as_str());
+        let secret = self.app.secret.expose_secret();
+        let (endpoint, request) = match self.app.token_api {
+            TokenApi::Classic => {
+                const ENDPOINT: &str = "/cgi-bin/token";
+                let request = upstream.get(family, ENDPOINT).query(&[
+                    ("grant_type", "client_credential"),
+                    ("appid", appid),
+                    ("secret", secret),
+                ]);
+                (ENDPOINT, request)
+            }
+            TokenApi::Stable => {
+                const ENDPOINT: &str = "/cgi-bin/stable_token";
+                let request = upstream.post(family, ENDPOINT).json(&serde_json::json!({
+                    "grant_type": "client_credential",
+                    "appid": appid,
+                    "secret": secret,
+                    "force_refresh": forced,
+                }));
+                (ENDPOINT, request)
+            }
+        };
+        let call = Call::with_secret(family, appid, endpoint);
+        upstream.credential(call, request, Field::AccessToken).await
     }
 }
 
@@ -220,33 +214,24 @@ impl Issuer for WecomIssuer {
         policy_limit
     }
 
-    fn needs_access_token(&self, kind: Kind) -> bool {
-        kind != Kind::AccessToken
+    fn owner(&self) -> &str {
+        &self.owner
     }
 
-    async fn check(&self, upstream: &Upstream, access_token: &str) -> Result<(), Failure> {
-        upstream.wecom_check_token(&self.owner, access_token).await
-    }
-
-    async fn fetch(
+    /// One token per (corpid, secret); a repeat fetch does not invalidate
+    /// the previous token (families §1.1).
+    async fn fetch_access_token(
         &self,
         upstream: &Upstream,
-        kind: Kind,
         _forced: bool,
-        access_token: Option<&str>,
     ) -> Result<Fetched, Failure> {
-        match (kind, access_token) {
-            (Kind::AccessToken, _) => {
-                let secret = self.app.secret.expose_secret();
-                upstream
-                    .wecom_token(&self.owner, &self.app.corpid, secret)
-                    .await
-            }
-            (_, Some(token)) => upstream.wecom_ticket(&self.owner, token, kind).await,
-            (_, None) => Err(Failure::transient(
-                "a ticket is fetched with an access token",
-            )),
-        }
+        const ENDPOINT: &str = "/cgi-bin/gettoken";
+        let request = upstream.get(&WECOM, ENDPOINT).query(&[
+            ("corpid", self.app.corpid.as_str()),
+            ("corpsecret", self.app.secret.expose_secret()),
+        ]);
+        let call = Call::with_secret(&WECOM, &self.owner, ENDPOINT);
+        upstream.credential(call, request, Field::AccessToken).await
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use wxgate_gateway::clock::{Clock, SystemClock};
 use wxgate_gateway::config::{StoreConfig, TokenApi};
 use wxgate_gateway::store::Kind;
+use wxgate_gateway::token::issuer::{AppIssuer, Issuer};
 use wxgate_gateway::token::{Failure, Upstream};
 
 /// Arguments of `wxgate check`.
@@ -38,7 +39,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    for app in &config.apps {
+    for app in config.apps.into_iter().map(std::sync::Arc::new) {
+        let issuer = AppIssuer::new(app.clone());
         if app.js_domains.len() > 5 {
             println!(
                 "warn {}: {} js_domains; WeChat's console accepts at most 5",
@@ -48,8 +50,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let result = match app.token_api {
             // A normal stable_token call returns the current token: harmless.
-            TokenApi::Stable => upstream
-                .access_token(app, false)
+            TokenApi::Stable => issuer
+                .fetch_access_token(&upstream, false)
                 .await
                 .map(|_| "credentials accepted by WeChat".to_owned()),
             // A classic fetch would supersede the deployment's token: check the stored one instead.
@@ -63,7 +65,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     None => None,
                 };
                 match stored.filter(|c| c.is_valid(SystemClock.now())) {
-                    Some(c) => upstream.check_token(&app.appid, &c.value).await.map(|()| "stored access_token works".to_owned()),
+                    Some(c) => issuer.check(&upstream, &c.value).await.map(|()| "stored access_token works".to_owned()),
                     None => Ok("not fetched: a classic /cgi-bin/token call would supersede the running deployment's token".to_owned()),
                 }
             }

@@ -1,0 +1,327 @@
+//! Families of owners (Official Accounts, Mini Programs, WeCom apps), and
+//! everything that differs between them, as data: one `static` per family,
+//! as ring's `aead::Algorithm` values are. Nothing else in the gateway
+//! matches on a family; what needs code (how a token is fetched) is the
+//! family's issuer ([`crate::token::issuer`]). See `docs/owner-model.md`.
+
+use crate::store::Kind;
+use wxgate_proto::errcode;
+
+/// Which of WeChat's API hosts a family's calls go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Api {
+    /// `api.weixin.qq.com` (`upstream.base_url`).
+    #[default]
+    WeChat,
+    /// `qyapi.weixin.qq.com` (`upstream.wecom_base_url`).
+    WeCom,
+}
+
+impl Api {
+    /// How errors name the service: `WeChat` or `WeCom`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::WeChat => "WeChat",
+            Api::WeCom => "WeCom",
+        }
+    }
+}
+
+/// How a family's pushes arrive (protocol reference §1–3, families §1.5, §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// `/wx/{appid}`: `signature` over token, timestamp and nonce, then the
+    /// body plain, compatible or encrypted; `json`: the body may be JSON
+    /// (a Mini Program's console choice).
+    WeChat {
+        /// Whether a JSON body is read too.
+        json: bool,
+    },
+    /// `/wecom/{corpid}/{agent}`: always encrypted for the corp, only
+    /// `msg_signature`; the URL check's `echostr` is encrypted too.
+    WeCom,
+}
+
+/// Which replies a family can deliver passively, within the 5 s window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassiveReplies {
+    /// Any reply.
+    Any,
+    /// Only `transfer_customer_service`; any other goes out as a message at once.
+    TransferOnly,
+}
+
+/// One ticket a family fetches with its access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketCall {
+    /// The credential.
+    pub kind: Kind,
+    /// The API path.
+    pub endpoint: &'static str,
+    /// The `type` parameter, when the API takes one.
+    pub type_param: Option<&'static str>,
+}
+
+/// How the token center reacts to a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Busy (-1), timeouts, dropped connections, 5xx: retry with backoff.
+    Transient,
+    /// Wrong secret, appid, whitelist…: an operator must act; do not hammer.
+    Config,
+    /// Daily quota used up (45009): stop until it resets.
+    Quota,
+    /// The access token used for a ticket was refused (40001, 40014, 42001).
+    TokenRejected,
+}
+
+impl FailureClass {
+    /// `transient`, `config`, `quota` or `token_rejected` (metrics labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Transient => "transient",
+            FailureClass::Config => "config",
+            FailureClass::Quota => "quota",
+            FailureClass::TokenRejected => "token_rejected",
+        }
+    }
+}
+
+/// What an errcode means for the token center, with the hint an operator needs.
+pub type Classify = fn(owner: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<String>);
+
+/// A family's rules, as data. Two families are the same when their names are.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// The one name: `official_account`, `mini_program`, `wecom`.
+    pub name: &'static str,
+    /// How pushes, the webhook and push metrics name it (kept from before
+    /// families were data): `official`, `miniprogram`, `wecom`.
+    pub push_name: &'static str,
+    /// What to call one owner in messages: `app`, `WeCom app`.
+    pub noun: &'static str,
+    /// The credentials an owner of this family has.
+    pub kinds: &'static [Kind],
+    /// Why it has no others, for the caller who asks for one.
+    pub lacks: &'static str,
+    /// Its API host.
+    pub api: Api,
+    /// The cheapest call that proves a token works (takes only the token).
+    pub probe: &'static str,
+    /// APIs whose only credential is the access token (the probe's among
+    /// them): their 40001, 40014 or 42001 can only be about that token, so it
+    /// needs no check before a compare-and-refresh. Any other API's may be
+    /// about another credential of the call.
+    pub token_only_paths: &'static [&'static str],
+    /// The tickets it fetches with its access token.
+    pub tickets: &'static [TicketCall],
+    /// What its errcodes mean.
+    pub classify: Classify,
+    /// How its pushes arrive.
+    pub envelope: Envelope,
+    /// What it may answer a push with.
+    pub passive_replies: PassiveReplies,
+    /// The answer to a push with no reply: `success`, or WeCom's empty body.
+    pub no_reply: &'static str,
+    /// Where a reply that cannot be passive (late, or not allowed) goes: a
+    /// customer-service message, or WeCom's app message (with the agentid).
+    pub late_reply: &'static str,
+}
+
+impl PartialEq for Family {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Family {}
+
+impl Family {
+    /// How `kind` is fetched with the access token, if this family has it as a ticket.
+    pub fn ticket(&self, kind: Kind) -> Option<&'static TicketCall> {
+        self.tickets.iter().find(|t| t.kind == kind)
+    }
+
+    /// Whether a rejection of the token on `path` can only be about that token.
+    pub fn is_token_only(&self, path: &str) -> bool {
+        self.token_only_paths.contains(&path)
+    }
+}
+
+/// The IP-list APIs, which take nothing but the access token.
+const IP_LISTS: &[&str] = &["/cgi-bin/get_api_domain_ip", "/cgi-bin/getcallbackip"];
+
+/// Official Accounts: an access token, the JS-SDK and card tickets.
+pub const OFFICIAL_ACCOUNT: Family = Family {
+    name: "official_account",
+    push_name: "official",
+    noun: "app",
+    kinds: &[Kind::AccessToken, Kind::JsapiTicket, Kind::WxCardTicket],
+    lacks: "an Official Account has no agent_config ticket (a WeCom app's)",
+    api: Api::WeChat,
+    probe: "/cgi-bin/get_api_domain_ip",
+    token_only_paths: IP_LISTS,
+    tickets: &[
+        TicketCall {
+            kind: Kind::JsapiTicket,
+            endpoint: "/cgi-bin/ticket/getticket",
+            type_param: Some("jsapi"),
+        },
+        TicketCall {
+            kind: Kind::WxCardTicket,
+            endpoint: "/cgi-bin/ticket/getticket",
+            type_param: Some("wx_card"),
+        },
+    ],
+    classify: classify_wechat,
+    envelope: Envelope::WeChat { json: false },
+    passive_replies: PassiveReplies::Any,
+    no_reply: wxgate_proto::reply::SUCCESS,
+    late_reply: "/cgi-bin/message/custom/send",
+};
+
+/// Mini Programs: the same token APIs; no JS-SDK, so no tickets; XML or
+/// JSON pushes, and only the transfer as a passive reply (§2).
+pub const MINI_PROGRAM: Family = Family {
+    name: "mini_program",
+    push_name: "miniprogram",
+    kinds: &[Kind::AccessToken],
+    lacks: "a Mini Program has no JS-SDK and no card tickets: only its access_token \
+            (users sign in with wx.login and jscode2session)",
+    tickets: &[],
+    envelope: Envelope::WeChat { json: true },
+    passive_replies: PassiveReplies::TransferOnly,
+    ..OFFICIAL_ACCOUNT
+};
+
+/// WeCom apps: a token per (corpid, secret), the corp's jsapi_ticket and the
+/// app's agent_config ticket, both fetched with the app's token.
+pub const WECOM: Family = Family {
+    name: "wecom",
+    push_name: "wecom",
+    noun: "WeCom app",
+    kinds: &[
+        Kind::AccessToken,
+        Kind::JsapiTicket,
+        Kind::AgentConfigTicket,
+    ],
+    lacks: "a WeCom app has no card ticket",
+    api: Api::WeCom,
+    probe: "/cgi-bin/getcallbackip",
+    token_only_paths: &["/cgi-bin/getcallbackip"],
+    tickets: &[
+        TicketCall {
+            kind: Kind::JsapiTicket,
+            endpoint: "/cgi-bin/get_jsapi_ticket",
+            type_param: None,
+        },
+        TicketCall {
+            kind: Kind::AgentConfigTicket,
+            endpoint: "/cgi-bin/ticket/get",
+            type_param: Some("agent_config"),
+        },
+    ],
+    classify: classify_wecom,
+    envelope: Envelope::WeCom,
+    passive_replies: PassiveReplies::Any,
+    no_reply: "",
+    late_reply: "/cgi-bin/message/send",
+};
+
+/// What a WeChat errcode means for the token center (protocol reference §4.3).
+fn classify_wechat(appid: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<String>) {
+    use errcode::{
+        ip_not_allowed, ACCESS_TOKEN_EXPIRED, API_UNAUTHORIZED, APPID_MISSING, APPSECRET_FROZEN,
+        APPSECRET_MISSING, BUSY, DAILY_QUOTA, INVALID_ACCESS_TOKEN, INVALID_APPID,
+        INVALID_APPSECRET, INVALID_CREDENTIAL, INVALID_GRANT_TYPE, MINUTE_QUOTA,
+    };
+    use FailureClass::*;
+    let hint = |s: String| Some(s);
+    match errcode {
+        BUSY => (Transient, hint("WeChat is busy; wxgate retries with backoff".into())),
+        MINUTE_QUOTA => (Transient, hint("per-minute limit reached; wxgate backs off".into())),
+        DAILY_QUOTA => (
+            Quota,
+            hint(format!(
+                "the daily quota of {appid} is used up; wxgate stops fetching until 00:00 Beijing time \
+                 (an administrator can reset it with /cgi-bin/clear_quota)"
+            )),
+        ),
+        code if ip_not_allowed(code) => {
+            let ip = wxgate_proto::whitelist_ip(errmsg).unwrap_or("this server's outbound IP");
+            (
+                Config,
+                hint(format!(
+                    "add {ip} to the API IP whitelist of {appid} (mp.weixin.qq.com → 设置与开发 → 基本配置 → IP白名单)"
+                )),
+            )
+        }
+        INVALID_CREDENTIAL | INVALID_APPSECRET => (Config, hint(format!("the AppSecret of {appid} is wrong or was reset: update its secret"))),
+        APPSECRET_FROZEN => (Config, hint(format!("the AppSecret of {appid} is frozen: unfreeze it in the console"))),
+        INVALID_APPID => (Config, hint(format!("WeChat does not know appid {appid}: check it"))),
+        INVALID_GRANT_TYPE | APPID_MISSING | APPSECRET_MISSING => (Config, hint("the request lacked a field WeChat requires (a wxgate bug?)".into())),
+        INVALID_ACCESS_TOKEN | ACCESS_TOKEN_EXPIRED => (TokenRejected, None),
+        API_UNAUTHORIZED => (Config, hint(format!("{appid} lacks the permission for this API"))),
+        _ => (Transient, None),
+    }
+}
+
+/// What a WeCom errcode means (families §1.2): 60020 names the IP to trust;
+/// 45009 is a rate limit, not a daily quota. (40001, 40014 and 42001 on a
+/// call with a token say the token is bad, as for every family.)
+fn classify_wecom(owner: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<String>) {
+    use FailureClass::*;
+    match errcode {
+        errcode::BUSY => (
+            Transient,
+            Some("WeCom is busy; wxgate retries with backoff".into()),
+        ),
+        errcode::INVALID_CREDENTIAL | errcode::WECOM_INVALID_SECRET => (
+            Config,
+            Some(format!(
+                "the secret of {owner} is wrong or was reset: each WeCom app has its own Secret \
+                 (应用管理 → the app → Secret)"
+            )),
+        ),
+        errcode::INVALID_APPID => (
+            Config,
+            Some(format!(
+                "WeCom does not know the corp of {owner}: check corpid"
+            )),
+        ),
+        errcode::APPSECRET_MISSING => (
+            Config,
+            Some("the request lacked corpsecret (a wxgate bug?)".into()),
+        ),
+        errcode::DAILY_QUOTA | errcode::WECOM_FREQ_LIMIT => (
+            Transient,
+            Some("WeCom's rate limit (per minute or hour): wxgate backs off".into()),
+        ),
+        errcode::WECOM_NO_PERMISSION => (
+            Config,
+            Some(format!(
+                "{owner} may not call this API: grant it in the console"
+            )),
+        ),
+        errcode::WECOM_UNTRUSTED_IP => {
+            let ip = wxgate_proto::wecom_from_ip(errmsg).unwrap_or("this server's outbound IP");
+            (
+                Config,
+                Some(format!(
+                    "add {ip} to the 企业可信IP of {owner} (应用管理 → the app → 企业可信IP)"
+                )),
+            )
+        }
+        errcode::WECOM_OTHER_AGENT => (
+            Config,
+            Some(format!(
+                "WeCom says this token belongs to another app of the corp: {owner} must use its \
+                 own token (wxgate keeps one per app; a program sharing tokens per corp is wrong)"
+            )),
+        ),
+        _ => (Transient, None),
+    }
+}
+
+/// Every family, for docs, tests and lookups by name.
+pub static FAMILIES: [&Family; 3] = [&OFFICIAL_ACCOUNT, &MINI_PROGRAM, &WECOM];
