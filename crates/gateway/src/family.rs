@@ -51,6 +51,16 @@ pub enum PassiveReplies {
     TransferOnly,
 }
 
+/// What a family's JS-SDK signature answer holds (protocol reference §5.3, families §1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsSdk {
+    /// `wx.config`'s parameters, signed with the owner's jsapi_ticket.
+    Config,
+    /// WeCom's `wx.config` (the corp's jsapi_ticket) and `wx.agentConfig`
+    /// (the app's agent_config ticket, with its agentid).
+    ConfigAndAgentConfig,
+}
+
 /// One ticket a family fetches with its access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TicketCall {
@@ -117,6 +127,8 @@ pub struct Family {
     pub tickets: &'static [TicketCall],
     /// What its errcodes mean.
     pub classify: Classify,
+    /// What its JS-SDK signature answer holds.
+    pub js_sdk: JsSdk,
     /// How its pushes arrive.
     pub envelope: Envelope,
     /// What it may answer a push with.
@@ -174,6 +186,7 @@ pub const OFFICIAL_ACCOUNT: Family = Family {
         },
     ],
     classify: classify_wechat,
+    js_sdk: JsSdk::Config,
     envelope: Envelope::WeChat { json: false },
     passive_replies: PassiveReplies::Any,
     no_reply: wxgate_proto::reply::SUCCESS,
@@ -222,6 +235,7 @@ pub const WECOM: Family = Family {
         },
     ],
     classify: classify_wecom,
+    js_sdk: JsSdk::ConfigAndAgentConfig,
     envelope: Envelope::WeCom,
     passive_replies: PassiveReplies::Any,
     no_reply: "",

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::owner::WecomApp;
+use super::owner::PathOwner;
 use super::throttle::{Check, Peer};
 use super::{ApiError, AppState};
 use crate::store::{Credential, Kind};
@@ -113,37 +113,28 @@ fn body(kind: Kind, credential: Credential, now: u64) -> Json<CredentialBody> {
     })
 }
 
-/// `GET /v1/apps/{appid}/{kind}` → `{"<kind>": value, "expires_in", "expires_at"}`.
+/// The credential a path names: `…/{kind}` or `…/{kind}/refresh`.
+#[derive(Deserialize)]
+pub(crate) struct KindParam {
+    kind: String,
+}
+
+/// `GET /v1/apps/{appid}/{kind}` and `GET /v1/wecom/{corpid}/{agent}/{kind}`
+/// → `{"<kind>": value, "expires_in", "expires_at"}`; the kinds are the
+/// owner's family's (a WeCom app: `access_token`, the corp's `jsapi_ticket`,
+/// `agent_config_ticket`).
 pub(crate) async fn get(
     State(state): State<AppState>,
     client: Client,
-    Path((appid, kind)): Path<(String, String)>,
+    owner: PathOwner,
+    Path(KindParam { kind }): Path<KindParam>,
 ) -> Result<Json<CredentialBody>, ApiError> {
-    serve(&state, &client, &appid, &kind).await
-}
-
-/// `GET /v1/wecom/{corpid}/{agent}/{kind}`: a WeCom app's credential
-/// (`access_token`, `jsapi_ticket` of the corp, `agent_config_ticket`).
-pub(crate) async fn wecom_get(
-    State(state): State<AppState>,
-    client: Client,
-    WecomApp(owner): WecomApp,
-    Path((_, _, kind)): Path<(String, String, String)>,
-) -> Result<Json<CredentialBody>, ApiError> {
-    serve(&state, &client, &owner, &kind).await
-}
-
-async fn serve(
-    state: &AppState,
-    client: &Client,
-    appid: &str,
-    kind: &str,
-) -> Result<Json<CredentialBody>, ApiError> {
-    let kind = kind_of(kind)?;
-    client.check(state, appid)?;
+    let kind = kind_of(&kind)?;
+    client.check(&state, owner.key()?)?;
+    let owner = owner.known()?;
     let credential = state
         .center
-        .get(appid, kind, &client.requester(state))
+        .get(&owner.key, kind, &client.requester(&state))
         .await?;
     Ok(body(kind, credential, state.center.now()))
 }
@@ -153,44 +144,25 @@ pub(crate) struct RefreshRequest {
     invalid_token: String,
 }
 
-/// `POST /v1/apps/{appid}/{kind}/refresh` with `{"invalid_token": "…"}`: compare-and-refresh.
+/// `POST …/{kind}/refresh` with `{"invalid_token": "…"}`: compare-and-refresh.
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     client: Client,
-    Path((appid, kind)): Path<(String, String)>,
+    owner: PathOwner,
+    Path(KindParam { kind }): Path<KindParam>,
     body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CredentialBody>, ApiError> {
-    compare_and_refresh(&state, &client, &appid, &kind, body_json).await
-}
-
-/// `POST /v1/wecom/{corpid}/{agent}/{kind}/refresh`: compare-and-refresh.
-pub(crate) async fn wecom_refresh(
-    State(state): State<AppState>,
-    client: Client,
-    WecomApp(owner): WecomApp,
-    Path((_, _, kind)): Path<(String, String, String)>,
-    body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<CredentialBody>, ApiError> {
-    compare_and_refresh(&state, &client, &owner, &kind, body_json).await
-}
-
-async fn compare_and_refresh(
-    state: &AppState,
-    client: &Client,
-    appid: &str,
-    kind: &str,
-    body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<CredentialBody>, ApiError> {
-    let kind = kind_of(kind)?;
-    client.check(state, appid)?;
+    let kind = kind_of(&kind)?;
+    client.check(&state, owner.key()?)?;
+    let owner = owner.known()?;
     let Json(request) = body_json.map_err(|e| ApiError::json(e, r#"{"invalid_token": "…"}"#))?;
     let credential = state
         .center
         .refresh(
-            appid,
+            &owner.key,
             kind,
             &request.invalid_token,
-            Cause::CompareAndRefresh(client.requester(state)),
+            Cause::CompareAndRefresh(client.requester(&state)),
         )
         .await?;
     Ok(body(kind, credential, state.center.now()))

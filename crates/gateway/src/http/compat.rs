@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq;
 use super::error::WeChatShape;
 use super::throttle::{Check, Peer};
 use super::{ApiError, AppState};
+use crate::family::WECOM;
 use crate::store::Kind;
 use crate::token::{Cause, Requester, TokenError};
 
@@ -155,7 +156,7 @@ pub(crate) async fn wecom_token(
                 .as_bytes()
                 .ct_eq(secret.as_bytes()),
         ) {
-            owner = Some(app.owner());
+            owner = Some(app.key.clone());
         }
     }
     let Some(owner) = owner else {
@@ -210,7 +211,11 @@ async fn wecom_ticket_for(
     kind: Kind,
 ) -> Result<Json<Value>, WeChatShape> {
     serve_ticket(&state, peer, q, kind, |owner| {
-        state.center.owners().wecom_app(owner).is_some()
+        state
+            .center
+            .owners()
+            .get(owner)
+            .is_some_and(|o| o.family == &WECOM)
     })
     .await
 }

@@ -4,14 +4,15 @@
 //! (corp ticket) and `wx.agentConfig` (the app's ticket), each with its own
 //! nonce and timestamp (families reference §1.4).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Json;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
 use super::client_api::Client;
-use super::owner::WecomApp;
+use super::owner::PathOwner;
 use super::{ApiError, AppState};
+use crate::family::JsSdk;
 use crate::store::Kind;
 
 #[derive(Deserialize)]
@@ -30,35 +31,14 @@ pub(crate) struct SignatureAnswer {
     url: String,
 }
 
-/// Signs `url` (its `#` fragment dropped) with the app's jsapi_ticket.
-pub(crate) async fn signature(
-    State(state): State<AppState>,
-    client: Client,
-    Path(appid): Path<String>,
-    body: Result<Json<SignatureRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<SignatureAnswer>, ApiError> {
-    client.check(&state, &appid)?;
-    let Json(request) = body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
-    let app = state
-        .center
-        .owners()
-        .app(&appid)
-        .ok_or_else(|| crate::token::TokenError::UnknownApp(appid.clone()))?;
-    check_domain(&request.url, &app.js_domains)?;
-    let ticket = state
-        .center
-        .get(&appid, Kind::JsapiTicket, &client.requester(&state))
-        .await?;
-    let timestamp = state.center.now().to_string();
-    let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
-    let signature = wxgate_proto::jssdk_signature(&ticket.value, &nonce, &timestamp, &request.url);
-    Ok(Json(SignatureAnswer {
-        url: wxgate_proto::jssdk::signed_url(&request.url).to_owned(),
-        app_id: appid,
-        timestamp,
-        nonce_str: nonce,
-        signature,
-    }))
+/// The signature answer: `wx.config`'s parameters, or for WeCom both `wx.config`'s and `wx.agentConfig`'s.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum Signatures {
+    /// The family's `wx.config`.
+    Config(SignatureAnswer),
+    /// WeCom's pair.
+    WeCom(WecomSignatures),
 }
 
 /// `wx.agentConfig`'s parameters.
@@ -80,58 +60,63 @@ pub(crate) struct WecomSignatures {
     agent_config: AgentConfig,
 }
 
-/// Signs `url` for WeCom with the corp's jsapi_ticket (`config`) and the
-/// app's agent_config ticket (`agentConfig`).
-pub(crate) async fn wecom_signature(
+/// Signs `url` (its `#` fragment dropped) as the owner's family wants: with
+/// the jsapi_ticket for `wx.config`; for WeCom also with the app's
+/// agent_config ticket for `wx.agentConfig`, each with its own nonce and timestamp.
+pub(crate) async fn signature(
     State(state): State<AppState>,
     client: Client,
-    WecomApp(owner): WecomApp,
+    owner: PathOwner,
     body: Result<Json<SignatureRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<WecomSignatures>, ApiError> {
-    client.check(&state, &owner)?;
+) -> Result<Json<Signatures>, ApiError> {
+    client.check(&state, owner.key()?)?;
     let Json(request) = body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
-    let app = state
-        .center
-        .owners()
-        .wecom_app(&owner)
-        .expect("a resolved owner is configured");
-    let agentid = app.agentid.ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "{owner} is a special secret, not an app with an agentid: it has no JS-SDK"
-        ))
-    })?;
-    check_domain(&request.url, &app.js_domains)?;
+    let owner = owner.known()?;
+    let agentid = match owner.family.js_sdk {
+        JsSdk::Config => None,
+        JsSdk::ConfigAndAgentConfig => Some(owner.agentid.ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{} is a special secret, not an app with an agentid: it has no JS-SDK",
+                owner.key
+            ))
+        })?),
+    };
+    check_domain(&request.url, &owner.js_domains)?;
     let by = client.requester(&state);
-    let corp_ticket = state.center.get(&owner, Kind::JsapiTicket, &by).await?;
-    let agent_ticket = state
-        .center
-        .get(&owner, Kind::AgentConfigTicket, &by)
-        .await?;
     let sign = |ticket: &str| {
         let timestamp = state.center.now().to_string();
         let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let signature = wxgate_proto::jssdk_signature(ticket, &nonce, &timestamp, &request.url);
         (timestamp, nonce, signature)
     };
-    let (timestamp, nonce_str, signature) = sign(&corp_ticket.value);
+    let ticket = state.center.get(&owner.key, Kind::JsapiTicket, &by).await?;
+    // The id wx.config names: the appid, or WeCom's corpid.
+    let app_id = owner.corp().unwrap_or(&owner.key).to_owned();
+    let (timestamp, nonce_str, signature) = sign(&ticket.value);
     let config = SignatureAnswer {
         url: wxgate_proto::jssdk::signed_url(&request.url).to_owned(),
-        app_id: app.corpid.clone(),
+        app_id,
         timestamp,
         nonce_str,
         signature,
     };
+    let Some(agentid) = agentid else {
+        return Ok(Json(Signatures::Config(config)));
+    };
+    let agent_ticket = (state.center)
+        .get(&owner.key, Kind::AgentConfigTicket, &by)
+        .await?;
     let (timestamp, nonce_str, signature) = sign(&agent_ticket.value);
-    Ok(Json(WecomSignatures {
-        config,
+    Ok(Json(Signatures::WeCom(WecomSignatures {
         agent_config: AgentConfig {
-            corpid: app.corpid.clone(),
+            corpid: config.app_id.clone(),
             agentid,
             timestamp,
             nonce_str,
             signature,
         },
-    }))
+        config,
+    })))
 }
 
 /// The page's host must equal a JS safe domain or be under one; http(s) only.

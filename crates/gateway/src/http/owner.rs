@@ -1,21 +1,72 @@
-//! The WeCom app a request's path names (`…/{corpid}/{agent}…`, `agent` its
-//! name or agentid), resolved once to its owner id (`corpid/name`) for every
-//! route that takes one: the client API, the JS-SDK signer and the callbacks.
+//! The owner a request's path names, resolved once for every route that
+//! takes one, whatever its family: `…/{appid}…` (an `[[apps]]` entry) or
+//! `…/{corpid}/{agent}…` (a WeCom app, `agent` its name or agentid). The
+//! client API, the JS-SDK signer and the push endpoints each have one
+//! handler for every family; the family's data says what differs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
+use crate::token::owners::Owner;
 use crate::token::TokenError;
 
-/// A configured WeCom app's owner id, from the path's `corpid` and `agent`;
-/// an unknown one is refused as an unknown app (404, 40013 in WeChat's shape).
+/// The owner a path names: resolved when configured, else the name as
+/// given, so that a handler can check a client's scope before it says
+/// whether the owner exists (an out-of-scope client learns nothing), and
+/// log a refusal under the name used.
 #[derive(Debug, Clone)]
-pub(crate) struct WecomApp(pub(crate) String);
+pub(crate) struct PathOwner {
+    /// The configured owner, if any.
+    owner: Option<Arc<Owner>>,
+    /// What the path named: an appid, or `corpid/agent`.
+    named: String,
+    /// Whether `named` is a key as scopes list them even when unknown (an
+    /// appid is; a WeCom agent may be named by its agentid, which is not).
+    named_is_key: bool,
+}
 
-impl FromRequestParts<AppState> for WecomApp {
+impl PathOwner {
+    /// The key to check a client's scope against: the owner's, else the
+    /// appid as named; an unknown owner whose key cannot be told from the
+    /// path (a WeCom agent) is refused as unknown.
+    pub(crate) fn key(&self) -> Result<&str, ApiError> {
+        match &self.owner {
+            Some(owner) => Ok(&owner.key),
+            None if self.named_is_key => Ok(&self.named),
+            None => Err(self.unknown()),
+        }
+    }
+
+    /// What the path named, for logs.
+    pub(crate) fn named(&self) -> &str {
+        &self.named
+    }
+
+    fn unknown(&self) -> ApiError {
+        TokenError::UnknownApp(self.named.clone()).into()
+    }
+
+    /// The owner; an unknown one is refused as an unknown app (404, 40013
+    /// in WeChat's shape).
+    pub(crate) fn known(&self) -> Result<Arc<Owner>, ApiError> {
+        self.owner.clone().ok_or_else(|| self.unknown())
+    }
+
+    /// The configured owner `owner`.
+    pub(crate) fn of(owner: Arc<Owner>) -> Self {
+        Self {
+            named: owner.key.clone(),
+            named_is_key: true,
+            owner: Some(owner),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for PathOwner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -23,10 +74,19 @@ impl FromRequestParts<AppState> for WecomApp {
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let param = |name: &str| params.get(name).map_or("", String::as_str);
-        let (corpid, agent) = (param("corpid"), param("agent"));
-        match state.center.owners().wecom_owner(corpid, agent) {
-            Some(owner) => Ok(WecomApp(owner.to_owned())),
-            None => Err(TokenError::UnknownApp(format!("{corpid}/{agent}")).into()),
-        }
+        let owners = state.center.owners();
+        let (owner, named, named_is_key) = match params.get("appid") {
+            Some(appid) => (owners.app_owner(appid), appid.clone(), true),
+            None => {
+                let (corpid, agent) = (param("corpid"), param("agent"));
+                let owner = owners.wecom_owner(corpid, agent);
+                (owner, format!("{corpid}/{agent}"), false)
+            }
+        };
+        Ok(PathOwner {
+            owner,
+            named,
+            named_is_key,
+        })
     }
 }

@@ -47,14 +47,19 @@ pub(crate) async fn forward(
 /// is configured (the owner is then what the caller named, for the refusal).
 fn target(state: &AppState, first: &str, path: &str) -> (String, Api, Option<usize>) {
     let prefix = "/proxy/".len() + first.len();
-    if state.center.owners().app(first).is_some() {
-        return (first.to_owned(), Api::WeChat, Some(prefix));
+    let owners = state.center.owners();
+    if let Some(owner) = owners.app_owner(first) {
+        return (owner.key.clone(), owner.family.api, Some(prefix));
     }
     let rest = path.get(prefix + 1..).unwrap_or_default();
     let agent = rest.split('/').next().unwrap_or_default();
-    match state.center.owners().wecom_owner(first, agent) {
-        Some(owner) => (owner.to_owned(), Api::WeCom, Some(prefix + 1 + agent.len())),
-        None if state.center.owners().wecom_apps_of(first).next().is_some() => {
+    match owners.wecom_owner(first, agent) {
+        Some(owner) => (
+            owner.key.clone(),
+            owner.family.api,
+            Some(prefix + 1 + agent.len()),
+        ),
+        None if !owners.wecom_apps_of(first).is_empty() => {
             (format!("{first}/{agent}"), Api::WeCom, None)
         }
         None => (first.to_owned(), Api::WeChat, None),

@@ -25,17 +25,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/apps/{appid}/jssdk/signature", post(jssdk::signature))
         .route("/v1/apps/{appid}/{kind}", get(client_api::get))
         .route("/v1/apps/{appid}/{kind}/refresh", post(client_api::refresh))
-        .route(
-            "/v1/wecom/{corpid}/{agent}/{kind}",
-            get(client_api::wecom_get),
-        )
+        .route("/v1/wecom/{corpid}/{agent}/{kind}", get(client_api::get))
         .route(
             "/v1/wecom/{corpid}/{agent}/jssdk/signature",
-            post(jssdk::wecom_signature),
+            post(jssdk::signature),
         )
         .route(
             "/v1/wecom/{corpid}/{agent}/{kind}/refresh",
-            post(client_api::wecom_refresh),
+            post(client_api::refresh),
         )
         // WeChat-compatible endpoints, for SDKs that only change their base URL.
         // A wrong method gets WeChat's 43001/43002, never a bare 405.
@@ -92,7 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/wx/{appid}", get(wechat::verify).post(wechat::receive))
         .route(
             "/wecom/{corpid}/{agent}",
-            get(wechat::wecom_verify).post(wechat::wecom_receive),
+            get(wechat::verify).post(wechat::receive),
         )
         .route("/", get(wechat::verify_root).post(wechat::receive_root))
         .merge(credentials)

@@ -7,9 +7,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use wxgate_proto::{
@@ -17,9 +16,11 @@ use wxgate_proto::{
     push_from_json, seal_reply, BodyFormat, CallbackQuery, MessageCrypto, Push, PushQuery,
 };
 
-use super::owner::WecomApp;
+use super::owner::PathOwner;
 use super::{ApiError, AppState};
-use crate::config::{Inbox, Sender};
+use crate::config::Inbox;
+use crate::family::Envelope;
+use crate::token::owners::Owner;
 use crate::token::TokenError;
 
 /// The query WeChat adds to `/wx/{appid}`: the push's signed parameters, plus
@@ -64,14 +65,6 @@ impl WeChatQuery {
     }
 }
 
-impl<S: Sync> FromRequestParts<S> for WeChatQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        WeChatQuery::parse(parts.uri.query().unwrap_or_default())
-    }
-}
-
 /// The query WeCom adds to `/wecom/{corpid}/{agent}`: `msg_signature`,
 /// `timestamp`, `nonce`, and the encrypted `echostr` on a URL check.
 #[derive(Debug)]
@@ -87,14 +80,6 @@ impl WeComQuery {
             nonce: required(nonce, "nonce")?,
             echostr,
         }))
-    }
-}
-
-impl<S: Sync> FromRequestParts<S> for WeComQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        WeComQuery::parse(parts.uri.query().unwrap_or_default())
     }
 }
 
@@ -141,22 +126,13 @@ fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
     value.ok_or_else(|| ApiError::BadRequest(format!("missing query parameter {name}")))
 }
 
-/// The inbox of the configured `owner`, or why it takes no pushes (no server token).
-fn inbox_of(state: &AppState, owner: &str) -> Result<Arc<Inbox>, ApiError> {
+/// The inbox of `owner`, or why it takes no pushes (no server token).
+fn inbox_of(state: &AppState, owner: &Owner) -> Result<Arc<Inbox>, ApiError> {
     state
         .dispatcher
-        .inbox(owner)
+        .inbox(&owner.key)
         .cloned()
-        .ok_or_else(|| ApiError::PushNotConfigured(owner.to_owned()))
-}
-
-/// The inbox of the Official Account or Mini Program `appid` (never a WeCom
-/// app's: those take only WeCom's envelope, at `/wecom/…`).
-fn app_inbox(state: &AppState, appid: &str) -> Result<Arc<Inbox>, ApiError> {
-    if state.center.owners().app(appid).is_none() {
-        return Err(TokenError::UnknownApp(appid.to_owned()).into());
-    }
-    inbox_of(state, appid)
+        .ok_or_else(|| ApiError::PushNotConfigured(owner.key.clone()))
 }
 
 /// A WeCom inbox's crypto (receiveid = the corpid). The configuration builds
@@ -189,44 +165,105 @@ fn echo(text: String) -> Response {
     (headers, text).into_response()
 }
 
-/// `GET /wx/{appid}`: answers `echostr` when the signature matches and is
-/// fresh (§1.2).
+/// `GET /wx/{appid}` and `GET /wecom/{corpid}/{agent}`: the ownership
+/// check, as the owner's family's envelope has it. WeChat's (§1.2): answer
+/// `echostr` when `signature` matches and is fresh. WeCom's (families §1.5):
+/// `msg_signature` covers the encrypted `echostr`, the answer is its
+/// plaintext; stateless, so the identical checks WeCom sends from several
+/// addresses at once all pass.
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    Path(appid): Path<String>,
-    q: WeChatQuery,
+    owner: PathOwner,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let echostr = required(q.echostr, "echostr")?;
-    signed_inbox(&state, &appid, &q.push)?;
-    tracing::debug!(appid, "server ownership check passed");
-    Ok(echo(echostr))
+    let query = query.unwrap_or_default();
+    let owner = owner.known()?;
+    let echo_text = match owner.family.envelope {
+        Envelope::WeChat { .. } => {
+            let q = WeChatQuery::parse(&query)?;
+            let echostr = required(q.echostr, "echostr")?;
+            signed_inbox(&state, &owner, &q.push)?;
+            echostr
+        }
+        Envelope::WeCom => {
+            let WeComQuery(q) = WeComQuery::parse(&query)?;
+            let inbox = inbox_of(&state, &owner)?;
+            check_fresh(&state, &q.timestamp)?;
+            open_echostr(crypto(&inbox)?, inbox.token.expose_secret(), &q)?
+        }
+    };
+    tracing::debug!(owner = %owner.key, "server ownership check passed");
+    Ok(echo(echo_text))
 }
 
-/// `POST /wx/{appid}`: checks, decrypts, dedupes and answers a push (§2, §3).
+/// `POST /wx/{appid}` and `POST /wecom/{corpid}/{agent}`: checks, decrypts,
+/// dedupes and answers a push (§2, §3; a WeCom callback, XML or JSON, always
+/// encrypted, answered with a reply sealed for the corp).
 pub(crate) async fn receive(
     State(state): State<AppState>,
-    Path(appid): Path<String>,
-    q: WeChatQuery,
+    owner: PathOwner,
+    RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let q = q.push;
-    let result = match read_signed_body(&state, &appid, &q, body).await {
-        Ok((inbox, body)) => open(&inbox, &q, &body).map(|push| (inbox, push, body)),
-        Err(e) => Err(e),
+    let query = query.unwrap_or_default();
+    let owner = owner
+        .known()
+        .inspect_err(|e| refused(&state, owner.named(), e))?;
+    let (inbox, push, nonce) = match owner.family.envelope {
+        Envelope::WeChat { json } => {
+            let q = WeChatQuery::parse(&query)?.push;
+            let opened = receive_signed(&state, &owner, &q, body, json).await;
+            let (inbox, push) = opened.inspect_err(|e| refused(&state, &owner.key, e))?;
+            (inbox, push, q.nonce)
+        }
+        Envelope::WeCom => {
+            let WeComQuery(q) = WeComQuery::parse(&query)?;
+            let inbox = inbox_of(&state, &owner)?;
+            let opened = receive_encrypted(&state, &inbox, &q, body).await;
+            let push = opened.inspect_err(|e| refused(&state, &owner.key, e))?;
+            (inbox, push, q.nonce)
+        }
     };
-    let opened = match result {
-        // WeChat's signature covers the body only through msg_signature.
-        Ok((inbox, push, body)) if q.msg_signature.is_none() => state
-            .dispatcher
-            .bind_unsigned_body(&appid, &q, &body)
-            .await
-            .map(|()| (inbox, push))
-            .map_err(ApiError::from),
-        other => other.map(|(inbox, push, _)| (inbox, push)),
-    };
-    let (inbox, push) = opened.inspect_err(|e| refused(&state, &appid, e))?;
     let answer = state.dispatcher.answer(inbox.clone(), push).await;
-    Ok(answer_push(&state, &inbox, &q.nonce, answer))
+    Ok(answer_push(&state, &owner, &inbox, &nonce, answer))
+}
+
+/// A push in WeChat's envelope: the body read once the query's signature
+/// checks out, opened, and (when `msg_signature` does not cover it) bound to
+/// its query, so a replayed query cannot carry another body.
+async fn receive_signed(
+    state: &AppState,
+    owner: &Owner,
+    q: &PushQuery,
+    body: Body,
+    json: bool,
+) -> Result<(Arc<Inbox>, Push), ApiError> {
+    let inbox = signed_inbox(state, owner, q)?;
+    let body = read_body(state, body).await?;
+    let push = open(&inbox, q, &body, json)?;
+    // WeChat's signature covers the body only through msg_signature.
+    if q.msg_signature.is_none() {
+        (state.dispatcher)
+            .bind_unsigned_body(&owner.key, q, &body)
+            .await?;
+    }
+    Ok((inbox, push))
+}
+
+/// A WeCom callback: fresh, its body decrypted for the corp.
+async fn receive_encrypted(
+    state: &AppState,
+    inbox: &Inbox,
+    q: &CallbackQuery,
+    body: Body,
+) -> Result<Push, ApiError> {
+    check_fresh(state, &q.timestamp)?;
+    let body = read_body(state, body).await?;
+    let plain = open_callback(crypto(inbox)?, inbox.token.expose_secret(), q, utf8(&body)?)?;
+    match body_format(&plain) {
+        BodyFormat::Json => Ok(push_from_json(&plain)?),
+        BodyFormat::Xml => read_push(&plain),
+    }
 }
 
 /// Counts a refused push. At debug level only: anyone can send refused
@@ -239,12 +276,15 @@ fn refused(state: &AppState, owner: &str, e: &ApiError) {
 /// The HTTP answer to a push: its reply sealed as the inbox's mode wants, or
 /// no reply: `success`, never encrypted (a Mini Program breaks on an
 /// encrypted one, §2), and for WeCom an empty body (§1.5).
-fn answer_push(state: &AppState, inbox: &Inbox, nonce: &str, reply: Option<String>) -> Response {
+fn answer_push(
+    state: &AppState,
+    owner: &Owner,
+    inbox: &Inbox,
+    nonce: &str,
+    reply: Option<String>,
+) -> Response {
     let Some(reply) = reply else {
-        let body = match inbox.sender {
-            Sender::WeCom { .. } => "",
-            Sender::Official | Sender::MiniProgram => wxgate_proto::reply::SUCCESS,
-        };
+        let body = owner.family.no_reply;
         return ([(header::CONTENT_TYPE, "text/plain")], body).into_response();
     };
     let now = state.dispatcher.now().to_string();
@@ -259,23 +299,12 @@ fn answer_push(state: &AppState, inbox: &Inbox, nonce: &str, reply: Option<Strin
     ([(header::CONTENT_TYPE, "application/xml")], sealed).into_response()
 }
 
-/// The push's body, read only once the query's `signature` (which WeChat
-/// always sends, and which needs no body) and timestamp check out, so an
-/// unsigned request never gets a body buffered; at most `server.max_body_bytes`.
-async fn read_signed_body(
-    state: &AppState,
-    appid: &str,
-    q: &PushQuery,
-    body: Body,
-) -> Result<(Arc<Inbox>, Bytes), ApiError> {
-    let inbox = signed_inbox(state, appid, q)?;
-    Ok((inbox, read_body(state, body).await?))
-}
-
-/// The inbox of `appid`, once the query's `signature` (over token,
-/// timestamp and nonce) checks out and its timestamp is fresh.
-fn signed_inbox(state: &AppState, appid: &str, q: &PushQuery) -> Result<Arc<Inbox>, ApiError> {
-    let inbox = app_inbox(state, appid)?;
+/// The inbox of `owner`, once the query's `signature` (over token,
+/// timestamp and nonce) checks out and its timestamp is fresh: checked
+/// before the body is read, so an unsigned request never gets a body
+/// buffered (WeChat always sends `signature`, which needs no body).
+fn signed_inbox(state: &AppState, owner: &Owner, q: &PushQuery) -> Result<Arc<Inbox>, ApiError> {
+    let inbox = inbox_of(state, owner)?;
     check_fresh(state, &q.timestamp)?;
     wxgate_proto::verify_signature(
         inbox.token.expose_secret(),
@@ -301,14 +330,13 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
         })
 }
 
-/// Opens an Official Account's or Mini Program's push, its `signature`
-/// checked already ([`signed_inbox`]). A Mini Program's may
-/// be JSON (its console's choice); both formats are read, so a switch there
-/// loses nothing.
-fn open(inbox: &Inbox, q: &PushQuery, body: &[u8]) -> Result<Push, ApiError> {
+/// Opens a push in WeChat's envelope, its `signature` checked already
+/// ([`signed_inbox`]). Where the family allows `json` (a Mini Program, its
+/// console's choice) both formats are read, so a switch there loses nothing.
+fn open(inbox: &Inbox, q: &PushQuery, body: &[u8], json: bool) -> Result<Push, ApiError> {
     let body = utf8(body)?;
     let token = inbox.token.expose_secret();
-    if inbox.sender == Sender::MiniProgram && body_format(body) == BodyFormat::Json {
+    if json && body_format(body) == BodyFormat::Json {
         let json = open_signed_json_push(&inbox.mode, token, q, body)?;
         return Ok(push_from_json(&json)?);
     }
@@ -325,10 +353,15 @@ fn read_push(xml: &str) -> Result<Push, ApiError> {
 }
 
 /// The one app, for the `/` mount.
-fn single_app(state: &AppState) -> Result<String, ApiError> {
-    let mut ids = state.center.owners().appids();
-    match (ids.next(), ids.next()) {
-        (Some(only), None) => Ok(only.to_owned()),
+fn single_app(state: &AppState) -> Result<PathOwner, ApiError> {
+    let ids = state.center.owners().appids();
+    match ids.as_slice() {
+        [only] => state
+            .center
+            .owners()
+            .app_owner(only)
+            .map(PathOwner::of)
+            .ok_or_else(|| TokenError::UnknownApp(only.clone()).into()),
         _ => Err(ApiError::BadRequest(
             "several apps are configured: use /wx/{appid}".into(),
         )),
@@ -338,65 +371,20 @@ fn single_app(state: &AppState) -> Result<String, ApiError> {
 /// `GET /` with exactly one app.
 pub(crate) async fn verify_root(
     state: State<AppState>,
-    q: WeChatQuery,
+    query: RawQuery,
 ) -> Result<Response, ApiError> {
-    let appid = single_app(&state)?;
-    verify(state, Path(appid), q).await
+    let owner = single_app(&state)?;
+    verify(state, owner, query).await
 }
 
 /// `POST /` with exactly one app.
 pub(crate) async fn receive_root(
     state: State<AppState>,
-    q: WeChatQuery,
+    query: RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let appid = single_app(&state)?;
-    receive(state, Path(appid), q, body).await
-}
-
-/// `GET /wecom/{corpid}/{agent}`: WeCom's URL check (§1.5): `msg_signature`
-/// covers the encrypted `echostr`; the answer is its plaintext. Stateless, so
-/// the identical checks WeCom sends from several addresses at once all pass.
-pub(crate) async fn wecom_verify(
-    State(state): State<AppState>,
-    WecomApp(owner): WecomApp,
-    WeComQuery(q): WeComQuery,
-) -> Result<Response, ApiError> {
-    let inbox = inbox_of(&state, &owner)?;
-    check_fresh(&state, &q.timestamp)?;
-    let plain = open_echostr(crypto(&inbox)?, inbox.token.expose_secret(), &q)?;
-    tracing::debug!(owner = %inbox.owner, "WeCom URL check passed");
-    Ok(echo(plain))
-}
-
-/// `POST /wecom/{corpid}/{agent}`: a WeCom callback, XML or JSON, always
-/// encrypted; answered like a push, a reply sealed for the corp.
-pub(crate) async fn wecom_receive(
-    State(state): State<AppState>,
-    WecomApp(owner): WecomApp,
-    WeComQuery(q): WeComQuery,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let inbox = inbox_of(&state, &owner)?;
-    let opened = async {
-        check_fresh(&state, &q.timestamp)?;
-        let body = read_body(&state, body).await?;
-        let plain = open_callback(
-            crypto(&inbox)?,
-            inbox.token.expose_secret(),
-            &q,
-            utf8(&body)?,
-        )?;
-        match body_format(&plain) {
-            BodyFormat::Json => Ok(push_from_json(&plain)?),
-            BodyFormat::Xml => read_push(&plain),
-        }
-    };
-    let push = opened
-        .await
-        .inspect_err(|e| refused(&state, &inbox.owner, e))?;
-    let answer = state.dispatcher.answer(inbox.clone(), push).await;
-    Ok(answer_push(&state, &inbox, &q.nonce, answer))
+    let owner = single_app(&state)?;
+    receive(state, owner, query, body).await
 }
 
 #[cfg(test)]

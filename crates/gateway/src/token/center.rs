@@ -94,7 +94,7 @@ pub struct TokenCenter {
 #[derive(Debug)]
 pub(super) struct Inner {
     /// Who has credentials, and each owner's issuer.
-    pub(super) owners: Owners,
+    pub(super) owners: Arc<Owners>,
     pub(super) slots: HashMap<(String, Kind), Slot>,
     pub(super) store: Arc<dyn Store>,
     pub(super) upstream: Upstream,
@@ -118,15 +118,14 @@ impl TokenCenter {
         policy: Policy,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let owners = Owners::new(apps, wecom);
+        let owners = Arc::new(Owners::new(apps, wecom));
         let slots = owners
-            .issuers()
-            .flat_map(|(owner, issuer)| {
-                issuer
-                    .family()
-                    .kinds
-                    .iter()
-                    .map(|&k| ((owner.to_owned(), k), Slot::new(issuer.warm(k))))
+            .all()
+            .iter()
+            .flat_map(|owner| {
+                let issuer = &owner.issuer;
+                (owner.family.kinds.iter())
+                    .map(|&k| ((owner.key.clone(), k), Slot::new(issuer.warm(k))))
             })
             .collect();
         Self {
@@ -145,7 +144,7 @@ impl TokenCenter {
     }
 
     /// Who has credentials: the configured apps and WeCom apps.
-    pub fn owners(&self) -> &Owners {
+    pub fn owners(&self) -> &Arc<Owners> {
         &self.inner.owners
     }
 
@@ -669,7 +668,7 @@ impl TokenCenter {
     }
 
     /// The owner's issuer.
-    pub(super) fn issuer(&self, owner: &str) -> Option<&Arc<dyn Issuer>> {
+    pub(super) fn issuer(&self, owner: &str) -> Option<Arc<dyn Issuer>> {
         self.inner.owners.issuer(owner)
     }
 }

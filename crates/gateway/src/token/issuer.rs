@@ -23,6 +23,15 @@ pub trait Issuer: std::fmt::Debug + Send + Sync {
     /// The owner's id, as the center keys its credentials.
     fn owner(&self) -> &str;
 
+    /// The API its access token comes from, as `/admin` names it
+    /// (`stable`, `classic`, `gettoken`).
+    fn token_api(&self) -> &'static str;
+
+    /// That API's daily quota per owner, when WeChat publishes one.
+    fn daily_quota(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether `kind` is kept warm from the start, before anyone asks.
     fn warm(&self, kind: Kind) -> bool;
 
@@ -138,6 +147,14 @@ impl Issuer for AppIssuer {
         &self.app.appid
     }
 
+    fn token_api(&self) -> &'static str {
+        self.app.token_api.as_str()
+    }
+
+    fn daily_quota(&self) -> Option<u64> {
+        Some(self.app.token_api.daily_quota())
+    }
+
     async fn fetch_access_token(
         &self,
         upstream: &Upstream,
@@ -216,6 +233,10 @@ impl Issuer for WecomIssuer {
 
     fn owner(&self) -> &str {
         &self.owner
+    }
+
+    fn token_api(&self) -> &'static str {
+        "gettoken"
     }
 
     /// One token per (corpid, secret); a repeat fetch does not invalidate

@@ -1,101 +1,259 @@
-//! Who has credentials: every configured owner (an app's appid, a WeCom
-//! app's `corpid/name`), its configuration and its issuer, and the lookups
-//! the edges need (a WeCom app by its agent's name or agentid).
+//! Who has credentials: every owner, typed ([`OwnerId`]), with its family
+//! and issuer, and the lookups the edges need (a WeCom app by its agent's
+//! name or agentid). Owners can be added and removed while the server runs
+//! (run-time owners: reloaded apps, Open Platform authorizers); each lookup
+//! hands out an `Arc`, so a request keeps the owner it resolved even if the
+//! owner is removed meanwhile.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use secrecy::SecretString;
 
 use crate::config::{AppConfig, WecomConfig};
+use crate::family::Family;
 
 use super::issuer::{AppIssuer, Issuer, WecomIssuer};
 
-/// The configured owners of credentials.
+/// Who holds credentials, typed: the family's own identifiers, so no
+/// string convention decides what an id means and ids of different families
+/// cannot collide.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OwnerId {
+    /// An `[[apps]]` entry (Official Account or Mini Program): its appid.
+    App(String),
+    /// A `[[wecom]]` entry: its corp and its name there (`name`, or the agentid).
+    Wecom {
+        /// The corpid.
+        corp: String,
+        /// The app's name within the corp.
+        agent: String,
+    },
+}
+
+impl OwnerId {
+    /// The key the center, the store, metrics, the audit log and client
+    /// scopes know the owner by: the appid, or `corpid/name`. One-to-one: an
+    /// appid never holds a `/` (the configuration checks it) and a WeCom key
+    /// always does. A new variant must keep it so (a prefix of its own).
+    pub fn key(&self) -> String {
+        match self {
+            OwnerId::App(appid) => appid.clone(),
+            OwnerId::Wecom { corp, agent } => format!("{corp}/{agent}"),
+        }
+    }
+}
+
+impl fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// One owner of credentials: who, of which family, with what.
 #[derive(Debug)]
+pub struct Owner {
+    /// Who.
+    pub id: OwnerId,
+    /// [`OwnerId::key`], kept.
+    pub key: String,
+    /// Its family: everything that differs between families, as data.
+    pub family: &'static Family,
+    /// How its credentials behave and are fetched.
+    pub issuer: Arc<dyn Issuer>,
+    /// The secret it fetches with (the WeChat-compatible endpoints check callers' against it).
+    pub secret: SecretString,
+    /// JS safe domains: JS-SDK signatures are given only for pages on or under them.
+    pub js_domains: Vec<String>,
+    /// The app's AgentId (a WeCom app's; `None` for a special secret and other families).
+    pub agentid: Option<u64>,
+    /// The configuration of an `[[apps]]` entry (Official Account or Mini Program).
+    pub app: Option<Arc<AppConfig>>,
+}
+
+impl Owner {
+    /// The owner of an `[[apps]]` entry's credentials.
+    pub fn app(app: Arc<AppConfig>) -> Self {
+        let issuer = Arc::new(AppIssuer::new(app.clone()));
+        Self {
+            id: OwnerId::App(app.appid.clone()),
+            key: app.appid.clone(),
+            family: issuer.family(),
+            secret: app.secret.clone(),
+            js_domains: app.js_domains.clone(),
+            agentid: None,
+            issuer,
+            app: Some(app),
+        }
+    }
+
+    /// The owner of a `[[wecom]]` entry's credentials.
+    pub fn wecom(app: Arc<WecomConfig>) -> Self {
+        let id = OwnerId::Wecom {
+            corp: app.corpid.clone(),
+            agent: app.name.clone(),
+        };
+        let issuer = Arc::new(WecomIssuer::new(app.clone()));
+        Self {
+            key: id.key(),
+            id,
+            family: issuer.family(),
+            secret: app.secret.clone(),
+            js_domains: app.js_domains.clone(),
+            agentid: app.agentid,
+            issuer,
+            app: None,
+        }
+    }
+
+    /// The corp of a WeCom app.
+    pub fn corp(&self) -> Option<&str> {
+        match &self.id {
+            OwnerId::Wecom { corp, .. } => Some(corp),
+            OwnerId::App(_) => None,
+        }
+    }
+}
+
+/// The owners of credentials; added and removed at run time.
+#[derive(Debug, Default)]
 pub struct Owners {
-    apps: HashMap<String, Arc<AppConfig>>,
-    /// Each owner's issuer: its family's rules and how to fetch.
-    issuers: HashMap<String, Arc<dyn Issuer>>,
-    /// WeCom apps by (corpid, name) and (corpid, agentid): their owner id.
-    wecom_by_agent: HashMap<(String, String), String>,
-    /// WeCom apps by owner id.
-    wecom_apps: HashMap<String, Arc<WecomConfig>>,
+    inner: RwLock<Registry>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// Every owner by its key.
+    by_key: HashMap<String, Arc<Owner>>,
+    /// WeCom apps by (corpid, name) and (corpid, agentid): their key.
+    by_agent: HashMap<(String, String), String>,
 }
 
 impl Owners {
     /// The owners of `apps` (Official Accounts, Mini Programs) and `wecom` apps.
     pub fn new(apps: Vec<Arc<AppConfig>>, wecom: Vec<Arc<WecomConfig>>) -> Self {
-        let mut issuers: HashMap<String, Arc<dyn Issuer>> = apps
-            .iter()
-            .map(|a| {
-                let issuer: Arc<dyn Issuer> = Arc::new(AppIssuer::new(a.clone()));
-                (a.appid.clone(), issuer)
-            })
-            .collect();
-        let mut wecom_by_agent = HashMap::new();
-        let mut wecom_apps = HashMap::new();
-        for w in wecom {
-            let owner = w.owner();
-            wecom_apps.insert(owner.clone(), w.clone());
-            wecom_by_agent.insert((w.corpid.clone(), w.name.clone()), owner.clone());
-            if let Some(agentid) = w.agentid {
-                wecom_by_agent.insert((w.corpid.clone(), agentid.to_string()), owner.clone());
+        let owners = Self::default();
+        for app in apps {
+            owners.add(Owner::app(app));
+        }
+        for app in wecom {
+            owners.add(Owner::wecom(app));
+        }
+        owners
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds `owner` (replacing one with the same key); returns it.
+    pub fn add(&self, owner: Owner) -> Arc<Owner> {
+        let owner = Arc::new(owner);
+        let mut registry = self.write();
+        if let OwnerId::Wecom { corp, agent } = &owner.id {
+            registry
+                .by_agent
+                .insert((corp.clone(), agent.clone()), owner.key.clone());
+            if let Some(agentid) = owner.agentid {
+                registry
+                    .by_agent
+                    .insert((corp.clone(), agentid.to_string()), owner.key.clone());
             }
-            issuers.insert(owner, Arc::new(WecomIssuer::new(w)));
         }
-        let apps = apps.into_iter().map(|a| (a.appid.clone(), a)).collect();
-        Self {
-            apps,
-            issuers,
-            wecom_by_agent,
-            wecom_apps,
+        registry.by_key.insert(owner.key.clone(), owner.clone());
+        owner
+    }
+
+    /// Removes the owner `key`; returns it, if it was there.
+    pub fn remove(&self, key: &str) -> Option<Arc<Owner>> {
+        let mut registry = self.write();
+        let owner = registry.by_key.remove(key)?;
+        registry.by_agent.retain(|_, k| k != key);
+        Some(owner)
+    }
+
+    /// The owner whose key is `key` (an appid, or `corpid/name`).
+    pub fn get(&self, key: &str) -> Option<Arc<Owner>> {
+        self.read().by_key.get(key).cloned()
+    }
+
+    /// The owner `id`.
+    pub fn owner(&self, id: &OwnerId) -> Option<Arc<Owner>> {
+        match id {
+            OwnerId::App(appid) => self.app_owner(appid),
+            OwnerId::Wecom { corp, agent } => self.wecom_owner(corp, agent),
         }
     }
 
-    /// The app's configuration.
-    pub fn app(&self, appid: &str) -> Option<&Arc<AppConfig>> {
-        self.apps.get(appid)
+    /// The Official Account or Mini Program `appid`.
+    pub fn app_owner(&self, appid: &str) -> Option<Arc<Owner>> {
+        self.get(appid).filter(|o| o.app.is_some())
     }
 
-    /// Every configured appid.
-    pub fn appids(&self) -> impl Iterator<Item = &str> {
-        self.apps.keys().map(String::as_str)
+    /// The configuration of the Official Account or Mini Program `appid`.
+    pub fn app(&self, appid: &str) -> Option<Arc<AppConfig>> {
+        self.get(appid).and_then(|o| o.app.clone())
     }
 
-    /// The owner id (`corpid/name`) of the WeCom app `agent` (its name or
-    /// agentid) of `corpid`.
-    pub fn wecom_owner(&self, corpid: &str, agent: &str) -> Option<&str> {
-        self.wecom_by_agent
-            .get(&(corpid.to_owned(), agent.to_owned()))
-            .map(String::as_str)
+    /// Every configured appid (Official Accounts and Mini Programs).
+    pub fn appids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = (self.read().by_key.values())
+            .filter(|o| o.app.is_some())
+            .map(|o| o.key.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 
-    /// Every configured WeCom app's owner id (`corpid/name`).
-    pub fn wecom_owners(&self) -> impl Iterator<Item = &str> {
-        self.wecom_apps.keys().map(String::as_str)
+    /// The WeCom app `agent` (its name or agentid) of `corpid`.
+    pub fn wecom_owner(&self, corpid: &str, agent: &str) -> Option<Arc<Owner>> {
+        let registry = self.read();
+        let key = registry
+            .by_agent
+            .get(&(corpid.to_owned(), agent.to_owned()))?;
+        registry.by_key.get(key).cloned()
     }
 
     /// The WeCom apps of `corpid`.
-    pub fn wecom_apps_of<'a>(
-        &'a self,
-        corpid: &'a str,
-    ) -> impl Iterator<Item = &'a Arc<WecomConfig>> + 'a {
-        self.wecom_apps.values().filter(move |w| w.corpid == corpid)
+    pub fn wecom_apps_of(&self, corpid: &str) -> Vec<Arc<Owner>> {
+        (self.read().by_key.values())
+            .filter(|o| o.corp() == Some(corpid))
+            .cloned()
+            .collect()
     }
 
-    /// The WeCom app whose owner id is `owner`.
-    pub fn wecom_app(&self, owner: &str) -> Option<&Arc<WecomConfig>> {
-        self.wecom_apps.get(owner)
+    /// Every WeCom app's key (`corpid/name`), sorted.
+    pub fn wecom_owners(&self) -> Vec<String> {
+        let mut keys: Vec<String> = (self.read().by_key.values())
+            .filter(|o| o.corp().is_some())
+            .map(|o| o.key.clone())
+            .collect();
+        keys.sort();
+        keys
     }
 
-    /// The issuer of `owner`'s credentials.
-    pub fn issuer(&self, owner: &str) -> Option<&Arc<dyn Issuer>> {
-        self.issuers.get(owner)
+    /// The issuer of `key`'s credentials.
+    pub fn issuer(&self, key: &str) -> Option<Arc<dyn Issuer>> {
+        self.read().by_key.get(key).map(|o| o.issuer.clone())
     }
 
-    /// Every owner with its issuer.
-    pub fn issuers(&self) -> impl Iterator<Item = (&str, &Arc<dyn Issuer>)> {
-        self.issuers
-            .iter()
-            .map(|(owner, issuer)| (owner.as_str(), issuer))
+    /// Every owner.
+    pub fn all(&self) -> Vec<Arc<Owner>> {
+        self.read().by_key.values().cloned().collect()
+    }
+
+    /// How many owners there are.
+    pub fn len(&self) -> usize {
+        self.read().by_key.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

@@ -45,15 +45,11 @@ pub(super) struct Checked {
 /// Probes every app, every `interval` seconds of the center's clock.
 pub(super) async fn run(center: TokenCenter, interval: u64) {
     let clock = center.inner.clock.clone();
-    let appids: Vec<String> = center
-        .owners()
-        .issuers()
-        .map(|(owner, _)| owner.to_owned())
-        .collect();
     loop {
         clock.sleep_until(clock.now() + interval).await;
-        for appid in &appids {
-            center.probe(appid).await;
+        // The owners of this round: added and removed ones follow.
+        for owner in center.owners().all() {
+            center.probe(&owner.key).await;
         }
     }
 }

@@ -129,9 +129,9 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
                 fetches_today: s.fetches_today,
                 // The token API's (WeCom publishes none for gettoken).
                 daily_quota: (s.kind == Kind::AccessToken)
-                    .then(|| center.owners().app(appid))
+                    .then(|| center.owners().issuer(appid))
                     .flatten()
-                    .map(|app| app.token_api.daily_quota()),
+                    .and_then(|issuer| issuer.daily_quota()),
                 lease_holder: s.lease_held.then(|| crate::instance_name().to_owned()),
             })
             .collect::<Vec<_>>()
@@ -143,35 +143,21 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
             .inbox(owner)
             .map_or("none", |inbox| inbox.mode.name())
     };
-    let mut apps = center
-        .owners()
-        .appids()
-        .map(|appid| {
-            let app = center
-                .owners()
-                .app(appid)
-                .expect("listed apps are configured");
+    // WeCom apps' callbacks are always encrypted (`safe`) when configured.
+    let mut apps = (center.owners().all().iter())
+        .map(|owner| {
+            let key = owner.key.as_str();
             AppStatus {
-                appid: appid.to_owned(),
-                token_api: app.token_api.as_str(),
-                app_type: app.app_type.as_str(),
-                push_mode: push_mode(appid),
-                credentials: credentials_of(appid),
-                pushes: state.dispatcher.push_stats(appid),
-                webhook: state.dispatcher.webhook_status(appid),
+                appid: owner.key.clone(),
+                token_api: owner.issuer.token_api(),
+                app_type: owner.family.push_name,
+                push_mode: push_mode(key),
+                credentials: credentials_of(key),
+                pushes: state.dispatcher.push_stats(key),
+                webhook: state.dispatcher.webhook_status(key),
             }
         })
         .collect::<Vec<_>>();
-    // WeCom apps: callbacks are always encrypted (`safe`) when configured.
-    apps.extend(center.owners().wecom_owners().map(|owner| AppStatus {
-        appid: owner.to_owned(),
-        token_api: "gettoken",
-        app_type: "wecom",
-        push_mode: push_mode(owner),
-        credentials: credentials_of(owner),
-        pushes: state.dispatcher.push_stats(owner),
-        webhook: state.dispatcher.webhook_status(owner),
-    }));
     apps.sort_by(|a, b| a.appid.cmp(&b.appid));
     for app in &mut apps {
         for credential in &mut app.credentials {
