@@ -2,7 +2,7 @@
 //! persisted in the store, refreshed ahead of expiry, and careful with WeChat's
 //! small quotas (DESIGN.md, "Token center semantics").
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,11 +16,11 @@ use crate::store::{mask, Credential, Kind, Store, StoreError};
 
 pub use super::cause::{Cause, Requester};
 use super::issuer::Issuer;
-use super::owners::Owners;
+use super::owners::{Owner, Owners};
 use super::policy::beijing_day;
 pub use super::policy::Policy;
 pub use super::slot::SlotStatus;
-use super::slot::{Health, Slot};
+use super::slot::{Health, Slot, Slots};
 use crate::upstream::{Failure, FailureClass, FailureRecord, Upstream};
 
 /// How many failures the status page lists.
@@ -95,7 +95,9 @@ pub struct TokenCenter {
 pub(super) struct Inner {
     /// Who has credentials, and each owner's issuer.
     pub(super) owners: Arc<Owners>,
-    pub(super) slots: HashMap<(String, Kind), Slot>,
+    pub(super) slots: Slots,
+    /// Set while the refreshers run: what a slot made later needs to get one.
+    pub(super) renewing: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     pub(super) store: Arc<dyn Store>,
     pub(super) upstream: Upstream,
     pub(super) clock: Arc<dyn Clock>,
@@ -119,19 +121,11 @@ impl TokenCenter {
         metrics: Arc<Metrics>,
     ) -> Self {
         let owners = Arc::new(Owners::new(apps, wecom));
-        let slots = owners
-            .all()
-            .iter()
-            .flat_map(|owner| {
-                let issuer = &owner.issuer;
-                (owner.family.kinds.iter())
-                    .map(|&k| ((owner.key.clone(), k), Slot::new(issuer.warm(k))))
-            })
-            .collect();
-        Self {
+        let center = Self {
             inner: Arc::new(Inner {
                 owners,
-                slots,
+                slots: Slots::default(),
+                renewing: Mutex::new(None),
                 store,
                 upstream,
                 clock,
@@ -140,7 +134,63 @@ impl TokenCenter {
                 recent: Mutex::new(VecDeque::new()),
                 store_write_error: Mutex::new(None),
             }),
+        };
+        for owner in center.owners().all() {
+            center.make_warm_slots(&owner);
         }
+        center
+    }
+
+    /// Gives `owner` the slots of the credentials kept warm from the start
+    /// (the others get theirs when first asked for).
+    fn make_warm_slots(&self, owner: &Owner) {
+        for &kind in owner.family.kinds {
+            if owner.issuer.warm(kind) {
+                self.make_slot(&owner.key, kind, true);
+            }
+        }
+    }
+
+    /// The slot of `owner`'s `kind`, made (with its refresher, when the
+    /// refreshers run) if it has none.
+    fn make_slot(&self, owner: &str, kind: Kind, wanted: bool) -> Arc<Slot> {
+        let (slot, made) = self
+            .inner
+            .slots
+            .get_or_make(owner, kind, || Slot::new(wanted));
+        if made {
+            self.start_refresher(owner, kind, &slot);
+        }
+        slot
+    }
+
+    /// Adds an owner while the server runs (a reloaded app, an authorizer):
+    /// its warm credentials are fetched at once, and its metrics, `/admin`
+    /// row and probe follow. An owner with the same key is replaced.
+    pub fn add_owner(&self, owner: Owner) -> Arc<Owner> {
+        let key = owner.key.clone();
+        if self.inner.owners.get(&key).is_some() {
+            self.remove_owner(&key);
+        }
+        let owner = self.inner.owners.add(owner);
+        self.inner
+            .metrics
+            .start_at_zero(std::iter::once(key.as_str()), std::iter::empty());
+        self.make_warm_slots(&owner);
+        tracing::info!(owner = %key, family = owner.family.name, "owner added");
+        owner
+    }
+
+    /// Removes an owner while the server runs: its credentials are no
+    /// longer served or renewed (what the store holds stays, for an owner
+    /// added back). Returns whether it was there.
+    pub fn remove_owner(&self, key: &str) -> bool {
+        let Some(owner) = self.inner.owners.remove(key) else {
+            return false;
+        };
+        self.inner.slots.remove_owner(key);
+        tracing::info!(owner = %key, family = owner.family.name, "owner removed");
+        true
     }
 
     /// Who has credentials: the configured apps and WeCom apps.
@@ -202,18 +252,28 @@ impl TokenCenter {
         &self.inner.clock
     }
 
-    pub(super) fn slot(&self, appid: &str, kind: Kind) -> Result<&Slot, TokenError> {
-        if let Some(slot) = self.inner.slots.get(&(appid.to_owned(), kind)) {
+    /// The slot of `appid`'s `kind`, made when first asked for if its
+    /// family has that credential.
+    pub(super) fn slot(&self, appid: &str, kind: Kind) -> Result<Arc<Slot>, TokenError> {
+        if let Some(slot) = self.inner.slots.get(appid, kind) {
             return Ok(slot);
         }
-        Err(match self.issuer(appid) {
-            Some(issuer) => TokenError::NotIssued {
+        match self.issuer(appid) {
+            Some(issuer) if issuer.family().kinds.contains(&kind) => {
+                Ok(self.make_slot(appid, kind, issuer.warm(kind)))
+            }
+            Some(issuer) => Err(TokenError::NotIssued {
                 owner: appid.to_owned(),
                 kind,
                 why: issuer.family().lacks,
-            },
-            None => TokenError::UnknownApp(appid.to_owned()),
-        })
+            }),
+            None => Err(TokenError::UnknownApp(appid.to_owned())),
+        }
+    }
+
+    /// The slot of `appid`'s `kind` if it has one already (nothing is made).
+    pub(super) fn existing_slot(&self, appid: &str, kind: Kind) -> Option<Arc<Slot>> {
+        self.inner.slots.get(appid, kind)
     }
 
     /// A valid credential: from memory, else from the store, else from WeChat.
@@ -270,11 +330,11 @@ impl TokenCenter {
             return Ok(c);
         }
         if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
-            self.keep(slot, appid, kind, &c);
+            self.keep(&slot, appid, kind, &c);
             self.audit(appid, kind, "adoption", &cause, None).await;
             return Ok(c);
         }
-        self.fetch(appid, kind, slot, false, cause).await
+        self.fetch(appid, kind, &slot, false, cause).await
     }
 
     /// Compare-and-refresh: a business server saw `invalid` rejected. Fetches a
@@ -325,7 +385,7 @@ impl TokenCenter {
         };
         if let Some(c) = current.filter(|c| c.value != invalid && c.is_valid(now)) {
             if slot.current().as_ref() != Some(&c) {
-                self.keep(slot, appid, kind, &c);
+                self.keep(&slot, appid, kind, &c);
             }
             return Ok(c);
         }
@@ -343,7 +403,7 @@ impl TokenCenter {
             health.forced_today = (beijing_day(now), spent + 1);
         }
         tracing::info!(appid, token.kind = %kind, invalid = %mask(invalid), "compare-and-refresh: forcing a new credential");
-        self.fetch(appid, kind, slot, true, cause).await
+        self.fetch(appid, kind, &slot, true, cause).await
     }
 
     /// Renews a credential that is due, for the background refresher.
@@ -355,13 +415,13 @@ impl TokenCenter {
         };
         let _flight = slot.flight.lock().await;
         let now = self.now();
-        if self.due(slot).is_none_or(|due| due > now) {
+        if self.due(&slot).is_none_or(|due| due > now) {
             return;
         }
         let held = slot.current().is_some();
         if !held {
             if let Some(c) = self.load(appid, kind).await.filter(|c| c.is_valid(now)) {
-                self.keep(slot, appid, kind, &c);
+                self.keep(&slot, appid, kind, &c);
                 self.audit(appid, kind, "adoption", &Cause::WarmUp, None)
                     .await;
                 return;
@@ -372,7 +432,7 @@ impl TokenCenter {
             (false, false) => Cause::WarmUp,
             (true, false) => Cause::Schedule,
         };
-        let _ = self.fetch(appid, kind, slot, false, cause).await;
+        let _ = self.fetch(appid, kind, &slot, false, cause).await;
     }
 
     /// Makes `credential` the slot's current one, renewed on the usual schedule.
@@ -425,7 +485,7 @@ impl TokenCenter {
     /// The app's daily quotas were reset: credentials waiting for the
     /// quota's midnight are fetched again now.
     pub(super) fn quota_reset(&self, appid: &str) {
-        for ((owner, _), slot) in &self.inner.slots {
+        for ((owner, _), slot) in self.inner.slots.all() {
             if owner != appid {
                 continue;
             }
@@ -455,20 +515,19 @@ impl TokenCenter {
                 .is_some_and(|c| bool::from(c.value.as_bytes().ct_eq(token.as_bytes())))
         };
         let mut found = None;
-        for ((appid, kind), slot) in &self.inner.slots {
-            if *kind != Kind::AccessToken {
-                continue;
-            }
-            let previous = slot
-                .previous
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            let hit = matches(slot.current()) | matches(previous);
-            if hit && found.is_none() {
-                found = Some(appid.clone());
-            }
-        }
+        self.inner
+            .slots
+            .each_of_kind(Kind::AccessToken, |appid, slot| {
+                let previous = slot
+                    .previous
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let hit = matches(slot.current()) | matches(previous);
+                if hit && found.is_none() {
+                    found = Some(appid.to_owned());
+                }
+            });
         found
     }
 
@@ -476,7 +535,7 @@ impl TokenCenter {
     /// the app's previous one, now and when it is replaced later (another
     /// instance's revocation may arrive before its replacement does).
     pub(super) fn forget_revoked(&self, appid: &str, sha256: &str) {
-        if let Some(slot) = self.inner.slots.get(&(appid.to_owned(), Kind::AccessToken)) {
+        if let Some(slot) = self.existing_slot(appid, Kind::AccessToken) {
             slot.forget_revoked(sha256);
         }
     }
@@ -492,22 +551,24 @@ impl TokenCenter {
     pub fn appid_of_token(&self, token: &str) -> Option<String> {
         use subtle::ConstantTimeEq;
         let now = self.now();
+        let mut found = None;
         self.inner
             .slots
-            .iter()
-            .filter(|((_, kind), _)| *kind == Kind::AccessToken)
-            .find(|(_, slot)| {
-                slot.valid(now)
-                    .is_some_and(|c| bool::from(c.value.as_bytes().ct_eq(token.as_bytes())))
-            })
-            .map(|((appid, _), _)| appid.clone())
+            .each_of_kind(Kind::AccessToken, |appid, slot| {
+                let hit = slot
+                    .valid(now)
+                    .is_some_and(|c| bool::from(c.value.as_bytes().ct_eq(token.as_bytes())));
+                if hit && found.is_none() {
+                    found = Some(appid.to_owned());
+                }
+            });
+        found
     }
 
     /// Every credential's state, for readiness, metrics and the status page.
     pub fn status(&self) -> Vec<SlotStatus> {
-        let mut all: Vec<SlotStatus> = self
-            .inner
-            .slots
+        let slots = self.inner.slots.all();
+        let mut all: Vec<SlotStatus> = slots
             .iter()
             .map(|((appid, kind), slot)| {
                 let next_refresh_at = self.due(slot);
@@ -538,6 +599,14 @@ impl TokenCenter {
                 }
             })
             .collect();
+        // Credentials nobody asked for yet have no slot: listed as never fetched.
+        for owner in self.inner.owners.all() {
+            for &kind in owner.family.kinds {
+                if self.existing_slot(&owner.key, kind).is_none() {
+                    all.push(SlotStatus::never(&owner.key, kind));
+                }
+            }
+        }
         all.sort_by(|a, b| (&a.appid, a.kind).cmp(&(&b.appid, b.kind)));
         all
     }
@@ -555,7 +624,8 @@ impl TokenCenter {
     /// Takes a credential another instance stored, if it is newer than ours
     /// (called on the store's change notifications).
     pub(super) async fn adopt_stored(&self, appid: &str, kind: Kind) {
-        let Ok(slot) = self.slot(appid, kind) else {
+        // A credential with no slot here is loaded when first asked for.
+        let Some(slot) = self.existing_slot(appid, kind) else {
             return;
         };
         // Under the flight, so a fetch finishing meanwhile is not overwritten.
@@ -566,7 +636,7 @@ impl TokenCenter {
             .await
         {
             tracing::debug!(appid, token.kind = %kind, "adopted a credential stored by another instance");
-            self.keep(slot, appid, kind, &stored);
+            self.keep(&slot, appid, kind, &stored);
             self.audit(appid, kind, "adoption", &Cause::Schedule, None)
                 .await;
         }
@@ -617,11 +687,12 @@ impl TokenCenter {
     /// way (so every refresh lease has been released), and returns the
     /// slots' flight locks, so that no fetch starts while they are held.
     /// Stop the refreshers before dropping them.
-    pub async fn quiesce(&self, limit: Duration) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+    pub async fn quiesce(&self, limit: Duration) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
         let mut held = Vec::new();
+        let slots = self.inner.slots.all();
         let all = async {
-            for slot in self.inner.slots.values() {
-                held.push(slot.flight.lock().await);
+            for (_, slot) in &slots {
+                held.push(slot.flight.clone().lock_owned().await);
             }
         };
         if tokio::time::timeout(limit, all).await.is_err() {

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::store::Kind;
 
+use super::slot::Slot;
 use super::TokenCenter;
 
 /// Background renewals under way at once. At start every credential is due
@@ -19,16 +20,22 @@ use super::TokenCenter;
 /// credential not held yet does not wait for this (it fetches on demand).
 const MAX_RENEWING: usize = 64;
 
-/// The refresher tasks; dropping this stops them.
+/// The refresher tasks; dropping this stops them, and the ones of slots
+/// made later (a credential first asked for, an owner added).
 #[derive(Debug)]
 pub struct Refreshers {
+    center: TokenCenter,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Refreshers {
     fn drop(&mut self) {
+        *self.center.renewing() = None;
         for task in &self.tasks {
             task.abort();
+        }
+        for (_, slot) in self.center.inner.slots.all() {
+            slot.stop_refresher();
         }
     }
 }
@@ -37,16 +44,11 @@ impl TokenCenter {
     /// Starts one refresher per app and kind, and, when the store announces
     /// other instances' writes, the task that adopts them at once.
     pub fn spawn_refreshers(&self) -> Refreshers {
-        let renewing = Arc::new(Semaphore::new(MAX_RENEWING));
-        let mut tasks: Vec<_> = self
-            .inner
-            .slots
-            .keys()
-            .map(|(appid, kind)| {
-                let run = run(self.clone(), appid.clone(), *kind, renewing.clone());
-                tokio::spawn(run)
-            })
-            .collect();
+        *self.renewing() = Some(Arc::new(Semaphore::new(MAX_RENEWING)));
+        for ((owner, kind), slot) in self.inner.slots.all() {
+            self.start_refresher(&owner, kind, &slot);
+        }
+        let mut tasks = Vec::new();
         if let Some(changes) = self.store().changes() {
             tasks.push(tokio::spawn(follow(self.clone(), changes)));
         }
@@ -60,18 +62,45 @@ impl TokenCenter {
                 probe_interval,
             )));
         }
-        Refreshers { tasks }
+        Refreshers {
+            center: self.clone(),
+            tasks,
+        }
+    }
+
+    fn renewing(&self) -> std::sync::MutexGuard<'_, Option<Arc<Semaphore>>> {
+        self.inner
+            .renewing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts `slot`'s refresher, when the refreshers run.
+    pub(super) fn start_refresher(&self, owner: &str, kind: Kind, slot: &Slot) {
+        let Some(renewing) = self.renewing().clone() else {
+            return;
+        };
+        let task = tokio::spawn(run(self.clone(), owner.to_owned(), kind, renewing));
+        let previous = slot
+            .refresher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(task.abort_handle());
+        if let Some(previous) = previous {
+            previous.abort();
+        }
     }
 }
 
 async fn run(center: TokenCenter, appid: String, kind: Kind, renewing: Arc<Semaphore>) {
-    let Ok(slot) = center.slot(&appid, kind) else {
+    // Stopped (aborted) when the slot is dropped from the center.
+    let Some(slot) = center.existing_slot(&appid, kind) else {
         return;
     };
     let mut changed = slot.generation.subscribe();
     loop {
         changed.borrow_and_update();
-        match center.due(slot) {
+        match center.due(&slot) {
             // Not wanted (a card ticket nobody asked for): nothing to do.
             None => {
                 if changed.changed().await.is_err() {
@@ -118,8 +147,8 @@ async fn follow(
         match one {
             Some((appid, kind)) => center.adopt_stored(&appid, kind).await,
             None => {
-                let all: Vec<_> = center.inner.slots.keys().cloned().collect();
-                for (appid, kind) in all {
+                let all = center.inner.slots.all();
+                for ((appid, kind), _) in all {
                     center.adopt_stored(&appid, kind).await;
                 }
             }

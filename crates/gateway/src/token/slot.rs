@@ -1,8 +1,9 @@
 //! One credential's place in the center: the value in memory, the single
 //! flight, and its health (failures, backoff, schedule, forced refreshes).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::store::{Credential, Kind};
 
@@ -38,6 +39,98 @@ pub struct SlotStatus {
     pub rejected: bool,
 }
 
+impl SlotStatus {
+    /// A credential of the owner's family nobody has asked for yet: it has no slot.
+    pub(super) fn never(appid: &str, kind: Kind) -> Self {
+        Self {
+            appid: appid.to_owned(),
+            kind,
+            expires_at: None,
+            next_refresh_at: None,
+            last_failure: None,
+            last_failure_at: None,
+            fetches: 0,
+            fetches_today: 0,
+            value: None,
+            fetched_at: None,
+            lease_held: false,
+            rejected: false,
+        }
+    }
+}
+
+/// Every credential's slot, by owner and kind. Slots come and go with their
+/// owners, and a credential nobody keeps warm gets its slot only when first
+/// asked for, so a center of many owners holds little for what is unused.
+#[derive(Debug, Default)]
+pub(super) struct Slots {
+    map: RwLock<HashMap<(String, Kind), Arc<Slot>>>,
+}
+
+impl Slots {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, Kind), Arc<Slot>>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<(String, Kind), Arc<Slot>>> {
+        self.map.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The slot of `owner`'s `kind`, if it has one.
+    pub(super) fn get(&self, owner: &str, kind: Kind) -> Option<Arc<Slot>> {
+        self.read().get(&(owner.to_owned(), kind)).cloned()
+    }
+
+    /// The slot of `owner`'s `kind`, made by `make` if it has none (`true`
+    /// beside it when it was made now).
+    pub(super) fn get_or_make(
+        &self,
+        owner: &str,
+        kind: Kind,
+        make: impl FnOnce() -> Slot,
+    ) -> (Arc<Slot>, bool) {
+        if let Some(slot) = self.get(owner, kind) {
+            return (slot, false);
+        }
+        let mut map = self.write();
+        match map.entry((owner.to_owned(), kind)) {
+            std::collections::hash_map::Entry::Occupied(e) => (e.get().clone(), false),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                (e.insert(Arc::new(make())).clone(), true)
+            }
+        }
+    }
+
+    /// Drops every slot of `owner`, stopping their refreshers.
+    pub(super) fn remove_owner(&self, owner: &str) {
+        let removed: Vec<Arc<Slot>> = {
+            let mut map = self.write();
+            let keys: Vec<_> = map.keys().filter(|(o, _)| o == owner).cloned().collect();
+            keys.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for slot in removed {
+            slot.stop_refresher();
+        }
+    }
+
+    /// Every slot, with its owner and kind.
+    pub(super) fn all(&self) -> Vec<((String, Kind), Arc<Slot>)> {
+        (self.read().iter())
+            .map(|(key, slot)| (key.clone(), slot.clone()))
+            .collect()
+    }
+
+    /// Calls `f` with every slot of `kind` and its owner, under the read
+    /// lock (no copies: the façade looks a presented token up this way).
+    pub(super) fn each_of_kind(&self, kind: Kind, mut f: impl FnMut(&str, &Slot)) {
+        for ((owner, k), slot) in self.read().iter() {
+            if *k == kind {
+                f(owner, slot);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub(super) struct Health {
     pub(super) last_failure: Option<Failure>,
@@ -68,7 +161,7 @@ pub(super) struct Slot {
     /// another instance: never kept as `previous`.
     pub(super) revoked: RwLock<Option<String>>,
     /// Held while fetching: the single flight.
-    pub(super) flight: tokio::sync::Mutex<()>,
+    pub(super) flight: Arc<tokio::sync::Mutex<()>>,
     /// Set while this instance holds the refresh lease.
     pub(super) leased: std::sync::atomic::AtomicBool,
     /// Kept warm by the refresher: fetched at start and after any failure,
@@ -83,6 +176,15 @@ pub(super) struct Slot {
     pub(super) checked: tokio::sync::Mutex<Option<super::probe::Checked>>,
     /// Bumped whenever the credential or its schedule changes; wakes the refresher.
     pub(super) generation: tokio::sync::watch::Sender<u64>,
+    /// The slot's refresher task, stopped when the slot is dropped from the
+    /// center (its owner removed) or the refreshers are.
+    pub(super) refresher: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.stop_refresher();
+    }
 }
 
 impl Slot {
@@ -91,13 +193,26 @@ impl Slot {
             current: RwLock::new(None),
             previous: RwLock::new(None),
             revoked: RwLock::new(None),
-            flight: tokio::sync::Mutex::new(()),
+            flight: Arc::new(tokio::sync::Mutex::new(())),
             leased: std::sync::atomic::AtomicBool::new(false),
             wanted: std::sync::atomic::AtomicBool::new(wanted),
             health: Mutex::new(Health::default()),
             rejected: std::sync::atomic::AtomicBool::new(false),
             checked: tokio::sync::Mutex::new(None),
             generation: tokio::sync::watch::Sender::new(0),
+            refresher: Mutex::new(None),
+        }
+    }
+
+    /// Stops the slot's refresher, if one runs.
+    pub(super) fn stop_refresher(&self) {
+        let task = self
+            .refresher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.abort();
         }
     }
 
