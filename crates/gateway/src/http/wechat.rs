@@ -19,7 +19,7 @@ use wxgate_proto::{
 
 use super::owner::WecomApp;
 use super::{ApiError, AppState};
-use crate::config::{Inbox, Sender};
+use crate::message::{Inbox, Sender};
 use crate::token::TokenError;
 
 /// The query WeChat adds to `/wx/{appid}`: the push's signed parameters, plus
