@@ -7,11 +7,12 @@
 //! problem is collected, each with its field path, and reported at once.
 
 mod env;
+mod problems;
 mod proxy;
 mod raw;
+mod secrets;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -20,11 +21,15 @@ use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
 pub use crate::inbox::{Inbox, Sender};
 use crate::rules::Rule;
+pub use problems::ConfigError;
+use problems::{line_at, locate, problem_path, Problems};
 pub use proxy::{
     admin_path, is_credential_path, reserved, ProxyConfig, Reserved, ReservedPath, ADMIN_PATHS,
     CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS,
 };
 use raw::{RawApp, RawClient, RawConfig, RawWecom};
+pub use secrets::read_secret_file;
+use secrets::secret;
 
 /// Everything wxgate needs to run, checked.
 #[derive(Debug)]
@@ -289,50 +294,8 @@ impl AppScope {
     }
 }
 
-/// Every problem found in a configuration.
-#[derive(Debug, thiserror::Error)]
-pub struct ConfigError {
-    /// `(field path, what is wrong)`, in the order found.
-    pub problems: Vec<(String, String)>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} problem(s) in the configuration:",
-            self.problems.len()
-        )?;
-        for (path, problem) in &self.problems {
-            writeln!(f, "  {path}: {problem}")?;
-        }
-        Ok(())
-    }
-}
-
 /// The largest `server.max_body_bytes`: the XML reader's own limit.
 pub const MAX_PUSH_BODY: usize = 1 << 20;
-
-/// The largest secret file read, bytes: a secret is a line, not a stream.
-const MAX_SECRET_FILE: u64 = 64 * 1024;
-
-/// Reads a secret file, refusing one larger than [`MAX_SECRET_FILE`] (say,
-/// `/dev/zero` by mistake) instead of reading until memory runs out. The
-/// configuration's `*_file` secrets and the CLI's `--admin-key-file` read
-/// through it.
-pub fn read_secret_file(path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_SECRET_FILE + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_SECRET_FILE {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_SECRET_FILE} bytes; is it the right file?"
-        )));
-    }
-    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
-}
 
 /// An identifier as WeChat issues them (AppID, CorpID): ASCII letters,
 /// digits, `_` and `-`, 1 to 64 of them, so it is safe in URLs, keys and logs.
@@ -385,129 +348,6 @@ pub fn load(toml_text: &str, env: &BTreeMap<String, String>) -> Result<Config, C
         _ => Err(ConfigError {
             problems: locate(problems.0, toml_text, &from_env),
         }),
-    }
-}
-
-/// `apps.0.secret` (serde's and the environment's spelling) as the problems
-/// spell it: `apps[0].secret`.
-fn problem_path(dotted: &str) -> String {
-    let mut out = String::new();
-    for segment in dotted.split('.') {
-        if segment.bytes().all(|b| b.is_ascii_digit()) && !segment.is_empty() {
-            out.push_str(&format!("[{segment}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(segment);
-        }
-    }
-    out
-}
-
-/// The 1-based line of byte `offset` in `text`.
-fn line_at(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// Says where each problem comes from: the environment variable that set
-/// it, else the line of the file that holds it (or the nearest enclosing
-/// entry that does, for a setting that is missing).
-fn locate(
-    problems: Vec<(String, String)>,
-    text: &str,
-    from_env: &[(String, String)],
-) -> Vec<(String, String)> {
-    let spanned = toml::de::DeTable::parse(text).ok();
-    problems
-        .into_iter()
-        .map(|(path, problem)| {
-            let variable = from_env.iter().find(|(set, _)| {
-                let set = problem_path(set);
-                path == set
-                    || path.starts_with(&format!("{set}."))
-                    || path.starts_with(&format!("{set}["))
-            });
-            let place = match (variable, &spanned) {
-                (Some((_, variable)), _) => Some(format!("from {variable}")),
-                (None, Some(table)) => {
-                    line_of(table, &path).map(|span| format!("line {}", line_at(text, span)))
-                }
-                (None, None) => None,
-            };
-            match place {
-                Some(place) if !problem.starts_with("from ") => {
-                    (path, format!("{problem} ({place})"))
-                }
-                _ => (path, problem),
-            }
-        })
-        .collect()
-}
-
-/// Where the setting at `path` (`apps[0].secret`) is written, or the
-/// nearest enclosing table or entry that is: a byte offset.
-fn line_of(root: &toml::Spanned<toml::de::DeTable<'_>>, path: &str) -> Option<usize> {
-    use toml::de::DeValue;
-    let mut table = root.get_ref();
-    let mut found = None;
-    for segment in path.split('.') {
-        let (name, index) = match segment.split_once('[') {
-            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (segment, None),
-        };
-        let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref() == name) else {
-            return found;
-        };
-        found = Some(key.span().start);
-        let mut value = value;
-        if let Some(i) = index {
-            let DeValue::Array(items) = value.get_ref() else {
-                return found;
-            };
-            let Some(item) = items.get(i) else {
-                return found;
-            };
-            found = Some(item.span().start);
-            value = item;
-        }
-        match value.get_ref() {
-            DeValue::Table(inner) => table = inner,
-            _ => return found,
-        }
-    }
-    found
-}
-
-#[derive(Default)]
-struct Problems(Vec<(String, String)>);
-
-impl Problems {
-    /// Records a problem when `value` is outside `range`.
-    fn within<T: PartialOrd + fmt::Display>(
-        &mut self,
-        path: &str,
-        value: T,
-        range: std::ops::RangeInclusive<T>,
-        unit: &str,
-    ) {
-        if !range.contains(&value) {
-            self.add(
-                path,
-                format!("{value}: use {} to {} {unit}", range.start(), range.end()),
-            );
-        }
-    }
-
-    fn add(&mut self, path: impl Into<String>, problem: impl Into<String>) {
-        self.0.push((path.into(), problem.into()));
-    }
-
-    fn fatal(&mut self, path: &str, problem: String) -> ConfigError {
-        self.add(path, problem);
-        ConfigError {
-            problems: std::mem::take(&mut self.0),
-        }
     }
 }
 
@@ -1319,49 +1159,6 @@ fn check_client(
         key_sha256: key?,
         apps,
     })
-}
-
-/// A secret given inline, by `_env` or by `_file` (at most one of them); `None`
-/// when absent or unreadable (the latter recorded as a problem).
-fn secret(
-    p: &mut Problems,
-    env: &BTreeMap<String, String>,
-    path: &str,
-    inline: Option<String>,
-    env_name: Option<String>,
-    file: Option<String>,
-) -> Option<SecretString> {
-    let given = [inline.is_some(), env_name.is_some(), file.is_some()];
-    if given.iter().filter(|g| **g).count() > 1 {
-        p.add(path, "give only one of the value, _env and _file");
-        return None;
-    }
-    let value = match (inline, env_name, file) {
-        (Some(v), _, _) => v,
-        (_, Some(var), _) => match env.get(&var) {
-            Some(v) => v.clone(),
-            None => {
-                p.add(
-                    format!("{path}_env"),
-                    format!("environment variable {var} is not set"),
-                );
-                return None;
-            }
-        },
-        (_, _, Some(file)) => match read_secret_file(&file) {
-            Ok(v) => v.trim_end_matches(['\n', '\r']).to_owned(),
-            Err(e) => {
-                p.add(format!("{path}_file"), format!("reading {file}: {e}"));
-                return None;
-            }
-        },
-        _ => return None,
-    };
-    if value.is_empty() {
-        p.add(path, "is empty");
-        return None;
-    }
-    Some(SecretString::from(value))
 }
 
 #[cfg(test)]
