@@ -5,6 +5,13 @@
 //! [`Config`] in which secrets are read (inline, `x_env` or `x_file`), AES keys
 //! decoded and every value typed, so nothing downstream re-checks. Every
 //! problem is collected, each with its field path, and reported at once.
+//!
+//! Each section has a file of its own with its checked type and its checker:
+//! `server`, `store`, `upstream`, `admin`, `proxy`, `apps`, `wecom` and
+//! `clients`; `pushes` holds the push settings `[[apps]]` and `[[wecom]]`
+//! share (and builds their inboxes), `secrets` reads a secret given inline,
+//! by `x_env` or by `x_file`, `problems` collects the problems and says where
+//! each is, and `env` applies the `WXGATE_…` overrides.
 
 mod admin;
 mod apps;
@@ -103,6 +110,7 @@ pub fn load(toml_text: &str, env: &BTreeMap<String, String>) -> Result<Config, C
     }
 }
 
+/// Checks the sections in turn, so the problems come in this order.
 fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Config {
     let server = server::check(raw.server, p);
     let store = store::check(raw.store, env, p);
