@@ -13,7 +13,9 @@
 //!   [`token::issuer::Issuer`] per credential family.
 //! - [`upstream`]: WeChat's HTTP API: the client, its failures, what errcodes mean.
 //! - [`rules`]: static replies to pushes, from the configuration.
-//! - [`message`]: pushes after verification: dedupe, rules, webhook, late replies.
+//! - [`message`]: pushes after verification: dedupe, rules, webhook, late replies; the
+//!   [`message::Inbox`] each owner's pushes arrive at (defined in `inbox`, a leaf the
+//!   configuration builds them with).
 //! - [`proxy`]: forwards business servers' API calls with the current token.
 //! - [`logs`]: how log lines show values from outside (escaped, bounded).
 //! - [`connections`]: the accept loop: connection cap, header and idle timeouts, shutdown.
@@ -26,6 +28,7 @@ pub mod config;
 pub mod connections;
 pub mod family;
 pub mod http;
+mod inbox;
 pub mod logs;
 pub mod message;
 pub mod metrics;

@@ -15,6 +15,8 @@ pub mod dedupe;
 pub mod stats;
 pub mod webhook;
 
+pub use crate::inbox::{Inbox, Sender};
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +24,6 @@ use std::time::Duration;
 use wxgate_proto::{Push, Reply, ReplyBody};
 
 use crate::clock::Clock;
-use crate::config::{Inbox, Sender};
 use crate::metrics::{AppLabels, Metrics, PushLabels};
 use crate::store::{PushClaim, Store};
 use crate::token::{Requester, TokenCenter, Upstream};

@@ -18,8 +18,8 @@ use wxgate_proto::{
 
 use super::owner::PathOwner;
 use super::{ApiError, AppState};
-use crate::config::Inbox;
 use crate::family::Envelope;
+use crate::message::Inbox;
 use crate::token::owners::Owner;
 use crate::token::TokenError;
 

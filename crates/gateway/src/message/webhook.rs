@@ -6,7 +6,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 
-use crate::config::Inbox;
+use super::Inbox;
 use sha2::Sha256;
 use wxgate_proto::{Push, ReplyBody};
 

@@ -1,0 +1,248 @@
+//! `[[apps]]`: WeChat Official Accounts and Mini Programs, each with its
+//! AppID and AppSecret, its token API and refresh margin, its JS safe domains
+//! and, when it takes pushes, their settings (`config::pushes`). Also the
+//! checks `[[wecom]]` entries share: identifiers, JS domains, the default
+//! refresh margin.
+
+use std::collections::{BTreeMap, HashSet};
+
+use secrecy::SecretString;
+
+use super::pushes::{check_pushes, raw_pushes};
+use super::raw::RawApp;
+use super::secrets::secret;
+use super::Problems;
+use crate::inbox::{Inbox, Sender};
+
+/// Which family an `[[apps]]` entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppType {
+    /// An Official Account (服务号/订阅号), the default.
+    Official,
+    /// A Mini Program (小程序): the same token APIs, no JS-SDK tickets.
+    MiniProgram,
+}
+
+impl AppType {
+    /// `official` or `miniprogram`, as in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppType::Official => "official",
+            AppType::MiniProgram => "miniprogram",
+        }
+    }
+}
+
+/// Which token API an app uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenApi {
+    /// `POST /cgi-bin/stable_token` (the default): safe with other fetchers.
+    Stable,
+    /// `GET /cgi-bin/token`: each fetch supersedes the previous token.
+    Classic,
+}
+
+impl TokenApi {
+    /// WeChat's daily quota of this API, per account (protocol reference
+    /// §4.1: `/cgi-bin/token` 2,000; `/cgi-bin/stable_token` 500,000).
+    pub fn daily_quota(self) -> u64 {
+        match self {
+            TokenApi::Stable => 500_000,
+            TokenApi::Classic => 2_000,
+        }
+    }
+
+    /// `stable` or `classic`, as in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenApi::Stable => "stable",
+            TokenApi::Classic => "classic",
+        }
+    }
+}
+
+/// One `[[apps]]` entry.
+#[derive(Debug)]
+pub struct AppConfig {
+    /// AppID.
+    pub appid: String,
+    /// AppSecret.
+    pub secret: SecretString,
+    /// Where its pushes arrive, when a server token is set.
+    pub inbox: Option<std::sync::Arc<Inbox>>,
+    /// Official Account or Mini Program.
+    pub app_type: AppType,
+    /// Which token API to fetch with.
+    pub token_api: TokenApi,
+    /// Refresh this long before expiry, seconds (default 600).
+    pub refresh_ahead_secs: u64,
+    /// JS safe domains: JS-SDK signatures are given only for pages on or under them.
+    pub js_domains: Vec<String>,
+}
+
+/// Default refresh margin, seconds.
+pub const DEFAULT_REFRESH_AHEAD_SECS: u64 = 600;
+
+/// Checks every `[[apps]]` entry. Each appid goes into `seen`, the owners
+/// client scopes may name; one given twice is a problem.
+pub(super) fn check(
+    raw: Vec<RawApp>,
+    env: &BTreeMap<String, String>,
+    seen: &mut HashSet<String>,
+    p: &mut Problems,
+) -> Vec<AppConfig> {
+    let mut apps = Vec::new();
+    for (i, raw_app) in raw.into_iter().enumerate() {
+        let appid = raw_app.appid.clone();
+        let Some(app) = check_app(raw_app, &format!("apps[{i}]"), env, p) else {
+            // Its own problems are reported: a client's scope naming it is not
+            // one more ("not a configured appid" would be wrong).
+            seen.extend(appid);
+            continue;
+        };
+        if seen.insert(app.appid.clone()) {
+            apps.push(app);
+        } else {
+            p.add(
+                format!("apps[{i}].appid"),
+                format!("{} appears twice", app.appid),
+            );
+        }
+    }
+    apps
+}
+
+fn check_app(
+    app: RawApp,
+    at: &str,
+    env: &BTreeMap<String, String>,
+    p: &mut Problems,
+) -> Option<AppConfig> {
+    let field = |name: &str| format!("{at}.{name}");
+    let appid = match app.appid {
+        None => {
+            p.add(field("appid"), "missing");
+            None
+        }
+        Some(a) if is_identifier(&a) => Some(a),
+        Some(a) => {
+            p.add(
+                field("appid"),
+                format!(
+                    "{:?}: use the AppID as WeChat shows it (letters, digits, _ and -, at most 64)",
+                    crate::logs::escaped(&a)
+                ),
+            );
+            None
+        }
+    };
+    // Missing only when none of the three is given: one that is given but
+    // unusable (an unset variable, two at once) has its own problem.
+    if app.secret.is_none() && app.secret_env.is_none() && app.secret_file.is_none() {
+        p.add(
+            field("secret"),
+            "missing: set secret, secret_env or secret_file",
+        );
+    }
+    let app_secret = secret(
+        p,
+        env,
+        &field("secret"),
+        app.secret,
+        app.secret_env,
+        app.secret_file,
+    );
+    let pushes = check_pushes(raw_pushes!(app), at, env, p);
+    let token_api = match app.token_api.as_deref().unwrap_or("stable") {
+        "stable" => TokenApi::Stable,
+        "classic" => TokenApi::Classic,
+        other => {
+            p.add(
+                field("token_api"),
+                format!("{other:?}: use stable or classic"),
+            );
+            TokenApi::Stable
+        }
+    };
+    let app_type = match app.app_type.as_deref().unwrap_or("official") {
+        "official" => AppType::Official,
+        "miniprogram" => AppType::MiniProgram,
+        other => {
+            p.add(
+                field("type"),
+                format!("{other:?}: use official or miniprogram"),
+            );
+            AppType::Official
+        }
+    };
+    if app_type == AppType::MiniProgram && !app.js_domains.is_empty() {
+        p.add(
+            field("js_domains"),
+            "Mini Programs have no JS-SDK (no jsapi_ticket): remove js_domains",
+        );
+    }
+    // Mini Programs choose XML or JSON in their console; both are read, so a
+    // switch there loses no push. push_format records the choice.
+    match (app.push_format.as_deref(), app_type) {
+        (None | Some("xml"), _) | (Some("json"), AppType::MiniProgram) => {}
+        (Some("json"), AppType::Official) => p.add(
+            field("push_format"),
+            "Official Accounts push XML: JSON is a Mini Program's choice",
+        ),
+        (Some(other), _) => p.add(field("push_format"), format!("{other:?}: use xml or json")),
+    }
+    let sender = match app_type {
+        AppType::Official => Sender::Official,
+        AppType::MiniProgram => Sender::MiniProgram,
+    };
+    let inbox = pushes.app_inbox(app.mode.as_deref(), appid.as_deref(), sender, at, p);
+    let refresh_ahead_secs = app.refresh_ahead_secs.unwrap_or(DEFAULT_REFRESH_AHEAD_SECS);
+    if !(60..=3600).contains(&refresh_ahead_secs) {
+        p.add(
+            field("refresh_ahead_secs"),
+            format!("{refresh_ahead_secs}: use 60 to 3600 seconds"),
+        );
+    }
+    for (i, domain) in app.js_domains.iter().enumerate() {
+        if let Err(e) = check_js_domain(domain) {
+            p.add(format!("{at}.js_domains[{i}]"), e);
+        }
+    }
+    Some(AppConfig {
+        appid: appid?,
+        secret: app_secret?,
+        inbox,
+        app_type,
+        token_api,
+        refresh_ahead_secs,
+        js_domains: app
+            .js_domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+    })
+}
+
+/// An identifier as WeChat issues them (AppID, CorpID): ASCII letters,
+/// digits, `_` and `-`, 1 to 64 of them, so it is safe in URLs, keys and logs.
+pub(super) fn is_identifier(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A JS safe domain is a bare domain: no scheme, no port, no path (§5.3).
+pub(super) fn check_js_domain(domain: &str) -> Result<(), String> {
+    if domain.contains("://") {
+        return Err(format!(
+            "{domain:?}: write the bare domain, without the scheme"
+        ));
+    }
+    if domain.contains(['/', ':', '?', '#', ' ']) || domain.is_empty() {
+        return Err(format!(
+            "{domain:?}: write a bare domain like www.example.com"
+        ));
+    }
+    Ok(())
+}

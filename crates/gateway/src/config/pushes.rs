@@ -1,0 +1,246 @@
+//! The push settings `[[apps]]` and `[[wecom]]` entries share: the server
+//! token, the EncodingAESKey and the mode it protects pushes in, the webhook
+//! and its secret, and the reply rules; from them, the entry's [`Inbox`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use wxgate_proto::{AesKey, MessageCrypto, PushMode};
+
+use super::secrets::secret;
+use super::Problems;
+use crate::inbox::{Inbox, Sender};
+use crate::rules::Rule;
+
+/// The [`RawPushes`] of a raw `[[apps]]` or `[[wecom]]` entry (the same field names in both).
+macro_rules! raw_pushes {
+    ($raw:ident) => {
+        $crate::config::pushes::RawPushes {
+            token: [$raw.token, $raw.token_env, $raw.token_file],
+            encoding_aes_key: [
+                $raw.encoding_aes_key,
+                $raw.encoding_aes_key_env,
+                $raw.encoding_aes_key_file,
+            ],
+            webhook: $raw.webhook,
+            webhook_secret: [
+                $raw.webhook_secret,
+                $raw.webhook_secret_env,
+                $raw.webhook_secret_file,
+            ],
+            rules: $raw.rules,
+        }
+    };
+}
+pub(super) use raw_pushes;
+
+/// The push settings `[[apps]]` and `[[wecom]]` share, as written; each
+/// secret as its value, `_env` and `_file` forms.
+pub(super) struct RawPushes {
+    pub(super) token: [Option<String>; 3],
+    pub(super) encoding_aes_key: [Option<String>; 3],
+    pub(super) webhook: Option<String>,
+    pub(super) webhook_secret: [Option<String>; 3],
+    pub(super) rules: Vec<toml::Table>,
+}
+
+/// The push settings, checked. Without a server token no push is taken, so
+/// neither a webhook nor rules may be set: nothing would ever reach them.
+pub(super) struct Pushes {
+    token: Option<SecretString>,
+    key: Option<AesKey>,
+    webhook: Option<url::Url>,
+    webhook_secret: Option<SecretString>,
+    rules: Vec<Rule>,
+}
+
+/// Checks the push settings of the entry at `at` (`apps[0]`, `wecom[1]`).
+pub(super) fn check_pushes(
+    raw: RawPushes,
+    at: &str,
+    env: &BTreeMap<String, String>,
+    p: &mut Problems,
+) -> Pushes {
+    let field = |name: &str| format!("{at}.{name}");
+    let [inline, var, file] = raw.token;
+    let token = secret(p, env, &field("token"), inline, var, file);
+    let [inline, var, file] = raw.encoding_aes_key;
+    let key = secret(p, env, &field("encoding_aes_key"), inline, var, file).and_then(|k| {
+        use secrecy::ExposeSecret;
+        AesKey::try_new(k.expose_secret())
+            .map_err(|e| p.add(field("encoding_aes_key"), e.to_string()))
+            .ok()
+    });
+    let webhook = raw
+        .webhook
+        .as_deref()
+        .and_then(|w| match url::Url::parse(w) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                p.add(field("webhook"), format!("{w:?} is not an http(s) URL"));
+                None
+            }
+        });
+    let [inline, var, file] = raw.webhook_secret;
+    let webhook_secret = secret(p, env, &field("webhook_secret"), inline, var, file);
+    if webhook.is_some() && webhook_secret.is_none() {
+        p.add(
+            field("webhook_secret"),
+            "a webhook needs a secret to sign its requests with (webhook_secret_env = \"…\")",
+        );
+    }
+    let rules = raw
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, table)| {
+            Rule::compile(table)
+                .map_err(|e| p.add(format!("{at}.rules[{i}]"), e))
+                .ok()
+        })
+        .collect::<Vec<_>>();
+    if token.is_none() && (webhook.is_some() || !rules.is_empty()) {
+        p.add(
+            field("token"),
+            "rules and a webhook answer pushes: set the server token pushes are signed with",
+        );
+    }
+    Pushes {
+        token,
+        key,
+        webhook,
+        webhook_secret,
+        rules,
+    }
+}
+
+impl Pushes {
+    /// An `[[apps]]` entry's inbox, when it has a server token: pushes protected as
+    /// `mode` says (the AES key's receiveid is the appid), the rules' replies
+    /// checked against what `sender` can deliver.
+    pub(super) fn app_inbox(
+        mut self,
+        mode: Option<&str>,
+        appid: Option<&str>,
+        sender: Sender,
+        at: &str,
+        p: &mut Problems,
+    ) -> Option<Arc<Inbox>> {
+        let field = |name: &str| format!("{at}.{name}");
+        // The mode: plain without a key, safe with one, unless `mode` says otherwise.
+        let mode = mode.unwrap_or(if self.key.is_some() { "safe" } else { "plain" });
+        let crypto = |key: Option<AesKey>, p: &mut Problems| match (key, appid) {
+            (Some(key), Some(appid)) => Some(MessageCrypto::new(key, appid)),
+            (None, _) => {
+                p.add(
+                    field("encoding_aes_key"),
+                    format!("{mode} mode needs the 43-character EncodingAESKey"),
+                );
+                None
+            }
+            _ => None,
+        };
+        let mode = match mode {
+            "plain" => Some(PushMode::Plain),
+            "compat" => crypto(self.key.take(), p).map(PushMode::Compat),
+            "safe" => crypto(self.key.take(), p).map(PushMode::Safe),
+            other => {
+                p.add(
+                    field("mode"),
+                    format!("{other:?}: use plain, compat or safe"),
+                );
+                None
+            }
+        };
+        check_replies(&self.rules, sender, at, p);
+        match (mode, appid) {
+            (Some(mode), Some(appid)) => self.inbox(appid.to_owned(), sender, mode),
+            _ => None,
+        }
+    }
+
+    /// A `[[wecom]]` entry's inbox, when it has a server token. WeCom always
+    /// encrypts (§1.5): a token needs its key, and the key's receiveid is the
+    /// corpid; the rules' replies are checked against what WeCom can deliver.
+    pub(super) fn wecom_inbox(
+        mut self,
+        corpid: Option<&str>,
+        name: Option<&str>,
+        agentid: Option<u64>,
+        at: &str,
+        p: &mut Problems,
+    ) -> Option<Arc<Inbox>> {
+        let field = |setting: &str| format!("{at}.{setting}");
+        let sender = Sender::WeCom { agentid };
+        check_replies(&self.rules, sender, at, p);
+        match (self.token.is_some(), self.key.take(), corpid, name) {
+            (true, Some(key), Some(corpid), Some(name)) => {
+                let mode = PushMode::Safe(MessageCrypto::new(key, corpid));
+                self.inbox(format!("{corpid}/{name}"), sender, mode)
+            }
+            (true, None, _, _) => {
+                p.add(
+                    field("encoding_aes_key"),
+                    "WeCom callbacks are always encrypted: set the 43-character EncodingAESKey \
+                     beside the token",
+                );
+                None
+            }
+            (false, Some(_), _, _) => {
+                p.add(
+                    field("token"),
+                    "callbacks need the Token typed into WeCom's console beside the EncodingAESKey",
+                );
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The inbox these settings make for `owner`, pushes protected as `mode`
+    /// says; none without a server token.
+    fn inbox(self, owner: String, sender: Sender, mode: PushMode) -> Option<Arc<Inbox>> {
+        Some(Arc::new(Inbox {
+            owner,
+            sender,
+            token: self.token?,
+            mode,
+            webhook: self.webhook,
+            webhook_secret: self.webhook_secret,
+            rules: self.rules,
+        }))
+    }
+}
+
+/// Refuses rule replies the sender cannot deliver: WeCom has no transfer to
+/// customer service; a Mini Program's replies other than the transfer go out
+/// as customer-service messages, which carry text and images only (of the
+/// reply types).
+fn check_replies(rules: &[Rule], sender: Sender, at: &str, p: &mut Problems) {
+    use wxgate_proto::ReplyBody;
+    for rule in rules {
+        let refused = match (sender, &rule.reply) {
+            (Sender::WeCom { .. }, ReplyBody::TransferCustomerService { .. }) => {
+                Some("WeCom has no transfer_customer_service reply")
+            }
+            (
+                Sender::MiniProgram,
+                ReplyBody::Voice { .. }
+                | ReplyBody::Video { .. }
+                | ReplyBody::Music { .. }
+                | ReplyBody::News { .. },
+            ) => Some(
+                "a Mini Program answers with transfer_customer_service, or text and images \
+                 sent as customer-service messages",
+            ),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            p.add(
+                format!("{at}.rules"),
+                format!("a {} reply: {why}", rule.reply.msg_type()),
+            );
+        }
+    }
+}
