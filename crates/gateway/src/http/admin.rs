@@ -1,5 +1,6 @@
 //! The status page: `GET /admin` (HTML rendered here from [`status`],
-//! then kept live by a small script), `POST /admin/login`,
+//! then kept live by a small script that swaps in `GET /admin/live.html`,
+//! the same rendering of its live part), `POST /admin/login`,
 //! `GET /admin/status.json` and the page's stylesheet and script.
 //!
 //! The page is behind the `[admin]` key and closed (404) when none is set.
@@ -281,6 +282,12 @@ pub(crate) async fn login(
         )
             .into_response(),
     )
+}
+
+/// `GET /admin/live.html`: the page's live part alone (see [`page::live`]),
+/// which its script fetches every 5 s.
+pub(crate) async fn live_html(State(state): State<AppState>, _: Operator) -> Response {
+    html(StatusCode::OK, page::live(&status::snapshot(&state).await))
 }
 
 /// `GET /admin/status.json`: the snapshot the page renders.
