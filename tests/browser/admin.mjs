@@ -54,6 +54,8 @@ async function checkClosedDoor(url) {
   check(csp.includes("default-src 'none'") && !csp.includes('unsafe-inline'), `weak Content-Security-Policy: ${csp}`);
   const json = await fetch(`${url}/admin/status.json`);
   check(json.status === 401, `GET /admin/status.json without a key answered ${json.status}, expected 401`);
+  const live = await fetch(`${url}/admin/live.html`);
+  check(live.status === 401, `GET /admin/live.html without a key answered ${live.status}, expected 401`);
 }
 
 async function countdown(page, appid) {
@@ -134,9 +136,9 @@ async function run({ url, key, apps, screenshot }) {
       check(fell >= 1 && fell <= 4, `${appid}: countdown went from ${before[i]} to ${after[i]} in 2.2 s`);
     });
 
-    // The script's own rendering from /admin/status.json (every 5 s) keeps the same marks.
+    // The live part fetched again from /admin/live.html (every 5 s) and swapped in keeps the same marks.
     await page.waitForFunction(() => Number(document.body.dataset.updates || 0) >= 1, null, { timeout: 12000 })
-      .catch(() => check(false, 'the page never refreshed from /admin/status.json'));
+      .catch(() => check(false, 'the page never refreshed from /admin/live.html'));
     await checkCards(page, apps);
     await Promise.all(apps.map((appid) => countdown(page, appid)));
     const live = (await page.locator('#live').textContent()).trim();

@@ -55,6 +55,25 @@ impl Clock for SystemClock {
 pub struct ManualClock {
     now: AtomicU64,
     moved: tokio::sync::watch::Sender<u64>,
+    /// The deadline of every pending [`Clock::sleep_until`], by sleep.
+    sleepers: std::sync::Mutex<std::collections::BTreeMap<u64, u64>>,
+    next_sleeper: AtomicU64,
+}
+
+/// Takes a sleep off [`ManualClock::sleepers`] when it completes or is dropped.
+struct Sleeper<'a> {
+    clock: &'a ManualClock,
+    id: u64,
+}
+
+impl Drop for Sleeper<'_> {
+    fn drop(&mut self) {
+        self.clock
+            .sleepers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
 }
 
 impl ManualClock {
@@ -63,7 +82,22 @@ impl ManualClock {
         Self {
             now: AtomicU64::new(now),
             moved: tokio::sync::watch::Sender::new(now),
+            sleepers: std::sync::Mutex::default(),
+            next_sleeper: AtomicU64::new(0),
         }
+    }
+
+    /// How many tasks sleep on this clock until a time still ahead of it: once a
+    /// test has moved the clock, the tasks it woke are done with that moment
+    /// when this count is back to what it was before (each asleep again).
+    pub fn sleepers_ahead(&self) -> usize {
+        let now = self.now();
+        self.sleepers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter(|&&deadline| deadline > now)
+            .count()
     }
 
     /// Moves the clock forward by `secs` and wakes the sleepers that are due.
@@ -81,7 +115,14 @@ impl Clock for ManualClock {
 
     fn sleep_until(&self, deadline: u64) -> Sleep<'_> {
         let mut moved = self.moved.subscribe();
+        let id = self.next_sleeper.fetch_add(1, Ordering::SeqCst);
+        self.sleepers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, deadline);
+        let sleeper = Sleeper { clock: self, id };
         Box::pin(async move {
+            let _sleeper = sleeper;
             while self.now() < deadline {
                 if moved.changed().await.is_err() {
                     std::future::pending::<()>().await;
@@ -105,10 +146,12 @@ mod tests {
         clock.advance(30);
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished());
+        assert_eq!(clock.sleepers_ahead(), 1);
         clock.advance(30);
         tokio::time::timeout(Duration::from_secs(5), sleeper)
             .await
             .unwrap()
             .unwrap();
+        assert_eq!(clock.sleepers_ahead(), 0, "a woken sleeper is off the list");
     }
 }

@@ -366,26 +366,220 @@ mod contract {
         );
     }
 
-    #[tokio::test]
-    async fn memory() {
-        round_trips_and_replaces(&MemoryStore::default()).await;
+    fn credential(value: &str, expires_at: u64, fetched_at: u64) -> Credential {
+        Credential {
+            value: value.into(),
+            expires_at,
+            fetched_at,
+        }
     }
 
-    #[tokio::test]
-    async fn redis() {
-        let server = wxgate_testkit::RedisServer::start();
-        let store = RedisStore::connect(&server.url(), "contract:")
+    /// One holder of a credential's lease at a time on a shared store; on
+    /// the others every lease is granted (the in-process single flight is
+    /// enough). Only the holder's release frees it, the holder is named while
+    /// it holds it, and fences never go back.
+    pub(super) async fn leases_admit_one_holder_at_a_time(store: &dyn Store, other: &dyn Store) {
+        let shared = store.shares_pushes();
+        let ttl = Duration::from_secs(15);
+        let first = store
+            .acquire("wx1", Kind::AccessToken, ttl)
+            .await
+            .unwrap()
+            .expect("a free lease is granted");
+        let second = other.acquire("wx1", Kind::AccessToken, ttl).await.unwrap();
+        assert_eq!(second.is_none(), shared, "one holder at a time: {second:?}");
+        let holder = other.lease_holder("wx1", Kind::AccessToken).await.unwrap();
+        let named = shared.then(|| crate::instance_name().to_owned());
+        assert_eq!(holder, named, "the holder is named (by a shared store)");
+        // Another kind's or app's lease is its own.
+        let ticket = other.acquire("wx1", Kind::JsapiTicket, ttl).await.unwrap();
+        assert!(ticket.is_some(), "another kind's lease");
+        let app = other.acquire("wx2", Kind::AccessToken, ttl).await.unwrap();
+        assert!(app.is_some(), "another app's lease");
+
+        // A release with someone else's lease leaves it held.
+        let impostor = Lease {
+            owner: "impostor".into(),
+            fence: first.fence,
+        };
+        other
+            .release("wx1", Kind::AccessToken, &impostor)
             .await
             .unwrap();
-        round_trips_and_replaces(&store).await;
+        let meanwhile = other.acquire("wx1", Kind::AccessToken, ttl).await.unwrap();
+        assert_eq!(
+            meanwhile.is_none(),
+            shared,
+            "released by an impostor: {meanwhile:?}"
+        );
+        store
+            .release("wx1", Kind::AccessToken, &first)
+            .await
+            .unwrap();
+        assert_eq!(
+            other.lease_holder("wx1", Kind::AccessToken).await.unwrap(),
+            None
+        );
+        let next = other
+            .acquire("wx1", Kind::AccessToken, ttl)
+            .await
+            .unwrap()
+            .expect("granted once released");
+        assert!(next.fence >= first.fence, "{next:?} after {first:?}");
+        if shared {
+            assert!(next.fence > first.fence, "{next:?} after {first:?}");
+        }
     }
 
-    #[tokio::test]
-    async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
-        round_trips_and_replaces(&store).await;
+    /// A write under a lease older than one granted since is refused and
+    /// the stored credential stands; the newest lease's write is stored.
+    pub(super) async fn fencing_refuses_a_stale_holders_write(
+        store: &dyn Store,
+        other: &dyn Store,
+    ) {
+        let ttl = Duration::from_secs(15);
+        let kind = Kind::AccessToken;
+        let first = store.acquire("wx3", kind, ttl).await.unwrap().unwrap();
+        let t1 = credential("t1", 7200, 10);
+        assert!(store.save_fenced("wx3", kind, &t1, &first).await.unwrap());
+        assert_eq!(other.load("wx3", kind).await.unwrap(), Some(t1.clone()));
+        store.release("wx3", kind, &first).await.unwrap();
+
+        let second = other.acquire("wx3", kind, ttl).await.unwrap().unwrap();
+        let stale = credential("stale", 9000, 20);
+        let stored = store
+            .save_fenced("wx3", kind, &stale, &first)
+            .await
+            .unwrap();
+        assert_eq!(
+            stored,
+            second.fence <= first.fence,
+            "refused exactly when a newer lease was granted since: {first:?}, then {second:?}"
+        );
+        let standing = if stored { stale } else { t1 };
+        assert_eq!(other.load("wx3", kind).await.unwrap(), Some(standing));
+        let t2 = credential("t2", 9100, 30);
+        assert!(other.save_fenced("wx3", kind, &t2, &second).await.unwrap());
+        assert_eq!(store.load("wx3", kind).await.unwrap(), Some(t2));
     }
+
+    /// A lease its holder never gives back (it died) lapses after its ttl.
+    pub(super) async fn an_abandoned_lease_lapses_after_its_ttl(
+        store: &dyn Store,
+        other: &dyn Store,
+    ) {
+        let kind = Kind::JsapiTicket;
+        let abandoned = store
+            .acquire("wx4", kind, Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert!(abandoned.is_some());
+        let ttl = Duration::from_secs(15);
+        let at_once = other.acquire("wx4", kind, ttl).await.unwrap();
+        assert_eq!(at_once.is_none(), store.shares_pushes(), "{at_once:?}");
+        // The backend's own clock (Redis expires keys in real time).
+        wxgate_testkit::wait_until(
+            Duration::from_secs(5),
+            "the abandoned lease lapsed",
+            async || other.acquire("wx4", kind, ttl).await.unwrap().is_some(),
+        )
+        .await;
+    }
+
+    /// The first claim of a push handles it. On a shared store a retry that
+    /// lands on another instance sees it pending, then its answer; on the
+    /// others every claim is first (the in-process dedupe is enough). Bodies
+    /// bound to a signature likewise.
+    pub(super) async fn push_claims_hand_a_retry_the_first_answer(
+        store: &dyn Store,
+        other: &dyn Store,
+    ) {
+        let shared = store.shares_pushes();
+        let expect = |claim: PushClaim| if shared { claim } else { PushClaim::First };
+        let ttl = Duration::from_secs(15);
+        let key = "wx1:m:42";
+        assert_eq!(store.claim_push(key, ttl).await.unwrap(), PushClaim::First);
+        assert_eq!(
+            other.claim_push(key, ttl).await.unwrap(),
+            expect(PushClaim::Pending)
+        );
+        store.answer_push(key, Some("<xml/>"), ttl).await.unwrap();
+        assert_eq!(
+            other.claim_push(key, ttl).await.unwrap(),
+            expect(PushClaim::Answered(Some("<xml/>".into())))
+        );
+        store.answer_push("wx1:m:43", None, ttl).await.unwrap();
+        assert_eq!(
+            other.claim_push("wx1:m:43", ttl).await.unwrap(),
+            expect(PushClaim::Answered(None))
+        );
+        let other_push = "wx1:m:44";
+        assert_eq!(
+            other.claim_push(other_push, ttl).await.unwrap(),
+            PushClaim::First,
+            "another push is its own"
+        );
+
+        assert_eq!(store.bind_once("sig:1", "a", ttl).await.unwrap(), None);
+        assert_eq!(
+            other.bind_once("sig:1", "b", ttl).await.unwrap(),
+            shared.then(|| "a".to_owned())
+        );
+    }
+
+    /// A test per backend of each contract property, each on a fresh store
+    /// reached through two handles (two instances, where the backend has them).
+    macro_rules! on_every_backend {
+        ($($property:ident),* $(,)?) => {
+            mod memory {
+                $(
+                    #[tokio::test]
+                    async fn $property() {
+                        let store = crate::store::MemoryStore::default();
+                        super::$property(&store, &store).await;
+                    }
+                )*
+            }
+            mod sqlite {
+                $(
+                    #[tokio::test]
+                    async fn $property() {
+                        let dir = tempfile::tempdir().unwrap();
+                        let path = dir.path().join("t.db");
+                        let store = crate::store::SqliteStore::open(&path).unwrap();
+                        let other = crate::store::SqliteStore::open(&path).unwrap();
+                        super::$property(&store, &other).await;
+                    }
+                )*
+            }
+            mod redis {
+                $(
+                    #[tokio::test]
+                    async fn $property() {
+                        // Fails, saying how to install it, when redis-server is missing.
+                        let server = wxgate_testkit::RedisServer::start();
+                        let url = server.url();
+                        let connect = || crate::store::RedisStore::connect(&url, "contract:");
+                        let (store, other) = (connect().await.unwrap(), connect().await.unwrap());
+                        super::$property(&store, &other).await;
+                    }
+                )*
+            }
+        };
+    }
+
+    /// [`round_trips_and_replaces`] takes one handle.
+    async fn round_trips(store: &dyn Store, _: &dyn Store) {
+        round_trips_and_replaces(store).await;
+    }
+
+    on_every_backend!(
+        round_trips,
+        leases_admit_one_holder_at_a_time,
+        fencing_refuses_a_stale_holders_write,
+        an_abandoned_lease_lapses_after_its_ttl,
+        push_claims_hand_a_retry_the_first_answer,
+    );
 
     #[test]
     fn debug_masks_the_value() {

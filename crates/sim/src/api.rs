@@ -242,11 +242,22 @@ pub(crate) async fn inject_faults(
                 .into_response()
         }
         FaultAction::Endless => {
+            /// Counts the answer in `fault_streams_open` while it is being written.
+            struct Open(Simulator);
+            impl Drop for Open {
+                fn drop(&mut self) {
+                    let mut state = self.0.state();
+                    state.fault_streams_open = state.fault_streams_open.saturating_sub(1);
+                }
+            }
+            sim.state().fault_streams_open += 1;
+            let open = Open(sim.clone());
             let chunk = Bytes::from(vec![b'a'; 64 * 1024]);
             let head = futures_util::stream::once(async {
                 Ok::<_, std::io::Error>(Bytes::from_static(b"{\"access_token\":\""))
             });
             let endless = futures_util::stream::repeat_with(move || {
+                let Open(sim) = &open;
                 sim.state().fault_bytes_sent += chunk.len() as u64;
                 Ok(chunk.clone())
             });

@@ -157,6 +157,8 @@ pub(crate) struct State {
     unattributed: AppStats,
     pub(crate) faults_injected: u64,
     pub(crate) fault_bytes_sent: u64,
+    /// `endless` answers still being written (their client has not hung up).
+    pub(crate) fault_streams_open: u64,
     /// Every call per path, whoever made it and however it was answered.
     pub(crate) endpoint_calls: std::collections::BTreeMap<String, u64>,
     pub(crate) ip_whitelist: Option<Vec<IpNet>>,
@@ -206,6 +208,7 @@ impl State {
             unattributed: AppStats::default(),
             faults_injected: 0,
             fault_bytes_sent: 0,
+            fault_streams_open: 0,
             endpoint_calls: Default::default(),
             rids: RidLog::default(),
             seq: 0,
@@ -517,6 +520,7 @@ impl State {
             unattributed: self.unattributed.clone(),
             faults_injected: self.faults_injected,
             fault_bytes_sent: self.fault_bytes_sent,
+            fault_streams_open: self.fault_streams_open,
             endpoint_calls: self.endpoint_calls.clone(),
             media_stored_bytes: self.media.stored_bytes(now),
             wecom: self.wecom.stats(),

@@ -63,6 +63,10 @@ pub struct Stats {
     /// Bytes the `endless` fault has produced so far (what clients were sent).
     #[serde(default)]
     pub fault_bytes_sent: u64,
+    /// `endless` answers still being written: 0 once every client has hung
+    /// up, so `fault_bytes_sent` is final.
+    #[serde(default)]
+    pub fault_streams_open: u64,
     /// Per WeCom credential, keyed `corpid/name` (name = agentid or the special
     /// secret's name): tokens, tickets, calls, invalid-token uses.
     #[serde(default)]

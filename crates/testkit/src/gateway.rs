@@ -383,25 +383,38 @@ apps = ["{APPID}"{scope}]
         self.settle().await;
     }
 
+    /// Moves both clocks forward by `secs`, then waits until every task that
+    /// moment woke (the probe, a refresher) is done with it: asleep on the
+    /// clock again until a later time. What runs on the virtual clock is then
+    /// known to have run, with no real sleep to hope it did.
+    pub async fn step(&self, secs: u64) {
+        let asleep = self.clock.sleepers_ahead();
+        self.sim.clock().advance(secs);
+        self.clock.advance(secs);
+        crate::wait_until(
+            Duration::from_secs(10),
+            format!("the tasks woken at {} asleep again", self.clock.now()),
+            async || self.clock.sleepers_ahead() >= asleep,
+        )
+        .await;
+        self.settle().await;
+    }
+
     /// Waits until no credential is due for renewal at the current time.
     pub async fn settle(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let now = self.clock.now();
-            let centers =
-                std::iter::once(self.center()).chain(self.others.iter().map(|i| &i.center));
-            let busy = centers
-                .flat_map(|c| c.status())
-                .any(|s| s.next_refresh_at.is_some_and(|at| at <= now));
-            if !busy {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "refreshers did not settle"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        crate::wait_until(
+            Duration::from_secs(10),
+            "refreshers did not settle",
+            async || {
+                let now = self.clock.now();
+                let centers =
+                    std::iter::once(self.center()).chain(self.others.iter().map(|i| &i.center));
+                !centers
+                    .flat_map(|c| c.status())
+                    .any(|s| s.next_refresh_at.is_some_and(|at| at <= now))
+            },
+        )
+        .await;
     }
 
     /// GETs a client-API path with the client key: (status, JSON).

@@ -7,6 +7,7 @@
 //! - [`logs`]: everything the gateway logs, captured, to check that no secret gets there.
 //! - [`store::WriteSwitch`]: a store whose writes can be made to fail (a full disk).
 //! - [`sdk`]: unmodified WeChat SDKs run against a wxgate URL.
+//! - [`wait_until`], [`wait_for`]: wait for a condition, with a deadline, instead of sleeping.
 
 pub mod gateway;
 pub mod logs;
@@ -31,6 +32,7 @@ pub async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
 pub mod process;
 pub mod store;
 
+use std::fmt::Display;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -134,4 +136,54 @@ pub fn multipart(boundary: &str, file_name: &str, data: &[u8]) -> Vec<u8> {
     body.extend_from_slice(data);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     body
+}
+
+/// How often [`wait_for`] looks again.
+const POLL: Duration = Duration::from_millis(5);
+
+/// Waits until `probe` gives a value and returns it, looking every 5 ms;
+/// panics, saying `what` was awaited, when `within` passes first.
+///
+/// For what happens in real time (a request in flight, a background task, a
+/// process): the deadline is on tokio's clock, so do not use it on a paused
+/// one while real I/O is pending (tokio would jump the clock to the deadline).
+/// Never a way to show that something does *not* happen: for that, use a
+/// virtual clock or a marker ordered after the event.
+pub async fn wait_for<T>(
+    within: Duration,
+    what: impl Display,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still waiting after {within:?}: {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A message made only when shown (what a [`wait_for`] that failed was
+/// waiting for, with the state it found).
+pub fn lazy(message: impl Fn() -> String) -> impl Display {
+    struct Lazy<F>(F);
+    impl<F: Fn() -> String> Display for Lazy<F> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&(self.0)())
+        }
+    }
+    Lazy(message)
+}
+
+/// Waits until `condition` holds (see [`wait_for`]).
+pub async fn wait_until(
+    within: Duration,
+    what: impl Display,
+    mut condition: impl AsyncFnMut() -> bool,
+) {
+    wait_for(within, what, async || condition().await.then_some(())).await;
 }

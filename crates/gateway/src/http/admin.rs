@@ -1,5 +1,6 @@
 //! The status page: `GET /admin` (HTML rendered here from [`status`],
-//! then kept live by a small script), `POST /admin/login`,
+//! then kept live by a small script that swaps in `GET /admin/live.html`,
+//! the same rendering of its live part), `POST /admin/login`,
 //! `GET /admin/status.json` and the page's stylesheet and script.
 //!
 //! The page is behind the `[admin]` key and closed (404) when none is set.
@@ -41,7 +42,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::throttle::{Check, Peer, Refused};
-use super::AppState;
+use super::{ApiError, AppState};
 use guard::SignedIn;
 
 /// The session cookie's name.
@@ -283,6 +284,12 @@ pub(crate) async fn login(
     )
 }
 
+/// `GET /admin/live.html`: the page's live part alone (see [`page::live`]),
+/// which its script fetches every 5 s.
+pub(crate) async fn live_html(State(state): State<AppState>, _: Operator) -> Response {
+    html(StatusCode::OK, page::live(&status::snapshot(&state).await))
+}
+
 /// `GET /admin/status.json`: the snapshot the page renders.
 pub(crate) async fn status_json(State(state): State<AppState>, _: Operator) -> Response {
     harden(Json(status::snapshot(&state).await).into_response())
@@ -308,33 +315,16 @@ impl axum::extract::FromRequestParts<AppState> for Operator {
     }
 }
 
-/// The JSON refusal of an admin-only endpoint; `None` when the admin key is given.
+/// The JSON refusal of an admin-only endpoint (an [`ApiError`], as every
+/// other endpoint's); `None` when the admin key is given.
 fn refusal(state: &AppState, headers: &HeaderMap, peer: Peer) -> Option<Response> {
-    let refused = |status: StatusCode, code: &str, message: &str| {
-        let body = json!({ "error": { "code": code, "message": message } });
-        harden((status, Json(body)).into_response())
+    let error = match access(state, headers, peer) {
+        Access::Refused(too) => ApiError::from(too),
+        Access::Closed => ApiError::AdminClosed,
+        Access::Denied => ApiError::AdminUnauthorized,
+        Access::Granted(_) => return None,
     };
-    match access(state, headers, peer) {
-        Access::Refused(too) => Some(too_many(
-            too,
-            refused(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                &refused_message(too),
-            ),
-        )),
-        Access::Closed => Some(refused(
-            StatusCode::NOT_FOUND,
-            "admin_closed",
-            "the status page is closed: set [admin] key_env",
-        )),
-        Access::Denied => Some(refused(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send Authorization: Bearer <admin key>, or log in at /admin",
-        )),
-        Access::Granted(_) => None,
-    }
+    Some(harden(error.into_response()))
 }
 
 /// `GET /v1/audit?appid=&limit=` (admin key): the audit log, newest first
@@ -347,11 +337,7 @@ pub(crate) async fn audit(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     match state.center.audit_log(q.appid.as_deref(), limit).await {
         Ok(entries) => harden(Json(json!({ "entries": entries })).into_response()),
-        Err(e) => {
-            let body =
-                json!({ "error": { "code": "store_unavailable", "message": e.to_string() } });
-            harden((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
-        }
+        Err(e) => harden(ApiError::StoreUnavailable(e.to_string()).into_response()),
     }
 }
 
@@ -365,7 +351,7 @@ pub(crate) async fn revoke(
 ) -> Response {
     match state.center.revoke(&appid).await {
         Ok(done) => harden((StatusCode::ACCEPTED, Json(done)).into_response()),
-        Err(e) => harden(super::ApiError::from(e).into_response()),
+        Err(e) => harden(ApiError::from(e).into_response()),
     }
 }
 

@@ -63,6 +63,15 @@ pub enum ApiError {
         /// Seconds until it may try again.
         retry_after: u64,
     },
+    /// No admin key is configured: the status page and the admin API are closed.
+    #[error("the status page is closed: set [admin] key_env")]
+    AdminClosed,
+    /// An admin endpoint without the admin key or a session.
+    #[error("send Authorization: Bearer <admin key>, or log in at /admin")]
+    AdminUnauthorized,
+    /// The store did not answer (the audit log).
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// An access token wxgate did not issue, or no longer current.
     #[error("invalid credential, access_token is invalid or not latest")]
     InvalidToken,
@@ -124,7 +133,11 @@ impl ApiError {
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::AdminUnauthorized => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            ApiError::AdminClosed => (StatusCode::NOT_FOUND, "admin_closed"),
+            ApiError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadRequest(_)
             | ApiError::DataFormat(_)

@@ -383,14 +383,10 @@ async fn a_late_wecom_reply_goes_out_as_an_app_message() {
     let sealed = push_as(&env, &request, how).await;
     assert_eq!(sealed.answer, PushAnswer::NoReply, "{sealed:?}");
     assert!(sealed.attempts[0].elapsed_ms < 1000, "{sealed:?}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let message = loop {
-        if let Some(m) = env.sim.messages().into_iter().next() {
-            break m;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no app message");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let message = wxgate_testkit::wait_for(Duration::from_secs(10), "no app message", async || {
+        env.sim.messages().into_iter().next()
+    })
+    .await;
     assert_eq!(
         message.body,
         json!({"touser": "zhangsan", "msgtype": "text", "text": {"content": "hook:text"},
@@ -523,15 +519,12 @@ async fn a_mini_program_json_push_is_answered_success_or_transfer() {
     let outcome = push_as(&env, &miniprogram_push(&env, demo), json).await;
     assert_eq!(outcome.answer, PushAnswer::NoReply, "{outcome:?}");
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut bodies = loop {
-        let bodies: Vec<Value> = env.sim.messages().into_iter().map(|m| m.body).collect();
-        if bodies.len() >= 2 {
-            break bodies;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{bodies:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let mut bodies =
+        wxgate_testkit::wait_for(Duration::from_secs(10), "two messages sent", async || {
+            let bodies: Vec<Value> = env.sim.messages().into_iter().map(|m| m.body).collect();
+            (bodies.len() >= 2).then_some(bodies)
+        })
+        .await;
     bodies.sort_by_key(|b| b["text"]["content"].as_str().unwrap().to_owned());
     let to = "o9AgO5Kd5ggOC-bXrbNODIiE3bGY";
     assert_eq!(

@@ -313,8 +313,7 @@ async fn the_probe_replaces_a_wecom_token_wecom_ended() {
     let old = body["access_token"].as_str().unwrap().to_owned();
     env.sim.invalidate_wecom_token(CORP, "1000002").unwrap();
     for _ in 0..4 {
-        env.advance(30).await;
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        env.step(30).await;
     }
     let stats = env.sim.stats().wecom(&format!("{CORP}/1000002"));
     assert_eq!(

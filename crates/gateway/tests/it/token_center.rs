@@ -362,25 +362,19 @@ fn held_token(env: &Env) -> String {
 /// The token held once it differs from `old`: the probe's calls take real
 /// time, so this waits (up to 5 s, the virtual clock standing still).
 async fn replaced(env: &Env, old: &str) -> String {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let held = held_token(env);
-        if held != old {
-            return held;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not replaced without a client request"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wxgate_testkit::wait_for(
+        std::time::Duration::from_secs(5),
+        "not replaced without a client request",
+        async || Some(held_token(env)).filter(|held| held != old),
+    )
+    .await
 }
 
-/// Advances the clocks by `secs` one second at a time, letting the probe run.
+/// Advances the clocks by `secs` one second at a time, each second's probe
+/// round (when one falls due) over before the next.
 async fn pass(env: &Env, secs: u64) {
     for _ in 0..secs {
-        env.advance(1).await;
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        env.step(1).await;
     }
 }
 
@@ -603,11 +597,11 @@ async fn the_audit_log_names_the_client_an_sdk_and_the_proxys_40001() {
     assert_eq!(fetches, expected, "{audit}");
 }
 
-/// Advances the clocks by `secs` in steps of 30 s, letting the probe run.
+/// Advances the clocks by `secs` in steps of 30 s, each step's probe round
+/// (when one falls due) over before the next.
 async fn pass_quickly(env: &Env, secs: u64) {
     for _ in 0..secs / 30 {
-        env.advance(30).await;
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        env.step(30).await;
     }
 }
 
@@ -648,11 +642,12 @@ async fn a_revoked_stable_token_answers_40001_right_after() {
     assert_ne!(replacement, leaked);
     env.advance(30).await;
     // The second forced refresh runs in the background: wait for it in real time.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while env.access_token().await == replacement {
-        assert!(tokio::time::Instant::now() < deadline, "no second refresh");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wxgate_testkit::wait_until(
+        std::time::Duration::from_secs(5),
+        "no second refresh",
+        async || env.access_token().await != replacement,
+    )
+    .await;
     assert_eq!(
         env.business_call(&leaked).await,
         40001,

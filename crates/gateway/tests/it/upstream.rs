@@ -1,8 +1,9 @@
 //! A hostile upstream (the simulator redirecting, or answering without end):
 //! redirects are refused, not followed, and answers are read only so far.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -11,14 +12,44 @@ use wxgate_sim::{Fault, FaultAction};
 use crate::{Setup, APPID, CLIENT_KEY};
 
 /// A listener that records whatever reaches it (connections and bytes) and never answers.
-async fn sink() -> (String, Arc<AtomicU64>) {
+struct Sink {
+    url: String,
+    /// Connections and bytes that reached it.
+    arrived: Arc<AtomicU64>,
+    /// The peer of every connection accepted, in order.
+    peers: Arc<Mutex<Vec<SocketAddr>>>,
+}
+
+impl Sink {
+    /// What reached the sink up to now. A connection of the test's own, made
+    /// now, is accepted after any made earlier (the listen queue is in
+    /// order): once the sink has it, every earlier one has been counted.
+    async fn arrived_so_far(&self) -> u64 {
+        let marker = tokio::net::TcpStream::connect(self.url.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let marker = marker.local_addr().unwrap();
+        wxgate_testkit::wait_until(
+            Duration::from_secs(5),
+            "the sink accepts the test's own connection",
+            async || self.peers.lock().unwrap().contains(&marker),
+        )
+        .await;
+        // Less the marker's own connection (it sends nothing).
+        self.arrived.load(Ordering::SeqCst) - 1
+    }
+}
+
+async fn sink() -> Sink {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let arrived = Arc::new(AtomicU64::new(0));
-    let counter = arrived.clone();
+    let peers = Arc::new(Mutex::new(Vec::new()));
+    let (counter, accepted) = (arrived.clone(), peers.clone());
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
+        while let Ok((mut stream, peer)) = listener.accept().await {
             counter.fetch_add(1, Ordering::SeqCst);
+            accepted.lock().unwrap().push(peer);
             let counter = counter.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
@@ -28,7 +59,11 @@ async fn sink() -> (String, Arc<AtomicU64>) {
             });
         }
     });
-    (url, arrived)
+    Sink {
+        url,
+        arrived,
+        peers,
+    }
 }
 
 /// The simulator redirecting every call to `path` to `target`.
@@ -46,7 +81,7 @@ fn redirect(path: &str, target: &str) -> Fault {
 #[tokio::test]
 async fn a_redirect_on_a_token_fetch_is_not_followed() {
     for stable in [false, true] {
-        let (thief, arrived) = sink().await;
+        let thief = sink().await;
         let setup = if stable {
             Setup::new().stable()
         } else {
@@ -57,7 +92,7 @@ async fn a_redirect_on_a_token_fetch_is_not_followed() {
         } else {
             "/cgi-bin/token"
         };
-        let env = setup.fault(redirect(path, &thief)).start().await;
+        let env = setup.fault(redirect(path, &thief.url)).start().await;
         let (status, body) = env
             .client_get(&format!("/v1/apps/{APPID}/access_token"))
             .await;
@@ -68,9 +103,8 @@ async fn a_redirect_on_a_token_fetch_is_not_followed() {
             "{body}"
         );
         assert!(body["error"]["hint"].as_str().unwrap().contains("base_url"));
-        tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(
-            arrived.load(Ordering::SeqCst),
+            thief.arrived_so_far().await,
             0,
             "stable={stable}: the secret went to the redirect's target"
         );
@@ -79,9 +113,9 @@ async fn a_redirect_on_a_token_fetch_is_not_followed() {
 
 #[tokio::test]
 async fn a_redirect_on_a_proxied_post_is_not_followed() {
-    let (thief, arrived) = sink().await;
+    let thief = sink().await;
     let env = Setup::new()
-        .fault(redirect("/cgi-bin/media/upload", &thief))
+        .fault(redirect("/cgi-bin/media/upload", &thief.url))
         .extra("[proxy]\ntimeout_ms = 2000")
         .start()
         .await;
@@ -112,9 +146,8 @@ async fn a_redirect_on_a_proxied_post_is_not_followed() {
             "{body}"
         );
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
-        arrived.load(Ordering::SeqCst),
+        thief.arrived_so_far().await,
         0,
         "the upload went to the redirect's target"
     );
@@ -137,8 +170,13 @@ async fn an_endless_token_answer_is_cut_off_early() {
         .client_get(&format!("/v1/apps/{APPID}/access_token"))
         .await;
     let elapsed = started.elapsed();
-    // Let the server notice the hang-up, then see how much it ever produced.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the simulator has noticed every hang-up, what it produced is final.
+    wxgate_testkit::wait_until(
+        Duration::from_secs(5),
+        "the endless answers ended",
+        async || env.sim.stats().fault_streams_open == 0,
+    )
+    .await;
     let produced = env.sim.stats().fault_bytes_sent;
     eprintln!(
         "endless answer: refused after {elapsed:?}, {produced} bytes produced by the upstream"

@@ -59,6 +59,8 @@ async fn handle(State(biz): State<Biz>, Query(q): Query<PushQuery>, body: String
         Behaviour::PlainInSafeMode => return reply.to_xml().into_response(),
         Behaviour::WrongNames => reply.to_user_name = "someone_else".into(),
         Behaviour::SlowFirst(n, ms) if delivery <= n => {
+            // A business server too slow for WeChat's 5 s is what is tested
+            // (the simulator's retries): not a wait for anything.
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         _ => {}

@@ -83,19 +83,15 @@ pub(crate) fn server(args: &[&str]) -> Server {
 /// Waits until `{url}/readyz` answers 200 (every credential fetched),
 /// failing the test after `secs` seconds with `why()` (e.g. a log).
 pub(crate) async fn wait_ready(url: &str, secs: u64, why: impl Fn() -> String) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        let answer = reqwest::get(format!("{url}/readyz")).await;
-        if answer.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{url} never ready: {}",
-            why()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wxgate_testkit::wait_until(
+        std::time::Duration::from_secs(secs),
+        wxgate_testkit::lazy(|| format!("{url} ready ({})", why())),
+        async || {
+            let answer = reqwest::get(format!("{url}/readyz")).await;
+            answer.is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
 }
 
 /// `wxgate dev` on free loopback ports.
@@ -716,11 +712,12 @@ async fn the_admin_key_is_never_taken_from_the_command_line() {
         args
     };
     let fetches = || sim.stats().app("wx1").calls("/cgi-bin/token");
-    let warming = tokio::time::Instant::now();
-    while fetches() < 1 {
-        assert!(warming.elapsed().as_secs() < 10, "no warm-up fetch");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wxgate_testkit::wait_until(
+        std::time::Duration::from_secs(10),
+        "the warm-up fetch",
+        async || fetches() >= 1,
+    )
+    .await;
 
     for args in [
         revoke(&["--admin-key", key]),

@@ -212,8 +212,15 @@ async fn sigterm_lets_in_flight_requests_finish_within_the_bound_then_exits() {
             .bearer_auth(CLIENT_KEY)
             .send()
     };
+    let calls = || sim.stats().endpoint_calls("/cgi-bin/get_api_domain_ip");
     let slow = tokio::spawn(proxied(&http));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Each call has met its fault (taken when it reaches WeChat) before the next.
+    wxgate_testkit::wait_until(
+        Duration::from_secs(5),
+        "the first call at WeChat",
+        async || calls() >= 1,
+    )
+    .await;
     sim.add_fault(wxgate_sim::Fault {
         path: Some("/cgi-bin/get_api_domain_ip".into()),
         action: wxgate_sim::FaultAction::Delay { ms: 8000 },
@@ -221,7 +228,12 @@ async fn sigterm_lets_in_flight_requests_finish_within_the_bound_then_exits() {
         rate: None,
     });
     let too_slow = tokio::spawn(proxied(&http));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wxgate_testkit::wait_until(
+        Duration::from_secs(5),
+        "the second call at WeChat",
+        async || calls() >= 2,
+    )
+    .await;
     let signalled = tokio::time::Instant::now();
     serve.server.signal("TERM");
     let answer = slow

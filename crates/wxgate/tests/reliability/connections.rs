@@ -294,7 +294,10 @@ async fn a_half_sent_request_does_not_hold_shutdown() {
     let half = slowloris(addr.clone()).await.unwrap();
     let half_body = slow_body(addr.clone()).await.unwrap();
     let keep_alive = idle_connection(addr, true).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The gateway has taken all three in once it answers a request on a
+    // connection opened after them (the listen queue is in order).
+    let healthz = reqwest::get(format!("{url}/healthz")).await.unwrap();
+    assert_eq!(healthz.status(), 200);
     let signalled = Instant::now();
     server.signal("TERM");
     let status = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(2)))
@@ -340,6 +343,7 @@ async fn trickling_body(addr: String, attack: Arc<Attack>) {
     let mut buf = [0u8; 1024];
     while !attack.stop.load(Ordering::Relaxed) {
         let Some(mut stream) = stalled_body(&addr).await else {
+            // The attack's pace when refused (not a wait for anything).
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
@@ -347,6 +351,7 @@ async fn trickling_body(addr: String, attack: Arc<Attack>) {
         loop {
             tokio::select! {
                 _ = stream.read(&mut buf) => break,
+                // The trickle itself: a byte every 500 ms is the attack.
                 () = tokio::time::sleep(Duration::from_millis(500)) => {
                     if attack.stop.load(Ordering::Relaxed) {
                         return;
@@ -425,13 +430,12 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
     let attackers: Vec<_> = (0..ATTACKERS)
         .map(|_| tokio::spawn(trickling_body(addr.clone(), attack.clone())))
         .collect();
-    while attack.opened.load(Ordering::Relaxed) < ATTACKERS {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the attack could not open its connections"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wxgate_testkit::wait_until(
+        Duration::from_secs(20),
+        "the attack could not open its connections",
+        async || attack.opened.load(Ordering::Relaxed) >= ATTACKERS,
+    )
+    .await;
     let opened_in = started.elapsed();
     let mut peak_fds = fds(pid);
 
@@ -444,6 +448,7 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
         }
         slowest = slowest.max(sent.elapsed());
         peak_fds = peak_fds.max(fds(pid));
+        // Probes spread over the attack (its pace, not a wait for anything).
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let attacked_for = started.elapsed();
@@ -529,6 +534,7 @@ async fn a_body_below_the_floor_rate_is_cut_and_a_steady_one_is_not() {
     let started = Instant::now();
     for chunk in body.as_bytes().chunks(30) {
         steady.write_all(chunk).await.unwrap();
+        // A slow but steady client is what is tested: 30 bytes every 100 ms.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took = started.elapsed();

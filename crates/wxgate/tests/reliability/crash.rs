@@ -85,7 +85,13 @@ async fn an_instance_killed_mid_refresh_loses_nothing() {
         rate: None,
     });
     let (mut a, a_url) = serve(&config);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A asks WeChat only once it holds the lease.
+    wxgate_testkit::wait_until(
+        Duration::from_secs(10),
+        "A's warm-up asking WeChat",
+        async || sim.stats().endpoint_calls("/cgi-bin/token") >= 1,
+    )
+    .await;
     let (_b, b_url) = serve(&config);
     let http = reqwest::Client::new();
     let cold = tokio::spawn({
@@ -98,9 +104,12 @@ async fn an_instance_killed_mid_refresh_loses_nothing() {
             sent.await.is_err()
         }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Before WeChat answers A (1.5 s after it asked): A's write will wait.
     pause_writes(&redis, 3000);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    wxgate_testkit::wait_until(Duration::from_secs(5), "WeChat answering A", async || {
+        sim.stats().app("wx1").tokens_issued >= 1
+    })
+    .await;
     assert_eq!(sim.stats().app("wx1").tokens_issued, 1, "WeChat answered A");
     a.signal("KILL");
     a.wait_exit(Duration::from_secs(5));

@@ -34,6 +34,7 @@ async fn load(env: &Env, secs: u64) -> (u64, u64) {
                 }
             }
         }
+        // The load's pace (a round of calls every 100 ms for `secs`): not a wait.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (calls, failures)
@@ -62,23 +63,22 @@ async fn a_thirty_second_redis_outage_under_load_fails_no_call() {
 
     redis.restart();
     let back = tokio::time::Instant::now();
-    while status(&env, &env.url, "/readyz").await != 200 {
-        assert!(
-            back.elapsed() < Duration::from_secs(15),
-            "not ready again after Redis came back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wxgate_testkit::wait_until(
+        Duration::from_secs(15),
+        "ready again after Redis came back",
+        async || status(&env, &env.url, "/readyz").await == 200,
+    )
+    .await;
     let ready_after = back.elapsed();
-    // The postponed renewal: the refreshers retry with backoff (1–2 s of virtual time).
+    // The postponed renewal: the refreshers retry with backoff (1–2 s of
+    // virtual time); each step's retry is over before the token is looked at.
     let mut renewed = false;
     for _ in 0..60 {
-        env.advance(2).await;
+        env.step(2).await;
         if env.access_token().await != before {
             renewed = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (after_calls, after_failures) = load(&env, 2).await;
     figure(

@@ -109,14 +109,12 @@ async fn a_kill_during_a_spooled_upload_leaves_no_file_behind() {
     let _upload = stalled_upload(&url, 8 << 20, 1 << 20).await;
     // Wait until the gateway has its spool file open.
     let pid = server.child.id();
-    let mut open = Vec::new();
-    for _ in 0..250 {
-        open = open_files_under(pid, &spool_dir);
-        if !open.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let open = wxgate_testkit::wait_for(
+        Duration::from_secs(5),
+        "the upload was never spooled",
+        async || Some(open_files_under(pid, &spool_dir)).filter(|open| !open.is_empty()),
+    )
+    .await;
     assert!(!open.is_empty(), "the upload was never spooled");
     server.signal("KILL");
     server.wait_exit(Duration::from_secs(10));
@@ -167,12 +165,12 @@ async fn uploads_past_the_spool_budget_are_refused_with_a_hint_and_forward_nothi
     };
     // One upload holds 1 000 000 of the 1 500 000 bytes while it trickles in.
     let stalled = stalled_upload(&url, 1_000_000, 300_000).await;
-    for _ in 0..250 {
-        if spool_bytes(&http, &url).await > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wxgate_testkit::wait_until(
+        Duration::from_secs(5),
+        "the stalled upload spooled",
+        async || spool_bytes(&http, &url).await > 0,
+    )
+    .await;
     assert_eq!(spool_bytes(&http, &url).await, 1_000_000);
 
     // Refused on its declared length, before its body is read: the caller hears
@@ -204,12 +202,12 @@ async fn uploads_past_the_spool_budget_are_refused_with_a_hint_and_forward_nothi
 
     // The stalled upload gives up: its bytes come back, and the large one passes.
     drop(stalled);
-    for _ in 0..250 {
-        if spool_bytes(&http, &url).await == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wxgate_testkit::wait_until(
+        Duration::from_secs(5),
+        "the stalled upload's bytes given back",
+        async || spool_bytes(&http, &url).await == 0,
+    )
+    .await;
     assert_eq!(spool_bytes(&http, &url).await, 0);
     let response = upload(800_000).await.unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
@@ -286,15 +284,21 @@ async fn uploads_without_a_secret_to_the_secret_paths_hold_none_of_the_spool() {
     for target in targets {
         strangers.push(stalled_request(&url, target, "", 1_000_000, 300_000).await);
     }
-    // The moment the gateway needs to take them in.
-    let mut held = 0;
-    for _ in 0..25 {
-        held = spool_bytes(&http, &url).await;
-        if held > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Each stranger is answered at once, with WeChat's refusal, its body
+    // unread: once all four are answered, the gateway has decided on each,
+    // so what the spool holds now is all they ever hold.
+    let mut errcodes = Vec::new();
+    for (target, stream) in targets.iter().zip(&mut strangers) {
+        let answer = answer_within(stream, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|| panic!("{target}: not answered"));
+        let body: serde_json::Value =
+            serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default())
+                .unwrap_or_else(|_| panic!("{target}: {answer}"));
+        errcodes.push(body["errcode"].as_i64().unwrap_or(0));
     }
+    let held = spool_bytes(&http, &url).await;
+    // Their connections still open.
     let response = upload(&http, &url, KEY, 800_000).await;
     let status = response.status();
     assert_eq!(
@@ -304,17 +308,7 @@ async fn uploads_without_a_secret_to_the_secret_paths_hold_none_of_the_spool() {
         response.text().await
     );
     assert_eq!(held, 0, "spooled bytes held by callers not known");
-    // Each stranger is answered at once, with WeChat's refusal, its body unread.
-    let mut errcodes = Vec::new();
-    for (target, mut stream) in targets.iter().zip(strangers) {
-        let answer = answer_within(&mut stream, Duration::from_secs(2))
-            .await
-            .unwrap_or_else(|| panic!("{target}: not answered"));
-        let body: serde_json::Value =
-            serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default())
-                .unwrap_or_else(|_| panic!("{target}: {answer}"));
-        errcodes.push(body["errcode"].as_i64().unwrap_or(0));
-    }
+    drop(strangers);
     assert_eq!(errcodes, [40125, 40125, 40125, 48001], "{targets:?}");
     assert_eq!(sim.stats().endpoint_calls("/sns/jscode2session"), 0);
     figure(
@@ -352,10 +346,16 @@ async fn one_client_cannot_hold_the_spool_another_needs() {
     let url = server.url_after("listening on");
     let http = reqwest::Client::new();
     let mut stalled = Vec::new();
-    for _ in 0..3 {
+    // The first is taken in before the others come.
+    stalled.push(stalled_upload(&url, 1_000_000, 300_000).await);
+    wxgate_testkit::wait_until(
+        Duration::from_secs(5),
+        "the first upload taken in",
+        async || spool_bytes(&http, &url).await == 1_000_000,
+    )
+    .await;
+    for _ in 0..2 {
         stalled.push(stalled_upload(&url, 1_000_000, 300_000).await);
-        // Taken in one after the other.
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let held = spool_bytes(&http, &url).await;
     let response = upload(&http, &url, OTHER_KEY, 800_000).await;

@@ -1,8 +1,9 @@
 //! The status page's HTML, rendered from a [`Snapshot`] so that it reads
-//! without JavaScript. `app.js` renders the same markup from
-//! `/admin/status.json` every 5 s: keep the two in step (classes and `data-`
-//! attributes: `data-appid`, `data-kind`, `data-countdown`, `data-remaining`, `data-at`).
-//! Every value goes through [`esc`].
+//! without JavaScript. This is its only renderer: `app.js` fetches the live
+//! part ([`live`], `GET /admin/live.html`) every 5 s and swaps it in, and
+//! only moves its countdowns and relative times on between fetches (the
+//! `data-countdown`, `data-remaining` and `data-at` attributes, with
+//! [`duration`] and [`relative`]'s formats). Every value goes through [`esc`].
 
 use std::borrow::Cow;
 
@@ -151,23 +152,34 @@ pub(super) fn token_field(form_token: Option<&str>) -> String {
     })
 }
 
-/// The status page; `form_token` goes into its forms that post.
-pub(super) fn status(s: &Snapshot, form_token: Option<&str>) -> String {
+/// The live part of the status page, `#root` (its `data-now` the server's
+/// clock): the header, the app cards and the recent errors. In the page, and
+/// alone at `GET /admin/live.html` for `app.js` to swap in.
+pub(super) fn live(s: &Snapshot) -> String {
     let apps: String = s.apps.iter().map(|a| app(a, s.now)).collect();
-    let body = format!(
-        r#"<div id="root">
+    format!(
+        r#"<div id="root" data-now="{now}">
 {header}
 <main>
 <section class="apps">{apps}</section>
 {errors}
 </main>
-</div>
+</div>"#,
+        now = s.now,
+        header = header(s),
+        errors = recent_errors(&s.recent_errors, s.now),
+    )
+}
+
+/// The status page; `form_token` goes into its forms that post.
+pub(super) fn status(s: &Snapshot, form_token: Option<&str>) -> String {
+    let body = format!(
+        r#"{live}
 <div class="below">
 {timelines}
 {tools}
 </div>"#,
-        header = header(s),
-        errors = recent_errors(&s.recent_errors, s.now),
+        live = live(s),
         timelines = timelines(s),
         tools = tools(s, form_token),
     );
@@ -556,6 +568,19 @@ mod tests {
             html.contains(r#"<input type="hidden" name="form_token" value="ab&lt;12&gt;"><button type="submit" class="danger">Revoke"#),
             "every form that posts carries the form token: {html}"
         );
+    }
+
+    #[test]
+    fn the_live_part_is_the_pages_own_root() {
+        let s = snapshot();
+        let live = live(&s);
+        assert!(
+            live.starts_with(r#"<div id="root" data-now="1000">"#),
+            "{live}"
+        );
+        assert!(status(&s, None).contains(&live), "the page holds it as is");
+        assert!(!live.contains("form_token"), "no form in the live part");
+        assert!(!live.contains("timeline"), "the images stay put");
     }
 
     #[test]
