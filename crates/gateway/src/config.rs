@@ -31,8 +31,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use secrecy::SecretString;
 
-pub use crate::inbox::{Inbox, Sender};
-pub use apps::{AppConfig, AppType, TokenApi, DEFAULT_REFRESH_AHEAD_SECS};
+pub use apps::{AppConfig, TokenApi, DEFAULT_REFRESH_AHEAD_SECS};
 pub use clients::{AppScope, ClientConfig};
 pub use problems::ConfigError;
 use problems::{line_at, locate, problem_path, Problems};

@@ -47,8 +47,21 @@ pub enum Envelope {
 pub enum PassiveReplies {
     /// Any reply.
     Any,
-    /// Only `transfer_customer_service`; any other goes out as a message at once.
+    /// Any but `transfer_customer_service`, which the family does not have (WeCom).
+    NoTransfer,
+    /// Only `transfer_customer_service`; text and images go out as
+    /// customer-service messages at once; other replies cannot be delivered.
     TransferOnly,
+}
+
+/// How a reply that cannot be passive (late, or not allowed) is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LateReply {
+    /// The API that sends it.
+    pub endpoint: &'static str,
+    /// Whether the message names the app's agentid (WeCom's `message/send`);
+    /// an owner without one cannot send late replies.
+    pub agentid: bool,
 }
 
 /// What a family's JS-SDK signature answer holds (protocol reference §5.3, families §1.4).
@@ -137,7 +150,7 @@ pub struct Family {
     pub no_reply: &'static str,
     /// Where a reply that cannot be passive (late, or not allowed) goes: a
     /// customer-service message, or WeCom's app message (with the agentid).
-    pub late_reply: &'static str,
+    pub late_reply: LateReply,
 }
 
 impl PartialEq for Family {
@@ -190,7 +203,10 @@ pub const OFFICIAL_ACCOUNT: Family = Family {
     envelope: Envelope::WeChat { json: false },
     passive_replies: PassiveReplies::Any,
     no_reply: wxgate_proto::reply::SUCCESS,
-    late_reply: "/cgi-bin/message/custom/send",
+    late_reply: LateReply {
+        endpoint: "/cgi-bin/message/custom/send",
+        agentid: false,
+    },
 };
 
 /// Mini Programs: the same token APIs; no JS-SDK, so no tickets; XML or
@@ -237,9 +253,12 @@ pub const WECOM: Family = Family {
     classify: classify_wecom,
     js_sdk: JsSdk::ConfigAndAgentConfig,
     envelope: Envelope::WeCom,
-    passive_replies: PassiveReplies::Any,
+    passive_replies: PassiveReplies::NoTransfer,
     no_reply: "",
-    late_reply: "/cgi-bin/message/send",
+    late_reply: LateReply {
+        endpoint: "/cgi-bin/message/send",
+        agentid: true,
+    },
 };
 
 /// What a WeChat errcode means for the token center (protocol reference §4.3).

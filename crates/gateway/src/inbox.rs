@@ -1,5 +1,4 @@
-//! Where an owner's pushes arrive and who sends them: [`Inbox`] and
-//! [`Sender`], built by the configuration (`config::pushes`) and used by the
+//! Where an owner's pushes arrive and who sends them: [`Inbox`], built by the configuration (`config::pushes`) and used by the
 //! push dispatcher ([`crate::message`], which re-exports them) and the
 //! endpoints WeChat and WeCom call (`http::wechat`).
 //!
@@ -10,35 +9,8 @@
 use secrecy::SecretString;
 use wxgate_proto::PushMode;
 
+use crate::family::Family;
 use crate::rules::Rule;
-
-/// Who sends an inbox's pushes: it decides their envelope and what a reply may be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sender {
-    /// An Official Account: XML pushes; any passive reply.
-    Official,
-    /// A Mini Program: XML or JSON pushes; the only passive reply is
-    /// `transfer_customer_service` (any other reply goes out as a
-    /// customer-service message), and `success` is never encrypted.
-    MiniProgram,
-    /// A WeCom app: always encrypted (receiveid = corpid), `msg_signature`
-    /// only; no reply is an empty 200; late replies go by `message/send`.
-    WeCom {
-        /// The app's AgentId (`None` for a special secret: no late replies).
-        agentid: Option<u64>,
-    },
-}
-
-impl Sender {
-    /// `official`, `miniprogram` or `wecom`, as in metrics and the webhook.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sender::Official => "official",
-            Sender::MiniProgram => "miniprogram",
-            Sender::WeCom { .. } => "wecom",
-        }
-    }
-}
 
 /// Where an owner's pushes arrive and how they are answered: an `[[apps]]`
 /// entry with a server `token`, or a `[[wecom]]` entry with callback settings.
@@ -46,8 +18,12 @@ impl Sender {
 pub struct Inbox {
     /// The owner, as in the credentials: an appid, or `corpid/name`.
     pub owner: String,
-    /// Who pushes.
-    pub sender: Sender,
+    /// Who pushes: the owner's family (its envelope, the replies it can
+    /// deliver, how a late reply goes out).
+    pub family: &'static Family,
+    /// The app's AgentId, for a family whose late replies name it (WeCom;
+    /// `None` for a special secret: no late replies).
+    pub agentid: Option<u64>,
     /// The server token typed into WeChat's (or WeCom's) console.
     pub token: SecretString,
     /// How pushes are protected, with the AES key where one is used (WeCom: always safe).

@@ -15,7 +15,8 @@ pub mod dedupe;
 pub mod stats;
 pub mod webhook;
 
-pub use crate::inbox::{Inbox, Sender};
+use crate::family::PassiveReplies;
+pub use crate::inbox::Inbox;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -405,7 +406,7 @@ impl Dispatcher {
             // A Mini Program's only passive reply is the transfer (§2): any
             // other reply goes out as a customer-service message, at once.
             Some(body)
-                if inbox.sender == Sender::MiniProgram
+                if inbox.family.passive_replies == PassiveReplies::TransferOnly
                     && !matches!(body, ReplyBody::TransferCustomerService { .. }) =>
             {
                 let this = self.clone();
@@ -483,8 +484,9 @@ impl Dispatcher {
             );
             return;
         };
-        if let Sender::WeCom { agentid } = inbox.sender {
-            let Some(agentid) = agentid else {
+        let family = inbox.family;
+        if family.late_reply.agentid {
+            let Some(agentid) = inbox.agentid else {
                 tracing::error!(
                     owner,
                     "reply not delivered: a WeCom special secret has no agentid to send app messages with"
@@ -493,9 +495,6 @@ impl Dispatcher {
             };
             message["agentid"] = agentid.into();
         }
-        let Some(family) = self.center.owners().issuer(owner).map(|i| i.family()) else {
-            return;
-        };
         let (upstream, message) = (&self.upstream, &message);
         let sent = self
             .center

@@ -297,11 +297,12 @@ impl Upstream {
         access_token: &str,
         message: &serde_json::Value,
     ) -> Result<(), Failure> {
+        let endpoint = family.late_reply.endpoint;
         let request = self
-            .post(family, family.late_reply)
+            .post(family, endpoint)
             .query(&[("access_token", access_token)])
             .json(message);
-        let call = Call::with_token(family, owner, family.late_reply);
+        let call = Call::with_token(family, owner, endpoint);
         self.expect_ok(call, request).await
     }
 

@@ -12,26 +12,8 @@ use super::pushes::{check_pushes, raw_pushes};
 use super::raw::RawApp;
 use super::secrets::secret;
 use super::Problems;
-use crate::inbox::{Inbox, Sender};
-
-/// Which family an `[[apps]]` entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AppType {
-    /// An Official Account (服务号/订阅号), the default.
-    Official,
-    /// A Mini Program (小程序): the same token APIs, no JS-SDK tickets.
-    MiniProgram,
-}
-
-impl AppType {
-    /// `official` or `miniprogram`, as in the configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppType::Official => "official",
-            AppType::MiniProgram => "miniprogram",
-        }
-    }
-}
+use crate::family::{Envelope, Family, MINI_PROGRAM, OFFICIAL_ACCOUNT};
+use crate::inbox::Inbox;
 
 /// Which token API an app uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +52,8 @@ pub struct AppConfig {
     pub secret: SecretString,
     /// Where its pushes arrive, when a server token is set.
     pub inbox: Option<std::sync::Arc<Inbox>>,
-    /// Official Account or Mini Program.
-    pub app_type: AppType,
+    /// Official Account or Mini Program (`type`: `official`, `miniprogram`).
+    pub family: &'static Family,
     /// Which token API to fetch with.
     pub token_api: TokenApi,
     /// Refresh this long before expiry, seconds (default 600).
@@ -164,18 +146,18 @@ fn check_app(
             TokenApi::Stable
         }
     };
-    let app_type = match app.app_type.as_deref().unwrap_or("official") {
-        "official" => AppType::Official,
-        "miniprogram" => AppType::MiniProgram,
+    let family = match app.app_type.as_deref().unwrap_or("official") {
+        "official" => &OFFICIAL_ACCOUNT,
+        "miniprogram" => &MINI_PROGRAM,
         other => {
             p.add(
                 field("type"),
                 format!("{other:?}: use official or miniprogram"),
             );
-            AppType::Official
+            &OFFICIAL_ACCOUNT
         }
     };
-    if app_type == AppType::MiniProgram && !app.js_domains.is_empty() {
+    if !family.kinds.contains(&crate::store::Kind::JsapiTicket) && !app.js_domains.is_empty() {
         p.add(
             field("js_domains"),
             "Mini Programs have no JS-SDK (no jsapi_ticket): remove js_domains",
@@ -183,19 +165,15 @@ fn check_app(
     }
     // Mini Programs choose XML or JSON in their console; both are read, so a
     // switch there loses no push. push_format records the choice.
-    match (app.push_format.as_deref(), app_type) {
-        (None | Some("xml"), _) | (Some("json"), AppType::MiniProgram) => {}
-        (Some("json"), AppType::Official) => p.add(
+    match (app.push_format.as_deref(), family.envelope) {
+        (None | Some("xml"), _) | (Some("json"), Envelope::WeChat { json: true }) => {}
+        (Some("json"), _) => p.add(
             field("push_format"),
             "Official Accounts push XML: JSON is a Mini Program's choice",
         ),
         (Some(other), _) => p.add(field("push_format"), format!("{other:?}: use xml or json")),
     }
-    let sender = match app_type {
-        AppType::Official => Sender::Official,
-        AppType::MiniProgram => Sender::MiniProgram,
-    };
-    let inbox = pushes.app_inbox(app.mode.as_deref(), appid.as_deref(), sender, at, p);
+    let inbox = pushes.app_inbox(app.mode.as_deref(), appid.as_deref(), family, at, p);
     let refresh_ahead_secs = app.refresh_ahead_secs.unwrap_or(DEFAULT_REFRESH_AHEAD_SECS);
     if !(60..=3600).contains(&refresh_ahead_secs) {
         p.add(
@@ -212,7 +190,7 @@ fn check_app(
         appid: appid?,
         secret: app_secret?,
         inbox,
-        app_type,
+        family,
         token_api,
         refresh_ahead_secs,
         js_domains: app

@@ -10,7 +10,8 @@ use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
 use super::secrets::secret;
 use super::Problems;
-use crate::inbox::{Inbox, Sender};
+use crate::family::{Family, PassiveReplies, WECOM};
+use crate::inbox::Inbox;
 use crate::rules::Rule;
 
 /// The [`RawPushes`] of a raw `[[apps]]` or `[[wecom]]` entry (the same field names in both).
@@ -118,12 +119,12 @@ pub(super) fn check_pushes(
 impl Pushes {
     /// An `[[apps]]` entry's inbox, when it has a server token: pushes protected as
     /// `mode` says (the AES key's receiveid is the appid), the rules' replies
-    /// checked against what `sender` can deliver.
+    /// checked against what `family` can deliver.
     pub(super) fn app_inbox(
         mut self,
         mode: Option<&str>,
         appid: Option<&str>,
-        sender: Sender,
+        family: &'static Family,
         at: &str,
         p: &mut Problems,
     ) -> Option<Arc<Inbox>> {
@@ -153,9 +154,9 @@ impl Pushes {
                 None
             }
         };
-        check_replies(&self.rules, sender, at, p);
+        check_replies(&self.rules, family, at, p);
         match (mode, appid) {
-            (Some(mode), Some(appid)) => self.inbox(appid.to_owned(), sender, mode),
+            (Some(mode), Some(appid)) => self.inbox(appid.to_owned(), family, None, mode),
             _ => None,
         }
     }
@@ -172,12 +173,11 @@ impl Pushes {
         p: &mut Problems,
     ) -> Option<Arc<Inbox>> {
         let field = |setting: &str| format!("{at}.{setting}");
-        let sender = Sender::WeCom { agentid };
-        check_replies(&self.rules, sender, at, p);
+        check_replies(&self.rules, &WECOM, at, p);
         match (self.token.is_some(), self.key.take(), corpid, name) {
             (true, Some(key), Some(corpid), Some(name)) => {
                 let mode = PushMode::Safe(MessageCrypto::new(key, corpid));
-                self.inbox(format!("{corpid}/{name}"), sender, mode)
+                self.inbox(format!("{corpid}/{name}"), &WECOM, agentid, mode)
             }
             (true, None, _, _) => {
                 p.add(
@@ -200,10 +200,17 @@ impl Pushes {
 
     /// The inbox these settings make for `owner`, pushes protected as `mode`
     /// says; none without a server token.
-    fn inbox(self, owner: String, sender: Sender, mode: PushMode) -> Option<Arc<Inbox>> {
+    fn inbox(
+        self,
+        owner: String,
+        family: &'static Family,
+        agentid: Option<u64>,
+        mode: PushMode,
+    ) -> Option<Arc<Inbox>> {
         Some(Arc::new(Inbox {
             owner,
-            sender,
+            family,
+            agentid,
             token: self.token?,
             mode,
             webhook: self.webhook,
@@ -213,19 +220,19 @@ impl Pushes {
     }
 }
 
-/// Refuses rule replies the sender cannot deliver: WeCom has no transfer to
+/// Refuses rule replies the family cannot deliver: WeCom has no transfer to
 /// customer service; a Mini Program's replies other than the transfer go out
 /// as customer-service messages, which carry text and images only (of the
 /// reply types).
-fn check_replies(rules: &[Rule], sender: Sender, at: &str, p: &mut Problems) {
+fn check_replies(rules: &[Rule], family: &Family, at: &str, p: &mut Problems) {
     use wxgate_proto::ReplyBody;
     for rule in rules {
-        let refused = match (sender, &rule.reply) {
-            (Sender::WeCom { .. }, ReplyBody::TransferCustomerService { .. }) => {
+        let refused = match (family.passive_replies, &rule.reply) {
+            (PassiveReplies::NoTransfer, ReplyBody::TransferCustomerService { .. }) => {
                 Some("WeCom has no transfer_customer_service reply")
             }
             (
-                Sender::MiniProgram,
+                PassiveReplies::TransferOnly,
                 ReplyBody::Voice { .. }
                 | ReplyBody::Video { .. }
                 | ReplyBody::Music { .. }

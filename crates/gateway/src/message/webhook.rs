@@ -58,7 +58,7 @@ pub async fn call(
     };
     let body = serde_json::to_vec(&serde_json::json!({
         "appid": app.owner,
-        "family": app.sender.as_str(),
+        "family": app.family.push_name,
         "mode": app.mode.name(),
         "push": push,
     }))

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{AppConfig, AppType, TokenApi, WecomConfig};
+use crate::config::{AppConfig, TokenApi, WecomConfig};
 use crate::store::Kind;
 use secrecy::ExposeSecret;
 
@@ -108,10 +108,7 @@ impl AppIssuer {
 #[async_trait::async_trait]
 impl Issuer for AppIssuer {
     fn family(&self) -> &'static Family {
-        match self.app.app_type {
-            AppType::Official => &OFFICIAL_ACCOUNT,
-            AppType::MiniProgram => &MINI_PROGRAM,
-        }
+        self.app.family
     }
 
     fn warm(&self, kind: Kind) -> bool {
