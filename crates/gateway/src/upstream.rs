@@ -25,6 +25,20 @@ pub struct Fetched {
     pub value: String,
     /// Its lifetime, seconds.
     pub expires_in: u64,
+    /// A second credential the same answer replaced, to store beside it (an
+    /// Open Platform authorizer's rotated refresh token).
+    pub rotated: Option<Rotated>,
+}
+
+/// A credential that came with another one's fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    /// Which of the owner's credentials it is.
+    pub kind: Kind,
+    /// Its value.
+    pub value: String,
+    /// Its lifetime, seconds.
+    pub expires_in: u64,
 }
 
 /// A failed call to WeChat, with what it means and what to do.
@@ -518,6 +532,7 @@ fn read(value: Option<String>, expires_in: Option<u64>) -> Result<Fetched, Failu
             Ok(Fetched {
                 value,
                 expires_in: expires_in.min(2 * 86_400),
+                rotated: None,
             })
         }
         _ => Err(Failure::transient(

@@ -6,14 +6,29 @@ use std::sync::atomic::Ordering;
 
 use crate::metrics::RefreshLabels;
 use crate::store::{Credential, Kind, Lease};
-use crate::upstream::{Failure, FailureClass, FailureRecord, Fetched};
+use crate::upstream::{Failure, FailureClass, FailureRecord, Fetched, Rotated};
 
 use super::center::{Cause, TokenError, RECENT_FAILURES};
-use super::issuer::Issuer;
+use super::issuer::{Inputs, Issuer};
 use super::lease::{Waited, LEASE_TTL};
 use super::policy::beijing_day;
 use super::slot::Slot;
 use super::TokenCenter;
+
+/// One fetch under way: whose, which, why, and under which lease.
+struct Fetch<'a> {
+    appid: &'a str,
+    kind: Kind,
+    slot: &'a Slot,
+    issuer: &'a dyn Issuer,
+    /// The credential held before, if any.
+    previous: Option<&'a Credential>,
+    /// A new value even if WeChat would repeat the current one.
+    forced: bool,
+    /// The store's lease, unless the store is down.
+    lease: Option<&'a Lease>,
+    cause: Cause,
+}
 
 impl TokenCenter {
     /// Fetches from WeChat and stores; the caller holds the slot's flight.
@@ -74,18 +89,17 @@ impl TokenCenter {
             }
         };
         slot.leased.store(lease.is_some(), Ordering::Relaxed);
-        let (result, unsaved) = self
-            .fetch_leased(
-                appid,
-                kind,
-                slot,
-                issuer.as_ref(),
-                previous.as_ref(),
-                forced,
-                lease.as_ref(),
-                cause,
-            )
-            .await;
+        let fetch = Fetch {
+            appid,
+            kind,
+            slot,
+            issuer: issuer.as_ref(),
+            previous: previous.as_ref(),
+            forced,
+            lease: lease.as_ref(),
+            cause,
+        };
+        let (result, unsaved) = self.fetch_leased(fetch).await;
         slot.leased.store(false, Ordering::Relaxed);
         // A credential fetched but not saved keeps its lease unreleased: the
         // store then knows its stored value may be superseded (SQLite does not
@@ -100,18 +114,17 @@ impl TokenCenter {
 
     /// The fetch itself, under the lease (or without one when the store is
     /// down); `true` beside it when a fetched credential could not be saved.
-    #[allow(clippy::too_many_arguments)]
-    async fn fetch_leased(
-        &self,
-        appid: &str,
-        kind: Kind,
-        slot: &Slot,
-        issuer: &dyn Issuer,
-        previous: Option<&Credential>,
-        forced: bool,
-        lease: Option<&Lease>,
-        cause: Cause,
-    ) -> (Result<Credential, TokenError>, bool) {
+    async fn fetch_leased(&self, fetch: Fetch<'_>) -> (Result<Credential, TokenError>, bool) {
+        let Fetch {
+            appid,
+            kind,
+            slot,
+            previous,
+            forced,
+            lease,
+            ref cause,
+            ..
+        } = fetch;
         // Another instance may have stored a newer credential just before we got the lease.
         if lease.is_some() {
             if let Some(stored) = self.stored_newer_than(appid, kind, previous, forced).await {
@@ -120,20 +133,16 @@ impl TokenCenter {
             }
         }
         let mut unsaved = false;
-        let upstream = &self.inner.upstream;
-        let result = if issuer.needs_access_token(kind) {
-            self.with_access_token(appid, &cause.requester(), |token| async move {
-                issuer.fetch(upstream, kind, forced, Some(&token)).await
-            })
-            .await
-        } else {
-            issuer.fetch(upstream, kind, forced, None).await
-        };
+        let result = self.fetch_with_inputs(&fetch).await;
         let now = self.now();
-        self.audit(appid, kind, "fetch", &cause, result.as_ref().err())
+        self.audit(appid, kind, "fetch", cause, result.as_ref().err())
             .await;
         match result {
-            Ok(Fetched { value, expires_in }) => {
+            Ok(Fetched {
+                value,
+                expires_in,
+                rotated,
+            }) => {
                 let mut credential = Credential {
                     value,
                     expires_at: now + expires_in,
@@ -202,6 +211,9 @@ impl TokenCenter {
                 }
                 tracing::info!(appid, token.kind = %kind, expires_in, forced, "fetched from WeChat");
                 slot.set(credential.clone(), refresh_at);
+                if let Some(rotated) = rotated {
+                    self.keep_rotated(appid, rotated, cause, now).await;
+                }
                 (Ok(credential), unsaved)
             }
             Err(failure) => {
@@ -214,6 +226,112 @@ impl TokenCenter {
                 (Err(TokenError::Unavailable { failure, retry_at }), false)
             }
         }
+    }
+
+    /// Gets what the fetch depends on and asks the issuer. If WeChat rejects
+    /// the access token among the inputs (40001, 40014, 42001) and a check
+    /// confirms that token is refused ([`TokenCenter::replace_rejected`]),
+    /// the fetch is tried once more with its replacement, never looped on.
+    async fn fetch_with_inputs(&self, fetch: &Fetch<'_>) -> Result<Fetched, Failure> {
+        let by = fetch.cause.requester();
+        let mut inputs = Inputs::default();
+        for dependency in fetch.issuer.depends_on(fetch.kind) {
+            let credential = self
+                .get(&dependency.owner, dependency.kind, &by)
+                .await
+                .map_err(TokenError::into_failure)?;
+            inputs.set(&dependency, credential.value);
+        }
+        let upstream = &self.inner.upstream;
+        let (issuer, kind, forced) = (fetch.issuer, fetch.kind, fetch.forced);
+        let as_transient = |mut f: Failure| {
+            f.class = FailureClass::Transient;
+            f
+        };
+        match issuer.fetch(upstream, kind, forced, &inputs).await {
+            Err(failure) if failure.class == FailureClass::TokenRejected => {
+                let Some((dependency, token)) = inputs.access_token() else {
+                    return Err(failure);
+                };
+                let dependency = dependency.clone();
+                let replaced = self
+                    .replace_rejected(&dependency.owner, token, &by, None)
+                    .await?;
+                let Some(fresh) = replaced else {
+                    return Err(as_transient(failure));
+                };
+                inputs.set(&dependency, fresh.value);
+                (issuer.fetch(upstream, kind, forced, &inputs).await).map_err(as_transient)
+            }
+            other => other,
+        }
+    }
+
+    /// Stores and keeps a credential that came with another's fetch (a
+    /// rotated refresh token): it is the newest WeChat gave, and rotations of
+    /// an owner's credential are one at a time, under the lease of the fetch
+    /// that brought them.
+    async fn keep_rotated(&self, appid: &str, rotated: Rotated, cause: &Cause, now: u64) {
+        let kind = rotated.kind;
+        let credential = Credential {
+            value: rotated.value,
+            expires_at: now + rotated.expires_in,
+            fetched_at: now,
+        };
+        let Ok(slot) = self.slot(appid, kind) else {
+            tracing::warn!(appid, token.kind = %kind, "a fetch returned a credential its family does not have; not kept");
+            return;
+        };
+        self.store_accepted(appid, kind, &credential).await;
+        self.keep(&slot, appid, kind, &credential);
+        self.audit(appid, kind, "rotation", cause, None).await;
+    }
+
+    /// Saves a credential that was not fetched under its own lease (rotated,
+    /// or pushed): fenced by its lease when that is free, else written as is.
+    pub(super) async fn store_accepted(&self, appid: &str, kind: Kind, credential: &Credential) {
+        let store = &self.inner.store;
+        let saved = match store.acquire(appid, kind, LEASE_TTL).await {
+            Ok(Some(lease)) => {
+                let saved = store.save_fenced(appid, kind, credential, &lease).await;
+                if let Err(e) = store.release(appid, kind, &lease).await {
+                    tracing::warn!(appid, token.kind = %kind, error = %e, "could not release the lease; it expires by itself");
+                }
+                saved.map(drop)
+            }
+            _ => store.save(appid, kind, credential).await,
+        };
+        self.store_written(saved.as_ref().map(drop));
+        if let Err(e) = saved {
+            tracing::warn!(appid, token.kind = %kind, error = %e, "could not persist; serving from memory");
+        }
+    }
+
+    /// Accepts a credential that arrives by push rather than by a fetch (an
+    /// Open Platform component's verify ticket, pushed every ten minutes):
+    /// stored, kept and audited as a fetched one is, under the slot's single
+    /// flight, and served to whoever depends on it.
+    pub async fn accept(
+        &self,
+        owner: &str,
+        kind: Kind,
+        value: String,
+        expires_in: u64,
+        cause: Cause,
+    ) -> Result<Credential, TokenError> {
+        let slot = self.slot(owner, kind)?;
+        let _flight = slot.flight.lock().await;
+        let now = self.now();
+        let credential = Credential {
+            value,
+            expires_at: now + expires_in,
+            fetched_at: now,
+        };
+        self.store_accepted(owner, kind, &credential).await;
+        self.keep(&slot, owner, kind, &credential);
+        self.audit(owner, kind, "push", &cause, None).await;
+        tracing::info!(owner, token.kind = %kind, expires_in, "credential accepted from a push");
+        Ok(credential)
     }
 
     fn count_refresh(&self, appid: &str, kind: Kind, result: &str) {

@@ -42,9 +42,18 @@ pub trait Issuer: std::fmt::Debug + Send + Sync {
     /// The most forced refreshes of `kind` a day, within `policy_limit`.
     fn forced_daily_limit(&self, kind: Kind, policy_limit: u32) -> u32;
 
-    /// Whether fetching `kind` takes the owner's access token.
-    fn needs_access_token(&self, kind: Kind) -> bool {
-        kind != Kind::AccessToken
+    /// The credentials a fetch of `kind` needs, the owner's own or another
+    /// owner's (an authorizer's token needs its component's token); the
+    /// center gets each (fetching it if need be) and hands them over as
+    /// [`Inputs`]. By default a ticket needs the owner's access token.
+    fn depends_on(&self, kind: Kind) -> Vec<Dependency> {
+        match kind {
+            Kind::AccessToken => Vec::new(),
+            _ => vec![Dependency {
+                owner: self.owner().to_owned(),
+                kind: Kind::AccessToken,
+            }],
+        }
     }
 
     /// Checks that `access_token` still works, with the family's cheapest call.
@@ -63,16 +72,17 @@ pub trait Issuer: std::fmt::Debug + Send + Sync {
     ) -> Result<Fetched, Failure>;
 
     /// Fetches `kind` from WeChat (`forced`: a new value even if WeChat would
-    /// repeat the current one); `access_token` when
-    /// [`Issuer::needs_access_token`]. Tickets are fetched as the family's
+    /// repeat the current one), given what [`Issuer::depends_on`] named.
+    /// Tickets are fetched with the owner's access token, as the family's
     /// data says.
     async fn fetch(
         &self,
         upstream: &Upstream,
         kind: Kind,
         forced: bool,
-        access_token: Option<&str>,
+        inputs: &Inputs,
     ) -> Result<Fetched, Failure> {
+        let access_token = inputs.get(self.owner(), Kind::AccessToken);
         match (kind, access_token) {
             (Kind::AccessToken, _) => self.fetch_access_token(upstream, forced).await,
             (_, Some(token)) => {
@@ -84,6 +94,46 @@ pub trait Issuer: std::fmt::Debug + Send + Sync {
                 "a ticket is fetched with an access token",
             )),
         }
+    }
+}
+
+/// A credential a fetch needs: `owner`'s `kind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// Whose (an owner key).
+    pub owner: String,
+    /// Which.
+    pub kind: Kind,
+}
+
+/// The values of a fetch's dependencies.
+#[derive(Debug, Default, Clone)]
+pub struct Inputs {
+    values: Vec<(Dependency, String)>,
+}
+
+impl Inputs {
+    /// The value of `owner`'s `kind`, if the fetch depends on it.
+    pub fn get(&self, owner: &str, kind: Kind) -> Option<&str> {
+        (self.values.iter())
+            .find(|(d, _)| d.owner == owner && d.kind == kind)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets (or replaces) the value of `dependency`.
+    pub fn set(&mut self, dependency: &Dependency, value: String) {
+        match self.values.iter_mut().find(|(d, _)| d == dependency) {
+            Some((_, v)) => *v = value,
+            None => self.values.push((dependency.clone(), value)),
+        }
+    }
+
+    /// The access token among the inputs, if any: the credential a
+    /// rejection (40001, 40014, 42001) of the fetch is about.
+    pub(crate) fn access_token(&self) -> Option<(&Dependency, &str)> {
+        (self.values.iter())
+            .find(|(d, _)| d.kind == Kind::AccessToken)
+            .map(|(d, v)| (d, v.as_str()))
     }
 }
 
@@ -284,8 +334,14 @@ mod tests {
         assert_eq!(classic.forced_daily_limit(Kind::AccessToken, 100), 100);
         assert!(classic.warm(Kind::AccessToken) && classic.warm(Kind::JsapiTicket));
         assert!(!classic.warm(Kind::WxCardTicket));
-        assert!(classic.needs_access_token(Kind::WxCardTicket));
-        assert!(!classic.needs_access_token(Kind::AccessToken));
+        assert_eq!(
+            classic.depends_on(Kind::WxCardTicket),
+            [Dependency {
+                owner: "wx1".into(),
+                kind: Kind::AccessToken
+            }]
+        );
+        assert!(classic.depends_on(Kind::AccessToken).is_empty());
         assert_eq!(classic.family(), &OFFICIAL_ACCOUNT);
     }
 

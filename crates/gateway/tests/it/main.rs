@@ -12,6 +12,7 @@ mod families;
 mod faults;
 mod layers;
 mod ops;
+mod owners;
 mod proxy;
 mod pushes;
 mod redis;
