@@ -9,8 +9,11 @@
 //! - [`config`]: `wxgate.toml` + environment → [`config::Config`], all problems at once.
 //! - [`clock`]: wall time as a dependency ([`clock::SystemClock`], [`clock::ManualClock`]).
 //! - [`store`]: where credentials persist ([`store::Store`]: memory, sqlite).
-//! - [`token`]: the [`token::TokenCenter`], its refresher, probe, audit log and diagnostics; one
-//!   [`token::issuer::Issuer`] per credential family.
+//! - [`family`]: what differs between families of owners (Official Accounts, Mini Programs,
+//!   WeCom), as one value each; the map is `docs/owner-model.md`.
+//! - [`token`]: the [`token::TokenCenter`], its refresher, probe, audit log and diagnostics; the
+//!   owners ([`token::owners`], added and removed at run time) and one
+//!   [`token::issuer::Issuer`] per family.
 //! - [`upstream`]: WeChat's HTTP API: the client, its failures, what errcodes mean.
 //! - [`rules`]: static replies to pushes, from the configuration.
 //! - [`message`]: pushes after verification: dedupe, rules, webhook, late replies; the
