@@ -127,8 +127,7 @@ impl Gateway {
         let upstream = Upstream::new(&config.upstream).with_metrics(metrics.clone());
         let wecom = config.wecom.into_iter().map(Arc::new).collect();
         let center = TokenCenter::new(
-            apps,
-            wecom,
+            token::owners::Owners::new(apps, wecom),
             store,
             upstream.clone(),
             clock,

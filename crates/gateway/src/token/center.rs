@@ -10,7 +10,6 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::clock::Clock;
-use crate::config::{AppConfig, WecomConfig};
 use crate::metrics::Metrics;
 use crate::store::{mask, Credential, Kind, Store, StoreError};
 
@@ -110,17 +109,16 @@ pub(super) struct Inner {
 }
 
 impl TokenCenter {
-    /// A token center for `apps`.
+    /// A token center for `owners` (more can be added while it runs).
     pub fn new(
-        apps: Vec<Arc<AppConfig>>,
-        wecom: Vec<Arc<WecomConfig>>,
+        owners: Owners,
         store: Arc<dyn Store>,
         upstream: Upstream,
         clock: Arc<dyn Clock>,
         policy: Policy,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let owners = Arc::new(Owners::new(apps, wecom));
+        let owners = Arc::new(owners);
         let center = Self {
             inner: Arc::new(Inner {
                 owners,
