@@ -126,9 +126,9 @@ impl Gateway {
         let center = TokenCenter::new(
             apps,
             wecom,
-            store,
+            store.clone(),
             upstream.clone(),
-            clock,
+            clock.clone(),
             policy,
             metrics.clone(),
         );
@@ -147,7 +147,10 @@ impl Gateway {
         );
         let proxy = proxy::Proxy::new(&upstream, &config.proxy, metrics.clone());
         let state = http::AppState::new(http::Shared {
+            owners: center.owners().clone(),
             center,
+            clock,
+            store,
             proxy,
             proxy_config: Arc::new(config.proxy),
             admin_key: config.admin_key.map(Arc::new),

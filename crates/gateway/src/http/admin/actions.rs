@@ -34,7 +34,7 @@ const TIMELINE_ENTRIES: usize = 5_000;
 /// The page's answer for an appid that is not configured (an Official
 /// Account or a Mini Program: the tools are theirs), or `None`.
 fn unknown_app(state: &AppState, appid: &str) -> Option<Response> {
-    let known = state.center.owners().app(appid).is_some();
+    let known = state.owners.app(appid).is_some();
     (!known).then(|| not_configured(appid))
 }
 
@@ -50,7 +50,7 @@ pub(crate) async fn timeline_svg(
     _: SignedIn,
     Path(appid): Path<String>,
 ) -> Response {
-    if state.center.owners().issuer(&appid).is_none() {
+    if state.owners.issuer(&appid).is_none() {
         return not_configured(&appid);
     }
     let entries = match state.center.audit_log(Some(&appid), TIMELINE_ENTRIES).await {
@@ -69,7 +69,7 @@ pub(crate) async fn timeline_svg(
             kinds.push(kind);
         }
     }
-    let svg = timeline::svg(&appid, &kinds, &entries, state.center.now());
+    let svg = timeline::svg(&appid, &kinds, &entries, state.now());
     harden(
         (
             [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
@@ -120,8 +120,7 @@ pub(crate) async fn revoke_form(
     let confirmed = posted.confirms(&appid);
     if !confirmed {
         let stable = state
-            .center
-            .owners()
+            .owners
             .app(&appid)
             .is_some_and(|a| a.token_api == TokenApi::Stable);
         let how = if stable {
