@@ -21,8 +21,11 @@ pub(crate) use ops::reasons;
 pub use router::router;
 pub use throttle::{Throttle, BACKOFF_SECS, MAX_FAILURES, MAX_PEERS, WINDOW_SECS};
 
+use crate::clock::Clock;
 use crate::config::{ClientConfig, ProxyConfig, ServerConfig};
 use crate::message::Dispatcher;
+use crate::store::Store;
+use crate::token::owners::Owners;
 use crate::token::TokenCenter;
 
 /// What every handler can reach: one `Arc`, so the clone each extractor
@@ -48,8 +51,14 @@ impl std::ops::Deref for AppState {
 /// The parts of [`AppState`].
 #[derive(Debug)]
 pub struct Shared {
-    /// The token center.
+    /// The token center: credentials, and nothing else.
     pub center: TokenCenter,
+    /// Who has credentials (the center's own registry, shared).
+    pub owners: Arc<Owners>,
+    /// The clock everything runs on.
+    pub clock: Arc<dyn Clock>,
+    /// The store behind the center.
+    pub store: Arc<dyn Store>,
     /// Business servers allowed to use the client API.
     pub clients: Arc<Vec<ClientConfig>>,
     /// `[server]` settings.
@@ -66,4 +75,11 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Failed credential checks per peer.
     pub throttle: Throttle,
+}
+
+impl Shared {
+    /// The current time of the gateway's clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
 }

@@ -128,9 +128,9 @@ impl Gateway {
         let wecom = config.wecom.into_iter().map(Arc::new).collect();
         let center = TokenCenter::new(
             token::owners::Owners::new(apps, wecom),
-            store,
+            store.clone(),
             upstream.clone(),
-            clock,
+            clock.clone(),
             policy,
             metrics.clone(),
         );
@@ -149,7 +149,10 @@ impl Gateway {
         );
         let proxy = proxy::Proxy::new(&upstream, &config.proxy, metrics.clone());
         let state = http::AppState::new(http::Shared {
+            owners: center.owners().clone(),
             center,
+            clock,
+            store,
             proxy,
             proxy_config: Arc::new(config.proxy),
             admin_key: config.admin_key.map(Arc::new),

@@ -91,7 +91,7 @@ fn access(state: &AppState, headers: &HeaderMap, peer: Peer) -> Access {
     let Some(key) = &state.admin_key else {
         return Access::Closed;
     };
-    let now = state.center.now();
+    let now = state.now();
     if let Some(session) = session(key.expose_secret(), headers, now) {
         return Access::Granted(Proof::Session(session.to_owned()));
     }
@@ -259,7 +259,7 @@ pub(crate) async fn login(
         return refused;
     }
     let key = key.expose_secret();
-    let now = state.center.now();
+    let now = state.now();
     if let Err(refused) = state.throttle.admit(peer, Check::AdminKey, now) {
         let page = page::login(Some(&refused_message(refused)));
         return too_many(refused, html(StatusCode::TOO_MANY_REQUESTS, page));

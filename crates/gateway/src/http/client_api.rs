@@ -60,7 +60,7 @@ impl FromRequestParts<AppState> for Client {
             &parts.headers,
             &state.server.trusted_proxies,
         );
-        let now = state.center.now();
+        let now = state.now();
         let hash: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
         // Compare against every client, in constant time each, so timing tells nothing.
         let mut found = None;
@@ -136,7 +136,7 @@ pub(crate) async fn get(
         .center
         .get(&owner.key, kind, &client.requester(&state))
         .await?;
-    Ok(body(kind, credential, state.center.now()))
+    Ok(body(kind, credential, state.now()))
 }
 
 #[derive(Deserialize)]
@@ -165,5 +165,5 @@ pub(crate) async fn refresh(
             Cause::CompareAndRefresh(client.requester(&state)),
         )
         .await?;
-    Ok(body(kind, credential, state.center.now()))
+    Ok(body(kind, credential, state.now()))
 }

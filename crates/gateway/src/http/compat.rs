@@ -53,8 +53,8 @@ pub(crate) fn check_secret(
     appid: &str,
     secret: &str,
 ) -> Result<(), ApiError> {
-    let now = state.center.now();
-    let Some(app) = state.center.owners().app(appid) else {
+    let now = state.now();
+    let Some(app) = state.owners.app(appid) else {
         state.throttle.failed(peer, Check::AppSecret, now)?;
         return Err(TokenError::UnknownApp(appid.to_owned()).into());
     };
@@ -99,7 +99,7 @@ pub(crate) async fn token(
         .center
         .get(&appid, Kind::AccessToken, &Requester::Sdk)
         .await?;
-    Ok(token_body(&credential, state.center.now()))
+    Ok(token_body(&credential, state.now()))
 }
 
 /// `POST /cgi-bin/stable_token` with WeChat's JSON body. `force_refresh` forces
@@ -132,7 +132,7 @@ pub(crate) async fn stable_token(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(token_body(&credential, center.now()))
+    Ok(token_body(&credential, state.now()))
 }
 
 /// `GET /cgi-bin/gettoken?corpid=…&corpsecret=…` (WeCom): the token of the
@@ -144,11 +144,11 @@ pub(crate) async fn wecom_token(
 ) -> Result<Json<Value>, WeChatShape> {
     let corpid = q.get("corpid").map(String::as_str).unwrap_or_default();
     let secret = q.get("corpsecret").map(String::as_str).unwrap_or_default();
-    let now = state.center.now();
+    let now = state.now();
     let mut known_corp = false;
     let mut owner = None;
     // Every app of the corp is compared, in constant time each.
-    for app in state.center.owners().wecom_apps_of(corpid) {
+    for app in state.owners.wecom_apps_of(corpid) {
         known_corp = true;
         if bool::from(
             app.secret
@@ -211,11 +211,7 @@ async fn wecom_ticket_for(
     kind: Kind,
 ) -> Result<Json<Value>, WeChatShape> {
     serve_ticket(&state, peer, q, kind, |owner| {
-        state
-            .center
-            .owners()
-            .get(owner)
-            .is_some_and(|o| o.family == &WECOM)
+        state.owners.get(owner).is_some_and(|o| o.family == &WECOM)
     })
     .await
 }
@@ -234,7 +230,7 @@ async fn serve_ticket(
         .get("access_token")
         .map(String::as_str)
         .unwrap_or_default();
-    let now = state.center.now();
+    let now = state.now();
     let owner = state
         .center
         .appid_of_presented_token(token)
@@ -251,7 +247,7 @@ async fn serve_ticket(
         "errcode": 0,
         "errmsg": "ok",
         "ticket": ticket.value,
-        "expires_in": ticket.expires_in(state.center.now()),
+        "expires_in": ticket.expires_in(state.now()),
     })))
 }
 
@@ -269,7 +265,7 @@ pub(crate) async fn ticket(
     };
     // An Official Account's or Mini Program's token: WeCom tokens have their own ticket APIs.
     serve_ticket(&state, peer, &q, kind, |appid| {
-        state.center.owners().app(appid).is_some()
+        state.owners.app(appid).is_some()
     })
     .await
 }

@@ -19,6 +19,8 @@ fn rid_suffix() -> String {
         .try_with(|rid| format!(" rid: {rid}"))
         .unwrap_or_default()
 }
+use crate::clock::utc;
+use crate::token::diagnostics::DiagnosticsError;
 use crate::token::{Failure, FailureClass, TokenError};
 
 /// Everything a request can fail with.
@@ -99,6 +101,9 @@ pub enum ApiError {
     /// The proxied call to WeChat failed.
     #[error("{0}")]
     Upstream(Failure),
+    /// A diagnostic (a rid, the quota, a quota reset) could not be given.
+    #[error(transparent)]
+    Diagnostics(#[from] DiagnosticsError),
 }
 
 impl From<wxgate_proto::CallbackError> for ApiError {
@@ -152,8 +157,6 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
             }
-            ApiError::Token(TokenError::UnknownApp(_)) => (StatusCode::NOT_FOUND, "unknown_app"),
-            ApiError::Token(TokenError::NotIssued { .. }) => (StatusCode::NOT_FOUND, "not_issued"),
             ApiError::PushNotConfigured(_) => (StatusCode::NOT_FOUND, "push_not_configured"),
             ApiError::StaleTimestamp => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
             ApiError::BodyMismatch => (StatusCode::UNAUTHORIZED, "body_mismatch"),
@@ -161,9 +164,6 @@ impl ApiError {
                 wxgate_proto::EnvelopeError::Signature | wxgate_proto::EnvelopeError::MsgSignature,
             ) => (StatusCode::UNAUTHORIZED, "bad_signature"),
             ApiError::Push(_) => (StatusCode::BAD_REQUEST, "bad_push"),
-            ApiError::Token(TokenError::RateLimited { .. }) => {
-                (StatusCode::TOO_MANY_REQUESTS, "refresh_rate_limited")
-            }
             ApiError::ProxyPath(PathError::Malformed(_)) => (StatusCode::BAD_REQUEST, "bad_path"),
             ApiError::ProxyPath(_) => (StatusCode::FORBIDDEN, "path_not_allowed"),
             ApiError::Spool(SpoolError::TooLarge { .. }) => {
@@ -175,18 +175,32 @@ impl ApiError {
             ApiError::Spool(SpoolError::Read(_)) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Spool(SpoolError::Io(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
-            ApiError::Token(TokenError::Unavailable { failure, .. }) => match failure.class {
-                FailureClass::Config => (StatusCode::BAD_GATEWAY, "upstream_config_error"),
-                FailureClass::Quota => (StatusCode::SERVICE_UNAVAILABLE, "quota_exhausted"),
-                _ => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+            ApiError::Token(e) => token_status_and_code(e),
+            ApiError::Diagnostics(e) => match e {
+                DiagnosticsError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                DiagnosticsError::Upstream(f) if f.errcode.is_some() => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "wechat_refused")
+                }
+                DiagnosticsError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
+                DiagnosticsError::MonthlyLimit { .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, "clear_quota_limit")
+                }
+                DiagnosticsError::Store(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+                }
+                DiagnosticsError::Token(e) => token_status_and_code(e),
             },
         }
     }
 
-    fn errcode(&self) -> Option<i64> {
+    /// WeChat's errcode behind the error, when WeChat answered one. (A
+    /// diagnostic that failed for want of a token names none: its answer
+    /// has said so since the diagnostics had their own renderer.)
+    pub(crate) fn errcode(&self) -> Option<i64> {
         match self {
             ApiError::Token(TokenError::Unavailable { failure, .. })
-            | ApiError::Upstream(failure) => failure.errcode,
+            | ApiError::Upstream(failure)
+            | ApiError::Diagnostics(DiagnosticsError::Upstream(failure)) => failure.errcode,
             _ => None,
         }
     }
@@ -245,9 +259,14 @@ impl ApiError {
             ApiError::UrlNotAllowed(_) => {
                 Some("add the domain to the app's js_domains and to JS接口安全域名 in the WeChat console".into())
             }
-            ApiError::Token(TokenError::Unavailable { failure, .. }) | ApiError::Upstream(failure) => {
+            ApiError::Token(e) | ApiError::Diagnostics(DiagnosticsError::Token(e)) => token_hint(e),
+            ApiError::Upstream(failure) | ApiError::Diagnostics(DiagnosticsError::Upstream(failure)) => {
                 failure.hint.clone()
             }
+            ApiError::Diagnostics(DiagnosticsError::MonthlyLimit { resets_at, .. }) => Some(format!(
+                "WeChat allows 10 quota resets a month; the next is possible at {}",
+                utc(*resets_at)
+            )),
             ApiError::ProxyPath(PathError::NotAllowed(_)) => {
                 Some("add its prefix to proxy.allow_paths if business servers need this API".into())
             }
@@ -266,14 +285,6 @@ impl ApiError {
                     .into(),
             ),
             ApiError::BodyTooLarge => Some("bodies are limited by server.max_body_bytes".into()),
-            ApiError::Token(TokenError::RateLimited { daily_limit: None, .. }) => {
-                Some("another forced refresh happened moments ago; fetch the current credential again".into())
-            }
-            ApiError::Token(TokenError::RateLimited { daily_limit: Some(limit), .. }) => Some(format!(
-                "the day's {limit} forced refreshes of this credential are spent (they reset at \
-                 00:00 Beijing time); if WeChat keeps rejecting the current one, another program \
-                 is fetching tokens for this app"
-            )),
             ApiError::TooManyAttempts { retry_after } => Some(format!(
                 "wait {retry_after} s; then check the key or secret this caller sends"
             )),
@@ -288,8 +299,47 @@ impl ApiError {
             ApiError::Token(
                 TokenError::Unavailable { retry_at, .. } | TokenError::RateLimited { retry_at, .. },
             ) => Some(*retry_at),
+            ApiError::Diagnostics(DiagnosticsError::MonthlyLimit { resets_at, .. }) => {
+                Some(*resets_at)
+            }
             _ => None,
         }
+    }
+}
+
+/// The HTTP status and code of a token center's refusal.
+fn token_status_and_code(e: &TokenError) -> (StatusCode, &'static str) {
+    match e {
+        TokenError::UnknownApp(_) => (StatusCode::NOT_FOUND, "unknown_app"),
+        TokenError::NotIssued { .. } => (StatusCode::NOT_FOUND, "not_issued"),
+        TokenError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "refresh_rate_limited"),
+        TokenError::Unavailable { failure, .. } => match failure.class {
+            FailureClass::Config => (StatusCode::BAD_GATEWAY, "upstream_config_error"),
+            FailureClass::Quota => (StatusCode::SERVICE_UNAVAILABLE, "quota_exhausted"),
+            _ => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+        },
+    }
+}
+
+/// What to do about a token center's refusal, when wxgate knows.
+fn token_hint(e: &TokenError) -> Option<String> {
+    match e {
+        TokenError::Unavailable { failure, .. } => failure.hint.clone(),
+        TokenError::RateLimited {
+            daily_limit: None, ..
+        } => Some(
+            "another forced refresh happened moments ago; fetch the current credential again"
+                .into(),
+        ),
+        TokenError::RateLimited {
+            daily_limit: Some(limit),
+            ..
+        } => Some(format!(
+            "the day's {limit} forced refreshes of this credential are spent (they reset at \
+             00:00 Beijing time); if WeChat keeps rejecting the current one, another program \
+             is fetching tokens for this app"
+        )),
+        TokenError::UnknownApp(_) | TokenError::NotIssued { .. } => None,
     }
 }
 

@@ -93,14 +93,14 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
     }
     let path = upstream_path(&raw, &state.proxy_config.allow_paths)?;
     let presented = param(request.uri().query(), "access_token").unwrap_or_default();
-    let now = state.center.now();
+    let now = state.now();
     let Some(appid) = state.center.appid_of_presented_token(&presented) else {
         state.throttle.failed(peer, Check::AccessToken, now)?;
         tracing::debug!(path, "façade call with a token wxgate did not issue");
         return Err(ApiError::InvalidToken);
     };
     let mut outgoing = super::proxy::outgoing(state, request, path, &caller(&appid)).await?;
-    if let Some(issuer) = state.center.owners().issuer(&appid) {
+    if let Some(issuer) = state.owners.issuer(&appid) {
         outgoing.api = issuer.family().api;
     }
     let response = state

@@ -84,7 +84,7 @@ pub(crate) async fn signature(
     check_domain(&request.url, &owner.js_domains)?;
     let by = client.requester(&state);
     let sign = |ticket: &str| {
-        let timestamp = state.center.now().to_string();
+        let timestamp = state.now().to_string();
         let nonce = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let signature = wxgate_proto::jssdk_signature(ticket, &nonce, &timestamp, &request.url);
         (timestamp, nonce, signature)

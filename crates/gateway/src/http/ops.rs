@@ -35,7 +35,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Why the instance is not ready; empty when it is. Pings the store.
 pub(crate) async fn readiness(state: &AppState) -> Vec<Value> {
-    let reachable = match state.center.store().ping().await {
+    let reachable = match state.store.ping().await {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(error = %e, "readiness: store unreachable");
@@ -63,7 +63,7 @@ pub(crate) fn reasons(state: &AppState, store_reachable: bool) -> Vec<Value> {
             "hint": "free space or fix permissions (SQLite) or memory (Redis); credentials are served from memory meanwhile and would be fetched again after a restart",
         }));
     }
-    let now = state.center.now();
+    let now = state.now();
     for slot in state.center.status() {
         let usable = slot.expires_at.is_some_and(|at| now < at);
         if slot.kind == Kind::AccessToken && !usable && slot.last_failure.is_none() {
@@ -100,7 +100,7 @@ pub(crate) fn reasons(state: &AppState, store_reachable: bool) -> Vec<Value> {
 /// `GET /metrics`: Prometheus text. Credential gauges are read at scrape time.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let metrics = &state.metrics;
-    let now = state.center.now() as i64;
+    let now = state.now() as i64;
     for slot in state.center.status() {
         let labels = CredentialLabels {
             appid: slot.appid.clone(),

@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for PathOwner {
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
         let param = |name: &str| params.get(name).map_or("", String::as_str);
-        let owners = state.center.owners();
+        let owners = &state.owners;
         let (owner, named, named_is_key) = match params.get("appid") {
             Some(appid) => (owners.app_owner(appid), appid.clone(), true),
             None => {

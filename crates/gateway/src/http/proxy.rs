@@ -47,7 +47,7 @@ pub(crate) async fn forward(
 /// is configured (the owner is then what the caller named, for the refusal).
 fn target(state: &AppState, first: &str, path: &str) -> (String, Api, Option<usize>) {
     let prefix = "/proxy/".len() + first.len();
-    let owners = state.center.owners();
+    let owners = &state.owners;
     if let Some(owner) = owners.app_owner(first) {
         return (owner.key.clone(), owner.family.api, Some(prefix));
     }

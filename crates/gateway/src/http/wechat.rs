@@ -354,11 +354,10 @@ fn read_push(xml: &str) -> Result<Push, ApiError> {
 
 /// The one app, for the `/` mount.
 fn single_app(state: &AppState) -> Result<PathOwner, ApiError> {
-    let ids = state.center.owners().appids();
+    let ids = state.owners.appids();
     match ids.as_slice() {
         [only] => state
-            .center
-            .owners()
+            .owners
             .app_owner(only)
             .map(PathOwner::of)
             .ok_or_else(|| TokenError::UnknownApp(only.clone()).into()),

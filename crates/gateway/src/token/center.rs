@@ -192,12 +192,12 @@ impl TokenCenter {
     }
 
     /// Who has credentials: the configured apps and WeCom apps.
-    pub fn owners(&self) -> &Arc<Owners> {
+    pub(crate) fn owners(&self) -> &Arc<Owners> {
         &self.inner.owners
     }
 
     /// The store behind the center.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
 
@@ -241,12 +241,12 @@ impl TokenCenter {
     }
 
     /// The current time of the center's clock.
-    pub fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         self.inner.clock.now()
     }
 
     /// The clock the center runs on.
-    pub fn clock(&self) -> &Arc<dyn Clock> {
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
 
@@ -702,7 +702,7 @@ impl TokenCenter {
     }
 
     /// The metrics of this instance.
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
     }
 

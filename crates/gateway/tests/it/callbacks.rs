@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use wxgate_gateway::clock::Clock;
 use wxgate_proto::{open_reply, AesKey, MessageCrypto, PushMode, Reply, ReplyBody};
 use wxgate_sim::push::{self, Compose, PushRequest};
 use wxgate_sim::{Family, PushAnswer, PushAs};
@@ -248,7 +249,7 @@ fn wecom_push(env: &Env, message: Compose) -> PushRequest {
 }
 
 async fn push_as(env: &Env, request: &PushRequest, how: PushAs) -> wxgate_sim::PushOutcome {
-    push::send_as(&push::client(), request, &how, env.center().now())
+    push::send_as(&push::client(), request, &how, env.clock.now())
         .await
         .unwrap()
 }
@@ -399,7 +400,7 @@ async fn a_late_wecom_reply_goes_out_as_an_app_message() {
                  <MsgType><![CDATA[event]]></MsgType><Event><![CDATA[LOCATION]]></Event>\
                  <AgentID>1000002</AgentID></xml>";
     let crypto = MessageCrypto::new(AesKey::try_new(CALLBACK_KEY).unwrap(), CORP);
-    let now = env.center().now().to_string();
+    let now = env.clock.now().to_string();
     let callback = wxgate_proto::seal_callback(
         &crypto,
         CALLBACK_TOKEN,
@@ -538,7 +539,7 @@ async fn a_mini_program_json_push_is_answered_success_or_transfer() {
     // The raw answer is the 7 bytes `success`, not an encrypted envelope.
     let plain = r#"{"ToUserName":"gh_97417a04a28d","FromUserName":"o1","CreateTime":1714037059,"MsgType":"event","Event":"user_enter_tempsession","SessionFrom":"x"}"#;
     let crypto = MessageCrypto::new(AesKey::try_new(CALLBACK_KEY).unwrap(), APPID);
-    let now = env.center().now().to_string();
+    let now = env.clock.now().to_string();
     let sealed = wxgate_proto::seal_json_push(
         &PushMode::Safe(crypto),
         CALLBACK_TOKEN,

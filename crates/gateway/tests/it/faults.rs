@@ -2,6 +2,7 @@
 //! and quota errors. The right behaviour and hint for each, and no hammering.
 
 use serde_json::json;
+use wxgate_gateway::clock::Clock;
 use wxgate_sim::{Fault, FaultAction};
 
 use crate::{Setup, APPID};
@@ -39,7 +40,7 @@ async fn a_busy_burst_at_cold_start_backs_off_then_recovers() {
     }
     assert_eq!(env.sim.stats().endpoint_calls("/cgi-bin/token"), before);
     // Backoff grows: 1 s, 2 s, 4 s… then the fault is over.
-    let mut now = env.center().now();
+    let mut now = env.clock.now();
     let mut waits = Vec::new();
     let mut next = retry_at;
     loop {
@@ -105,7 +106,7 @@ async fn timeouts_and_dropped_connections_are_transient() {
         assert_eq!(status, 503, "{action:?}: {body}");
         assert_eq!(body["error"]["code"], "upstream_unavailable", "{action:?}");
         let retry_at = body["error"]["retry_at"].as_u64().unwrap();
-        env.advance(retry_at - env.center().now()).await;
+        env.advance(retry_at - env.clock.now()).await;
     }
     assert_eq!(env.client_get(&path).await.0, 200);
 }

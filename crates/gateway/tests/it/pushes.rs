@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use wxgate_gateway::clock::Clock;
 use wxgate_proto::{AesKey, MessageCrypto, Reply, ReplyBody};
 use wxgate_sim::push::{self, Compose, PushRequest};
 use wxgate_sim::PushAnswer;
@@ -108,7 +109,7 @@ pub(crate) fn app_toml(mode: &str) -> String {
 
 /// Pushes `xml` to the gateway as WeChat would in `mode`.
 pub(crate) async fn push_xml(env: &Env, mode: &str, xml: &str) -> wxgate_sim::PushOutcome {
-    push_to(&env.url, env.center().now(), mode, xml).await
+    push_to(&env.url, env.clock.now(), mode, xml).await
 }
 
 /// Pushes `xml` to the gateway at `base` as WeChat would at `now` in `mode`.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use wxgate_gateway::clock::Clock;
 use wxgate_gateway::store::{Credential, Kind, RedisStore, Store};
 use wxgate_sim::{AppKind, WecomRepeat};
 use wxgate_testkit::RedisServer;
@@ -276,7 +277,7 @@ async fn a_retry_landing_on_another_instance_gets_the_same_answer() {
         T0,
     );
     let urls = env.urls();
-    let now = env.center().now();
+    let now = env.clock.now();
     // The retry lands on the other instance while the first delivery is at
     // the webhook (which takes 300 ms): sent once the webhook has it.
     let (a, b) = tokio::join!(push_to(&urls[0], now, "safe", &xml), async {

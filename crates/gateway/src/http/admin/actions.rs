@@ -21,8 +21,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::guard::{Posted, SignedIn};
-use super::page::{self, esc, token_field, utc};
+use super::page::{self, esc, token_field};
 use super::{harden, html, timeline, Operator};
+use crate::clock::utc;
 use crate::config::TokenApi;
 use crate::http::{ApiError, AppState};
 use crate::store::Kind;
@@ -34,7 +35,7 @@ const TIMELINE_ENTRIES: usize = 5_000;
 /// The page's answer for an appid that is not configured (an Official
 /// Account or a Mini Program: the tools are theirs), or `None`.
 fn unknown_app(state: &AppState, appid: &str) -> Option<Response> {
-    let known = state.center.owners().app(appid).is_some();
+    let known = state.owners.app(appid).is_some();
     (!known).then(|| not_configured(appid))
 }
 
@@ -50,7 +51,7 @@ pub(crate) async fn timeline_svg(
     _: SignedIn,
     Path(appid): Path<String>,
 ) -> Response {
-    if state.center.owners().issuer(&appid).is_none() {
+    if state.owners.issuer(&appid).is_none() {
         return not_configured(&appid);
     }
     let entries = match state.center.audit_log(Some(&appid), TIMELINE_ENTRIES).await {
@@ -69,7 +70,7 @@ pub(crate) async fn timeline_svg(
             kinds.push(kind);
         }
     }
-    let svg = timeline::svg(&appid, &kinds, &entries, state.center.now());
+    let svg = timeline::svg(&appid, &kinds, &entries, state.now());
     harden(
         (
             [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
@@ -120,8 +121,7 @@ pub(crate) async fn revoke_form(
     let confirmed = posted.confirms(&appid);
     if !confirmed {
         let stable = state
-            .center
-            .owners()
+            .owners
             .app(&appid)
             .is_some_and(|a| a.token_api == TokenApi::Stable);
         let how = if stable {
@@ -209,51 +209,15 @@ pub(crate) async fn rid_page(
     }
 }
 
+/// An error page for a diagnostic that could not be given, led by
+/// WeChat's errcode when it answered one.
 fn diagnostics_failed(e: DiagnosticsError) -> Response {
-    let (status, _, errcode, hint) = classify(&e);
-    let text = match errcode {
+    let e = ApiError::from(e);
+    let text = match e.errcode() {
         Some(errcode) => format!("errcode {errcode}: {e}"),
         None => e.to_string(),
     };
-    error_page(status, &text, hint)
-}
-
-/// The HTTP status, error code, WeChat errcode and hint of a diagnostics error.
-fn classify(e: &DiagnosticsError) -> (StatusCode, &'static str, Option<i64>, Option<String>) {
-    match e {
-        DiagnosticsError::Token(t) => {
-            let api = ApiError::Token(t.clone());
-            (api.status(), api.code(), None, api.hint())
-        }
-        DiagnosticsError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request", None, None),
-        DiagnosticsError::Upstream(f) if f.errcode.is_some() => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wechat_refused",
-            f.errcode,
-            f.hint.clone(),
-        ),
-        DiagnosticsError::Upstream(f) => (
-            StatusCode::BAD_GATEWAY,
-            "upstream_failed",
-            None,
-            f.hint.clone(),
-        ),
-        DiagnosticsError::MonthlyLimit { resets_at, .. } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "clear_quota_limit",
-            None,
-            Some(format!(
-                "WeChat allows 10 quota resets a month; the next is possible at {}",
-                utc(*resets_at)
-            )),
-        ),
-        DiagnosticsError::Store(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            None,
-            None,
-        ),
-    }
+    error_page(e.status(), &text, e.hint())
 }
 
 /// `GET /admin/apps/{appid}/quota`.
@@ -279,7 +243,8 @@ pub(crate) async fn quota_page(
             )
         }
         Err(e) => {
-            let (_, _, errcode, hint) = classify(&e);
+            let e = ApiError::from(e);
+            let (errcode, hint) = (e.errcode(), e.hint());
             format!(
                 r#"<p class="error" role="alert">The quota could not be read: {}{}</p>{}"#,
                 errcode.map_or_else(String::new, |c| format!("errcode {c}: ")),
@@ -368,19 +333,9 @@ pub(crate) async fn clear_quota_form(
     }
 }
 
-fn json_error(e: &DiagnosticsError) -> Response {
-    let (status, code, errcode, hint) = classify(e);
-    let mut error = json!({ "code": code, "message": e.to_string() });
-    if let Some(errcode) = errcode {
-        error["errcode"] = errcode.into();
-    }
-    if let Some(hint) = hint {
-        error["hint"] = hint.into();
-    }
-    if let DiagnosticsError::MonthlyLimit { resets_at, .. } = e {
-        error["retry_at"] = (*resets_at).into();
-    }
-    harden((status, Json(json!({ "error": error }))).into_response())
+/// A diagnostic's refusal, as every API answers one.
+fn json_error(e: DiagnosticsError) -> Response {
+    harden(ApiError::from(e).into_response())
 }
 
 /// `GET /v1/apps/{appid}/rid/{rid}` (admin key) → `{"appid","rid","request":{…}}`.
@@ -393,7 +348,7 @@ pub(crate) async fn rid_json(
         Ok(request) => {
             harden(Json(json!({ "appid": appid, "rid": rid, "request": request })).into_response())
         }
-        Err(e) => json_error(&e),
+        Err(e) => json_error(e),
     }
 }
 
@@ -406,7 +361,7 @@ pub(crate) async fn quota_json(
 ) -> Response {
     let quota = match state.center.token_quota(&appid).await {
         Ok(quota) => quota,
-        Err(e) => return json_error(&e),
+        Err(e) => return json_error(e),
     };
     match state.center.clear_quota_budget(&appid).await {
         Ok(budget) => {
@@ -416,7 +371,7 @@ pub(crate) async fn quota_json(
             }
             harden(Json(body).into_response())
         }
-        Err(e) => json_error(&e),
+        Err(e) => json_error(e),
     }
 }
 
@@ -431,6 +386,6 @@ pub(crate) async fn clear_quota_json(
         Ok(budget) => harden(
             Json(json!({ "appid": appid, "cleared": true, "clear_quota": budget })).into_response(),
         ),
-        Err(e) => json_error(&e),
+        Err(e) => json_error(e),
     }
 }

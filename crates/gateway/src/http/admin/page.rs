@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 
 use super::status::{AppStatus, CredentialStatus, Snapshot};
+use crate::clock::utc;
 use crate::message::stats::{PushStats, WebhookStatus};
 use crate::token::FailureRecord;
 
@@ -51,22 +52,6 @@ fn relative(at: u64, now: u64) -> String {
         std::cmp::Ordering::Greater => format!("in {}", span(at - now)),
         std::cmp::Ordering::Less => format!("{} ago", span(now - at)),
     }
-}
-
-/// `2025-11-25 09:04:05 UTC`.
-pub(super) fn utc(at: u64) -> String {
-    // Days to civil date: Howard Hinnant's algorithm, for the proleptic Gregorian calendar.
-    let (days, secs) = (at / 86_400, at % 86_400);
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
 }
 
 /// A `<time>` that `app.js` keeps relative to the server's clock.
@@ -487,13 +472,6 @@ mod tests {
         assert_eq!(relative(1000 + 6300, 1000), "in 1h 45m");
         assert_eq!(relative(1000, 1185), "3m 5s ago");
         assert_eq!(relative(5, 5), "now");
-    }
-
-    #[test]
-    fn formats_unix_seconds_as_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_764_061_445), "2025-11-25 09:04:05 UTC");
     }
 
     fn snapshot() -> Snapshot {

@@ -99,8 +99,8 @@ pub(crate) struct CredentialStatus {
 /// Builds the snapshot.
 pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
     let center = &state.center;
-    let now = center.now();
-    let reachable = center.store().ping().await.is_ok();
+    let now = state.now();
+    let reachable = state.store.ping().await.is_ok();
     center.recheck_store_writes().await;
     let slots = center.status();
     let credentials_of = |appid: &str| {
@@ -129,7 +129,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
                 fetches_today: s.fetches_today,
                 // The token API's (WeCom publishes none for gettoken).
                 daily_quota: (s.kind == Kind::AccessToken)
-                    .then(|| center.owners().issuer(appid))
+                    .then(|| state.owners.issuer(appid))
                     .flatten()
                     .and_then(|issuer| issuer.daily_quota()),
                 lease_holder: s.lease_held.then(|| crate::instance_name().to_owned()),
@@ -144,7 +144,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
             .map_or("none", |inbox| inbox.mode.name())
     };
     // WeCom apps' callbacks are always encrypted (`safe`) when configured.
-    let mut apps = (center.owners().all().iter())
+    let mut apps = (state.owners.all().iter())
         .map(|owner| {
             let key = owner.key.as_str();
             AppStatus {
@@ -163,8 +163,8 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
         for credential in &mut app.credentials {
             if credential.lease_holder.is_none() {
                 let kind = credential.kind.parse().expect("a kind's own name parses");
-                credential.lease_holder = center
-                    .store()
+                credential.lease_holder = state
+                    .store
                     .lease_holder(&app.appid, kind)
                     .await
                     .ok()
@@ -176,7 +176,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
         instance: crate::instance_name().to_owned(),
         now,
         store: StoreStatus {
-            backend: center.store().backend(),
+            backend: state.store.backend(),
             reachable,
             write_error: center.store_write_error().map(|(_, e)| e),
         },
