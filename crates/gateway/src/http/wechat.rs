@@ -148,7 +148,7 @@ fn crypto(inbox: &Inbox) -> Result<&MessageCrypto, ApiError> {
 /// `server.timestamp_tolerance_secs` from now.
 fn check_fresh(state: &AppState, timestamp: &str) -> Result<(), ApiError> {
     let tolerance = state.server.timestamp_tolerance_secs;
-    if wxgate_proto::timestamp_is_fresh(timestamp, state.dispatcher.now(), tolerance) {
+    if wxgate_proto::timestamp_is_fresh(timestamp, state.now(), tolerance) {
         Ok(())
     } else {
         Err(ApiError::StaleTimestamp)
@@ -287,7 +287,7 @@ fn answer_push(
         let body = owner.family.no_reply;
         return ([(header::CONTENT_TYPE, "text/plain")], body).into_response();
     };
-    let now = state.dispatcher.now().to_string();
+    let now = state.now().to_string();
     let sealed = seal_reply(
         &inbox.mode,
         inbox.token.expose_secret(),
