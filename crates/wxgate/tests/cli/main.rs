@@ -1,6 +1,7 @@
 //! The `wxgate` binary, run as a user would.
 
 mod admin;
+mod compose;
 mod deploy;
 mod docs;
 mod facade;

@@ -1,13 +1,15 @@
 //! `deploy/nginx.conf` run by a real nginx (Debian's package) in front of a
 //! real `wxgate dev`, on free loopback ports. The file's locations are used as
 //! written; only what is site-specific is replaced: the listen addresses, the
-//! upstream address, the log and temp paths, and TLS on the public server
-//! (plain HTTP here: the certificate is the site's, the routing is the file's).
+//! upstream file's path and its addresses, the log and temp paths, and TLS on
+//! the public server (plain HTTP here: the certificate is the site's, the
+//! routing is the file's).
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// A free loopback port (bound, then released for nginx).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -16,7 +18,7 @@ fn free_port() -> u16 {
 }
 
 /// nginx, killed when dropped.
-struct Nginx(Child);
+pub(crate) struct Nginx(Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
@@ -25,14 +27,43 @@ impl Drop for Nginx {
     }
 }
 
-/// `deploy/nginx.conf` with the site's addresses replaced, inside a main
-/// configuration of its own.
-fn site_config(dir: &std::path::Path, wxgate: &str, public: u16, internal: u16) -> String {
-    let conf = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/nginx.conf"
-    ))
-    .unwrap();
+/// `deploy/{name}`.
+pub(crate) fn deploy_file(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy")
+            .join(name),
+    )
+    .unwrap_or_else(|e| panic!("deploy/{name}: {e}"))
+}
+
+/// The instance list `deploy/{name}` (`server` lines for
+/// `/etc/nginx/wxgate-upstream.conf`) written to `dir` with each address
+/// replaced (`from`, `to`), each of which must be in it: its path.
+pub(crate) fn upstream_file(dir: &Path, name: &str, addresses: &[(&str, &str)]) -> PathBuf {
+    let mut text = deploy_file(name);
+    for (from, to) in addresses {
+        let line = format!("server {from};");
+        assert!(
+            text.contains(&line),
+            "deploy/{name} lists no {line}:\n{text}"
+        );
+        text = text.replace(&line, &format!("server {to};"));
+    }
+    let path = dir.join("wxgate-upstream.conf");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `deploy/nginx.conf` with the site's addresses replaced and its instance
+/// list read from `upstream`, inside a main configuration of its own.
+pub(crate) fn site_config(dir: &Path, upstream: &Path, public: u16, internal: u16) -> String {
+    let conf = deploy_file("nginx.conf");
+    let include = "include /etc/nginx/wxgate-upstream.conf;";
+    assert!(
+        conf.contains(include),
+        "the upstream's instances are included"
+    );
     let mut site = String::new();
     for line in conf.lines() {
         let trimmed = line.trim();
@@ -45,7 +76,7 @@ fn site_config(dir: &std::path::Path, wxgate: &str, public: u16, internal: u16) 
             continue;
         }
         let line = line
-            .replace("server 127.0.0.1:8080;", &format!("server {wxgate};"))
+            .replace(include, &format!("include {};", upstream.display()))
             .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{public};"))
             .replace(
                 "listen 10.0.0.10:80;",
@@ -86,6 +117,44 @@ fn site_config(dir: &std::path::Path, wxgate: &str, public: u16, internal: u16) 
     )
 }
 
+/// nginx running the main configuration `text` (from [`site_config`]) from
+/// `dir`, once `nginx -t` accepts it: the process and its error log's path.
+pub(crate) fn start(dir: &Path, text: &str) -> (Nginx, String) {
+    for temp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        std::fs::create_dir_all(dir.join(temp)).unwrap();
+    }
+    // nginx's workers may run as another user: they write the temp dirs.
+    Command::new("chmod")
+        .args(["-R", "a+rwx", dir.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, text).unwrap();
+    let error_log = dir.join("error.log").display().to_string();
+    let nginx_bin = ["/usr/sbin/nginx", "nginx"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("-v").output().is_ok())
+        .expect("nginx (scripts/test installs Debian's nginx package)");
+    let check = Command::new(nginx_bin)
+        .args(["-t", "-e", &error_log, "-c", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "nginx -t:\n{}\n{text}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let nginx = Nginx(
+        Command::new(nginx_bin)
+            .args(["-e", &error_log, "-c", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (nginx, error_log)
+}
+
 /// Issue #31: the public server passed only `/wx/` (WeCom callbacks got 404),
 /// and the internal one gave the façade a 64k body limit (a media upload got
 /// 413) and 404 on `/sns/`, `/wxa/`…
@@ -100,45 +169,14 @@ async fn the_documented_nginx_serves_every_family_and_the_facade() {
         .collect();
 
     let dir = tempfile::tempdir().unwrap();
-    for temp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-        std::fs::create_dir(dir.path().join(temp)).unwrap();
-    }
-    // nginx's workers may run as another user: they write the temp dirs.
-    std::process::Command::new("chmod")
-        .args(["-R", "a+rwx", dir.path().to_str().unwrap()])
-        .status()
-        .unwrap();
     let (public, internal) = (free_port(), free_port());
-    let conf = dir.path().join("nginx.conf");
-    let text = site_config(
+    let upstream = upstream_file(
         dir.path(),
-        gateway.trim_start_matches("http://"),
-        public,
-        internal,
+        "nginx-upstream.conf",
+        &[("127.0.0.1:8080", gateway.trim_start_matches("http://"))],
     );
-    std::fs::write(&conf, &text).unwrap();
-    let error_log = dir.path().join("error.log").display().to_string();
-    let nginx_bin = ["/usr/sbin/nginx", "nginx"]
-        .into_iter()
-        .find(|b| Command::new(b).arg("-v").output().is_ok())
-        .expect("nginx (scripts/test installs Debian's nginx package)");
-    let check = Command::new(nginx_bin)
-        .args(["-t", "-e", &error_log, "-c", conf.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "nginx -t:\n{}\n{text}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let _nginx = Nginx(
-        Command::new(nginx_bin)
-            .args(["-e", &error_log, "-c", conf.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let text = site_config(dir.path(), &upstream, public, internal);
+    let (_nginx, error_log) = start(dir.path(), &text);
     let http = reqwest::Client::new();
     let public_url = format!("http://127.0.0.1:{public}");
     let internal_url = format!("http://127.0.0.1:{internal}");
