@@ -23,18 +23,49 @@ pub(crate) async fn healthz() -> &'static str {
 /// when WeChat rejects its access token and it could not be replaced.
 /// Reasons carry the errcode and wxgate's hint, not WeChat's message.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let reasons = readiness(&state).await;
-    state.metrics.ready.set(i64::from(reasons.is_empty()));
-    if reasons.is_empty() {
-        Json(json!({ "status": "ready" })).into_response()
-    } else {
-        let body = json!({ "status": "not_ready", "reasons": reasons });
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    let readiness = readiness(&state).await;
+    state.metrics.ready.set(i64::from(readiness.is_ready()));
+    if readiness.is_ready() {
+        return Json(json!({ "status": "ready" })).into_response();
+    }
+    let body = json!({
+        "status": "not_ready",
+        "reasons": readiness.listed,
+        "reasons_total": readiness.total,
+        "warming_up": readiness.warming_up,
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+/// Why the instance is not ready. Probed every few seconds: with many
+/// owners failing at once (an outage of 200,000 apps) listing, or even
+/// holding, every reason would make each answer tens of megabytes, so the
+/// first [`MAX_REASONS`] (by owner and kind) are listed and the rest counted.
+#[derive(Debug, Default)]
+pub(crate) struct Readiness {
+    /// The first reasons, sorted.
+    pub(crate) listed: Vec<Value>,
+    /// How many reasons there are.
+    pub(crate) total: usize,
+    /// How many of them are access tokens still warming up.
+    pub(crate) warming_up: usize,
+}
+
+impl Readiness {
+    /// Whether nothing stands in the way.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.total == 0
     }
 }
 
-/// Why the instance is not ready; empty when it is. Pings the store.
-pub(crate) async fn readiness(state: &AppState) -> Vec<Value> {
+/// Reasons listed in one `/readyz` answer; `reasons_total` counts them all.
+const MAX_REASONS: usize = 100;
+
+/// The reason of an access token not fetched yet.
+const WARMING_UP: &str = "warming up: no access_token yet";
+
+/// Why the instance is not ready; nothing when it is. Pings the store.
+pub(crate) async fn readiness(state: &AppState) -> Readiness {
     let reachable = match state.store.ping().await {
         Ok(()) => true,
         Err(e) => {
@@ -47,61 +78,113 @@ pub(crate) async fn readiness(state: &AppState) -> Vec<Value> {
 }
 
 /// Why the instance is not ready, given whether the store answered.
-pub(crate) fn reasons(state: &AppState, store_reachable: bool) -> Vec<Value> {
-    let mut reasons = Vec::new();
+pub(crate) fn reasons(state: &AppState, store_reachable: bool) -> Readiness {
+    let mut readiness = Readiness::default();
+    // Instance-wide reasons first, then the credentials' by owner and kind:
+    // the first MAX_REASONS of those are kept in a max-heap by that key.
+    let mut first: std::collections::BinaryHeap<(String, Kind, HeapValue)> =
+        std::collections::BinaryHeap::new();
     if !store_reachable {
-        reasons.push(json!({
+        readiness.listed.push(json!({
             "problem": "store unreachable",
             "hint": "check the store (Redis or the SQLite file); valid tokens are still served from memory",
         }));
     }
     if let Some((since, error)) = state.center.store_write_error() {
-        reasons.push(json!({
+        readiness.listed.push(json!({
             "problem": "store cannot write",
             "error": error,
             "since": since,
             "hint": "free space or fix permissions (SQLite) or memory (Redis); credentials are served from memory meanwhile and would be fetched again after a restart",
         }));
     }
+    readiness.total = readiness.listed.len();
     let now = state.now();
-    for slot in state.center.status() {
+    state.center.for_each_status(|slot| {
         let usable = slot.expires_at.is_some_and(|at| now < at);
-        if slot.kind == Kind::AccessToken && !usable && slot.last_failure.is_none() {
-            reasons.push(json!({
-                "appid": slot.appid,
-                "kind": slot.kind.as_str(),
-                "problem": "warming up: no access_token yet",
-                "hint": "fetched at start and retried by itself; wait a moment",
-            }));
-            continue;
+        let reason = if slot.kind == Kind::AccessToken && !usable && slot.last_failure.is_none() {
+            readiness.warming_up += 1;
+            (WARMING_UP, None)
+        } else {
+            let Some(failure) = &slot.last_failure else {
+                return;
+            };
+            let problem = match (slot.kind, usable, failure.class) {
+                _ if slot.rejected => "rejected by WeChat and not yet replaced",
+                (Kind::AccessToken, false, _) => "no usable access_token",
+                (_, true, FailureClass::Config) => {
+                    "renewal refused by WeChat; the current value expires soon"
+                }
+                _ => return,
+            };
+            (problem, Some(failure))
+        };
+        readiness.total += 1;
+        let key = (slot.appid, slot.kind);
+        if first.len() == MAX_REASONS
+            && first
+                .peek()
+                .is_some_and(|top| (&top.0, top.1) <= (&key.0, key.1))
+        {
+            return;
         }
-        let Some(failure) = &slot.last_failure else {
-            continue;
+        let value = match reason {
+            (problem, None) => json!({
+                "appid": key.0,
+                "kind": key.1.as_str(),
+                "problem": problem,
+                "hint": "fetched at start and retried by itself; wait a moment",
+            }),
+            (problem, Some(failure)) => json!({
+                "appid": key.0,
+                "kind": key.1.as_str(),
+                "problem": problem,
+                "errcode": failure.errcode,
+                "hint": failure.hint,
+            }),
         };
-        let problem = match (slot.kind, usable, failure.class) {
-            _ if slot.rejected => "rejected by WeChat and not yet replaced",
-            (Kind::AccessToken, false, _) => "no usable access_token",
-            (_, true, FailureClass::Config) => {
-                "renewal refused by WeChat; the current value expires soon"
-            }
-            _ => continue,
-        };
-        reasons.push(json!({
-            "appid": slot.appid,
-            "kind": slot.kind.as_str(),
-            "problem": problem,
-            "errcode": failure.errcode,
-            "hint": failure.hint,
-        }));
+        first.push((key.0, key.1, HeapValue(value)));
+        if first.len() > MAX_REASONS {
+            first.pop();
+        }
+    });
+    let mut first = first.into_vec();
+    first.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    readiness
+        .listed
+        .extend(first.into_iter().map(|(_, _, HeapValue(v))| v));
+    readiness
+}
+
+/// A reason in the heap, ordered by its key alone.
+#[derive(Debug)]
+struct HeapValue(Value);
+
+impl PartialEq for HeapValue {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
-    reasons
+}
+
+impl Eq for HeapValue {}
+
+impl PartialOrd for HeapValue {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HeapValue {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
 }
 
 /// `GET /metrics`: Prometheus text. Credential gauges are read at scrape time.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let metrics = &state.metrics;
     let now = state.now() as i64;
-    for slot in state.center.status() {
+    state.center.for_each_status(|slot| {
         let labels = CredentialLabels {
             appid: slot.appid.clone(),
             kind: slot.kind.as_str().to_owned(),
@@ -120,10 +203,10 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             .fetches_today
             .get_or_create(&labels)
             .set(slot.fetches_today as i64);
-    }
+    });
     metrics
         .ready
-        .set(i64::from(readiness(&state).await.is_empty()));
+        .set(i64::from(readiness(&state).await.is_ready()));
     (
         [(
             header::CONTENT_TYPE,

@@ -4,10 +4,9 @@
 //! client API, the JS-SDK signer and the push endpoints each have one
 //! handler for every family; the family's data says what differs.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
@@ -70,15 +69,23 @@ impl FromRequestParts<AppState> for PathOwner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        // Read in place, not deserialized into a map: this runs on every push.
+        let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        let param = |name: &str| params.get(name).map_or("", String::as_str);
+        let param = |name: &str| {
+            (params.iter())
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value)
+        };
         let owners = &state.owners;
-        let (owner, named, named_is_key) = match params.get("appid") {
-            Some(appid) => (owners.app_owner(appid), appid.clone(), true),
+        let (owner, named, named_is_key) = match param("appid") {
+            Some(appid) => (owners.app_owner(appid), appid.to_owned(), true),
             None => {
-                let (corpid, agent) = (param("corpid"), param("agent"));
+                let (corpid, agent) = (
+                    param("corpid").unwrap_or_default(),
+                    param("agent").unwrap_or_default(),
+                );
                 let owner = owners.wecom_owner(corpid, agent);
                 (owner, format!("{corpid}/{agent}"), false)
             }

@@ -563,50 +563,53 @@ impl TokenCenter {
         found
     }
 
-    /// Every credential's state, for readiness, metrics and the status page.
+    /// Every credential's state, sorted by owner and kind, for the status page.
     pub fn status(&self) -> Vec<SlotStatus> {
-        let slots = self.inner.slots.all();
-        let mut all: Vec<SlotStatus> = slots
-            .iter()
-            .map(|((appid, kind), slot)| {
-                let next_refresh_at = self.due(slot);
-                let current = slot.current();
-                let health = slot.health();
-                let today = beijing_day(self.now());
-                let rejected = health
-                    .rejected
-                    .as_ref()
-                    .is_some_and(|r| current.as_ref().is_some_and(|c| c.value == *r));
-                SlotStatus {
-                    appid: appid.clone(),
-                    kind: *kind,
-                    expires_at: current.as_ref().map(|c| c.expires_at),
-                    next_refresh_at,
-                    last_failure: health.last_failure.clone(),
-                    last_failure_at: health.last_failure.as_ref().map(|_| health.last_failure_at),
-                    fetches: health.fetches,
-                    fetches_today: if health.fetches_today.0 == today {
-                        health.fetches_today.1
-                    } else {
-                        0
-                    },
-                    fetched_at: current.as_ref().map(|c| c.fetched_at),
-                    value: current.map(|c| c.value),
-                    rejected,
-                    lease_held: slot.leased.load(Ordering::Relaxed),
-                }
-            })
-            .collect();
+        let mut all = Vec::new();
+        self.for_each_status(|status| all.push(status));
+        all.sort_by(|a, b| (&a.appid, a.kind).cmp(&(&b.appid, b.kind)));
+        all
+    }
+
+    /// Calls `f` with every credential's state, one at a time and in no
+    /// order: readiness and metrics read them without holding them all.
+    pub fn for_each_status(&self, mut f: impl FnMut(SlotStatus)) {
+        let today = beijing_day(self.now());
+        for ((appid, kind), slot) in self.inner.slots.all() {
+            let next_refresh_at = self.due(&slot);
+            let current = slot.current();
+            let health = slot.health();
+            let rejected = health
+                .rejected
+                .as_ref()
+                .is_some_and(|r| current.as_ref().is_some_and(|c| c.value == *r));
+            f(SlotStatus {
+                appid,
+                kind,
+                expires_at: current.as_ref().map(|c| c.expires_at),
+                next_refresh_at,
+                last_failure: health.last_failure.clone(),
+                last_failure_at: health.last_failure.as_ref().map(|_| health.last_failure_at),
+                fetches: health.fetches,
+                fetches_today: if health.fetches_today.0 == today {
+                    health.fetches_today.1
+                } else {
+                    0
+                },
+                fetched_at: current.as_ref().map(|c| c.fetched_at),
+                value: current.map(|c| c.value),
+                rejected,
+                lease_held: slot.leased.load(Ordering::Relaxed),
+            });
+        }
         // Credentials nobody asked for yet have no slot: listed as never fetched.
         for owner in self.inner.owners.all() {
             for &kind in owner.family.kinds {
                 if self.existing_slot(&owner.key, kind).is_none() {
-                    all.push(SlotStatus::never(&owner.key, kind));
+                    f(SlotStatus::never(&owner.key, kind));
                 }
             }
         }
-        all.sort_by(|a, b| (&a.appid, a.kind).cmp(&(&b.appid, b.kind)));
-        all
     }
 
     pub(super) async fn load(&self, appid: &str, kind: Kind) -> Option<Credential> {

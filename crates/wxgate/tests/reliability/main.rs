@@ -8,6 +8,7 @@ mod bad_input;
 mod connections;
 mod crash;
 mod outage;
+mod scale;
 mod security;
 mod soak;
 mod spool;

@@ -181,7 +181,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
             write_error: center.store_write_error().map(|(_, e)| e),
         },
         // The same store ping as `reachable`, not a second one.
-        ready: crate::http::reasons(state, reachable).is_empty(),
+        ready: crate::http::reasons(state, reachable).is_ready(),
         spool: SpoolStatus {
             bytes: state.proxy.spool().in_use(),
             limit: state.proxy.spool().limit(),
