@@ -22,7 +22,12 @@ instructions of the measured run only, and report instructions per request,
 which, unlike time, do not move with the machine's load; the table's req/s are
 then valgrind's, not the server's), BENCH_KEEP=1
 (keep request data, large logs, perf data and the SQLite file),
-BENCH_SERVER_ENV="RUST_LOG=warn …" (extra environment for the wxgate servers only).
+BENCH_SERVER_ENV="RUST_LOG=warn …" (extra environment for the wxgate servers only),
+BENCH_BASE=/path/to/other/target/release (a baseline: another commit's release
+directory; each wxgate row of BENCH_ROWS gets a `base-` twin, e.g. base-1w, run
+right after it with that directory's `wxgate` and the same settings, so two commits
+are measured side by side in one run; the sim, floor and data generator stay this
+tree's, and the report adds the current row's change against the base).
 """
 
 import datetime
@@ -64,6 +69,12 @@ CALLGRIND = os.environ.get("BENCH_CALLGRIND", "") not in ("", "0")
 KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
 # Extra environment for the wxgate servers only, for experiments: "RUST_LOG=warn LD_PRELOAD=…".
 SERVER_ENV = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_SERVER_ENV", "").split() if "=" in kv)
+# A baseline release directory (another commit's): each wxgate-X row gets a base-X twin run with its wxgate.
+BASE = os.environ.get("BENCH_BASE", "")
+BASE_WXGATE = os.path.join(BASE, "wxgate") if BASE else ""
+if BASE:
+    ROWS = [x for r in ROWS if not r.startswith("base-")
+            for x in ([r, "base-" + r[len("wxgate-"):]] if r.startswith("wxgate-") else [r])]
 
 PLAIN_APPID = "wxbenchplain00001"
 SAFE_APPID = "wxbenchsafe000001"
@@ -160,6 +171,7 @@ def machine():
         "rustc": subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip(),
         "commit": git("rev-parse", "--short", "HEAD"),
         "dirty": len([l for l in git("status", "--porcelain", "--untracked-files=no").splitlines() if l.strip()]),
+        "base_commit": git("-C", BASE, "rev-parse", "--short", "HEAD") if BASE else "",
     }
 
 
@@ -497,10 +509,11 @@ def measure(ctx, wid, row, results, token=None):
                             measured=True)
         else:
             cfg = write_config(ctx.tmp, sim.url, port)
-            env = dict(SERVER_ENV, **({"TOKIO_WORKER_THREADS": "1"} if row == "wxgate-1w" else {}))
-            pin = SERVER_CPU if row == "wxgate-1w" else None
-            server = Server(f"{row}-{wid}", [WXGATE, "serve", "-c", cfg], env, pin, port, ctx.tmp, measured=True)
-        target, url, pid = ("wxgate" if row.startswith("wxgate") else "floor"), server.url, server.pid
+            env = dict(SERVER_ENV, **({"TOKIO_WORKER_THREADS": "1"} if row.endswith("-1w") else {}))
+            pin = SERVER_CPU if row.endswith("-1w") else None
+            binary = BASE_WXGATE if row.startswith("base-") else WXGATE
+            server = Server(f"{row}-{wid}", [binary, "serve", "-c", cfg], env, pin, port, ctx.tmp, measured=True)
+        target, url, pid = ("floor" if row in ("floor", "axum") else "wxgate"), server.url, server.pid
     perf = None
     try:
         if server:
@@ -704,7 +717,9 @@ def report(info, results, sim_totals, command):
       f"{info['rustc']}; {info['wrk']}.  ")
     w(f"Date: {info['date']}. Load average before the run: {' '.join(info['load_before'])}. "
       f"Code: commit {info['commit']}" + (f" plus {info['dirty']} modified tracked files (the working tree)"
-                                          if info['dirty'] else "") + ".  ")
+                                          if info['dirty'] else "") +
+      (f"; base rows (`base-`): `{BASE_WXGATE}`" + (f", commit {info['base_commit']}" if info.get('base_commit') else "")
+       if BASE else "") + ".  ")
     w(f"Command: `{command}` (duration {DURATION} s after a {WARMUP} s warm-up, {CONNECTIONS} connections, "
       f"`wrk -t1` pinned to CPU {LOAD_CPU}).")
     w("")
@@ -726,17 +741,17 @@ def report(info, results, sim_totals, command):
                 continue
             ratio = cpu_ratio = to_axum = ""
             axum = by.get((wid, "axum"))
-            if floor and row in ("wxgate-1w", "axum"):
+            if floor and row in ("wxgate-1w", "base-1w", "axum"):
                 ratio = f"{r['rps'] / floor['rps']:.2f}"
                 ratio = f"**{ratio}**" if row == "wxgate-1w" else ratio
                 cpu_ratio = f"{floor['server_cpu_us_per_req'] / r['server_cpu_us_per_req']:.2f}"
-            if axum and row == "wxgate-1w":
+            if axum and row in ("wxgate-1w", "base-1w"):
                 to_axum = f"{r['rps'] / axum['rps']:.2f}"
             calls = ", ".join(f"{p} {n}" for p, n in sorted(r["upstream_calls"].items())) or "0"
             if wid in UPSTREAM and row == "floor":
                 calls = f"(direct) {calls}"
             label = {"floor": "floor" if wid not in UPSTREAM else "sim direct", "axum": "axum", "wxgate-1w": "1w",
-                     "wxgate-default": "default"}[row]
+                     "wxgate-default": "default", "base-1w": "base 1w", "base-default": "base default"}[row]
             err = str(r["errors"]) if not r["errors"] else f"**{r['errors']}** {r['error_detail']}"
             if not r.get("probe_ok", True):
                 err += " (probe failed)"
@@ -764,16 +779,34 @@ def report(info, results, sim_totals, command):
           "only; the kernel's share is not counted, and valgrind's CPU model hides SHA extensions, so "
           "SHA-1/SHA-256 count as software):")
         w("")
-        w("| workload | " + " | ".join(ROWS) + " | floor ÷ wxgate-1w |")
-        w("|---|" + "---:|" * (len(ROWS) + 1))
+        vs_base = [r for r in ROWS if r.startswith("base-")]
+        w("| workload | " + " | ".join(ROWS) + " | floor ÷ wxgate-1w |" +
+          "".join(f" wxgate-{r[5:]} vs {r} |" for r in vs_base))
+        w("|---|" + "---:|" * (len(ROWS) + 1 + len(vs_base)))
         for wid in WORKLOADS:
             counts = {row: by.get((wid, row), {}).get("instructions_per_req") for row in ROWS}
             if not any(counts.values()):
                 continue
             ratio = (f"{counts['floor'] / counts['wxgate-1w']:.2f}"
                      if counts.get("floor") and counts.get("wxgate-1w") else "")
-            w(f"| {wid} | " + " | ".join(f"{c:,.0f}" if c else "" for c in counts.values()) + f" | {ratio} |")
+            w(f"| {wid} | " + " | ".join(f"{c:,.0f}" if c else "" for c in counts.values()) + f" | {ratio} |" +
+              "".join(f" {counts['wxgate-' + r[5:]] / counts[r] - 1:+.1%} |"
+                      if counts.get(r) and counts.get("wxgate-" + r[5:]) else " |" for r in vs_base))
         w("")
+    if BASE:
+        pairs = [(wid, row) for wid in WORKLOADS for row in ROWS
+                 if row.startswith("base-") and (wid, row) in by and (wid, "wxgate-" + row[5:]) in by]
+        if pairs:
+            w("Current against the base (`BENCH_BASE`), same run: change of the current row's figure "
+              "(negative CPU µs/req = less work per request):")
+            w("")
+            w("| workload | rows | req/s | CPU µs/req |")
+            w("|---|---|---:|---:|")
+            for wid, row in pairs:
+                b, c = by[(wid, row)], by[(wid, "wxgate-" + row[5:])]
+                w(f"| {wid} | wxgate-{row[5:]} vs {row} | {c['rps'] / b['rps'] - 1:+.1%} | "
+                  f"{c['server_cpu_us_per_req'] / b['server_cpu_us_per_req'] - 1:+.1%} |")
+            w("")
     pushes = [(r["workload"], r["row"], r["pushes"]) for r in results if r.get("pushes")]
     if pushes:
         w("Push outcomes counted by wxgate (`wxgate_pushes_total` deltas, probe + warm-up + run): " +
@@ -858,7 +891,7 @@ def save(path, text):
 
 
 def main():
-    for binary in (WXGATE, FLOOR, GEN):
+    for binary in (WXGATE, FLOOR, GEN) + ((BASE_WXGATE,) if BASE else ()):
         if not os.path.exists(binary):
             sys.exit(f"missing {binary}: run bench/run (it builds the release binaries)")
     if not shutil.which("wrk"):
