@@ -17,6 +17,7 @@ mod admin;
 mod apps;
 mod clients;
 mod env;
+mod owner;
 mod problems;
 mod proxy;
 mod pushes;
@@ -31,8 +32,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use secrecy::SecretString;
 
-pub use apps::{AppConfig, TokenApi, DEFAULT_REFRESH_AHEAD_SECS};
+pub use apps::{AppConfig, TokenApi};
 pub use clients::{AppScope, ClientConfig};
+pub use owner::DEFAULT_REFRESH_AHEAD_SECS;
 pub use problems::ConfigError;
 use problems::{line_at, locate, problem_path, Problems};
 pub use proxy::{

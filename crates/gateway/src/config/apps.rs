@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use secrecy::SecretString;
 
+use super::owner::{identifier, js_domains, owner_secret, refresh_ahead};
 use super::pushes::{check_pushes, raw_pushes};
 use super::raw::RawApp;
-use super::secrets::secret;
 use super::Problems;
 use crate::family::{Envelope, Family, MINI_PROGRAM, OFFICIAL_ACCOUNT};
 use crate::inbox::Inbox;
@@ -62,9 +62,6 @@ pub struct AppConfig {
     pub js_domains: Vec<String>,
 }
 
-/// Default refresh margin, seconds.
-pub const DEFAULT_REFRESH_AHEAD_SECS: u64 = 600;
-
 /// Checks every `[[apps]]` entry. Each appid goes into `seen`, the owners
 /// client scopes may name; one given twice is a problem.
 pub(super) fn check(
@@ -101,38 +98,18 @@ fn check_app(
     p: &mut Problems,
 ) -> Option<AppConfig> {
     let field = |name: &str| format!("{at}.{name}");
-    let appid = match app.appid {
-        None => {
-            p.add(field("appid"), "missing");
-            None
-        }
-        Some(a) if is_identifier(&a) => Some(a),
-        Some(a) => {
-            p.add(
-                field("appid"),
-                format!(
-                    "{:?}: use the AppID as WeChat shows it (letters, digits, _ and -, at most 64)",
-                    crate::logs::escaped(&a)
-                ),
-            );
-            None
-        }
-    };
-    // Missing only when none of the three is given: one that is given but
-    // unusable (an unset variable, two at once) has its own problem.
-    if app.secret.is_none() && app.secret_env.is_none() && app.secret_file.is_none() {
-        p.add(
-            field("secret"),
-            "missing: set secret, secret_env or secret_file",
-        );
-    }
-    let app_secret = secret(
+    let appid = identifier(
+        app.appid,
+        &field("appid"),
+        "use the AppID as WeChat shows it (letters, digits, _ and -, at most 64)",
         p,
-        env,
+    );
+    let app_secret = owner_secret(
+        (app.secret, app.secret_env, app.secret_file),
         &field("secret"),
-        app.secret,
-        app.secret_env,
-        app.secret_file,
+        "missing: set secret, secret_env or secret_file",
+        env,
+        p,
     );
     let pushes = check_pushes(raw_pushes!(app), at, env, p);
     let token_api = match app.token_api.as_deref().unwrap_or("stable") {
@@ -174,18 +151,8 @@ fn check_app(
         (Some(other), _) => p.add(field("push_format"), format!("{other:?}: use xml or json")),
     }
     let inbox = pushes.app_inbox(app.mode.as_deref(), appid.as_deref(), family, at, p);
-    let refresh_ahead_secs = app.refresh_ahead_secs.unwrap_or(DEFAULT_REFRESH_AHEAD_SECS);
-    if !(60..=3600).contains(&refresh_ahead_secs) {
-        p.add(
-            field("refresh_ahead_secs"),
-            format!("{refresh_ahead_secs}: use 60 to 3600 seconds"),
-        );
-    }
-    for (i, domain) in app.js_domains.iter().enumerate() {
-        if let Err(e) = check_js_domain(domain) {
-            p.add(format!("{at}.js_domains[{i}]"), e);
-        }
-    }
+    let refresh_ahead_secs = refresh_ahead(app.refresh_ahead_secs, &field("refresh_ahead_secs"), p);
+    let js_domains = js_domains(&app.js_domains, at, p);
     Some(AppConfig {
         appid: appid?,
         secret: app_secret?,
@@ -193,34 +160,6 @@ fn check_app(
         family,
         token_api,
         refresh_ahead_secs,
-        js_domains: app
-            .js_domains
-            .iter()
-            .map(|d| d.to_ascii_lowercase())
-            .collect(),
+        js_domains,
     })
-}
-
-/// An identifier as WeChat issues them (AppID, CorpID): ASCII letters,
-/// digits, `_` and `-`, 1 to 64 of them, so it is safe in URLs, keys and logs.
-pub(super) fn is_identifier(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// A JS safe domain is a bare domain: no scheme, no port, no path (§5.3).
-pub(super) fn check_js_domain(domain: &str) -> Result<(), String> {
-    if domain.contains("://") {
-        return Err(format!(
-            "{domain:?}: write the bare domain, without the scheme"
-        ));
-    }
-    if domain.contains(['/', ':', '?', '#', ' ']) || domain.is_empty() {
-        return Err(format!(
-            "{domain:?}: write a bare domain like www.example.com"
-        ));
-    }
-    Ok(())
 }

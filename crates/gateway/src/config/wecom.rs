@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use secrecy::SecretString;
 
-use super::apps::{check_js_domain, is_identifier, DEFAULT_REFRESH_AHEAD_SECS};
+use super::owner::{identifier, is_identifier, js_domains, owner_secret, refresh_ahead};
 use super::pushes::{check_pushes, raw_pushes};
 use super::raw::RawWecom;
-use super::secrets::secret;
 use super::Problems;
 use crate::inbox::Inbox;
 
@@ -88,23 +87,12 @@ fn check_wecom(
     p: &mut Problems,
 ) -> Option<WecomConfig> {
     let field = |name: &str| format!("{at}.{name}");
-    let corpid = match w.corpid {
-        None => {
-            p.add(field("corpid"), "missing");
-            None
-        }
-        Some(c) if is_identifier(&c) => Some(c),
-        Some(c) => {
-            p.add(
-                field("corpid"),
-                format!(
-                    "{:?}: use the CorpID as WeCom shows it (letters, digits, _ and -)",
-                    crate::logs::escaped(&c)
-                ),
-            );
-            None
-        }
-    };
+    let corpid = identifier(
+        w.corpid,
+        &field("corpid"),
+        "use the CorpID as WeCom shows it (letters, digits, _ and -)",
+        p,
+    );
     let name = match (&w.name, w.agentid) {
         (Some(name), _) if is_identifier(name) => Some(name.clone()),
         (Some(name), _) => {
@@ -123,45 +111,24 @@ fn check_wecom(
             None
         }
     };
-    if w.secret.is_none() && w.secret_env.is_none() && w.secret_file.is_none() {
-        p.add(
-            field("secret"),
-            "missing (the app's Secret; secret_env = \"…\")",
-        );
-    }
-    let app_secret = secret(
-        p,
-        env,
+    let app_secret = owner_secret(
+        (w.secret, w.secret_env, w.secret_file),
         &field("secret"),
-        w.secret,
-        w.secret_env,
-        w.secret_file,
+        "missing (the app's Secret; secret_env = \"…\")",
+        env,
+        p,
     );
     let pushes = check_pushes(raw_pushes!(w), at, env, p);
     let inbox = pushes.wecom_inbox(corpid.as_deref(), name.as_deref(), w.agentid, at, p);
-    let refresh_ahead_secs = w.refresh_ahead_secs.unwrap_or(DEFAULT_REFRESH_AHEAD_SECS);
-    if !(60..=3600).contains(&refresh_ahead_secs) {
-        p.add(
-            field("refresh_ahead_secs"),
-            format!("{refresh_ahead_secs}: use 60 to 3600 seconds"),
-        );
-    }
-    for (i, domain) in w.js_domains.iter().enumerate() {
-        if let Err(e) = check_js_domain(domain) {
-            p.add(format!("{at}.js_domains[{i}]"), e);
-        }
-    }
+    let refresh_ahead_secs = refresh_ahead(w.refresh_ahead_secs, &field("refresh_ahead_secs"), p);
+    let js_domains = js_domains(&w.js_domains, at, p);
     Some(WecomConfig {
         corpid: corpid?,
         agentid: w.agentid,
         name: name?,
         secret: app_secret?,
         refresh_ahead_secs,
-        js_domains: w
-            .js_domains
-            .iter()
-            .map(|d| d.to_ascii_lowercase())
-            .collect(),
+        js_domains,
         inbox,
     })
 }

@@ -228,17 +228,18 @@ fn healthy(test: &[&str], replace: &dyn Fn(&str) -> String) -> bool {
         .success()
 }
 
-/// Waits (in attempts: no clock in tests) until `check` passes, else panics with `what`.
+/// Waits until `check` passes, else panics naming `what`.
 async fn until_healthy(what: &str, check: impl Fn() -> bool + Send + Sync + 'static) {
     let check = std::sync::Arc::new(check);
-    for _ in 0..200 {
-        let c = check.clone();
-        if tokio::task::spawn_blocking(move || c()).await.unwrap() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{what} never passed its compose healthcheck");
+    wxgate_testkit::wait_until(
+        std::time::Duration::from_secs(10),
+        format!("{what} passing its compose healthcheck"),
+        async || {
+            let c = check.clone();
+            tokio::task::spawn_blocking(move || c()).await.unwrap()
+        },
+    )
+    .await;
 }
 
 /// Client API token requests (`/v1/apps/{appid}/{kind}`) counted by the instance at `url`.
