@@ -1,5 +1,6 @@
 //! `deploy/nginx.conf` run by a real nginx (Debian's package) in front of a
-//! real `wxgate dev`, on free loopback ports. The file's locations are used as
+//! real `wxgate serve -c wxgate.toml`, itself in front of a `wxgate sim`
+//! process, all on free loopback ports. The file's locations are used as
 //! written; only what is site-specific is replaced: the listen addresses, the
 //! upstream file's path and its addresses, the log and temp paths, and TLS on
 //! the public server (plain HTTP here: the certificate is the site's, the
@@ -7,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use wxgate_testkit::process::Server;
 
 /// A free loopback port (bound, then released for nginx).
 pub(crate) fn free_port() -> u16 {
@@ -155,18 +158,122 @@ pub(crate) fn start(dir: &Path, text: &str) -> (Nginx, String) {
     (nginx, error_log)
 }
 
+// The accounts `wxgate dev` demonstrates, one of each family.
+const APPID: &str = "wxd000000000000001";
+const APP_SECRET: &str = "nginx0oa0secret00000000000000000";
+const MINI_APPID: &str = "wxd000000000000002";
+const MINI_SECRET: &str = "nginx0mini0secret000000000000000";
+const CORPID: &str = "wwd0000000000000a1";
+const AGENTID: &str = "1000002";
+const CORP_SECRET: &str = "nginx0wecom0secret00000000000000000000000";
+/// The server token and EncodingAESKey, as typed into WeChat's consoles.
+const PUSH_TOKEN: &str = "nginxtoken";
+const AES_KEY: &str = "nginxTestKey0123456789abcdefghijklmnopqrstu";
+const CLIENT_KEY: &str = "nginx-test-client-key";
+const ADMIN_KEY: &str = "nginx-test-admin-key";
+
+/// `wxgate.toml` in `dir`, for the accounts of the simulator at `sim`: the
+/// families of `wxgate dev` (an Official Account in safe mode, a Mini Program
+/// with JSON pushes, a WeCom app with callbacks), rules where `wxgate dev` has
+/// its echoing webhook, a client, and the secrets read from the environment
+/// (`*_env`, as deploy/wxgate.example.toml). Its path.
+fn serve_config(dir: &Path, sim: &str) -> PathBuf {
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+trusted_proxies = ["127.0.0.1"]
+[store]
+backend = "sqlite"
+path = {db:?}
+[upstream]
+base_url = "{sim}"
+wecom_base_url = "{sim}"
+[admin]
+key_env = "WXGATE_ADMIN_KEY"
+[[apps]]
+appid = "{APPID}"
+secret_env = "WX_SECRET"
+token_env = "WX_TOKEN"
+encoding_aes_key_env = "WX_AES_KEY"
+mode = "safe"
+js_domains = ["example.com"]
+[[apps.rules]]
+event = "subscribe"
+reply = {{ text = "Welcome!" }}
+[[apps.rules]]
+keyword = "hello"
+reply = {{ text = "echo: hello" }}
+[[apps]]
+appid = "{MINI_APPID}"
+secret_env = "WX_MINI_SECRET"
+type = "miniprogram"
+push_format = "json"
+token_env = "WX_TOKEN"
+encoding_aes_key_env = "WX_AES_KEY"
+[[apps.rules]]
+keyword = "人工"
+reply = {{ transfer_customer_service = true }}
+[[wecom]]
+corpid = "{CORPID}"
+agentid = {AGENTID}
+secret_env = "WECOM_SECRET"
+js_domains = ["example.com"]
+token_env = "WX_TOKEN"
+encoding_aes_key_env = "WX_AES_KEY"
+[[wecom.rules]]
+keyword = "hello"
+reply = {{ text = "echo: hello" }}
+[[clients]]
+name = "nginx-test"
+key_sha256 = "{key}"
+apps = ["*"]
+"#,
+        db = dir.join("wxgate.db").display().to_string(),
+        key = crate::sha256_hex(CLIENT_KEY),
+    );
+    let path = dir.join("wxgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// Issue #31: the public server passed only `/wx/` (WeCom callbacks got 404),
 /// and the internal one gave the façade a 64k body limit (a media upload got
 /// 413) and 404 on `/sns/`, `/wxa/`…
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_nginx_serves_every_family_and_the_facade() {
-    let mut dev = crate::dev();
-    let gateway = dev.url_after("  gateway ");
-    let pushes: Vec<String> = dev
-        .lines()
-        .take_while(|l| !l.starts_with("Ctrl-C"))
-        .filter(|l| l.contains("wxgate push"))
-        .collect();
+    // WeChat: the three families' accounts, in a simulator of their own.
+    let mut sim = crate::server(&[
+        "sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--app",
+        &format!("{APPID}:{APP_SECRET}"),
+        "--app",
+        &format!("{MINI_APPID}:{MINI_SECRET}:miniprogram"),
+        "--corp",
+        &format!("{CORPID}:{AGENTID}:{CORP_SECRET}"),
+    ]);
+    let sim_url = sim.url_after("listening on");
+
+    // wxgate's files apart from nginx's (whose directory is opened to its workers).
+    let home = tempfile::tempdir().unwrap();
+    let config = serve_config(home.path(), &sim_url);
+    let serve_log = home.path().join("wxgate.log");
+    // The secrets come from the environment, as docs/deploy.md has them.
+    let mut serve = Server::start(
+        env!("CARGO_BIN_EXE_wxgate"),
+        &["serve", "-c", config.to_str().unwrap()],
+        &[
+            ("WX_SECRET", APP_SECRET),
+            ("WX_TOKEN", PUSH_TOKEN),
+            ("WX_AES_KEY", AES_KEY),
+            ("WX_MINI_SECRET", MINI_SECRET),
+            ("WECOM_SECRET", CORP_SECRET),
+            ("WXGATE_ADMIN_KEY", ADMIN_KEY),
+        ],
+        Some(&serve_log),
+    );
+    let gateway = serve.url_after("listening on");
 
     let dir = tempfile::tempdir().unwrap();
     let (public, internal) = (free_port(), free_port());
@@ -181,50 +288,58 @@ async fn the_documented_nginx_serves_every_family_and_the_facade() {
     let public_url = format!("http://127.0.0.1:{public}");
     let internal_url = format!("http://127.0.0.1:{internal}");
     crate::wait_ready(&internal_url, 10, || {
-        std::fs::read_to_string(&error_log).unwrap_or_default()
+        let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+        format!(
+            "nginx:\n{}\nwxgate:\n{}",
+            read(Path::new(&error_log)),
+            read(&serve_log)
+        )
     })
     .await;
 
     // Public: an Official Account push (safe mode), a WeCom callback and a Mini
     // Program JSON push, as WeChat sends them, through nginx.
-    let through_public = |line: &str| -> Vec<String> {
-        line.split_whitespace()
-            .skip(1)
-            .map(|w| w.replace(&gateway, &public_url))
-            .collect()
+    let push = |path: &str, family: &[&str]| -> Vec<String> {
+        let url = format!("{public_url}{path}");
+        let common = ["push", "--url", &url, "--token", PUSH_TOKEN];
+        let common = common.iter().chain(&["--aes-key", AES_KEY]);
+        common.chain(family).map(|a| a.to_string()).collect()
     };
-    for (kind, expected) in [
-        ("/wx/wxd000000000000001 ", "echo: hello"),
-        ("/wecom/", "echo: hello"),
-        ("--miniprogram", "transfer_customer_service"),
+    let official = ["--appid", APPID, "--text", "hello"];
+    let wecom = ["--corpid", CORPID, "--agentid", AGENTID, "--text", "hello"];
+    let miniprogram = ["--appid", MINI_APPID, "--miniprogram", "--format", "json"];
+    let miniprogram = [&miniprogram[..], &["--text", "人工"]].concat();
+    for (args, expected) in [
+        (push(&format!("/wx/{APPID}"), &official), "echo: hello"),
+        (
+            push(&format!("/wecom/{CORPID}/{AGENTID}"), &wecom),
+            "echo: hello",
+        ),
+        (
+            push(&format!("/wx/{MINI_APPID}"), &miniprogram),
+            "transfer_customer_service",
+        ),
     ] {
-        let line = pushes
-            .iter()
-            .find(|l| {
-                l.contains(kind) && (kind != "/wx/wxd000000000000001 " || l.contains("hello"))
-            })
-            .unwrap_or_else(|| panic!("no push line for {kind}: {pushes:?}"));
-        let args = through_public(line);
-        assert!(args.iter().any(|a| a.starts_with(&public_url)), "{args:?}");
+        let line = args.join(" ");
         let (ok, out, err) = tokio::task::spawn_blocking(move || {
             crate::wxgate(&args.iter().map(String::as_str).collect::<Vec<_>>())
         })
         .await
         .unwrap();
-        assert!(ok && out.contains(expected), "{line}\n{out}{err}");
+        assert!(ok && out.contains(expected), "wxgate {line}\n{out}{err}");
     }
     // Public: nothing else.
     for path in [
-        "/v1/apps/wxd000000000000001/access_token",
-        "/cgi-bin/token?grant_type=client_credential&appid=wxd000000000000001&secret=x",
-        "/proxy/wxd000000000000001/cgi-bin/get_api_domain_ip",
+        &format!("/v1/apps/{APPID}/access_token"),
+        &format!("/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret=x"),
+        &format!("/proxy/{APPID}/cgi-bin/get_api_domain_ip"),
         "/admin",
         "/metrics",
         "/readyz",
     ] {
         let response = http
             .get(format!("{public_url}{path}"))
-            .bearer_auth("dev-client-key")
+            .bearer_auth(CLIENT_KEY)
             .send()
             .await
             .unwrap();
@@ -233,10 +348,8 @@ async fn the_documented_nginx_serves_every_family_and_the_facade() {
 
     // Internal: the client API, the proxy and the façade, a 150 KB media upload included.
     let token: serde_json::Value = http
-        .get(format!(
-            "{internal_url}/v1/apps/wxd000000000000001/access_token"
-        ))
-        .bearer_auth("dev-client-key")
+        .get(format!("{internal_url}/v1/apps/{APPID}/access_token"))
+        .bearer_auth(CLIENT_KEY)
         .send()
         .await
         .unwrap()
@@ -246,9 +359,9 @@ async fn the_documented_nginx_serves_every_family_and_the_facade() {
     let token = token["access_token"].as_str().expect("a token").to_owned();
     let proxied = http
         .get(format!(
-            "{internal_url}/proxy/wxd000000000000001/cgi-bin/get_api_domain_ip"
+            "{internal_url}/proxy/{APPID}/cgi-bin/get_api_domain_ip"
         ))
-        .bearer_auth("dev-client-key")
+        .bearer_auth(CLIENT_KEY)
         .send()
         .await
         .unwrap();
@@ -288,5 +401,6 @@ async fn the_documented_nginx_serves_every_family_and_the_facade() {
             "internal /{root}/: {status} {body}"
         );
     }
-    dev.signal("TERM");
+    serve.signal("TERM");
+    sim.signal("TERM");
 }
