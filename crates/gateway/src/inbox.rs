@@ -28,10 +28,67 @@ pub struct Inbox {
     pub token: SecretString,
     /// How pushes are protected, with the AES key where one is used (WeCom: always safe).
     pub mode: PushMode,
+    /// The token and key used before the current ones, during a rotation
+    /// (`token_previous`, `encoding_aes_key_previous`): tried only once the
+    /// current ones failed.
+    pub previous: Option<Previous>,
     /// Business webhook for pushes no rule answers.
     pub webhook: Option<url::Url>,
     /// HMAC key for webhook requests.
     pub webhook_secret: Option<SecretString>,
     /// Reply rules, first match wins.
     pub rules: Vec<Rule>,
+}
+
+/// The server token and EncodingAESKey an inbox used before the current
+/// ones: pushes sealed before the change in the console still arrive (and
+/// WeChat retries them), so they are opened, and answered, with these.
+#[derive(Debug)]
+pub struct Previous {
+    /// The previous token, when the token changed.
+    pub token: Option<SecretString>,
+    /// The inbox's mode with the previous key, when the key changed.
+    pub mode: Option<PushMode>,
+}
+
+/// Which of an inbox's tokens and keys opened a push: its reply is signed
+/// with that token and sealed with that key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keys {
+    /// Signed with the previous token.
+    pub previous_token: bool,
+    /// Encrypted with the previous key.
+    pub previous_key: bool,
+}
+
+impl Keys {
+    /// Whether a previous token or key was needed.
+    pub fn any_previous(self) -> bool {
+        self.previous_token || self.previous_key
+    }
+}
+
+impl Inbox {
+    /// The previous token, if one is configured.
+    pub fn previous_token(&self) -> Option<&SecretString> {
+        self.previous.as_ref()?.token.as_ref()
+    }
+
+    /// The mode with the previous key, if one is configured.
+    pub fn previous_mode(&self) -> Option<&PushMode> {
+        self.previous.as_ref()?.mode.as_ref()
+    }
+
+    /// The token `keys` names (the current one unless a previous one is named and configured).
+    pub fn token(&self, keys: Keys) -> &str {
+        use secrecy::ExposeSecret;
+        let previous = keys.previous_token.then(|| self.previous_token()).flatten();
+        previous.unwrap_or(&self.token).expose_secret()
+    }
+
+    /// The mode with the key `keys` names (the current one unless a previous one is named and configured).
+    pub fn mode(&self, keys: Keys) -> &PushMode {
+        let previous = keys.previous_key.then(|| self.previous_mode()).flatten();
+        previous.unwrap_or(&self.mode)
+    }
 }

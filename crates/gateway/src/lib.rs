@@ -118,6 +118,8 @@ impl Gateway {
             (config.apps.iter().map(|a| a.appid.as_str()))
                 .chain(wecom_owners.iter().map(String::as_str)),
             inboxes.iter().map(|inbox| inbox.owner.as_str()),
+            (inboxes.iter().filter(|inbox| inbox.previous.is_some()))
+                .map(|inbox| inbox.owner.as_str()),
         );
         let apps = config.apps.into_iter().map(Arc::new).collect();
         let policy = Policy {

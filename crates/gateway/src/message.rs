@@ -220,6 +220,22 @@ impl Dispatcher {
         }
     }
 
+    /// Counts a push opened with the previous token or key of `appid`'s
+    /// inbox: once this stops growing, the rotation is over.
+    pub fn count_previous_key(&self, appid: &str) {
+        if !self.inboxes.contains_key(appid) {
+            return;
+        }
+        self.figures(appid, |f| f.pushes.previous_key += 1);
+        let labels = AppLabels {
+            appid: appid.to_owned(),
+        };
+        self.metrics
+            .pushes_previous_key
+            .get_or_create(&labels)
+            .inc();
+    }
+
     fn webhook_result(&self, appid: &str, elapsed: Duration, error: Option<String>) {
         let labels = AppLabels {
             appid: appid.to_owned(),

@@ -122,6 +122,8 @@ pub struct Metrics {
     pub pushes: Family<PushLabels, Counter>,
     /// Retries recognised as such, answered from the first delivery.
     pub dedupe_hits: Family<AppLabels, Counter>,
+    /// Pushes opened with the previous token or EncodingAESKey (a rotation under way).
+    pub pushes_previous_key: Family<AppLabels, Counter>,
     /// Time until the webhook answered (or failed), seconds.
     pub webhook_seconds: Family<AppLabels, Histogram>,
     /// Request durations, seconds.
@@ -172,6 +174,7 @@ impl Metrics {
             refreshes: Family::default(),
             pushes: Family::default(),
             dedupe_hits: Family::default(),
+            pushes_previous_key: Family::default(),
             webhook_seconds: Family::new_with_constructor(latency_histogram),
             http_seconds: Family::new_with_constructor(latency_histogram),
             expires_in: Family::default(),
@@ -191,6 +194,7 @@ impl Metrics {
             refreshes,
             pushes,
             dedupe_hits,
+            pushes_previous_key,
             webhook_seconds,
             http_seconds,
             expires_in,
@@ -224,6 +228,11 @@ impl Metrics {
             "dedupe_hits",
             "WeChat retries answered from the first delivery",
             dedupe_hits.clone(),
+        );
+        registry.register(
+            "pushes_previous_key",
+            "Pushes opened with token_previous or encoding_aes_key_previous (a rotation under way): remove them once this stops growing",
+            pushes_previous_key.clone(),
         );
         registry.register(
             "webhook_duration_seconds",
@@ -300,11 +309,13 @@ impl Metrics {
     /// Creates the zero-valued series that alerts and dashboards read, so
     /// that they exist from the first scrape rather than from the first
     /// event: the refused credential checks of each kind, and per owner its
-    /// probe rejections and (for owners that take pushes) dedupe hits.
+    /// probe rejections, (for owners that take pushes) dedupe hits and (for
+    /// those with a previous token or key, `rotating`) pushes opened with it.
     pub fn start_at_zero<'a>(
         &self,
         owners: impl IntoIterator<Item = &'a str>,
         inboxes: impl IntoIterator<Item = &'a str>,
+        rotating: impl IntoIterator<Item = &'a str>,
     ) {
         for check in ["admin_key", "client_key", "app_secret", "access_token"] {
             self.credential_checks_refused
@@ -320,6 +331,13 @@ impl Metrics {
         }
         for appid in inboxes {
             self.dedupe_hits
+                .get_or_create(&AppLabels {
+                    appid: appid.to_owned(),
+                })
+                .inc_by(0);
+        }
+        for appid in rotating {
+            self.pushes_previous_key
                 .get_or_create(&AppLabels {
                     appid: appid.to_owned(),
                 })

@@ -1,6 +1,8 @@
 //! The push settings `[[apps]]` and `[[wecom]]` entries share: the server
-//! token, the EncodingAESKey and the mode it protects pushes in, the webhook
-//! and its secret, and the reply rules; from them, the entry's [`Inbox`].
+//! token, the EncodingAESKey and the mode it protects pushes in, during a
+//! rotation the token and key they replaced (`token_previous`,
+//! `encoding_aes_key_previous`), the webhook and its secret, and the reply
+//! rules; from them, the entry's [`Inbox`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 use super::secrets::secret;
 use super::Problems;
 use crate::family::{Family, PassiveReplies, WECOM};
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, Previous};
 use crate::rules::Rule;
 
 /// The [`RawPushes`] of a raw `[[apps]]` or `[[wecom]]` entry (the same field names in both).
@@ -23,6 +25,16 @@ macro_rules! raw_pushes {
                 $raw.encoding_aes_key,
                 $raw.encoding_aes_key_env,
                 $raw.encoding_aes_key_file,
+            ],
+            token_previous: [
+                $raw.token_previous,
+                $raw.token_previous_env,
+                $raw.token_previous_file,
+            ],
+            encoding_aes_key_previous: [
+                $raw.encoding_aes_key_previous,
+                $raw.encoding_aes_key_previous_env,
+                $raw.encoding_aes_key_previous_file,
             ],
             webhook: $raw.webhook,
             webhook_secret: [
@@ -41,6 +53,8 @@ pub(super) use raw_pushes;
 pub(super) struct RawPushes {
     pub(super) token: [Option<String>; 3],
     pub(super) encoding_aes_key: [Option<String>; 3],
+    pub(super) token_previous: [Option<String>; 3],
+    pub(super) encoding_aes_key_previous: [Option<String>; 3],
     pub(super) webhook: Option<String>,
     pub(super) webhook_secret: [Option<String>; 3],
     pub(super) rules: Vec<toml::Table>,
@@ -51,6 +65,9 @@ pub(super) struct RawPushes {
 pub(super) struct Pushes {
     token: Option<SecretString>,
     key: Option<AesKey>,
+    /// During a rotation: the token and key before the current ones.
+    token_previous: Option<SecretString>,
+    key_previous: Option<AesKey>,
     webhook: Option<url::Url>,
     webhook_secret: Option<SecretString>,
     rules: Vec<Rule>,
@@ -64,15 +81,36 @@ pub(super) fn check_pushes(
     p: &mut Problems,
 ) -> Pushes {
     let field = |name: &str| format!("{at}.{name}");
+    let token_given = raw.token.iter().any(Option::is_some);
     let [inline, var, file] = raw.token;
     let token = secret(p, env, &field("token"), inline, var, file);
-    let [inline, var, file] = raw.encoding_aes_key;
-    let key = secret(p, env, &field("encoding_aes_key"), inline, var, file).and_then(|k| {
-        use secrecy::ExposeSecret;
-        AesKey::try_new(k.expose_secret())
-            .map_err(|e| p.add(field("encoding_aes_key"), e.to_string()))
-            .ok()
-    });
+    let key_given = raw.encoding_aes_key.iter().any(Option::is_some);
+    let mut aes_key = |name: &str, [inline, var, file]: [Option<String>; 3]| {
+        secret(p, env, &field(name), inline, var, file).and_then(|k| {
+            use secrecy::ExposeSecret;
+            AesKey::try_new(k.expose_secret())
+                .map_err(|e| p.add(field(name), e.to_string()))
+                .ok()
+        })
+    };
+    let key = aes_key("encoding_aes_key", raw.encoding_aes_key);
+    let key_previous = aes_key("encoding_aes_key_previous", raw.encoding_aes_key_previous);
+    let [inline, var, file] = raw.token_previous;
+    let token_previous = secret(p, env, &field("token_previous"), inline, var, file);
+    // A previous one is what the current one replaced: alone it is a
+    // half-done rotation (the new one never set).
+    if token_previous.is_some() && !token_given {
+        p.add(
+            field("token_previous"),
+            "the token before the current one: set token to the new one beside it",
+        );
+    }
+    if key_previous.is_some() && !key_given {
+        p.add(
+            field("encoding_aes_key_previous"),
+            "the EncodingAESKey before the current one: set encoding_aes_key to the new one beside it",
+        );
+    }
     let webhook = raw
         .webhook
         .as_deref()
@@ -110,6 +148,8 @@ pub(super) fn check_pushes(
     Pushes {
         token,
         key,
+        token_previous,
+        key_previous,
         webhook,
         webhook_secret,
         rules,
@@ -156,7 +196,15 @@ impl Pushes {
         };
         check_replies(&self.rules, family, at, p);
         match (mode, appid) {
-            (Some(mode), Some(appid)) => self.inbox(appid.to_owned(), family, None, mode),
+            (Some(mode), Some(appid)) => {
+                // The previous key, in the same mode (plain mode has no key).
+                let previous = self.key_previous.take().and_then(|key| match mode {
+                    PushMode::Plain => None,
+                    PushMode::Compat(_) => Some(PushMode::Compat(MessageCrypto::new(key, appid))),
+                    PushMode::Safe(_) => Some(PushMode::Safe(MessageCrypto::new(key, appid))),
+                });
+                self.inbox(appid.to_owned(), family, None, mode, previous)
+            }
             _ => None,
         }
     }
@@ -177,7 +225,9 @@ impl Pushes {
         match (self.token.is_some(), self.key.take(), corpid, name) {
             (true, Some(key), Some(corpid), Some(name)) => {
                 let mode = PushMode::Safe(MessageCrypto::new(key, corpid));
-                self.inbox(format!("{corpid}/{name}"), &WECOM, agentid, mode)
+                let previous = (self.key_previous.take())
+                    .map(|key| PushMode::Safe(MessageCrypto::new(key, corpid)));
+                self.inbox(format!("{corpid}/{name}"), &WECOM, agentid, mode, previous)
             }
             (true, None, _, _) => {
                 p.add(
@@ -199,20 +249,27 @@ impl Pushes {
     }
 
     /// The inbox these settings make for `owner`, pushes protected as `mode`
-    /// says; none without a server token.
+    /// says (and, during a key rotation, as `previous_mode` says with the
+    /// previous key); none without a server token.
     fn inbox(
         self,
         owner: String,
         family: &'static Family,
         agentid: Option<u64>,
         mode: PushMode,
+        previous_mode: Option<PushMode>,
     ) -> Option<Arc<Inbox>> {
+        let previous = match (self.token_previous, previous_mode) {
+            (None, None) => None,
+            (token, mode) => Some(Previous { token, mode }),
+        };
         Some(Arc::new(Inbox {
             owner,
             family,
             agentid,
             token: self.token?,
             mode,
+            previous,
             webhook: self.webhook,
             webhook_secret: self.webhook_secret,
             rules: self.rules,

@@ -10,15 +10,17 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use wxgate_proto::{
     body_format, open_callback, open_echostr, open_signed_json_push, open_signed_push,
-    push_from_json, seal_reply, BodyFormat, CallbackQuery, MessageCrypto, Push, PushQuery,
+    push_from_json, seal_reply, BodyFormat, CallbackError, CallbackQuery, EnvelopeError,
+    MessageCrypto, Push, PushMode, PushQuery,
 };
 
 use super::owner::PathOwner;
 use super::{ApiError, AppState};
 use crate::family::Envelope;
+use crate::inbox::Keys;
 use crate::message::Inbox;
 use crate::token::owners::Owner;
 use crate::token::TokenError;
@@ -135,13 +137,74 @@ fn inbox_of(state: &AppState, owner: &Owner) -> Result<Arc<Inbox>, ApiError> {
         .ok_or_else(|| ApiError::PushNotConfigured(owner.key.clone()))
 }
 
-/// A WeCom inbox's crypto (receiveid = the corpid). The configuration builds
-/// every WeCom inbox encrypted; one without would take no callbacks.
-fn crypto(inbox: &Inbox) -> Result<&MessageCrypto, ApiError> {
+/// A WeCom inbox's crypto (receiveid = the corpid) with the key `keys`
+/// names. The configuration builds every WeCom inbox encrypted; one without
+/// would take no callbacks.
+fn crypto(inbox: &Inbox, keys: Keys) -> Result<&MessageCrypto, ApiError> {
     inbox
-        .mode
+        .mode(keys)
         .crypto()
         .ok_or_else(|| ApiError::PushNotConfigured(inbox.owner.clone()))
+}
+
+/// Where opening an envelope failed, as far as a rotation is concerned: the
+/// signature (another token may match) or the decryption (another key may).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    Signature,
+    Decryption,
+    Other,
+}
+
+impl Failed {
+    fn of(e: &EnvelopeError) -> Self {
+        match e {
+            EnvelopeError::Signature | EnvelopeError::MsgSignature => Failed::Signature,
+            EnvelopeError::Decrypt(_) => Failed::Decryption,
+            _ => Failed::Other,
+        }
+    }
+
+    fn of_callback(e: &CallbackError) -> Self {
+        match e {
+            CallbackError::Envelope(e) => Failed::of(e),
+            CallbackError::Json(_) => Failed::Other,
+        }
+    }
+}
+
+/// Opens an envelope with the inbox's current token and key (from `keys`
+/// on), and during a rotation, once that failed, with the previous token
+/// (when a signature failed) and the previous key (when the decryption
+/// did). The hot path is the first call: nothing else is tried while the
+/// current token and key work. On failure the first error is the answer,
+/// as without a rotation.
+fn open_rotating<T, E>(
+    inbox: &Inbox,
+    mut keys: Keys,
+    failed: impl Fn(&E) -> Failed,
+    open: impl Fn(&str, &PushMode) -> Result<T, E>,
+) -> Result<(T, Keys), E> {
+    let first = match open(inbox.token(keys), inbox.mode(keys)) {
+        Ok(opened) => return Ok((opened, keys)),
+        Err(e) => e,
+    };
+    let mut why = failed(&first);
+    loop {
+        match why {
+            Failed::Signature if !keys.previous_token && inbox.previous_token().is_some() => {
+                keys.previous_token = true;
+            }
+            Failed::Decryption if !keys.previous_key && inbox.previous_mode().is_some() => {
+                keys.previous_key = true;
+            }
+            _ => return Err(first),
+        }
+        match open(inbox.token(keys), inbox.mode(keys)) {
+            Ok(opened) => return Ok((opened, keys)),
+            Err(e) => why = failed(&e),
+        }
+    }
 }
 
 /// Refuses a push or ownership check signed further than
@@ -189,7 +252,13 @@ pub(crate) async fn verify(
             let WeComQuery(q) = WeComQuery::parse(&query)?;
             let inbox = inbox_of(&state, &owner)?;
             check_fresh(&state, &q.timestamp)?;
-            open_echostr(crypto(&inbox)?, inbox.token.expose_secret(), &q)?
+            crypto(&inbox, Keys::default())?;
+            let opened = open_rotating(&inbox, Keys::default(), Failed::of, |token, mode| {
+                // Every WeCom mode has a crypto (checked above).
+                let crypto = mode.crypto().ok_or(EnvelopeError::Missing("crypto"))?;
+                open_echostr(crypto, token, &q)
+            });
+            opened?.0
         }
     };
     tracing::debug!(owner = %owner.key, "server ownership check passed");
@@ -209,61 +278,78 @@ pub(crate) async fn receive(
     let owner = owner
         .known()
         .inspect_err(|e| refused(&state, owner.named(), e))?;
-    let (inbox, push, nonce) = match owner.family.envelope {
+    let (inbox, push, keys, nonce) = match owner.family.envelope {
         Envelope::WeChat { json } => {
             let q = WeChatQuery::parse(&query)?.push;
             let opened = receive_signed(&state, &owner, &q, body, json).await;
-            let (inbox, push) = opened.inspect_err(|e| refused(&state, &owner.key, e))?;
-            (inbox, push, q.nonce)
+            let (inbox, push, keys) = opened.inspect_err(|e| refused(&state, &owner.key, e))?;
+            (inbox, push, keys, q.nonce)
         }
         Envelope::WeCom => {
             let WeComQuery(q) = WeComQuery::parse(&query)?;
             let inbox = inbox_of(&state, &owner)?;
             let opened = receive_encrypted(&state, &inbox, &q, body).await;
-            let push = opened.inspect_err(|e| refused(&state, &owner.key, e))?;
-            (inbox, push, q.nonce)
+            let (push, keys) = opened.inspect_err(|e| refused(&state, &owner.key, e))?;
+            (inbox, push, keys, q.nonce)
         }
     };
+    if keys.any_previous() {
+        state.dispatcher.count_previous_key(&owner.key);
+    }
     let answer = state.dispatcher.answer(inbox.clone(), push).await;
-    Ok(answer_push(&state, &owner, &inbox, &nonce, answer))
+    Ok(answer_push(&state, &owner, &inbox, keys, &nonce, answer))
 }
 
 /// A push in WeChat's envelope: the body read once the query's signature
 /// checks out, opened, and (when `msg_signature` does not cover it) bound to
-/// its query, so a replayed query cannot carry another body.
+/// its query, so a replayed query cannot carry another body. With the
+/// push, which token and key opened it.
 async fn receive_signed(
     state: &AppState,
     owner: &Owner,
     q: &PushQuery,
     body: Body,
     json: bool,
-) -> Result<(Arc<Inbox>, Push), ApiError> {
-    let inbox = signed_inbox(state, owner, q)?;
+) -> Result<(Arc<Inbox>, Push, Keys), ApiError> {
+    let (inbox, keys) = signed_inbox(state, owner, q)?;
     let body = read_body(state, body).await?;
-    let push = open(&inbox, q, &body, json)?;
+    let (push, keys) = open(&inbox, keys, q, &body, json)?;
     // WeChat's signature covers the body only through msg_signature.
     if q.msg_signature.is_none() {
         (state.dispatcher)
             .bind_unsigned_body(&owner.key, q, &body)
             .await?;
     }
-    Ok((inbox, push))
+    Ok((inbox, push, keys))
 }
 
-/// A WeCom callback: fresh, its body decrypted for the corp.
+/// A WeCom callback: fresh, its body decrypted for the corp (during a
+/// rotation, with the token and key that work); with the push, which ones.
 async fn receive_encrypted(
     state: &AppState,
     inbox: &Inbox,
     q: &CallbackQuery,
     body: Body,
-) -> Result<Push, ApiError> {
+) -> Result<(Push, Keys), ApiError> {
     check_fresh(state, &q.timestamp)?;
     let body = read_body(state, body).await?;
-    let plain = open_callback(crypto(inbox)?, inbox.token.expose_secret(), q, utf8(&body)?)?;
-    match body_format(&plain) {
-        BodyFormat::Json => Ok(push_from_json(&plain)?),
-        BodyFormat::Xml => read_push(&plain),
-    }
+    let body = utf8(&body)?;
+    crypto(inbox, Keys::default())?;
+    let (plain, keys) = open_rotating(
+        inbox,
+        Keys::default(),
+        Failed::of_callback,
+        |token, mode| {
+            // Every WeCom mode has a crypto (checked above).
+            let crypto = mode.crypto().ok_or(EnvelopeError::Missing("crypto"))?;
+            open_callback(crypto, token, q, body)
+        },
+    )?;
+    let push = match body_format(&plain) {
+        BodyFormat::Json => push_from_json(&plain)?,
+        BodyFormat::Xml => read_push(&plain)?,
+    };
+    Ok((push, keys))
 }
 
 /// Counts a refused push. At debug level only: anyone can send refused
@@ -273,13 +359,15 @@ fn refused(state: &AppState, owner: &str, e: &ApiError) {
     tracing::debug!(owner, error = %e, "push refused");
 }
 
-/// The HTTP answer to a push: its reply sealed as the inbox's mode wants, or
-/// no reply: `success`, never encrypted (a Mini Program breaks on an
-/// encrypted one, §2), and for WeCom an empty body (§1.5).
+/// The HTTP answer to a push: its reply sealed as the inbox's mode wants
+/// (with the token and key that opened the push, `keys`), or no reply:
+/// `success`, never encrypted (a Mini Program breaks on an encrypted one,
+/// §2), and for WeCom an empty body (§1.5).
 fn answer_push(
     state: &AppState,
     owner: &Owner,
     inbox: &Inbox,
+    keys: Keys,
     nonce: &str,
     reply: Option<String>,
 ) -> Response {
@@ -289,8 +377,8 @@ fn answer_push(
     };
     let now = state.now().to_string();
     let sealed = seal_reply(
-        &inbox.mode,
-        inbox.token.expose_secret(),
+        inbox.mode(keys),
+        inbox.token(keys),
         &reply,
         &now,
         nonce,
@@ -302,18 +390,31 @@ fn answer_push(
 /// The inbox of `owner`, once the query's `signature` (over token,
 /// timestamp and nonce) checks out and its timestamp is fresh: checked
 /// before the body is read, so an unsigned request never gets a body
-/// buffered (WeChat always sends `signature`, which needs no body).
-fn signed_inbox(state: &AppState, owner: &Owner, q: &PushQuery) -> Result<Arc<Inbox>, ApiError> {
+/// buffered (WeChat always sends `signature`, which needs no body). During
+/// a token rotation the previous token is tried once the current one
+/// failed; the [`Keys`] say which one matched.
+fn signed_inbox(
+    state: &AppState,
+    owner: &Owner,
+    q: &PushQuery,
+) -> Result<(Arc<Inbox>, Keys), ApiError> {
     let inbox = inbox_of(state, owner)?;
     check_fresh(state, &q.timestamp)?;
-    wxgate_proto::verify_signature(
-        inbox.token.expose_secret(),
-        &q.timestamp,
-        &q.nonce,
-        &q.signature,
-    )
-    .map_err(|_| ApiError::Push(wxgate_proto::EnvelopeError::Signature))?;
-    Ok(inbox)
+    let verify = |token: &SecretString| {
+        wxgate_proto::verify_signature(token.expose_secret(), &q.timestamp, &q.nonce, &q.signature)
+            .is_ok()
+    };
+    let keys = if verify(&inbox.token) {
+        Keys::default()
+    } else if inbox.previous_token().is_some_and(verify) {
+        Keys {
+            previous_token: true,
+            previous_key: false,
+        }
+    } else {
+        return Err(ApiError::Push(EnvelopeError::Signature));
+    };
+    Ok((inbox, keys))
 }
 
 /// A push's body, at most `server.max_body_bytes`.
@@ -331,17 +432,39 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
 }
 
 /// Opens a push in WeChat's envelope, its `signature` checked already
-/// ([`signed_inbox`]). Where the family allows `json` (a Mini Program, its
+/// ([`signed_inbox`]) and so its token known (`keys`): the key is the
+/// current one, or during a rotation the previous one once the current one
+/// failed to decrypt. Where the family allows `json` (a Mini Program, its
 /// console's choice) both formats are read, so a switch there loses nothing.
-fn open(inbox: &Inbox, q: &PushQuery, body: &[u8], json: bool) -> Result<Push, ApiError> {
+fn open(
+    inbox: &Inbox,
+    keys: Keys,
+    q: &PushQuery,
+    body: &[u8],
+    json: bool,
+) -> Result<(Push, Keys), ApiError> {
     let body = utf8(body)?;
-    let token = inbox.token.expose_secret();
+    // The token is settled by `signature`: only the key may change.
+    let decryption = |failed: Failed| match failed {
+        Failed::Decryption => Failed::Decryption,
+        _ => Failed::Other,
+    };
     if json && body_format(body) == BodyFormat::Json {
-        let json = open_signed_json_push(&inbox.mode, token, q, body)?;
-        return Ok(push_from_json(&json)?);
+        let (json, keys) = open_rotating(
+            inbox,
+            keys,
+            |e| decryption(Failed::of_callback(e)),
+            |token, mode| open_signed_json_push(mode, token, q, body),
+        )?;
+        return Ok((push_from_json(&json)?, keys));
     }
-    let xml = open_signed_push(&inbox.mode, token, q, body)?;
-    read_push(&xml)
+    let (xml, keys) = open_rotating(
+        inbox,
+        keys,
+        |e| decryption(Failed::of(e)),
+        |token, mode| open_signed_push(mode, token, q, body),
+    )?;
+    Ok((read_push(&xml)?, keys))
 }
 
 fn utf8(body: &[u8]) -> Result<&str, ApiError> {

@@ -20,6 +20,9 @@ pub struct PushStats {
     pub duplicate: u64,
     /// Refused (signature, timestamp, decryption, XML).
     pub rejected: u64,
+    /// Opened with the previous token or key (a rotation under way); also
+    /// counted by outcome above.
+    pub previous_key: u64,
 }
 
 /// The webhook's health.

@@ -171,9 +171,11 @@ impl TokenCenter {
             self.remove_owner(&key);
         }
         let owner = self.inner.owners.add(owner);
-        self.inner
-            .metrics
-            .start_at_zero(std::iter::once(key.as_str()), std::iter::empty());
+        self.inner.metrics.start_at_zero(
+            std::iter::once(key.as_str()),
+            std::iter::empty(),
+            std::iter::empty(),
+        );
         self.make_warm_slots(&owner);
         tracing::info!(owner = %key, family = owner.family.name, "owner added");
         owner

@@ -309,3 +309,87 @@ fn problems_say_where_they_come_from_and_unknown_keys_hide_nothing() {
     assert!(problem("clients[0].apps").is_empty(), "{err}");
     assert_eq!(err.problems.len(), 8, "{err}");
 }
+
+/// Issue #27: during a rotation every push endpoint takes the token and key
+/// it used before (`token_previous`, `encoding_aes_key_previous`, from the
+/// environment or a file like every secret), checked like the current ones.
+#[test]
+fn previous_tokens_and_keys_are_read_for_every_push_endpoint() {
+    const NEW_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+    const OLD_KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg";
+    let toml = format!(
+        "[[apps]]\nappid = \"wx1\"\nsecret = \"s\"\ntoken = \"new\"\ntoken_previous_env = \"OLD_TOKEN\"\n\
+         encoding_aes_key = \"{NEW_KEY}\"\nencoding_aes_key_previous_env = \"OLD_KEY\"\n\
+         [[apps]]\nappid = \"wx2\"\nsecret = \"s\"\ntoken = \"new\"\ntoken_previous = \"old\"\n\
+         [[wecom]]\ncorpid = \"ww1\"\nagentid = 1000002\nsecret = \"s\"\ntoken = \"new\"\n\
+         encoding_aes_key = \"{NEW_KEY}\"\nencoding_aes_key_previous = \"{OLD_KEY}\"\n"
+    );
+    let config = load(&toml, &env(&[("OLD_TOKEN", "old"), ("OLD_KEY", OLD_KEY)]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let safe = config.apps[0].inbox.as_ref().unwrap();
+    let previous = safe.previous.as_ref().expect("a rotation under way");
+    assert_eq!(previous.token.as_ref().unwrap().expose_secret(), "old");
+    assert!(
+        matches!(previous.mode, Some(PushMode::Safe(_))),
+        "same mode, old key"
+    );
+    // Plain mode has no key, but the previous token still signs.
+    let plain = config.apps[1].inbox.as_ref().unwrap();
+    let previous = plain.previous.as_ref().expect("a token rotation");
+    assert_eq!(previous.token.as_ref().unwrap().expose_secret(), "old");
+    assert!(previous.mode.is_none());
+    let wecom = config.wecom[0].inbox.as_ref().unwrap();
+    let previous = wecom.previous.as_ref().expect("a key rotation");
+    assert!(previous.token.is_none(), "the token did not change");
+    assert_eq!(
+        previous.mode.as_ref().unwrap().crypto().unwrap().appid(),
+        "ww1"
+    );
+    // Without previous settings, nothing is tried twice.
+    let toml = format!("[[apps]]\nappid = \"wx1\"\nsecret = \"s\"\ntoken = \"t\"\nencoding_aes_key = \"{NEW_KEY}\"\n");
+    let config = load(&toml, &env(&[])).unwrap();
+    assert!(config.apps[0].inbox.as_ref().unwrap().previous.is_none());
+}
+
+/// A previous key is checked like the current one, and a previous token or
+/// key without a current one (a rotation half done) is a problem, all in
+/// the one list of problems.
+#[test]
+fn rotation_problems_are_reported_with_the_others() {
+    let toml = "[[apps]]\nappid = \"wx1\"\nsecret = \"s\"\ntoken = \"t\"\n\
+                encoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n\
+                encoding_aes_key_previous = \"short\"\n\
+                [[apps]]\nappid = \"wx2\"\nsecret = \"s\"\ntoken_previous = \"old\"\n\
+                encoding_aes_key_previous = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n\
+                [[wecom]]\ncorpid = \"ww1\"\nagentid = 1\nsecret = \"s\"\ntoken = \"t\"\n\
+                encoding_aes_key_previous = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n\
+                token_api = \"magic\"\n";
+    let err = load(toml, &env(&[])).unwrap_err();
+    let problem = |path: &str| -> Vec<&str> {
+        err.problems
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, problem)| problem.as_str())
+            .collect()
+    };
+    assert!(
+        problem("apps[0].encoding_aes_key_previous")[0].contains("43 characters"),
+        "{err}"
+    );
+    assert!(
+        problem("apps[1].token_previous")[0].contains("set token"),
+        "{err}"
+    );
+    assert!(
+        problem("apps[1].encoding_aes_key_previous")[0].contains("set encoding_aes_key"),
+        "{err}"
+    );
+    assert!(
+        problem("wecom[0].encoding_aes_key_previous")[0].contains("set encoding_aes_key"),
+        "{err}"
+    );
+    assert!(
+        !problem("wecom[0].token_api").is_empty(),
+        "unknown keys too: {err}"
+    );
+}

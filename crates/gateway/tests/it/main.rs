@@ -17,6 +17,7 @@ mod proxy;
 mod pushes;
 mod redis;
 mod rejections;
+mod rotation;
 mod sdk;
 mod token_center;
 mod upstream;

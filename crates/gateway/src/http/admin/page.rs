@@ -382,6 +382,7 @@ fn pushes(p: &PushStats) -> String {
         ("webhook failed", p.webhook_failed, true),
         ("duplicate", p.duplicate, false),
         ("rejected", p.rejected, true),
+        ("previous key", p.previous_key, false),
     ];
     let items: String = counts
         .iter()
