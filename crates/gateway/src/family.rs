@@ -358,3 +358,59 @@ fn classify_wecom(owner: &str, errcode: i64, errmsg: &str) -> (FailureClass, Opt
 
 /// Every family, for docs, tests and lookups by name.
 pub static FAMILIES: [&Family; 3] = [&OFFICIAL_ACCOUNT, &MINI_PROGRAM, &WECOM];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each family's values agree with each other: what a new family's
+    /// author gets wrong first is caught here, not in production.
+    #[test]
+    fn every_family_is_consistent() {
+        let mut names: Vec<&str> = FAMILIES.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FAMILIES.len(), "family names are unique");
+        for family in FAMILIES {
+            assert_eq!(
+                family.kinds.first(),
+                Some(&Kind::AccessToken),
+                "{}",
+                family.name
+            );
+            for ticket in family.tickets {
+                assert!(
+                    family.kinds.contains(&ticket.kind),
+                    "{}: {ticket:?}",
+                    family.name
+                );
+                assert_ne!(ticket.kind, Kind::AccessToken, "{}", family.name);
+            }
+            // The probe takes only the token, so its rejection needs no check.
+            assert!(family.is_token_only(family.probe), "{}", family.name);
+            // A family with a JS-SDK answer has the jsapi_ticket it is signed with…
+            let signs = family.kinds.contains(&Kind::JsapiTicket);
+            // …and one whose answer names the agent has that agent's ticket.
+            if family.js_sdk == JsSdk::ConfigAndAgentConfig {
+                assert!(signs && family.kinds.contains(&Kind::AgentConfigTicket));
+            }
+            assert!(!family.lacks.is_empty(), "{}", family.name);
+        }
+    }
+
+    /// What an errcode means differs by family where WeChat and WeCom differ.
+    #[test]
+    fn errcodes_read_as_each_family_means_them() {
+        let quota = (OFFICIAL_ACCOUNT.classify)("wx1", errcode::DAILY_QUOTA, "");
+        assert_eq!(quota.0, FailureClass::Quota);
+        let rate = (WECOM.classify)("corp/app", errcode::DAILY_QUOTA, "");
+        assert_eq!(
+            rate.0,
+            FailureClass::Transient,
+            "45009 is WeCom's rate limit"
+        );
+        let ip = (WECOM.classify)("corp/app", errcode::WECOM_UNTRUSTED_IP, "from ip: 1.2.3.4");
+        assert_eq!(ip.0, FailureClass::Config);
+        assert!(ip.1.unwrap().contains("企业可信IP"));
+    }
+}
