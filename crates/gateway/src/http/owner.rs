@@ -21,7 +21,8 @@ use crate::token::TokenError;
 pub(crate) struct PathOwner {
     /// The configured owner, if any.
     owner: Option<Arc<Owner>>,
-    /// What the path named: an appid, or `corpid/agent`.
+    /// What the path named, an appid or `corpid/agent`, when it names no
+    /// configured owner (kept only then: no copy on the hot path).
     named: String,
     /// Whether `named` is a key as scopes list them even when unknown (an
     /// appid is; a WeCom agent may be named by its agentid, which is not).
@@ -42,7 +43,7 @@ impl PathOwner {
 
     /// What the path named, for logs.
     pub(crate) fn named(&self) -> &str {
-        &self.named
+        self.owner.as_ref().map_or(&self.named, |o| &o.key)
     }
 
     fn unknown(&self) -> ApiError {
@@ -58,7 +59,7 @@ impl PathOwner {
     /// The configured owner `owner`.
     pub(crate) fn of(owner: Arc<Owner>) -> Self {
         Self {
-            named: owner.key.clone(),
+            named: String::new(),
             named_is_key: true,
             owner: Some(owner),
         }
@@ -80,14 +81,19 @@ impl FromRequestParts<AppState> for PathOwner {
         };
         let owners = &state.owners;
         let (owner, named, named_is_key) = match param("appid") {
-            Some(appid) => (owners.app_owner(appid), appid.to_owned(), true),
+            Some(appid) => {
+                let owner = owners.app_owner(appid);
+                let named = owner.is_none().then(|| appid.to_owned());
+                (owner, named.unwrap_or_default(), true)
+            }
             None => {
                 let (corpid, agent) = (
                     param("corpid").unwrap_or_default(),
                     param("agent").unwrap_or_default(),
                 );
                 let owner = owners.wecom_owner(corpid, agent);
-                (owner, format!("{corpid}/{agent}"), false)
+                let named = owner.is_none().then(|| format!("{corpid}/{agent}"));
+                (owner, named.unwrap_or_default(), false)
             }
         };
         Ok(PathOwner {
