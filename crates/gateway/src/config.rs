@@ -43,7 +43,7 @@ pub use proxy::{
 };
 use raw::RawConfig;
 pub use secrets::read_secret_file;
-pub use server::{ServerConfig, MAX_PUSH_BODY};
+pub use server::{PushSources, ServerConfig, MAX_PUSH_BODY};
 pub use store::StoreConfig;
 pub use upstream::UpstreamConfig;
 pub use wecom::WecomConfig;

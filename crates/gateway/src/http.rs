@@ -75,6 +75,8 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Failed credential checks per peer.
     pub throttle: Throttle,
+    /// Where pushes may come from (`server.trusted_push_sources`).
+    pub sources: Arc<crate::sources::CallbackRanges>,
 }
 
 impl Shared {

@@ -37,6 +37,7 @@ pub mod message;
 pub mod metrics;
 pub mod proxy;
 pub mod rules;
+pub mod sources;
 pub mod store;
 pub mod token;
 pub mod upstream;
@@ -88,6 +89,18 @@ pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreErr
 pub struct Gateway {
     state: http::AppState,
     _refreshers: Refreshers,
+    /// Keeps the callback IP ranges fresh (`server.trusted_push_sources`).
+    _sources: Option<AbortOnDrop>,
+}
+
+/// A background task stopped with its owner.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Gateway {
@@ -121,6 +134,10 @@ impl Gateway {
             (inboxes.iter().filter(|inbox| inbox.previous.is_some()))
                 .map(|inbox| inbox.owner.as_str()),
         );
+        let source_check = config.server.trusted_push_sources == config::PushSources::WeChat;
+        if source_check {
+            metrics.start_source_check_at_zero(inboxes.iter().map(|inbox| inbox.owner.as_str()));
+        }
         let apps = config.apps.into_iter().map(Arc::new).collect();
         let policy = Policy {
             probe_interval: config.upstream.probe_interval_secs,
@@ -137,6 +154,8 @@ impl Gateway {
             metrics.clone(),
         );
         let refreshers = center.spawn_refreshers();
+        let sources = Arc::new(sources::CallbackRanges::new(source_check));
+        let sources_task = sources.spawn(center.clone(), upstream.clone());
         let dispatcher = Dispatcher::new(
             center.clone(),
             upstream.clone(),
@@ -159,6 +178,7 @@ impl Gateway {
             proxy_config: Arc::new(config.proxy),
             admin_key: config.admin_key.map(Arc::new),
             throttle: http::Throttle::new(metrics.clone()),
+            sources,
             metrics,
             clients: Arc::new(config.clients),
             server: Arc::new(config.server),
@@ -167,6 +187,7 @@ impl Gateway {
         Self {
             state,
             _refreshers: refreshers,
+            _sources: sources_task.map(AbortOnDrop),
         }
     }
 
@@ -199,7 +220,11 @@ impl Gateway {
         let limits = self.state.server.limits();
         let metrics = self.state.metrics.clone();
         connections::serve(listener, self.router(), limits, metrics, shutdown).await;
-        let Gateway { state, _refreshers } = self;
+        let Gateway {
+            state,
+            _refreshers,
+            _sources,
+        } = self;
         let held = state.center.quiesce(Duration::from_secs(5)).await;
         // Stopped while no fetch can start, so none is cut off half-way.
         drop(_refreshers);

@@ -191,7 +191,7 @@ impl Dispatcher {
         }
     }
 
-    /// Counts a push refused before handling (signature, timestamp,
+    /// Counts a push refused before handling (source, signature, timestamp,
     /// decryption, XML) for `reason`, and sums refusals up in one warning a
     /// minute per app, so a flood of them cannot flood the log.
     pub fn count_rejected(&self, appid: &str, reason: &'static str) {
@@ -215,7 +215,7 @@ impl Dispatcher {
                 appid,
                 refused,
                 last_reason = reason,
-                "pushes refused (signature, timestamp, decryption or XML); at most one such line a minute, each refusal at debug level"
+                "pushes refused (source, signature, timestamp, decryption or XML); at most one such line a minute, each refusal at debug level"
             );
         }
     }

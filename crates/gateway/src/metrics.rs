@@ -101,6 +101,13 @@ pub struct CheckLabels {
     pub check: &'static str,
 }
 
+/// `{api}`: `wechat` or `wecom`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// Which API host.
+    pub api: &'static str,
+}
+
 /// `{instance}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {
@@ -149,6 +156,11 @@ pub struct Metrics {
     pub credential_checks_refused: Family<CheckLabels, Counter>,
     /// Current access tokens WeChat rejected when probed (invalidated behind wxgate's back).
     pub probe_rejections: Family<AppLabels, Counter>,
+    /// Pushes (and ownership or URL checks) refused for coming from outside
+    /// WeChat's callback IP ranges (`server.trusted_push_sources`).
+    pub pushes_refused_source: Family<AppLabels, Counter>,
+    /// Callback IP ranges known per API host (0: unknown, pushes let through).
+    pub push_source_ranges: Family<ApiLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -187,6 +199,8 @@ impl Metrics {
             connections_refused: Counter::default(),
             credential_checks_refused: Family::default(),
             probe_rejections: Family::default(),
+            pushes_refused_source: Family::default(),
+            push_source_ranges: Family::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -207,6 +221,8 @@ impl Metrics {
             connections_refused,
             credential_checks_refused,
             probe_rejections,
+            pushes_refused_source,
+            push_source_ranges,
             ..
         } = &metrics;
         registry.register(
@@ -290,6 +306,16 @@ impl Metrics {
             "Current access tokens WeChat rejected when probed: another program fetched or force-refreshed one",
             probe_rejections.clone(),
         );
+        registry.register(
+            "pushes_refused_source",
+            "Pushes and ownership or URL checks refused (403) for coming from outside WeChat's callback IP ranges (server.trusted_push_sources)",
+            pushes_refused_source.clone(),
+        );
+        registry.register(
+            "push_source_ranges",
+            "WeChat's callback IP ranges known per API host; 0 while unknown (pushes are then let through)",
+            push_source_ranges.clone(),
+        );
         Self {
             registry,
             ..metrics
@@ -343,6 +369,28 @@ impl Metrics {
                 })
                 .inc_by(0);
         }
+    }
+
+    /// With `server.trusted_push_sources = "wechat"`: the refused-source
+    /// counter of every inbox and the known ranges of both hosts, at zero.
+    pub fn start_source_check_at_zero<'a>(&self, inboxes: impl IntoIterator<Item = &'a str>) {
+        for appid in inboxes {
+            self.pushes_refused_source
+                .get_or_create(&AppLabels {
+                    appid: appid.to_owned(),
+                })
+                .inc_by(0);
+        }
+        for api in ["wechat", "wecom"] {
+            self.push_source_ranges(api, 0);
+        }
+    }
+
+    /// Sets how many callback IP ranges of `api` are known.
+    pub fn push_source_ranges(&self, api: &'static str, ranges: usize) {
+        self.push_source_ranges
+            .get_or_create(&ApiLabels { api })
+            .set(i64::try_from(ranges).unwrap_or(i64::MAX));
     }
 
     /// The text exposition.

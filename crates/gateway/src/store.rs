@@ -267,6 +267,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// monthly limit is a counter whose period is the month.
     async fn tally(&self, key: &str, period: &str, add: u64) -> Result<u64, StoreError>;
 
+    /// A small value wxgate keeps for itself under `key` (not a
+    /// credential: e.g. WeChat's callback IP ranges), `None` when never set.
+    async fn note(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Sets the note `key` to `value`, replacing the previous one.
+    async fn set_note(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
     /// Appends to the audit log (at most [`AUDIT_KEEP`] entries are kept).
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
@@ -329,6 +336,19 @@ mod contract {
         store.ping().await.unwrap();
         audit_is_newest_first_and_filtered(store).await;
         tallies_count_per_period(store).await;
+    }
+
+    /// Notes: what one handle sets, another reads (a restart, or another
+    /// instance on a shared store).
+    pub(super) async fn notes_round_trip_and_replace(store: &dyn Store, other: &dyn Store) {
+        assert_eq!(store.note("callback_ips:wechat").await.unwrap(), None);
+        store.set_note("callback_ips:wechat", "a").await.unwrap();
+        store.set_note("callback_ips:wechat", "b").await.unwrap();
+        assert_eq!(
+            other.note("callback_ips:wechat").await.unwrap().as_deref(),
+            Some("b")
+        );
+        assert_eq!(other.note("callback_ips:wecom").await.unwrap(), None);
     }
 
     async fn tallies_count_per_period(store: &dyn Store) {
@@ -579,6 +599,7 @@ mod contract {
         fencing_refuses_a_stale_holders_write,
         an_abandoned_lease_lapses_after_its_ttl,
         push_claims_hand_a_retry_the_first_answer,
+        notes_round_trip_and_replace,
     );
 
     #[test]

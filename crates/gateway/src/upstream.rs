@@ -302,6 +302,46 @@ impl Upstream {
         self.expect_ok(call, request).await
     }
 
+    /// Where `family`'s pushes come from: `getcallbackip` (§ IP lists; WeCom
+    /// has its own on its host), addresses or CIDR ranges, IPv4-mapped ones
+    /// unmapped. Entries that are neither are skipped; an empty list is a
+    /// failure (it would refuse every push).
+    pub async fn callback_ips(
+        &self,
+        family: &'static Family,
+        owner: &str,
+        access_token: &str,
+    ) -> Result<Vec<ipnet::IpNet>, Failure> {
+        #[derive(serde::Deserialize)]
+        struct IpList {
+            #[serde(default)]
+            errcode: i64,
+            #[serde(default)]
+            errmsg: String,
+            #[serde(default)]
+            ip_list: Vec<String>,
+        }
+        let endpoint = CALLBACK_IP;
+        let request = self
+            .get(family, endpoint)
+            .query(&[("access_token", access_token)]);
+        let answer: IpList = self
+            .send_as(endpoint, request, |a: &IpList| a.errcode)
+            .await?;
+        if answer.errcode != 0 {
+            let call = Call::with_token(family, owner, endpoint);
+            return Err(call.failure(answer.errcode, &answer.errmsg));
+        }
+        let nets: Vec<_> = answer.ip_list.iter().filter_map(|e| parse_net(e)).collect();
+        if nets.is_empty() {
+            return Err(Failure::transient(format!(
+                "{endpoint} answered no usable address ({} entries)",
+                answer.ip_list.len()
+            )));
+        }
+        Ok(nets)
+    }
+
     /// Sends a message the way `family` delivers a reply that cannot be a
     /// passive one: a customer-service message (§6.1), or a WeCom app message.
     pub async fn send_message(
@@ -361,6 +401,25 @@ impl Upstream {
             with_token: access_token.is_some(),
         };
         Err(call.failure(errcode, errmsg))
+    }
+}
+
+/// WeChat's (and WeCom's) list of where pushes come from.
+pub const CALLBACK_IP: &str = "/cgi-bin/getcallbackip";
+
+/// An address (as a /32 or /128) or a CIDR range, IPv4-mapped unmapped.
+pub fn parse_net(entry: &str) -> Option<ipnet::IpNet> {
+    let entry = entry.trim();
+    if let Ok(ip) = entry.parse::<std::net::IpAddr>() {
+        return Some(ipnet::IpNet::from(ip.to_canonical()));
+    }
+    let net = entry.parse::<ipnet::IpNet>().ok()?.trunc();
+    match net {
+        ipnet::IpNet::V6(v6) => match (v6.addr().to_ipv4_mapped(), v6.prefix_len()) {
+            (Some(v4), len) if len >= 96 => ipnet::Ipv4Net::new(v4, len - 96).ok().map(Into::into),
+            _ => Some(net),
+        },
+        v4 => Some(v4),
     }
 }
 

@@ -83,6 +83,15 @@ impl Store for WriteSwitch {
         self.inner.tally(key, period, add).await
     }
 
+    async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.note(key).await
+    }
+
+    async fn set_note(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_note(key, value).await
+    }
+
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.check()?;
         self.inner.record(entry).await

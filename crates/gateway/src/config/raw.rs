@@ -71,6 +71,7 @@ pub(crate) struct RawServer {
     pub(crate) idle_timeout_secs: Option<u64>,
     #[serde(default)]
     pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) trusted_push_sources: Option<String>,
     pub(crate) body_read_timeout_ms: Option<u64>,
     pub(crate) body_min_bytes_per_sec: Option<u64>,
 }

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     /// believed: the reverse proxies in front of wxgate (default none). An
     /// address is a /32 (/128).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where pushes (and ownership and URL checks) are accepted from
+    /// (default [`PushSources::Any`]).
+    pub trusted_push_sources: PushSources,
     /// Time a request's body gets before its first byte, and beyond what it
     /// has earned at `body_min_bytes_per_sec`, milliseconds (default 10 000).
     /// A body that stalls this long is cut, and its connection closed.
@@ -56,6 +59,17 @@ pub struct ServerConfig {
     /// 60 000-byte body must be in within 10 + 58.6 s (and the idle timeout);
     /// one sent a byte at a time is cut after about 10 s.
     pub body_min_bytes_per_sec: u64,
+}
+
+/// `server.trusted_push_sources`: who may push to `/wx/…`, `/` and `/wecom/…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushSources {
+    /// Anyone (`"any"`, the default): the signature is the only check.
+    #[default]
+    Any,
+    /// Only WeChat's (or WeCom's) callback IP ranges (`"wechat"`), from
+    /// `getcallbackip`, refreshed daily and kept in the store.
+    WeChat,
 }
 
 impl ServerConfig {
@@ -102,6 +116,7 @@ pub(super) fn check(raw: RawServer, p: &mut Problems) -> ServerConfig {
         header_read_timeout_ms: raw.header_read_timeout_ms.unwrap_or(10_000),
         idle_timeout_secs: raw.idle_timeout_secs.unwrap_or(75),
         trusted_proxies: check_trusted_proxies(raw.trusted_proxies, p),
+        trusted_push_sources: check_push_sources(raw.trusted_push_sources.as_deref(), p),
         body_read_timeout_ms: raw.body_read_timeout_ms.unwrap_or(10_000),
         body_min_bytes_per_sec: raw.body_min_bytes_per_sec.unwrap_or(1024),
     };
@@ -192,6 +207,23 @@ fn check_trusted_proxies(raw: Vec<String>, p: &mut Problems) -> Vec<ipnet::IpNet
     nets
 }
 
+/// `server.trusted_push_sources`: `"any"` (the default) or `"wechat"`.
+fn check_push_sources(raw: Option<&str>, p: &mut Problems) -> PushSources {
+    match raw.map(str::trim) {
+        None | Some("any") => PushSources::Any,
+        Some("wechat") => PushSources::WeChat,
+        Some(other) => {
+            p.add(
+                "server.trusted_push_sources",
+                format!(
+                    "{other:?} is not \"wechat\" (only WeChat's callback IP ranges) or \"any\" (the default)"
+                ),
+            );
+            PushSources::Any
+        }
+    }
+}
+
 /// `server.max_connections`, given or by default, kept below the open-file
 /// limit (`fd_limit`) less [`crate::connections::FD_MARGIN`]: past the limit a
 /// server cannot accept at all, so a cap above it protects nothing.
@@ -234,6 +266,22 @@ fn check_max_connections(given: Option<usize>, fd_limit: Option<u64>, p: &mut Pr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_sources_are_any_by_default_and_a_typo_is_a_problem() {
+        let mut p = Problems::default();
+        assert_eq!(check_push_sources(None, &mut p), PushSources::Any);
+        assert_eq!(check_push_sources(Some("any"), &mut p), PushSources::Any);
+        assert_eq!(
+            check_push_sources(Some("wechat"), &mut p),
+            PushSources::WeChat
+        );
+        assert!(p.0.is_empty(), "{:?}", p.0);
+        check_push_sources(Some("wechta"), &mut p);
+        assert_eq!(p.0.len(), 1);
+        assert_eq!(p.0[0].0, "server.trusted_push_sources");
+        assert!(p.0[0].1.contains("\"wechat\""), "{:?}", p.0);
+    }
 
     #[test]
     fn max_connections_stays_below_the_open_file_limit() {

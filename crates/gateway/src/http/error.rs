@@ -89,6 +89,10 @@ pub enum ApiError {
     /// A push signed too far from now.
     #[error("timestamp outside the accepted window")]
     StaleTimestamp,
+    /// A push (or ownership or URL check) from outside WeChat's callback IP
+    /// ranges (`server.trusted_push_sources = "wechat"`).
+    #[error("{0} is not in WeChat's callback IP ranges")]
+    PushSource(std::net::IpAddr),
     /// The app has no server token, so it takes no pushes.
     #[error("app {0} has no server token configured")]
     PushNotConfigured(String),
@@ -158,6 +162,7 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
             }
             ApiError::PushNotConfigured(_) => (StatusCode::NOT_FOUND, "push_not_configured"),
+            ApiError::PushSource(_) => (StatusCode::FORBIDDEN, "push_source"),
             ApiError::StaleTimestamp => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
             ApiError::BodyMismatch => (StatusCode::UNAUTHORIZED, "body_mismatch"),
             ApiError::Push(
@@ -213,6 +218,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => code::ACCESS_TOKEN_MISSING,
             ApiError::Forbidden(_)
+            | ApiError::PushSource(_)
             | ApiError::ProxyPath(
                 PathError::Credential { .. }
                 | PathError::NotAllowed(_)
@@ -290,6 +296,11 @@ impl ApiError {
             )),
             ApiError::PushNotConfigured(_) => Some("set the app's token (the one typed into WeChat's console)".into()),
             ApiError::StaleTimestamp => Some("check this server's clock (server.timestamp_tolerance_secs)".into()),
+            ApiError::PushSource(_) => Some(
+                "server.trusted_push_sources = \"wechat\" accepts pushes only from WeChat's getcallbackip \
+                 ranges; behind a reverse proxy, list it in server.trusted_proxies"
+                    .into(),
+            ),
             _ => None,
         }
     }

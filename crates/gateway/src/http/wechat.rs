@@ -18,6 +18,7 @@ use wxgate_proto::{
 };
 
 use super::owner::PathOwner;
+use super::throttle::Peer;
 use super::{ApiError, AppState};
 use crate::family::Envelope;
 use crate::inbox::Keys;
@@ -236,11 +237,13 @@ fn echo(text: String) -> Response {
 /// addresses at once all pass.
 pub(crate) async fn verify(
     State(state): State<AppState>,
+    peer: Peer,
     owner: PathOwner,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = query.unwrap_or_default();
     let owner = owner.known()?;
+    check_source(&state, &owner, peer).inspect_err(|e| refused(&state, &owner.key, e))?;
     let echo_text = match owner.family.envelope {
         Envelope::WeChat { .. } => {
             let q = WeChatQuery::parse(&query)?;
@@ -270,6 +273,7 @@ pub(crate) async fn verify(
 /// encrypted, answered with a reply sealed for the corp).
 pub(crate) async fn receive(
     State(state): State<AppState>,
+    peer: Peer,
     owner: PathOwner,
     RawQuery(query): RawQuery,
     body: Body,
@@ -278,6 +282,7 @@ pub(crate) async fn receive(
     let owner = owner
         .known()
         .inspect_err(|e| refused(&state, owner.named(), e))?;
+    check_source(&state, &owner, peer).inspect_err(|e| refused(&state, &owner.key, e))?;
     let (inbox, push, keys, nonce) = match owner.family.envelope {
         Envelope::WeChat { json } => {
             let q = WeChatQuery::parse(&query)?.push;
@@ -350,6 +355,31 @@ async fn receive_encrypted(
         BodyFormat::Xml => read_push(&plain)?,
     };
     Ok((push, keys))
+}
+
+/// With `server.trusted_push_sources = "wechat"`, refuses a peer outside
+/// the callback IP ranges of the owner's API host (WeChat's or WeCom's),
+/// before anything else is checked. The peer is the throttle's (forwarded
+/// headers believed only from `server.trusted_proxies`). While no range is
+/// known yet, every peer passes (see [`crate::sources`]).
+fn check_source(state: &AppState, owner: &Owner, peer: Peer) -> Result<(), ApiError> {
+    let Peer::Addr(ip) = peer else {
+        return Ok(()); // In-process: no network peer to check.
+    };
+    match state.sources.check(owner.family.api, ip) {
+        crate::sources::Verdict::Outside => {
+            let labels = crate::metrics::AppLabels {
+                appid: owner.key.clone(),
+            };
+            state
+                .metrics
+                .pushes_refused_source
+                .get_or_create(&labels)
+                .inc();
+            Err(ApiError::PushSource(ip))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Counts a refused push. At debug level only: anyone can send refused
@@ -493,20 +523,22 @@ fn single_app(state: &AppState) -> Result<PathOwner, ApiError> {
 /// `GET /` with exactly one app.
 pub(crate) async fn verify_root(
     state: State<AppState>,
+    peer: Peer,
     query: RawQuery,
 ) -> Result<Response, ApiError> {
     let owner = single_app(&state)?;
-    verify(state, owner, query).await
+    verify(state, peer, owner, query).await
 }
 
 /// `POST /` with exactly one app.
 pub(crate) async fn receive_root(
     state: State<AppState>,
+    peer: Peer,
     query: RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
     let owner = single_app(&state)?;
-    receive(state, owner, query, body).await
+    receive(state, peer, owner, query, body).await
 }
 
 #[cfg(test)]

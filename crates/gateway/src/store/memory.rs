@@ -13,6 +13,7 @@ pub struct MemoryStore {
     audit: Mutex<VecDeque<AuditEntry>>,
     /// key → (period, count).
     tallies: Mutex<HashMap<String, (String, u64)>>,
+    notes: Mutex<HashMap<String, String>>,
 }
 
 impl MemoryStore {
@@ -56,6 +57,17 @@ impl Store for MemoryStore {
         }
         *n += add;
         Ok(*n)
+    }
+
+    async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(notes.get(key).cloned())
+    }
+
+    async fn set_note(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        notes.insert(key.to_owned(), value.to_owned());
+        Ok(())
     }
 
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {

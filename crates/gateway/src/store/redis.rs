@@ -290,6 +290,31 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("{}note:{key}", self.prefix);
+        timed(async {
+            redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(error)
+        })
+        .await
+    }
+
+    async fn set_note(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let key = format!("{}note:{key}", self.prefix);
+        timed(async {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(error)
+        })
+        .await
+    }
+
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let json = serde_json::to_string(entry).expect("an entry serialises");
         let key = format!("{}audit", self.prefix);

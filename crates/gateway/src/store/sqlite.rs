@@ -92,6 +92,10 @@ fn prepare(path: &Path) -> rusqlite::Result<Connection> {
              appid TEXT NOT NULL,
              entry TEXT NOT NULL
          );
+         CREATE TABLE IF NOT EXISTS notes (
+             key   TEXT NOT NULL PRIMARY KEY,
+             value TEXT NOT NULL
+         );
          CREATE TABLE IF NOT EXISTS pending (
              appid TEXT NOT NULL,
              kind  TEXT NOT NULL,
@@ -247,6 +251,32 @@ impl Store for SqliteStore {
         })
         .await
         .map(|n| n.max(0) as u64)
+    }
+
+    async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT value FROM notes WHERE key = ?1",
+                params![key],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn set_note(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO notes (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+        })
+        .await
     }
 
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
