@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -124,7 +123,9 @@ impl CallbackRanges {
                     all_ok &= ranges.refresh(&center, &upstream, api).await;
                 }
                 let wait = if all_ok { REFRESH_SECS } else { RETRY_SECS };
-                tokio::time::sleep(Duration::from_secs(wait)).await;
+                // On the gateway's clock, as every other schedule.
+                let clock = center.clock();
+                clock.sleep_until(clock.now() + wait).await;
             }
         }))
     }

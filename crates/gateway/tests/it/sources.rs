@@ -44,15 +44,14 @@ fn ranges_series(api: &str) -> String {
     format!("wxgate_push_source_ranges{{api=\"{api}\"}}")
 }
 
-/// Waits (real time, at most about 5 s) until the ranges of `api` are known.
+/// Waits until the ranges of `api` are known; how many there are.
 async fn ranges_known(env: &Env, api: &str) -> f64 {
-    for _ in 0..250 {
-        if let Some(n) = metric(env, &ranges_series(api)).await.filter(|n| *n > 0.0) {
-            return n;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the {api} callback ranges never became known");
+    wxgate_testkit::wait_for(
+        std::time::Duration::from_secs(5),
+        format!("the {api} callback ranges known"),
+        async || metric(env, &ranges_series(api)).await.filter(|n| *n > 0.0),
+    )
+    .await
 }
 
 /// A signed plain-mode text push saying 你好 (nonce and MsgId from `n`),
@@ -194,13 +193,12 @@ async fn the_ranges_survive_a_restart_with_wechat_unreachable() {
     let (status, body) = push(&env, 2, Some(INSIDE)).await;
     assert_eq!(status, 200, "{body}");
     // The restarted gateway did try WeChat, and failed.
-    for _ in 0..250 {
-        if env.sim.stats().endpoint_calls(CALLBACK_IP) > before {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(env.sim.stats().endpoint_calls(CALLBACK_IP) > before);
+    wxgate_testkit::wait_until(
+        std::time::Duration::from_secs(5),
+        "the restarted gateway asking getcallbackip",
+        async || env.sim.stats().endpoint_calls(CALLBACK_IP) > before,
+    )
+    .await;
     assert!(crate::logs::text().contains("push source ranges could not be refreshed"));
 }
 
@@ -250,4 +248,27 @@ async fn off_by_default() {
     assert_eq!(env.sim.stats().endpoint_calls(CALLBACK_IP), 0);
     assert_eq!(metric(&env, &refused_series(APPID)).await, None);
     assert_eq!(metric(&env, &ranges_series("wechat")).await, None);
+}
+
+/// The ranges are fetched again every day of the gateway's clock (and a
+/// failed fetch is retried sooner): stepped on the virtual clock, no wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ranges_are_fetched_again_every_day() {
+    let env = Setup::new().server(CHECKED).app(&app()).start().await;
+    ranges_known(&env, "wechat").await;
+    let first = env.sim.stats().endpoint_calls(CALLBACK_IP);
+    assert!(first >= 1);
+    env.step(3600).await;
+    assert_eq!(
+        env.sim.stats().endpoint_calls(CALLBACK_IP),
+        first,
+        "not hourly"
+    );
+    env.step(86_400 - 3600).await;
+    wxgate_testkit::wait_until(
+        std::time::Duration::from_secs(5),
+        "the daily getcallbackip",
+        async || env.sim.stats().endpoint_calls(CALLBACK_IP) > first,
+    )
+    .await;
 }
