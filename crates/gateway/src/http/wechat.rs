@@ -7,8 +7,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use wxgate_proto::{
@@ -18,13 +19,12 @@ use wxgate_proto::{
 };
 
 use super::owner::PathOwner;
-use super::throttle::Peer;
+use super::throttle::client_ip;
 use super::{ApiError, AppState};
 use crate::family::Envelope;
 use crate::inbox::Keys;
 use crate::message::Inbox;
 use crate::token::owners::Owner;
-use crate::token::TokenError;
 
 /// The query WeChat adds to `/wx/{appid}`: the push's signed parameters, plus
 /// `echostr` on an ownership check.
@@ -237,13 +237,13 @@ fn echo(text: String) -> Response {
 /// addresses at once all pass.
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    peer: Peer,
+    source: PushSource,
     owner: PathOwner,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = query.unwrap_or_default();
     let owner = owner.known()?;
-    check_source(&state, &owner, peer).inspect_err(|e| refused(&state, &owner.key, e))?;
+    check_source(&state, &owner, source).inspect_err(|e| refused(&state, &owner.key, e))?;
     let echo_text = match owner.family.envelope {
         Envelope::WeChat { .. } => {
             let q = WeChatQuery::parse(&query)?;
@@ -273,7 +273,7 @@ pub(crate) async fn verify(
 /// encrypted, answered with a reply sealed for the corp).
 pub(crate) async fn receive(
     State(state): State<AppState>,
-    peer: Peer,
+    source: PushSource,
     owner: PathOwner,
     RawQuery(query): RawQuery,
     body: Body,
@@ -282,7 +282,7 @@ pub(crate) async fn receive(
     let owner = owner
         .known()
         .inspect_err(|e| refused(&state, owner.named(), e))?;
-    check_source(&state, &owner, peer).inspect_err(|e| refused(&state, &owner.key, e))?;
+    check_source(&state, &owner, source).inspect_err(|e| refused(&state, &owner.key, e))?;
     let (inbox, push, keys, nonce) = match owner.family.envelope {
         Envelope::WeChat { json } => {
             let q = WeChatQuery::parse(&query)?.push;
@@ -362,9 +362,9 @@ async fn receive_encrypted(
 /// before anything else is checked. The peer is the throttle's (forwarded
 /// headers believed only from `server.trusted_proxies`). While no range is
 /// known yet, every peer passes (see [`crate::sources`]).
-fn check_source(state: &AppState, owner: &Owner, peer: Peer) -> Result<(), ApiError> {
-    let Peer::Addr(ip) = peer else {
-        return Ok(()); // In-process: no network peer to check.
+fn check_source(state: &AppState, owner: &Owner, source: PushSource) -> Result<(), ApiError> {
+    let PushSource(Some(ip)) = source else {
+        return Ok(()); // The check is off, or no network peer (in-process).
     };
     match state.sources.check(owner.family.api, ip) {
         crate::sources::Verdict::Outside => {
@@ -379,6 +379,31 @@ fn check_source(state: &AppState, owner: &Owner, peer: Peer) -> Result<(), ApiEr
             Err(ApiError::PushSource(ip))
         }
         _ => Ok(()),
+    }
+}
+
+/// Where a push comes from, for [`check_source`]: the client's whole
+/// address (forwarded headers believed only from `server.trusted_proxies`,
+/// as the throttle does), not the throttle's per-/64 key; `None` when the
+/// check is off (then nothing is read) or the request is in-process.
+pub(crate) struct PushSource(Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for PushSource {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if !state.sources.is_on() {
+            return Ok(PushSource(None));
+        }
+        let socket = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(PushSource(socket.map(|socket| {
+            client_ip(socket.ip(), &parts.headers, &state.server.trusted_proxies)
+        })))
     }
 }
 
@@ -507,38 +532,32 @@ fn read_push(xml: &str) -> Result<Push, ApiError> {
 
 /// The one app, for the `/` mount.
 fn single_app(state: &AppState) -> Result<PathOwner, ApiError> {
-    let ids = state.owners.appids();
-    match ids.as_slice() {
-        [only] => state
-            .owners
-            .app_owner(only)
-            .map(PathOwner::of)
-            .ok_or_else(|| TokenError::UnknownApp(only.clone()).into()),
-        _ => Err(ApiError::BadRequest(
-            "several apps are configured: use /wx/{appid}".into(),
-        )),
-    }
+    state
+        .owners
+        .only_app()
+        .map(PathOwner::of)
+        .ok_or_else(|| ApiError::BadRequest("several apps are configured: use /wx/{appid}".into()))
 }
 
 /// `GET /` with exactly one app.
 pub(crate) async fn verify_root(
     state: State<AppState>,
-    peer: Peer,
+    source: PushSource,
     query: RawQuery,
 ) -> Result<Response, ApiError> {
     let owner = single_app(&state)?;
-    verify(state, peer, owner, query).await
+    verify(state, source, owner, query).await
 }
 
 /// `POST /` with exactly one app.
 pub(crate) async fn receive_root(
     state: State<AppState>,
-    peer: Peer,
+    source: PushSource,
     query: RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
     let owner = single_app(&state)?;
-    receive(state, peer, owner, query, body).await
+    receive(state, source, owner, query, body).await
 }
 
 #[cfg(test)]

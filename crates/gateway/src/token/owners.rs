@@ -128,6 +128,8 @@ struct Registry {
     by_key: HashMap<String, Arc<Owner>>,
     /// WeCom apps by (corpid, name) and (corpid, agentid): their key.
     by_agent: HashMap<(String, String), String>,
+    /// The keys of the `[[apps]]` owners, sorted (the `/` mount asks on every push).
+    apps: std::collections::BTreeSet<String>,
 }
 
 impl Owners {
@@ -165,6 +167,9 @@ impl Owners {
                     .insert((corp.clone(), agentid.to_string()), owner.key.clone());
             }
         }
+        if owner.app.is_some() {
+            registry.apps.insert(owner.key.clone());
+        }
         registry.by_key.insert(owner.key.clone(), owner.clone());
         owner
     }
@@ -174,6 +179,7 @@ impl Owners {
         let mut registry = self.write();
         let owner = registry.by_key.remove(key)?;
         registry.by_agent.retain(|_, k| k != key);
+        registry.apps.remove(key);
         Some(owner)
     }
 
@@ -200,14 +206,19 @@ impl Owners {
         self.get(appid).and_then(|o| o.app.clone())
     }
 
-    /// Every configured appid (Official Accounts and Mini Programs).
+    /// Every configured appid (Official Accounts and Mini Programs), sorted.
     pub fn appids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = (self.read().by_key.values())
-            .filter(|o| o.app.is_some())
-            .map(|o| o.key.clone())
-            .collect();
-        ids.sort();
-        ids
+        self.read().apps.iter().cloned().collect()
+    }
+
+    /// The Official Account or Mini Program, when it is the only one.
+    pub fn only_app(&self) -> Option<Arc<Owner>> {
+        let registry = self.read();
+        let mut apps = registry.apps.iter();
+        match (apps.next(), apps.next()) {
+            (Some(only), None) => registry.by_key.get(only).cloned(),
+            _ => None,
+        }
     }
 
     /// The WeCom app `agent` (its name or agentid) of `corpid`.
