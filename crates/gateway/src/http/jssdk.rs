@@ -72,6 +72,16 @@ pub(crate) async fn signature(
     client.check(&state, owner.key()?)?;
     let Json(request) = body.map_err(|e| ApiError::json(e, r#"{"url": "…"}"#))?;
     let owner = owner.known()?;
+    // A family without the JS-SDK (a Mini Program) says so, before any
+    // domain check could suggest adding one.
+    if !owner.family.kinds.contains(&Kind::JsapiTicket) {
+        return Err(crate::token::TokenError::NotIssued {
+            owner: owner.key.clone(),
+            kind: Kind::JsapiTicket,
+            why: owner.family.lacks,
+        }
+        .into());
+    }
     let agentid = match owner.family.js_sdk {
         JsSdk::Config => None,
         JsSdk::ConfigAndAgentConfig => Some(owner.agentid.ok_or_else(|| {

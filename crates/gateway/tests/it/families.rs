@@ -39,6 +39,17 @@ async fn a_mini_program_has_an_access_token_and_no_tickets() {
         .unwrap();
     assert_eq!(answer["errcode"], 48001, "{answer}");
 
+    // Asked to sign a page, it says why it has no JS-SDK, not that the
+    // page's domain should be added (it has no domains to add it to).
+    let (status, body) = env
+        .client_post(
+            &format!("/v1/apps/{APPID}/jssdk/signature"),
+            serde_json::json!({"url": "https://www.example.com/"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_issued", "{body}");
+
     assert_eq!(
         env.sim.stats().endpoint_calls("/cgi-bin/ticket/getticket"),
         0,
