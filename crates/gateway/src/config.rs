@@ -17,6 +17,7 @@ mod admin;
 mod apps;
 mod clients;
 mod env;
+mod fingerprint;
 mod owner;
 mod problems;
 mod proxy;
@@ -34,6 +35,7 @@ use secrecy::SecretString;
 
 pub use apps::{AppConfig, TokenApi};
 pub use clients::{AppScope, ClientConfig};
+pub use fingerprint::{Changes, Fingerprint, RESTART_SECTIONS};
 pub use owner::DEFAULT_REFRESH_AHEAD_SECS;
 pub use problems::ConfigError;
 use problems::{line_at, locate, problem_path, Problems};
@@ -67,6 +69,8 @@ pub struct Config {
     pub wecom: Vec<WecomConfig>,
     /// `[[clients]]`.
     pub clients: Vec<ClientConfig>,
+    /// Hashes of the effective settings: which configuration this is.
+    pub fingerprint: Fingerprint,
 }
 
 /// Loads a configuration from TOML text and an environment (`std::env::vars()`
@@ -83,6 +87,7 @@ pub fn load(toml_text: &str, env: &BTreeMap<String, String>) -> Result<Config, C
     };
     let (env_problems, from_env) = env::apply(&mut table, env);
     problems.0.extend(env_problems);
+    let fingerprint = Fingerprint::of(&table);
     // Every unknown key is a problem of its own; reading goes on past them.
     let mut unknown = Vec::new();
     let raw = serde_path_to_error::deserialize::<_, RawConfig>(serde_ignored::Deserializer::new(
@@ -96,7 +101,7 @@ pub fn load(toml_text: &str, env: &BTreeMap<String, String>) -> Result<Config, C
         );
     }
     let config = match raw {
-        Ok(raw) => Some(check(raw, env, &mut problems)),
+        Ok(raw) => Some(check(raw, env, fingerprint, &mut problems)),
         Err(e) => {
             let path = problem_path(&e.path().to_string());
             problems.add(path, e.into_inner().to_string());
@@ -112,7 +117,12 @@ pub fn load(toml_text: &str, env: &BTreeMap<String, String>) -> Result<Config, C
 }
 
 /// Checks the sections in turn, so the problems come in this order.
-fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Config {
+fn check(
+    raw: RawConfig,
+    env: &BTreeMap<String, String>,
+    fingerprint: Fingerprint,
+    p: &mut Problems,
+) -> Config {
     let server = server::check(raw.server, p);
     let store = store::check(raw.store, env, p);
     let upstream = upstream::check(raw.upstream, p);
@@ -139,6 +149,7 @@ fn check(raw: RawConfig, env: &BTreeMap<String, String>, p: &mut Problems) -> Co
         apps,
         wecom,
         clients,
+        fingerprint,
     }
 }
 

@@ -59,8 +59,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// The store behind the center.
     pub store: Arc<dyn Store>,
-    /// Business servers allowed to use the client API.
-    pub clients: Arc<Vec<ClientConfig>>,
+    /// Business servers allowed to use the client API (replaced by a reload).
+    pub clients: arc_swap::ArcSwap<Vec<ClientConfig>>,
     /// `[server]` settings.
     pub server: Arc<ServerConfig>,
     /// Handles verified pushes.
@@ -77,11 +77,28 @@ pub struct Shared {
     pub throttle: Throttle,
     /// Where pushes may come from (`server.trusted_push_sources`).
     pub sources: Arc<crate::sources::CallbackRanges>,
+    /// The configuration as it runs, and its reloads.
+    pub running: Arc<crate::reload::Running>,
 }
 
 impl Shared {
     /// The current time of the gateway's clock.
     pub fn now(&self) -> u64 {
         self.clock.now()
+    }
+
+    /// Reads the configuration file again and applies it (see [`crate::reload`]).
+    pub async fn reload(&self) -> Result<crate::reload::Reloaded, crate::reload::ReloadError> {
+        let targets = crate::reload::Targets {
+            center: &self.center,
+            dispatcher: &self.dispatcher,
+            clients: &self.clients,
+            source_check: self.sources.is_on(),
+        };
+        let reloaded = self.running.reload(targets, self.now()).await?;
+        if self.store.shares_pushes() {
+            self.running.announce(self.store.as_ref(), self.now()).await;
+        }
+        Ok(reloaded)
     }
 }

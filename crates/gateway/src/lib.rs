@@ -36,6 +36,7 @@ pub mod logs;
 pub mod message;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod rules;
 pub mod sources;
 pub mod store;
@@ -91,6 +92,19 @@ pub struct Gateway {
     _refreshers: Refreshers,
     /// Keeps the callback IP ranges fresh (`server.trusted_push_sources`).
     _sources: Option<AbortOnDrop>,
+    /// Tells the instances sharing the store which configuration this one runs.
+    _announcer: Option<AbortOnDrop>,
+}
+
+/// Reloads a gateway's configuration (see [`reload`]).
+#[derive(Debug, Clone)]
+pub struct Reloader(http::AppState);
+
+impl Reloader {
+    /// Reads the file again and applies it; an invalid file changes nothing.
+    pub async fn reload(&self) -> Result<reload::Reloaded, reload::ReloadError> {
+        self.0.reload().await
+    }
 }
 
 /// A background task stopped with its owner.
@@ -122,9 +136,8 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         policy: Policy,
     ) -> Self {
-        let inboxes = (config.apps.iter().filter_map(|a| a.inbox.clone()))
-            .chain(config.wecom.iter().filter_map(|w| w.inbox.clone()))
-            .collect::<Vec<_>>();
+        let inboxes = reload::inboxes_of(&config);
+        let running = Arc::new(reload::Running::new(&config, clock.now()));
         let metrics = Arc::new(Metrics::new(instance_name()));
         let wecom_owners: Vec<String> = config.wecom.iter().map(|w| w.owner()).collect();
         metrics.start_at_zero(
@@ -180,15 +193,41 @@ impl Gateway {
             throttle: http::Throttle::new(metrics.clone()),
             sources,
             metrics,
-            clients: Arc::new(config.clients),
+            clients: arc_swap::ArcSwap::from_pointee(config.clients),
+            running,
             server: Arc::new(config.server),
             dispatcher: Arc::new(dispatcher),
+        });
+        let announcer = state.store.shares_pushes().then(|| {
+            let (running, store, clock) = (
+                state.running.clone(),
+                state.store.clone(),
+                state.clock.clone(),
+            );
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    running.announce(store.as_ref(), clock.now()).await;
+                    clock.sleep_until(clock.now() + reload::ANNOUNCE_SECS).await;
+                }
+            }))
         });
         Self {
             state,
             _refreshers: refreshers,
             _sources: sources_task.map(AbortOnDrop),
+            _announcer: announcer,
         }
+    }
+
+    /// Reloads read the configuration from `source` (`wxgate serve -c FILE`).
+    pub fn reading_from(self, source: reload::ConfigSource) -> Self {
+        self.state.running.read_from(source);
+        self
+    }
+
+    /// A handle that reloads the configuration (`SIGHUP`), usable while the gateway serves.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.state.clone())
     }
 
     /// The token center.
@@ -224,7 +263,13 @@ impl Gateway {
             state,
             _refreshers,
             _sources,
+            _announcer,
         } = self;
+        drop(_announcer);
+        if state.store.shares_pushes() {
+            // Gone: the other instances need not wait for this one to fall silent.
+            let _ = state.store.set_instance(state.running.name(), None).await;
+        }
         let held = state.center.quiesce(Duration::from_secs(5)).await;
         // Stopped while no fetch can start, so none is cut off half-way.
         drop(_refreshers);

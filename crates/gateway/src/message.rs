@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use wxgate_proto::{Push, Reply, ReplyBody};
 
 use crate::clock::Clock;
@@ -88,8 +89,9 @@ pub struct Dispatcher {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
-    /// Where pushes arrive, by owner (appid, or `corpid/name`).
-    inboxes: HashMap<String, Arc<Inbox>>,
+    /// Where pushes arrive, by owner (appid, or `corpid/name`); replaced
+    /// whole by a reload, while pushes under way keep the inbox they found.
+    inboxes: ArcSwap<HashMap<String, Arc<Inbox>>>,
     upstream: Upstream,
     http: reqwest::Client,
     dedupe: Dedupe,
@@ -102,6 +104,12 @@ pub struct Dispatcher {
     webhook_timeout: Duration,
     /// Per-inbox figures, for the status page.
     figures: Mutex<HashMap<String, AppFigures>>,
+}
+
+fn by_owner(inboxes: impl IntoIterator<Item = Arc<Inbox>>) -> HashMap<String, Arc<Inbox>> {
+    (inboxes.into_iter())
+        .map(|inbox| (inbox.owner.clone(), inbox))
+        .collect()
 }
 
 impl Dispatcher {
@@ -125,10 +133,7 @@ impl Dispatcher {
             clock: center.clock().clone(),
             metrics: center.metrics().clone(),
             center,
-            inboxes: inboxes
-                .into_iter()
-                .map(|inbox| (inbox.owner.clone(), inbox))
-                .collect(),
+            inboxes: ArcSwap::from_pointee(by_owner(inboxes)),
             upstream,
             http,
             dedupe: Dedupe::new(dedupe_window, dedupe_capacity),
@@ -145,12 +150,22 @@ impl Dispatcher {
     }
 
     /// The inbox of `owner` (an appid, or `corpid/name`), if it takes pushes.
-    pub fn inbox(&self, owner: &str) -> Option<&Arc<Inbox>> {
-        self.inboxes.get(owner)
+    pub fn inbox(&self, owner: &str) -> Option<Arc<Inbox>> {
+        self.inboxes.load().get(owner).cloned()
+    }
+
+    /// Replaces every inbox (a reload): pushes that arrive from now on find
+    /// the new ones; those under way finish with the inbox they found.
+    pub fn set_inboxes(&self, inboxes: impl IntoIterator<Item = Arc<Inbox>>) {
+        self.inboxes.store(Arc::new(by_owner(inboxes)));
+    }
+
+    fn takes_pushes(&self, owner: &str) -> bool {
+        self.inboxes.load().contains_key(owner)
     }
 
     fn figures(&self, appid: &str, update: impl FnOnce(&mut AppFigures)) {
-        if !self.inboxes.contains_key(appid) {
+        if !self.takes_pushes(appid) {
             return; // No entries for owners nobody configured.
         }
         let mut figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
@@ -195,7 +210,7 @@ impl Dispatcher {
     /// decryption, XML) for `reason`, and sums refusals up in one warning a
     /// minute per app, so a flood of them cannot flood the log.
     pub fn count_rejected(&self, appid: &str, reason: &'static str) {
-        if !self.inboxes.contains_key(appid) {
+        if !self.takes_pushes(appid) {
             return;
         }
         self.count(appid, "unknown", Outcome::Rejected);
@@ -223,7 +238,7 @@ impl Dispatcher {
     /// Counts a push opened with the previous token or key of `appid`'s
     /// inbox: once this stops growing, the rotation is over.
     pub fn count_previous_key(&self, appid: &str) {
-        if !self.inboxes.contains_key(appid) {
+        if !self.takes_pushes(appid) {
             return;
         }
         self.figures(appid, |f| f.pushes.previous_key += 1);
@@ -268,7 +283,8 @@ impl Dispatcher {
 
     /// The webhook's health, when `appid` has one.
     pub fn webhook_status(&self, appid: &str) -> Option<WebhookStatus> {
-        let url = self.inboxes.get(appid)?.webhook.as_ref()?;
+        let inbox = self.inbox(appid)?;
+        let url = inbox.webhook.as_ref()?;
         let figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
         let f = figures.get(appid);
         Some(WebhookStatus {

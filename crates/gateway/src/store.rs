@@ -274,6 +274,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Sets the note `key` to `value`, replacing the previous one.
     async fn set_note(&self, key: &str, value: &str) -> Result<(), StoreError>;
 
+    /// Tells the instances sharing this store what this one runs (`info`, a
+    /// small JSON text), or (`None`) that it stopped. Only a shared store
+    /// keeps it; readers drop what has not been said again for a while.
+    async fn set_instance(&self, _instance: &str, _info: Option<&str>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// What each instance sharing this store last said of itself, by name;
+    /// `None` when the store is not shared.
+    async fn instances(&self) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        Ok(None)
+    }
+
     /// Appends to the audit log (at most [`AUDIT_KEEP`] entries are kept).
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wxgate_gateway::clock::{Clock, ManualClock};
+use wxgate_gateway::reload::ConfigSource;
 use wxgate_gateway::store::Store;
 use wxgate_gateway::token::center::Policy;
 use wxgate_gateway::token::TokenCenter;
@@ -53,6 +54,9 @@ pub struct Setup {
     pub probe_interval_secs: u64,
     /// Where both clocks start ([`T0`] unless [`Setup::starting_at`]).
     pub start: u64,
+    /// The file the configuration is written to and reloads read it from
+    /// (see [`Setup::config_file`]).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// See [`Setup::wrap_store`].
@@ -81,6 +85,7 @@ impl Setup {
             other_apps: Vec::new(),
             probe_interval_secs: 0,
             start: T0,
+            config_file: None,
         }
     }
 
@@ -196,6 +201,13 @@ impl Setup {
     pub fn server(mut self, toml: &str) -> Self {
         self.server_toml.push_str(toml);
         self.server_toml.push('\n');
+        self
+    }
+
+    /// Writes the configuration to `path` when the gateway starts, and
+    /// makes reloads (`POST /admin/reload`) read it from there.
+    pub fn config_file(mut self, path: &std::path::Path) -> Self {
+        self.config_file = Some(path.to_owned());
         self
     }
 
@@ -345,16 +357,49 @@ apps = ["{APPID}"{scope}]
             .collect()
     }
 
+    /// Starts one more instance on a configuration of its own (`toml`, on
+    /// the same store and simulator), read from `file` by its reloads.
+    pub async fn add_instance_with(&mut self, toml: &str, file: &std::path::Path) {
+        std::fs::write(file, toml).unwrap();
+        let (url, center, stop) = self.spawn_with(toml, Some(file)).await;
+        self.others.push(Instance {
+            url,
+            center,
+            _stop: stop,
+        });
+    }
+
+    /// The environment every instance reads its configuration with.
+    pub fn config_env() -> BTreeMap<String, String> {
+        BTreeMap::from([("WX_SECRET".to_owned(), SECRET.to_owned())])
+    }
+
     async fn spawn_instance(&self) -> (String, TokenCenter, tokio::sync::oneshot::Sender<()>) {
+        let toml = self.toml();
+        let file = self.setup.config_file.as_deref();
+        if let Some(file) = file {
+            std::fs::write(file, &toml).unwrap();
+        }
+        self.spawn_with(&toml, file).await
+    }
+
+    async fn spawn_with(
+        &self,
+        toml: &str,
+        file: Option<&std::path::Path>,
+    ) -> (String, TokenCenter, tokio::sync::oneshot::Sender<()>) {
         crate::logs::capture();
-        let env = BTreeMap::from([("WX_SECRET".to_owned(), SECRET.to_owned())]);
-        let config = wxgate_gateway::config::load(&self.toml(), &env).unwrap();
+        let env = Self::config_env();
+        let config = wxgate_gateway::config::load(toml, &env).unwrap();
         let mut store = wxgate_gateway::open_store(&config.store).await.unwrap();
         if let Some(wrap) = &self.setup.wrap_store {
             store = wrap(store);
         }
-        let gateway =
+        let mut gateway =
             Gateway::with_store(config, store, self.clock.clone(), Policy::without_jitter());
+        if let Some(file) = file {
+            gateway = gateway.reading_from(ConfigSource::with_env(file, env));
+        }
         let center = gateway.center().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -4,6 +4,7 @@ pub(crate) mod admin_api;
 pub(crate) mod check;
 pub(crate) mod dev;
 pub(crate) mod push;
+pub(crate) mod reload;
 pub(crate) mod revoke;
 pub(crate) mod rid;
 pub(crate) mod serve;

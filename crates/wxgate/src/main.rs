@@ -40,6 +40,8 @@ enum Command {
     Token(cmd::token::Args),
     /// Revoke an app's leaked access token, through the running deployment.
     Revoke(cmd::revoke::Args),
+    /// Make the running deployment read its configuration file again (as SIGHUP does).
+    Reload(cmd::reload::Args),
     /// Look up a WeChat request id (the `rid` ending an errmsg), through the running deployment.
     Rid(cmd::rid::Args),
     /// Validate a configuration, and check its credentials with WeChat.
@@ -67,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(cmd::serve::run(args))),
         Command::Token(args) => runtime().and_then(|rt| rt.block_on(cmd::token::run(args))),
         Command::Revoke(args) => runtime().and_then(|rt| rt.block_on(cmd::revoke::run(args))),
+        Command::Reload(args) => runtime().and_then(|rt| rt.block_on(cmd::reload::run(args))),
         Command::Rid(args) => runtime().and_then(|rt| rt.block_on(cmd::rid::run(args))),
         Command::Check(args) => runtime().and_then(|rt| rt.block_on(cmd::check::run(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(cmd::sim::run(args))),

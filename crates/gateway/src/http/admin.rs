@@ -22,8 +22,11 @@
 mod actions;
 mod guard;
 mod page;
+mod reload;
 mod status;
 mod timeline;
+
+pub(crate) use reload::reload;
 
 pub(crate) use actions::{
     clear_quota_form, clear_quota_json, quota_json, quota_page, revoke_form, rid_json, rid_page,

@@ -1,6 +1,8 @@
 //! The client API for business servers: `/v1/apps/{appid}/{kind}` and its
 //! compare-and-refresh, behind per-client keys.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::Json;
@@ -12,30 +14,37 @@ use subtle::ConstantTimeEq;
 use super::owner::PathOwner;
 use super::throttle::{Check, Peer};
 use super::{ApiError, AppState};
+use crate::config::ClientConfig;
 use crate::store::{Credential, Kind};
 use crate::token::{Cause, Requester};
 
 /// A business server that proved its key.
 #[derive(Debug)]
 pub(crate) struct Client {
-    /// Its index in `[[clients]]`.
+    /// The `[[clients]]` it was found in (a reload may replace them meanwhile).
+    clients: Arc<Vec<ClientConfig>>,
+    /// Its index there.
     index: usize,
 }
 
 impl Client {
+    fn config(&self) -> &ClientConfig {
+        &self.clients[self.index]
+    }
+
     /// Its name in `[[clients]]`.
-    pub(crate) fn name<'a>(&self, state: &'a AppState) -> &'a str {
-        &state.clients[self.index].name
+    pub(crate) fn name(&self, _: &AppState) -> &str {
+        &self.config().name
     }
 
     /// Who it is, for the audit log.
-    pub(crate) fn requester(&self, state: &AppState) -> Requester {
-        Requester::Client(state.clients[self.index].name.clone())
+    pub(crate) fn requester(&self, _: &AppState) -> Requester {
+        Requester::Client(self.config().name.clone())
     }
 
     /// Fails unless this client may use `appid`.
-    pub(crate) fn check(&self, state: &AppState, appid: &str) -> Result<(), ApiError> {
-        let client = &state.clients[self.index];
+    pub(crate) fn check(&self, _: &AppState, appid: &str) -> Result<(), ApiError> {
+        let client = self.config();
         if client.apps.allows(appid) {
             Ok(())
         } else {
@@ -64,13 +73,14 @@ impl FromRequestParts<AppState> for Client {
         let hash: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
         // Compare against every client, in constant time each, so timing tells nothing.
         let mut found = None;
-        for (index, client) in state.clients.iter().enumerate() {
+        let clients = state.clients.load_full();
+        for (index, client) in clients.iter().enumerate() {
             if bool::from(client.key_sha256.ct_eq(&hash)) {
                 found = Some(index);
             }
         }
         match found {
-            Some(index) => Ok(Client { index }),
+            Some(index) => Ok(Client { clients, index }),
             None => {
                 state.throttle.failed(peer, Check::ClientKey, now)?;
                 Err(ApiError::Unauthorized)

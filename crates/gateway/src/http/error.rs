@@ -20,6 +20,7 @@ fn rid_suffix() -> String {
         .unwrap_or_default()
 }
 use crate::clock::utc;
+use crate::reload::ReloadError;
 use crate::token::diagnostics::DiagnosticsError;
 use crate::token::{Failure, FailureClass, TokenError};
 
@@ -108,6 +109,9 @@ pub enum ApiError {
     /// A diagnostic (a rid, the quota, a quota reset) could not be given.
     #[error(transparent)]
     Diagnostics(#[from] DiagnosticsError),
+    /// A reload changed nothing.
+    #[error(transparent)]
+    Reload(#[from] crate::reload::ReloadError),
 }
 
 impl From<wxgate_proto::CallbackError> for ApiError {
@@ -195,6 +199,13 @@ impl ApiError {
                 }
                 DiagnosticsError::Token(e) => token_status_and_code(e),
             },
+            ApiError::Reload(e) => match e {
+                ReloadError::NoSource => (StatusCode::CONFLICT, "no_config_file"),
+                ReloadError::Unreadable { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "config_unreadable")
+                }
+                ReloadError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_config"),
+            },
         }
     }
 
@@ -253,6 +264,14 @@ impl ApiError {
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
             ApiError::Unauthorized => Some("send Authorization: Bearer <client key> (see [[clients]])".into()),
+            ApiError::Reload(ReloadError::NoSource) => {
+                Some("start the server with wxgate serve -c FILE to reload it".into())
+            }
+            ApiError::Reload(_) => Some(
+                "nothing was changed: the server runs the configuration it ran before; fix the \
+                 file and reload again"
+                    .into(),
+            ),
             ApiError::InvalidToken => Some(
                 "not the access_token wxgate serves (nor the one it replaced, before that one expired); \
                  fetch it again from wxgate"
@@ -366,6 +385,12 @@ impl IntoResponse for ApiError {
         }
         if let Some(retry_at) = self.retry_at() {
             error["retry_at"] = retry_at.into();
+        }
+        if let ApiError::Reload(ReloadError::Invalid { error: e, .. }) = &self {
+            let problems = (e.problems.iter())
+                .map(|(field, problem)| json!({ "field": field, "problem": problem }))
+                .collect::<Vec<_>>();
+            error["problems"] = problems.into();
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if status == StatusCode::PAYLOAD_TOO_LARGE {

@@ -25,11 +25,14 @@ pub(crate) async fn healthz() -> &'static str {
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let readiness = readiness(&state).await;
     state.metrics.ready.set(i64::from(readiness.is_ready()));
+    // Which configuration this instance runs: instances that disagree show it.
+    let config = state.running.fingerprint();
     if readiness.is_ready() {
-        return Json(json!({ "status": "ready" })).into_response();
+        return Json(json!({ "status": "ready", "config": config })).into_response();
     }
     let body = json!({
         "status": "not_ready",
+        "config": config,
         "reasons": readiness.listed,
         "reasons_total": readiness.total,
         "warming_up": readiness.warming_up,
@@ -184,6 +187,11 @@ impl Ord for HeapValue {
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let metrics = &state.metrics;
     let now = state.now() as i64;
+    // Set afresh from the credentials there are now: an owner removed by a
+    // reload leaves no gauge behind, frozen at its last value.
+    metrics.expires_in.clear();
+    metrics.lease_held.clear();
+    metrics.fetches_today.clear();
     state.center.for_each_status(|slot| {
         let labels = CredentialLabels {
             appid: slot.appid.clone(),

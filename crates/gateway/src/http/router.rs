@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/login", post(admin::login))
         .route("/admin/status.json", get(admin::status_json))
         .route("/admin/live.html", get(admin::live_html))
+        .route("/admin/reload", post(admin::reload))
         .route("/v1/audit", get(admin::audit))
         .route("/v1/apps/{appid}/access_token/revoke", post(admin::revoke))
         .route("/v1/apps/{appid}/rid/{rid}", get(admin::rid_json))

@@ -134,7 +134,6 @@ fn inbox_of(state: &AppState, owner: &Owner) -> Result<Arc<Inbox>, ApiError> {
     state
         .dispatcher
         .inbox(&owner.key)
-        .cloned()
         .ok_or_else(|| ApiError::PushNotConfigured(owner.key.clone()))
 }
 

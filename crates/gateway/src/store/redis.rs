@@ -315,6 +315,34 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn set_instance(&self, instance: &str, info: Option<&str>) -> Result<(), StoreError> {
+        let key = format!("{}instances", self.prefix);
+        let command = match info {
+            Some(info) => redis::cmd("HSET").arg(&key).arg(instance).arg(info).clone(),
+            None => redis::cmd("HDEL").arg(&key).arg(instance).clone(),
+        };
+        timed(async {
+            command
+                .query_async::<()>(&mut self.connection.clone())
+                .await
+                .map_err(error)
+        })
+        .await
+    }
+
+    async fn instances(&self) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let key = format!("{}instances", self.prefix);
+        timed(async {
+            redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async::<Vec<(String, String)>>(&mut self.connection.clone())
+                .await
+                .map(Some)
+                .map_err(error)
+        })
+        .await
+    }
+
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let json = serde_json::to_string(entry).expect("an entry serialises");
         let key = format!("{}audit", self.prefix);

@@ -163,14 +163,25 @@ impl TokenCenter {
     }
 
     /// Adds an owner while the server runs (a reloaded app, an authorizer):
-    /// its warm credentials are fetched at once, and its metrics, `/admin`
-    /// row and probe follow. An owner with the same key is replaced.
+    /// its warm credentials are loaded from the store or fetched at once, and
+    /// its metrics, `/admin` row and probe follow. An owner with the same key
+    /// is replaced: of the same family, its credentials are kept (the next
+    /// fetch uses the new settings, e.g. a new secret); of another family,
+    /// they are dropped here and loaded again (the store keeps them).
     pub fn add_owner(&self, owner: Owner) -> Arc<Owner> {
         let key = owner.key.clone();
-        if self.inner.owners.get(&key).is_some() {
-            self.remove_owner(&key);
+        let before = self.inner.owners.get(&key);
+        if let Some(before) = &before {
+            if !std::ptr::eq(before.family, owner.family) {
+                self.remove_owner(&key);
+            }
         }
         let owner = self.inner.owners.add(owner);
+        if before.is_some_and(|b| std::ptr::eq(b.family, owner.family)) {
+            // Kinds it keeps warm now but did not (none today) get their slots.
+            self.make_warm_slots(&owner);
+            return owner;
+        }
         self.inner.metrics.start_at_zero(
             std::iter::once(key.as_str()),
             std::iter::empty(),

@@ -132,6 +132,21 @@ struct Registry {
     apps: std::collections::BTreeSet<String>,
 }
 
+impl Registry {
+    /// Forgets the owner `key` and its lookups; returns it, if it was there.
+    fn unindex(&mut self, key: &str) -> Option<Arc<Owner>> {
+        let owner = self.by_key.remove(key)?;
+        if let OwnerId::Wecom { corp, agent } = &owner.id {
+            self.by_agent.remove(&(corp.clone(), agent.clone()));
+            if let Some(agentid) = owner.agentid {
+                self.by_agent.remove(&(corp.clone(), agentid.to_string()));
+            }
+        }
+        self.apps.remove(key);
+        Some(owner)
+    }
+}
+
 impl Owners {
     /// The owners of `apps` (Official Accounts, Mini Programs) and `wecom` apps.
     pub fn new(apps: Vec<Arc<AppConfig>>, wecom: Vec<Arc<WecomConfig>>) -> Self {
@@ -157,6 +172,7 @@ impl Owners {
     pub fn add(&self, owner: Owner) -> Arc<Owner> {
         let owner = Arc::new(owner);
         let mut registry = self.write();
+        registry.unindex(&owner.key);
         if let OwnerId::Wecom { corp, agent } = &owner.id {
             registry
                 .by_agent
@@ -176,11 +192,7 @@ impl Owners {
 
     /// Removes the owner `key`; returns it, if it was there.
     pub fn remove(&self, key: &str) -> Option<Arc<Owner>> {
-        let mut registry = self.write();
-        let owner = registry.by_key.remove(key)?;
-        registry.by_agent.retain(|_, k| k != key);
-        registry.apps.remove(key);
-        Some(owner)
+        self.write().unindex(key)
     }
 
     /// The owner whose key is `key` (an appid, or `corpid/name`).

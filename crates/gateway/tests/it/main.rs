@@ -17,6 +17,7 @@ mod proxy;
 mod pushes;
 mod redis;
 mod rejections;
+mod reload;
 mod rotation;
 mod sdk;
 mod sources;

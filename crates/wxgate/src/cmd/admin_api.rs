@@ -71,6 +71,13 @@ fn read_key_file(path: &Path) -> anyhow::Result<SecretString> {
 }
 
 impl Target {
+    /// The configuration file this command reads, unless `--url` and a key
+    /// are both given (then none is).
+    pub(crate) fn config_file(&self) -> Option<&Path> {
+        let key_given = self.admin_key_file.is_some() || self.admin_key.is_some();
+        (self.url.is_none() || !key_given).then_some(self.config.as_path())
+    }
+
     /// The key given to this command (file or environment), if any.
     fn given_key(&self) -> anyhow::Result<Option<SecretString>> {
         match (&self.admin_key_file, &self.admin_key) {

@@ -148,10 +148,12 @@ pub(super) fn live(s: &Snapshot) -> String {
 <main>
 <section class="apps">{apps}</section>
 {errors}
+{config}
 </main>
 </div>"#,
         now = s.now,
         header = header(s),
+        config = config(s),
         errors = recent_errors(&s.recent_errors, s.now),
     )
 }
@@ -216,10 +218,67 @@ fn tools(s: &Snapshot, form_token: Option<&str>) -> String {
             )
         })
         .collect();
+    let reload = match &s.config.file {
+        Some(file) => format!(
+            r#"<div class="tool-row"><form method="post" action="/admin/reload" class="inline">{token}<button type="submit">Reload the configuration</button></form> <span class="muted small">reads <code>{}</code> again (also <code>SIGHUP</code>, <code>wxgate reload</code>); a file with problems changes nothing</span></div>"#,
+            esc(file)
+        ),
+        None => String::new(),
+    };
     format!(
         r#"<section class="panel tools" id="tools"><h2>Operations</h2>
 <p class="muted small">Revoking and resetting the quota ask for a confirmation first.</p>
-{rows}</section>"#
+{reload}{rows}</section>"#
+    )
+}
+
+/// The configuration: its fingerprint, its last reload, and the instances
+/// sharing the store with theirs (any that differs is flagged).
+fn config(s: &Snapshot) -> String {
+    let c = &s.config;
+    let failure = match &c.last_failure {
+        Some((at, why)) => format!(
+            r#"<p class="error" role="alert">The last reload ({}) changed nothing: {}</p>"#,
+            time(Some(*at), s.now),
+            esc(why)
+        ),
+        None => String::new(),
+    };
+    let restart = if c.restart_required.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"<p class="hint">Changed in the file, applied only after a restart: [{}].</p>"#,
+            esc(&c.restart_required.join("], ["))
+        )
+    };
+    let rows: String = s
+        .instances
+        .iter()
+        .map(|i| {
+            let same = i.fingerprint == c.fingerprint;
+            format!(
+                r#"<tr data-instance="{name}"><td><code>{name}</code></td><td><code>{fp}</code> {badge}</td><td>{seen}</td></tr>"#,
+                name = esc(&i.instance),
+                fp = esc(&i.fingerprint),
+                badge = if same { String::new() } else { badge(false, "", "differs") },
+                seen = time(Some(i.seen_at), s.now),
+            )
+        })
+        .collect();
+    format!(
+        r#"<section class="panel config" id="config"><h2>Configuration</h2>
+<p><span class="label">fingerprint</span> <code id="fingerprint">{fp}</code> · {file} · loaded {loaded} · {reloads} reload(s)</p>
+{failure}{restart}
+<table class="instances"><thead><tr><th>instance</th><th>configuration</th><th>seen</th></tr></thead><tbody>{rows}</tbody></table>
+</section>"#,
+        fp = esc(&c.fingerprint),
+        file = c.file.as_deref().map_or_else(
+            || "no file (built in code)".to_owned(),
+            |f| format!("<code>{}</code>", esc(f))
+        ),
+        loaded = time(Some(c.loaded_at), s.now),
+        reloads = c.reloads,
     )
 }
 
@@ -519,7 +578,61 @@ mod tests {
                 webhook: None,
             }],
             recent_errors: vec![failure],
+            config: crate::reload::ConfigStatus {
+                fingerprint: "0123456789ab".into(),
+                file: Some("/etc/wx<gate>.toml".into()),
+                loaded_at: 900,
+                reloads: 2,
+                last_failure: Some((950, "apps[0].secret: <missing>".into())),
+                restart_required: vec!["server"],
+            },
+            instances: vec![
+                crate::reload::InstanceConfig {
+                    instance: "host:1".into(),
+                    fingerprint: "0123456789ab".into(),
+                    seen_at: 1000,
+                },
+                crate::reload::InstanceConfig {
+                    instance: "other:2".into(),
+                    fingerprint: "ffffffffffff".into(),
+                    seen_at: 990,
+                },
+            ],
         }
+    }
+
+    #[test]
+    fn shows_the_configuration_its_reloads_and_every_instances_fingerprint() {
+        let html = status(&snapshot(), Some("tok"));
+        assert!(
+            html.contains(r#"<code id="fingerprint">0123456789ab</code>"#),
+            "{html}"
+        );
+        assert!(html.contains("/etc/wx&lt;gate&gt;.toml"), "{html}");
+        assert!(html.contains("apps[0].secret: &lt;missing&gt;"), "{html}");
+        assert!(
+            html.contains("applied only after a restart: [server]"),
+            "{html}"
+        );
+        // The other instance runs another file: flagged; this one is not.
+        let other = html.split(r#"data-instance="other:2""#).nth(1).unwrap();
+        assert!(
+            other.split("</tr>").next().unwrap().contains("differs"),
+            "{html}"
+        );
+        let me = html.split(r#"data-instance="host:1""#).nth(1).unwrap();
+        assert!(
+            !me.split("</tr>").next().unwrap().contains("differs"),
+            "{html}"
+        );
+        // The reload button posts with the form token.
+        let reload = html.split(r#"action="/admin/reload""#).nth(1).unwrap();
+        assert!(
+            reload.starts_with(
+                r#" class="inline"><input type="hidden" name="form_token" value="tok">"#
+            ),
+            "{html}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::http::AppState;
 use crate::message::stats::{PushStats, WebhookStatus};
+use crate::reload::{ConfigStatus, InstanceConfig};
 use crate::store::{mask, Kind};
 use crate::token::FailureRecord;
 
@@ -26,6 +27,11 @@ pub(crate) struct Snapshot {
     pub apps: Vec<AppStatus>,
     /// The latest upstream failures, newest first (at most 20).
     pub recent_errors: Vec<FailureRecord>,
+    /// The configuration this instance runs, and its last reload.
+    pub config: ConfigStatus,
+    /// Every instance sharing the store and the configuration it runs
+    /// (this one first; only this one without a shared store).
+    pub instances: Vec<InstanceConfig>,
 }
 
 /// The store's state.
@@ -188,5 +194,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
         },
         apps,
         recent_errors: center.recent_failures(),
+        config: state.running.status(),
+        instances: state.running.instances(state.store.as_ref(), now).await,
     }
 }
