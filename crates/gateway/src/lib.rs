@@ -139,6 +139,7 @@ impl Gateway {
         let inboxes = reload::inboxes_of(&config);
         let running = Arc::new(reload::Running::new(&config, clock.now()));
         let metrics = Arc::new(Metrics::new(instance_name()));
+        metrics.config_running(&config.fingerprint.whole);
         let wecom_owners: Vec<String> = config.wecom.iter().map(|w| w.owner()).collect();
         metrics.start_at_zero(
             (config.apps.iter().map(|a| a.appid.as_str()))

@@ -108,6 +108,20 @@ pub struct ApiLabels {
     pub api: &'static str,
 }
 
+/// `{result}` of a configuration reload: `applied` or `refused`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// What became of it.
+    pub result: &'static str,
+}
+
+/// `{fingerprint}` of the configuration an instance runs.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigLabels {
+    /// Its fingerprint (12 hex digits).
+    pub fingerprint: String,
+}
+
 /// `{instance}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InstanceLabels {
@@ -161,6 +175,10 @@ pub struct Metrics {
     pub pushes_refused_source: Family<AppLabels, Counter>,
     /// Callback IP ranges known per API host (0: unknown, pushes let through).
     pub push_source_ranges: Family<ApiLabels, Gauge>,
+    /// Configuration reloads by result.
+    pub config_reloads: Family<ReloadLabels, Counter>,
+    /// The configuration this instance runs: one series, 1, labelled with its fingerprint.
+    pub config: Family<ConfigLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -201,6 +219,8 @@ impl Metrics {
             probe_rejections: Family::default(),
             pushes_refused_source: Family::default(),
             push_source_ranges: Family::default(),
+            config_reloads: Family::default(),
+            config: Family::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -223,6 +243,8 @@ impl Metrics {
             probe_rejections,
             pushes_refused_source,
             push_source_ranges,
+            config_reloads,
+            config,
             ..
         } = &metrics;
         registry.register(
@@ -316,10 +338,41 @@ impl Metrics {
             "WeChat's callback IP ranges known per API host; 0 while unknown (pushes are then let through)",
             push_source_ranges.clone(),
         );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP, POST /admin/reload, wxgate reload) by result: applied, or refused (nothing changed)",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "config_info",
+            "The configuration this instance runs (1, labelled with its fingerprint): instances with different fingerprints run different files",
+            config.clone(),
+        );
+        for result in ["applied", "refused"] {
+            config_reloads
+                .get_or_create(&ReloadLabels { result })
+                .inc_by(0);
+        }
         Self {
             registry,
             ..metrics
         }
+    }
+
+    /// Records the configuration now running (its fingerprint).
+    pub fn config_running(&self, fingerprint: &str) {
+        self.config.clear();
+        let labels = ConfigLabels {
+            fingerprint: fingerprint.to_owned(),
+        };
+        self.config.get_or_create(&labels).set(1);
+    }
+
+    /// Counts a reload: `applied` or `refused`.
+    pub fn config_reloaded(&self, result: &'static str) {
+        self.config_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
     }
 
     /// Counts a call to WeChat.

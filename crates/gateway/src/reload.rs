@@ -261,6 +261,7 @@ impl Running {
             Ok(config) => config,
             Err(e) => {
                 tracing::warn!(error = %e, "reload refused: nothing changed");
+                targets.center.metrics().config_reloaded("refused");
                 self.state().last_failure = Some((now, e.to_string()));
                 return Err(e);
             }
@@ -320,6 +321,8 @@ impl Running {
             center.remove_owner(gone);
         }
         let fingerprint = config.fingerprint.whole.clone();
+        metrics.config_running(&fingerprint);
+        metrics.config_reloaded("applied");
         let mut state = self.state();
         state.applied = config.fingerprint;
         state.configured = now_configured;

@@ -127,6 +127,14 @@ async fn a_reload_adds_changes_and_removes_apps_and_an_app_added_back_reuses_its
         })
     };
     assert!(gauge(C) && !gauge(B), "{metrics}");
+    let info = format!("wxgate_config_info{{fingerprint={after}}} 1");
+    assert!(metrics.lines().any(|l| l == info), "{info} in {metrics}");
+    assert!(
+        !metrics.contains(&format!("fingerprint={before}")),
+        "{metrics}"
+    );
+    let applied = "wxgate_config_reloads_total{result=\"applied\"} 1";
+    assert!(metrics.lines().any(|l| l == applied), "{metrics}");
 
     // A day later: the removed app was never renewed, the others were.
     for _ in 0..12 {
@@ -213,6 +221,10 @@ async fn an_invalid_file_changes_nothing_and_every_problem_is_listed() {
     let (status, refused) = reload(&env, &env.url).await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["code"], "config_unreadable", "{refused}");
+    let metrics = env.http.get(format!("{}/metrics", env.url)).send().await;
+    let metrics = metrics.unwrap().text().await.unwrap();
+    let refused = "wxgate_config_reloads_total{result=\"refused\"} 2";
+    assert!(metrics.lines().any(|l| l == refused), "{metrics}");
     // A client key is no admin key.
     let answer = env
         .http

@@ -8,6 +8,7 @@ mod facade;
 mod nginx;
 mod ops;
 mod proxy;
+mod reload;
 
 use std::process::Command;
 
