@@ -286,3 +286,56 @@ async fn two_instances_on_redis_with_different_files_each_show_both_fingerprints
         .collect();
     assert_eq!(seen, [b.as_str(), b.as_str()], "{status}");
 }
+
+#[tokio::test]
+async fn wecom_apps_are_removed_and_added_back_by_a_reload_like_apps() {
+    const CORP: &str = "wwreload000000001";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wxgate.toml");
+    let env = Setup::new()
+        .admin(ADMIN)
+        .wecom(CORP, "1000002", "secret-of-1000002")
+        .wecom(CORP, "1000003", "secret-of-1000003")
+        .config_file(&file)
+        .start()
+        .await;
+    let get = async |agent: &str| {
+        env.client_get(&format!("/v1/wecom/{CORP}/{agent}/access_token"))
+            .await
+    };
+    let calls = |agent: &str| {
+        (env.sim.stats().wecom(&format!("{CORP}/{agent}"))).calls("/cgi-bin/gettoken")
+    };
+    let (status, first) = get("1000003").await;
+    assert_eq!(status, 200, "{first}");
+    let original = env.toml();
+    // Without the second app (and without it in the client's scope).
+    let without = original
+        .replace(
+            &format!(
+                "[[wecom]]\ncorpid = \"{CORP}\"\nagentid = 1000003\nsecret = \"secret-of-1000003\"\njs_domains = [\"example.com\"]\n"
+            ),
+            "",
+        )
+        .replace(&format!(", \"{CORP}/1000003\""), "");
+    assert_ne!(without, original);
+    std::fs::write(&file, &without).unwrap();
+    let (status, done) = reload(&env, &env.url).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        done["removed"],
+        serde_json::json!([format!("{CORP}/1000003")]),
+        "{done}"
+    );
+    assert_eq!(get("1000003").await.0, 404);
+    assert_eq!(get("1000002").await.0, 200);
+    // Back, within its token's life: served from the store, no call to WeCom.
+    std::fs::write(&file, &original).unwrap();
+    let (status, done) = reload(&env, &env.url).await;
+    assert_eq!(status, 200, "{done}");
+    env.settle().await;
+    let (status, again) = get("1000003").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["access_token"], first["access_token"]);
+    assert_eq!((calls("1000002"), calls("1000003")), (1, 1));
+}
