@@ -162,3 +162,26 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     tokio::signal::ctrl_c().await?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_component;
+
+    #[test]
+    fn a_component_takes_a_push_url_with_colons() {
+        let c = parse_component(
+            "wx9eeba14a01d3807f:secret:weixin:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG:http://127.0.0.1:8080/component/wx9eeba14a01d3807f",
+        )
+        .unwrap();
+        assert_eq!(c.appid, "wx9eeba14a01d3807f");
+        assert_eq!(
+            c.push_url.as_deref(),
+            Some("http://127.0.0.1:8080/component/wx9eeba14a01d3807f")
+        );
+        let no_url =
+            parse_component("wxc:s:t:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG:").unwrap();
+        assert_eq!(no_url.push_url, None);
+        assert!(parse_component("wxc:s:t:short:http://x").is_err());
+        assert!(parse_component("wxc:s:t").is_err());
+    }
+}
