@@ -13,7 +13,11 @@
 //! a push sender. Mini Programs ([`AppKind`]) share the Official Account's APIs
 //! under their family's rules; WeCom apps ([`SimCorpApp`]) get `gettoken`, the
 //! corp and agent tickets, `agent/get` and `message/send` with WeCom's
-//! semantics; pushes can come as WeCom or a Mini Program ([`PushAs`]). It is
+//! semantics; pushes can come as WeCom or a Mini Program ([`PushAs`]). Open
+//! Platform platforms ([`SimComponent`]) get their verify ticket pushed every
+//! 10 virtual minutes, the `/cgi-bin/component/…` APIs, authorizers whose
+//! tokens work on the ordinary APIs, and an administrator (`/sim/authorize`)
+//! and WeChat's release test (`/sim/release_check`) played for them. It is
 //! also a product feature: `wxgate sim`, `wxgate push` and `wxgate dev`.
 //!
 //! # Layout
@@ -21,7 +25,8 @@
 //! - [`clock`]: the virtual clock.
 //! - `state`: WeChat's rules as methods taking the current time (no I/O).
 //! - `rids`: the requests behind error answers, by rid.
-//! - `api`, `wecom`, `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
+//! - `api`, `wecom`, [`component`], `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
+//!   [`component`] also pushes to the platforms and runs the release test;
 //!   [`Simulator::router`] lists every route.
 //! - [`faults`]: fault rules for `POST /sim/faults`.
 //! - [`push`]: pushing to a server as WeChat does.
