@@ -463,8 +463,14 @@ impl State {
             self.app_stats(Some(&appid)).invalid_token_calls += 1;
             return Err(self.answer(api, Some(appid), Err(err)));
         }
+        let via = cred.via.clone();
+        // A platform calling for an authorizer is checked against the
+        // platform's whitelist, not the account's (families §3.2, "all component
+        // APIs check the caller IP against the platform's whitelist").
         // Mini Programs' whitelist covers only the AppSecret APIs (§4.1).
-        let ip = if self.apps[&appid].kind.rules().whitelist_token_apis {
+        let ip = if let Some(component) = via {
+            self.component.check_ip(&component, caller)
+        } else if self.apps[&appid].kind.rules().whitelist_token_apis {
             self.check_ip(caller)
         } else {
             Ok(())

@@ -222,7 +222,8 @@ impl ComponentState {
             .ok_or_else(|| format!("no platform {component:?}"))
     }
 
-    fn check_ip(&self, component: &str, caller: IpAddr) -> Result<(), WxError> {
+    /// 61004 when the platform has a whitelist without the caller.
+    pub(crate) fn check_ip(&self, component: &str, caller: IpAddr) -> Result<(), WxError> {
         let ip = plain_ip(caller);
         match &self.platforms[component].config.ip_whitelist {
             Some(list) if !list.iter().any(|n| n.contains(&ip)) => Err(WxError::new(

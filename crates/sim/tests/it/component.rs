@@ -665,3 +665,22 @@ async fn component_apis_check_the_platform_whitelist_and_take_faults() {
     assert!(wx.component_token(&ticket).await["component_access_token"].is_string());
     assert_eq!(sim.stats().faults_injected, 1);
 }
+
+#[tokio::test]
+async fn calls_for_an_authorizer_are_checked_against_the_platform_whitelist() {
+    // The account's own whitelist (here: nobody) does not apply to the platform's calls.
+    let (sim, wx) = platform(None, |c| {
+        c.ip_whitelist = Some(vec!["10.0.0.1/32".parse().unwrap()])
+    })
+    .await;
+    let token = component_token(&sim, &wx).await;
+    let (access, _) = authorize(&wx, &token, AUTHORIZER).await;
+    assert_eq!(wx.use_token(&access).await, 0);
+    wx.http
+        .put(format!("{}/sim/component/{COMPONENT}/whitelist", wx.base))
+        .json(&json!({"ip_list": ["10.0.0.0/8"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wx.use_token(&access).await, 61004);
+}

@@ -68,6 +68,10 @@ async fn message(
 }
 
 async fn check(broken: bool) -> Value {
+    check_as(broken, "official").await
+}
+
+async fn check_as(broken: bool, kind: &str) -> Value {
     let (sim, wx) = platform(None, |_| {}).await;
     let token = component_token(&sim, &wx).await;
     let state = Arc::new(Platform {
@@ -90,7 +94,7 @@ async fn check(broken: bool) -> Value {
     let report = wx
         .post(
             "/sim/release_check",
-            json!({"component_appid": COMPONENT, "url": url, "wait_ms": 5000}),
+            json!({"component_appid": COMPONENT, "url": url, "wait_ms": 5000, "type": kind}),
         )
         .await;
     drop(sim);
@@ -123,4 +127,11 @@ async fn the_release_check_reports_a_wrong_reply() {
     let detail = report["steps"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("\"nope\""), "{detail}");
     assert_eq!(report["steps"][2]["passed"], true, "{report:#}");
+}
+
+#[tokio::test]
+async fn the_release_check_runs_as_the_test_mini_program_too() {
+    let report = check_as(false, "miniprogram").await;
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert_eq!(report["authorizer_appid"], "wxd101a85aa106f53e");
 }
