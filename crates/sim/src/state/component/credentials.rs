@@ -70,14 +70,11 @@ impl State {
                 Ok(c)
             });
         let named = named_of(&result);
-        let result = result
-            .map_err(|(_, e)| e)
-            .map(|c| self.new_component_token(&c, now));
-        self.component_answer(
-            path::COMPONENT_TOKEN,
-            named.as_deref(),
-            result.and_then(|r| r),
-        )
+        let result = match result {
+            Ok(c) => self.new_component_token(&c, now),
+            Err((_, e)) => Err(e),
+        };
+        self.component_answer(path::COMPONENT_TOKEN, named.as_deref(), result)
     }
 
     fn check_ticket(&self, component: &str, ticket: Option<&str>, now: u64) -> Result<(), WxError> {
