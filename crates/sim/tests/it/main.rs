@@ -1,6 +1,7 @@
 //! The simulator over real HTTP: each test starts its own on a free loopback
 //! port and talks to it with reqwest, as the gateway and SDKs will.
 
+mod authorizers;
 mod component;
 mod diagnostics;
 mod errors;
