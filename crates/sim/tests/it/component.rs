@@ -1,8 +1,9 @@
-//! The Open Platform (families reference §3) over real HTTP: a platform's
-//! receiver gets the verify ticket every 10 virtual minutes and the
-//! authorization events, and the `/cgi-bin/component/…` APIs follow WeChat's
-//! rules (tickets 12 h, tokens superseded after 5 min, single-use codes,
-//! refresh-token rotation, 61003/61005/61006/61023).
+//! An Open Platform platform (families reference §3.1, §3.2) over real HTTP:
+//! its receiver gets the verify ticket every 10 virtual minutes, tickets are
+//! good 12 h (61005/61006), component tokens are superseded after 5 min, the
+//! platform's whitelist (61004) and faults apply. The helpers here (a
+//! receiver that opens pushes as the gateway will, a simulator with one
+//! platform) serve `authorizers` and `release_check` too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
