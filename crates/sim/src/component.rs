@@ -1,5 +1,5 @@
 //! The simulated Open Platform API (`/cgi-bin/component/…`, families reference
-//! §3): thin handlers over the component rules of [`crate::state::State`].
+//! §3): thin handlers over the component rules of `State`.
 //! Errors are WeChat's usual `{"errcode","errmsg"}` with ` rid: …`.
 //!
 //! - [`push`]: the pushes to a platform's authorization-event URL (the ticket
