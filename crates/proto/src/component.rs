@@ -27,6 +27,28 @@ use crate::signature::{msg_signature, signature, verify_msg_signature, verify_si
 use crate::xml::{self, Element, XmlWriter};
 use crate::MessageError;
 
+/// WeChat pushes a new ticket every 10 minutes (§3.1).
+pub const TICKET_PUSH_INTERVAL_SECS: u64 = 600;
+/// A ticket is valid 12 hours from its push (§3.1).
+pub const TICKET_LIFETIME_SECS: u64 = 43_200;
+/// No push for this long (two missed pushes): ask for one with
+/// `api_start_push_ticket` (DESIGN "Credential families": 20 min; §7.5).
+pub const TICKET_PUSH_OVERDUE_SECS: u64 = 1200;
+/// How long a superseded component token, or a rotated refresh token, keeps
+/// working (§3.2, §3.5).
+pub const SUPERSEDED_GRACE_SECS: u64 = 300;
+
+/// Whether a ticket pushed at `pushed_at` (its `CreateTime`) is still valid at `now`.
+pub fn ticket_is_valid(pushed_at: u64, now: u64) -> bool {
+    now < pushed_at.saturating_add(TICKET_LIFETIME_SECS)
+}
+
+/// Whether the ticket pushes are overdue at `now`: none ever arrived, or the
+/// last one (at `last_push_at`) is [`TICKET_PUSH_OVERDUE_SECS`] old.
+pub fn ticket_push_overdue(last_push_at: Option<u64>, now: u64) -> bool {
+    last_push_at.is_none_or(|at| now >= at.saturating_add(TICKET_PUSH_OVERDUE_SECS))
+}
+
 /// One push to the platform's authorization-event URL (§3.1, §3.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentPush {
@@ -248,6 +270,15 @@ pub fn seal_component_push(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tickets_last_12_hours_and_pushes_are_overdue_after_20_minutes() {
+        assert!(ticket_is_valid(1000, 1000 + 43_199));
+        assert!(!ticket_is_valid(1000, 1000 + 43_200));
+        assert!(ticket_push_overdue(None, 0));
+        assert!(!ticket_push_overdue(Some(1000), 1000 + 1199));
+        assert!(ticket_push_overdue(Some(1000), 1000 + 1200));
+    }
 
     #[test]
     fn authorized_push_round_trips() {

@@ -181,6 +181,13 @@ pub fn token_rejected(code: i64) -> bool {
     )
 }
 
+/// Whether `code` says the component_verify_ticket sent is unusable (61005
+/// expired, 61006 not this platform's): wait for the next push, or ask for one
+/// with `api_start_push_ticket` (families reference §3.1, §7.5).
+pub fn component_ticket_rejected(code: i64) -> bool {
+    matches!(code, COMPONENT_TICKET_EXPIRED | COMPONENT_TICKET_INVALID)
+}
+
 /// Whether `code` says the caller's IP must be allowed first (the whitelist).
 pub fn ip_not_allowed(code: i64) -> bool {
     code == INVALID_IP || code == CLIENT_IP_NOT_REGISTERED || IP_UNCONFIRMED.contains(&code)
@@ -203,6 +210,19 @@ mod tests {
         assert_eq!(errmsg(REQUIRE_POST), Some("require POST method"));
         assert_eq!(errmsg(INVALID_IP), None, "it names the caller's IP");
         assert!(ip_not_allowed(89503) && ip_not_allowed(40164) && !ip_not_allowed(40001));
+    }
+
+    #[test]
+    fn component_ticket_errors_are_61005_and_61006() {
+        let rejected: Vec<i64> = (61000..61100)
+            .filter(|&c| component_ticket_rejected(c))
+            .collect();
+        assert_eq!(rejected, [61005, 61006]);
+        assert_eq!(
+            errmsg(COMPONENT_TICKET_INVALID),
+            Some("component ticket is invalid")
+        );
+        assert!(ip_not_allowed(CLIENT_IP_NOT_REGISTERED));
     }
 
     #[test]

@@ -316,12 +316,12 @@ impl Default for SimConfig {
             wecom_api_per_corp_minute: 10_000,
             wecom_api_per_corp_hour: 150_000,
             components: Vec::new(),
-            ticket_interval: 600,
-            ticket_lifetime: 43_200,
+            ticket_interval: wxgate_proto::component::TICKET_PUSH_INTERVAL_SECS,
+            ticket_lifetime: wxgate_proto::component::TICKET_LIFETIME_SECS,
             pre_auth_code_expires_in: 1800,
             auth_code_expires_in: 600,
             component_daily_quota: 2000,
-            refresh_token_grace: 300,
+            refresh_token_grace: wxgate_proto::component::SUPERSEDED_GRACE_SECS,
             refresh_token_rotation: Rotation::Never,
         }
     }
