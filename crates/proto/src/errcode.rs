@@ -53,6 +53,23 @@ pub const CLEAR_QUOTA_LIMIT: i64 = 48006;
 pub const IP_UNCONFIRMED: [i64; 2] = [89501, 89503];
 /// "access clientip is not registered" (treated like 40164).
 pub const CLIENT_IP_NOT_REGISTERED: i64 = 61004;
+/// Open Platform (families reference §3): the account has not authorized the
+/// platform (or withdrew its authorization).
+pub const COMPONENT_UNAUTHORIZED: i64 = 61003;
+/// The component_verify_ticket is older than its 12 hours (§3.2).
+pub const COMPONENT_TICKET_EXPIRED: i64 = 61005;
+/// The component_verify_ticket is not one WeChat pushed to this platform (§3.2).
+pub const COMPONENT_TICKET_INVALID: i64 = 61006;
+/// An authorization code that is unknown or already exchanged [?: WxJava's WxOpenErrorMsgEnum].
+pub const AUTH_CODE_INVALID: i64 = 61009;
+/// An authorization code past its lifetime [?: WxJava's WxOpenErrorMsgEnum].
+pub const AUTH_CODE_EXPIRED: i64 = 61010;
+/// An unknown platform (component appid).
+pub const INVALID_COMPONENT: i64 = 61011;
+/// The authorizer_refresh_token is not the account's (lost, or rotated more than 5 min ago, §3.5).
+pub const INVALID_REFRESH_TOKEN: i64 = 61023;
+/// A platform's appid used with `/cgi-bin/token` or `stable_token` (§3.2).
+pub const COMPONENT_NEEDS_COMPONENT_TOKEN: i64 = 61024;
 /// rid lookups: not found (kept 7 days), malformed, another account's.
 pub const RID_NOT_FOUND: i64 = 76001;
 /// A malformed rid.
@@ -136,6 +153,16 @@ pub fn errmsg(code: i64) -> Option<&'static str> {
         DATA_FORMAT => "data format error",
         API_UNAUTHORIZED => "api unauthorized",
         CLEAR_QUOTA_LIMIT => "forbid to clear quota because of reaching the limit",
+        COMPONENT_UNAUTHORIZED => "component is not authorized by this account",
+        COMPONENT_TICKET_EXPIRED => "component ticket is expired",
+        COMPONENT_TICKET_INVALID => "component ticket is invalid",
+        AUTH_CODE_INVALID => "invalid authorization code",
+        AUTH_CODE_EXPIRED => "authorization code is expired",
+        INVALID_COMPONENT => "invalid component",
+        INVALID_REFRESH_TOKEN => "refresh_token is invalid",
+        COMPONENT_NEEDS_COMPONENT_TOKEN => {
+            "must use api(api_component_token) to get token for component acct"
+        }
         RID_NOT_FOUND => "rid not found",
         RID_MALFORMED => "rid is error",
         RID_NO_PERMISSION => "could not query this rid,no permission",
@@ -152,6 +179,13 @@ pub fn token_rejected(code: i64) -> bool {
         code,
         INVALID_CREDENTIAL | INVALID_ACCESS_TOKEN | ACCESS_TOKEN_EXPIRED
     )
+}
+
+/// Whether `code` says the component_verify_ticket sent is unusable (61005
+/// expired, 61006 not this platform's): wait for the next push, or ask for one
+/// with `api_start_push_ticket` (families reference §3.1, §7.5).
+pub fn component_ticket_rejected(code: i64) -> bool {
+    matches!(code, COMPONENT_TICKET_EXPIRED | COMPONENT_TICKET_INVALID)
 }
 
 /// Whether `code` says the caller's IP must be allowed first (the whitelist).
@@ -176,6 +210,19 @@ mod tests {
         assert_eq!(errmsg(REQUIRE_POST), Some("require POST method"));
         assert_eq!(errmsg(INVALID_IP), None, "it names the caller's IP");
         assert!(ip_not_allowed(89503) && ip_not_allowed(40164) && !ip_not_allowed(40001));
+    }
+
+    #[test]
+    fn component_ticket_errors_are_61005_and_61006() {
+        let rejected: Vec<i64> = (61000..61100)
+            .filter(|&c| component_ticket_rejected(c))
+            .collect();
+        assert_eq!(rejected, [61005, 61006]);
+        assert_eq!(
+            errmsg(COMPONENT_TICKET_INVALID),
+            Some("component ticket is invalid")
+        );
+        assert!(ip_not_allowed(CLIENT_IP_NOT_REGISTERED));
     }
 
     #[test]

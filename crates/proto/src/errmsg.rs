@@ -24,9 +24,35 @@ pub fn wecom_from_ip(errmsg: &str) -> Option<&str> {
     (end > 0).then(|| &rest[..end])
 }
 
+/// The caller IP from an Open Platform 61004 `errmsg` (`access clientip is not
+/// registered requestIP: 1.2.3.4 rid: …`, families reference §3.2): the address
+/// to add to the platform's IP whitelist. The `requestIP:` form is as seen in
+/// developers' reports [?]; `None` when it is absent.
+pub fn component_request_ip(errmsg: &str) -> Option<&str> {
+    let (_, rest) = errmsg.split_once("requestIP: ")?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{wecom_from_ip, whitelist_ip};
+    use super::{component_request_ip, wecom_from_ip, whitelist_ip};
+
+    #[test]
+    fn the_component_whitelist_ip_is_read() {
+        assert_eq!(
+            component_request_ip(
+                "access clientip is not registered requestIP: 10.1.2.3 rid: 1-2-3"
+            ),
+            Some("10.1.2.3")
+        );
+        assert_eq!(
+            component_request_ip("access clientip is not registered"),
+            None
+        );
+    }
 
     #[test]
     fn wecom_errmsgs_name_the_caller() {

@@ -14,6 +14,8 @@
 //! - `json`: a push as flat JSON (`Serialize`), replies from `{"type": …}` JSON (`Deserialize`).
 //! - [`envelope`]: the three push modes, opening/sealing pushes and replies.
 //! - [`callback`]: WeCom callbacks (encrypted `echostr`, `msg_signature` only) and JSON envelopes.
+//! - [`component`]: the Open Platform (第三方平台): component pushes (verify ticket,
+//!   authorization events), its API bodies, the authorization page URL and the release test's answers.
 //! - [`jssdk`]: the JS-SDK `wx.config` signature.
 //! - [`errcode`]: WeChat's errcodes and their usual errmsg, shared by the gateway and the simulator.
 //! - [`errmsg`]: reading `errmsg` texts (the IP of a 40164, of a WeCom 60020).
@@ -35,6 +37,7 @@
 //! ```
 
 pub mod callback;
+pub mod component;
 pub mod crypto;
 pub mod envelope;
 pub mod errcode;
@@ -52,12 +55,15 @@ pub use callback::{
     push_from_json, push_json_from_xml, seal_callback, seal_echostr, seal_json_push, BodyFormat,
     CallbackError, CallbackQuery, CallbackShape, JsonEnvelope, SealedCallback,
 };
+pub use component::{
+    open_component_push, seal_component_push, Authorization, ComponentInfo, ComponentPush,
+};
 pub use crypto::{AesKey, DecryptError, KeyError, MessageCrypto};
 pub use envelope::{
     open_push, open_reply, open_signed_push, seal_push, seal_reply, EncryptedReply, EnvelopeError,
     PushMode, PushQuery, SealedPush,
 };
-pub use errmsg::{wecom_from_ip, whitelist_ip};
+pub use errmsg::{component_request_ip, wecom_from_ip, whitelist_ip};
 pub use jssdk::jssdk_signature;
 pub use message::{Event, Push, PushKind};
 pub use reply::{Article, Reply, ReplyBody};

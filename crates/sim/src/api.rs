@@ -145,12 +145,8 @@ pub(crate) async fn custom_send(
 ) -> Response {
     let now = sim.clock().now();
     let mut state = sim.state();
-    let appid = match state.authorize(
-        path::CUSTOM_SEND,
-        q.get("access_token").map(String::as_str),
-        caller.ip(),
-        now,
-    ) {
+    let token = q.get("access_token").map(String::as_str);
+    let appid = match state.authorize(path::CUSTOM_SEND, token, caller.ip(), now) {
         Ok(appid) => appid,
         Err(outcome) => return error_of(outcome),
     };
@@ -164,7 +160,10 @@ pub(crate) async fn custom_send(
             StatusCode::OK.into_response()
         });
     };
-    match state.custom_send(appid, body, now).1 {
+    match state
+        .custom_send(appid, body, token.unwrap_or_default(), now)
+        .1
+    {
         Ok(()) => Json(json!({"errcode": 0, "errmsg": "ok"})).into_response(),
         Err(err) => err.into_response(),
     }

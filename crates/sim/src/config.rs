@@ -152,6 +152,69 @@ impl SimCorpApp {
     }
 }
 
+/// One simulated Open Platform third-party platform (第三方平台, families reference §3).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimComponent {
+    /// The component appid.
+    pub appid: String,
+    /// The component appsecret.
+    pub secret: String,
+    /// The token entered when the platform was created (signs pushes).
+    pub token: String,
+    /// The 43-character EncodingAESKey entered with it.
+    pub encoding_aes_key: String,
+    /// The 授权事件接收URL: tickets and authorization events are POSTed here;
+    /// `None`: nothing is pushed (the tickets are still minted).
+    pub push_url: Option<String>,
+    /// The platform's IP whitelist (61004 for other callers); `None` lets everyone in.
+    pub ip_whitelist: Option<Vec<IpNet>>,
+}
+
+impl std::fmt::Debug for SimComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimComponent")
+            .field("appid", &self.appid)
+            .field("secret", &"***")
+            .field("push_url", &self.push_url)
+            .field("ip_whitelist", &self.ip_whitelist)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimComponent {
+    /// A platform with these credentials, pushing to `push_url`.
+    pub fn new(
+        appid: impl Into<String>,
+        secret: impl Into<String>,
+        token: impl Into<String>,
+        encoding_aes_key: impl Into<String>,
+        push_url: Option<String>,
+    ) -> Self {
+        Self {
+            appid: appid.into(),
+            secret: secret.into(),
+            token: token.into(),
+            encoding_aes_key: encoding_aes_key.into(),
+            push_url,
+            ip_whitelist: None,
+        }
+    }
+}
+
+/// Whether `api_authorizer_token` hands out a new refresh token (families §3.5:
+/// "it may change"; the old one keeps working 5 minutes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rotation {
+    /// The refresh token sent is returned (what WeChat usually does).
+    #[default]
+    Never,
+    /// Every call returns a new refresh token.
+    EveryCall,
+    /// The next call returns a new one, then back to `Never`.
+    Once,
+}
+
 /// What WeCom answers for an expired token (families §1.2, §7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WecomExpiry {
@@ -212,6 +275,25 @@ pub struct SimConfig {
     pub wecom_api_per_corp_minute: u32,
     /// See `wecom_api_per_corp_minute`.
     pub wecom_api_per_corp_hour: u32,
+    /// Open Platform third-party platforms.
+    pub components: Vec<SimComponent>,
+    /// Seconds between two component_verify_ticket pushes (WeChat: 600).
+    pub ticket_interval: u64,
+    /// Seconds a component_verify_ticket stays valid (WeChat: 43 200, 12 h).
+    pub ticket_lifetime: u64,
+    /// `expires_in` of a pre_auth_code, seconds (1800; the documentation's
+    /// example and older text say 600, families §3.3).
+    pub pre_auth_code_expires_in: u64,
+    /// Lifetime of an authorization code, seconds (the redirect's `expires_in`:
+    /// 600 in the documentation, families §3.3).
+    pub auth_code_expires_in: u64,
+    /// Daily quota per platform of `api_component_token` (undocumented [?], §8: 2000).
+    pub component_daily_quota: u32,
+    /// How long a rotated authorizer_refresh_token keeps working, seconds (WeChat: 300).
+    pub refresh_token_grace: u64,
+    /// Whether `api_authorizer_token` rotates refresh tokens (also per platform:
+    /// `PUT /sim/component/{appid}/rotation`).
+    pub refresh_token_rotation: Rotation,
 }
 
 impl Default for SimConfig {
@@ -233,6 +315,14 @@ impl Default for SimConfig {
             wecom_tickets_per_corp_hour: 400,
             wecom_api_per_corp_minute: 10_000,
             wecom_api_per_corp_hour: 150_000,
+            components: Vec::new(),
+            ticket_interval: wxgate_proto::component::TICKET_PUSH_INTERVAL_SECS,
+            ticket_lifetime: wxgate_proto::component::TICKET_LIFETIME_SECS,
+            pre_auth_code_expires_in: 1800,
+            auth_code_expires_in: 600,
+            component_daily_quota: 2000,
+            refresh_token_grace: wxgate_proto::component::SUPERSEDED_GRACE_SECS,
+            refresh_token_rotation: Rotation::Never,
         }
     }
 }

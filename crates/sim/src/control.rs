@@ -100,7 +100,7 @@ pub(crate) async fn invalidate_wecom_token(
     }
 }
 
-fn parse_ip_list(body: &[u8]) -> Result<Option<Vec<ipnet::IpNet>>, String> {
+pub(crate) fn parse_ip_list(body: &[u8]) -> Result<Option<Vec<ipnet::IpNet>>, String> {
     #[derive(Deserialize)]
     struct List {
         ip_list: Option<Vec<String>>,
@@ -118,7 +118,15 @@ fn parse_ip_list(body: &[u8]) -> Result<Option<Vec<ipnet::IpNet>>, String> {
 
 /// `POST /sim/push` with a [`crate::push::PushRequest`] and [`crate::push::PushAs`] fields: pushes as WeChat would and returns the outcome.
 pub(crate) async fn push(State(sim): State<Simulator>, body: Bytes) -> Response {
-    let req = match serde_json::from_slice::<SimPush>(&body) {
+    let mut body = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(body) => body,
+        Err(e) => return bad_request(format!("push: {e}")),
+    };
+    // An authorizer's push names its platform, whose token and key seal it.
+    if let Err(e) = crate::component::control::fill_authorizer_push(&sim, &mut body) {
+        return bad_request(format!("push: {e}"));
+    }
+    let req = match serde_json::from_value::<SimPush>(body) {
         Ok(req) => req,
         Err(e) => return bad_request(format!("push: {e}")),
     };
@@ -128,6 +136,6 @@ pub(crate) async fn push(State(sim): State<Simulator>, body: Bytes) -> Response 
     }
 }
 
-fn bad_request(message: String) -> Response {
+pub(crate) fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
 }

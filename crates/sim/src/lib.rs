@@ -13,7 +13,11 @@
 //! a push sender. Mini Programs ([`AppKind`]) share the Official Account's APIs
 //! under their family's rules; WeCom apps ([`SimCorpApp`]) get `gettoken`, the
 //! corp and agent tickets, `agent/get` and `message/send` with WeCom's
-//! semantics; pushes can come as WeCom or a Mini Program ([`PushAs`]). It is
+//! semantics; pushes can come as WeCom or a Mini Program ([`PushAs`]). Open
+//! Platform platforms ([`SimComponent`]) get their verify ticket pushed every
+//! 10 virtual minutes, the `/cgi-bin/component/…` APIs, authorizers whose
+//! tokens work on the ordinary APIs, and an administrator (`/sim/authorize`)
+//! and WeChat's release test (`/sim/release_check`) played for them. It is
 //! also a product feature: `wxgate sim`, `wxgate push` and `wxgate dev`.
 //!
 //! # Layout
@@ -21,7 +25,8 @@
 //! - [`clock`]: the virtual clock.
 //! - `state`: WeChat's rules as methods taking the current time (no I/O).
 //! - `rids`: the requests behind error answers, by rid.
-//! - `api`, `wecom`, `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
+//! - `api`, `wecom`, [`component`], `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
+//!   [`component`] also pushes to the platforms and runs the release test;
 //!   [`Simulator::router`] lists every route.
 //! - [`faults`]: fault rules for `POST /sim/faults`.
 //! - [`push`]: pushing to a server as WeChat does.
@@ -41,6 +46,7 @@
 
 mod api;
 pub mod clock;
+pub mod component;
 pub mod config;
 mod control;
 mod diagnostics;
@@ -64,12 +70,15 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use clock::VirtualClock;
-pub use config::{AppKind, SimApp, SimConfig, SimCorpApp, WecomExpiry, WecomRepeat};
+pub use component::ComponentPushRecord;
+pub use config::{
+    AppKind, Rotation, SimApp, SimComponent, SimConfig, SimCorpApp, WecomExpiry, WecomRepeat,
+};
 pub use error::WxError;
 pub use faults::{Fault, FaultAction};
 pub use push::{Family, PushAnswer, PushAs, PushOutcome, PushRequest, SimPush};
 pub use state::CustomMessage;
-pub use stats::{AppStats, Stats};
+pub use stats::{AppStats, ComponentStats, Stats};
 
 /// A simulated WeChat platform. Cheap to clone: clones share one state.
 #[derive(Clone, Debug)]
@@ -171,6 +180,37 @@ impl Simulator {
                 path::WECOM_SEND,
                 api::post_api(path::WECOM_SEND, wecom::send),
             )
+            .route(
+                path::COMPONENT_START_PUSH,
+                api::post_api(path::COMPONENT_START_PUSH, component::start_push_ticket),
+            )
+            .route(
+                path::COMPONENT_TOKEN,
+                api::post_api(path::COMPONENT_TOKEN, component::component_token),
+            )
+            .route(
+                path::COMPONENT_PREAUTHCODE,
+                api::post_api(path::COMPONENT_PREAUTHCODE, component::create_preauthcode),
+            )
+            .route(
+                path::COMPONENT_QUERY_AUTH,
+                api::post_api(path::COMPONENT_QUERY_AUTH, component::query_auth),
+            )
+            .route(
+                path::COMPONENT_AUTHORIZER_TOKEN,
+                api::post_api(
+                    path::COMPONENT_AUTHORIZER_TOKEN,
+                    component::authorizer_token,
+                ),
+            )
+            .route(
+                path::COMPONENT_AUTHORIZER_LIST,
+                api::post_api(path::COMPONENT_AUTHORIZER_LIST, component::authorizer_list),
+            )
+            .route(
+                path::COMPONENT_AUTHORIZER_INFO,
+                api::post_api(path::COMPONENT_AUTHORIZER_INFO, component::authorizer_info),
+            )
             // Inside the faults: an injected fault's rid is recorded nowhere.
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -201,6 +241,25 @@ impl Simulator {
                 post(control::invalidate_wecom_token),
             )
             .route("/sim/push", post(control::push))
+            .route("/sim/authorize", post(component::control::authorize))
+            .route("/sim/unauthorize", post(component::control::unauthorize))
+            .route(
+                "/sim/release_check",
+                post(component::control::release_check),
+            )
+            .route("/sim/component/pushes", get(component::control::pushes))
+            .route(
+                "/sim/component/{appid}/ticket",
+                get(component::control::ticket),
+            )
+            .route(
+                "/sim/component/{appid}/rotation",
+                axum::routing::put(component::control::set_rotation),
+            )
+            .route(
+                "/sim/component/{appid}/whitelist",
+                axum::routing::put(component::control::set_whitelist),
+            )
             .route("/sim/media/{media_id}", get(media::video));
         cgi.merge(control).with_state(self.clone())
     }
@@ -214,9 +273,16 @@ impl Simulator {
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
+        // The component_verify_ticket pushes run on the virtual clock while the server does.
+        let platforms = self.state().component.has_platforms();
+        let ticker = platforms.then(|| tokio::spawn(component::push::ticker(self.clone())));
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        if let Some(ticker) = ticker {
+            ticker.abort();
+        }
+        served
     }
 
     /// Starts a simulator on a free loopback port, for tests and `wxgate dev`.

@@ -13,8 +13,13 @@ use crate::error::{Answered, WxError};
 use crate::rids::{CallRecord, RidLog};
 use crate::stats::{AppStats, Stats};
 
+mod component;
 mod diagnostics;
 mod wecom;
+
+pub(crate) use component::{
+    original_id, AuthorizeRequest, ComponentBody, ComponentState, OutgoingPush,
+};
 
 pub(crate) use wecom::{wecom_error, WecomTicket};
 
@@ -39,6 +44,17 @@ pub(crate) mod path {
     pub(crate) const WECOM_AGENT_TICKET: &str = "/cgi-bin/ticket/get";
     pub(crate) const WECOM_AGENT_GET: &str = "/cgi-bin/agent/get";
     pub(crate) const WECOM_SEND: &str = "/cgi-bin/message/send";
+    /// Open Platform (families reference §3).
+    pub(crate) const COMPONENT_START_PUSH: &str = wxgate_proto::component::api::START_PUSH_TICKET;
+    pub(crate) const COMPONENT_TOKEN: &str = wxgate_proto::component::api::COMPONENT_TOKEN;
+    pub(crate) const COMPONENT_PREAUTHCODE: &str = wxgate_proto::component::api::CREATE_PREAUTHCODE;
+    pub(crate) const COMPONENT_QUERY_AUTH: &str = wxgate_proto::component::api::QUERY_AUTH;
+    pub(crate) const COMPONENT_AUTHORIZER_TOKEN: &str =
+        wxgate_proto::component::api::AUTHORIZER_TOKEN;
+    pub(crate) const COMPONENT_AUTHORIZER_LIST: &str =
+        wxgate_proto::component::api::GET_AUTHORIZER_LIST;
+    pub(crate) const COMPONENT_AUTHORIZER_INFO: &str =
+        wxgate_proto::component::api::GET_AUTHORIZER_INFO;
 
     /// Every simulated API, for `quota/get` to tell unknown paths from known ones.
     pub(crate) const ALL: &[&str] = &[
@@ -103,6 +119,8 @@ struct Credential {
     appid: String,
     expires_at: u64,
     revoked_at: Option<u64>,
+    /// The platform (component appid) an authorizer access token was issued to.
+    via: Option<String>,
 }
 
 impl Credential {
@@ -137,7 +155,7 @@ struct AppState {
 }
 
 /// A customer-service message the simulator accepted.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CustomMessage {
     /// The sending account.
     pub appid: String,
@@ -145,6 +163,16 @@ pub struct CustomMessage {
     pub at: u64,
     /// The JSON body as sent.
     pub body: serde_json::Value,
+    /// The access token it was sent with (for the release check's last step).
+    #[serde(skip)]
+    pub(crate) sent_with: Option<String>,
+}
+
+/// Equal when what `/sim/messages` shows is: the token stays inside.
+impl PartialEq for CustomMessage {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.appid, self.at, &self.body) == (&other.appid, other.at, &other.body)
+    }
 }
 
 /// All mutable simulator state, behind one mutex in [`crate::Simulator`].
@@ -168,6 +196,8 @@ pub(crate) struct State {
     rids: RidLog,
     /// WeCom corps and apps.
     pub(crate) wecom: wecom::WecomState,
+    /// Open Platform platforms, their tickets, codes and authorizers.
+    pub(crate) component: ComponentState,
     seq: u64,
 }
 
@@ -200,6 +230,7 @@ impl State {
             ip_whitelist: config.ip_whitelist.clone(),
             media: crate::media::Store::new(config.media_max_bytes),
             wecom: wecom::WecomState::new(&config),
+            component: ComponentState::new(&config),
             config,
             apps,
             tokens: HashMap::new(),
@@ -331,7 +362,13 @@ impl State {
             .filter(|a| !a.is_empty())
             .ok_or((None, WxError::of(errcode::APPID_MISSING)))?;
         let Some(app) = self.apps.get(appid) else {
-            return Err((None, WxError::of(errcode::INVALID_APPID)));
+            // A platform's appid has no /cgi-bin/token (families §3.2).
+            let code = if self.component.is_component(appid) {
+                errcode::COMPONENT_NEEDS_COMPONENT_TOKEN
+            } else {
+                errcode::INVALID_APPID
+            };
+            return Err((None, WxError::of(code)));
         };
         let known = || Some(appid.to_owned());
         self.check_ip(caller).map_err(|e| (known(), e))?;
@@ -389,6 +426,7 @@ impl State {
                             appid: appid.clone(),
                             expires_at,
                             revoked_at: None,
+                            via: None,
                         },
                     );
                     self.app_stats(Some(&appid)).tickets_issued += 1;
@@ -425,8 +463,14 @@ impl State {
             self.app_stats(Some(&appid)).invalid_token_calls += 1;
             return Err(self.answer(api, Some(appid), Err(err)));
         }
+        let via = cred.via.clone();
+        // A platform calling for an authorizer is checked against the
+        // platform's whitelist, not the account's (families §3.2, "all component
+        // APIs check the caller IP against the platform's whitelist").
         // Mini Programs' whitelist covers only the AppSecret APIs (§4.1).
-        let ip = if self.apps[&appid].kind.rules().whitelist_token_apis {
+        let ip = if let Some(component) = via {
+            self.component.check_ip(&component, caller)
+        } else if self.apps[&appid].kind.rules().whitelist_token_apis {
             self.check_ip(caller)
         } else {
             Ok(())
@@ -466,6 +510,7 @@ impl State {
         &mut self,
         appid: String,
         body: serde_json::Value,
+        sent_with: &str,
         now: u64,
     ) -> Outcome<()> {
         const TYPES: &[&str] = &[
@@ -499,6 +544,7 @@ impl State {
                 appid: appid.clone(),
                 at: now,
                 body,
+                sent_with: Some(sent_with.to_owned()),
             });
             Ok(())
         };
@@ -524,6 +570,7 @@ impl State {
             endpoint_calls: self.endpoint_calls.clone(),
             media_stored_bytes: self.media.stored_bytes(now),
             wecom: self.wecom.stats(),
+            components: self.component.stats(),
         }
     }
 
@@ -574,6 +621,7 @@ impl State {
             appid: appid.to_owned(),
             expires_at: now.saturating_add(self.config.expires_in),
             revoked_at: None,
+            via: None,
         };
         self.tokens.insert(value.clone(), cred);
         Issued {

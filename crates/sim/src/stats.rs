@@ -35,6 +35,38 @@ pub struct AppStats {
     /// Daily quotas reset by `/cgi-bin/clear_quota` or `/cgi-bin/clear_quota/v2`.
     #[serde(default)]
     pub quota_clears: u64,
+    /// Authorizer access tokens issued for this account by Open Platform
+    /// platforms (`api_query_auth`, `api_authorizer_token`).
+    #[serde(default)]
+    pub authorizer_tokens_issued: u64,
+}
+
+/// Counters of one Open Platform platform (its `/cgi-bin/component/…` calls and pushes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentStats {
+    /// Per API path (`/cgi-bin/component/api_component_token`…).
+    pub endpoints: BTreeMap<String, EndpointStats>,
+    /// component_access_tokens issued.
+    pub component_tokens_issued: u64,
+    /// pre_auth_codes issued.
+    pub pre_auth_codes_issued: u64,
+    /// Authorizer access tokens issued (`api_query_auth`, `api_authorizer_token`).
+    pub authorizer_tokens_issued: u64,
+    /// Refresh tokens replaced by a rotation.
+    pub refresh_tokens_rotated: u64,
+    /// Component API calls made with an expired, superseded or unknown component_access_token.
+    pub invalid_token_calls: u64,
+    /// component_verify_ticket pushes sent (answered or not).
+    pub tickets_pushed: u64,
+    /// Pushes of any kind answered `success`.
+    pub pushes_acknowledged: u64,
+}
+
+impl ComponentStats {
+    /// Calls made to `path`.
+    pub fn calls(&self, path: &str) -> u64 {
+        self.endpoints.get(path).map_or(0, |e| e.calls)
+    }
 }
 
 impl AppStats {
@@ -71,6 +103,10 @@ pub struct Stats {
     /// secret's name): tokens, tickets, calls, invalid-token uses.
     #[serde(default)]
     pub wecom: BTreeMap<String, AppStats>,
+    /// Per Open Platform platform, keyed by component appid. Its authorizers'
+    /// own API calls are counted under `apps`, by authorizer appid.
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentStats>,
 }
 
 impl Stats {
@@ -82,6 +118,14 @@ impl Stats {
     /// The counters of the WeCom credential `corpid/name` (all zero when it made no call).
     pub fn wecom(&self, key: &str) -> AppStats {
         self.wecom.get(key).cloned().unwrap_or_default()
+    }
+
+    /// The counters of the platform `component_appid` (all zero when unknown).
+    pub fn component(&self, component_appid: &str) -> ComponentStats {
+        self.components
+            .get(component_appid)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Every call to `path`, injected faults included.

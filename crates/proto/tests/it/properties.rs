@@ -224,3 +224,46 @@ proptest! {
         let _ = c.decrypt(&String::from_utf8_lossy(&data));
     }
 }
+
+fn component_info() -> impl Strategy<Value = wxgate_proto::ComponentInfo> {
+    use wxgate_proto::{Authorization, ComponentInfo};
+    let authorization = || {
+        (text(), text(), any::<u64>(), text()).prop_map(|(a, c, t, p)| Authorization {
+            authorizer_appid: a,
+            authorization_code: c,
+            authorization_code_expired_time: t,
+            pre_auth_code: p,
+        })
+    };
+    prop_oneof![
+        text().prop_map(|ticket| ComponentInfo::VerifyTicket { ticket }),
+        authorization().prop_map(ComponentInfo::Authorized),
+        authorization().prop_map(ComponentInfo::UpdateAuthorized),
+        text().prop_map(|authorizer_appid| ComponentInfo::Unauthorized { authorizer_appid }),
+    ]
+}
+
+proptest! {
+    /// Any component push survives WeChat's sealing and the platform's opening,
+    /// and reads back as the same typed push.
+    #[test]
+    fn component_pushes_round_trip(
+        key in any_key(),
+        appid in "wx[0-9a-f]{16}",
+        create_time in any::<u64>(),
+        info in component_info(),
+        random in any::<[u8; 16]>(),
+    ) {
+        let push = wxgate_proto::ComponentPush { component_appid: appid.clone(), create_time, info };
+        let crypto = MessageCrypto::new(key, appid);
+        let sealed = wxgate_proto::seal_component_push(&crypto, "tok", &push.to_xml(), "1700000000", "7", &random);
+        let opened = wxgate_proto::open_component_push(&crypto, "tok", &sealed.query, &sealed.body).unwrap();
+        prop_assert_eq!(wxgate_proto::ComponentPush::parse(&opened).unwrap(), push);
+    }
+
+    /// No decrypted text makes the component push reader panic.
+    #[test]
+    fn component_push_parsing_never_panics(xml in ".{0,300}") {
+        let _ = wxgate_proto::ComponentPush::parse(&xml);
+    }
+}

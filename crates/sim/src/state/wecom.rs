@@ -423,6 +423,7 @@ impl State {
                         appid: key.clone(),
                         at: now,
                         body,
+                        sent_with: None,
                     });
                     Ok(json!({
                         "errcode": 0, "errmsg": "ok", "invaliduser": "", "invalidparty": "",

@@ -1,6 +1,8 @@
 //! The simulator over real HTTP: each test starts its own on a free loopback
 //! port and talks to it with reqwest, as the gateway and SDKs will.
 
+mod authorizers;
+mod component;
 mod diagnostics;
 mod errors;
 mod faults;
@@ -10,6 +12,7 @@ mod miniprogram;
 mod push;
 mod push_families;
 mod quota;
+mod release_check;
 mod stable;
 mod tickets;
 mod tokens;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use wxgate_sim::config::parse_ip_net;
-use wxgate_sim::{SimApp, SimConfig, SimCorpApp, Simulator, WecomExpiry, WecomRepeat};
+use wxgate_sim::{
+    Rotation, SimApp, SimComponent, SimConfig, SimCorpApp, Simulator, WecomExpiry, WecomRepeat,
+};
 
 /// Arguments of `wxgate sim`.
 #[derive(Debug, clap::Args)]
@@ -20,6 +22,19 @@ pub(crate) struct Args {
     /// special secret such as contacts); repeat for several.
     #[arg(long = "corp", value_name = "CORPID:AGENT:SECRET", value_parser = parse_corp)]
     corps: Vec<SimCorpApp>,
+    /// An Open Platform third-party platform, as APPID:SECRET:TOKEN:AESKEY:PUSH_URL
+    /// (PUSH_URL: its authorization-event URL, where the component_verify_ticket is
+    /// pushed every 10 virtual minutes; empty for none); repeat for several.
+    #[arg(
+        long = "component",
+        value_name = "APPID:SECRET:TOKEN:AESKEY:PUSH_URL",
+        value_parser = parse_component
+    )]
+    components: Vec<SimComponent>,
+    /// api_authorizer_token returns a new authorizer_refresh_token on every call
+    /// (the old one works 5 minutes more).
+    #[arg(long)]
+    rotate_refresh_tokens: bool,
     /// Answer an expired WeCom token with 40014 instead of 42001 (seen in the wild).
     #[arg(long)]
     wecom_expired_40014: bool,
@@ -72,6 +87,19 @@ fn parse_corp(s: &str) -> Result<SimCorpApp, String> {
     }
 }
 
+fn parse_component(s: &str) -> Result<SimComponent, String> {
+    let parts: Vec<&str> = s.splitn(5, ':').collect();
+    let [appid, secret, token, key, url] = parts[..] else {
+        return Err(format!("{s:?} is not APPID:SECRET:TOKEN:AESKEY:PUSH_URL"));
+    };
+    if [appid, secret, token].iter().any(|p| p.is_empty()) {
+        return Err(format!("{s:?}: APPID, SECRET and TOKEN must not be empty"));
+    }
+    wxgate_proto::AesKey::try_new(key).map_err(|e| format!("{s:?}: AESKEY: {e}"))?;
+    let url = (!url.is_empty()).then(|| url.to_owned());
+    Ok(SimComponent::new(appid, secret, token, key, url))
+}
+
 impl Args {
     pub(crate) fn config(&self) -> anyhow::Result<SimConfig> {
         let whitelist = self
@@ -79,7 +107,7 @@ impl Args {
             .iter()
             .map(|s| parse_ip_net(s).map_err(|e| anyhow::anyhow!("--whitelist: {e}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let apps = if self.apps.is_empty() && self.corps.is_empty() {
+        let apps = if self.apps.is_empty() && self.corps.is_empty() && self.components.is_empty() {
             vec![SimApp::demo()]
         } else {
             self.apps.clone()
@@ -92,6 +120,12 @@ impl Args {
             ip_whitelist: (!whitelist.is_empty()).then_some(whitelist),
             media_max_bytes: self.media_max_bytes,
             corps: self.corps.clone(),
+            components: self.components.clone(),
+            refresh_token_rotation: if self.rotate_refresh_tokens {
+                Rotation::EveryCall
+            } else {
+                Rotation::Never
+            },
             wecom_expiry: if self.wecom_expired_40014 {
                 WecomExpiry::Invalid40014
             } else {
@@ -121,6 +155,33 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for corp in &config.corps {
         println!("  wecom {}", corp.key());
     }
+    for c in &config.components {
+        let to = c.push_url.as_deref().unwrap_or("nowhere");
+        println!("  component {} (tickets pushed to {to})", c.appid);
+    }
     tokio::signal::ctrl_c().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_component;
+
+    #[test]
+    fn a_component_takes_a_push_url_with_colons() {
+        let c = parse_component(
+            "wx9eeba14a01d3807f:secret:weixin:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG:http://127.0.0.1:8080/component/wx9eeba14a01d3807f",
+        )
+        .unwrap();
+        assert_eq!(c.appid, "wx9eeba14a01d3807f");
+        assert_eq!(
+            c.push_url.as_deref(),
+            Some("http://127.0.0.1:8080/component/wx9eeba14a01d3807f")
+        );
+        let no_url =
+            parse_component("wxc:s:t:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG:").unwrap();
+        assert_eq!(no_url.push_url, None);
+        assert!(parse_component("wxc:s:t:short:http://x").is_err());
+        assert!(parse_component("wxc:s:t").is_err());
+    }
 }
