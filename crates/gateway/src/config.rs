@@ -16,6 +16,7 @@
 mod admin;
 mod apps;
 mod clients;
+mod components;
 mod env;
 mod fingerprint;
 mod owner;
@@ -35,6 +36,7 @@ use secrecy::SecretString;
 
 pub use apps::{AppConfig, TokenApi};
 pub use clients::{AppScope, ClientConfig};
+pub use components::ComponentConfig;
 pub use fingerprint::{Changes, Fingerprint, RESTART_SECTIONS};
 pub use owner::DEFAULT_REFRESH_AHEAD_SECS;
 pub use problems::ConfigError;
@@ -67,6 +69,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// `[[wecom]]`, in file order.
     pub wecom: Vec<WecomConfig>,
+    /// `[[components]]`, in file order.
+    pub components: Vec<ComponentConfig>,
     /// `[[clients]]`.
     pub clients: Vec<ClientConfig>,
     /// Hashes of the effective settings: which configuration this is.
@@ -132,13 +136,20 @@ fn check(
     let problems_before_apps = p.0.len();
     let apps = apps::check(raw.apps, env, &mut seen, p);
     let wecom = wecom::check(raw.wecom, env, &mut seen, p);
-    if apps.is_empty() && wecom.is_empty() && problems_before_apps == p.0.len() {
+    let components = components::check(raw.components, env, &mut seen, p);
+    if apps.is_empty()
+        && wecom.is_empty()
+        && components.is_empty()
+        && problems_before_apps == p.0.len()
+    {
         p.add(
             "apps",
-            "no [[apps]] and no [[wecom]]: add at least one account",
+            "no [[apps]], [[wecom]] or [[components]]: add at least one account",
         );
     }
-    let clients = clients::check(raw.clients, &seen, p);
+    // A platform's authorizers are known at run time: with one, a scope may
+    // name appids the file does not.
+    let clients = clients::check(raw.clients, &seen, !components.is_empty(), p);
     let proxy = proxy::check(raw.proxy, p);
     Config {
         server,
@@ -148,6 +159,7 @@ fn check(
         admin_key,
         apps,
         wecom,
+        components,
         clients,
         fingerprint,
     }

@@ -129,8 +129,9 @@ pub struct Family {
     pub lacks: &'static str,
     /// Its API host.
     pub api: Api,
-    /// The cheapest call that proves a token works (takes only the token).
-    pub probe: &'static str,
+    /// The cheapest call that proves a token works (takes only the token);
+    /// `None` when WeChat has none (a platform's component token).
+    pub probe: Option<&'static str>,
     /// APIs whose only credential is the access token (the probe's among
     /// them): their 40001, 40014 or 42001 can only be about that token, so it
     /// needs no check before a compare-and-refresh. Any other API's may be
@@ -184,7 +185,7 @@ pub const OFFICIAL_ACCOUNT: Family = Family {
     kinds: &[Kind::AccessToken, Kind::JsapiTicket, Kind::WxCardTicket],
     lacks: "an Official Account has no agent_config ticket (a WeCom app's)",
     api: Api::WeChat,
-    probe: "/cgi-bin/get_api_domain_ip",
+    probe: Some("/cgi-bin/get_api_domain_ip"),
     token_only_paths: IP_LISTS,
     tickets: &[
         TicketCall {
@@ -236,7 +237,7 @@ pub const WECOM: Family = Family {
     ],
     lacks: "a WeCom app has no card ticket",
     api: Api::WeCom,
-    probe: "/cgi-bin/getcallbackip",
+    probe: Some("/cgi-bin/getcallbackip"),
     token_only_paths: &["/cgi-bin/getcallbackip"],
     tickets: &[
         TicketCall {
@@ -260,6 +261,83 @@ pub const WECOM: Family = Family {
         agentid: true,
     },
 };
+
+/// Official Accounts that authorized an Open Platform platform
+/// (authorizers): the Official Account's credentials, and the refresh token
+/// their access token is fetched with through the platform (families §3.5).
+pub const AUTHORIZED_OFFICIAL_ACCOUNT: Family = Family {
+    name: "authorized_official_account",
+    kinds: &[
+        Kind::AccessToken,
+        Kind::JsapiTicket,
+        Kind::WxCardTicket,
+        Kind::RefreshToken,
+    ],
+    ..OFFICIAL_ACCOUNT
+};
+
+/// Mini Programs that authorized an Open Platform platform.
+pub const AUTHORIZED_MINI_PROGRAM: Family = Family {
+    name: "authorized_mini_program",
+    kinds: &[Kind::AccessToken, Kind::RefreshToken],
+    ..MINI_PROGRAM
+};
+
+/// Open Platform third-party platforms (第三方平台, families §3): the
+/// `component_access_token` (this family's access token), fetched with the
+/// `component_verify_ticket` WeChat pushes every 10 minutes. Its pushes (the
+/// ticket, authorization events) have an endpoint of their own; its
+/// authorizers' pushes use its token and key.
+pub const COMPONENT: Family = Family {
+    name: "component",
+    push_name: "component",
+    noun: "platform",
+    kinds: &[Kind::AccessToken, Kind::VerifyTicket],
+    lacks: "a platform has its component_access_token only; its authorizers' credentials are \
+            theirs (/v1/apps/{authorizer_appid}/…)",
+    probe: None,
+    token_only_paths: &[],
+    tickets: &[],
+    classify: classify_component,
+    ..OFFICIAL_ACCOUNT
+};
+
+/// What an errcode of the component APIs means (families §3.2–3.5).
+fn classify_component(owner: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<String>) {
+    use FailureClass::*;
+    match errcode {
+        errcode::CLIENT_IP_NOT_REGISTERED => {
+            let ip = wxgate_proto::component_request_ip(errmsg).unwrap_or("this server's outbound IP");
+            (
+                Config,
+                Some(format!(
+                    "add {ip} to the IP whitelist of platform {owner} (open.weixin.qq.com → 第三方平台 → 开发资料 → 白名单IP地址列表)"
+                )),
+            )
+        }
+        code if errcode::component_ticket_rejected(code) => (
+            Transient,
+            Some(format!(
+                "WeChat refused the component_verify_ticket of {owner}; wxgate asked WeChat to push a new one (api_start_push_ticket) and uses it when it arrives"
+            )),
+        ),
+        errcode::INVALID_REFRESH_TOKEN => (
+            Transient,
+            Some(format!(
+                "the authorizer_refresh_token of {owner} is no longer valid; wxgate recovers the current one with api_get_authorizer_list (if the account revoked the authorization, it must authorize the platform again)"
+            )),
+        ),
+        errcode::COMPONENT_UNAUTHORIZED => (
+            Config,
+            Some(format!("{owner} has not authorized this platform (or revoked it): it must authorize it again")),
+        ),
+        errcode::INVALID_COMPONENT => (
+            Config,
+            Some(format!("WeChat does not know platform {owner}: check component_appid")),
+        ),
+        _ => classify_wechat(owner, errcode, errmsg),
+    }
+}
 
 /// What a WeChat errcode means for the token center (protocol reference §4.3).
 fn classify_wechat(appid: &str, errcode: i64, errmsg: &str) -> (FailureClass, Option<String>) {
@@ -357,7 +435,14 @@ fn classify_wecom(owner: &str, errcode: i64, errmsg: &str) -> (FailureClass, Opt
 }
 
 /// Every family, for docs, tests and lookups by name.
-pub static FAMILIES: [&Family; 3] = [&OFFICIAL_ACCOUNT, &MINI_PROGRAM, &WECOM];
+pub static FAMILIES: [&Family; 6] = [
+    &OFFICIAL_ACCOUNT,
+    &MINI_PROGRAM,
+    &WECOM,
+    &AUTHORIZED_OFFICIAL_ACCOUNT,
+    &AUTHORIZED_MINI_PROGRAM,
+    &COMPONENT,
+];
 
 #[cfg(test)]
 mod tests {
@@ -387,7 +472,9 @@ mod tests {
                 assert_ne!(ticket.kind, Kind::AccessToken, "{}", family.name);
             }
             // The probe takes only the token, so its rejection needs no check.
-            assert!(family.is_token_only(family.probe), "{}", family.name);
+            if let Some(probe) = family.probe {
+                assert!(family.is_token_only(probe), "{}", family.name);
+            }
             // A family with a JS-SDK answer has the jsapi_ticket it is signed with…
             let signs = family.kinds.contains(&Kind::JsapiTicket);
             // …and one whose answer names the agent has that agent's ticket.

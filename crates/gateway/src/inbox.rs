@@ -14,7 +14,7 @@ use crate::rules::Rule;
 
 /// Where an owner's pushes arrive and how they are answered: an `[[apps]]`
 /// entry with a server `token`, or a `[[wecom]]` entry with callback settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Inbox {
     /// The owner, as in the credentials: an appid, or `corpid/name`.
     pub owner: String,
@@ -43,7 +43,7 @@ pub struct Inbox {
 /// The server token and EncodingAESKey an inbox used before the current
 /// ones: pushes sealed before the change in the console still arrive (and
 /// WeChat retries them), so they are opened, and answered, with these.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Previous {
     /// The previous token, when the token changed.
     pub token: Option<SecretString>,
@@ -69,6 +69,16 @@ impl Keys {
 }
 
 impl Inbox {
+    /// The same settings for another owner: an Open Platform authorizer's
+    /// pushes are opened with its platform's token and key and answered by
+    /// its platform's rules and webhook.
+    pub fn for_owner(&self, owner: &str, family: &'static Family) -> Self {
+        let mut inbox = self.clone();
+        inbox.owner = owner.to_owned();
+        inbox.family = family;
+        inbox
+    }
+
     /// The previous token, if one is configured.
     pub fn previous_token(&self) -> Option<&SecretString> {
         self.previous.as_ref()?.token.as_ref()

@@ -25,16 +25,32 @@ pub enum Kind {
     WxCardTicket,
     /// A WeCom app's `agent_config` ticket (`wx.agentConfig`).
     AgentConfigTicket,
+    /// An Open Platform component's `component_verify_ticket`, pushed by
+    /// WeChat every 10 minutes (its access token is the `component_access_token`).
+    VerifyTicket,
+    /// An Open Platform authorizer's `authorizer_refresh_token`: what its
+    /// access token is fetched with, replaced whenever WeChat returns a new one.
+    RefreshToken,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 6] = [
         Kind::AccessToken,
         Kind::JsapiTicket,
         Kind::WxCardTicket,
         Kind::AgentConfigTicket,
+        Kind::VerifyTicket,
+        Kind::RefreshToken,
     ];
+
+    /// Whether business servers may be handed it: not the credentials a
+    /// center keeps only to fetch others with (a verify ticket, a refresh
+    /// token), which in another hand would let it fetch, and so replace,
+    /// the credentials wxgate serves.
+    pub fn is_served(self) -> bool {
+        !matches!(self, Kind::VerifyTicket | Kind::RefreshToken)
+    }
 
     /// `access_token`, `jsapi_ticket` or `wx_card_ticket`: the name in URLs, keys and logs.
     pub fn as_str(self) -> &'static str {
@@ -43,6 +59,8 @@ impl Kind {
             Kind::JsapiTicket => "jsapi_ticket",
             Kind::WxCardTicket => "wx_card_ticket",
             Kind::AgentConfigTicket => "agent_config_ticket",
+            Kind::VerifyTicket => "component_verify_ticket",
+            Kind::RefreshToken => "authorizer_refresh_token",
         }
     }
 }

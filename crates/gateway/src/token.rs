@@ -22,6 +22,7 @@ mod fetch;
 pub mod issuer;
 mod lease;
 pub mod owners;
+pub mod platform;
 mod policy;
 pub mod probe;
 pub mod refresh;

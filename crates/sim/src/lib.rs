@@ -340,6 +340,20 @@ impl Simulator {
             .set_trusted_ips(&format!("{corpid}/{agent}"), list)
     }
 
+    /// Points the platform `component`'s pushes (tickets, authorization
+    /// events) at `url` from now on, as its 授权事件接收URL saved in the
+    /// console; its next ticket push is due at once. For a server started
+    /// after the simulator.
+    pub fn set_component_push_url(&self, component: &str, url: &str) -> Result<(), String> {
+        let now = self.clock().now();
+        let mut state = self.state();
+        state
+            .component
+            .set_push_url(component, Some(url.to_owned()))?;
+        state.component.push_ticket_now(component, now);
+        Ok(())
+    }
+
     /// Ends the live token of the WeCom app `corpid/agent` early, as WeCom may
     /// (families reference §1.1): it answers 40014 and the next `gettoken` mints a new one.
     pub fn invalidate_wecom_token(&self, corpid: &str, agent: &str) -> Result<(), String> {

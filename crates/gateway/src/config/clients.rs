@@ -40,18 +40,23 @@ impl AppScope {
 pub(super) fn check(
     raw: Vec<RawClient>,
     appids: &HashSet<String>,
+    authorizers: bool,
     p: &mut Problems,
 ) -> Vec<ClientConfig> {
     raw.into_iter()
         .enumerate()
-        .filter_map(|(i, c)| check_client(c, &format!("clients[{i}]"), appids, p))
+        .filter_map(|(i, c)| check_client(c, &format!("clients[{i}]"), appids, authorizers, p))
         .collect()
 }
 
+/// `authorizers`: a platform is configured, so an appid the file does not
+/// have may be one of its authorizers (known at run time): allowed, if it
+/// looks like an appid.
 fn check_client(
     c: RawClient,
     at: &str,
     appids: &HashSet<String>,
+    authorizers: bool,
     p: &mut Problems,
 ) -> Option<ClientConfig> {
     let name = c.name.unwrap_or_else(|| at.to_owned());
@@ -76,7 +81,9 @@ fn check_client(
     let apps = if c.apps.iter().any(|a| a == "*") {
         AppScope::All
     } else {
-        for unknown in c.apps.iter().filter(|a| !appids.contains(*a)) {
+        let may_be_authorizer =
+            |a: &str| authorizers && !a.contains('/') && super::owner::is_identifier(a);
+        for unknown in (c.apps.iter()).filter(|a| !appids.contains(*a) && !may_be_authorizer(a)) {
             p.add(
                 format!("{at}.apps"),
                 format!("{unknown:?} is not a configured appid"),

@@ -12,7 +12,7 @@ use wxgate_proto::{AesKey, MessageCrypto, PushMode};
 
 use super::secrets::secret;
 use super::Problems;
-use crate::family::{Family, PassiveReplies, WECOM};
+use crate::family::{Family, PassiveReplies, COMPONENT, WECOM};
 use crate::inbox::{Inbox, Previous};
 use crate::rules::Rule;
 
@@ -246,6 +246,38 @@ impl Pushes {
             }
             _ => None,
         }
+    }
+
+    /// A `[[components]]` entry's push settings: always encrypted (a token
+    /// needs its key), the receiveid the component appid; they make the
+    /// inbox of each of its authorizers ([`Inbox::for_owner`]), so the
+    /// rules' replies are checked as an Official Account's.
+    pub(super) fn component_inbox(
+        mut self,
+        component_appid: Option<&str>,
+        at: &str,
+        p: &mut Problems,
+    ) -> Option<Arc<Inbox>> {
+        let field = |setting: &str| format!("{at}.{setting}");
+        check_replies(&self.rules, &COMPONENT, at, p);
+        if self.token.is_none() {
+            p.add(
+                field("token"),
+                "missing (the message verification Token typed when creating the platform)",
+            );
+        }
+        let Some(key) = self.key.take() else {
+            p.add(
+                field("encoding_aes_key"),
+                "missing (the platform's 43-character message decryption key: its pushes are always encrypted)",
+            );
+            return None;
+        };
+        let appid = component_appid?;
+        let mode = PushMode::Safe(MessageCrypto::new(key, appid));
+        let previous =
+            (self.key_previous.take()).map(|key| PushMode::Safe(MessageCrypto::new(key, appid)));
+        self.inbox(appid.to_owned(), &COMPONENT, None, mode, previous)
     }
 
     /// The inbox these settings make for `owner`, pushes protected as `mode`

@@ -22,7 +22,37 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) wecom: Vec<RawWecom>,
     #[serde(default)]
+    pub(crate) components: Vec<RawComponent>,
+    #[serde(default)]
     pub(crate) clients: Vec<RawClient>,
+}
+
+/// `[[components]]`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawComponent {
+    pub(crate) component_appid: Option<String>,
+    pub(crate) secret: Option<String>,
+    pub(crate) secret_env: Option<String>,
+    pub(crate) secret_file: Option<String>,
+    pub(crate) refresh_ahead_secs: Option<u64>,
+    pub(crate) token: Option<String>,
+    pub(crate) token_env: Option<String>,
+    pub(crate) token_file: Option<String>,
+    pub(crate) encoding_aes_key: Option<String>,
+    pub(crate) encoding_aes_key_env: Option<String>,
+    pub(crate) encoding_aes_key_file: Option<String>,
+    pub(crate) token_previous: Option<String>,
+    pub(crate) token_previous_env: Option<String>,
+    pub(crate) token_previous_file: Option<String>,
+    pub(crate) encoding_aes_key_previous: Option<String>,
+    pub(crate) encoding_aes_key_previous_env: Option<String>,
+    pub(crate) encoding_aes_key_previous_file: Option<String>,
+    pub(crate) webhook: Option<String>,
+    pub(crate) webhook_secret: Option<String>,
+    pub(crate) webhook_secret_env: Option<String>,
+    pub(crate) webhook_secret_file: Option<String>,
+    #[serde(default)]
+    pub(crate) rules: Vec<toml::Table>,
 }
 
 /// `[[wecom]]`.

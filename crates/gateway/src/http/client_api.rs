@@ -90,11 +90,14 @@ impl FromRequestParts<AppState> for Client {
 }
 
 fn kind_of(kind: &str) -> Result<Kind, ApiError> {
-    kind.parse().map_err(|_| {
-        ApiError::BadRequest(format!(
-            "{kind:?}: use access_token, jsapi_ticket, wx_card_ticket or agent_config_ticket"
-        ))
-    })
+    kind.parse()
+        .ok()
+        .filter(|k: &Kind| k.is_served())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{kind:?}: use access_token, jsapi_ticket, wx_card_ticket or agent_config_ticket"
+            ))
+        })
 }
 
 /// `{"<kind>": value, "expires_in": …, "expires_at": …}`, written straight

@@ -168,7 +168,10 @@ impl Issuer for AppIssuer {
             Kind::JsapiTicket => !self.app.js_domains.is_empty(),
             // On demand: fetching it for every account would spend quota,
             // and accounts without card permission would fail.
-            Kind::WxCardTicket | Kind::AgentConfigTicket => false,
+            Kind::WxCardTicket
+            | Kind::AgentConfigTicket
+            | Kind::VerifyTicket
+            | Kind::RefreshToken => false,
         }
     }
 

@@ -49,6 +49,9 @@ pub(super) async fn run(center: TokenCenter, interval: u64) {
         clock.sleep_until(clock.now() + interval).await;
         // The owners of this round: added and removed ones follow.
         for owner in center.owners().all() {
+            if owner.family.probe.is_none() {
+                continue; // No call proves such a token (a platform's).
+            }
             center.probe(&owner.key).await;
         }
     }

@@ -169,6 +169,15 @@ impl ComponentState {
         Ok(())
     }
 
+    pub(crate) fn set_push_url(
+        &mut self,
+        component: &str,
+        url: Option<String>,
+    ) -> Result<(), String> {
+        self.platform_mut(component)?.config.push_url = url;
+        Ok(())
+    }
+
     /// Makes the platform's next ticket push due now (`api_start_push_ticket`).
     pub(crate) fn push_ticket_now(&mut self, component: &str, now: u64) {
         if let Some(p) = self.platforms.get_mut(component) {
