@@ -64,6 +64,20 @@ pub const CGI_PATH_NOT_FOUND: i64 = 76021;
 /// quota/get: a path without a quota for this account.
 pub const CGI_PATH_NO_PERMISSION: i64 = 76022;
 
+/// User sign-in (families reference §4.d, §2): the code is invalid, or
+/// older than its 5 minutes.
+pub const INVALID_CODE: i64 = 40029;
+/// The code was exchanged already (codes are single-use).
+pub const CODE_USED: i64 = 40163;
+/// The refresh token is invalid.
+pub const INVALID_REFRESH_TOKEN: i64 = 40030;
+/// The refresh token is older than its 30 days: the user must sign in again.
+pub const REFRESH_TOKEN_EXPIRED: i64 = 42002;
+/// The code belongs to a user WeChat blocks (high risk).
+pub const CODE_BLOCKED: i64 = 40226;
+/// `code` (or `js_code`) missing.
+pub const CODE_MISSING: i64 = 41008;
+
 /// WeCom (families reference §1.2): codes of its own, beside the shared
 /// numbers above (40001, 40013, 40014, 41001, 41002 for the corpid, 41004 for
 /// the corpsecret, 42001, 45009 as a rate limit, 47001, 40097).
@@ -141,6 +155,12 @@ pub fn errmsg(code: i64) -> Option<&'static str> {
         RID_NO_PERMISSION => "could not query this rid,no permission",
         CGI_PATH_NOT_FOUND => "cgi_path not found, please check",
         CGI_PATH_NO_PERMISSION => "could not use this cgi_path,no permission",
+        INVALID_CODE => "invalid code",
+        CODE_USED => "code been used",
+        INVALID_REFRESH_TOKEN => "invalid refresh_token",
+        REFRESH_TOKEN_EXPIRED => "refresh_token expired",
+        CODE_BLOCKED => "code blocked",
+        CODE_MISSING => "missing code",
         _ => return None,
     })
 }

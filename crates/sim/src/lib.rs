@@ -13,7 +13,11 @@
 //! a push sender. Mini Programs ([`AppKind`]) share the Official Account's APIs
 //! under their family's rules; WeCom apps ([`SimCorpApp`]) get `gettoken`, the
 //! corp and agent tickets, `agent/get` and `message/send` with WeCom's
-//! semantics; pushes can come as WeCom or a Mini Program ([`PushAs`]). It is
+//! semantics; pushes can come as WeCom or a Mini Program ([`PushAs`]). User
+//! sign-in: web authorization codes (`POST /sim/oauth/authorize`) and
+//! `wx.login` codes (`POST /sim/jscode`), single-use for 5 minutes, exchanged
+//! at `/sns/oauth2/access_token` and `/sns/jscode2session`, with refresh,
+//! `/sns/userinfo` and `/sns/auth`. It is
 //! also a product feature: `wxgate sim`, `wxgate push` and `wxgate dev`.
 //!
 //! # Layout
@@ -21,7 +25,7 @@
 //! - [`clock`]: the virtual clock.
 //! - `state`: WeChat's rules as methods taking the current time (no I/O).
 //! - `rids`: the requests behind error answers, by rid.
-//! - `api`, `wecom`, `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
+//! - `api`, `wecom`, `media`, `users`, `signin`, `diagnostics`, `control`: the HTTP handlers;
 //!   [`Simulator::router`] lists every route.
 //! - [`faults`]: fault rules for `POST /sim/faults`.
 //! - [`push`]: pushing to a server as WeChat does.
@@ -49,6 +53,7 @@ pub mod faults;
 mod media;
 pub mod push;
 mod rids;
+mod signin;
 mod state;
 pub mod stats;
 mod users;
@@ -171,6 +176,24 @@ impl Simulator {
                 path::WECOM_SEND,
                 api::post_api(path::WECOM_SEND, wecom::send),
             )
+            // User sign-in (families reference §4.d, §2).
+            .route(
+                path::OAUTH_ACCESS_TOKEN,
+                api::get_api(path::OAUTH_ACCESS_TOKEN, signin::oauth_access_token),
+            )
+            .route(
+                path::OAUTH_REFRESH_TOKEN,
+                api::get_api(path::OAUTH_REFRESH_TOKEN, signin::refresh_token),
+            )
+            .route(
+                path::SNS_USERINFO,
+                api::get_api(path::SNS_USERINFO, signin::userinfo),
+            )
+            .route(path::SNS_AUTH, api::get_api(path::SNS_AUTH, signin::auth))
+            .route(
+                path::JSCODE2SESSION,
+                api::get_api(path::JSCODE2SESSION, signin::jscode2session),
+            )
             // Inside the faults: an injected fault's rid is recorded nowhere.
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -201,6 +224,8 @@ impl Simulator {
                 post(control::invalidate_wecom_token),
             )
             .route("/sim/push", post(control::push))
+            .route("/sim/oauth/authorize", post(signin::authorize))
+            .route("/sim/jscode", post(signin::jscode))
             .route("/sim/media/{media_id}", get(media::video));
         cgi.merge(control).with_state(self.clone())
     }

@@ -14,7 +14,10 @@ use crate::rids::{CallRecord, RidLog};
 use crate::stats::{AppStats, Stats};
 
 mod diagnostics;
+mod signin;
 mod wecom;
+
+pub(crate) use signin::{CodeRequest, Grant};
 
 pub(crate) use wecom::{wecom_error, WecomTicket};
 
@@ -39,6 +42,12 @@ pub(crate) mod path {
     pub(crate) const WECOM_AGENT_TICKET: &str = "/cgi-bin/ticket/get";
     pub(crate) const WECOM_AGENT_GET: &str = "/cgi-bin/agent/get";
     pub(crate) const WECOM_SEND: &str = "/cgi-bin/message/send";
+    /// User sign-in (families reference §4.d, §2).
+    pub(crate) const OAUTH_ACCESS_TOKEN: &str = "/sns/oauth2/access_token";
+    pub(crate) const OAUTH_REFRESH_TOKEN: &str = "/sns/oauth2/refresh_token";
+    pub(crate) const SNS_USERINFO: &str = "/sns/userinfo";
+    pub(crate) const SNS_AUTH: &str = "/sns/auth";
+    pub(crate) const JSCODE2SESSION: &str = "/sns/jscode2session";
 
     /// Every simulated API, for `quota/get` to tell unknown paths from known ones.
     pub(crate) const ALL: &[&str] = &[
@@ -168,6 +177,8 @@ pub(crate) struct State {
     rids: RidLog,
     /// WeCom corps and apps.
     pub(crate) wecom: wecom::WecomState,
+    /// Sign-in codes and the user tokens they bought.
+    signin: signin::SignIn,
     seq: u64,
 }
 
@@ -211,6 +222,7 @@ impl State {
             fault_streams_open: 0,
             endpoint_calls: Default::default(),
             rids: RidLog::default(),
+            signin: signin::SignIn::default(),
             seq: 0,
         }
     }

@@ -10,6 +10,7 @@ mod miniprogram;
 mod push;
 mod push_families;
 mod quota;
+mod signin;
 mod stable;
 mod tickets;
 mod tokens;
