@@ -8,7 +8,10 @@
 //!   token sent, one compare-and-refresh and one retry as for `/proxy`; any
 //!   other token is answered 40001 without calling WeChat;
 //! - the calls that authenticate with appid and secret ([`SECRET_PATHS`]) are
-//!   forwarded as they came, for a configured app whose secret matches;
+//!   served for a configured app whose secret matches: the sign-in code
+//!   exchanges through the single exchange (`http::signin`), each code traded
+//!   with WeChat once; the sign-in refresh, userinfo and `sns/auth` likewise,
+//!   the last two only with a user token wxgate handed out;
 //! - WeChat's credential-administration and diagnostic APIs (`openapi/*`,
 //!   `clear_quota*`, `component/*`: [`crate::config::ADMIN_PATHS`]) are never
 //!   forwarded, whatever the token or secret: 48001 with a hint naming the
@@ -88,6 +91,11 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
         return Err(PathError::Malformed(request.uri().to_string()).into());
     }
     let raw = request.uri().path().to_owned();
+    // User sign-in: each code exchanged once, user tokens only wxgate's.
+    let query = request.uri().query().map(str::to_owned);
+    if let Some(answer) = super::signin::facade(state, peer, &raw, query.as_deref()).await {
+        return answer;
+    }
     if SECRET_PATHS.contains(&raw.as_str()) {
         return by_secret(state, peer, request, raw).await;
     }
@@ -146,7 +154,7 @@ fn caller(appid: &str) -> String {
 
 /// A query parameter, decoded; `None` when absent. Given twice with two
 /// values, it is ambiguous: `None` as well.
-fn param(query: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn param(query: Option<&str>, name: &str) -> Option<String> {
     let mut values = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(n, _)| n == name)
         .map(|(_, v)| v.into_owned());
