@@ -19,6 +19,7 @@ mod redis;
 mod rejections;
 mod rotation;
 mod sdk;
+mod signin;
 mod sources;
 mod token_center;
 mod upstream;

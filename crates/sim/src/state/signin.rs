@@ -98,10 +98,14 @@ impl State {
         match self.apps.get(&grant.appid) {
             None => return Err(format!("unknown appid {:?}", grant.appid)),
             Some(app) if app.kind != kind => {
+                let is = match app.kind {
+                    AppKind::Official => "an Official Account",
+                    AppKind::Miniprogram => "a Mini Program",
+                };
                 return Err(format!(
-                    "{} is a {:?}: web authorization is an Official Account's, wx.login a Mini Program's",
-                    grant.appid, app.kind
-                ))
+                    "{} is {is}: web authorization is an Official Account's, wx.login a Mini Program's",
+                    grant.appid
+                ));
             }
             Some(_) => {}
         }
