@@ -67,7 +67,7 @@ pub fn check_redirect(redirect_uri: &str, oauth_domains: &[String]) -> Result<()
         ));
     }
     let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-    let on_domain = oauth_domains.iter().any(|d| *d == host);
+    let on_domain = oauth_domains.contains(&host);
     if !on_domain || parsed.port().is_some() || !parsed.username().is_empty() {
         return Err(SignInError::RedirectNotAllowed(format!(
             "redirect_uri {shown:?} is not on the app's oauth_domains ({}); WeChat matches the \
