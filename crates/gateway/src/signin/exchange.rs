@@ -234,6 +234,7 @@ impl SignIn {
             Ok(_) => "refused",
             Err(_) => "failed",
         };
+        tracing::debug!(result, "sign-in code exchange");
         let labels = SignInLabels {
             appid: owner.key.clone(),
             exchange: exchange.name,

@@ -368,3 +368,86 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SimApp, SimConfig};
+
+    const T: u64 = 1_704_052_800;
+
+    fn state() -> State {
+        State::new(SimConfig::with_apps(vec![
+            SimApp::new("wx1", "s1"),
+            SimApp::miniprogram("wxm", "sm"),
+        ]))
+    }
+
+    fn grant(appid: &str) -> Grant {
+        serde_json::from_value(json!({ "appid": appid, "openid": "o1" })).unwrap()
+    }
+
+    fn request(appid: &str, secret: &str, code: &str) -> CodeRequest {
+        CodeRequest {
+            appid: Some(appid.into()),
+            secret: Some(secret.into()),
+            code: Some(code.into()),
+            js_code: Some(code.into()),
+            grant_type: Some("authorization_code".into()),
+        }
+    }
+
+    fn errcode_of(outcome: Outcome<Value>) -> i64 {
+        outcome.1.map_or_else(|e| e.error.errcode, |_| 0)
+    }
+
+    #[test]
+    fn a_code_lives_five_minutes_and_is_spent_once() {
+        let mut state = state();
+        let code = state
+            .grant_code(grant("wx1"), AppKind::Official, T)
+            .unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let late = state
+            .grant_code(grant("wx1"), AppKind::Official, T)
+            .unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let exchange = |state: &mut State, code: &str, now| {
+            errcode_of(state.exchange_code(&request("wx1", "s1", code), AppKind::Official, now))
+        };
+        assert_eq!(exchange(&mut state, &code, T + CODE_LIFETIME - 1), 0);
+        assert_eq!(exchange(&mut state, &code, T + CODE_LIFETIME - 1), 40163);
+        assert_eq!(exchange(&mut state, &late, T + CODE_LIFETIME), 40029);
+        assert_eq!(exchange(&mut state, "unknown", T), 40029);
+    }
+
+    #[test]
+    fn a_code_is_for_its_account_and_its_kind() {
+        let mut state = state();
+        assert!(state
+            .grant_code(grant("wxm"), AppKind::Official, T)
+            .is_err());
+        assert!(state
+            .grant_code(grant("wx1"), AppKind::Miniprogram, T)
+            .is_err());
+        let js = state
+            .grant_code(grant("wxm"), AppKind::Miniprogram, T)
+            .unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // A wx.login code is no web code, even with the right secret.
+        let as_web = state.exchange_code(&request("wxm", "sm", &js), AppKind::Official, T);
+        assert_eq!(errcode_of(as_web), 40029);
+        let wrong = state.exchange_code(&request("wxm", "s1", &js), AppKind::Miniprogram, T);
+        assert_eq!(errcode_of(wrong), 40125);
+        let session = state.exchange_code(&request("wxm", "sm", &js), AppKind::Miniprogram, T);
+        let session = session.1.unwrap();
+        assert_eq!(session["openid"], "o1");
+        assert!(session.get("access_token").is_none(), "{session}");
+    }
+}
