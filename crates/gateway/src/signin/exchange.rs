@@ -26,7 +26,8 @@ use crate::family::CodeExchange;
 use crate::metrics::{Metrics, SignInLabels};
 use crate::store::{ExchangeClaim, Store};
 use crate::token::owners::Owner;
-use crate::upstream::Upstream;
+use crate::upstream::{Failure, Upstream};
+use tracing::Instrument as _;
 
 /// How long a claimant may take before another instance may claim the code
 /// again (it died): above the upstream timeout.
@@ -106,11 +107,13 @@ impl SignIn {
 
     /// Trades `code` for WeChat's answer with `owner`'s secret, once: a
     /// repeated or concurrent exchange of the same code gets the first one's
-    /// answer (for [`CODE_LIFETIME_SECS`]).
+    /// answer (for [`CODE_LIFETIME_SECS`]). The exchange runs as a task of
+    /// its own: a caller that hangs up does not abandon a code WeChat may
+    /// already have spent.
     #[tracing::instrument(skip_all, fields(appid = %owner.key, exchange = exchange.name))]
     pub async fn exchange(
-        &self,
-        owner: &Owner,
+        self: &Arc<Self>,
+        owner: &Arc<Owner>,
         exchange: &'static CodeExchange,
         code: &str,
     ) -> Result<Exchanged, SignInError> {
@@ -121,7 +124,19 @@ impl SignIn {
         let result = flight
             .get_or_init(|| {
                 led = true;
-                self.exchange_once(owner, exchange, code, &key)
+                let (this, owner) = (self.clone(), owner.clone());
+                let (code, key) = (code.to_owned(), key.clone());
+                let task = tokio::spawn(
+                    async move { this.exchange_once(&owner, exchange, &code, &key).await }
+                        .in_current_span(),
+                );
+                async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(SignInError::Unavailable(Failure::transient(format!(
+                            "the exchange stopped: {e}"
+                        ))))
+                    })
+                }
             })
             .await
             .clone();

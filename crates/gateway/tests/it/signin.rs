@@ -138,6 +138,32 @@ async fn concurrent_exchanges_of_one_code_make_one_upstream_call() {
     assert_eq!(calls(&env, OAUTH), 1);
 }
 
+/// The first caller hangs up while WeChat is answering: the code is spent
+/// at WeChat, so its answer must not be lost with the request.
+#[tokio::test]
+async fn a_caller_hanging_up_mid_exchange_loses_no_code() {
+    let env = official().start().await;
+    let code = web_code(&env, "oUser12").await;
+    env.sim.add_fault(Fault {
+        path: Some(OAUTH.into()),
+        action: FaultAction::Delay { ms: 400 },
+        count: Some(1),
+        rate: None,
+    });
+    let gave_up = (env.http)
+        .post(format!("{}/v1/apps/{APPID}/oauth/exchange", env.url))
+        .bearer_auth(CLIENT_KEY)
+        .json(&json!({ "code": code }))
+        .timeout(std::time::Duration::from_millis(100))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the caller hung up first");
+    let (status, body) = exchange(&env, &code).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["openid"], "oUser12");
+    assert_eq!(calls(&env, OAUTH), 1);
+}
+
 #[tokio::test]
 async fn after_five_virtual_minutes_a_code_is_40029_with_a_hint() {
     let env = official().start().await;
