@@ -254,7 +254,8 @@ impl ApiError {
             // "Too many calls, retry later": the request is fine, the moment is not.
             ApiError::Token(TokenError::RateLimited { .. })
             | ApiError::Spool(SpoolError::Full { .. } | SpoolError::CallerFull { .. })
-            | ApiError::TooManyAttempts { .. } => code::MINUTE_QUOTA,
+            | ApiError::TooManyAttempts { .. }
+            | ApiError::SignIn(SignInError::Pending) => code::MINUTE_QUOTA,
             other => other.errcode().unwrap_or(code::BUSY),
         }
     }

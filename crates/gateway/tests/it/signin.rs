@@ -456,8 +456,10 @@ async fn an_official_account_asking_jscode2session_is_told_its_way() {
 }
 
 #[tokio::test]
-async fn the_secret_appears_in_no_answer_and_no_log_line() {
-    let env = official().start().await;
+async fn the_secret_appears_in_no_answer_no_log_line_and_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wxgate.db");
+    let env = official().sqlite(&db).start().await;
     let mut answers = Vec::new();
     let code = web_code(&env, "oUser10").await;
     answers.push(exchange(&env, &code).await.1);
@@ -495,8 +497,18 @@ async fn the_secret_appears_in_no_answer_and_no_log_line() {
         assert!(!answer.to_string().contains(SECRET), "{answer}");
     }
     let logs = crate::logs::text();
-    assert!(logs.contains("oauth"), "the sign-in was logged");
+    assert!(
+        logs.contains("sign-in code exchange"),
+        "the sign-in was logged"
+    );
     assert!(!logs.contains(SECRET), "the secret in the logs");
+    // The store keeps the answers (and the codes' digests), never the secret.
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(SECRET), "the secret in the store");
+        assert!(!text.contains(&code), "a code in the store");
+    }
 }
 
 #[test]
