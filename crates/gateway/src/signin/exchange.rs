@@ -83,6 +83,23 @@ impl fmt::Debug for SignIn {
     }
 }
 
+/// Takes a flight out of the map when the call that joined it ends, if it
+/// is still the map's (a later flight for the same code is left alone).
+struct Landing<'a> {
+    signin: &'a SignIn,
+    key: &'a str,
+    flight: &'a Flight,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.signin.flights();
+        if (flights.get(self.key)).is_some_and(|f| Arc::ptr_eq(f, self.flight)) {
+            flights.remove(self.key);
+        }
+    }
+}
+
 /// The store key of something secret: its SHA-256, never the value.
 fn digest(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
@@ -120,6 +137,13 @@ impl SignIn {
         check_code(exchange, code)?;
         let key = format!("{}:{}:{}", exchange.name, owner.key, digest(code));
         let flight = self.flight(&key);
+        // However this call ends (answered, or its caller hung up), the
+        // flight leaves the map with it: later callers read the store.
+        let _landing = Landing {
+            signin: self,
+            key: &key,
+            flight: &flight,
+        };
         let mut led = false;
         let result = flight
             .get_or_init(|| {
@@ -140,7 +164,6 @@ impl SignIn {
             })
             .await
             .clone();
-        self.land(&key, &flight);
         // Who joined another caller's flight got its answer without a call.
         let result = result.map(|e| Exchanged {
             cached: e.cached || !led,
@@ -156,14 +179,6 @@ impl SignIn {
 
     fn flight(&self, key: &str) -> Flight {
         self.flights().entry(key.to_owned()).or_default().clone()
-    }
-
-    /// The flight is over: later callers read the store.
-    fn land(&self, key: &str, flight: &Flight) {
-        let mut flights = self.flights();
-        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            flights.remove(key);
-        }
     }
 
     async fn exchange_once(
