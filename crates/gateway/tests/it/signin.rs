@@ -368,6 +368,55 @@ async fn wechats_refusals_come_with_fitting_statuses_and_hints() {
 }
 
 #[tokio::test]
+async fn base_scope_gets_no_userinfo_and_a_month_old_refresh_token_is_42002() {
+    let env = official().start().await;
+    let base = code_from(
+        &env,
+        "/sim/oauth/authorize",
+        json!({"appid": APPID, "openid": "oBase"}),
+    )
+    .await;
+    let (status, signed) = exchange(&env, &base).await;
+    assert_eq!(
+        (status, &signed["scope"]),
+        (200, &json!("snsapi_base")),
+        "{signed}"
+    );
+    let token = signed["access_token"].as_str().unwrap();
+    let (status, body) = env
+        .client_get(&format!(
+            "/v1/apps/{APPID}/oauth/userinfo?access_token={token}&openid=oBase"
+        ))
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("scope_insufficient")),
+        "{body}"
+    );
+    assert!(body["error"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("snsapi_userinfo"));
+
+    env.advance(30 * 86_400).await;
+    let (status, body) = env
+        .client_post(
+            &format!("/v1/apps/{APPID}/oauth/refresh"),
+            json!({"refresh_token": signed["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["errcode"]),
+        (400, &json!(42002)),
+        "{body}"
+    );
+    assert!(
+        body["error"]["hint"].as_str().unwrap().contains("30 days"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn wechatpy_oauth_signs_a_user_in_through_the_facade() {
     let env = official().start().await;
     let args = vec![env.url.clone(), APPID.into(), SECRET.into(), env.sim.url()];
