@@ -138,6 +138,23 @@ async fn concurrent_exchanges_of_one_code_make_one_upstream_call() {
     assert_eq!(calls(&env, OAUTH), 1);
 }
 
+/// SQLite keeps the answer across a restart: the redirect that comes again
+/// after a deploy gets it too.
+#[tokio::test]
+async fn a_restart_on_sqlite_keeps_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = official()
+        .sqlite(&dir.path().join("wxgate.db"))
+        .start()
+        .await;
+    let code = web_code(&env, "oUser13").await;
+    let (status, first) = exchange(&env, &code).await;
+    assert_eq!(status, 200, "{first}");
+    env.start_gateway().await;
+    assert_eq!(exchange(&env, &code).await, (200, first));
+    assert_eq!(calls(&env, OAUTH), 1);
+}
+
 /// The first caller hangs up while WeChat is answering: the code is spent
 /// at WeChat, so its answer must not be lost with the request.
 #[tokio::test]
