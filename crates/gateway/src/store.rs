@@ -1,6 +1,8 @@
 //! Where credentials persist: `memory` (tests), `sqlite` (the embedded default)
 //! and `redis` (several instances). The token center keeps its own
-//! in-process copy; the store is what survives a restart.
+//! in-process copy; the store is what survives a restart. It also keeps
+//! small shared state: push dedupe, tallies, notes, and user sign-in's
+//! one-time exchanges ([`Store::claim_exchange`]).
 
 mod memory;
 mod redis;
