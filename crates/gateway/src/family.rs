@@ -85,6 +85,49 @@ pub struct TicketCall {
     pub type_param: Option<&'static str>,
 }
 
+/// One way a family's users sign in: a code handed to the user's browser
+/// or app by WeChat, traded once for who the user is (families §4.d, §2).
+/// The exchange itself is data, so that another credential family (the Open
+/// Platform's `/sns/oauth2/component/access_token`, which takes the
+/// component's token instead of the secret) is one more value plus how it
+/// authenticates, not another code path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeExchange {
+    /// `oauth` or `jscode2session`: metrics labels, logs, store keys.
+    pub name: &'static str,
+    /// The API taking appid, secret and the code.
+    pub endpoint: &'static str,
+    /// What the code is called in it: `code`, `js_code`.
+    pub code_param: &'static str,
+    /// Where a refresh token buys a new user access token (web
+    /// authorization), when the exchange hands one out.
+    pub refresh: Option<&'static str>,
+    /// Where a user access token buys the user's profile.
+    pub userinfo: Option<&'static str>,
+    /// Where a user access token is checked.
+    pub auth: Option<&'static str>,
+}
+
+/// Web authorization (网页授权) of an Official Account (families §4.d).
+pub const WEB_OAUTH: CodeExchange = CodeExchange {
+    name: "oauth",
+    endpoint: "/sns/oauth2/access_token",
+    code_param: "code",
+    refresh: Some("/sns/oauth2/refresh_token"),
+    userinfo: Some("/sns/userinfo"),
+    auth: Some("/sns/auth"),
+};
+
+/// A Mini Program's `wx.login` code, traded for its session (families §2).
+pub const JSCODE2SESSION: CodeExchange = CodeExchange {
+    name: "jscode2session",
+    endpoint: "/sns/jscode2session",
+    code_param: "js_code",
+    refresh: None,
+    userinfo: None,
+    auth: None,
+};
+
 /// How the token center reacts to a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureClass {
@@ -152,6 +195,10 @@ pub struct Family {
     /// Where a reply that cannot be passive (late, or not allowed) goes: a
     /// customer-service message, or WeCom's app message (with the agentid).
     pub late_reply: LateReply,
+    /// How its users sign in through wxgate: the code exchanges it has.
+    pub sign_in: &'static [&'static CodeExchange],
+    /// Why it lacks the others, for the caller who asks for one.
+    pub sign_in_lacks: &'static str,
 }
 
 impl PartialEq for Family {
@@ -166,6 +213,19 @@ impl Family {
     /// How `kind` is fetched with the access token, if this family has it as a ticket.
     pub fn ticket(&self, kind: Kind) -> Option<&'static TicketCall> {
         self.tickets.iter().find(|t| t.kind == kind)
+    }
+
+    /// The code exchange `name` (`oauth`, `jscode2session`), if its users sign in that way.
+    pub fn exchange(&self, name: &str) -> Option<&'static CodeExchange> {
+        self.sign_in.iter().copied().find(|e| e.name == name)
+    }
+
+    /// The code exchange served at `endpoint`, if this family has it.
+    pub fn exchange_at(&self, endpoint: &str) -> Option<&'static CodeExchange> {
+        self.sign_in
+            .iter()
+            .copied()
+            .find(|e| e.endpoint == endpoint)
     }
 
     /// Whether a rejection of the token on `path` can only be about that token.
@@ -208,6 +268,9 @@ pub const OFFICIAL_ACCOUNT: Family = Family {
         endpoint: "/cgi-bin/message/custom/send",
         agentid: false,
     },
+    sign_in: &[&WEB_OAUTH],
+    sign_in_lacks: "an Official Account's users sign in by web authorization (oauth), \
+                    not jscode2session (a Mini Program's wx.login)",
 };
 
 /// Mini Programs: the same token APIs; no JS-SDK, so no tickets; XML or
@@ -221,6 +284,9 @@ pub const MINI_PROGRAM: Family = Family {
     tickets: &[],
     envelope: Envelope::WeChat { json: true },
     passive_replies: PassiveReplies::TransferOnly,
+    sign_in: &[&JSCODE2SESSION],
+    sign_in_lacks: "a Mini Program's users sign in with wx.login and jscode2session, \
+                    not web authorization (an Official Account's)",
     ..OFFICIAL_ACCOUNT
 };
 
@@ -260,6 +326,9 @@ pub const WECOM: Family = Family {
         endpoint: "/cgi-bin/message/send",
         agentid: true,
     },
+    sign_in: &[],
+    sign_in_lacks:
+        "WeCom's user sign-in (getuserinfo with the app's token) is not served by wxgate yet",
 };
 
 /// Official Accounts that authorized an Open Platform platform
@@ -321,7 +390,7 @@ fn classify_component(owner: &str, errcode: i64, errmsg: &str) -> (FailureClass,
                 "WeChat refused the component_verify_ticket of {owner}; wxgate asked WeChat to push a new one (api_start_push_ticket) and uses it when it arrives"
             )),
         ),
-        errcode::INVALID_REFRESH_TOKEN => (
+        errcode::AUTHORIZER_REFRESH_TOKEN_INVALID => (
             Transient,
             Some(format!(
                 "the authorizer_refresh_token of {owner} is no longer valid; wxgate recovers the current one with api_get_authorizer_list (if the account revoked the authorization, it must authorize the platform again)"
@@ -482,7 +551,27 @@ mod tests {
                 assert!(signs && family.kinds.contains(&Kind::AgentConfigTicket));
             }
             assert!(!family.lacks.is_empty(), "{}", family.name);
+            assert!(!family.sign_in_lacks.is_empty(), "{}", family.name);
+            for exchange in family.sign_in {
+                assert_eq!(family.exchange_at(exchange.endpoint), Some(*exchange));
+                // A refresh token needs a token to refresh.
+                assert!(exchange.refresh.is_none() || exchange.userinfo.is_some());
+            }
         }
+    }
+
+    /// Who signs in which way: web authorization is an Official Account's,
+    /// jscode2session a Mini Program's.
+    #[test]
+    fn each_family_signs_users_in_its_own_way() {
+        assert_eq!(OFFICIAL_ACCOUNT.exchange("oauth"), Some(&WEB_OAUTH));
+        assert_eq!(OFFICIAL_ACCOUNT.exchange("jscode2session"), None);
+        assert_eq!(
+            MINI_PROGRAM.exchange_at("/sns/jscode2session"),
+            Some(&JSCODE2SESSION)
+        );
+        assert_eq!(MINI_PROGRAM.exchange("oauth"), None);
+        assert!(WECOM.sign_in.is_empty());
     }
 
     /// What an errcode means differs by family where WeChat and WeCom differ.

@@ -11,6 +11,7 @@ mod ops;
 mod owner;
 mod proxy;
 mod router;
+mod signin;
 mod throttle;
 mod wechat;
 
@@ -67,6 +68,8 @@ pub struct Shared {
     pub dispatcher: Arc<Dispatcher>,
     /// Forwards `/proxy/…` calls.
     pub proxy: crate::proxy::Proxy,
+    /// User sign-in: each code exchanged with WeChat once.
+    pub signin: Arc<crate::signin::SignIn>,
     /// `[proxy]` settings.
     pub proxy_config: Arc<ProxyConfig>,
     /// The key that opens `/admin`; the page is closed without one.

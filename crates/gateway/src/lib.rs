@@ -20,6 +20,7 @@
 //!   [`message::Inbox`] each owner's pushes arrive at (defined in `inbox`, a leaf the
 //!   configuration builds them with).
 //! - [`proxy`]: forwards business servers' API calls with the current token.
+//! - [`signin`]: user sign-in through the center: each code exchanged with WeChat once.
 //! - [`logs`]: how log lines show values from outside (escaped, bounded).
 //! - [`connections`]: the accept loop: connection cap, header and idle timeouts, shutdown.
 //! - [`http`]: every route ([`http::router`]) and the one [`http::ApiError`].
@@ -38,6 +39,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod rules;
+pub mod signin;
 pub mod sources;
 pub mod store;
 pub mod token;
@@ -183,12 +185,14 @@ impl Gateway {
             config.server.dedupe_capacity,
         );
         let proxy = proxy::Proxy::new(&upstream, &config.proxy, metrics.clone());
+        let signin = signin::SignIn::new(upstream, store.clone(), clock.clone(), metrics.clone());
         let state = http::AppState::new(http::Shared {
             owners: center.owners().clone(),
             center,
             clock,
             store,
             proxy,
+            signin: Arc::new(signin),
             proxy_config: Arc::new(config.proxy),
             admin_key: config.admin_key.map(Arc::new),
             throttle: http::Throttle::new(metrics.clone()),

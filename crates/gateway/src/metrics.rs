@@ -52,6 +52,20 @@ pub struct PushLabels {
     pub outcome: &'static str,
 }
 
+/// `{appid, exchange, result}`: a sign-in code exchange asked of wxgate.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignInLabels {
+    /// The app.
+    pub appid: String,
+    /// `oauth` (web authorization) or `jscode2session` (a Mini Program's `wx.login`).
+    pub exchange: &'static str,
+    /// `exchanged` (this caller's call to WeChat answered), `cached` (answered
+    /// from an earlier or concurrent exchange of the same code, in this
+    /// instance or another), `refused` (WeChat answered an errcode), `failed`
+    /// (WeChat did not answer usably).
+    pub result: &'static str,
+}
+
 /// `{appid}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AppLabels {
@@ -179,6 +193,8 @@ pub struct Metrics {
     pub config_reloads: Family<ReloadLabels, Counter>,
     /// The configuration this instance runs: one series, 1, labelled with its fingerprint.
     pub config: Family<ConfigLabels, Gauge>,
+    /// Sign-in code exchanges by result, cache hits included.
+    pub signin_exchanges: Family<SignInLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -221,6 +237,7 @@ impl Metrics {
             push_source_ranges: Family::default(),
             config_reloads: Family::default(),
             config: Family::default(),
+            signin_exchanges: Family::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -245,8 +262,14 @@ impl Metrics {
             push_source_ranges,
             config_reloads,
             config,
+            signin_exchanges,
             ..
         } = &metrics;
+        registry.register(
+            "signin_exchanges",
+            "Sign-in code exchanges by app, exchange and result (cached: answered without a call to WeChat)",
+            signin_exchanges.clone(),
+        );
         registry.register(
             "upstream_calls",
             "Calls to WeChat by endpoint and errcode",

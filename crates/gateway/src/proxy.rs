@@ -236,18 +236,6 @@ impl Proxy {
         Ok(self.respond(again))
     }
 
-    /// Sends `request` as it came, without a token and without a retry: for
-    /// the calls that authenticate with the app's id and secret (the caller
-    /// has been checked against `appid`'s secret).
-    pub async fn forward_as_is(
-        &self,
-        appid: &str,
-        request: &Outgoing,
-    ) -> Result<Response<Body>, Failure> {
-        let answer = self.attempt(appid, request, None).await?;
-        Ok(self.respond(answer))
-    }
-
     /// The upstream URL: always `upstream.base_url` and the checked path, so no
     /// caller can name another host.
     fn url(&self, request: &Outgoing, token: Option<&str>) -> url::Url {

@@ -1,6 +1,8 @@
 //! Where credentials persist: `memory` (tests), `sqlite` (the embedded default)
 //! and `redis` (several instances). The token center keeps its own
-//! in-process copy; the store is what survives a restart.
+//! in-process copy; the store is what survives a restart. It also keeps
+//! small shared state: push dedupe, tallies, notes, and user sign-in's
+//! one-time exchanges ([`Store::claim_exchange`]).
 
 mod memory;
 mod redis;
@@ -175,6 +177,45 @@ pub enum PushClaim {
     Answered(Option<String>),
 }
 
+/// What the store knows about a one-time exchange (a sign-in code traded
+/// with WeChat once, its answer kept for the code's lifetime).
+#[derive(Clone, PartialEq, Eq)]
+pub enum ExchangeClaim {
+    /// The caller is the first: it makes the call and records the answer.
+    First,
+    /// Another caller (another instance) is making the call.
+    Pending,
+    /// The recorded answer.
+    Answered(String),
+}
+
+impl fmt::Debug for ExchangeClaim {
+    /// An answer holds a user's tokens or session key: only its length is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExchangeClaim::First => f.write_str("First"),
+            ExchangeClaim::Pending => f.write_str("Pending"),
+            ExchangeClaim::Answered(a) => write!(f, "Answered(<{} bytes>)", a.len()),
+        }
+    }
+}
+
+/// How an exchange's state is written as one string (the Redis backend):
+/// `{until}|P` while pending, `{until}|A|{answer}` once answered; `until` in
+/// Unix seconds of the gateway's clock. What it means at `now`: `None` once
+/// `until` has passed (or for anything unreadable).
+pub fn read_exchange(stored: &str, now: u64) -> Option<ExchangeClaim> {
+    let (until, rest) = stored.split_once('|')?;
+    if until.parse::<u64>().ok()? <= now {
+        return None;
+    }
+    match rest.split_once('|') {
+        None if rest == "P" => Some(ExchangeClaim::Pending),
+        Some(("A", answer)) => Some(ExchangeClaim::Answered(answer.to_owned())),
+        _ => None,
+    }
+}
+
 /// Persistence of credentials, shared by every instance that uses the same backend.
 ///
 /// Single-instance backends keep the defaults: every lease is granted (the
@@ -311,6 +352,34 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The newest audit entries first, at most `limit`, of one app or of all.
     async fn audit(&self, appid: Option<&str>, limit: usize)
         -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Claims the one-time exchange `key` at `now` (Unix seconds, the
+    /// gateway's clock): [`ExchangeClaim::First`] when nobody holds it (a
+    /// pending claim older than `hold` or an answer past its `until` counts
+    /// as none), so the caller calls WeChat; else what the store knows.
+    /// Every backend keeps these (a restart, another instance on Redis).
+    async fn claim_exchange(
+        &self,
+        key: &str,
+        now: u64,
+        hold: Duration,
+    ) -> Result<ExchangeClaim, StoreError>;
+
+    /// Records the answer to the exchange `key`, kept until `until` (Unix seconds).
+    async fn answer_exchange(
+        &self,
+        key: &str,
+        answer: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Gives up a pending claim with no answer worth keeping (WeChat was
+    /// busy), so the next caller may try again. An answer is kept.
+    async fn release_exchange(&self, key: &str) -> Result<(), StoreError>;
+
+    /// The answer recorded under `key`, if kept at `now`.
+    async fn exchanged(&self, key: &str, now: u64) -> Result<Option<String>, StoreError>;
 
     /// Records the answer to a claimed push, for retries that land on other instances.
     async fn answer_push(
@@ -578,6 +647,71 @@ mod contract {
         );
     }
 
+    /// A one-time exchange is claimed once, on every backend and through
+    /// either handle; the others see it pending, then its answer, until its
+    /// `until` on the gateway's clock; a released claim, or one held past
+    /// `hold`, is free again.
+    pub(super) async fn exchanges_are_claimed_once_and_answered_to_all(
+        store: &dyn Store,
+        other: &dyn Store,
+    ) {
+        use ExchangeClaim::*;
+        let hold = Duration::from_secs(15);
+        let t = 1_000;
+        assert_eq!(store.claim_exchange("c1", t, hold).await.unwrap(), First);
+        assert_eq!(other.claim_exchange("c1", t, hold).await.unwrap(), Pending);
+        assert_eq!(other.exchanged("c1", t).await.unwrap(), None);
+        store
+            .answer_exchange("c1", "{\"openid\":\"o|1\"}", t, t + 300)
+            .await
+            .unwrap();
+        let answered = Answered("{\"openid\":\"o|1\"}".into());
+        assert_eq!(
+            other.claim_exchange("c1", t + 299, hold).await.unwrap(),
+            answered
+        );
+        assert_eq!(
+            other.exchanged("c1", t + 299).await.unwrap().as_deref(),
+            Some("{\"openid\":\"o|1\"}")
+        );
+        // Past its `until`, the answer is gone: the code is new to wxgate.
+        assert_eq!(other.exchanged("c1", t + 300).await.unwrap(), None);
+        assert_eq!(
+            other.claim_exchange("c1", t + 300, hold).await.unwrap(),
+            First
+        );
+        // A released claim is free; an answer is not released.
+        assert_eq!(store.claim_exchange("c2", t, hold).await.unwrap(), First);
+        store.release_exchange("c2").await.unwrap();
+        assert_eq!(other.claim_exchange("c2", t, hold).await.unwrap(), First);
+        // A claimant that never answers (it died) holds it for `hold` only.
+        assert_eq!(store.claim_exchange("c3", t, hold).await.unwrap(), First);
+        assert_eq!(
+            other.claim_exchange("c3", t + 14, hold).await.unwrap(),
+            Pending
+        );
+        assert_eq!(
+            other.claim_exchange("c3", t + 15, hold).await.unwrap(),
+            First
+        );
+    }
+
+    #[test]
+    fn an_exchange_reads_back_as_written() {
+        assert_eq!(read_exchange("20|P", 10), Some(ExchangeClaim::Pending));
+        assert_eq!(
+            read_exchange("20|A|a|b", 19),
+            Some(ExchangeClaim::Answered("a|b".into()))
+        );
+        assert_eq!(read_exchange("20|A|a", 20), None);
+        assert_eq!(read_exchange("x|P", 0), None);
+        assert_eq!(read_exchange("20|Q", 0), None);
+        assert_eq!(
+            format!("{:?}", ExchangeClaim::Answered("secret".into())),
+            "Answered(<6 bytes>)"
+        );
+    }
+
     /// A test per backend of each contract property, each on a fresh store
     /// reached through two handles (two instances, where the backend has them).
     macro_rules! on_every_backend {
@@ -631,6 +765,7 @@ mod contract {
         an_abandoned_lease_lapses_after_its_ttl,
         push_claims_hand_a_retry_the_first_answer,
         notes_round_trip_and_replace,
+        exchanges_are_claimed_once_and_answered_to_all,
     );
 
     #[test]

@@ -376,6 +376,40 @@ impl Upstream {
         }
     }
 
+    /// GETs one of `family`'s user sign-in APIs (`/sns/…`: a code exchange,
+    /// a refresh, userinfo) with `query`, and returns WeChat's JSON answer as
+    /// it came, errcode or not: a code exchange's answer is kept and handed
+    /// back as is. A transport failure, an HTTP error or an answer that is
+    /// not a JSON object is a [`Failure`]. The query may hold the secret:
+    /// no error names the URL.
+    pub async fn sns(
+        &self,
+        family: &Family,
+        endpoint: &'static str,
+        query: &[(&str, &str)],
+    ) -> Result<String, Failure> {
+        let request = self.get(family, endpoint).query(query);
+        let result = send_raw(request).await.and_then(|body| {
+            let answer = String::from_utf8(body)
+                .map_err(|_| Failure::transient("WeChat's answer was not UTF-8"))?;
+            let errcode = match serde_json::from_str::<serde_json::Value>(&answer) {
+                Ok(serde_json::Value::Object(map)) => {
+                    map.get("errcode").and_then(|e| e.as_i64()).unwrap_or(0)
+                }
+                _ => return Err(Failure::transient("WeChat's answer was not a JSON object")),
+            };
+            Ok((answer, errcode))
+        });
+        if let Some(metrics) = &self.metrics {
+            let errcode = match &result {
+                Ok((_, errcode)) => errcode.to_string(),
+                Err(_) => "failed".to_owned(),
+            };
+            metrics.upstream_call(endpoint, errcode);
+        }
+        result.map(|(answer, _)| answer)
+    }
+
     /// POSTs `body` to one of WeChat's JSON APIs (`access_token` in the query
     /// when given) and returns its whole answer when its errcode is 0. A
     /// rejected token is [`FailureClass::TokenRejected`].

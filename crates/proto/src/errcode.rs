@@ -67,7 +67,7 @@ pub const AUTH_CODE_EXPIRED: i64 = 61010;
 /// An unknown platform (component appid).
 pub const INVALID_COMPONENT: i64 = 61011;
 /// The authorizer_refresh_token is not the account's (lost, or rotated more than 5 min ago, §3.5).
-pub const INVALID_REFRESH_TOKEN: i64 = 61023;
+pub const AUTHORIZER_REFRESH_TOKEN_INVALID: i64 = 61023;
 /// A platform's appid used with `/cgi-bin/token` or `stable_token` (§3.2).
 pub const COMPONENT_NEEDS_COMPONENT_TOKEN: i64 = 61024;
 /// rid lookups: not found (kept 7 days), malformed, another account's.
@@ -80,6 +80,20 @@ pub const RID_NO_PERMISSION: i64 = 76003;
 pub const CGI_PATH_NOT_FOUND: i64 = 76021;
 /// quota/get: a path without a quota for this account.
 pub const CGI_PATH_NO_PERMISSION: i64 = 76022;
+
+/// User sign-in (families reference §4.d, §2): the code is invalid, or
+/// older than its 5 minutes.
+pub const INVALID_CODE: i64 = 40029;
+/// The code was exchanged already (codes are single-use).
+pub const CODE_USED: i64 = 40163;
+/// The refresh token is invalid.
+pub const INVALID_REFRESH_TOKEN: i64 = 40030;
+/// The refresh token is older than its 30 days: the user must sign in again.
+pub const REFRESH_TOKEN_EXPIRED: i64 = 42002;
+/// The code belongs to a user WeChat blocks (high risk).
+pub const CODE_BLOCKED: i64 = 40226;
+/// `code` (or `js_code`) missing.
+pub const CODE_MISSING: i64 = 41008;
 
 /// WeCom (families reference §1.2): codes of its own, beside the shared
 /// numbers above (40001, 40013, 40014, 41001, 41002 for the corpid, 41004 for
@@ -159,7 +173,7 @@ pub fn errmsg(code: i64) -> Option<&'static str> {
         AUTH_CODE_INVALID => "invalid authorization code",
         AUTH_CODE_EXPIRED => "authorization code is expired",
         INVALID_COMPONENT => "invalid component",
-        INVALID_REFRESH_TOKEN => "refresh_token is invalid",
+        AUTHORIZER_REFRESH_TOKEN_INVALID => "refresh_token is invalid",
         COMPONENT_NEEDS_COMPONENT_TOKEN => {
             "must use api(api_component_token) to get token for component acct"
         }
@@ -168,6 +182,12 @@ pub fn errmsg(code: i64) -> Option<&'static str> {
         RID_NO_PERMISSION => "could not query this rid,no permission",
         CGI_PATH_NOT_FOUND => "cgi_path not found, please check",
         CGI_PATH_NO_PERMISSION => "could not use this cgi_path,no permission",
+        INVALID_CODE => "invalid code",
+        CODE_USED => "code been used",
+        INVALID_REFRESH_TOKEN => "invalid refresh_token",
+        REFRESH_TOKEN_EXPIRED => "refresh_token expired",
+        CODE_BLOCKED => "code blocked",
+        CODE_MISSING => "missing code",
         _ => return None,
     })
 }

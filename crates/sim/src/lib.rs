@@ -17,7 +17,11 @@
 //! Platform platforms ([`SimComponent`]) get their verify ticket pushed every
 //! 10 virtual minutes, the `/cgi-bin/component/…` APIs, authorizers whose
 //! tokens work on the ordinary APIs, and an administrator (`/sim/authorize`)
-//! and WeChat's release test (`/sim/release_check`) played for them. It is
+//! and WeChat's release test (`/sim/release_check`) played for them. User
+//! sign-in: web authorization codes (`POST /sim/oauth/authorize`) and
+//! `wx.login` codes (`POST /sim/jscode`), single-use for 5 minutes, exchanged
+//! at `/sns/oauth2/access_token` and `/sns/jscode2session`, with refresh,
+//! `/sns/userinfo` and `/sns/auth`. It is
 //! also a product feature: `wxgate sim`, `wxgate push` and `wxgate dev`.
 //!
 //! # Layout
@@ -25,8 +29,8 @@
 //! - [`clock`]: the virtual clock.
 //! - `state`: WeChat's rules as methods taking the current time (no I/O).
 //! - `rids`: the requests behind error answers, by rid.
-//! - `api`, `wecom`, [`component`], `media`, `users`, `diagnostics`, `control`: the HTTP handlers;
-//!   [`component`] also pushes to the platforms and runs the release test;
+//! - `api`, `wecom`, [`component`], `media`, `users`, `signin`, `diagnostics`, `control`: the
+//!   HTTP handlers; [`component`] also pushes to the platforms and runs the release test;
 //!   [`Simulator::router`] lists every route.
 //! - [`faults`]: fault rules for `POST /sim/faults`.
 //! - [`push`]: pushing to a server as WeChat does.
@@ -55,6 +59,7 @@ pub mod faults;
 mod media;
 pub mod push;
 mod rids;
+mod signin;
 mod state;
 pub mod stats;
 mod users;
@@ -211,6 +216,24 @@ impl Simulator {
                 path::COMPONENT_AUTHORIZER_INFO,
                 api::post_api(path::COMPONENT_AUTHORIZER_INFO, component::authorizer_info),
             )
+            // User sign-in (families reference §4.d, §2).
+            .route(
+                path::OAUTH_ACCESS_TOKEN,
+                api::get_api(path::OAUTH_ACCESS_TOKEN, signin::oauth_access_token),
+            )
+            .route(
+                path::OAUTH_REFRESH_TOKEN,
+                api::get_api(path::OAUTH_REFRESH_TOKEN, signin::refresh_token),
+            )
+            .route(
+                path::SNS_USERINFO,
+                api::get_api(path::SNS_USERINFO, signin::userinfo),
+            )
+            .route(path::SNS_AUTH, api::get_api(path::SNS_AUTH, signin::auth))
+            .route(
+                path::JSCODE2SESSION,
+                api::get_api(path::JSCODE2SESSION, signin::jscode2session),
+            )
             // Inside the faults: an injected fault's rid is recorded nowhere.
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -260,6 +283,8 @@ impl Simulator {
                 "/sim/component/{appid}/whitelist",
                 axum::routing::put(component::control::set_whitelist),
             )
+            .route("/sim/oauth/authorize", post(signin::authorize))
+            .route("/sim/jscode", post(signin::jscode))
             .route("/sim/media/{media_id}", get(media::video));
         cgi.merge(control).with_state(self.clone())
     }

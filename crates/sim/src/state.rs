@@ -15,11 +15,13 @@ use crate::stats::{AppStats, Stats};
 
 mod component;
 mod diagnostics;
+mod signin;
 mod wecom;
 
 pub(crate) use component::{
     original_id, AuthorizeRequest, ComponentBody, ComponentState, OutgoingPush,
 };
+pub(crate) use signin::{CodeRequest, Grant};
 
 pub(crate) use wecom::{wecom_error, WecomTicket};
 
@@ -55,6 +57,12 @@ pub(crate) mod path {
         wxgate_proto::component::api::GET_AUTHORIZER_LIST;
     pub(crate) const COMPONENT_AUTHORIZER_INFO: &str =
         wxgate_proto::component::api::GET_AUTHORIZER_INFO;
+    /// User sign-in (families reference §4.d, §2).
+    pub(crate) const OAUTH_ACCESS_TOKEN: &str = "/sns/oauth2/access_token";
+    pub(crate) const OAUTH_REFRESH_TOKEN: &str = "/sns/oauth2/refresh_token";
+    pub(crate) const SNS_USERINFO: &str = "/sns/userinfo";
+    pub(crate) const SNS_AUTH: &str = "/sns/auth";
+    pub(crate) const JSCODE2SESSION: &str = "/sns/jscode2session";
 
     /// Every simulated API, for `quota/get` to tell unknown paths from known ones.
     pub(crate) const ALL: &[&str] = &[
@@ -198,6 +206,8 @@ pub(crate) struct State {
     pub(crate) wecom: wecom::WecomState,
     /// Open Platform platforms, their tickets, codes and authorizers.
     pub(crate) component: ComponentState,
+    /// Sign-in codes and the user tokens they bought.
+    signin: signin::SignIn,
     seq: u64,
 }
 
@@ -242,6 +252,7 @@ impl State {
             fault_streams_open: 0,
             endpoint_calls: Default::default(),
             rids: RidLog::default(),
+            signin: signin::SignIn::default(),
             seq: 0,
         }
     }

@@ -83,6 +83,35 @@ impl Store for WriteSwitch {
         self.inner.tally(key, period, add).await
     }
 
+    async fn claim_exchange(
+        &self,
+        key: &str,
+        now: u64,
+        hold: std::time::Duration,
+    ) -> Result<wxgate_gateway::store::ExchangeClaim, StoreError> {
+        self.check()?;
+        self.inner.claim_exchange(key, now, hold).await
+    }
+
+    async fn answer_exchange(
+        &self,
+        key: &str,
+        answer: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.answer_exchange(key, answer, now, until).await
+    }
+
+    async fn release_exchange(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.release_exchange(key).await
+    }
+
+    async fn exchanged(&self, key: &str, now: u64) -> Result<Option<String>, StoreError> {
+        self.inner.exchanged(key, now).await
+    }
+
     async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.inner.note(key).await
     }

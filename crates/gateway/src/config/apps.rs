@@ -1,6 +1,6 @@
 //! `[[apps]]`: WeChat Official Accounts and Mini Programs, each with its
-//! AppID and AppSecret, its token API and refresh margin, its JS safe domains
-//! and, when it takes pushes, their settings (`config::pushes`). Also the
+//! AppID and AppSecret, its token API and refresh margin, its JS safe domains,
+//! its web authorization domains (`oauth_domains`) and, when it takes pushes, their settings (`config::pushes`). Also the
 //! checks `[[wecom]]` entries share: identifiers, JS domains, the default
 //! refresh margin.
 
@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use secrecy::SecretString;
 
-use super::owner::{identifier, js_domains, owner_secret, refresh_ahead};
+use super::owner::{identifier, js_domains, oauth_domains, owner_secret, refresh_ahead};
 use super::pushes::{check_pushes, raw_pushes};
 use super::raw::RawApp;
 use super::Problems;
@@ -60,6 +60,9 @@ pub struct AppConfig {
     pub refresh_ahead_secs: u64,
     /// JS safe domains: JS-SDK signatures are given only for pages on or under them.
     pub js_domains: Vec<String>,
+    /// Web authorization domains (网页授权域名): sign-in redirects are
+    /// allowed only to these exact domains (an Official Account's).
+    pub oauth_domains: Vec<String>,
 }
 
 /// Checks every `[[apps]]` entry. Each appid goes into `seen`, the owners
@@ -140,6 +143,13 @@ fn check_app(
             "Mini Programs have no JS-SDK (no jsapi_ticket): remove js_domains",
         );
     }
+    if family.exchange(crate::family::WEB_OAUTH.name).is_none() && !app.oauth_domains.is_empty() {
+        p.add(
+            field("oauth_domains"),
+            "Mini Programs have no web authorization (their users sign in with wx.login and \
+             jscode2session): remove oauth_domains",
+        );
+    }
     // Mini Programs choose XML or JSON in their console; both are read, so a
     // switch there loses no push. push_format records the choice.
     match (app.push_format.as_deref(), family.envelope) {
@@ -153,6 +163,7 @@ fn check_app(
     let inbox = pushes.app_inbox(app.mode.as_deref(), appid.as_deref(), family, at, p);
     let refresh_ahead_secs = refresh_ahead(app.refresh_ahead_secs, &field("refresh_ahead_secs"), p);
     let js_domains = js_domains(&app.js_domains, at, p);
+    let oauth_domains = oauth_domains(&app.oauth_domains, at, p);
     Some(AppConfig {
         appid: appid?,
         secret: app_secret?,
@@ -161,5 +172,6 @@ fn check_app(
         token_api,
         refresh_ahead_secs,
         js_domains,
+        oauth_domains,
     })
 }

@@ -69,6 +69,28 @@ pub(super) fn js_domains(domains: &[String], at: &str, p: &mut Problems) -> Vec<
     domains.iter().map(|d| d.to_ascii_lowercase()).collect()
 }
 
+/// The web authorization domains (网页授权域名) of the section at `at`,
+/// each a bare domain as for `js_domains`, lowercased. WeChat takes at most
+/// two (families reference §4.d); more is a problem, since the console
+/// cannot hold them.
+pub(super) fn oauth_domains(domains: &[String], at: &str, p: &mut Problems) -> Vec<String> {
+    for (i, domain) in domains.iter().enumerate() {
+        if let Err(e) = check_js_domain(domain) {
+            p.add(format!("{at}.oauth_domains[{i}]"), e);
+        }
+    }
+    if domains.len() > 2 {
+        p.add(
+            format!("{at}.oauth_domains"),
+            format!(
+                "{} domains: WeChat takes at most 2 网页授权域名",
+                domains.len()
+            ),
+        );
+    }
+    domains.iter().map(|d| d.to_ascii_lowercase()).collect()
+}
+
 /// An identifier as WeChat issues them (AppID, CorpID): ASCII letters,
 /// digits, `_` and `-`, 1 to 64 of them, so it is safe in URLs, keys and logs.
 pub(super) fn is_identifier(id: &str) -> bool {

@@ -168,6 +168,8 @@ pub(crate) struct RawApp {
     pub(crate) refresh_ahead_secs: Option<u64>,
     #[serde(default)]
     pub(crate) js_domains: Vec<String>,
+    #[serde(default)]
+    pub(crate) oauth_domains: Vec<String>,
     pub(crate) webhook: Option<String>,
     pub(crate) webhook_secret: Option<String>,
     pub(crate) webhook_secret_env: Option<String>,

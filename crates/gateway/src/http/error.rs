@@ -21,6 +21,7 @@ fn rid_suffix() -> String {
 }
 use crate::clock::utc;
 use crate::reload::ReloadError;
+use crate::signin::SignInError;
 use crate::token::diagnostics::DiagnosticsError;
 use crate::token::{Failure, FailureClass, TokenError};
 
@@ -112,6 +113,9 @@ pub enum ApiError {
     /// A reload changed nothing.
     #[error(transparent)]
     Reload(#[from] crate::reload::ReloadError),
+    /// A user sign-in call failed.
+    #[error(transparent)]
+    SignIn(#[from] SignInError),
 }
 
 impl From<wxgate_proto::CallbackError> for ApiError {
@@ -185,6 +189,7 @@ impl ApiError {
             ApiError::Spool(SpoolError::Io(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
             ApiError::Token(e) => token_status_and_code(e),
+            ApiError::SignIn(e) => signin_status_and_code(e),
             ApiError::Diagnostics(e) => match e {
                 DiagnosticsError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
                 DiagnosticsError::Upstream(f) if f.errcode.is_some() => {
@@ -217,6 +222,7 @@ impl ApiError {
             ApiError::Token(TokenError::Unavailable { failure, .. })
             | ApiError::Upstream(failure)
             | ApiError::Diagnostics(DiagnosticsError::Upstream(failure)) => failure.errcode,
+            ApiError::SignIn(e) => e.errcode(),
             _ => None,
         }
     }
@@ -237,9 +243,13 @@ impl ApiError {
             ) => code::API_UNAUTHORIZED,
             ApiError::ProxyPath(PathError::Malformed(_)) => code::INVALID_URL,
             ApiError::DataFormat(_) | ApiError::Spool(SpoolError::Read(_)) => code::DATA_FORMAT,
-            ApiError::InvalidArgs(_) | ApiError::BadRequest(_) | ApiError::UrlNotAllowed(_) => {
+            ApiError::InvalidArgs(_)
+            | ApiError::BadRequest(_)
+            | ApiError::UrlNotAllowed(_)
+            | ApiError::SignIn(SignInError::Invalid(_) | SignInError::RedirectNotAllowed(_)) => {
                 code::INVALID_ARGS
             }
+            ApiError::SignIn(SignInError::NotSupported { .. }) => code::API_UNAUTHORIZED,
             ApiError::RequireMethod("GET") => code::REQUIRE_GET,
             ApiError::RequireMethod(_) => code::REQUIRE_POST,
             ApiError::Spool(SpoolError::TooLarge { .. }) | ApiError::BodyTooLarge => {
@@ -255,7 +265,8 @@ impl ApiError {
             // "Too many calls, retry later": the request is fine, the moment is not.
             ApiError::Token(TokenError::RateLimited { .. })
             | ApiError::Spool(SpoolError::Full { .. } | SpoolError::CallerFull { .. })
-            | ApiError::TooManyAttempts { .. } => code::MINUTE_QUOTA,
+            | ApiError::TooManyAttempts { .. }
+            | ApiError::SignIn(SignInError::Pending) => code::MINUTE_QUOTA,
             other => other.errcode().unwrap_or(code::BUSY),
         }
     }
@@ -285,6 +296,7 @@ impl ApiError {
                 Some("add the domain to the app's js_domains and to JS接口安全域名 in the WeChat console".into())
             }
             ApiError::Token(e) | ApiError::Diagnostics(DiagnosticsError::Token(e)) => token_hint(e),
+            ApiError::SignIn(e) => e.hint(),
             ApiError::Upstream(failure) | ApiError::Diagnostics(DiagnosticsError::Upstream(failure)) => {
                 failure.hint.clone()
             }
@@ -347,6 +359,36 @@ fn token_status_and_code(e: &TokenError) -> (StatusCode, &'static str) {
             FailureClass::Config => (StatusCode::BAD_GATEWAY, "upstream_config_error"),
             FailureClass::Quota => (StatusCode::SERVICE_UNAVAILABLE, "quota_exhausted"),
             _ => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+        },
+    }
+}
+
+/// The HTTP status and code of a failed sign-in call: WeChat's refusals by
+/// what they mean for the caller (families §4.d, §2).
+fn signin_status_and_code(e: &SignInError) -> (StatusCode, &'static str) {
+    use wxgate_proto::errcode as code;
+    match e {
+        SignInError::NotSupported { .. } => (StatusCode::NOT_FOUND, "sign_in_not_supported"),
+        SignInError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        SignInError::RedirectNotAllowed(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "redirect_uri_not_allowed")
+        }
+        SignInError::Pending => (StatusCode::SERVICE_UNAVAILABLE, "exchange_pending"),
+        SignInError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
+        SignInError::Refused { errcode, .. } => match *errcode {
+            code::INVALID_CODE => (StatusCode::BAD_REQUEST, "invalid_code"),
+            code::CODE_USED => (StatusCode::CONFLICT, "code_used"),
+            code::INVALID_REFRESH_TOKEN => (StatusCode::BAD_REQUEST, "invalid_refresh_token"),
+            code::REFRESH_TOKEN_EXPIRED => (StatusCode::BAD_REQUEST, "refresh_token_expired"),
+            code::MINUTE_QUOTA => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            code::CODE_BLOCKED => (StatusCode::FORBIDDEN, "user_blocked"),
+            code::API_UNAUTHORIZED => (StatusCode::FORBIDDEN, "scope_insufficient"),
+            code::INVALID_CREDENTIAL | code::ACCESS_TOKEN_EXPIRED | code::INVALID_ACCESS_TOKEN => {
+                (StatusCode::UNAUTHORIZED, "invalid_user_token")
+            }
+            code::INVALID_OPENID => (StatusCode::BAD_REQUEST, "invalid_openid"),
+            code::BUSY => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+            _ => (StatusCode::BAD_GATEWAY, "upstream_config_error"),
         },
     }
 }

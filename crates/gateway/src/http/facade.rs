@@ -7,8 +7,13 @@
 //!   issued (current, or the one it replaced until that one expires), with the *current*
 //!   token sent, one compare-and-refresh and one retry as for `/proxy`; any
 //!   other token is answered 40001 without calling WeChat;
-//! - the calls that authenticate with appid and secret ([`SECRET_PATHS`]) are
-//!   forwarded as they came, for a configured app whose secret matches;
+//! - user sign-in (`http::signin`): the calls that authenticate with appid
+//!   and secret, the code exchanges (`/sns/oauth2/access_token`,
+//!   `/sns/jscode2session`), are served for a configured app whose secret
+//!   matches, through the single exchange (each code traded with WeChat
+//!   once, WeChat's answer handed back as it came); the refresh for a
+//!   configured app; userinfo and `sns/auth` only with a user token wxgate
+//!   handed out;
 //! - WeChat's credential-administration and diagnostic APIs (`openapi/*`,
 //!   `clear_quota*`, `component/*`: [`crate::config::ADMIN_PATHS`]) are never
 //!   forwarded, whatever the token or secret: 48001 with a hint naming the
@@ -24,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::WeChatShape;
 use super::throttle::{Check, Peer};
-use super::{compat, ApiError, AppState};
+use super::{ApiError, AppState};
 use crate::proxy::{upstream_path, PathError};
 use crate::token::Requester;
 
@@ -47,13 +52,6 @@ const WECHAT_ROOTS: &[&str] = &[
     "/tcb/",
     "/channels/",
 ];
-
-/// Calls that authenticate with the app's id and secret instead of a token.
-/// The secret travels as `secret` (or `appsecret`) in the query, as WeChat
-/// takes it. `/cgi-bin/clear_quota/v2` takes a secret too, but it is one of
-/// WeChat's admin APIs ([`crate::config::ADMIN_PATHS`]), refused like the
-/// others by `upstream_path`: a quota reset goes through the admin API.
-pub(crate) const SECRET_PATHS: &[&str] = &["/sns/oauth2/access_token", "/sns/jscode2session"];
 
 /// The router's fallback: WeChat API paths are served, anything else is a 404.
 pub(crate) async fn forward(
@@ -88,8 +86,10 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
         return Err(PathError::Malformed(request.uri().to_string()).into());
     }
     let raw = request.uri().path().to_owned();
-    if SECRET_PATHS.contains(&raw.as_str()) {
-        return by_secret(state, peer, request, raw).await;
+    // User sign-in: each code exchanged once, user tokens only wxgate's.
+    let query = request.uri().query().map(str::to_owned);
+    if let Some(answer) = super::signin::facade(state, peer, &raw, query.as_deref()).await {
+        return answer;
     }
     let path = upstream_path(&raw, &state.proxy_config.allow_paths)?;
     let presented = param(request.uri().query(), "access_token").unwrap_or_default();
@@ -111,34 +111,6 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
     Ok(response.into_response())
 }
 
-/// Forwards a call that carries the app's secret in its query, once the
-/// secret is checked, before the body is read: no body is spooled for a
-/// caller not known.
-async fn by_secret(
-    state: &AppState,
-    peer: Peer,
-    request: Request,
-    path: String,
-) -> Result<Response, ApiError> {
-    let query = request.uri().query().map(str::to_owned);
-    let in_query = |name: &str| param(query.as_deref(), name);
-    // No app's secret is empty: none given is a wrong one.
-    let secret = in_query("secret").or_else(|| in_query("appsecret"));
-    let appid = in_query("appid").unwrap_or_default();
-    compat::check_secret(state, peer, &appid, &secret.unwrap_or_default())?;
-    let outgoing = super::proxy::outgoing(state, request, path, &caller(&appid)).await?;
-    let mut response = state
-        .proxy
-        .forward_as_is(&appid, &outgoing)
-        .await
-        .map_err(ApiError::Upstream)?;
-    // These answers carry a user's token or a session key: never cached.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response.into_response())
-}
-
 /// Whose share of the spool a façade call's body is held in: its app's.
 fn caller(appid: &str) -> String {
     format!("app {appid}")
@@ -146,7 +118,7 @@ fn caller(appid: &str) -> String {
 
 /// A query parameter, decoded; `None` when absent. Given twice with two
 /// values, it is ambiguous: `None` as well.
-fn param(query: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn param(query: Option<&str>, name: &str) -> Option<String> {
     let mut values = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(n, _)| n == name)
         .map(|(_, v)| v.into_owned());

@@ -6,7 +6,9 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::Router;
 
-use super::{admin, client_api, compat, facade, jssdk, observe, ops, proxy, wechat, AppState};
+use super::{
+    admin, client_api, compat, facade, jssdk, observe, ops, proxy, signin, wechat, AppState,
+};
 
 /// The gateway's routes.
 pub fn router(state: AppState) -> Router {
@@ -23,6 +25,27 @@ pub fn router(state: AppState) -> Router {
     let credentials = Router::new()
         // Client API for business servers (Authorization: Bearer <client key>).
         .route("/v1/apps/{appid}/jssdk/signature", post(jssdk::signature))
+        // User sign-in (each code exchanged with WeChat once).
+        .route(
+            "/v1/apps/{appid}/oauth/authorize_url",
+            get(signin::authorize_url),
+        )
+        .route(
+            "/v1/apps/{appid}/oauth/exchange",
+            post(signin::oauth_exchange),
+        )
+        .route(
+            "/v1/apps/{appid}/oauth/refresh",
+            post(signin::oauth_refresh),
+        )
+        .route(
+            "/v1/apps/{appid}/oauth/userinfo",
+            get(signin::oauth_userinfo),
+        )
+        .route(
+            "/v1/apps/{appid}/jscode2session",
+            post(signin::jscode2session),
+        )
         .route("/v1/apps/{appid}/{kind}", get(client_api::get))
         .route("/v1/apps/{appid}/{kind}/refresh", post(client_api::refresh))
         .route("/v1/wecom/{corpid}/{agent}/{kind}", get(client_api::get))

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::{AuditEntry, Credential, Kind, Store, StoreError, AUDIT_KEEP};
+use super::{AuditEntry, Credential, ExchangeClaim, Kind, Store, StoreError, AUDIT_KEEP};
 
 /// Credentials in a map.
 #[derive(Debug, Default)]
@@ -14,9 +14,15 @@ pub struct MemoryStore {
     /// key → (period, count).
     tallies: Mutex<HashMap<String, (String, u64)>>,
     notes: Mutex<HashMap<String, String>>,
+    /// One-time exchanges: key → (until, answer; `None` while pending).
+    exchanges: Mutex<HashMap<String, (u64, Option<String>)>>,
 }
 
 impl MemoryStore {
+    fn exchanges(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Option<String>)>> {
+        self.exchanges.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Kind), Credential>> {
         self.credentials.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -45,6 +51,53 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn claim_exchange(
+        &self,
+        key: &str,
+        now: u64,
+        hold: std::time::Duration,
+    ) -> Result<ExchangeClaim, StoreError> {
+        let mut exchanges = self.exchanges();
+        exchanges.retain(|_, (until, _)| *until > now);
+        if let Some((_, answer)) = exchanges.get(key) {
+            return Ok(answer
+                .clone()
+                .map_or(ExchangeClaim::Pending, ExchangeClaim::Answered));
+        }
+        exchanges.insert(key.to_owned(), (now + hold.as_secs(), None));
+        Ok(ExchangeClaim::First)
+    }
+
+    async fn answer_exchange(
+        &self,
+        key: &str,
+        answer: &str,
+        _now: u64,
+        until: u64,
+    ) -> Result<(), StoreError> {
+        (self.exchanges()).insert(key.to_owned(), (until, Some(answer.to_owned())));
+        Ok(())
+    }
+
+    async fn release_exchange(&self, key: &str) -> Result<(), StoreError> {
+        let mut exchanges = self.exchanges();
+        if exchanges
+            .get(key)
+            .is_some_and(|(_, answer)| answer.is_none())
+        {
+            exchanges.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn exchanged(&self, key: &str, now: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .exchanges()
+            .get(key)
+            .filter(|(until, _)| *until > now)
+            .and_then(|(_, answer)| answer.clone()))
     }
 
     async fn tally(&self, key: &str, period: &str, add: u64) -> Result<u64, StoreError> {

@@ -14,7 +14,10 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::{AuditEntry, Credential, Kind, Lease, PushClaim, Store, StoreError, AUDIT_KEEP};
+use super::{
+    read_exchange, AuditEntry, Credential, ExchangeClaim, Kind, Lease, PushClaim, Store,
+    StoreError, AUDIT_KEEP,
+};
 
 /// Writes only when the lease's fence is the newest one issued, then announces it.
 const SAVE_FENCED: &str = r"
@@ -49,6 +52,27 @@ return 0
 /// Deletes the lock only if it is still held by this owner.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Claims a one-time exchange unless a claim or an answer stands at `now`
+/// (ARGV[1]; the gateway's clock, which may be virtual, so `until` is read
+/// from the value, not left to Redis's expiry alone): returns what stands,
+/// or nothing when the claim (ARGV[2], for ARGV[3] ms) is ours.
+const CLAIM_EXCHANGE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v then
+  local until_ = tonumber(string.match(v, '^(%d+)|'))
+  if until_ and until_ > tonumber(ARGV[1]) then return v end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return false
+";
+
+/// Deletes an exchange's claim if it is still pending (never an answer).
+const RELEASE_EXCHANGE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v and string.match(v, '^%d+|P$') then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
 
@@ -286,6 +310,79 @@ impl Store for RedisStore {
                 .await
                 .map_err(error)?;
             Ok(n)
+        })
+        .await
+    }
+
+    async fn claim_exchange(
+        &self,
+        key: &str,
+        now: u64,
+        hold: Duration,
+    ) -> Result<ExchangeClaim, StoreError> {
+        let key = format!("{}exchange:{key}", self.prefix);
+        let pending = format!("{}|P", now + hold.as_secs());
+        timed(async {
+            let standing: Option<String> = Script::new(CLAIM_EXCHANGE)
+                .key(&key)
+                .arg(now)
+                .arg(&pending)
+                .arg(hold.as_millis() as u64)
+                .invoke_async(&mut self.connection.clone())
+                .await
+                .map_err(error)?;
+            Ok(match standing {
+                None => ExchangeClaim::First,
+                Some(value) => read_exchange(&value, now).unwrap_or(ExchangeClaim::Pending),
+            })
+        })
+        .await
+    }
+
+    async fn answer_exchange(
+        &self,
+        key: &str,
+        answer: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}exchange:{key}", self.prefix);
+        // Redis forgets it in real time too, at the latest when the gateway's clock would.
+        let keep_ms = until.saturating_sub(now).max(1) * 1000;
+        timed(async {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(format!("{until}|A|{answer}"))
+                .arg("PX")
+                .arg(keep_ms)
+                .query_async::<()>(&mut self.connection.clone())
+                .await
+                .map_err(error)
+        })
+        .await
+    }
+
+    async fn release_exchange(&self, key: &str) -> Result<(), StoreError> {
+        let key = format!("{}exchange:{key}", self.prefix);
+        timed(async {
+            Script::new(RELEASE_EXCHANGE)
+                .key(&key)
+                .invoke_async::<i64>(&mut self.connection.clone())
+                .await
+                .map(drop)
+                .map_err(error)
+        })
+        .await
+    }
+
+    async fn exchanged(&self, key: &str, now: u64) -> Result<Option<String>, StoreError> {
+        let key = format!("{}exchange:{key}", self.prefix);
+        timed(async {
+            let value: Option<String> = self.connection.clone().get(&key).await.map_err(error)?;
+            Ok(match value.and_then(|v| read_exchange(&v, now)) {
+                Some(ExchangeClaim::Answered(answer)) => Some(answer),
+                _ => None,
+            })
         })
         .await
     }

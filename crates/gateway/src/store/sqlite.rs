@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{AuditEntry, Credential, Kind, Lease, Store, StoreError, AUDIT_KEEP};
+use super::{AuditEntry, Credential, ExchangeClaim, Kind, Lease, Store, StoreError, AUDIT_KEEP};
 
 /// Credentials in a SQLite file.
 #[derive(Debug, Clone)]
@@ -95,6 +95,11 @@ fn prepare(path: &Path) -> rusqlite::Result<Connection> {
          CREATE TABLE IF NOT EXISTS notes (
              key   TEXT NOT NULL PRIMARY KEY,
              value TEXT NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS exchanges (
+             key    TEXT    NOT NULL PRIMARY KEY,
+             until  INTEGER NOT NULL,
+             answer TEXT
          );
          CREATE TABLE IF NOT EXISTS pending (
              appid TEXT NOT NULL,
@@ -251,6 +256,85 @@ impl Store for SqliteStore {
         })
         .await
         .map(|n| n.max(0) as u64)
+    }
+
+    async fn claim_exchange(
+        &self,
+        key: &str,
+        now: u64,
+        hold: std::time::Duration,
+    ) -> Result<ExchangeClaim, StoreError> {
+        let key = key.to_owned();
+        let (now, until) = (now as i64, (now + hold.as_secs()) as i64);
+        self.with(move |c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute("DELETE FROM exchanges WHERE until <= ?1", params![now])?;
+            let known = tx
+                .query_row(
+                    "SELECT answer FROM exchanges WHERE key = ?1",
+                    params![key],
+                    |row| row.get::<_, Option<String>>(0),
+                )
+                .optional()?;
+            let claim = match known {
+                Some(answer) => answer.map_or(ExchangeClaim::Pending, ExchangeClaim::Answered),
+                None => {
+                    tx.execute(
+                        "INSERT INTO exchanges (key, until, answer) VALUES (?1, ?2, NULL)",
+                        params![key, until],
+                    )?;
+                    ExchangeClaim::First
+                }
+            };
+            tx.commit()?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn answer_exchange(
+        &self,
+        key: &str,
+        answer: &str,
+        _now: u64,
+        until: u64,
+    ) -> Result<(), StoreError> {
+        let (key, answer) = (key.to_owned(), answer.to_owned());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO exchanges (key, until, answer) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET until = excluded.until, answer = excluded.answer",
+                params![key, until as i64, answer],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn release_exchange(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM exchanges WHERE key = ?1 AND answer IS NULL",
+                params![key],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn exchanged(&self, key: &str, now: u64) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT answer FROM exchanges WHERE key = ?1 AND until > ?2",
+                params![key, now as i64],
+                |row| row.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+        .await
     }
 
     async fn note(&self, key: &str) -> Result<Option<String>, StoreError> {

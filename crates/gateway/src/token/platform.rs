@@ -340,7 +340,7 @@ impl Issuer for AuthorizerIssuer {
                 {
                     // WeChat no longer takes the refresh token kept (rotated,
                     // and its successor lost): recover the current one.
-                    Err(f) if f.errcode == Some(errcode::INVALID_REFRESH_TOKEN) => {
+                    Err(f) if f.errcode == Some(errcode::AUTHORIZER_REFRESH_TOKEN_INVALID) => {
                         let current = self
                             .recover_refresh_token(upstream, component_token)
                             .await?;

@@ -378,13 +378,15 @@ async fn caller_mistakes_get_wechats_errcodes_never_minus_one() {
         let answer = get(&env, &format!("{path}?access_token={token}")).await;
         assert_refusal(&answer, errcode, path);
     }
-    // Outside proxy.allow_paths (and not a secret call): refused, not forwarded.
+    // A user's call with a token that is no user token wxgate handed out
+    // (here the app's own): refused as WeChat refuses a bad token, not
+    // forwarded (issue #28: only sign-ins made through wxgate are relayed).
     let answer = get(
         &env,
         &format!("/sns/userinfo?access_token={token}&openid=o"),
     )
     .await;
-    assert_refusal(&answer, 48001, "/sns/userinfo");
+    assert_refusal(&answer, 40001, "/sns/userinfo");
     assert_eq!(
         upstream_calls(&env),
         warm_up,
@@ -422,25 +424,34 @@ async fn secret_calls_are_forwarded_only_with_the_apps_secret() {
         warm_up,
         "nothing reached the simulator"
     );
-    let metric = |path: &str| {
-        format!("wxgate_upstream_calls_total{{endpoint=\"{path}\",errcode=\"http_404\"}}")
-    };
-
-    // With the secret: forwarded as it came (this simulator has no such route: its 404 comes back).
+    // With the secret, an Official Account's jscode2session is refused: its
+    // users sign in by web authorization (issue #28, the family's data).
+    assert_refusal(
+        &get(&env, &jscode(APPID, SECRET)).await,
+        48001,
+        "an Official Account's jscode2session",
+    );
+    // Its code exchange goes through the single exchange: WeChat's answer
+    // (here 40029 for a made-up code) comes back in WeChat's shape, uncached.
     let response = env
         .http
-        .get(format!("{}{}", env.url, jscode(APPID, SECRET)))
+        .get(format!(
+            "{}/sns/oauth2/access_token?appid={APPID}&secret={SECRET}&code=c&grant_type=authorization_code",
+            env.url
+        ))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 404);
     assert_eq!(
         response.headers()["cache-control"],
         "no-store",
-        "a session key is never cached"
+        "a user's token is never cached"
     );
-    let forwarded =
-        wxgate_testkit::metric(&env.http, &env.url, &metric("/sns/jscode2session")).await;
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["errcode"], 40029, "{answer}");
+    let metric =
+        "wxgate_upstream_calls_total{endpoint=\"/sns/oauth2/access_token\",errcode=\"40029\"}";
+    let forwarded = wxgate_testkit::metric(&env.http, &env.url, metric).await;
     assert_eq!(forwarded, 1.0);
     // `/cgi-bin/clear_quota/v2` takes a secret too, but is no longer forwarded
     // (issue #24): see wechats_admin_apis_are_not_forwarded_with_any_token.

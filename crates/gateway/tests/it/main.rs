@@ -20,6 +20,7 @@ mod rejections;
 mod reload;
 mod rotation;
 mod sdk;
+mod signin;
 mod sources;
 mod token_center;
 mod upstream;

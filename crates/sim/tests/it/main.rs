@@ -13,6 +13,7 @@ mod push;
 mod push_families;
 mod quota;
 mod release_check;
+mod signin;
 mod stable;
 mod tickets;
 mod tokens;

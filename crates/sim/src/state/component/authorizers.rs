@@ -193,7 +193,7 @@ impl State {
                     && r.revoked_at.is_none_or(|at| now < at)
             });
             if !valid {
-                return Err(WxError::of(errcode::INVALID_REFRESH_TOKEN));
+                return Err(WxError::of(errcode::AUTHORIZER_REFRESH_TOKEN_INVALID));
             }
             let p = self
                 .component
