@@ -9,6 +9,7 @@ mod jssdk;
 mod observe;
 mod ops;
 mod owner;
+mod platform;
 mod proxy;
 mod router;
 mod signin;
@@ -82,6 +83,8 @@ pub struct Shared {
     pub sources: Arc<crate::sources::CallbackRanges>,
     /// The configuration as it runs, and its reloads.
     pub running: Arc<crate::reload::Running>,
+    /// The Open Platform platforms and their authorizers.
+    pub platforms: Arc<crate::platform::Platforms>,
 }
 
 impl Shared {
@@ -95,6 +98,7 @@ impl Shared {
         let targets = crate::reload::Targets {
             center: &self.center,
             dispatcher: &self.dispatcher,
+            platforms: &self.platforms,
             clients: &self.clients,
             source_check: self.sources.is_on(),
         };

@@ -36,6 +36,7 @@ mod inbox;
 pub mod logs;
 pub mod message;
 pub mod metrics;
+pub mod platform;
 pub mod proxy;
 pub mod reload;
 pub mod rules;
@@ -96,6 +97,8 @@ pub struct Gateway {
     _sources: Option<AbortOnDrop>,
     /// Tells the instances sharing the store which configuration this one runs.
     _announcer: Option<AbortOnDrop>,
+    /// Keeps each platform's authorizers in step with the store.
+    _platforms: Option<AbortOnDrop>,
 }
 
 /// Reloads a gateway's configuration (see [`reload`]).
@@ -161,8 +164,9 @@ impl Gateway {
         };
         let upstream = Upstream::new(&config.upstream).with_metrics(metrics.clone());
         let wecom = config.wecom.into_iter().map(Arc::new).collect();
+        let components = (config.components.iter().cloned().map(Arc::new)).collect();
         let center = TokenCenter::new(
-            token::owners::Owners::new(apps, wecom),
+            token::owners::Owners::new(apps, wecom, components),
             store.clone(),
             upstream.clone(),
             clock.clone(),
@@ -184,6 +188,15 @@ impl Gateway {
             2 * config.server.timestamp_tolerance_secs + 60,
             config.server.dedupe_capacity,
         );
+        let dispatcher = Arc::new(dispatcher);
+        let platforms = platform::Platforms::new(
+            center.clone(),
+            upstream.clone(),
+            dispatcher.clone(),
+            &config.components,
+        );
+        // Each platform's authorizers, from the store, then kept in step with it.
+        let platforms_task = platforms.any().then(|| AbortOnDrop(platforms.spawn_sync()));
         let proxy = proxy::Proxy::new(&upstream, &config.proxy, metrics.clone());
         let signin = signin::SignIn::new(upstream, store.clone(), clock.clone(), metrics.clone());
         let state = http::AppState::new(http::Shared {
@@ -201,7 +214,8 @@ impl Gateway {
             clients: arc_swap::ArcSwap::from_pointee(config.clients),
             running,
             server: Arc::new(config.server),
-            dispatcher: Arc::new(dispatcher),
+            dispatcher,
+            platforms,
         });
         let announcer = state.store.shares_pushes().then(|| {
             let (running, store, clock) = (
@@ -221,6 +235,7 @@ impl Gateway {
             _refreshers: refreshers,
             _sources: sources_task.map(AbortOnDrop),
             _announcer: announcer,
+            _platforms: platforms_task,
         }
     }
 
@@ -269,6 +284,7 @@ impl Gateway {
             _refreshers,
             _sources,
             _announcer,
+            _platforms,
         } = self;
         drop(_announcer);
         if state.store.shares_pushes() {

@@ -160,6 +160,24 @@ impl Dispatcher {
         self.inboxes.store(Arc::new(by_owner(inboxes)));
     }
 
+    /// Adds (or replaces) one inbox: an authorizer's, when it authorizes its platform.
+    pub fn add_inbox(&self, inbox: Arc<Inbox>) {
+        self.inboxes.rcu(|inboxes| {
+            let mut inboxes = HashMap::clone(inboxes);
+            inboxes.insert(inbox.owner.clone(), inbox.clone());
+            inboxes
+        });
+    }
+
+    /// Removes the inbox of `owner`, if it has one.
+    pub fn remove_inbox(&self, owner: &str) {
+        self.inboxes.rcu(|inboxes| {
+            let mut inboxes = HashMap::clone(inboxes);
+            inboxes.remove(owner);
+            inboxes
+        });
+    }
+
     fn takes_pushes(&self, owner: &str) -> bool {
         self.inboxes.load().contains_key(owner)
     }

@@ -174,6 +174,7 @@ struct State {
 pub(crate) struct Targets<'a> {
     pub(crate) center: &'a TokenCenter,
     pub(crate) dispatcher: &'a Dispatcher,
+    pub(crate) platforms: &'a crate::platform::Platforms,
     pub(crate) clients: &'a arc_swap::ArcSwap<Vec<ClientConfig>>,
     pub(crate) source_check: bool,
 }
@@ -190,6 +191,7 @@ impl Running {
     pub fn new(config: &Config, now: u64) -> Self {
         let configured = (config.apps.iter().map(|a| a.appid.clone()))
             .chain(config.wecom.iter().map(|w| w.owner()))
+            .chain(config.components.iter().map(|c| c.component_appid.clone()))
             .collect();
         static GATEWAYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nth = GATEWAYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -285,6 +287,7 @@ impl Running {
         let Targets {
             center,
             dispatcher,
+            platforms,
             clients,
             source_check,
         } = targets;
@@ -298,14 +301,17 @@ impl Running {
             .changes_to(&config.fingerprint)
             .restart_required;
         // Owners first: a push or call for a new owner finds it once its inbox or scope does.
-        let inboxes = inboxes_of(&config);
+        let mut inboxes = inboxes_of(&config);
         let owners = (config.apps.into_iter().map(|a| Owner::app(Arc::new(a))))
-            .chain((config.wecom.into_iter()).map(|w| Owner::wecom(Arc::new(w))));
+            .chain((config.wecom.into_iter()).map(|w| Owner::wecom(Arc::new(w))))
+            .chain((config.components.iter().cloned()).map(|c| Owner::component(Arc::new(c))));
         let mut now_configured = BTreeSet::new();
         for owner in owners {
             now_configured.insert(owner.key.clone());
             center.add_owner(owner);
         }
+        // Each platform's authorizers: its new settings, and their inboxes.
+        inboxes.extend(platforms.reconfigure(&config.components));
         let metrics = center.metrics();
         metrics.start_at_zero(
             std::iter::empty(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
-use super::owner::{identifier, owner_secret, refresh_ahead};
+use super::owner::{identifier, js_domains, owner_secret, refresh_ahead};
 use super::pushes::{check_pushes, raw_pushes};
 use super::raw::RawComponent;
 use super::Problems;
@@ -28,6 +28,9 @@ pub struct ComponentConfig {
     pub inbox: Option<Arc<Inbox>>,
     /// Refresh its token, and its authorizers', this long before expiry, seconds.
     pub refresh_ahead_secs: u64,
+    /// JS safe domains of its authorizers' pages (an Official Account
+    /// authorizer's JS-SDK signatures are given for pages under them).
+    pub js_domains: Vec<String>,
 }
 
 /// Checks every `[[components]]` entry; each appid goes into `seen` (client
@@ -61,6 +64,7 @@ pub(super) fn check(
         );
         let refresh_ahead_secs =
             refresh_ahead(c.refresh_ahead_secs, &field("refresh_ahead_secs"), p);
+        let js_domains = js_domains(&c.js_domains, &at, p);
         let pushes = check_pushes(raw_pushes!(c), &at, env, p);
         let inbox = pushes.component_inbox(appid.as_deref(), &at, p);
         let (Some(appid), Some(secret)) = (appid, secret) else {
@@ -78,6 +82,7 @@ pub(super) fn check(
             secret,
             inbox,
             refresh_ahead_secs,
+            js_domains,
         });
     }
     components

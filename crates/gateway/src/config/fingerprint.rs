@@ -94,6 +94,11 @@ impl Fingerprint {
                 owners.insert(format!("{corp}/{name}"), digest(app));
             }
         }
+        for component in entries("components") {
+            if let Some(appid) = str_of(component, "component_appid") {
+                owners.insert(appid.to_owned(), digest(component));
+            }
+        }
         let clients = entries("clients")
             .filter_map(|c| Some((str_of(c, "name")?.to_owned(), digest(c))))
             .collect();

@@ -31,6 +31,8 @@ pub(crate) struct RawConfig {
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawComponent {
     pub(crate) component_appid: Option<String>,
+    #[serde(default)]
+    pub(crate) js_domains: Vec<String>,
     pub(crate) secret: Option<String>,
     pub(crate) secret_env: Option<String>,
     pub(crate) secret_file: Option<String>,

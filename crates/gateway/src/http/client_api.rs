@@ -42,10 +42,16 @@ impl Client {
         Requester::Client(self.config().name.clone())
     }
 
-    /// Fails unless this client may use `appid`.
-    pub(crate) fn check(&self, _: &AppState, appid: &str) -> Result<(), ApiError> {
+    /// Fails unless this client may use `appid`: named in its scope, or an
+    /// authorizer of a platform named there.
+    pub(crate) fn check(&self, state: &AppState, appid: &str) -> Result<(), ApiError> {
         let client = self.config();
-        if client.apps.allows(appid) {
+        let via_platform = || {
+            (state.owners.app_owner(appid))
+                .and_then(|o| o.platform().map(|p| client.apps.allows(p)))
+                .unwrap_or(false)
+        };
+        if client.apps.allows(appid) || via_platform() {
             Ok(())
         } else {
             tracing::warn!(client = %client.name, appid, "client used an app outside its scope");

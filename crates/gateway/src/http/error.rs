@@ -260,6 +260,7 @@ impl ApiError {
             // WeCom answers a wrong corpsecret 40001 (families reference §1.2).
             ApiError::InvalidCorpSecret | ApiError::InvalidToken => code::INVALID_CREDENTIAL,
             ApiError::Token(TokenError::UnknownApp(_)) => code::INVALID_APPID,
+            ApiError::Token(TokenError::Revoked { .. }) => code::COMPONENT_UNAUTHORIZED,
             // What WeChat answers an account calling an API it may not use.
             ApiError::Token(TokenError::NotIssued { .. }) => code::API_UNAUTHORIZED,
             // "Too many calls, retry later": the request is fine, the moment is not.
@@ -353,6 +354,7 @@ impl ApiError {
 fn token_status_and_code(e: &TokenError) -> (StatusCode, &'static str) {
     match e {
         TokenError::UnknownApp(_) => (StatusCode::NOT_FOUND, "unknown_app"),
+        TokenError::Revoked { .. } => (StatusCode::GONE, "authorization_revoked"),
         TokenError::NotIssued { .. } => (StatusCode::NOT_FOUND, "not_issued"),
         TokenError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "refresh_rate_limited"),
         TokenError::Unavailable { failure, .. } => match failure.class {
@@ -410,6 +412,9 @@ fn token_hint(e: &TokenError) -> Option<String> {
             "the day's {limit} forced refreshes of this credential are spent (they reset at \
              00:00 Beijing time); if WeChat keeps rejecting the current one, another program \
              is fetching tokens for this app"
+        )),
+        TokenError::Revoked { owner, platform, .. } => Some(format!(
+            "{owner} must authorize platform {platform} again (POST /v1/components/{platform}/authorize_url gives the page)"
         )),
         TokenError::UnknownApp(_) | TokenError::NotIssued { .. } => None,
     }

@@ -27,6 +27,8 @@ pub(crate) struct PathOwner {
     /// Whether `named` is a key as scopes list them even when unknown (an
     /// appid is; a WeCom agent may be named by its agentid, which is not).
     named_is_key: bool,
+    /// Why it is unknown, when it is a former authorizer.
+    revoked: Option<TokenError>,
 }
 
 impl PathOwner {
@@ -47,7 +49,10 @@ impl PathOwner {
     }
 
     fn unknown(&self) -> ApiError {
-        TokenError::UnknownApp(self.named.clone()).into()
+        match &self.revoked {
+            Some(revoked) => revoked.clone().into(),
+            None => TokenError::UnknownApp(self.named.clone()).into(),
+        }
     }
 
     /// The owner; an unknown one is refused as an unknown app (404, 40013
@@ -62,6 +67,7 @@ impl PathOwner {
             named: String::new(),
             named_is_key: true,
             owner: Some(owner),
+            revoked: None,
         }
     }
 }
@@ -82,7 +88,11 @@ impl FromRequestParts<AppState> for PathOwner {
         let owners = &state.owners;
         let (owner, named, named_is_key) = match param("appid") {
             Some(appid) => {
-                let owner = owners.app_owner(appid);
+                let mut owner = owners.app_owner(appid);
+                // `/component/{component_appid}/wx/{appid}`: that platform's authorizer only.
+                if let Some(platform) = param("component_appid") {
+                    owner = owner.filter(|o| o.platform() == Some(platform));
+                }
                 let named = owner.is_none().then(|| appid.to_owned());
                 (owner, named.unwrap_or_default(), true)
             }
@@ -96,10 +106,16 @@ impl FromRequestParts<AppState> for PathOwner {
                 (owner, named.unwrap_or_default(), false)
             }
         };
+        // Only an unknown appid is looked up among former authorizers.
+        let revoked = match (&owner, named_is_key) {
+            (None, true) => owners.revoked(&named),
+            _ => None,
+        };
         Ok(PathOwner {
             owner,
             named,
             named_is_key,
+            revoked,
         })
     }
 }

@@ -7,7 +7,8 @@ use axum::routing::{any, get, post};
 use axum::Router;
 
 use super::{
-    admin, client_api, compat, facade, jssdk, observe, ops, proxy, signin, wechat, AppState,
+    admin, client_api, compat, facade, jssdk, observe, ops, platform, proxy, signin, wechat,
+    AppState,
 };
 
 /// The gateway's routes.
@@ -56,6 +57,19 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/wecom/{corpid}/{agent}/{kind}/refresh",
             post(client_api::refresh),
+        )
+        // Open Platform platforms (client key).
+        .route(
+            "/v1/components/{component_appid}/component_access_token",
+            get(platform::component_access_token),
+        )
+        .route(
+            "/v1/components/{component_appid}/authorize_url",
+            post(platform::authorize_url),
+        )
+        .route(
+            "/v1/components/{component_appid}/authorizers",
+            get(platform::authorizers).post(platform::authorized),
         )
         // WeChat-compatible endpoints, for SDKs that only change their base URL.
         // A wrong method gets WeChat's 43001/43002, never a bare 405.
@@ -117,6 +131,12 @@ pub fn router(state: AppState) -> Router {
             get(wechat::verify).post(wechat::receive),
         )
         .route("/", get(wechat::verify_root).post(wechat::receive_root))
+        // Open Platform: a platform's pushes, and its authorizers' (`…/wx/$APPID$`).
+        .route("/component/{component_appid}", post(platform::events))
+        .route(
+            "/component/{component_appid}/wx/{appid}",
+            get(wechat::verify).post(wechat::receive),
+        )
         .merge(credentials)
         // Operations.
         .route("/healthz", get(ops::healthz))

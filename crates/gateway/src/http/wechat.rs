@@ -356,6 +356,31 @@ async fn receive_encrypted(
     Ok((push, keys))
 }
 
+/// `POST /component/{component_appid}`'s envelope (families §3.1): fresh,
+/// `signature` and `msg_signature` checked, always encrypted for the
+/// platform (`<AppId>`, not `<ToUserName>`), opened with the platform's
+/// token and key (during a rotation, the previous ones); the plaintext.
+pub(crate) async fn open_platform_push(
+    state: &AppState,
+    inbox: &Inbox,
+    query: &str,
+    body: Body,
+) -> Result<String, ApiError> {
+    let q = WeChatQuery::parse(query)?.push;
+    check_fresh(state, &q.timestamp)?;
+    let body = read_body(state, body).await?;
+    let body = utf8(&body)?;
+    crypto(inbox, Keys::default())?;
+    let (plain, keys) = open_rotating(inbox, Keys::default(), Failed::of, |token, mode| {
+        let crypto = mode.crypto().ok_or(EnvelopeError::Missing("crypto"))?;
+        wxgate_proto::component::open_component_push(crypto, token, &q, body)
+    })?;
+    if keys.any_previous() {
+        state.dispatcher.count_previous_key(&inbox.owner);
+    }
+    Ok(plain)
+}
+
 /// With `server.trusted_push_sources = "wechat"`, refuses a peer outside
 /// the callback IP ranges of the owner's API host (WeChat's or WeCom's),
 /// before anything else is checked. The peer is the throttle's (forwarded

@@ -31,6 +31,17 @@ pub enum TokenError {
     /// or a WeCom corp's `corpid/`.
     #[error("{}", unknown_owner(.0))]
     UnknownApp(String),
+    /// The owner was an authorizer of a platform and revoked the
+    /// authorization: its credentials are no longer served.
+    #[error("{owner} revoked its authorization of platform {platform} at {at} (an unauthorized event): its credentials are no longer served")]
+    Revoked {
+        /// The former authorizer.
+        owner: String,
+        /// Its platform.
+        platform: String,
+        /// When, Unix seconds.
+        at: u64,
+    },
     /// The owner's family has no credential of this kind (a Mini Program's jsapi_ticket).
     #[error("{owner} has no {kind}: {why}")]
     NotIssued {
@@ -189,6 +200,46 @@ impl TokenCenter {
         );
         self.make_warm_slots(&owner);
         tracing::info!(owner = %key, family = owner.family.name, "owner added");
+        owner
+    }
+
+    /// Adds (or replaces) an owner whose credentials came with it: an
+    /// authorizer, whose authorization answer carries its access token and
+    /// refresh token. A new owner's are stored first, so its slots load them
+    /// instead of fetching; a known owner's are accepted into its slots.
+    /// Each is audited as `event`.
+    pub async fn add_owner_with(
+        &self,
+        owner: Owner,
+        credentials: Vec<(Kind, String, u64)>,
+        event: &str,
+    ) -> Arc<Owner> {
+        let key = owner.key.clone();
+        let cause = Cause::Request(super::Requester::Push);
+        let known = self.inner.owners.get(&key).is_some();
+        if !known {
+            let now = self.now();
+            for (kind, value, expires_in) in &credentials {
+                let credential = Credential {
+                    value: value.clone(),
+                    expires_at: now + expires_in,
+                    fetched_at: now,
+                };
+                self.store_accepted(&key, *kind, &credential).await;
+            }
+        }
+        let owner = self.add_owner(owner);
+        for (kind, value, expires_in) in credentials {
+            if known {
+                if let Err(e) = self
+                    .accept(&key, kind, value, expires_in, cause.clone())
+                    .await
+                {
+                    tracing::warn!(owner = %key, token.kind = %kind, error = %e, "not kept");
+                }
+            }
+            self.audit(&key, kind, event, &cause, None).await;
+        }
         owner
     }
 

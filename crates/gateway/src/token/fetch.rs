@@ -329,9 +329,44 @@ impl TokenCenter {
         };
         self.store_accepted(owner, kind, &credential).await;
         self.keep(&slot, owner, kind, &credential);
+        slot.generation.send_modify(|g| *g += 1);
         self.audit(owner, kind, "push", &cause, None).await;
         tracing::info!(owner, token.kind = %kind, expires_in, "credential accepted from a push");
+        self.wake_dependents(owner, kind);
         Ok(credential)
+    }
+
+    /// A credential of `owner` arrived: the owner's credentials fetched
+    /// with it that failed for want of it (a platform's token waiting for
+    /// its first ticket) are retried now rather than after their backoff.
+    fn wake_dependents(&self, owner: &str, kind: Kind) {
+        let Some(issuer) = self.issuer(owner) else {
+            return;
+        };
+        let now = self.now();
+        for &dependent in issuer.family().kinds {
+            let needs =
+                (issuer.depends_on(dependent).iter()).any(|d| d.owner == owner && d.kind == kind);
+            let Some(slot) = needs
+                .then(|| self.existing_slot(owner, dependent))
+                .flatten()
+            else {
+                continue;
+            };
+            let waiting = {
+                let mut health = slot.health();
+                let waiting = slot.valid(now).is_none()
+                    && (health.last_failure.as_ref())
+                        .is_some_and(|f| f.class != FailureClass::Config);
+                if waiting {
+                    health.not_before = 0;
+                }
+                waiting
+            };
+            if waiting {
+                slot.generation.send_modify(|g| *g += 1);
+            }
+        }
     }
 
     fn count_refresh(&self, appid: &str, kind: Kind, result: &str) {

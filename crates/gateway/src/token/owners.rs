@@ -11,10 +11,11 @@ use std::sync::{Arc, RwLock};
 
 use secrecy::SecretString;
 
-use crate::config::{AppConfig, WecomConfig};
+use crate::config::{AppConfig, ComponentConfig, WecomConfig};
 use crate::family::Family;
 
 use super::issuer::{AppIssuer, Issuer, WecomIssuer};
+use super::platform::{AuthorizerIssuer, ComponentIssuer};
 
 /// Who holds credentials, typed: the family's own identifiers, so no
 /// string convention decides what an id means and ids of different families
@@ -30,16 +31,31 @@ pub enum OwnerId {
         /// The app's name within the corp.
         agent: String,
     },
+    /// A `[[components]]` entry (an Open Platform platform): its component appid.
+    Component(String),
+    /// An account that authorized a platform: its appid, and the platform's.
+    Authorizer {
+        /// The platform's component appid.
+        component: String,
+        /// The account's appid.
+        appid: String,
+    },
 }
 
 impl OwnerId {
     /// The key the center, the store, metrics, the audit log and client
     /// scopes know the owner by: the appid, or `corpid/name`. One-to-one: an
     /// appid never holds a `/` (the configuration checks it) and a WeCom key
-    /// always does. A new variant must keep it so (a prefix of its own).
+    /// always does. Apps, platforms and authorizers share WeChat's one
+    /// namespace of appids (a platform's appid is no account's); an account
+    /// both configured and authorizing a platform is kept as configured (see
+    /// `crate::platform`). A new variant must keep keys one-to-one (a prefix
+    /// of its own).
     pub fn key(&self) -> String {
         match self {
-            OwnerId::App(appid) => appid.clone(),
+            OwnerId::App(appid) | OwnerId::Component(appid) | OwnerId::Authorizer { appid, .. } => {
+                appid.clone()
+            }
             OwnerId::Wecom { corp, agent } => format!("{corp}/{agent}"),
         }
     }
@@ -107,11 +123,58 @@ impl Owner {
         }
     }
 
+    /// The owner of a `[[components]]` entry's credentials (the platform's).
+    pub fn component(config: Arc<ComponentConfig>) -> Self {
+        let issuer = Arc::new(ComponentIssuer::new(config.clone()));
+        Self {
+            id: OwnerId::Component(config.component_appid.clone()),
+            key: config.component_appid.clone(),
+            family: issuer.family(),
+            secret: config.secret.clone(),
+            js_domains: Vec::new(),
+            agentid: None,
+            issuer,
+            app: None,
+        }
+    }
+
+    /// The owner of an authorizer's credentials: `appid`, of `family`
+    /// (an authorized Official Account or Mini Program), through `platform`.
+    pub fn authorizer(
+        platform: Arc<ComponentConfig>,
+        appid: &str,
+        family: &'static Family,
+    ) -> Self {
+        let issuer = Arc::new(AuthorizerIssuer::new(platform.clone(), appid, family));
+        Self {
+            id: OwnerId::Authorizer {
+                component: platform.component_appid.clone(),
+                appid: appid.to_owned(),
+            },
+            key: appid.to_owned(),
+            family,
+            // No secret of its own: it fetches through its platform.
+            secret: SecretString::from(String::new()),
+            js_domains: platform.js_domains.clone(),
+            agentid: None,
+            issuer,
+            app: None,
+        }
+    }
+
     /// The corp of a WeCom app.
     pub fn corp(&self) -> Option<&str> {
         match &self.id {
             OwnerId::Wecom { corp, .. } => Some(corp),
-            OwnerId::App(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The platform of an authorizer.
+    pub fn platform(&self) -> Option<&str> {
+        match &self.id {
+            OwnerId::Authorizer { component, .. } => Some(component),
+            _ => None,
         }
     }
 }
@@ -130,6 +193,8 @@ struct Registry {
     by_agent: HashMap<(String, String), String>,
     /// The keys of the `[[apps]]` owners, sorted (the `/` mount asks on every push).
     apps: std::collections::BTreeSet<String>,
+    /// Former authorizers that revoked their authorization: (platform, when).
+    revoked: HashMap<String, (String, u64)>,
 }
 
 impl Registry {
@@ -148,9 +213,17 @@ impl Registry {
 }
 
 impl Owners {
-    /// The owners of `apps` (Official Accounts, Mini Programs) and `wecom` apps.
-    pub fn new(apps: Vec<Arc<AppConfig>>, wecom: Vec<Arc<WecomConfig>>) -> Self {
+    /// The owners of `apps` (Official Accounts, Mini Programs), `wecom` apps
+    /// and platforms (`components`; their authorizers come at run time).
+    pub fn new(
+        apps: Vec<Arc<AppConfig>>,
+        wecom: Vec<Arc<WecomConfig>>,
+        components: Vec<Arc<ComponentConfig>>,
+    ) -> Self {
         let owners = Self::default();
+        for component in components {
+            owners.add(Owner::component(component));
+        }
         for app in apps {
             owners.add(Owner::app(app));
         }
@@ -173,6 +246,7 @@ impl Owners {
         let owner = Arc::new(owner);
         let mut registry = self.write();
         registry.unindex(&owner.key);
+        registry.revoked.remove(&owner.key);
         if let OwnerId::Wecom { corp, agent } = &owner.id {
             registry
                 .by_agent
@@ -195,6 +269,29 @@ impl Owners {
         self.write().unindex(key)
     }
 
+    /// Removes the authorizer `appid` of `platform`, which revoked its
+    /// authorization at `at`: asked for afterwards, it is refused as revoked
+    /// (not as unknown). Returns whether it was there.
+    pub fn revoke(&self, appid: &str, platform: &str, at: u64) -> bool {
+        let mut registry = self.write();
+        let removed = registry.unindex(appid).is_some();
+        registry
+            .revoked
+            .insert(appid.to_owned(), (platform.to_owned(), at));
+        removed
+    }
+
+    /// Why `key` is no owner, when it revoked an authorization.
+    pub fn revoked(&self, key: &str) -> Option<super::TokenError> {
+        let registry = self.read();
+        let (platform, at) = registry.revoked.get(key)?;
+        Some(super::TokenError::Revoked {
+            owner: key.to_owned(),
+            platform: platform.clone(),
+            at: *at,
+        })
+    }
+
     /// The owner whose key is `key` (an appid, or `corpid/name`).
     pub fn get(&self, key: &str) -> Option<Arc<Owner>> {
         self.read().by_key.get(key).cloned()
@@ -205,12 +302,34 @@ impl Owners {
         match id {
             OwnerId::App(appid) => self.app_owner(appid),
             OwnerId::Wecom { corp, agent } => self.wecom_owner(corp, agent),
+            OwnerId::Component(appid) => self.component_owner(appid),
+            OwnerId::Authorizer { component, appid } => self
+                .app_owner(appid)
+                .filter(|o| o.platform() == Some(component)),
         }
     }
 
-    /// The Official Account or Mini Program `appid`.
+    /// The Official Account or Mini Program `appid`: configured, or an
+    /// authorizer of a platform.
     pub fn app_owner(&self, appid: &str) -> Option<Arc<Owner>> {
-        self.get(appid).filter(|o| o.app.is_some())
+        self.get(appid)
+            .filter(|o| matches!(o.id, OwnerId::App(_) | OwnerId::Authorizer { .. }))
+    }
+
+    /// The platform `component_appid`.
+    pub fn component_owner(&self, component_appid: &str) -> Option<Arc<Owner>> {
+        self.get(component_appid)
+            .filter(|o| matches!(o.id, OwnerId::Component(_)))
+    }
+
+    /// The authorizers of the platform `component_appid` now, sorted by appid.
+    pub fn authorizers_of(&self, component_appid: &str) -> Vec<Arc<Owner>> {
+        let mut authorizers: Vec<_> = (self.read().by_key.values())
+            .filter(|o| o.platform() == Some(component_appid))
+            .cloned()
+            .collect();
+        authorizers.sort_by(|a, b| a.key.cmp(&b.key));
+        authorizers
     }
 
     /// The configuration of the Official Account or Mini Program `appid`.

@@ -13,6 +13,7 @@ mod faults;
 mod layers;
 mod ops;
 mod owners;
+mod platform;
 mod proxy;
 mod pushes;
 mod redis;

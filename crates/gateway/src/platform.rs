@@ -1,0 +1,532 @@
+//! The Open Platform at run time (families §3): each platform's pushes (the
+//! verify ticket every 10 minutes, authorization events), its authorizers
+//! (added when they authorize, remembered in the store so a restart costs
+//! no call, removed when they revoke), the authorization page, and the one
+//! exchange of each authorization code, whether it came by push or by the
+//! redirect.
+//!
+//! The credentials themselves are the token center's, fetched by the
+//! families' issuers (`token::platform`): the component token with the
+//! ticket, each authorizer's token with the component token and its
+//! refresh token, which WeChat may replace with any answer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use wxgate_proto::component::authorize::{AuthType, AuthorizePage};
+use wxgate_proto::component::TICKET_LIFETIME_SECS;
+use wxgate_proto::component::{api, ComponentInfo, ComponentPush};
+
+use crate::config::ComponentConfig;
+use crate::family::{Family, AUTHORIZED_MINI_PROGRAM, AUTHORIZED_OFFICIAL_ACCOUNT};
+use crate::message::{Dispatcher, Inbox};
+use crate::store::Kind;
+use crate::token::owners::{Owner, OwnerId};
+use crate::token::platform::REFRESH_TOKEN_LIFETIME_SECS;
+use crate::token::{Cause, Requester, TokenCenter, TokenError, Upstream};
+use crate::upstream::Failure;
+
+/// How often an instance reads its platforms' authorizers again from the
+/// store (another instance may have taken an authorization), seconds.
+pub const SYNC_SECS: u64 = 60;
+
+/// Codes remembered after their exchange (a code lives 10 minutes; the push
+/// and the redirect bring the same one).
+const EXCHANGED_KEEP: usize = 10_000;
+
+/// The platforms of a gateway, and what they know of their authorizers.
+#[derive(Debug)]
+pub struct Platforms {
+    center: TokenCenter,
+    upstream: Upstream,
+    dispatcher: Arc<Dispatcher>,
+    configs: ArcSwap<HashMap<String, Arc<ComponentConfig>>>,
+    /// Authorization codes already exchanged: code → authorizer appid.
+    exchanged: Mutex<HashMap<String, String>>,
+}
+
+/// What the store keeps of a platform's authorizers (the note
+/// `platform:{component_appid}:authorizers`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Stored {
+    #[serde(default)]
+    authorizers: BTreeMap<String, StoredAuthorizer>,
+    #[serde(default)]
+    revoked: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredAuthorizer {
+    /// `official` or `miniprogram`.
+    family: String,
+    /// When it authorized (last), Unix seconds.
+    since: u64,
+}
+
+/// An authorizer as the client API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorizerStatus {
+    /// Its appid.
+    pub appid: String,
+    /// `official` or `miniprogram`.
+    pub family: &'static str,
+    /// `authorized` or `revoked`.
+    pub state: &'static str,
+    /// When it authorized, or revoked, Unix seconds.
+    pub since: u64,
+}
+
+/// The authorization page for an administrator to open.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorizeUrl {
+    /// The PC page (componentloginpage).
+    pub url: String,
+    /// The mobile page (bindcomponent).
+    pub mobile_url: String,
+    /// The pre-auth code in it.
+    pub pre_auth_code: String,
+    /// Its lifetime, seconds.
+    pub expires_in: u64,
+}
+
+/// What an authorization added.
+#[derive(Debug, Clone, Serialize)]
+pub struct Authorized {
+    /// The authorizer.
+    pub authorizer_appid: String,
+    /// `official` or `miniprogram`.
+    pub family: &'static str,
+    /// Whether the code had been exchanged before (by the push or the redirect).
+    pub already: bool,
+}
+
+fn family_named(name: &str) -> &'static Family {
+    match name {
+        "miniprogram" => &AUTHORIZED_MINI_PROGRAM,
+        _ => &AUTHORIZED_OFFICIAL_ACCOUNT,
+    }
+}
+
+fn note_key(component: &str) -> String {
+    format!("platform:{component}:authorizers")
+}
+
+impl Platforms {
+    /// The platforms `components` of a gateway.
+    pub fn new(
+        center: TokenCenter,
+        upstream: Upstream,
+        dispatcher: Arc<Dispatcher>,
+        components: &[ComponentConfig],
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            center,
+            upstream,
+            dispatcher,
+            configs: ArcSwap::from_pointee(by_appid(components)),
+            exchanged: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The configuration of the platform `component`.
+    pub fn config(&self, component: &str) -> Option<Arc<ComponentConfig>> {
+        self.configs.load().get(component).cloned()
+    }
+
+    /// Whether any platform is configured.
+    pub fn any(&self) -> bool {
+        !self.configs.load().is_empty()
+    }
+
+    /// Takes a reloaded configuration's platforms: the authorizers of a
+    /// platform still there fetch with its new settings and answer pushes
+    /// with its new rules; those of a platform gone are removed.
+    pub fn reconfigure(&self, components: &[ComponentConfig]) -> Vec<Arc<Inbox>> {
+        let new = by_appid(components);
+        let old = self.configs.swap(Arc::new(new.clone()));
+        for gone in old.keys().filter(|c| !new.contains_key(*c)) {
+            for authorizer in self.center.owners().authorizers_of(gone) {
+                self.center.remove_owner(&authorizer.key);
+            }
+        }
+        let mut inboxes = Vec::new();
+        for config in new.values() {
+            for authorizer in self.center.owners().authorizers_of(&config.component_appid) {
+                let owner = Owner::authorizer(config.clone(), &authorizer.key, authorizer.family);
+                self.center.add_owner(owner);
+                inboxes.extend(inbox_of(config, &authorizer.key, authorizer.family));
+            }
+        }
+        inboxes
+    }
+
+    /// The authorizers' inboxes now (a reload replaces every inbox).
+    pub fn inboxes(&self) -> Vec<Arc<Inbox>> {
+        let configs = self.configs.load();
+        let mut inboxes = Vec::new();
+        for config in configs.values() {
+            for authorizer in self.center.owners().authorizers_of(&config.component_appid) {
+                inboxes.extend(inbox_of(config, &authorizer.key, authorizer.family));
+            }
+        }
+        inboxes
+    }
+
+    /// Reads each platform's authorizers from the store and serves them: at
+    /// start (their credentials are in the store too, so nothing is
+    /// fetched), then every [`SYNC_SECS`] for what other instances took.
+    pub async fn sync(&self) {
+        let configs = self.configs.load_full();
+        for config in configs.values() {
+            let component = &config.component_appid;
+            let stored = self.stored(component).await;
+            for (appid, authorizer) in &stored.authorizers {
+                let family = family_named(&authorizer.family);
+                // Served already, or configured as an app (kept as configured).
+                if self.center.owners().app_owner(appid).is_none() {
+                    self.serve(config, appid, family);
+                }
+            }
+            for (appid, at) in &stored.revoked {
+                // Not one configured as an app, nor another platform's.
+                let served = self.center.owners().app_owner(appid);
+                if served.is_none_or(|o| o.platform() == Some(component)) {
+                    self.stop(component, appid, *at);
+                }
+            }
+        }
+    }
+
+    /// Starts the background sync (see [`Platforms::sync`]).
+    pub fn spawn_sync(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                this.sync().await;
+                let clock = this.center.clock();
+                clock.sleep_until(clock.now() + SYNC_SECS).await;
+            }
+        })
+    }
+
+    fn serve(&self, config: &Arc<ComponentConfig>, appid: &str, family: &'static Family) {
+        self.center
+            .add_owner(Owner::authorizer(config.clone(), appid, family));
+        if let Some(inbox) = inbox_of(config, appid, family) {
+            self.dispatcher.add_inbox(inbox);
+        }
+    }
+
+    fn stop(&self, component: &str, appid: &str, at: u64) {
+        self.center.remove_owner(appid);
+        self.center.owners().revoke(appid, component, at);
+        self.dispatcher.remove_inbox(appid);
+    }
+
+    async fn stored(&self, component: &str) -> Stored {
+        match self.center.store().note(&note_key(component)).await {
+            Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|e| {
+                tracing::warn!(component, error = %e, "the stored authorizers are unreadable; starting from none");
+                Stored::default()
+            }),
+            Ok(None) => Stored::default(),
+            Err(e) => {
+                tracing::warn!(component, error = %e, "could not read the stored authorizers");
+                Stored::default()
+            }
+        }
+    }
+
+    async fn remember(&self, component: &str, change: impl FnOnce(&mut Stored)) {
+        let mut stored = self.stored(component).await;
+        change(&mut stored);
+        let json = serde_json::to_string(&stored).expect("authorizers serialise");
+        if let Err(e) = self
+            .center
+            .store()
+            .set_note(&note_key(component), &json)
+            .await
+        {
+            tracing::warn!(component, error = %e, "could not store the authorizers; served from memory");
+        }
+    }
+
+    /// Handles a push of the platform `component`, already opened: keeps a
+    /// verify ticket, takes an authorization, stops a revoked authorizer.
+    pub async fn on_push(&self, component: &str, push: ComponentPush) {
+        match push.info {
+            ComponentInfo::VerifyTicket { ticket } => {
+                let cause = Cause::Request(Requester::Push);
+                let kept = self
+                    .center
+                    .accept(
+                        component,
+                        Kind::VerifyTicket,
+                        ticket,
+                        TICKET_LIFETIME_SECS,
+                        cause,
+                    )
+                    .await;
+                if let Err(e) = kept {
+                    tracing::warn!(component, error = %e, "verify ticket not kept");
+                }
+            }
+            ComponentInfo::Authorized(a) | ComponentInfo::UpdateAuthorized(a) => {
+                match self.exchange(component, &a.authorization_code).await {
+                    Ok(done) => {
+                        tracing::info!(component, authorizer = %done.authorizer_appid, "authorized")
+                    }
+                    Err(e) => {
+                        tracing::warn!(component, authorizer = %a.authorizer_appid, error = %e, "authorization not taken")
+                    }
+                }
+            }
+            ComponentInfo::Unauthorized { authorizer_appid } => {
+                self.unauthorized(component, &authorizer_appid).await;
+            }
+            ComponentInfo::Unknown { info_type, .. } => {
+                tracing::info!(
+                    component,
+                    info_type,
+                    "platform push of a type wxgate does not act on"
+                );
+            }
+        }
+    }
+
+    /// Exchanges an authorization code (`api_query_auth`), once: the push
+    /// and the redirect bring the same code, and the second gets the first's
+    /// authorizer. The authorizer's access and refresh tokens come with the
+    /// answer and are stored before it is served.
+    pub async fn exchange(&self, component: &str, code: &str) -> Result<Authorized, Failure> {
+        let config = self
+            .config(component)
+            .ok_or_else(|| Failure::transient(format!("no platform {component} is configured")))?;
+        if let Some(appid) = self.exchanged_code(code) {
+            let family =
+                (self.center.owners().app_owner(&appid)).map_or("official", |o| o.family.push_name);
+            return Ok(Authorized {
+                authorizer_appid: appid,
+                family,
+                already: true,
+            });
+        }
+        let by = Requester::Push;
+        let component_token = self
+            .center
+            .get(component, Kind::AccessToken, &by)
+            .await
+            .map_err(TokenError::into_failure)?;
+        let body = serde_json::json!({ "component_appid": component, "authorization_code": code });
+        let answer = self
+            .upstream
+            .component_json(
+                component,
+                api::QUERY_AUTH,
+                Some(&component_token.value),
+                &body,
+            )
+            .await?;
+        let auth: api::QueryAuth = serde_json::from_value(answer)
+            .map_err(|e| Failure::transient(format!("unreadable api_query_auth answer: {e}")))?;
+        let info = auth.authorization_info;
+        let appid = info.authorizer_appid.clone();
+        self.remember_code(code, &appid);
+        if let Some(owner) = self.center.owners().app_owner(&appid) {
+            if matches!(owner.id, OwnerId::App(_)) {
+                return Err(Failure::transient(format!(
+                    "{appid} is configured as an app of its own ([[apps]]): kept as configured, not served through platform {component}"
+                )));
+            }
+        }
+        let family = self
+            .family_of(component, &component_token.value, &appid)
+            .await;
+        let mut credentials = Vec::new();
+        if let (Some(token), Some(expires_in)) = (&info.authorizer_access_token, info.expires_in) {
+            credentials.push((Kind::AccessToken, token.clone(), expires_in));
+        }
+        if let Some(refresh) = info.authorizer_refresh_token.filter(|r| !r.is_empty()) {
+            credentials.push((Kind::RefreshToken, refresh, REFRESH_TOKEN_LIFETIME_SECS));
+        }
+        let owner = Owner::authorizer(config.clone(), &appid, family);
+        self.center
+            .add_owner_with(owner, credentials, "authorized")
+            .await;
+        if let Some(inbox) = inbox_of(&config, &appid, family) {
+            self.dispatcher.add_inbox(inbox);
+        }
+        let now = self.center.clock().now();
+        self.remember(component, |stored| {
+            stored.revoked.remove(&appid);
+            stored.authorizers.insert(
+                appid.clone(),
+                StoredAuthorizer {
+                    family: family.push_name.to_owned(),
+                    since: now,
+                },
+            );
+        })
+        .await;
+        Ok(Authorized {
+            authorizer_appid: appid,
+            family: family.push_name,
+            already: false,
+        })
+    }
+
+    /// An authorizer's family: a Mini Program when WeChat's account info
+    /// says so, else an Official Account.
+    async fn family_of(
+        &self,
+        component: &str,
+        component_token: &str,
+        appid: &str,
+    ) -> &'static Family {
+        let body = serde_json::json!({ "component_appid": component, "authorizer_appid": appid });
+        let info = self
+            .upstream
+            .component_json(
+                component,
+                api::GET_AUTHORIZER_INFO,
+                Some(component_token),
+                &body,
+            )
+            .await;
+        match info {
+            Ok(info) if !info["authorizer_info"]["MiniProgramInfo"].is_null() => {
+                &AUTHORIZED_MINI_PROGRAM
+            }
+            Ok(_) => &AUTHORIZED_OFFICIAL_ACCOUNT,
+            Err(e) => {
+                tracing::warn!(component, authorizer = appid, error = %e, "account type unknown; taken as an Official Account");
+                &AUTHORIZED_OFFICIAL_ACCOUNT
+            }
+        }
+    }
+
+    fn exchanged_code(&self, code: &str) -> Option<String> {
+        let exchanged = self.exchanged.lock().unwrap_or_else(|p| p.into_inner());
+        exchanged.get(code).cloned()
+    }
+
+    fn remember_code(&self, code: &str, appid: &str) {
+        let mut exchanged = self.exchanged.lock().unwrap_or_else(|p| p.into_inner());
+        if exchanged.len() >= EXCHANGED_KEEP {
+            exchanged.clear();
+        }
+        exchanged.insert(code.to_owned(), appid.to_owned());
+    }
+
+    /// The authorizer `appid` revoked its authorization of `component`: its
+    /// credentials stop being served and renewed, and asking for them says why.
+    pub async fn unauthorized(&self, component: &str, appid: &str) {
+        let now = self.center.clock().now();
+        let ours = (self.center.owners().app_owner(appid))
+            .is_some_and(|o| o.platform() == Some(component));
+        if !ours {
+            tracing::info!(
+                component,
+                authorizer = appid,
+                "unauthorized: not an authorizer served here"
+            );
+        }
+        self.stop(component, appid, now);
+        self.remember(component, |stored| {
+            stored.authorizers.remove(appid);
+            stored.revoked.insert(appid.to_owned(), now);
+        })
+        .await;
+        tracing::warn!(
+            component,
+            authorizer = appid,
+            "authorization revoked: its credentials are no longer served"
+        );
+    }
+
+    /// The authorization page of `component` for an administrator: a fresh
+    /// pre-auth code (`api_create_preauthcode`) in WeChat's PC and mobile URLs.
+    pub async fn authorize_url(
+        &self,
+        component: &str,
+        redirect_uri: &str,
+        auth_type: Option<AuthType>,
+        biz_appid: Option<String>,
+    ) -> Result<AuthorizeUrl, TokenError> {
+        let token = (self.center)
+            .get(component, Kind::AccessToken, &Requester::Gateway)
+            .await?;
+        let body = serde_json::json!({ "component_appid": component });
+        let answer = self
+            .upstream
+            .component_json(
+                component,
+                api::CREATE_PREAUTHCODE,
+                Some(&token.value),
+                &body,
+            )
+            .await
+            .map_err(|failure| TokenError::Unavailable {
+                failure,
+                retry_at: 0,
+            })?;
+        let code: api::PreAuthCode =
+            serde_json::from_value(answer).map_err(|e| TokenError::Unavailable {
+                failure: Failure::transient(format!("unreadable pre-auth code: {e}")),
+                retry_at: 0,
+            })?;
+        let page = AuthorizePage {
+            component_appid: component,
+            pre_auth_code: &code.pre_auth_code,
+            redirect_uri,
+            auth_type,
+            biz_appid: biz_appid.as_deref(),
+        };
+        Ok(AuthorizeUrl {
+            url: page.pc_url(),
+            mobile_url: page.mobile_url(),
+            pre_auth_code: code.pre_auth_code,
+            expires_in: code.expires_in,
+        })
+    }
+
+    /// The authorizers of `component`, served and revoked.
+    pub async fn authorizers(&self, component: &str) -> Vec<AuthorizerStatus> {
+        let stored = self.stored(component).await;
+        let mut list: Vec<AuthorizerStatus> = (self.center.owners().authorizers_of(component))
+            .into_iter()
+            .map(|o| AuthorizerStatus {
+                family: o.family.push_name,
+                state: "authorized",
+                since: stored.authorizers.get(&o.key).map_or(0, |a| a.since),
+                appid: o.key.clone(),
+            })
+            .collect();
+        list.extend(stored.revoked.iter().map(|(appid, at)| {
+            AuthorizerStatus {
+                appid: appid.clone(),
+                family: stored
+                    .authorizers
+                    .get(appid)
+                    .map_or("official", |a| family_named(&a.family).push_name),
+                state: "revoked",
+                since: *at,
+            }
+        }));
+        list
+    }
+}
+
+fn by_appid(components: &[ComponentConfig]) -> HashMap<String, Arc<ComponentConfig>> {
+    (components.iter())
+        .map(|c| (c.component_appid.clone(), Arc::new(c.clone())))
+        .collect()
+}
+
+/// The inbox of the authorizer `appid`: its platform's push settings.
+fn inbox_of(config: &ComponentConfig, appid: &str, family: &'static Family) -> Option<Arc<Inbox>> {
+    let template = config.inbox.as_ref()?;
+    Some(Arc::new(template.for_owner(appid, family)))
+}
