@@ -14,6 +14,7 @@ mod layers;
 mod ops;
 mod owners;
 mod platform;
+mod platform_scale;
 mod proxy;
 mod pushes;
 mod redis;
@@ -49,4 +50,9 @@ pub(crate) async fn wechatpy(script: &'static str, args: Vec<String>) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// How often an instance reads its platforms' authorizers from the store.
+pub(crate) fn platform_sync_secs() -> u64 {
+    wxgate_gateway::platform::SYNC_SECS
 }
