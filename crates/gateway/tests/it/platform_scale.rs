@@ -101,8 +101,9 @@ async fn five_hundred_authorizers_over_a_day_cost_the_ideal_and_concurrent_40001
     let ideal = 500 * (86_400 / (7_200 - 600));
     let renewals = calls(&env, AUTHORIZER_TOKEN);
     eprintln!("500 authorizers, one virtual day: {renewals} renewals, ideal {ideal}");
+    // At most 1 % over: a renewal timed out on a loaded machine is retried.
     assert!(
-        (ideal..=ideal + 500).contains(&renewals),
+        (ideal..=ideal + ideal / 100).contains(&renewals),
         "{renewals} renewals, ideal {ideal}"
     );
     let invalid: u64 = appids
