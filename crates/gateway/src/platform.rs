@@ -434,6 +434,9 @@ impl Platforms {
             );
         }
         self.stop(component, appid, now);
+        self.center
+            .record_event(appid, Kind::AccessToken, "unauthorized")
+            .await;
         self.remember(component, |stored| {
             stored.authorizers.remove(appid);
             stored.revoked.insert(appid.to_owned(), now);

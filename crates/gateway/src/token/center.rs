@@ -243,6 +243,13 @@ impl TokenCenter {
         owner
     }
 
+    /// Writes an event of `owner`'s `kind` that no fetch caused into the
+    /// audit log (an authorization revoked).
+    pub async fn record_event(&self, owner: &str, kind: Kind, event: &str) {
+        let cause = Cause::Request(super::Requester::Push);
+        self.audit(owner, kind, event, &cause, None).await;
+    }
+
     /// Removes an owner while the server runs: its credentials are no
     /// longer served or renewed (what the store holds stays, for an owner
     /// added back). Returns whether it was there.

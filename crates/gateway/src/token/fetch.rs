@@ -402,9 +402,11 @@ impl TokenCenter {
     /// When to renew, by the owner's family rules (see [`Issuer::renew_ahead`]).
     pub(super) fn refresh_at(&self, appid: &str, kind: Kind, credential: &Credential) -> u64 {
         let ahead = crate::config::DEFAULT_REFRESH_AHEAD_SECS;
-        let (ahead, spread) = self
-            .issuer(appid)
-            .map_or((ahead, ahead / 10), |issuer| issuer.renew_ahead(kind));
+        let issuer = self.issuer(appid);
+        if let Some(after) = issuer.as_ref().and_then(|i| i.overdue_after(kind)) {
+            return credential.fetched_at + after;
+        }
+        let (ahead, spread) = issuer.map_or((ahead, ahead / 10), |issuer| issuer.renew_ahead(kind));
         let jitter = (self.inner.policy.jitter)(spread);
         super::policy::renew_at(credential, ahead, jitter)
     }

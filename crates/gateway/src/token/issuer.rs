@@ -39,6 +39,13 @@ pub trait Issuer: std::fmt::Debug + Send + Sync {
     /// jitter added to that, seconds.
     fn renew_ahead(&self, kind: Kind) -> (u64, u64);
 
+    /// For a credential that arrives by push (a platform's verify ticket),
+    /// how long after its arrival it is overdue: its "renewal" (asking for a
+    /// push) is then due, whatever its lifetime. `None` for fetched ones.
+    fn overdue_after(&self, _kind: Kind) -> Option<u64> {
+        None
+    }
+
     /// The most forced refreshes of `kind` a day, within `policy_limit`.
     fn forced_daily_limit(&self, kind: Kind, policy_limit: u32) -> u32;
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use wxgate_proto::component::api;
-use wxgate_proto::component::{TICKET_LIFETIME_SECS, TICKET_PUSH_OVERDUE_SECS};
+use wxgate_proto::component::TICKET_PUSH_OVERDUE_SECS;
 use wxgate_proto::errcode;
 
 use super::issuer::{Dependency, Inputs, Issuer};
@@ -67,16 +67,15 @@ impl Issuer for ComponentIssuer {
         matches!(kind, Kind::AccessToken | Kind::VerifyTicket)
     }
 
-    fn renew_ahead(&self, kind: Kind) -> (u64, u64) {
-        match kind {
-            // A ticket is "renewed" (WeChat asked to push one) once none has
-            // come for 20 minutes: pushes come every 10.
-            Kind::VerifyTicket => (TICKET_LIFETIME_SECS - TICKET_PUSH_OVERDUE_SECS, 0),
-            _ => {
-                let ahead = self.config.refresh_ahead_secs;
-                (ahead, ahead / 10)
-            }
-        }
+    fn renew_ahead(&self, _: Kind) -> (u64, u64) {
+        let ahead = self.config.refresh_ahead_secs;
+        (ahead, ahead / 10)
+    }
+
+    fn overdue_after(&self, kind: Kind) -> Option<u64> {
+        // A ticket is "renewed" (WeChat asked to push one) once none has
+        // come for 20 minutes: pushes come every 10.
+        (kind == Kind::VerifyTicket).then_some(TICKET_PUSH_OVERDUE_SECS)
     }
 
     fn forced_daily_limit(&self, _: Kind, policy_limit: u32) -> u32 {

@@ -332,3 +332,45 @@ async fn a_refresh_token_lost_between_wechats_answer_and_the_store_is_recovered(
     let (status, body) = get(&env, &format!("/v1/apps/{OA}/access_token")).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Issue #26: no ticket push for 20 minutes → `api_start_push_ticket`, and
+/// `/readyz` says so; the next push clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_minutes_without_a_ticket_push_ask_wechat_for_one_and_readyz_says_so() {
+    let env = setup().start().await;
+    connect(&env).await;
+    let asked = calls(&env, "/cgi-bin/component/api_start_push_ticket");
+    // WeChat can no longer reach the gateway (its pushes go nowhere).
+    env.sim
+        .set_component_push_url(COMPONENT, "http://127.0.0.1:9/component")
+        .unwrap();
+    env.step(1260).await;
+    assert!(calls(&env, "/cgi-bin/component/api_start_push_ticket") > asked);
+    let ready = env
+        .http
+        .get(format!("{}/readyz", env.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("component_verify_ticket"), "{body}");
+    assert!(reasons.contains("api_start_push_ticket"), "{body}");
+    // The component token still lasts: served meanwhile.
+    let (status, _) = get(
+        &env,
+        &format!("/v1/components/{COMPONENT}/component_access_token"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Reachable again: the next push clears the reason.
+    connect(&env).await;
+    let ready = env
+        .http
+        .get(format!("{}/readyz", env.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+}
