@@ -175,7 +175,7 @@ async fn the_alert_rules_pass_promtool_and_name_metrics_wxgate_exports() {
         text
     };
     let checked = promtool(&["check", "rules", "wxgate.rules.yml"]);
-    assert!(checked.contains("SUCCESS: 10 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 12 rules found"), "{checked}");
     promtool(&["test", "rules", "wxgate.rules.test.yml"]);
     // Every alert has a test case.
     let rules = std::fs::read_to_string(deploy.join("wxgate.rules.yml")).unwrap();
