@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisOptions, RedisStore, RedisTls, RedisTopology};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
