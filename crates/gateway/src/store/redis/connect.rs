@@ -10,15 +10,53 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, TlsCertificates, Value};
+use secrecy::{ExposeSecret, SecretString};
 
 /// Where Redis is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum RedisTopology {
-    /// One primary: `redis://[user:password@]host:port/db` or `rediss://…`.
-    Primary(String),
+    /// One primary: `redis://[user:password@]host:port/db` or `rediss://…`
+    /// (a secret: it may hold a password).
+    Primary(SecretString),
+    /// Redis Sentinel: these sentinels (`redis://h:26379`…) name the
+    /// current primary of `master`.
+    Sentinel {
+        /// The sentinels' URLs.
+        sentinels: Vec<String>,
+        /// The monitored primary's name.
+        master: String,
+    },
     /// Redis Cluster, reached through these seed nodes (`redis://h:7000`…);
     /// the rest of the cluster is discovered from them.
     Cluster(Vec<String>),
+}
+
+impl PartialEq for RedisTopology {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Primary(a), Self::Primary(b)) => a.expose_secret() == b.expose_secret(),
+            (
+                Self::Sentinel { sentinels, master },
+                Self::Sentinel {
+                    sentinels: s,
+                    master: m,
+                },
+            ) => sentinels == s && master == m,
+            (Self::Cluster(a), Self::Cluster(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl RedisTopology {
+    /// `primary`, `sentinel` or `cluster`: on `/readyz`, `/metrics`, `/admin`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Primary(_) => "primary",
+            Self::Sentinel { .. } => "sentinel",
+            Self::Cluster(_) => "cluster",
+        }
+    }
 }
 
 /// TLS material, each a PEM file's contents.
@@ -42,29 +80,37 @@ impl std::fmt::Debug for RedisTls {
 }
 
 /// How to reach Redis and how to name the keys.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RedisOptions {
     /// Where.
     pub topology: RedisTopology,
     /// The ACL user, when not in the URL.
-    pub username: Option<String>,
+    pub username: Option<SecretString>,
     /// The password, when not in the URL.
-    pub password: Option<String>,
+    pub password: Option<SecretString>,
     /// TLS material for `rediss://` URLs (none: the system's roots).
     pub tls: RedisTls,
     /// Prefix of every key (`wxgate:`).
     pub key_prefix: String,
 }
 
+impl PartialEq for RedisOptions {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &Option<SecretString>, b: &Option<SecretString>| {
+            a.as_ref().map(|s| s.expose_secret()) == b.as_ref().map(|s| s.expose_secret())
+        };
+        self.topology == other.topology
+            && same(&self.username, &other.username)
+            && same(&self.password, &other.password)
+            && self.tls == other.tls
+            && self.key_prefix == other.key_prefix
+    }
+}
+
 impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match &self.topology {
-            RedisTopology::Primary(_) => "primary",
-            RedisTopology::Cluster(_) => "cluster",
-        };
         f.debug_struct("RedisOptions")
-            .field("topology", &kind)
-            .field("username", &self.username)
+            .field("topology", &self.topology.name())
             .field("tls", &self.tls)
             .field("key_prefix", &self.key_prefix)
             .finish_non_exhaustive()
@@ -75,7 +121,7 @@ impl RedisOptions {
     /// One primary at `url`, no TLS material, no separate credentials.
     pub fn primary(url: &str, key_prefix: &str) -> Self {
         Self {
-            topology: RedisTopology::Primary(url.to_owned()),
+            topology: RedisTopology::Primary(SecretString::from(url.to_owned())),
             username: None,
             password: None,
             tls: RedisTls::default(),
@@ -86,11 +132,11 @@ impl RedisOptions {
     /// A client for one node's `url`, with the credentials and TLS material.
     pub(super) fn client(&self, url: &str) -> redis::RedisResult<redis::Client> {
         let mut info = url.into_connection_info()?;
-        if self.username.is_some() {
-            info.redis.username.clone_from(&self.username);
+        if let Some(user) = &self.username {
+            info.redis.username = Some(user.expose_secret().to_owned());
         }
-        if self.password.is_some() {
-            info.redis.password.clone_from(&self.password);
+        if let Some(password) = &self.password {
+            info.redis.password = Some(password.expose_secret().to_owned());
         }
         match info.addr {
             redis::ConnectionAddr::TcpTls { .. } => {
@@ -115,7 +161,8 @@ impl RedisOptions {
     /// The nodes to subscribe through: the primary, or each seed in turn.
     pub(super) fn nodes(&self) -> Vec<String> {
         match &self.topology {
-            RedisTopology::Primary(url) => vec![url.clone()],
+            RedisTopology::Primary(url) => vec![url.expose_secret().to_owned()],
+            RedisTopology::Sentinel { .. } => Vec::new(),
             RedisTopology::Cluster(seeds) => seeds.clone(),
         }
     }
@@ -132,7 +179,8 @@ impl RedisOptions {
                     // the cap, redis-rs waits minutes before it notices Redis is back.
                     .set_factor(100)
                     .set_max_delay(1000);
-                let manager = ConnectionManager::new_with_config(self.client(url)?, config).await?;
+                let client = self.client(url.expose_secret())?;
+                let manager = ConnectionManager::new_with_config(client, config).await?;
                 Ok(Connection::Primary(manager))
             }
             RedisTopology::Cluster(seeds) => {
@@ -143,10 +191,10 @@ impl RedisOptions {
                     .min_retry_wait(50)
                     .max_retry_wait(500);
                 if let Some(user) = &self.username {
-                    builder = builder.username(user.clone());
+                    builder = builder.username(user.expose_secret().to_owned());
                 }
                 if let Some(password) = &self.password {
-                    builder = builder.password(password.clone());
+                    builder = builder.password(password.expose_secret().to_owned());
                 }
                 if seeds.iter().any(|s| s.starts_with("rediss://")) {
                     builder = builder
@@ -156,6 +204,10 @@ impl RedisOptions {
                 let connection = builder.build()?.get_async_connection().await?;
                 Ok(Connection::Cluster(connection))
             }
+            RedisTopology::Sentinel { .. } => Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "Sentinel is not supported yet",
+            ))),
         }
     }
 }
