@@ -30,6 +30,7 @@ pub async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 pub mod process;
+pub mod redis;
 pub mod store;
 
 use std::fmt::Display;
@@ -43,6 +44,8 @@ use std::time::Duration;
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    /// More `redis-server` arguments (TLS, cluster mode…), kept for restarts.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -52,10 +55,30 @@ impl RedisServer {
     /// When `redis-server` is not installed or does not start: tests that need
     /// Redis fail loudly instead of skipping (`scripts/test` installs it).
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    /// Starts one with more `redis-server` arguments (`--tls-port`…); it
+    /// also listens on a plain port, which says when it is up.
+    pub fn start_with(extra: Vec<String>) -> Self {
         let port = free_port();
-        let mut server = Self { child: None, port };
+        let mut server = Self {
+            child: None,
+            port,
+            extra,
+        };
         server.restart();
         server
+    }
+
+    /// Its plain port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `redis://127.0.0.1:PORT/0`.
@@ -76,6 +99,7 @@ impl RedisServer {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

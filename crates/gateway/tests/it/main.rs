@@ -16,6 +16,7 @@ mod owners;
 mod proxy;
 mod pushes;
 mod redis;
+mod redis_topologies;
 mod rejections;
 mod rotation;
 mod sdk;

@@ -1,0 +1,245 @@
+//! Redis as production runs it (issue #29): TLS with a CA file and a client
+//! certificate, Redis Cluster (the store contract, and several instances
+//! making the calls of one), each on real `redis-server` processes the test
+//! starts on free loopback ports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use wxgate_gateway::store::{
+    Credential, Kind, RedisOptions, RedisStore, RedisTls, RedisTopology, Store,
+};
+use wxgate_testkit::redis::{RedisCluster, TlsFiles, TlsRedis};
+
+use crate::{Env, Setup, APPID, CLIENT_KEY};
+
+fn tls_options(files: &TlsFiles, url: String, ca: &str, client: bool) -> RedisOptions {
+    RedisOptions {
+        topology: RedisTopology::Primary(SecretString::from(url)),
+        username: None,
+        password: None,
+        tls: RedisTls {
+            ca: Some(files.read(ca)),
+            client: client.then(|| (files.read("client.crt"), files.read("client.key"))),
+        },
+        key_prefix: "tls:".into(),
+    }
+}
+
+/// Whether a store opened with `options` answers (within 10 s).
+async fn answers(options: &RedisOptions) -> bool {
+    let opened = tokio::time::timeout(Duration::from_secs(10), RedisStore::open(options));
+    match opened.await.expect("connecting is bounded") {
+        Ok(store) => store.ping().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// `rediss://` with the CA that signed the server's certificate and a client
+/// certificate: connected. A server whose certificate another CA signed, or
+/// that does not name the host connected to, is refused; so is a client
+/// without a certificate (the server requires one).
+#[tokio::test]
+async fn rediss_connects_with_its_ca_and_refuses_a_server_whose_certificate_does_not_match() {
+    let files = TlsFiles::new();
+    let redis = TlsRedis::start(&files);
+    let good = tls_options(&files, redis.url("127.0.0.1"), "ca.crt", true);
+    let store = RedisStore::open(&good).await.unwrap();
+    let credential = Credential {
+        value: "over-tls".into(),
+        expires_at: 7200,
+        fetched_at: 1,
+    };
+    store
+        .save("wx1", Kind::AccessToken, &credential)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load("wx1", Kind::AccessToken).await.unwrap(),
+        Some(credential)
+    );
+
+    let other_ca = tls_options(&files, redis.url("127.0.0.1"), "other-ca.crt", true);
+    assert!(
+        !answers(&other_ca).await,
+        "a certificate another CA signed is refused"
+    );
+    let other_name = tls_options(&files, redis.url("localhost"), "ca.crt", true);
+    assert!(
+        !answers(&other_name).await,
+        "a certificate for another name is refused"
+    );
+    let no_client_cert = tls_options(&files, redis.url("127.0.0.1"), "ca.crt", false);
+    assert!(
+        !answers(&no_client_cert).await,
+        "the server requires a client certificate"
+    );
+}
+
+/// The gateway configured with `rediss://` and the TLS files serves a token
+/// it stored over TLS.
+#[tokio::test]
+async fn the_gateway_stores_over_tls_as_configured() {
+    let files = TlsFiles::new();
+    let redis = TlsRedis::start(&files);
+    let mut setup = Setup::new();
+    setup.store = format!(
+        "backend = \"redis\"\nurl = \"{}\"\ntls_ca_file = \"{}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\nkey_prefix = \"test:\"",
+        redis.url("127.0.0.1"),
+        files.path("ca.crt"),
+        files.path("client.crt"),
+        files.path("client.key"),
+    );
+    let env = setup.start().await;
+    let token = env.access_token().await;
+    let options = RedisOptions {
+        key_prefix: "test:".into(),
+        ..tls_options(&files, redis.url("127.0.0.1"), "ca.crt", true)
+    };
+    let store = RedisStore::open(&options).await.unwrap();
+    let stored = store.load(APPID, Kind::AccessToken).await.unwrap();
+    assert_eq!(stored.map(|c| c.value), Some(token));
+}
+
+fn cluster_options(cluster: &RedisCluster, prefix: &str) -> RedisOptions {
+    RedisOptions {
+        topology: RedisTopology::Cluster(cluster.urls()),
+        username: None,
+        password: None,
+        tls: RedisTls::default(),
+        key_prefix: prefix.into(),
+    }
+}
+
+/// Credentials of many apps land on every primary of a 3-node cluster, and
+/// each one's lease, fence, fenced write, migration and announcement works
+/// there: no script fails with CROSSSLOT.
+#[tokio::test]
+async fn on_a_cluster_every_script_runs_on_one_slot() {
+    let cluster = RedisCluster::start(3);
+    let store = RedisStore::open(&cluster_options(&cluster, "wxgate:"))
+        .await
+        .unwrap();
+    let other = RedisStore::open(&cluster_options(&cluster, "wxgate:"))
+        .await
+        .unwrap();
+    let mut changes = other.changes().unwrap();
+    let ttl = Duration::from_secs(15);
+    for i in 0..30 {
+        let appid = format!("wx{i:016}");
+        for kind in Kind::ALL {
+            let lease = store.acquire(&appid, kind, ttl).await.unwrap().unwrap();
+            assert_eq!(other.acquire(&appid, kind, ttl).await.unwrap(), None);
+            let credential = Credential {
+                value: format!("{appid}-{kind}"),
+                expires_at: 7200,
+                fetched_at: 10,
+            };
+            assert!(store
+                .save_fenced(&appid, kind, &credential, &lease)
+                .await
+                .unwrap());
+            store.release(&appid, kind, &lease).await.unwrap();
+            assert_eq!(other.load(&appid, kind).await.unwrap(), Some(credential));
+        }
+    }
+    let announced = tokio::time::timeout(Duration::from_secs(5), changes.recv()).await;
+    assert!(
+        matches!(announced, Ok(Ok(_))),
+        "changes reach another instance: {announced:?}"
+    );
+    // The keys are spread over every primary.
+    let mut per_node = Vec::new();
+    for node in &cluster.nodes {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &node.port().to_string(), "dbsize"])
+            .output()
+            .unwrap();
+        per_node.push(
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u64>()
+                .unwrap(),
+        );
+    }
+    assert!(
+        per_node.iter().all(|n| *n > 0),
+        "keys per primary: {per_node:?}"
+    );
+}
+
+async fn cluster_env(cluster: &RedisCluster, instances: usize) -> Env {
+    let mut setup = Setup::new();
+    let seeds: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    setup.store = format!(
+        "backend = \"redis\"\ncluster = [{}]\nkey_prefix = \"test:\"",
+        seeds.join(", ")
+    );
+    let mut env = setup.start().await;
+    for _ in 1..instances {
+        env.add_instance().await;
+    }
+    env
+}
+
+async fn token_from(env: &Env, base: &str) -> String {
+    let url = format!("{base}/v1/apps/{APPID}/access_token");
+    let response = env
+        .http
+        .get(url)
+        .bearer_auth(CLIENT_KEY)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned()
+}
+
+/// A 3-primary Redis Cluster, 4 instances, 1,000 concurrent cold requests:
+/// one upstream call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_instances_on_a_cluster_make_one_upstream_call_on_a_cold_start() {
+    let cluster = RedisCluster::start(3);
+    let env = Arc::new(cluster_env(&cluster, 4).await);
+    let urls = env.urls();
+    let calls = (0..1000).map(|i| {
+        let (env, base) = (env.clone(), urls[i % urls.len()].clone());
+        tokio::spawn(async move { token_from(&env, &base).await })
+    });
+    let tokens: std::collections::HashSet<String> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(tokens.len(), 1, "every instance serves the same token");
+    assert_eq!(env.token_calls(), 1, "exactly one upstream call");
+}
+
+/// The same cluster over a virtual day: the calls of one instance, 0
+/// invalid-token uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_instances_on_a_cluster_over_a_virtual_day_make_the_ideal_calls() {
+    let cluster = RedisCluster::start(3);
+    let env = cluster_env(&cluster, 4).await;
+    let urls = env.urls();
+    let mut rejected = Vec::new();
+    for minute in 0..24 * 60 {
+        let token = token_from(&env, &urls[minute % urls.len()]).await;
+        let errcode = env.business_call(&token).await;
+        if errcode != 0 {
+            rejected.push((minute, errcode));
+        }
+        env.advance(60).await;
+    }
+    assert_eq!(rejected, [], "business calls rejected (minute, errcode)");
+    assert_eq!(env.sim.stats().invalid_token_calls(), 0);
+    assert_eq!(
+        env.token_calls(),
+        1 + 86_400 / 6_600,
+        "the same as a single instance"
+    );
+}
