@@ -585,6 +585,25 @@ mod contract {
                     }
                 )*
             }
+            mod redis_cluster {
+                $(
+                    #[tokio::test]
+                    async fn $property() {
+                        // Three primaries, so the keys of one test spread over them.
+                        let cluster = wxgate_testkit::redis::RedisCluster::start(3);
+                        let options = crate::store::RedisOptions {
+                            topology: crate::store::RedisTopology::Cluster(cluster.urls()),
+                            username: None,
+                            password: None,
+                            tls: crate::store::RedisTls::default(),
+                            key_prefix: "contract:".into(),
+                        };
+                        let connect = || crate::store::RedisStore::open(&options);
+                        let (store, other) = (connect().await.unwrap(), connect().await.unwrap());
+                        super::$property(&store, &other).await;
+                    }
+                )*
+            }
         };
     }
 
