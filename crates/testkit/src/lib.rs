@@ -46,6 +46,8 @@ pub struct RedisServer {
     port: u16,
     /// More `redis-server` arguments (TLS, cluster mode…), kept for restarts.
     extra: Vec<String>,
+    /// A config file, given first (a sentinel's: it rewrites it).
+    config: Option<String>,
 }
 
 impl RedisServer {
@@ -66,6 +68,22 @@ impl RedisServer {
             child: None,
             port,
             extra,
+            config: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts `redis-server CONFIG --sentinel` on a free port, its config
+    /// made by `config(port)` and written to `path` (the sentinel rewrites it).
+    pub fn start_sentinel(path: &std::path::Path, config: impl FnOnce(u16) -> String) -> Self {
+        let port = free_port();
+        std::fs::write(path, config(port)).expect("the sentinel's config is written");
+        let mut server = Self {
+            child: None,
+            port,
+            extra: vec!["--sentinel".into()],
+            config: Some(path.display().to_string()),
         };
         server.restart();
         server
@@ -98,6 +116,7 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.stop();
         let child = Command::new("redis-server")
+            .args(&self.config)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(&self.extra)
             .stdout(Stdio::null())

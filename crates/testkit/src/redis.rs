@@ -252,3 +252,136 @@ fn cluster_args(conf: &Path) -> Vec<String> {
     .map(str::to_owned)
     .to_vec()
 }
+
+/// A primary, a replica and three sentinels monitoring it as `mymaster`
+/// (down after 1 s), every sentinel aware of the replica and of the others.
+#[derive(Debug)]
+pub struct RedisSentinels {
+    /// The primary when started, then the replica.
+    pub servers: Vec<RedisServer>,
+    /// The three sentinels.
+    pub sentinels: Vec<RedisServer>,
+    _dir: tempfile::TempDir,
+}
+
+/// The name the sentinels monitor the primary under.
+pub const MASTER: &str = "mymaster";
+
+impl RedisSentinels {
+    /// Starts them all (in parallel) and waits, up to 20 s, until they are in touch.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let primary = RedisServer::start();
+        let port = primary.port();
+        let (replica, sentinels) = std::thread::scope(|s| {
+            let replica = s.spawn(move || {
+                RedisServer::start_with(vec![
+                    "--replicaof".into(),
+                    "127.0.0.1".into(),
+                    port.to_string(),
+                ])
+            });
+            let sentinels: Vec<_> = (0..3)
+                .map(|i| {
+                    let path = dir.path().join(format!("sentinel-{i}.conf"));
+                    s.spawn(move || {
+                        RedisServer::start_sentinel(&path, |_| {
+                            format!(
+                                "sentinel monitor {MASTER} 127.0.0.1 {port} 2\n\
+                                 sentinel down-after-milliseconds {MASTER} 1000\n\
+                                 sentinel failover-timeout {MASTER} 5000\n\
+                                 sentinel parallel-syncs {MASTER} 1\n"
+                            )
+                        })
+                    })
+                })
+                .collect();
+            (
+                replica.join().unwrap(),
+                sentinels
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let set = Self {
+            servers: vec![primary, replica],
+            sentinels,
+            _dir: dir,
+        };
+        let ready = (0..400).any(|_| {
+            let ready = set.sentinels.iter().all(|s| {
+                let info = run(
+                    "redis-cli",
+                    &["-p", &s.port().to_string(), "sentinel", "master", MASTER],
+                );
+                let field = |name: &str| {
+                    let mut lines = info.lines();
+                    lines
+                        .find(|l| *l == name)
+                        .and_then(|_| lines.next())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                field("num-slaves") == "1" && field("num-other-sentinels") == "2"
+            });
+            if !ready {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            ready
+        });
+        assert!(
+            ready,
+            "the sentinels did not see the replica and each other within 20 s"
+        );
+        set
+    }
+
+    /// The sentinels' URLs, `redis://127.0.0.1:PORT`.
+    pub fn urls(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("redis://127.0.0.1:{}", s.port()))
+            .collect()
+    }
+
+    /// The primary's port as the first sentinel names it.
+    pub fn primary_port(&self) -> u16 {
+        let out = run(
+            "redis-cli",
+            &[
+                "-p",
+                &self.sentinels[0].port().to_string(),
+                "sentinel",
+                "get-master-addr-by-name",
+                MASTER,
+            ],
+        );
+        out.lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .expect("a primary's port")
+    }
+
+    /// Asks a sentinel to fail over now (`SENTINEL FAILOVER`).
+    pub fn failover(&self) {
+        run(
+            "redis-cli",
+            &[
+                "-p",
+                &self.sentinels[0].port().to_string(),
+                "sentinel",
+                "failover",
+                MASTER,
+            ],
+        );
+    }
+
+    /// The server on `port`.
+    pub fn server(&mut self, port: u16) -> &mut RedisServer {
+        self.servers
+            .iter_mut()
+            .find(|s| s.port() == port)
+            .expect("one of ours")
+    }
+}

@@ -229,17 +229,13 @@ async fn listen(
     revocations: broadcast::WeakSender<(String, String)>,
 ) {
     use futures_util::StreamExt as _;
-    // A cluster broadcasts a (non-sharded) PUBLISH to every node, so any
-    // node will do: the nodes are tried in turn.
-    let nodes = options.nodes();
     let mut attempt = 0;
     while changes.upgrade().is_some() {
-        let node = &nodes[attempt % nodes.len()];
-        attempt += 1;
-        let pubsub = match options.client(node) {
+        let pubsub = match options.subscriber(attempt).await {
             Ok(client) => client.get_async_pubsub().await,
             Err(e) => Err(e),
         };
+        attempt += 1;
         match pubsub {
             Ok(mut pubsub) => {
                 if pubsub.subscribe(&channel).await.is_ok() {

@@ -243,3 +243,150 @@ async fn four_instances_on_a_cluster_over_a_virtual_day_make_the_ideal_calls() {
         "the same as a single instance"
     );
 }
+
+/// A primary, a replica and 3 sentinels; two instances under load. A
+/// renewal falls due as the primary goes away, twice: `SENTINEL FAILOVER`,
+/// then `kill -9` of the new primary. Tokens keep being served (0 failed
+/// client calls, 0 invalid-token uses), each failover costs at most one
+/// extra upstream call, and what the store holds afterwards is what every
+/// instance serves, never an older credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use wxgate_testkit::redis::{RedisSentinels, MASTER};
+
+    let started = tokio::time::Instant::now();
+    let mut redis = tokio::task::spawn_blocking(RedisSentinels::start)
+        .await
+        .unwrap();
+    let sentinels: Vec<String> = redis.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let mut setup = Setup::new();
+    setup.store = format!(
+        "backend = \"redis\"\nsentinels = [{}]\nmaster = \"{MASTER}\"\nkey_prefix = \"test:\"",
+        sentinels.join(", ")
+    );
+    let mut env = setup.start().await;
+    env.add_instance().await;
+    let env = Arc::new(env);
+    let urls = env.urls();
+    let mut served = token_from(&env, &urls[0]).await;
+    let store = RedisStore::open(&RedisOptions {
+        topology: RedisTopology::Sentinel {
+            sentinels: redis.urls(),
+            master: MASTER.into(),
+        },
+        username: None,
+        password: None,
+        tls: RedisTls::default(),
+        key_prefix: "test:".into(),
+    })
+    .await
+    .unwrap();
+
+    // Clients on both instances all along, each token used at WeChat.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let load: Vec<_> = (0..4)
+        .map(|i| {
+            let (env, base, stop, failed) = (
+                env.clone(),
+                urls[i % 2].clone(),
+                stop.clone(),
+                failed.clone(),
+            );
+            tokio::spawn(async move {
+                let mut calls = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let url = format!("{base}/v1/apps/{APPID}/access_token");
+                    let answer = env.http.get(url).bearer_auth(CLIENT_KEY).send().await;
+                    let token = match answer {
+                        Ok(r) if r.status() == 200 => r.json::<serde_json::Value>().await.ok(),
+                        _ => None,
+                    };
+                    match token.as_ref().and_then(|t| t["access_token"].as_str()) {
+                        Some(token) => {
+                            if env.business_call(token).await != 0 {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        None => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    calls += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                calls
+            })
+        })
+        .collect();
+
+    for how in ["SENTINEL FAILOVER", "kill -9"] {
+        let before = env.token_calls();
+        let old = redis.primary_port();
+        if how == "SENTINEL FAILOVER" {
+            redis.failover();
+        } else {
+            redis.server(old).stop();
+        }
+        // The renewal falls due now, while the primary changes.
+        env.advance(6600).await;
+        let renewed = wxgate_testkit::wait_for(
+            Duration::from_secs(30),
+            format!("{how}: a new primary and a renewal served by both"),
+            async || {
+                if redis.primary_port() == old {
+                    return None;
+                }
+                env.advance(5).await;
+                let tokens = [
+                    token_from(&env, &urls[0]).await,
+                    token_from(&env, &urls[1]).await,
+                ];
+                (tokens[0] != served && tokens[0] == tokens[1]).then(|| tokens[0].clone())
+            },
+        )
+        .await;
+        let calls = env.token_calls() - before;
+        assert!(calls <= 2, "{how}: {calls} upstream calls for one renewal");
+        let stored = stored(&store).await;
+        assert_eq!(
+            stored.value, renewed,
+            "{how}: the store holds what is served"
+        );
+        println!(
+            "[redis] {how}: renewed with {calls} upstream call(s), {} ms into the test",
+            started.elapsed().as_millis()
+        );
+        served = renewed;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut requests = 0;
+    for task in load {
+        requests += task.await.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed client calls out of {requests}"
+    );
+    assert_eq!(env.sim.stats().invalid_token_calls(), 0);
+    // Nothing older is written once it settled.
+    env.advance(60).await;
+    assert_eq!(stored(&store).await.value, served);
+    println!(
+        "[redis] two failovers under {requests} client calls in {} ms",
+        started.elapsed().as_millis()
+    );
+}
+
+/// The stored access token, once the sentinels agree on the new primary
+/// (a load may fail while some still name the old one).
+async fn stored(store: &RedisStore) -> Credential {
+    wxgate_testkit::wait_for(
+        Duration::from_secs(10),
+        "the stored access token",
+        async || store.load(APPID, Kind::AccessToken).await.ok().flatten(),
+    )
+    .await
+}

@@ -5,6 +5,8 @@
 //! Every topology ends up behind one [`Connection`], which the store's
 //! commands and scripts run on without knowing which it is.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
@@ -158,30 +160,64 @@ impl RedisOptions {
         }
     }
 
-    /// The nodes to subscribe through: the primary, or each seed in turn.
-    pub(super) fn nodes(&self) -> Vec<String> {
+    /// A client of the node to subscribe to the change channel through, on
+    /// the `attempt`-th try: the primary (Sentinel: the current one, whose
+    /// replicas also pass PUBLISH on), or the seed nodes in turn (a cluster
+    /// broadcasts a non-sharded PUBLISH to every node).
+    pub(super) async fn subscriber(&self, attempt: usize) -> redis::RedisResult<redis::Client> {
         match &self.topology {
-            RedisTopology::Primary(url) => vec![url.expose_secret().to_owned()],
-            RedisTopology::Sentinel { .. } => Vec::new(),
-            RedisTopology::Cluster(seeds) => seeds.clone(),
+            RedisTopology::Primary(url) => self.client(url.expose_secret()),
+            RedisTopology::Cluster(seeds) => self.client(&seeds[attempt % seeds.len()]),
+            RedisTopology::Sentinel { .. } => self.sentinel_client()?.async_get_client().await,
         }
+    }
+
+    /// A client that asks the sentinels which node is the primary.
+    fn sentinel_client(&self) -> redis::RedisResult<redis::sentinel::SentinelClient> {
+        use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+        let RedisTopology::Sentinel { sentinels, master } = &self.topology else {
+            unreachable!("only called for Sentinel")
+        };
+        let infos = sentinels
+            .iter()
+            .map(|url| url.as_str().into_connection_info())
+            .collect::<redis::RedisResult<Vec<_>>>()?;
+        let tls = infos
+            .iter()
+            .any(|i| matches!(i.addr, redis::ConnectionAddr::TcpTls { .. }));
+        let mut builder = SentinelClientBuilder::new(
+            infos.iter().map(|i| i.addr.clone()),
+            master.clone(),
+            SentinelServerType::Master,
+        )?;
+        if let Some(password) = infos.iter().find_map(|i| i.redis.password.clone()) {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+        if let Some(user) = infos.iter().find_map(|i| i.redis.username.clone()) {
+            builder = builder.set_client_to_sentinel_username(user);
+        }
+        if let Some(user) = &self.username {
+            builder = builder.set_client_to_redis_username(user.expose_secret().to_owned());
+        }
+        if let Some(password) = &self.password {
+            builder = builder.set_client_to_redis_password(password.expose_secret().to_owned());
+        }
+        if tls {
+            builder = builder
+                .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure)
+                .set_client_to_sentinel_certificates(self.certificates())
+                .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+                .set_client_to_redis_certificates(self.certificates());
+        }
+        builder.build()
     }
 
     /// Connects (the connection reconnects by itself afterwards).
     pub(super) async fn connect(&self) -> redis::RedisResult<Connection> {
-        match &self.topology {
+        let link = match &self.topology {
             RedisTopology::Primary(url) => {
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Duration::from_secs(2))
-                    .set_response_timeout(Duration::from_secs(2))
-                    .set_number_of_retries(2)
-                    // Reconnect attempts back off 100 ms, 200 ms… at most 1 s apart: without
-                    // the cap, redis-rs waits minutes before it notices Redis is back.
-                    .set_factor(100)
-                    .set_max_delay(1000);
                 let client = self.client(url.expose_secret())?;
-                let manager = ConnectionManager::new_with_config(client, config).await?;
-                Ok(Connection::Primary(manager))
+                Link::Primary(ConnectionManager::new_with_config(client, manager_config()).await?)
             }
             RedisTopology::Cluster(seeds) => {
                 let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.clone())
@@ -201,33 +237,186 @@ impl RedisOptions {
                         .tls(redis::cluster::TlsMode::Secure)
                         .certs(self.certificates());
                 }
-                let connection = builder.build()?.get_async_connection().await?;
-                Ok(Connection::Cluster(connection))
+                Link::Cluster(builder.build()?.get_async_connection().await?)
             }
-            RedisTopology::Sentinel { .. } => Err(redis::RedisError::from((
-                redis::ErrorKind::InvalidClientConfig,
-                "Sentinel is not supported yet",
-            ))),
+            RedisTopology::Sentinel { .. } => Link::Sentinel(Arc::new(SentinelLink {
+                sentinel: tokio::sync::Mutex::new(self.sentinel_client()?),
+                current: Mutex::new(None),
+            })),
+        };
+        let connection = Connection {
+            link,
+            status: Arc::new(Status::default()),
+        };
+        if let Link::Sentinel(sentinel) = &connection.link {
+            sentinel.current(&connection.status).await?;
+        }
+        Ok(connection)
+    }
+}
+
+/// A connection manager's settings: each attempt bounded, reconnects close together.
+fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(2)
+        // Reconnect attempts back off 100 ms, 200 ms… at most 1 s apart: without
+        // the cap, redis-rs waits minutes before it notices Redis is back.
+        .set_factor(100)
+        .set_max_delay(1000)
+}
+
+/// What the connection has seen: for `/readyz`, `/metrics` and `/admin`.
+#[derive(Debug, Default)]
+pub(super) struct Status {
+    /// The last command failed for want of a connection.
+    down: AtomicBool,
+    /// Connections regained after a loss.
+    pub(super) reconnects: AtomicU64,
+    /// Primaries replaced (Sentinel named another one).
+    pub(super) failovers: AtomicU64,
+    /// When the last reconnect happened.
+    pub(super) last_reconnect: Mutex<Option<tokio::time::Instant>>,
+    /// The primary's address (Sentinel: the one it named last).
+    pub(super) primary: Mutex<Option<String>>,
+}
+
+impl Status {
+    fn observe<T>(&self, result: &redis::RedisResult<T>) {
+        match result {
+            Err(e) if lost(e) => self.down.store(true, Ordering::Relaxed),
+            Err(_) => {}
+            Ok(_) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    self.reconnected();
+                }
+            }
+        }
+    }
+
+    fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        *self.last_reconnect.lock().expect("never poisoned") = Some(tokio::time::Instant::now());
+    }
+
+    /// Sentinel named `address` the primary: a failover when it was another.
+    fn primary_is(&self, address: &str) {
+        let mut primary = self.primary.lock().expect("never poisoned");
+        if primary.as_deref().is_some_and(|p| p != address) {
+            self.failovers.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                redis.primary = address,
+                "Redis failed over: Sentinel names another primary"
+            );
+        }
+        *primary = Some(address.to_owned());
+    }
+}
+
+/// Whether an error means the node is gone or no longer the primary.
+fn lost(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.kind() == redis::ErrorKind::ReadOnly
+}
+
+/// The primary Sentinel names, reached through a connection manager that is
+/// replaced when the primary is lost or turns replica.
+pub(super) struct SentinelLink {
+    sentinel: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    current: Mutex<Option<(String, ConnectionManager)>>,
+}
+
+impl SentinelLink {
+    /// The current primary's connection, asking the sentinels when there is none.
+    async fn current(&self, status: &Status) -> redis::RedisResult<(String, ConnectionManager)> {
+        if let Some(current) = self.current.lock().expect("never poisoned").clone() {
+            return Ok(current);
+        }
+        let mut sentinel = self.sentinel.lock().await;
+        if let Some(current) = self.current.lock().expect("never poisoned").clone() {
+            return Ok(current);
+        }
+        let client = sentinel.async_get_client().await?;
+        let address = client.get_connection_info().addr.to_string();
+        let manager = ConnectionManager::new_with_config(client, manager_config()).await?;
+        status.primary_is(&address);
+        let current = (address, manager);
+        *self.current.lock().expect("never poisoned") = Some(current.clone());
+        Ok(current)
+    }
+
+    /// Drops the connection to `address` (lost, or no longer the primary).
+    fn forget(&self, address: &str) {
+        let mut current = self.current.lock().expect("never poisoned");
+        if current.as_ref().is_some_and(|(a, _)| a == address) {
+            *current = None;
+        }
+    }
+
+    async fn command(&self, status: &Status, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let (address, mut manager) = self.current(status).await?;
+        match manager.req_packed_command(cmd).await {
+            Err(e) if lost(&e) => {
+                self.forget(&address);
+                self.current(status).await?.1.req_packed_command(cmd).await
+            }
+            result => result,
+        }
+    }
+
+    async fn commands(
+        &self,
+        status: &Status,
+        cmd: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        let (address, mut manager) = self.current(status).await?;
+        match manager.req_packed_commands(cmd, offset, count).await {
+            Err(e) if lost(&e) => {
+                self.forget(&address);
+                let (_, mut manager) = self.current(status).await?;
+                manager.req_packed_commands(cmd, offset, count).await
+            }
+            result => result,
         }
     }
 }
 
-/// A connection to one primary or to a cluster; cheap to clone, reconnects
-/// by itself.
+/// A connection to one primary, the primary Sentinel names, or a cluster;
+/// cheap to clone, reconnects by itself.
 #[derive(Clone)]
-pub(super) enum Connection {
+pub(super) struct Connection {
+    link: Link,
+    /// What it has seen (shared by its clones).
+    pub(super) status: Arc<Status>,
+}
+
+#[derive(Clone)]
+enum Link {
     /// One primary, behind a connection manager.
     Primary(ConnectionManager),
     /// A cluster: each command goes to the node of its keys' slot.
     Cluster(ClusterConnection),
+    /// Sentinel: the primary it names.
+    Sentinel(Arc<SentinelLink>),
 }
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Primary(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
+        Box::pin(async move {
+            let result = match &mut self.link {
+                Link::Primary(c) => c.req_packed_command(cmd).await,
+                Link::Cluster(c) => c.req_packed_command(cmd).await,
+                Link::Sentinel(s) => s.command(&self.status, cmd).await,
+            };
+            self.status.observe(&result);
+            result
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -236,16 +425,22 @@ impl ConnectionLike for Connection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Primary(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
+        Box::pin(async move {
+            let result = match &mut self.link {
+                Link::Primary(c) => c.req_packed_commands(cmd, offset, count).await,
+                Link::Cluster(c) => c.req_packed_commands(cmd, offset, count).await,
+                Link::Sentinel(s) => s.commands(&self.status, cmd, offset, count).await,
+            };
+            self.status.observe(&result);
+            result
+        })
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Self::Primary(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
+        match &self.link {
+            Link::Primary(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
+            Link::Sentinel(_) => 0,
         }
     }
 }
