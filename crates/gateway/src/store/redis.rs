@@ -24,7 +24,9 @@ use tokio::sync::broadcast;
 
 use self::connect::Connection;
 pub use self::connect::{RedisOptions, RedisTls, RedisTopology};
-use super::{AuditEntry, Credential, Kind, Lease, PushClaim, Store, StoreError, AUDIT_KEEP};
+use super::{
+    AuditEntry, Credential, Kind, Lease, PushClaim, Store, StoreError, StoreTopology, AUDIT_KEEP,
+};
 
 /// Writes only when the lease's fence is the newest one issued and the stored
 /// credential was not fetched later (after a failover the fencing counter may
@@ -83,6 +85,8 @@ struct Stored {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Connection,
+    /// `primary`, `sentinel` or `cluster`.
+    mode: &'static str,
     prefix: String,
     changes: broadcast::Sender<(String, Kind)>,
     /// Revocations announced by any instance: (appid, SHA-256 of the token, hex).
@@ -137,6 +141,7 @@ impl RedisStore {
         let (revocations, _) = broadcast::channel(64);
         let store = Self {
             connection,
+            mode: options.topology.name(),
             prefix: options.key_prefix.clone(),
             changes,
             revocations,
@@ -147,6 +152,14 @@ impl RedisStore {
             store.changes.downgrade(),
             store.revocations.downgrade(),
         ));
+        if let RedisTopology::Sentinel { master, .. } = &options.topology {
+            tokio::spawn(watch_failovers(
+                options.clone(),
+                master.clone(),
+                store.connection.clone(),
+                store.changes.downgrade(),
+            ));
+        }
         Ok(store)
     }
 
@@ -270,6 +283,57 @@ async fn listen(
     }
 }
 
+/// Sentinel: listens for the sentinels' `+switch-master` of our primary,
+/// counts the failover and lets the old primary go at once (an instance
+/// that only reads would otherwise stay on a node turned replica);
+/// reconnecting with a pause, it ends once the store is dropped.
+async fn watch_failovers(
+    options: RedisOptions,
+    master: String,
+    connection: Connection,
+    alive: broadcast::WeakSender<(String, Kind)>,
+) {
+    use futures_util::StreamExt as _;
+    while alive.upgrade().is_some() {
+        let sentinel = match options.sentinel_client() {
+            Ok(mut sentinel) => sentinel.async_get_sentinel_client().await,
+            Err(e) => Err(e),
+        };
+        let pubsub = match sentinel {
+            Ok(client) => client.get_async_pubsub().await,
+            Err(e) => Err(e),
+        };
+        match pubsub {
+            Ok(mut pubsub) => {
+                if pubsub.subscribe("+switch-master").await.is_ok() {
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        if alive.upgrade().is_none() {
+                            return;
+                        }
+                        let Ok(payload) = message.get_payload::<String>() else {
+                            continue;
+                        };
+                        // `<name> <old ip> <old port> <new ip> <new port>`
+                        let fields: Vec<&str> = payload.split(' ').collect();
+                        if fields.first() == Some(&master.as_str()) {
+                            let primary = fields.get(3..5).map(|f| f.join(":"));
+                            tracing::warn!(redis.master = %master, redis.primary = ?primary, "Redis failed over: the sentinels switched the primary");
+                            connection.status.failed_over();
+                            connection.demoted();
+                        }
+                    }
+                }
+                tracing::warn!("lost the sentinels' failover announcements; resubscribing");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sentinels unavailable for failover announcements; retrying")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for RedisStore {
     async fn load(&self, appid: &str, kind: Kind) -> Result<Option<Credential>, StoreError> {
@@ -330,6 +394,46 @@ impl Store for RedisStore {
 
     fn backend(&self) -> &'static str {
         "redis"
+    }
+
+    async fn topology(&self) -> Option<StoreTopology> {
+        use std::sync::atomic::Ordering;
+        let role = timed(async {
+            let mut connection = self.connection.clone();
+            if self.mode == "cluster" {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(error)?;
+                let state = info.lines().find_map(|l| l.strip_prefix("cluster_state:"));
+                Ok(state.map(|s| s.trim().to_owned()))
+            } else {
+                let role: Vec<redis::Value> = redis::cmd("ROLE")
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(error)?;
+                Ok(role
+                    .first()
+                    .and_then(|r| redis::from_redis_value::<String>(r).ok()))
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        if role.as_deref() == Some("slave") {
+            self.connection.demoted();
+        }
+        let status = &self.connection.status;
+        let last = *status.last_reconnect.lock().expect("never poisoned");
+        Some(StoreTopology {
+            mode: self.mode,
+            role,
+            primary: status.primary.lock().expect("never poisoned").clone(),
+            failovers: status.failovers.load(Ordering::Relaxed),
+            reconnects: status.reconnects.load(Ordering::Relaxed),
+            last_reconnect_secs_ago: last.map(|at| at.elapsed().as_secs()),
+        })
     }
 
     async fn tally(&self, key: &str, period: &str, add: u64) -> Result<u64, StoreError> {

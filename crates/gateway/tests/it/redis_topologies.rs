@@ -14,6 +14,8 @@ use wxgate_testkit::redis::{RedisCluster, TlsFiles, TlsRedis};
 
 use crate::{Env, Setup, APPID, CLIENT_KEY};
 
+const ADMIN_KEY: &str = "redis-topology-admin-key-0123";
+
 fn tls_options(files: &TlsFiles, url: String, ca: &str, client: bool) -> RedisOptions {
     RedisOptions {
         topology: RedisTopology::Primary(SecretString::from(url)),
@@ -217,6 +219,9 @@ async fn four_instances_on_a_cluster_make_one_upstream_call_on_a_cold_start() {
         .collect();
     assert_eq!(tokens.len(), 1, "every instance serves the same token");
     assert_eq!(env.token_calls(), 1, "exactly one upstream call");
+    let ready = env.get_json("/readyz").await;
+    assert_eq!(ready["store"]["mode"], "cluster", "{ready}");
+    assert_eq!(ready["store"]["role"], "ok", "{ready}");
 }
 
 /// The same cluster over a virtual day: the calls of one instance, 0
@@ -260,7 +265,7 @@ async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() 
         .await
         .unwrap();
     let sentinels: Vec<String> = redis.urls().iter().map(|u| format!("\"{u}\"")).collect();
-    let mut setup = Setup::new();
+    let mut setup = Setup::new().admin(ADMIN_KEY);
     setup.store = format!(
         "backend = \"redis\"\nsentinels = [{}]\nmaster = \"{MASTER}\"\nkey_prefix = \"test:\"",
         sentinels.join(", ")
@@ -374,6 +379,49 @@ async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() 
     // Nothing older is written once it settled.
     env.advance(60).await;
     assert_eq!(stored(&store).await.value, served);
+
+    // The failovers are shown: /readyz, /metrics and /admin. An instance
+    // that only read meanwhile may have stayed on a node that is primary
+    // again; the one that renewed saw them.
+    let primary = format!("127.0.0.1:{}", redis.primary_port());
+    let mut seen = Vec::new();
+    for base in &urls {
+        let ready: serde_json::Value = env
+            .http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["status"], "ready", "{ready}");
+        let topology = &ready["store"];
+        assert_eq!(topology["mode"], "sentinel", "{ready}");
+        assert_eq!(topology["role"], "master", "{ready}");
+        assert_eq!(topology["primary"], primary.as_str(), "{ready}");
+        let failovers =
+            wxgate_testkit::metric(&env.http, base, "wxgate_store_redis_failovers_total").await;
+        assert_eq!(
+            topology["failovers"].as_u64().unwrap() as f64,
+            failovers,
+            "{ready}"
+        );
+        let role = "wxgate_store_redis_role{mode=\"sentinel\",role=\"master\"}";
+        assert_eq!(wxgate_testkit::metric(&env.http, base, role).await, 1.0);
+        seen.push(failovers);
+    }
+    assert!(
+        seen.iter().any(|n| *n >= 1.0),
+        "failovers seen per instance: {seen:?}"
+    );
+    let (status, snapshot) = env.admin_get("/admin/status.json", ADMIN_KEY).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        snapshot["store"]["topology"]["primary"],
+        primary.as_str(),
+        "{snapshot}"
+    );
     println!(
         "[redis] two failovers under {requests} client calls in {} ms",
         started.elapsed().as_millis()

@@ -173,7 +173,7 @@ impl RedisOptions {
     }
 
     /// A client that asks the sentinels which node is the primary.
-    fn sentinel_client(&self) -> redis::RedisResult<redis::sentinel::SentinelClient> {
+    pub(super) fn sentinel_client(&self) -> redis::RedisResult<redis::sentinel::SentinelClient> {
         use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
         let RedisTopology::Sentinel { sentinels, master } = &self.topology else {
             unreachable!("only called for Sentinel")
@@ -214,9 +214,12 @@ impl RedisOptions {
 
     /// Connects (the connection reconnects by itself afterwards).
     pub(super) async fn connect(&self) -> redis::RedisResult<Connection> {
+        let status = Arc::new(Status::default());
         let link = match &self.topology {
             RedisTopology::Primary(url) => {
                 let client = self.client(url.expose_secret())?;
+                let address = client.get_connection_info().addr.to_string();
+                *status.primary.lock().expect("never poisoned") = Some(address);
                 Link::Primary(ConnectionManager::new_with_config(client, manager_config()).await?)
             }
             RedisTopology::Cluster(seeds) => {
@@ -244,10 +247,7 @@ impl RedisOptions {
                 current: Mutex::new(None),
             })),
         };
-        let connection = Connection {
-            link,
-            status: Arc::new(Status::default()),
-        };
+        let connection = Connection { link, status };
         if let Link::Sentinel(sentinel) = &connection.link {
             sentinel.current(&connection.status).await?;
         }
@@ -274,7 +274,7 @@ pub(super) struct Status {
     down: AtomicBool,
     /// Connections regained after a loss.
     pub(super) reconnects: AtomicU64,
-    /// Primaries replaced (Sentinel named another one).
+    /// Failovers the sentinels announced (`+switch-master`).
     pub(super) failovers: AtomicU64,
     /// When the last reconnect happened.
     pub(super) last_reconnect: Mutex<Option<tokio::time::Instant>>,
@@ -300,17 +300,21 @@ impl Status {
         *self.last_reconnect.lock().expect("never poisoned") = Some(tokio::time::Instant::now());
     }
 
-    /// Sentinel named `address` the primary: a failover when it was another.
+    /// Sentinel named `address` the primary.
     fn primary_is(&self, address: &str) {
         let mut primary = self.primary.lock().expect("never poisoned");
         if primary.as_deref().is_some_and(|p| p != address) {
-            self.failovers.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
+            tracing::info!(
                 redis.primary = address,
-                "Redis failed over: Sentinel names another primary"
+                "writing to the primary Sentinel names now"
             );
         }
         *primary = Some(address.to_owned());
+    }
+
+    /// The sentinels announced a failover (`+switch-master`).
+    pub(super) fn failed_over(&self) {
+        self.failovers.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -404,6 +408,18 @@ enum Link {
     Cluster(ClusterConnection),
     /// Sentinel: the primary it names.
     Sentinel(Arc<SentinelLink>),
+}
+
+impl Connection {
+    /// Sentinel: lets the primary go when it says it is a replica now (an
+    /// instance that only read since a failover still talks to the old one);
+    /// the next command asks the sentinels again.
+    pub(super) fn demoted(&self) {
+        if let Link::Sentinel(sentinel) = &self.link {
+            // Not `forget`: that would take the lock again.
+            *sentinel.current.lock().expect("never poisoned") = None;
+        }
+    }
 }
 
 impl ConnectionLike for Connection {
