@@ -16,6 +16,13 @@ use crate::{Env, Setup, APPID, CLIENT_KEY};
 
 const ADMIN_KEY: &str = "redis-topology-admin-key-0123";
 
+/// Runs a test's body within `limit`, failing loudly past it.
+async fn within<T>(limit: Duration, body: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(limit, body)
+        .await
+        .unwrap_or_else(|_| panic!("the test took longer than {limit:?}"))
+}
+
 fn tls_options(files: &TlsFiles, url: String, ca: &str, client: bool) -> RedisOptions {
     RedisOptions {
         topology: RedisTopology::Primary(SecretString::from(url)),
@@ -119,56 +126,79 @@ fn cluster_options(cluster: &RedisCluster, prefix: &str) -> RedisOptions {
 /// there: no script fails with CROSSSLOT.
 #[tokio::test]
 async fn on_a_cluster_every_script_runs_on_one_slot() {
-    let cluster = RedisCluster::start(3);
-    let store = RedisStore::open(&cluster_options(&cluster, "wxgate:"))
-        .await
-        .unwrap();
-    let other = RedisStore::open(&cluster_options(&cluster, "wxgate:"))
-        .await
-        .unwrap();
-    let mut changes = other.changes().unwrap();
-    let ttl = Duration::from_secs(15);
-    for i in 0..30 {
-        let appid = format!("wx{i:016}");
-        for kind in Kind::ALL {
-            let lease = store.acquire(&appid, kind, ttl).await.unwrap().unwrap();
-            assert_eq!(other.acquire(&appid, kind, ttl).await.unwrap(), None);
-            let credential = Credential {
-                value: format!("{appid}-{kind}"),
-                expires_at: 7200,
-                fetched_at: 10,
-            };
-            assert!(store
-                .save_fenced(&appid, kind, &credential, &lease)
-                .await
-                .unwrap());
-            store.release(&appid, kind, &lease).await.unwrap();
-            assert_eq!(other.load(&appid, kind).await.unwrap(), Some(credential));
-        }
-    }
-    let announced = tokio::time::timeout(Duration::from_secs(5), changes.recv()).await;
-    assert!(
-        matches!(announced, Ok(Ok(_))),
-        "changes reach another instance: {announced:?}"
-    );
-    // The keys are spread over every primary.
-    let mut per_node = Vec::new();
-    for node in &cluster.nodes {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &node.port().to_string(), "dbsize"])
-            .output()
+    within(Duration::from_secs(60), async {
+        let cluster = RedisCluster::start(3);
+        let store = RedisStore::open(&cluster_options(&cluster, "wxgate:"))
+            .await
             .unwrap();
-        per_node.push(
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse::<u64>()
-                .unwrap(),
+        let other = RedisStore::open(&cluster_options(&cluster, "wxgate:"))
+            .await
+            .unwrap();
+        let mut changes = other.changes().unwrap();
+        let ttl = Duration::from_secs(15);
+        for i in 0..30 {
+            let appid = format!("wx{i:016}");
+            for kind in Kind::ALL {
+                let lease = store.acquire(&appid, kind, ttl).await.unwrap().unwrap();
+                assert_eq!(other.acquire(&appid, kind, ttl).await.unwrap(), None);
+                let credential = Credential {
+                    value: format!("{appid}-{kind}"),
+                    expires_at: 7200,
+                    fetched_at: 10,
+                };
+                assert!(store
+                    .save_fenced(&appid, kind, &credential, &lease)
+                    .await
+                    .unwrap());
+                store.release(&appid, kind, &lease).await.unwrap();
+                assert_eq!(other.load(&appid, kind).await.unwrap(), Some(credential));
+            }
+        }
+        let announced = tokio::time::timeout(Duration::from_secs(5), changes.recv()).await;
+        assert!(
+            matches!(announced, Ok(Ok(_))),
+            "changes reach another instance: {announced:?}"
         );
-    }
-    assert!(
-        per_node.iter().all(|n| *n > 0),
-        "keys per primary: {per_node:?}"
-    );
+        // A credential under its name before the hash tags is moved, even
+        // though its old and new keys are in different slots.
+        let old = r#"{"value":"legacy","expires_at":7300,"fetched_at":100}"#;
+        let port = cluster.nodes[0].port().to_string();
+        let cli = |args: &[&str]| {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-c", "-p", &port])
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        assert_eq!(cli(&["set", "wxgate:wxlegacy:access_token", old]), "OK");
+        let moved = other
+            .load("wxlegacy", Kind::AccessToken)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((moved.value.as_str(), moved.fetched_at), ("legacy", 100));
+        assert_eq!(cli(&["exists", "wxgate:wxlegacy:access_token"]), "0");
+        // The keys are spread over every primary.
+        let mut per_node = Vec::new();
+        for node in &cluster.nodes {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-p", &node.port().to_string(), "dbsize"])
+                .output()
+                .unwrap();
+            per_node.push(
+                String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap(),
+            );
+        }
+        assert!(
+            per_node.iter().all(|n| *n > 0),
+            "keys per primary: {per_node:?}"
+        );
+    })
+    .await;
 }
 
 async fn cluster_env(cluster: &RedisCluster, instances: usize) -> Env {
@@ -205,48 +235,54 @@ async fn token_from(env: &Env, base: &str) -> String {
 /// one upstream call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_instances_on_a_cluster_make_one_upstream_call_on_a_cold_start() {
-    let cluster = RedisCluster::start(3);
-    let env = Arc::new(cluster_env(&cluster, 4).await);
-    let urls = env.urls();
-    let calls = (0..1000).map(|i| {
-        let (env, base) = (env.clone(), urls[i % urls.len()].clone());
-        tokio::spawn(async move { token_from(&env, &base).await })
-    });
-    let tokens: std::collections::HashSet<String> = futures_util::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(tokens.len(), 1, "every instance serves the same token");
-    assert_eq!(env.token_calls(), 1, "exactly one upstream call");
-    let ready = env.get_json("/readyz").await;
-    assert_eq!(ready["store"]["mode"], "cluster", "{ready}");
-    assert_eq!(ready["store"]["role"], "ok", "{ready}");
+    within(Duration::from_secs(60), async {
+        let cluster = RedisCluster::start(3);
+        let env = Arc::new(cluster_env(&cluster, 4).await);
+        let urls = env.urls();
+        let calls = (0..1000).map(|i| {
+            let (env, base) = (env.clone(), urls[i % urls.len()].clone());
+            tokio::spawn(async move { token_from(&env, &base).await })
+        });
+        let tokens: std::collections::HashSet<String> = futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(tokens.len(), 1, "every instance serves the same token");
+        assert_eq!(env.token_calls(), 1, "exactly one upstream call");
+        let ready = env.get_json("/readyz").await;
+        assert_eq!(ready["store"]["mode"], "cluster", "{ready}");
+        assert_eq!(ready["store"]["role"], "ok", "{ready}");
+    })
+    .await;
 }
 
 /// The same cluster over a virtual day: the calls of one instance, 0
 /// invalid-token uses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_instances_on_a_cluster_over_a_virtual_day_make_the_ideal_calls() {
-    let cluster = RedisCluster::start(3);
-    let env = cluster_env(&cluster, 4).await;
-    let urls = env.urls();
-    let mut rejected = Vec::new();
-    for minute in 0..24 * 60 {
-        let token = token_from(&env, &urls[minute % urls.len()]).await;
-        let errcode = env.business_call(&token).await;
-        if errcode != 0 {
-            rejected.push((minute, errcode));
+    within(Duration::from_secs(180), async {
+        let cluster = RedisCluster::start(3);
+        let env = cluster_env(&cluster, 4).await;
+        let urls = env.urls();
+        let mut rejected = Vec::new();
+        for minute in 0..24 * 60 {
+            let token = token_from(&env, &urls[minute % urls.len()]).await;
+            let errcode = env.business_call(&token).await;
+            if errcode != 0 {
+                rejected.push((minute, errcode));
+            }
+            env.advance(60).await;
         }
-        env.advance(60).await;
-    }
-    assert_eq!(rejected, [], "business calls rejected (minute, errcode)");
-    assert_eq!(env.sim.stats().invalid_token_calls(), 0);
-    assert_eq!(
-        env.token_calls(),
-        1 + 86_400 / 6_600,
-        "the same as a single instance"
-    );
+        assert_eq!(rejected, [], "business calls rejected (minute, errcode)");
+        assert_eq!(env.sim.stats().invalid_token_calls(), 0);
+        assert_eq!(
+            env.token_calls(),
+            1 + 86_400 / 6_600,
+            "the same as a single instance"
+        );
+    })
+    .await;
 }
 
 /// A primary, a replica and 3 sentinels; two instances under load. A
@@ -257,175 +293,178 @@ async fn four_instances_on_a_cluster_over_a_virtual_day_make_the_ideal_calls() {
 /// instance serves, never an older credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use wxgate_testkit::redis::{RedisSentinels, MASTER};
+    within(Duration::from_secs(120), async {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use wxgate_testkit::redis::{RedisSentinels, MASTER};
 
-    let started = tokio::time::Instant::now();
-    let mut redis = tokio::task::spawn_blocking(RedisSentinels::start)
+        let started = tokio::time::Instant::now();
+        let mut redis = tokio::task::spawn_blocking(RedisSentinels::start)
+            .await
+            .unwrap();
+        let sentinels: Vec<String> = redis.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        let mut setup = Setup::new().admin(ADMIN_KEY);
+        setup.store = format!(
+            "backend = \"redis\"\nsentinels = [{}]\nmaster = \"{MASTER}\"\nkey_prefix = \"test:\"",
+            sentinels.join(", ")
+        );
+        let mut env = setup.start().await;
+        env.add_instance().await;
+        let env = Arc::new(env);
+        let urls = env.urls();
+        let mut served = token_from(&env, &urls[0]).await;
+        let store = RedisStore::open(&RedisOptions {
+            topology: RedisTopology::Sentinel {
+                sentinels: redis.urls(),
+                master: MASTER.into(),
+            },
+            username: None,
+            password: None,
+            tls: RedisTls::default(),
+            key_prefix: "test:".into(),
+        })
         .await
         .unwrap();
-    let sentinels: Vec<String> = redis.urls().iter().map(|u| format!("\"{u}\"")).collect();
-    let mut setup = Setup::new().admin(ADMIN_KEY);
-    setup.store = format!(
-        "backend = \"redis\"\nsentinels = [{}]\nmaster = \"{MASTER}\"\nkey_prefix = \"test:\"",
-        sentinels.join(", ")
-    );
-    let mut env = setup.start().await;
-    env.add_instance().await;
-    let env = Arc::new(env);
-    let urls = env.urls();
-    let mut served = token_from(&env, &urls[0]).await;
-    let store = RedisStore::open(&RedisOptions {
-        topology: RedisTopology::Sentinel {
-            sentinels: redis.urls(),
-            master: MASTER.into(),
-        },
-        username: None,
-        password: None,
-        tls: RedisTls::default(),
-        key_prefix: "test:".into(),
-    })
-    .await
-    .unwrap();
 
-    // Clients on both instances all along, each token used at WeChat.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicU64::new(0));
-    let load: Vec<_> = (0..4)
-        .map(|i| {
-            let (env, base, stop, failed) = (
-                env.clone(),
-                urls[i % 2].clone(),
-                stop.clone(),
-                failed.clone(),
-            );
-            tokio::spawn(async move {
-                let mut calls = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let url = format!("{base}/v1/apps/{APPID}/access_token");
-                    let answer = env.http.get(url).bearer_auth(CLIENT_KEY).send().await;
-                    let token = match answer {
-                        Ok(r) if r.status() == 200 => r.json::<serde_json::Value>().await.ok(),
-                        _ => None,
-                    };
-                    match token.as_ref().and_then(|t| t["access_token"].as_str()) {
-                        Some(token) => {
-                            if env.business_call(token).await != 0 {
+        // Clients on both instances all along, each token used at WeChat.
+        let stop = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicU64::new(0));
+        let load: Vec<_> = (0..4)
+            .map(|i| {
+                let (env, base, stop, failed) = (
+                    env.clone(),
+                    urls[i % 2].clone(),
+                    stop.clone(),
+                    failed.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut calls = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let url = format!("{base}/v1/apps/{APPID}/access_token");
+                        let answer = env.http.get(url).bearer_auth(CLIENT_KEY).send().await;
+                        let token = match answer {
+                            Ok(r) if r.status() == 200 => r.json::<serde_json::Value>().await.ok(),
+                            _ => None,
+                        };
+                        match token.as_ref().and_then(|t| t["access_token"].as_str()) {
+                            Some(token) => {
+                                if env.business_call(token).await != 0 {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            None => {
                                 failed.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        None => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
+                        calls += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                    calls += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                calls
+                    calls
+                })
             })
-        })
-        .collect();
+            .collect();
 
-    for how in ["SENTINEL FAILOVER", "kill -9"] {
-        let before = env.token_calls();
-        let old = redis.primary_port();
-        if how == "SENTINEL FAILOVER" {
-            redis.failover();
-        } else {
-            redis.server(old).stop();
+        for how in ["SENTINEL FAILOVER", "kill -9"] {
+            let before = env.token_calls();
+            let old = redis.primary_port();
+            if how == "SENTINEL FAILOVER" {
+                redis.failover();
+            } else {
+                redis.server(old).stop();
+            }
+            // The renewal falls due now, while the primary changes.
+            env.advance(6600).await;
+            let renewed = wxgate_testkit::wait_for(
+                Duration::from_secs(30),
+                format!("{how}: a new primary and a renewal served by both"),
+                async || {
+                    if redis.primary_port() == old {
+                        return None;
+                    }
+                    env.advance(5).await;
+                    let tokens = [
+                        token_from(&env, &urls[0]).await,
+                        token_from(&env, &urls[1]).await,
+                    ];
+                    (tokens[0] != served && tokens[0] == tokens[1]).then(|| tokens[0].clone())
+                },
+            )
+            .await;
+            let calls = env.token_calls() - before;
+            assert!(calls <= 2, "{how}: {calls} upstream calls for one renewal");
+            let stored = stored(&store).await;
+            assert_eq!(
+                stored.value, renewed,
+                "{how}: the store holds what is served"
+            );
+            println!(
+                "[redis] {how}: renewed with {calls} upstream call(s), {} ms into the test",
+                started.elapsed().as_millis()
+            );
+            served = renewed;
         }
-        // The renewal falls due now, while the primary changes.
-        env.advance(6600).await;
-        let renewed = wxgate_testkit::wait_for(
-            Duration::from_secs(30),
-            format!("{how}: a new primary and a renewal served by both"),
-            async || {
-                if redis.primary_port() == old {
-                    return None;
-                }
-                env.advance(5).await;
-                let tokens = [
-                    token_from(&env, &urls[0]).await,
-                    token_from(&env, &urls[1]).await,
-                ];
-                (tokens[0] != served && tokens[0] == tokens[1]).then(|| tokens[0].clone())
-            },
-        )
-        .await;
-        let calls = env.token_calls() - before;
-        assert!(calls <= 2, "{how}: {calls} upstream calls for one renewal");
-        let stored = stored(&store).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut requests = 0;
+        for task in load {
+            requests += task.await.unwrap();
+        }
         assert_eq!(
-            stored.value, renewed,
-            "{how}: the store holds what is served"
+            failed.load(Ordering::Relaxed),
+            0,
+            "failed client calls out of {requests}"
+        );
+        assert_eq!(env.sim.stats().invalid_token_calls(), 0);
+        // Nothing older is written once it settled.
+        env.advance(60).await;
+        assert_eq!(stored(&store).await.value, served);
+
+        // The failovers are shown: /readyz, /metrics and /admin. An instance
+        // that only read meanwhile may have stayed on a node that is primary
+        // again; the one that renewed saw them.
+        let primary = format!("127.0.0.1:{}", redis.primary_port());
+        let mut seen = Vec::new();
+        for base in &urls {
+            let ready: serde_json::Value = env
+                .http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(ready["status"], "ready", "{ready}");
+            let topology = &ready["store"];
+            assert_eq!(topology["mode"], "sentinel", "{ready}");
+            assert_eq!(topology["role"], "master", "{ready}");
+            assert_eq!(topology["primary"], primary.as_str(), "{ready}");
+            let failovers =
+                wxgate_testkit::metric(&env.http, base, "wxgate_store_redis_failovers_total").await;
+            assert_eq!(
+                topology["failovers"].as_u64().unwrap() as f64,
+                failovers,
+                "{ready}"
+            );
+            let role = "wxgate_store_redis_role{mode=\"sentinel\",role=\"master\"}";
+            assert_eq!(wxgate_testkit::metric(&env.http, base, role).await, 1.0);
+            seen.push(failovers);
+        }
+        assert!(
+            seen.iter().any(|n| *n >= 1.0),
+            "failovers seen per instance: {seen:?}"
+        );
+        let (status, snapshot) = env.admin_get("/admin/status.json", ADMIN_KEY).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            snapshot["store"]["topology"]["primary"],
+            primary.as_str(),
+            "{snapshot}"
         );
         println!(
-            "[redis] {how}: renewed with {calls} upstream call(s), {} ms into the test",
+            "[redis] two failovers under {requests} client calls in {} ms",
             started.elapsed().as_millis()
         );
-        served = renewed;
-    }
-    stop.store(true, Ordering::Relaxed);
-    let mut requests = 0;
-    for task in load {
-        requests += task.await.unwrap();
-    }
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "failed client calls out of {requests}"
-    );
-    assert_eq!(env.sim.stats().invalid_token_calls(), 0);
-    // Nothing older is written once it settled.
-    env.advance(60).await;
-    assert_eq!(stored(&store).await.value, served);
-
-    // The failovers are shown: /readyz, /metrics and /admin. An instance
-    // that only read meanwhile may have stayed on a node that is primary
-    // again; the one that renewed saw them.
-    let primary = format!("127.0.0.1:{}", redis.primary_port());
-    let mut seen = Vec::new();
-    for base in &urls {
-        let ready: serde_json::Value = env
-            .http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(ready["status"], "ready", "{ready}");
-        let topology = &ready["store"];
-        assert_eq!(topology["mode"], "sentinel", "{ready}");
-        assert_eq!(topology["role"], "master", "{ready}");
-        assert_eq!(topology["primary"], primary.as_str(), "{ready}");
-        let failovers =
-            wxgate_testkit::metric(&env.http, base, "wxgate_store_redis_failovers_total").await;
-        assert_eq!(
-            topology["failovers"].as_u64().unwrap() as f64,
-            failovers,
-            "{ready}"
-        );
-        let role = "wxgate_store_redis_role{mode=\"sentinel\",role=\"master\"}";
-        assert_eq!(wxgate_testkit::metric(&env.http, base, role).await, 1.0);
-        seen.push(failovers);
-    }
-    assert!(
-        seen.iter().any(|n| *n >= 1.0),
-        "failovers seen per instance: {seen:?}"
-    );
-    let (status, snapshot) = env.admin_get("/admin/status.json", ADMIN_KEY).await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        snapshot["store"]["topology"]["primary"],
-        primary.as_str(),
-        "{snapshot}"
-    );
-    println!(
-        "[redis] two failovers under {requests} client calls in {} ms",
-        started.elapsed().as_millis()
-    );
+    })
+    .await;
 }
 
 /// The stored access token, once the sentinels agree on the new primary
