@@ -582,6 +582,27 @@ mod tests {
     }
 
     #[test]
+    fn shows_the_redis_topology_beside_the_store() {
+        let mut s = snapshot();
+        s.store.backend = "redis";
+        s.store.topology = Some(crate::store::StoreTopology {
+            mode: "sentinel",
+            role: Some("master".into()),
+            primary: Some("10.0.0.5:6379".into()),
+            failovers: 1,
+            reconnects: 2,
+            last_reconnect_secs_ago: Some(12),
+        });
+        let html = status(&s, None);
+        assert!(
+            html.contains(
+                "sentinel, master at 10.0.0.5:6379, 1 failover seen, 2 reconnects (last 12 s ago)"
+            ),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn the_live_part_is_the_pages_own_root() {
         let s = snapshot();
         let live = live(&s);
