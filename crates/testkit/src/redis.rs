@@ -195,7 +195,12 @@ impl RedisCluster {
             let started: Vec<_> = (0..primaries)
                 .map(|i| {
                     let conf = dir.path().join(format!("nodes-{i}.conf"));
-                    s.spawn(move || RedisServer::start_with(cluster_args(&conf)))
+                    let home = dir.path().display().to_string();
+                    s.spawn(move || {
+                        let mut args = cluster_args(&conf);
+                        args.extend(["--dir".into(), home]);
+                        RedisServer::start_with(args)
+                    })
                 })
                 .collect();
             started.into_iter().map(|h| h.join().unwrap()).collect()

@@ -478,7 +478,7 @@ async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() 
 /// (a load may fail while some still name the old one).
 async fn stored(store: &RedisStore) -> Credential {
     wxgate_testkit::wait_for(
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         "the stored access token",
         async || store.load(APPID, Kind::AccessToken).await.ok().flatten(),
     )

@@ -327,6 +327,16 @@ fn lost(e: &redis::RedisError) -> bool {
         || e.kind() == redis::ErrorKind::ReadOnly
 }
 
+/// Sentinel: whether to ask the sentinels again after `e`. Anything but an
+/// answer to the command itself (a wrong type, an error raised by a script):
+/// besides a lost or demoted primary, a connection manager that gave up
+/// reconnecting, `MASTERDOWN`, `LOADING`… all mean another node may be the
+/// primary by now.
+fn ask_again(e: &redis::RedisError) -> bool {
+    use redis::ErrorKind::{NoScriptError, ResponseError, TypeError};
+    lost(e) || !matches!(e.kind(), ResponseError | NoScriptError | TypeError)
+}
+
 /// The primary Sentinel names, reached through a connection manager that is
 /// replaced when the primary is lost or turns replica.
 pub(super) struct SentinelLink {
@@ -364,7 +374,7 @@ impl SentinelLink {
     async fn command(&self, status: &Status, cmd: &Cmd) -> redis::RedisResult<Value> {
         let (address, mut manager) = self.current(status).await?;
         match manager.req_packed_command(cmd).await {
-            Err(e) if lost(&e) => {
+            Err(e) if ask_again(&e) => {
                 self.forget(&address);
                 self.current(status).await?.1.req_packed_command(cmd).await
             }
@@ -381,7 +391,7 @@ impl SentinelLink {
     ) -> redis::RedisResult<Vec<Value>> {
         let (address, mut manager) = self.current(status).await?;
         match manager.req_packed_commands(cmd, offset, count).await {
-            Err(e) if lost(&e) => {
+            Err(e) if ask_again(&e) => {
                 self.forget(&address);
                 let (_, mut manager) = self.current(status).await?;
                 manager.req_packed_commands(cmd, offset, count).await
