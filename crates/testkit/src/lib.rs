@@ -48,6 +48,9 @@ pub struct RedisServer {
     extra: Vec<String>,
     /// A config file, given first (a sentinel's: it rewrites it).
     config: Option<String>,
+    /// Its working directory: whatever it writes (a replica's snapshot)
+    /// stays out of the source tree.
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -69,6 +72,7 @@ impl RedisServer {
             port,
             extra,
             config: None,
+            dir: tempfile::tempdir().expect("a temporary dir"),
         };
         server.restart();
         server
@@ -84,6 +88,7 @@ impl RedisServer {
             port,
             extra: vec!["--sentinel".into()],
             config: Some(path.display().to_string()),
+            dir: tempfile::tempdir().expect("a temporary dir"),
         };
         server.restart();
         server
@@ -118,6 +123,8 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(&self.config)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -379,7 +379,7 @@ async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() 
                 redis.server(old).stop();
             }
             // The renewal falls due now, while the primary changes.
-            env.advance(6600).await;
+            nudge(&env, 6600);
             let renewed = wxgate_testkit::wait_for(
                 Duration::from_secs(30),
                 format!("{how}: a new primary and a renewal served by both"),
@@ -387,7 +387,7 @@ async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() 
                     if redis.primary_port() == old {
                         return None;
                     }
-                    env.advance(5).await;
+                    nudge(&env, 1);
                     let tokens = [
                         token_from(&env, &urls[0]).await,
                         token_from(&env, &urls[1]).await,
@@ -472,6 +472,13 @@ async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() 
         );
     })
     .await;
+}
+
+/// Moves both clocks forward without waiting for the refreshers to settle:
+/// a renewal may be waiting on the store while the primary changes.
+fn nudge(env: &Env, secs: u64) {
+    env.sim.clock().advance(secs);
+    env.clock.advance(secs);
 }
 
 /// The stored access token, once the sentinels agree on the new primary
