@@ -78,13 +78,10 @@ pub fn instance_name() -> &'static str {
 
 /// Opens the store a configuration names.
 pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
-    use secrecy::ExposeSecret;
     Ok(match config {
         StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
         StoreConfig::Memory => Arc::new(MemoryStore::default()),
-        StoreConfig::Redis { url, key_prefix } => {
-            Arc::new(RedisStore::connect(url.expose_secret(), key_prefix).await?)
-        }
+        StoreConfig::Redis(options) => Arc::new(RedisStore::open(options).await?),
     })
 }
 

@@ -195,6 +195,24 @@ pub struct Metrics {
     pub config: Family<ConfigLabels, Gauge>,
     /// Sign-in code exchanges by result, cache hits included.
     pub signin_exchanges: Family<SignInLabels, Counter>,
+    /// 1 for the Redis topology and role seen at the last scrape.
+    pub store_redis_role: Family<RedisRoleLabels, Gauge>,
+    /// Redis primaries replaced since start (Sentinel named another one).
+    pub store_redis_failovers: Counter,
+    /// Redis connections regained after a loss since start.
+    pub store_redis_reconnects: Counter,
+    /// When the last of them happened, Unix seconds (0: never).
+    pub store_redis_last_reconnect: Gauge,
+}
+
+/// `{mode, role}` of the Redis store: `primary`/`sentinel`/`cluster`, and
+/// `master`, `slave`, a cluster's `ok`/`fail`, or `unknown`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedisRoleLabels {
+    /// How Redis is reached.
+    pub mode: &'static str,
+    /// What the node written to says it is.
+    pub role: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -238,6 +256,10 @@ impl Metrics {
             config_reloads: Family::default(),
             config: Family::default(),
             signin_exchanges: Family::default(),
+            store_redis_role: Family::default(),
+            store_redis_failovers: Counter::default(),
+            store_redis_reconnects: Counter::default(),
+            store_redis_last_reconnect: Gauge::default(),
             registry: Registry::default(),
         };
         let Self {
@@ -263,12 +285,36 @@ impl Metrics {
             config_reloads,
             config,
             signin_exchanges,
+            store_redis_role,
+            store_redis_failovers,
+            store_redis_reconnects,
+            store_redis_last_reconnect,
             ..
         } = &metrics;
         registry.register(
             "signin_exchanges",
             "Sign-in code exchanges by app, exchange and result (cached: answered without a call to WeChat)",
             signin_exchanges.clone(),
+        );
+        registry.register(
+            "store_redis_role",
+            "1 for the Redis store's mode (primary, sentinel, cluster) and the role its node reports (master; a cluster's state)",
+            store_redis_role.clone(),
+        );
+        registry.register(
+            "store_redis_failovers",
+            "Redis primaries replaced since start (Sentinel named another one)",
+            store_redis_failovers.clone(),
+        );
+        registry.register(
+            "store_redis_reconnects",
+            "Redis connections regained after a loss since start",
+            store_redis_reconnects.clone(),
+        );
+        registry.register(
+            "store_redis_last_reconnect_timestamp_seconds",
+            "When the Redis connection was last regained, Unix seconds (0: never)",
+            store_redis_last_reconnect.clone(),
         );
         registry.register(
             "upstream_calls",
@@ -467,6 +513,28 @@ impl Metrics {
         self.push_source_ranges
             .get_or_create(&ApiLabels { api })
             .set(i64::try_from(ranges).unwrap_or(i64::MAX));
+    }
+
+    /// Shows the Redis store's topology, read at scrape time (`now`: Unix seconds).
+    pub fn store_topology(&self, topology: &crate::store::StoreTopology, now: u64) {
+        self.store_redis_role.clear();
+        self.store_redis_role
+            .get_or_create(&RedisRoleLabels {
+                mode: topology.mode,
+                role: topology.role.clone().unwrap_or_else(|| "unknown".into()),
+            })
+            .set(1);
+        for (counter, seen) in [
+            (&self.store_redis_failovers, topology.failovers),
+            (&self.store_redis_reconnects, topology.reconnects),
+        ] {
+            counter.inc_by(seen.saturating_sub(counter.get()));
+        }
+        let last = topology
+            .last_reconnect_secs_ago
+            .map_or(0, |ago| now.saturating_sub(ago));
+        self.store_redis_last_reconnect
+            .set(i64::try_from(last).unwrap_or(i64::MAX));
     }
 
     /// The text exposition.

@@ -12,7 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisOptions, RedisStore, RedisTls, RedisTopology};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
@@ -152,6 +152,26 @@ pub struct AuditEntry {
     pub rid: Option<String>,
 }
 
+/// How a shared store is reached and what its connection has seen, as
+/// `/readyz`, `/metrics` and `/admin` show it (Redis only).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoreTopology {
+    /// `primary`, `sentinel` or `cluster`.
+    pub mode: &'static str,
+    /// What the node written to says it is (`ROLE`: `master`, or `slave`
+    /// when the URL names a replica); for a cluster its state (`CLUSTER
+    /// INFO`: `ok` or `fail`). `None` when it did not answer.
+    pub role: Option<String>,
+    /// The primary's address (Sentinel: the one it named last).
+    pub primary: Option<String>,
+    /// Primaries replaced since this instance started (Sentinel named another one).
+    pub failovers: u64,
+    /// Connections regained after a loss since this instance started.
+    pub reconnects: u64,
+    /// Seconds since the last of them.
+    pub last_reconnect_secs_ago: Option<u64>,
+}
+
 /// A store backend failed.
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
@@ -236,6 +256,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// `sqlite`, `redis` or `memory`.
     fn backend(&self) -> &'static str;
+
+    /// How the store is reached (Redis: its topology and what the
+    /// connection has seen); `None` for the embedded ones.
+    async fn topology(&self) -> Option<StoreTopology> {
+        None
+    }
 
     /// Whether the backend takes a write now (a small one, of its own key):
     /// after a refused write, readiness asks this instead of waiting for the
@@ -745,6 +771,25 @@ mod contract {
                         let server = wxgate_testkit::RedisServer::start();
                         let url = server.url();
                         let connect = || crate::store::RedisStore::connect(&url, "contract:");
+                        let (store, other) = (connect().await.unwrap(), connect().await.unwrap());
+                        super::$property(&store, &other).await;
+                    }
+                )*
+            }
+            mod redis_cluster {
+                $(
+                    #[tokio::test]
+                    async fn $property() {
+                        // Three primaries, so the keys of one test spread over them.
+                        let cluster = wxgate_testkit::redis::RedisCluster::start(3);
+                        let options = crate::store::RedisOptions {
+                            topology: crate::store::RedisTopology::Cluster(cluster.urls()),
+                            username: None,
+                            password: None,
+                            tls: crate::store::RedisTls::default(),
+                            key_prefix: "contract:".into(),
+                        };
+                        let connect = || crate::store::RedisStore::open(&options);
                         let (store, other) = (connect().await.unwrap(), connect().await.unwrap());
                         super::$property(&store, &other).await;
                     }

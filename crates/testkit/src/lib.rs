@@ -30,6 +30,7 @@ pub async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 pub mod process;
+pub mod redis;
 pub mod store;
 
 use std::fmt::Display;
@@ -43,6 +44,13 @@ use std::time::Duration;
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    /// More `redis-server` arguments (TLS, cluster mode…), kept for restarts.
+    extra: Vec<String>,
+    /// A config file, given first (a sentinel's: it rewrites it).
+    config: Option<String>,
+    /// Its working directory: whatever it writes (a replica's snapshot)
+    /// stays out of the source tree.
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -52,10 +60,48 @@ impl RedisServer {
     /// When `redis-server` is not installed or does not start: tests that need
     /// Redis fail loudly instead of skipping (`scripts/test` installs it).
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    /// Starts one with more `redis-server` arguments (`--tls-port`…); it
+    /// also listens on a plain port, which says when it is up.
+    pub fn start_with(extra: Vec<String>) -> Self {
         let port = free_port();
-        let mut server = Self { child: None, port };
+        let mut server = Self {
+            child: None,
+            port,
+            extra,
+            config: None,
+            dir: tempfile::tempdir().expect("a temporary dir"),
+        };
         server.restart();
         server
+    }
+
+    /// Starts `redis-server CONFIG --sentinel` on a free port, its config
+    /// made by `config(port)` and written to `path` (the sentinel rewrites it).
+    pub fn start_sentinel(path: &std::path::Path, config: impl FnOnce(u16) -> String) -> Self {
+        let port = free_port();
+        std::fs::write(path, config(port)).expect("the sentinel's config is written");
+        let mut server = Self {
+            child: None,
+            port,
+            extra: vec!["--sentinel".into()],
+            config: Some(path.display().to_string()),
+            dir: tempfile::tempdir().expect("a temporary dir"),
+        };
+        server.restart();
+        server
+    }
+
+    /// Its plain port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `redis://127.0.0.1:PORT/0`.
@@ -75,7 +121,11 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.stop();
         let child = Command::new("redis-server")
+            .args(&self.config)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

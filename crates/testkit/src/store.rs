@@ -66,6 +66,10 @@ impl Store for WriteSwitch {
         self.inner.backend()
     }
 
+    async fn topology(&self) -> Option<wxgate_gateway::store::StoreTopology> {
+        self.inner.topology().await
+    }
+
     async fn acquire(
         &self,
         appid: &str,

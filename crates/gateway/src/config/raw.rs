@@ -116,6 +116,18 @@ pub(crate) struct RawStore {
     pub(crate) url_env: Option<String>,
     pub(crate) url_file: Option<String>,
     pub(crate) key_prefix: Option<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) username_env: Option<String>,
+    pub(crate) username_file: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) password_env: Option<String>,
+    pub(crate) password_file: Option<String>,
+    pub(crate) tls_ca_file: Option<String>,
+    pub(crate) tls_cert_file: Option<String>,
+    pub(crate) tls_key_file: Option<String>,
+    pub(crate) sentinels: Option<Vec<String>>,
+    pub(crate) master: Option<String>,
+    pub(crate) cluster: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

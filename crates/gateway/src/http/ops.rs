@@ -22,21 +22,31 @@ pub(crate) async fn healthz() -> &'static str {
 /// (40164 whitelist, wrong secret…), even while the current token lasts, or
 /// when WeChat rejects its access token and it could not be replaced.
 /// Reasons carry the errcode and wxgate's hint, not WeChat's message.
+/// With Redis, `store` shows its topology (mode, role, primary, failovers
+/// and reconnects seen).
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let readiness = readiness(&state).await;
     state.metrics.ready.set(i64::from(readiness.is_ready()));
     // Which configuration this instance runs: instances that disagree show it.
     let config = state.running.fingerprint();
+    let topology = state.store.topology().await;
     if readiness.is_ready() {
-        return Json(json!({ "status": "ready", "config": config })).into_response();
+        let mut body = json!({ "status": "ready", "config": config });
+        if let Some(topology) = topology {
+            body["store"] = json!(topology);
+        }
+        return Json(body).into_response();
     }
-    let body = json!({
+    let mut body = json!({
         "status": "not_ready",
         "config": config,
         "reasons": readiness.listed,
         "reasons_total": readiness.total,
         "warming_up": readiness.warming_up,
     });
+    if let Some(topology) = topology {
+        body["store"] = json!(topology);
+    }
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
@@ -218,6 +228,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     metrics
         .ready
         .set(i64::from(readiness(&state).await.is_ready()));
+    if let Some(topology) = state.store.topology().await {
+        metrics.store_topology(&topology, state.now());
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -1,35 +1,54 @@
 //! The Redis backend, for several instances behind a load balancer
-//! (DESIGN.md, "Stores"): credentials under `{prefix}{appid}:{kind}`, a lease
-//! lock (`SET NX PX` with an owner id, compare-and-delete release), a fencing
-//! counter checked inside the write script, a pub/sub channel that tells every
-//! instance about a new credential at once, and push dedupe keys with a TTL.
+//! (DESIGN.md, "Stores"): credentials under `{prefix}{appid:kind}` (the braces
+//! a Redis Cluster hash tag, so a credential, its lease lock and its fencing
+//! counter share one slot), a lease lock (`SET NX PX` with an owner id,
+//! compare-and-delete release), a fencing counter checked inside the write
+//! script, a pub/sub channel that tells every instance about a new credential
+//! at once, and push dedupe keys with a TTL.
+//!
+//! Every script touches only keys of one slot and is passed all of them as
+//! `KEYS` (Redis Cluster and managed proxies require it). Credentials stored
+//! by wxgate before the hash tags (`{prefix}appid:kind`) are moved on first
+//! read ([`RedisStore::load`]).
 //!
 //! Reads are not served from here: each instance keeps credentials in memory
 //! and this store is only touched on refreshes, restarts and notifications.
 
+mod connect;
+
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use self::connect::Connection;
+pub use self::connect::{RedisOptions, RedisTls, RedisTopology};
 use super::{
     read_exchange, AuditEntry, Credential, ExchangeClaim, Kind, Lease, PushClaim, Store,
-    StoreError, AUDIT_KEEP,
+    StoreError, StoreTopology, AUDIT_KEEP,
 };
 
-/// Writes only when the lease's fence is the newest one issued, then announces it.
+/// Writes only when the lease's fence is the newest one issued and the stored
+/// credential was not fetched later (after a failover the fencing counter may
+/// have lost increments the old primary had not replicated: the credential's
+/// own `fetched_at` still refuses a stale writer), then announces it.
 const SAVE_FENCED: &str = r"
 local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
 if tonumber(ARGV[1]) < newest then return 0 end
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, stored = pcall(cjson.decode, current)
+  if ok and tonumber(stored.fetched_at) and tonumber(stored.fetched_at) > tonumber(ARGV[5]) then return 0 end
+end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
 /// Stores a credential fetched without a lease (Redis was down when the fetch
-/// began) only if it is not older than the stored one, then announces it.
+/// began) only if it is not older than the stored one, then announces it
+/// (not when `ARGV[3]` is empty: a migration).
 const SAVE_IF_NEWER: &str = r"
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -37,7 +56,7 @@ if current then
   if ok and tonumber(stored.fetched_at) and tonumber(stored.fetched_at) > tonumber(ARGV[2]) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return 1
 ";
 
@@ -49,8 +68,9 @@ end
 return 0
 ";
 
-/// Deletes the lock only if it is still held by this owner.
-const RELEASE: &str = r"
+/// Deletes the key only if it still holds `ARGV[1]` (a lock still held by
+/// this owner; a pre-hash-tag credential not rewritten since it was moved).
+const DELETE_IF_EQUAL: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
@@ -86,7 +106,9 @@ struct Stored {
 /// Credentials, leases and dedupe keys in Redis.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
+    /// `primary`, `sentinel` or `cluster`.
+    mode: &'static str,
     prefix: String,
     changes: broadcast::Sender<(String, Kind)>,
     /// Revocations announced by any instance: (appid, SHA-256 of the token, hex).
@@ -128,35 +150,38 @@ async fn timed<T>(
 }
 
 impl RedisStore {
-    /// Connects to `url` (the connection manager reconnects by itself) and
-    /// starts listening for other instances' writes.
+    /// Connects to one primary at `url` (see [`RedisStore::open`]).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(error)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(2)
-            // Reconnect attempts back off 100 ms, 200 ms… at most 1 s apart: without
-            // the cap, redis-rs waits minutes before it notices Redis is back.
-            .set_factor(100)
-            .set_max_delay(1000);
-        let connection = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(error)?;
+        Self::open(&RedisOptions::primary(url, prefix)).await
+    }
+
+    /// Connects as `options` say (the connection reconnects by itself) and
+    /// starts listening for other instances' writes.
+    pub async fn open(options: &RedisOptions) -> Result<Self, StoreError> {
+        let connection = options.connect().await.map_err(error)?;
         let (changes, _) = broadcast::channel(256);
         let (revocations, _) = broadcast::channel(64);
         let store = Self {
             connection,
-            prefix: prefix.to_owned(),
+            mode: options.topology.name(),
+            prefix: options.key_prefix.clone(),
             changes,
             revocations,
         };
         tokio::spawn(listen(
-            client,
+            options.clone(),
             store.channel(),
             store.changes.downgrade(),
             store.revocations.downgrade(),
         ));
+        if let RedisTopology::Sentinel { master, .. } = &options.topology {
+            tokio::spawn(watch_failovers(
+                options.clone(),
+                master.clone(),
+                store.connection.clone(),
+                store.changes.downgrade(),
+            ));
+        }
         Ok(store)
     }
 
@@ -179,8 +204,45 @@ impl RedisStore {
         Ok(set.is_some())
     }
 
+    /// `{prefix}{appid:kind}`: the braces are a hash tag, so the credential,
+    /// its `:lock` and its `:fence` are in one slot (one script can touch them all).
     fn key(&self, appid: &str, kind: Kind) -> String {
+        format!("{}{{{appid}:{kind}}}", self.prefix)
+    }
+
+    /// `{prefix}appid:kind`: where wxgate kept a credential before the hash tags.
+    fn legacy_key(&self, appid: &str, kind: Kind) -> String {
         format!("{}{appid}:{kind}", self.prefix)
+    }
+
+    /// Moves a credential stored under its pre-hash-tag key to its key, unless
+    /// a credential fetched later is there already, and deletes the old key if
+    /// nobody rewrote it meanwhile (an instance not yet upgraded, whose next
+    /// write is moved on the next read in turn). The two keys may be in two
+    /// slots: two scripts, each on one key.
+    async fn migrate(&self, appid: &str, kind: Kind) -> Result<(), StoreError> {
+        let legacy = self.legacy_key(appid, kind);
+        let raw: Option<String> = self.connection.clone().get(&legacy).await.map_err(error)?;
+        let Some(raw) = raw else { return Ok(()) };
+        if let Ok(stored) = serde_json::from_str::<Stored>(&raw) {
+            Script::new(SAVE_IF_NEWER)
+                .key(self.key(appid, kind))
+                .arg(&raw)
+                .arg(stored.fetched_at)
+                .arg("")
+                .arg("")
+                .invoke_async::<i64>(&mut self.connection.clone())
+                .await
+                .map_err(error)?;
+            tracing::info!(appid, token.kind = %kind, "moved a credential to its hash-tagged key");
+        }
+        Script::new(DELETE_IF_EQUAL)
+            .key(&legacy)
+            .arg(&raw)
+            .invoke_async::<i64>(&mut self.connection.clone())
+            .await
+            .map(drop)
+            .map_err(error)
     }
 
     fn channel(&self) -> String {
@@ -196,14 +258,20 @@ const REVOKED: &str = "revoked:";
 /// Subscribes to the change channel, reconnecting with a pause when Redis goes
 /// away; ends once the store is dropped.
 async fn listen(
-    client: redis::Client,
+    options: RedisOptions,
     channel: String,
     changes: broadcast::WeakSender<(String, Kind)>,
     revocations: broadcast::WeakSender<(String, String)>,
 ) {
     use futures_util::StreamExt as _;
+    let mut attempt = 0;
     while changes.upgrade().is_some() {
-        match client.get_async_pubsub().await {
+        let pubsub = match options.subscriber(attempt).await {
+            Ok(client) => client.get_async_pubsub().await,
+            Err(e) => Err(e),
+        };
+        attempt += 1;
+        match pubsub {
             Ok(mut pubsub) => {
                 if pubsub.subscribe(&channel).await.is_ok() {
                     let mut messages = pubsub.on_message();
@@ -237,10 +305,62 @@ async fn listen(
     }
 }
 
+/// Sentinel: listens for the sentinels' `+switch-master` of our primary,
+/// counts the failover and lets the old primary go at once (an instance
+/// that only reads would otherwise stay on a node turned replica);
+/// reconnecting with a pause, it ends once the store is dropped.
+async fn watch_failovers(
+    options: RedisOptions,
+    master: String,
+    connection: Connection,
+    alive: broadcast::WeakSender<(String, Kind)>,
+) {
+    use futures_util::StreamExt as _;
+    while alive.upgrade().is_some() {
+        let sentinel = match options.sentinel_client() {
+            Ok(mut sentinel) => sentinel.async_get_sentinel_client().await,
+            Err(e) => Err(e),
+        };
+        let pubsub = match sentinel {
+            Ok(client) => client.get_async_pubsub().await,
+            Err(e) => Err(e),
+        };
+        match pubsub {
+            Ok(mut pubsub) => {
+                if pubsub.subscribe("+switch-master").await.is_ok() {
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        if alive.upgrade().is_none() {
+                            return;
+                        }
+                        let Ok(payload) = message.get_payload::<String>() else {
+                            continue;
+                        };
+                        // `<name> <old ip> <old port> <new ip> <new port>`
+                        let fields: Vec<&str> = payload.split(' ').collect();
+                        if fields.first() == Some(&master.as_str()) {
+                            let primary = fields.get(3..5).map(|f| f.join(":"));
+                            tracing::warn!(redis.master = %master, redis.primary = ?primary, "Redis failed over: the sentinels switched the primary");
+                            connection.status.failed_over();
+                            connection.demoted();
+                        }
+                    }
+                }
+                tracing::warn!("lost the sentinels' failover announcements; resubscribing");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sentinels unavailable for failover announcements; retrying")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for RedisStore {
     async fn load(&self, appid: &str, kind: Kind) -> Result<Option<Credential>, StoreError> {
         timed(async {
+            self.migrate(appid, kind).await?;
             let raw: Option<String> = self
                 .connection
                 .clone()
@@ -296,6 +416,46 @@ impl Store for RedisStore {
 
     fn backend(&self) -> &'static str {
         "redis"
+    }
+
+    async fn topology(&self) -> Option<StoreTopology> {
+        use std::sync::atomic::Ordering;
+        let role = timed(async {
+            let mut connection = self.connection.clone();
+            if self.mode == "cluster" {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(error)?;
+                let state = info.lines().find_map(|l| l.strip_prefix("cluster_state:"));
+                Ok(state.map(|s| s.trim().to_owned()))
+            } else {
+                let role: Vec<redis::Value> = redis::cmd("ROLE")
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(error)?;
+                Ok(role
+                    .first()
+                    .and_then(|r| redis::from_redis_value::<String>(r).ok()))
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        if role.as_deref() == Some("slave") {
+            self.connection.demoted();
+        }
+        let status = &self.connection.status;
+        let last = *status.last_reconnect.lock().expect("never poisoned");
+        Some(StoreTopology {
+            mode: self.mode,
+            role,
+            primary: status.primary.lock().expect("never poisoned").clone(),
+            failovers: status.failovers.load(Ordering::Relaxed),
+            reconnects: status.reconnects.load(Ordering::Relaxed),
+            last_reconnect_secs_ago: last.map(|at| at.elapsed().as_secs()),
+        })
     }
 
     async fn tally(&self, key: &str, period: &str, add: u64) -> Result<u64, StoreError> {
@@ -538,7 +698,7 @@ impl Store for RedisStore {
     async fn release(&self, appid: &str, kind: Kind, lease: &Lease) -> Result<(), StoreError> {
         timed(async {
             let key = self.key(appid, kind);
-            Script::new(RELEASE)
+            Script::new(DELETE_IF_EQUAL)
                 .key(format!("{key}:lock"))
                 .arg(&lease.owner)
                 .invoke_async::<i64>(&mut self.connection.clone())
@@ -565,6 +725,7 @@ impl Store for RedisStore {
                 .arg(stored_json(credential))
                 .arg(self.channel())
                 .arg(format!("{appid}:{kind}"))
+                .arg(credential.fetched_at)
                 .invoke_async(&mut self.connection.clone())
                 .await
                 .map_err(error)?;
@@ -645,5 +806,109 @@ impl Store for RedisStore {
                 .map_err(error)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written with the key names of wxgate before the hash tags
+    /// (`{prefix}appid:kind`) is read after the upgrade with no credential
+    /// lost, and the old key is gone once moved; a credential fetched later
+    /// under the new key is never replaced by an older one moved in.
+    #[tokio::test]
+    async fn credentials_under_the_old_key_names_are_moved_on_first_read() {
+        let server = wxgate_testkit::RedisServer::start();
+        let store = RedisStore::connect(&server.url(), "wxgate:").await.unwrap();
+        let mut raw = store.connection.clone();
+        let old = |value: &str, fetched_at: u64| {
+            stored_json(&Credential {
+                value: value.into(),
+                expires_at: fetched_at + 7200,
+                fetched_at,
+            })
+        };
+        let _: () = raw
+            .set("wxgate:wx1:access_token", old("t-old", 100))
+            .await
+            .unwrap();
+        let _: () = raw
+            .set("wxgate:wx1:jsapi_ticket", old("j-old", 100))
+            .await
+            .unwrap();
+        let _: () = raw
+            .set("wxgate:wx2:access_token", old("stale", 50))
+            .await
+            .unwrap();
+        // wx2 was fetched again since under its new key by an upgraded instance.
+        let newer = Credential {
+            value: "fresh".into(),
+            expires_at: 7400,
+            fetched_at: 200,
+        };
+        store.save("wx2", Kind::AccessToken, &newer).await.unwrap();
+
+        let loaded = store.load("wx1", Kind::AccessToken).await.unwrap().unwrap();
+        assert_eq!((loaded.value.as_str(), loaded.fetched_at), ("t-old", 100));
+        let ticket = store.load("wx1", Kind::JsapiTicket).await.unwrap().unwrap();
+        assert_eq!(ticket.value, "j-old");
+        assert_eq!(
+            store.load("wx2", Kind::AccessToken).await.unwrap(),
+            Some(newer)
+        );
+        for old_key in [
+            "wxgate:wx1:access_token",
+            "wxgate:wx1:jsapi_ticket",
+            "wxgate:wx2:access_token",
+        ] {
+            let left: Option<String> = raw.get(old_key).await.unwrap();
+            assert_eq!(left, None, "{old_key} is moved");
+        }
+        let moved: Option<String> = raw.get("wxgate:{wx1:access_token}").await.unwrap();
+        assert!(moved.unwrap().contains("t-old"));
+        // A second read finds it in its new place.
+        assert_eq!(
+            store.load("wx1", Kind::AccessToken).await.unwrap(),
+            Some(loaded)
+        );
+    }
+
+    /// After a failover the new primary may have lost fence increments the
+    /// old one had not replicated (here: the counter is gone): a holder of a
+    /// lease granted before is still refused when the credential stored was
+    /// fetched after its own.
+    #[tokio::test]
+    async fn a_stale_write_is_refused_when_the_fence_was_lost_in_a_failover() {
+        let server = wxgate_testkit::RedisServer::start();
+        let store = RedisStore::connect(&server.url(), "wxgate:").await.unwrap();
+        let ttl = Duration::from_secs(15);
+        let kind = Kind::AccessToken;
+        let stale = store.acquire("wx1", kind, ttl).await.unwrap().unwrap();
+        // The lease and its fence vanish with the old primary; another
+        // instance takes a lease on the new one (the counter starts again)
+        // and stores what it fetched later.
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut store.connection.clone())
+            .await
+            .unwrap();
+        let newer = store.acquire("wx1", kind, ttl).await.unwrap().unwrap();
+        assert!(newer.fence <= stale.fence, "{newer:?} {stale:?}");
+        let fresh = Credential {
+            value: "fresh".into(),
+            expires_at: 7300,
+            fetched_at: 100,
+        };
+        assert!(store
+            .save_fenced("wx1", kind, &fresh, &newer)
+            .await
+            .unwrap());
+        let old = Credential {
+            value: "old".into(),
+            expires_at: 7290,
+            fetched_at: 90,
+        };
+        assert!(!store.save_fenced("wx1", kind, &old, &stale).await.unwrap());
+        assert_eq!(store.load("wx1", kind).await.unwrap(), Some(fresh));
     }
 }

@@ -393,3 +393,74 @@ fn rotation_problems_are_reported_with_the_others() {
         "unknown keys too: {err}"
     );
 }
+
+/// `[store]` for Redis as production runs it: Cluster seeds, the ACL user
+/// and password from the environment and a file, TLS files read at load.
+#[test]
+fn redis_cluster_with_acl_and_tls_loads() {
+    use wxgate_gateway::store::RedisTopology;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let toml = format!(
+        "[store]\nbackend = \"redis\"\ncluster = [\"rediss://10.0.0.1:7000\", \"rediss://10.0.0.2:7000\"]\n\
+         username_env = \"REDIS_USER\"\npassword_file = \"{}\"\ntls_ca_file = \"{}\"\nkey_prefix = \"gw:\"\n\
+         [[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n",
+        password.display(),
+        ca.display()
+    );
+    let config = load(&toml, &env(&[("REDIS_USER", "wxgate")])).unwrap();
+    let StoreConfig::Redis(options) = config.store else {
+        panic!("{:?}", config.store)
+    };
+    assert_eq!(
+        options.topology,
+        RedisTopology::Cluster(vec![
+            "rediss://10.0.0.1:7000".into(),
+            "rediss://10.0.0.2:7000".into()
+        ])
+    );
+    assert_eq!(options.username.unwrap().expose_secret(), "wxgate");
+    assert_eq!(options.password.unwrap().expose_secret(), "s3cret");
+    assert!(options.tls.ca.is_some() && options.tls.client.is_none());
+    assert_eq!(options.key_prefix, "gw:");
+}
+
+/// Every Redis problem at once, each with its field path, and no URL (it
+/// may hold a password) in the messages.
+#[test]
+fn redis_settings_problems_are_reported_all_at_once() {
+    let both = "[store]\nbackend = \"redis\"\nurl = \"redis://:pw@h:6379\"\ncluster = [\"redis://h:7000\"]\n\
+                master = \"m\"\ntls_cert_file = \"/nonexistent/cert.pem\"\n\
+                [[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
+    let err = load(both, &env(&[])).unwrap_err();
+    let paths: Vec<&str> = err.problems.iter().map(|(p, _)| p.as_str()).collect();
+    for expected in ["store", "store.master", "store.tls_cert_file"] {
+        assert!(paths.contains(&expected), "{expected} missing from:\n{err}");
+    }
+    assert!(!err.to_string().contains("pw@"), "{err}");
+
+    let sentinel =
+        "[store]\nbackend = \"redis\"\nsentinels = [\"http://h:26379\", \"redis://:pw@h:26380\"]\n\
+                    [[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
+    let err = load(sentinel, &env(&[])).unwrap_err();
+    let paths: Vec<&str> = err.problems.iter().map(|(p, _)| p.as_str()).collect();
+    for expected in ["store.sentinels[0]", "store.master"] {
+        assert!(paths.contains(&expected), "{expected} missing from:\n{err}");
+    }
+
+    let sqlite =
+        "[store]\nbackend = \"sqlite\"\ncluster = [\"redis://h:7000\"]\npassword_env = \"P\"\n\
+                  [[apps]]\nappid = \"wx1\"\nsecret = \"s\"\n";
+    let err = load(sqlite, &env(&[])).unwrap_err();
+    let paths: Vec<&str> = err.problems.iter().map(|(p, _)| p.as_str()).collect();
+    for expected in ["store.cluster", "store.password_env"] {
+        assert!(paths.contains(&expected), "{expected} missing from:\n{err}");
+    }
+}

@@ -18,6 +18,7 @@ mod platform_scale;
 mod proxy;
 mod pushes;
 mod redis;
+mod redis_topologies;
 mod rejections;
 mod reload;
 mod rotation;

@@ -300,13 +300,39 @@ fn badge(good: bool, yes: &str, no: &str) -> String {
     format!(r#"<span class="badge {class}">{}</span>"#, esc(text))
 }
 
+/// ` sentinel, master at 10.0.0.5:6379, 1 failover, last reconnect 12 s ago`.
+fn redis_topology(t: &crate::store::StoreTopology) -> String {
+    let mut text = format!(" {}", t.mode);
+    if let Some(role) = &t.role {
+        text += &format!(", {role}");
+    }
+    if let Some(primary) = &t.primary {
+        text += &format!(" at {primary}");
+    }
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    text += &format!(
+        ", {} failover{} seen, {} reconnect{}",
+        t.failovers,
+        plural(t.failovers),
+        t.reconnects,
+        plural(t.reconnects)
+    );
+    if let Some(ago) = t.last_reconnect_secs_ago {
+        text += &format!(" (last {ago} s ago)");
+    }
+    format!(
+        r#"<span class="muted" id="store-topology">{}</span>"#,
+        esc(&text)
+    )
+}
+
 fn header(s: &Snapshot) -> String {
     format!(
         r#"<header class="top">
 <h1>{BRAND} <span class="muted">status</span></h1>
 <div class="summary">
 <span class="fact"><span class="label">instance</span> <code>{instance}</code></span>
-<span class="fact"><span class="label">store</span> {backend} {reachable}{write}</span>
+<span class="fact"><span class="label">store</span> {backend} {reachable}{write}{topology}</span>
 <span class="fact" id="ready">{ready}</span>
 <span class="fact" title="proxied uploads in temporary files now, of proxy.max_spool_bytes"><span class="label">spool</span> {spool} of {spool_limit}</span>
 <span class="live" id="live" title="{at}">snapshot</span>
@@ -314,6 +340,11 @@ fn header(s: &Snapshot) -> String {
 </header>"#,
         instance = esc(&s.instance),
         backend = esc(s.store.backend),
+        topology = s
+            .store
+            .topology
+            .as_ref()
+            .map_or_else(String::new, redis_topology),
         reachable = badge(s.store.reachable, "reachable", "unreachable"),
         write = match &s.store.write_error {
             Some(e) => format!(
@@ -550,6 +581,7 @@ mod tests {
                 backend: "sqlite",
                 reachable: true,
                 write_error: Some("disk <full>".into()),
+                topology: None,
             },
             ready: false,
             spool: SpoolStatus {
@@ -659,6 +691,27 @@ mod tests {
         assert!(
             html.contains(r#"<input type="hidden" name="form_token" value="ab&lt;12&gt;"><button type="submit" class="danger">Revoke"#),
             "every form that posts carries the form token: {html}"
+        );
+    }
+
+    #[test]
+    fn shows_the_redis_topology_beside_the_store() {
+        let mut s = snapshot();
+        s.store.backend = "redis";
+        s.store.topology = Some(crate::store::StoreTopology {
+            mode: "sentinel",
+            role: Some("master".into()),
+            primary: Some("10.0.0.5:6379".into()),
+            failovers: 1,
+            reconnects: 2,
+            last_reconnect_secs_ago: Some(12),
+        });
+        let html = status(&s, None);
+        assert!(
+            html.contains(
+                "sentinel, master at 10.0.0.5:6379, 1 failover seen, 2 reconnects (last 12 s ago)"
+            ),
+            "{html}"
         );
     }
 

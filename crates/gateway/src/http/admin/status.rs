@@ -43,6 +43,8 @@ pub(crate) struct StoreStatus {
     pub reachable: bool,
     /// The last write it refused, unless one succeeded since.
     pub write_error: Option<String>,
+    /// Redis: its topology, role, failovers and reconnects seen.
+    pub topology: Option<crate::store::StoreTopology>,
 }
 
 /// Proxied request bodies held in temporary files.
@@ -185,6 +187,7 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
             backend: state.store.backend(),
             reachable,
             write_error: center.store_write_error().map(|(_, e)| e),
+            topology: state.store.topology().await,
         },
         // The same store ping as `reachable`, not a second one.
         ready: crate::http::reasons(state, reachable).is_ready(),
