@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use wxgate_proto::component::authorize::{AuthType, AuthorizePage};
 use wxgate_proto::component::TICKET_LIFETIME_SECS;
-use wxgate_proto::component::{api, ComponentInfo, ComponentPush};
+use wxgate_proto::component::{api, release_check, ComponentInfo, ComponentPush};
 
 use crate::config::ComponentConfig;
 use crate::family::{Family, AUTHORIZED_MINI_PROGRAM, AUTHORIZED_OFFICIAL_ACCOUNT};
@@ -375,6 +375,49 @@ impl Platforms {
             family: family.push_name,
             already: false,
         })
+    }
+
+    /// The third step of WeChat's release test (全网发布, families §3.8):
+    /// `code` exchanged (`api_query_auth`) with the platform's component
+    /// token from the center, then a customer-service text
+    /// `<code>_from_api` sent to `openid` with the authorizer token that
+    /// answer carries. The test account is never served as an authorizer:
+    /// nothing is kept.
+    pub async fn release_check_query_auth(
+        &self,
+        component: &str,
+        code: &str,
+        openid: &str,
+    ) -> Result<(), Failure> {
+        let component_token = self
+            .center
+            .get(component, Kind::AccessToken, &Requester::Push)
+            .await
+            .map_err(TokenError::into_failure)?;
+        let body = serde_json::json!({ "component_appid": component, "authorization_code": code });
+        let answer = self
+            .upstream
+            .component_json(
+                component,
+                api::QUERY_AUTH,
+                Some(&component_token.value),
+                &body,
+            )
+            .await?;
+        let auth: api::QueryAuth = serde_json::from_value(answer)
+            .map_err(|e| Failure::transient(format!("unreadable api_query_auth answer: {e}")))?;
+        let info = auth.authorization_info;
+        let token = (info.authorizer_access_token)
+            .ok_or_else(|| Failure::transient("api_query_auth answered no authorizer token"))?;
+        let message = release_check::custom_message(openid, code);
+        self.upstream
+            .send_message(
+                &AUTHORIZED_OFFICIAL_ACCOUNT,
+                &info.authorizer_appid,
+                &token,
+                &message,
+            )
+            .await
     }
 
     /// An authorizer's family: a Mini Program when WeChat's account info

@@ -18,6 +18,7 @@ mod proxy;
 mod pushes;
 mod redis;
 mod rejections;
+mod release_check;
 mod reload;
 mod rotation;
 mod sdk;

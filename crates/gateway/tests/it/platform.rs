@@ -17,7 +17,7 @@ const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const OA: &str = "wxa0000000000000a1";
 const MP: &str = "wxb0000000000000b1";
 /// A client that may use every credential, the platform's and its authorizers'.
-const OPS_KEY: &str = "platform-ops-client-key-0123456789";
+pub(crate) const OPS_KEY: &str = "platform-ops-client-key-0123456789";
 /// A client scoped to the platform only (its authorizers follow).
 const PLATFORM_KEY: &str = "platform-scoped-client-key-012345";
 
