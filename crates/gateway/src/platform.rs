@@ -55,6 +55,10 @@ struct Stored {
     authorizers: BTreeMap<String, StoredAuthorizer>,
     #[serde(default)]
     revoked: BTreeMap<String, u64>,
+    /// The family (`official`, `miniprogram`) of each revoked authorizer,
+    /// for the lists (`revoked` kept as it was stored before).
+    #[serde(default)]
+    revoked_families: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +137,13 @@ impl Platforms {
     /// The configuration of the platform `component`.
     pub fn config(&self, component: &str) -> Option<Arc<ComponentConfig>> {
         self.configs.load().get(component).cloned()
+    }
+
+    /// The configured platforms' appids, sorted.
+    pub fn component_appids(&self) -> Vec<String> {
+        let mut appids: Vec<String> = self.configs.load().keys().cloned().collect();
+        appids.sort();
+        appids
     }
 
     /// Whether any platform is configured.
@@ -361,6 +372,7 @@ impl Platforms {
         let now = self.center.clock().now();
         self.remember(component, |stored| {
             stored.revoked.remove(&appid);
+            stored.revoked_families.remove(&appid);
             stored.authorizers.insert(
                 appid.clone(),
                 StoredAuthorizer {
@@ -476,9 +488,15 @@ impl Platforms {
                 "unauthorized: not an authorizer served here"
             );
         }
+        let family = (self.center.owners().app_owner(appid))
+            .filter(|o| o.platform() == Some(component))
+            .map(|o| o.family.push_name.to_owned());
         self.stop(component, appid, now);
         self.remember(component, |stored| {
-            stored.authorizers.remove(appid);
+            let was = stored.authorizers.remove(appid).map(|a| a.family);
+            if let Some(family) = was.or(family) {
+                stored.revoked_families.insert(appid.to_owned(), family);
+            }
             stored.revoked.insert(appid.to_owned(), now);
         })
         .await;
@@ -550,10 +568,9 @@ impl Platforms {
         list.extend(stored.revoked.iter().map(|(appid, at)| {
             AuthorizerStatus {
                 appid: appid.clone(),
-                family: stored
-                    .authorizers
-                    .get(appid)
-                    .map_or("official", |a| family_named(&a.family).push_name),
+                family: (stored.revoked_families.get(appid))
+                    .or(stored.authorizers.get(appid).map(|a| &a.family))
+                    .map_or("official", |f| family_named(f).push_name),
                 state: "revoked",
                 since: *at,
             }
