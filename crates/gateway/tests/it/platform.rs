@@ -12,7 +12,7 @@ use crate::{Env, Setup};
 
 pub(crate) const COMPONENT: &str = "wxc0000000000000c1";
 const COMPONENT_SECRET: &str = "component-secret-0123456789abcdef";
-const TOKEN: &str = "platform-token";
+pub(crate) const TOKEN: &str = "platform-token";
 const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const OA: &str = "wxa0000000000000a1";
 const MP: &str = "wxb0000000000000b1";

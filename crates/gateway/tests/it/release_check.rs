@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::platform::{connect, setup, COMPONENT, OPS_KEY};
+use crate::platform::{connect, setup, COMPONENT, OPS_KEY, TOKEN};
 use crate::Env;
 
 async fn release_check(env: &Env, kind: &str) -> Value {
@@ -70,6 +70,31 @@ async fn the_release_check_passes_for_both_test_accounts() {
             .endpoint_calls("/cgi-bin/component/api_query_auth"),
         2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_accounts_ownership_check_is_answered_with_the_platforms_token() {
+    let env = setup().start().await;
+    let timestamp = crate::T0.to_string();
+    let signature = wxgate_proto::signature(TOKEN, &timestamp, "n1");
+    let url = |signature: &str| {
+        format!(
+            "{}/component/{COMPONENT}/wx/wxd101a85aa106f53e?signature={signature}&timestamp={timestamp}&nonce=n1&echostr=e42",
+            env.url
+        )
+    };
+    let answer = env.http.get(url(&signature)).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "e42");
+    let answer = env.http.get(url("0")).send().await.unwrap();
+    assert!(answer.status().is_client_error(), "{}", answer.status());
+    // Another platform's URL is not this one's.
+    let other = format!(
+        "{}/component/wxc0000000000000ff/wx/wxd101a85aa106f53e?signature={signature}&timestamp={timestamp}&nonce=n1&echostr=e42",
+        env.url
+    );
+    let answer = env.http.get(other).send().await.unwrap();
+    assert_eq!(answer.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
