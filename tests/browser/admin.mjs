@@ -1,7 +1,8 @@
 // Drives wxgate's status page (/admin) in a real Chromium, as an operator would.
 //
 //   node tests/browser/admin.mjs --url http://127.0.0.1:8080 --key KEY \
-//     --app wx1 --app wx2 --screenshot target/admin.png
+//     --app wx1 --app wx2 --screenshot target/admin.png \
+//     [--platform COMPONENT_APPID:AUTHORIZER_APPID]
 //
 // Each option also reads from the environment: WXGATE_URL, WXGATE_ADMIN_KEY,
 // WXGATE_APPIDS (comma-separated), WXGATE_SCREENSHOT. Run by
@@ -30,15 +31,18 @@ function options() {
       key: { type: 'string' },
       app: { type: 'string', multiple: true },
       screenshot: { type: 'string' },
+      platform: { type: 'string' },
     },
   });
   const url = (values.url || process.env.WXGATE_URL || '').replace(/\/+$/, '');
   const key = values.key || process.env.WXGATE_ADMIN_KEY || '';
   const apps = values.app || (process.env.WXGATE_APPIDS || '').split(',').filter(Boolean);
   const screenshot = values.screenshot || process.env.WXGATE_SCREENSHOT || '';
+  // An Open Platform platform and one of its authorizers to find on the page.
+  const [component, authorizer] = (values.platform || '').split(':');
   check(url && key && apps.length > 0 && screenshot,
     'usage: admin.mjs --url URL --key ADMIN_KEY --app APPID [--app APPID]… --screenshot PATH');
-  return { url, key, apps, screenshot };
+  return { url, key, apps, screenshot, component, authorizer };
 }
 
 // Without a key: 401, the login form, and the hardening headers.
@@ -100,7 +104,21 @@ async function checkForgedPost(context, url, appid) {
   }
 }
 
-async function run({ url, key, apps, screenshot }) {
+// The Open Platform panel: the platform's ticket age, its component token
+// counting down, and its authorizer (which has an app card of its own).
+async function checkPlatform(page, component, authorizer) {
+  const panel = page.locator(`article.platform[data-component="${component}"]`);
+  check(await panel.count() === 1, `no Open Platform panel for ${component}`);
+  const ticket = (await panel.locator('.ticket time').textContent()).trim();
+  check(/ago$|^now$/.test(ticket), `${component}: the last verify ticket reads "${ticket}"`);
+  const token = panel.locator('[data-kind="component_access_token"] [data-countdown]');
+  check(await token.count() === 1, `${component}: no component token countdown`);
+  const row = (await panel.locator(`tr[data-authorizer="${authorizer}"]`).textContent()) || '';
+  check(row.includes('authorized') && row.includes('official'), `${component}: the authorizer row reads "${row}"`);
+  check(await page.locator(`article.card[data-appid="${authorizer}"]`).count() === 1, `no card for the authorizer ${authorizer}`);
+}
+
+async function run({ url, key, apps, screenshot, component, authorizer }) {
   await checkClosedDoor(url);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
@@ -136,11 +154,14 @@ async function run({ url, key, apps, screenshot }) {
       check(fell >= 1 && fell <= 4, `${appid}: countdown went from ${before[i]} to ${after[i]} in 2.2 s`);
     });
 
+    if (component) await checkPlatform(page, component, authorizer);
+
     // The live part fetched again from /admin/live.html (every 5 s) and swapped in keeps the same marks.
     await page.waitForFunction(() => Number(document.body.dataset.updates || 0) >= 1, null, { timeout: 12000 })
       .catch(() => check(false, 'the page never refreshed from /admin/live.html'));
     await checkCards(page, apps);
     await Promise.all(apps.map((appid) => countdown(page, appid)));
+    if (component) await checkPlatform(page, component, authorizer);
     const live = (await page.locator('#live').textContent()).trim();
     check(live === 'live', `the live indicator reads "${live}"`);
     const status = await page.request.get(`${url}/admin/status.json`);

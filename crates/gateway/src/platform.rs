@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use wxgate_proto::component::authorize::{AuthType, AuthorizePage};
 use wxgate_proto::component::TICKET_LIFETIME_SECS;
-use wxgate_proto::component::{api, ComponentInfo, ComponentPush};
+use wxgate_proto::component::{api, release_check, ComponentInfo, ComponentPush};
 
 use crate::config::ComponentConfig;
 use crate::family::{Family, AUTHORIZED_MINI_PROGRAM, AUTHORIZED_OFFICIAL_ACCOUNT};
@@ -55,6 +55,10 @@ struct Stored {
     authorizers: BTreeMap<String, StoredAuthorizer>,
     #[serde(default)]
     revoked: BTreeMap<String, u64>,
+    /// The family (`official`, `miniprogram`) of each revoked authorizer,
+    /// for the lists (`revoked` kept as it was stored before).
+    #[serde(default)]
+    revoked_families: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +137,13 @@ impl Platforms {
     /// The configuration of the platform `component`.
     pub fn config(&self, component: &str) -> Option<Arc<ComponentConfig>> {
         self.configs.load().get(component).cloned()
+    }
+
+    /// The configured platforms' appids, sorted.
+    pub fn component_appids(&self) -> Vec<String> {
+        let mut appids: Vec<String> = self.configs.load().keys().cloned().collect();
+        appids.sort();
+        appids
     }
 
     /// Whether any platform is configured.
@@ -361,6 +372,7 @@ impl Platforms {
         let now = self.center.clock().now();
         self.remember(component, |stored| {
             stored.revoked.remove(&appid);
+            stored.revoked_families.remove(&appid);
             stored.authorizers.insert(
                 appid.clone(),
                 StoredAuthorizer {
@@ -375,6 +387,49 @@ impl Platforms {
             family: family.push_name,
             already: false,
         })
+    }
+
+    /// The third step of WeChat's release test (全网发布, families §3.8):
+    /// `code` exchanged (`api_query_auth`) with the platform's component
+    /// token from the center, then a customer-service text
+    /// `<code>_from_api` sent to `openid` with the authorizer token that
+    /// answer carries. The test account is never served as an authorizer:
+    /// nothing is kept.
+    pub async fn release_check_query_auth(
+        &self,
+        component: &str,
+        code: &str,
+        openid: &str,
+    ) -> Result<(), Failure> {
+        let component_token = self
+            .center
+            .get(component, Kind::AccessToken, &Requester::Push)
+            .await
+            .map_err(TokenError::into_failure)?;
+        let body = serde_json::json!({ "component_appid": component, "authorization_code": code });
+        let answer = self
+            .upstream
+            .component_json(
+                component,
+                api::QUERY_AUTH,
+                Some(&component_token.value),
+                &body,
+            )
+            .await?;
+        let auth: api::QueryAuth = serde_json::from_value(answer)
+            .map_err(|e| Failure::transient(format!("unreadable api_query_auth answer: {e}")))?;
+        let info = auth.authorization_info;
+        let token = (info.authorizer_access_token)
+            .ok_or_else(|| Failure::transient("api_query_auth answered no authorizer token"))?;
+        let message = release_check::custom_message(openid, code);
+        self.upstream
+            .send_message(
+                &AUTHORIZED_OFFICIAL_ACCOUNT,
+                &info.authorizer_appid,
+                &token,
+                &message,
+            )
+            .await
     }
 
     /// An authorizer's family: a Mini Program when WeChat's account info
@@ -433,12 +488,18 @@ impl Platforms {
                 "unauthorized: not an authorizer served here"
             );
         }
+        let family = (self.center.owners().app_owner(appid))
+            .filter(|o| o.platform() == Some(component))
+            .map(|o| o.family.push_name.to_owned());
         self.stop(component, appid, now);
         self.center
             .record_event(appid, Kind::AccessToken, "unauthorized")
             .await;
         self.remember(component, |stored| {
-            stored.authorizers.remove(appid);
+            let was = stored.authorizers.remove(appid).map(|a| a.family);
+            if let Some(family) = was.or(family) {
+                stored.revoked_families.insert(appid.to_owned(), family);
+            }
             stored.revoked.insert(appid.to_owned(), now);
         })
         .await;
@@ -510,10 +571,9 @@ impl Platforms {
         list.extend(stored.revoked.iter().map(|(appid, at)| {
             AuthorizerStatus {
                 appid: appid.clone(),
-                family: stored
-                    .authorizers
-                    .get(appid)
-                    .map_or("official", |a| family_named(&a.family).push_name),
+                family: (stored.revoked_families.get(appid))
+                    .or(stored.authorizers.get(appid).map(|a| &a.family))
+                    .map_or("official", |f| family_named(f).push_name),
                 state: "revoked",
                 since: *at,
             }

@@ -5,7 +5,8 @@
 //!   the verify ticket every 10 minutes, authorization events; `success`.
 //! - `GET/POST /component/{component_appid}/wx/{appid}`: its authorizers'
 //!   pushes (消息与事件接收URL `…/wx/$APPID$`), with its token and key, as an
-//!   app's (`http::wechat`).
+//!   app's (`http::wechat`); WeChat's release test (全网发布) from its test
+//!   accounts, answered out of the box.
 //! - Client API: `GET /v1/components/{id}/component_access_token`,
 //!   `POST /v1/components/{id}/authorize_url`, `GET /v1/components/{id}/authorizers`,
 //!   `POST /v1/components/{id}/authorizers` `{"auth_code"}` (the code the
@@ -19,7 +20,13 @@ use serde_json::json;
 use wxgate_proto::component::authorize::AuthType;
 use wxgate_proto::component::ComponentPush;
 
+use wxgate_proto::component::release_check::{
+    is_test_account, release_check_answer, reply_text, ReleaseCheckAnswer,
+};
+
 use super::client_api::Client;
+use super::owner::PathOwner;
+use super::wechat::{self, PushSource};
 use super::{ApiError, AppState};
 use crate::store::Kind;
 use crate::token::TokenError;
@@ -62,6 +69,87 @@ pub(crate) async fn events(
     }
     state.platforms.on_push(&component, push).await;
     Ok(wxgate_proto::reply::SUCCESS.into_response())
+}
+
+/// `GET /component/{component_appid}/wx/{appid}`: an authorizer's
+/// ownership check, or one for WeChat's release-test accounts, checked with
+/// the platform's token.
+pub(crate) async fn authorizer_verify(
+    state: State<AppState>,
+    source: PushSource,
+    owner: PathOwner,
+    Path((component, appid)): Path<(String, String)>,
+    query: RawQuery,
+) -> Result<Response, ApiError> {
+    if !is_test_account(&appid) {
+        return wechat::verify(state, source, owner, query).await;
+    }
+    let inbox = release_check_inbox(&state, &component)?;
+    wechat::verify_inbox(&state, &inbox, &query.0.unwrap_or_default())
+}
+
+/// `POST /component/{component_appid}/wx/{appid}`: an authorizer's push
+/// (`http::wechat`), or WeChat's release test (全网发布, families §3.8)
+/// when `appid` is one of its test accounts, which are never authorizers
+/// here: answered out of the box, sealed with the platform's token and key.
+pub(crate) async fn authorizer_receive(
+    state: State<AppState>,
+    source: PushSource,
+    owner: PathOwner,
+    Path((component, appid)): Path<(String, String)>,
+    query: RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !is_test_account(&appid) {
+        return wechat::receive(state, source, owner, query, body).await;
+    }
+    let inbox = release_check_inbox(&state, &component)?;
+    let query = query.0.unwrap_or_default();
+    let opened = wechat::open_inbox_push(&state, &inbox, &query, body)
+        .await
+        .inspect_err(|e| {
+            state.dispatcher.count_rejected(&component, e.code());
+            tracing::debug!(component, appid, error = %e, "release-test push refused");
+        })?;
+    let reply = match release_check_answer(&opened.push) {
+        Some(ReleaseCheckAnswer::ReplyText(text)) => {
+            tracing::info!(component, appid, text, "release test: replied");
+            Some(reply_text(&opened.push, &text, state.now()))
+        }
+        Some(ReleaseCheckAnswer::QueryAuthCode { code, openid }) => {
+            tracing::info!(component, appid, "release test: exchanging its code");
+            let platforms = state.platforms.clone();
+            tokio::spawn(async move {
+                match platforms
+                    .release_check_query_auth(&component, &code, &openid)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(component, appid, "release test: sent <code>_from_api")
+                    }
+                    Err(e) => {
+                        tracing::warn!(component, appid, error = %e, "release test: the customer-service text was not sent")
+                    }
+                }
+            });
+            None
+        }
+        None => None,
+    };
+    Ok(wechat::seal_inbox_reply(&state, &inbox, &opened, reply))
+}
+
+/// The platform's own inbox (its token and key, receiveid its appid), for
+/// the release test's pushes.
+fn release_check_inbox(
+    state: &AppState,
+    component: &str,
+) -> Result<std::sync::Arc<crate::message::Inbox>, ApiError> {
+    let config = platform(state, component)?;
+    config
+        .inbox
+        .clone()
+        .ok_or_else(|| ApiError::PushNotConfigured(component.to_owned()))
 }
 
 /// `GET /v1/components/{component_appid}/component_access_token`.

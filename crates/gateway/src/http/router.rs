@@ -135,7 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/component/{component_appid}", post(platform::events))
         .route(
             "/component/{component_appid}/wx/{appid}",
-            get(wechat::verify).post(wechat::receive),
+            get(platform::authorizer_verify).post(platform::authorizer_receive),
         )
         .merge(credentials)
         // Operations.

@@ -381,6 +381,84 @@ pub(crate) async fn open_platform_push(
     Ok(plain)
 }
 
+/// A push opened with a given inbox's token and key rather than its path
+/// owner's (WeChat's release-test accounts at a platform's message URL,
+/// `http::platform`): the push, and what [`seal_inbox_reply`] needs.
+pub(crate) struct InboxPush {
+    pub(crate) push: Push,
+    keys: Keys,
+    nonce: String,
+}
+
+/// `GET …`'s ownership check against `inbox`'s token: the `echostr` to echo.
+pub(crate) fn verify_inbox(
+    state: &AppState,
+    inbox: &Inbox,
+    query: &str,
+) -> Result<Response, ApiError> {
+    let q = WeChatQuery::parse(query)?;
+    let echostr = required(q.echostr, "echostr")?;
+    check_signed(state, inbox, &q.push)?;
+    Ok(echo(echostr))
+}
+
+/// A push in WeChat's envelope opened with `inbox`'s token and key (during
+/// a rotation, the previous ones), checked as [`receive`] checks an app's:
+/// signed, fresh, and bound to its query when `msg_signature` does not
+/// cover the body.
+pub(crate) async fn open_inbox_push(
+    state: &AppState,
+    inbox: &Inbox,
+    query: &str,
+    body: Body,
+) -> Result<InboxPush, ApiError> {
+    let q = WeChatQuery::parse(query)?.push;
+    let keys = check_signed(state, inbox, &q)?;
+    let body = read_body(state, body).await?;
+    let (push, keys) = open(inbox, keys, &q, &body, false)?;
+    if q.msg_signature.is_none() {
+        (state.dispatcher)
+            .bind_unsigned_body(&inbox.owner, &q, &body)
+            .await?;
+    }
+    if keys.any_previous() {
+        state.dispatcher.count_previous_key(&inbox.owner);
+    }
+    Ok(InboxPush {
+        push,
+        keys,
+        nonce: q.nonce,
+    })
+}
+
+/// The answer to an [`InboxPush`]: `reply` sealed with the token and key
+/// that opened it, or `success` (never encrypted).
+pub(crate) fn seal_inbox_reply(
+    state: &AppState,
+    inbox: &Inbox,
+    opened: &InboxPush,
+    reply: Option<String>,
+) -> Response {
+    let Some(reply) = reply else {
+        let body = wxgate_proto::reply::SUCCESS;
+        return ([(header::CONTENT_TYPE, "text/plain")], body).into_response();
+    };
+    seal(state, inbox, opened.keys, &opened.nonce, &reply)
+}
+
+fn seal(state: &AppState, inbox: &Inbox, keys: Keys, nonce: &str, reply: &str) -> Response {
+    let now = state.now().to_string();
+    let sealed = seal_reply(
+        inbox.mode(keys),
+        inbox.token(keys),
+        reply,
+        &now,
+        nonce,
+        &rand::random(),
+    );
+    ([(header::CONTENT_TYPE, "application/xml")], sealed).into_response()
+}
+
 /// With `server.trusted_push_sources = "wechat"`, refuses a peer outside
 /// the callback IP ranges of the owner's API host (WeChat's or WeCom's),
 /// before anything else is checked. The peer is the throttle's (forwarded
@@ -454,16 +532,7 @@ fn answer_push(
         let body = owner.family.no_reply;
         return ([(header::CONTENT_TYPE, "text/plain")], body).into_response();
     };
-    let now = state.now().to_string();
-    let sealed = seal_reply(
-        inbox.mode(keys),
-        inbox.token(keys),
-        &reply,
-        &now,
-        nonce,
-        &rand::random(),
-    );
-    ([(header::CONTENT_TYPE, "application/xml")], sealed).into_response()
+    seal(state, inbox, keys, nonce, &reply)
 }
 
 /// The inbox of `owner`, once the query's `signature` (over token,
@@ -478,6 +547,13 @@ fn signed_inbox(
     q: &PushQuery,
 ) -> Result<(Arc<Inbox>, Keys), ApiError> {
     let inbox = inbox_of(state, owner)?;
+    let keys = check_signed(state, &inbox, q)?;
+    Ok((inbox, keys))
+}
+
+/// Which of `inbox`'s tokens signed the query (`signature`, fresh): the
+/// current one, or during a rotation the previous one.
+fn check_signed(state: &AppState, inbox: &Inbox, q: &PushQuery) -> Result<Keys, ApiError> {
     check_fresh(state, &q.timestamp)?;
     let verify = |token: &SecretString| {
         wxgate_proto::verify_signature(token.expose_secret(), &q.timestamp, &q.nonce, &q.signature)
@@ -493,7 +569,7 @@ fn signed_inbox(
     } else {
         return Err(ApiError::Push(EnvelopeError::Signature));
     };
-    Ok((inbox, keys))
+    Ok(keys)
 }
 
 /// A push's body, at most `server.max_body_bytes`.

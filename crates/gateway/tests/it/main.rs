@@ -20,6 +20,7 @@ mod pushes;
 mod redis;
 mod redis_topologies;
 mod rejections;
+mod release_check;
 mod reload;
 mod rotation;
 mod sdk;

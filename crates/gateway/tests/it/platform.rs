@@ -12,7 +12,7 @@ use crate::{Env, Setup};
 
 pub(crate) const COMPONENT: &str = "wxc0000000000000c1";
 const COMPONENT_SECRET: &str = "component-secret-0123456789abcdef";
-const TOKEN: &str = "platform-token";
+pub(crate) const TOKEN: &str = "platform-token";
 const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 pub(crate) const OA: &str = "wxa0000000000000a1";
 pub(crate) const MP: &str = "wxb0000000000000b1";
@@ -373,4 +373,85 @@ async fn twenty_minutes_without_a_ticket_push_ask_wechat_for_one_and_readyz_says
         .await
         .unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+}
+
+/// `/admin` shows each platform: when its last verify ticket came, its
+/// component token, and its authorizers with their state and family; each
+/// authorizer has its card and its 24 h timeline too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_the_platform_its_ticket_token_and_authorizers() {
+    const ADMIN_KEY: &str = "platform-admin-key-0123456789";
+    let env = setup().admin(ADMIN_KEY).start().await;
+    connect(&env).await;
+    get(
+        &env,
+        &format!("/v1/components/{COMPONENT}/component_access_token"),
+    )
+    .await;
+    authorize(&env, OA, "official").await;
+    authorize(&env, MP, "miniprogram").await;
+    env.settle().await;
+    let answer = env
+        .http
+        .post(format!("{}/sim/unauthorize", env.sim.url()))
+        .json(&json!({ "component_appid": COMPONENT, "authorizer_appid": MP }))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    env.settle().await;
+
+    let (status, snapshot) = env.admin_get("/admin/status.json", ADMIN_KEY).await;
+    assert_eq!(status, 200, "{snapshot}");
+    let platform = &snapshot["platforms"][0];
+    assert_eq!(platform["component_appid"], COMPONENT, "{snapshot}");
+    assert_eq!(platform["ticket_fetched_at"], crate::T0, "{platform}");
+    assert_eq!(
+        platform["token"]["kind"], "component_access_token",
+        "{platform}"
+    );
+    assert_eq!(platform["token"]["last_result"], "ok", "{platform}");
+    let masked = platform["token"]["masked"].as_str().unwrap();
+    assert!(masked.contains('…'), "{masked}");
+    let authorizers = platform["authorizers"].as_array().unwrap();
+    let state_of = |appid: &str| {
+        let a = authorizers.iter().find(|a| a["appid"] == appid).unwrap();
+        (a["state"].as_str().unwrap(), a["family"].as_str().unwrap())
+    };
+    assert_eq!(state_of(OA), ("authorized", "official"), "{platform}");
+    assert_eq!(state_of(MP), ("revoked", "miniprogram"), "{platform}");
+    // The served authorizer is an app card of its own.
+    let cards: Vec<&str> = (snapshot["apps"].as_array().unwrap().iter())
+        .map(|a| a["appid"].as_str().unwrap())
+        .collect();
+    assert!(
+        cards.contains(&OA) && cards.contains(&COMPONENT),
+        "{cards:?}"
+    );
+
+    // The page renders it, and the authorizer's timeline.
+    let page = env
+        .http
+        .get(format!("{}/admin", env.url))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(r#"data-component="{COMPONENT}""#)),
+        "{page}"
+    );
+    assert!(page.contains(&format!(r#"<tr data-authorizer="{OA}">"#)));
+    assert!(page.contains(&format!("/admin/apps/{OA}/timeline.svg")));
+    let svg = env
+        .http
+        .get(format!("{}/admin/apps/{OA}/timeline.svg", env.url))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svg.status(), 200);
 }

@@ -1,7 +1,8 @@
 //! `wxgate dev`: the embedded default. Starts the WeChat simulator with a demo
-//! Official Account, a demo Mini Program and a demo WeCom app, and the gateway
-//! in front of it on a SQLite file, and prints ready-to-paste commands. No
-//! WeChat account, no config file.
+//! Official Account, a demo Mini Program, a demo WeCom app and a demo Open
+//! Platform platform (an Official Account and a Mini Program authorize it at
+//! start), and the gateway in front of it on a SQLite file, and prints
+//! ready-to-paste commands. No WeChat account, no config file.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use sha2::{Digest, Sha256};
 use wxgate_gateway::clock::SystemClock;
 use wxgate_gateway::token::center::Policy;
 use wxgate_gateway::Gateway;
-use wxgate_sim::{SimApp, SimConfig, SimCorpApp, Simulator};
+use wxgate_sim::{SimApp, SimComponent, SimConfig, SimCorpApp, Simulator};
 
 /// The client key `wxgate dev` accepts (a development key: never reuse it).
 const DEV_CLIENT_KEY: &str = "dev-client-key";
@@ -30,6 +31,11 @@ const DEV_MINI_SECRET: &str = "demo0mini0secret00000000000000000";
 const DEV_CORPID: &str = "wwd0000000000000a1";
 const DEV_AGENTID: &str = "1000002";
 const DEV_CORP_SECRET: &str = "demo0wecom0secret0000000000000000000000000";
+/// The demo Open Platform platform, and the accounts that authorize it at start.
+const DEV_COMPONENT: &str = "wxd0000000000000c1";
+const DEV_COMPONENT_SECRET: &str = "demo0component0secret000000000000";
+const DEV_AUTHORIZER_OA: &str = "wxd0000000000000a1";
+const DEV_AUTHORIZER_MP: &str = "wxd0000000000000b1";
 
 /// Arguments of `wxgate dev`.
 #[derive(Debug, clap::Args)]
@@ -52,6 +58,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     sim_config
         .corps
         .push(SimCorpApp::new(DEV_CORPID, DEV_AGENTID, DEV_CORP_SECRET));
+    // Its push URL is the gateway's, set once the gateway listens.
+    sim_config.components.push(SimComponent::new(
+        DEV_COMPONENT,
+        DEV_COMPONENT_SECRET,
+        DEV_TOKEN,
+        DEV_AES_KEY,
+        None,
+    ));
     let sim = Simulator::new(sim_config)
         .spawn_on(&args.sim_listen)
         .await
@@ -107,6 +121,17 @@ token = "{token}"
 encoding_aes_key = "{aes_key}"
 webhook = "{webhook}"
 webhook_secret = "{webhook_secret}"
+[[components]]
+component_appid = "{component}"
+secret = "{component_secret}"
+token = "{token}"
+encoding_aes_key = "{aes_key}"
+js_domains = ["example.com"]
+webhook = "{webhook}"
+webhook_secret = "{webhook_secret}"
+[[components.rules]]
+keyword = "help"
+reply = {{ text = "An authorizer of the demo platform: send anything, the demo webhook echoes it." }}
 [[clients]]
 name = "dev"
 key_sha256 = "{key}"
@@ -126,6 +151,8 @@ apps = ["*"]
         corpid = DEV_CORPID,
         agentid = DEV_AGENTID,
         corp_secret = DEV_CORP_SECRET,
+        component = DEV_COMPONENT,
+        component_secret = DEV_COMPONENT_SECRET,
     );
     let env = BTreeMap::from([("WXGATE_DEV_SECRET".to_owned(), app.secret.clone())]);
     let config = wxgate_gateway::config::load(&toml, &env)?;
@@ -134,10 +161,59 @@ apps = ["*"]
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr()?);
+    // The listener is bound: the platform's pushes wait for the gateway to serve.
+    sim.set_component_push_url(DEV_COMPONENT, &format!("{url}/component/{DEV_COMPONENT}"))
+        .map_err(anyhow::Error::msg)?;
+    let serving = tokio::spawn(gateway.serve(listener, super::shutdown_signal()));
+    demo_platform(&sim, &url).await?;
     print_banner(&url, &sim.url(), &app, &db);
-    gateway.serve(listener, super::shutdown_signal()).await?;
+    serving.await.context("the gateway stopped")??;
     drop(dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Gets the demo platform going: its first verify ticket pushed to the
+/// gateway (the component token is fetched with it), then an Official
+/// Account and a Mini Program authorize it, as an administrator would on
+/// WeChat's authorization page; waits until the gateway serves their tokens.
+async fn demo_platform(sim: &wxgate_sim::RunningSim, url: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    sim.push_due_tickets().await;
+    let ready = |path: String| {
+        let http = http.clone();
+        async move {
+            for _ in 0..100 {
+                let answer = http.get(&path).bearer_auth(DEV_CLIENT_KEY).send().await;
+                if answer.is_ok_and(|a| a.status().is_success()) {
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            anyhow::bail!("the demo platform did not start: {path} never answered")
+        }
+    };
+    ready(format!(
+        "{url}/v1/components/{DEV_COMPONENT}/component_access_token"
+    ))
+    .await?;
+    for (appid, kind) in [
+        (DEV_AUTHORIZER_OA, "official"),
+        (DEV_AUTHORIZER_MP, "miniprogram"),
+    ] {
+        let body = serde_json::json!({
+            "component_appid": DEV_COMPONENT,
+            "authorizer_appid": appid,
+            "type": kind,
+        });
+        http.post(format!("{}/sim/authorize", sim.url()))
+            .json(&body)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("authorizing the demo platform for {appid}"))?;
+        ready(format!("{url}/v1/apps/{appid}/access_token")).await?;
+    }
+    Ok(())
 }
 
 /// A fresh directory for the demo's SQLite file, this user's only: a random
@@ -244,6 +320,11 @@ Try:
   curl {auth} -H 'content-type: application/json' -X POST {url}/v1/wecom/{corpid}/{agentid}/jssdk/signature -d '{{\"url\":\"https://www.example.com/\"}}'
   {wxgate} push --url {url}/wecom/{corpid}/{agentid} --token {token} --corpid {corpid} --aes-key {aes_key} --agentid {agentid} --text hello
   {wxgate} push --url {url}/wx/{mini} --token {token} --appid {mini} --aes-key {aes_key} --miniprogram --format json --text 人工
+  curl {auth} {url}/v1/components/{component}/component_access_token   (the demo Open Platform platform's)
+  curl {auth} {url}/v1/components/{component}/authorizers
+  curl {auth} {url}/v1/apps/{oa}/access_token   (an authorizer's, Official Account; {mp} is a Mini Program)
+  {wxgate} push --url {url}/component/{component}/wx/{oa} --token {token} --appid {component} --aes-key {aes_key} --text help
+  curl -X POST {sim}/sim/release_check -d '{{\"component_appid\":\"{component}\",\"url\":\"{url}/component/{component}/wx/$APPID$\"}}'   (WeChat's release test, 全网发布)
   curl {sim}/sim/stats
   WXGATE_ADMIN_KEY={admin_key} {wxgate} rid RID --app {appid} --url {url}   (RID: the end of an errmsg)
 
@@ -257,5 +338,8 @@ Ctrl-C stops.",
         corpid = DEV_CORPID,
         agentid = DEV_AGENTID,
         corp_secret = DEV_CORP_SECRET,
+        component = DEV_COMPONENT,
+        oa = DEV_AUTHORIZER_OA,
+        mp = DEV_AUTHORIZER_MP,
     );
 }

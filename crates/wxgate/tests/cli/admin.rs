@@ -1,7 +1,7 @@
 //! The status page of a real `wxgate serve` process, driven in headless
 //! Chromium by `tests/browser/admin.mjs` (login, app cards, live countdowns,
-//! a revoke auto-posted by a page on another port refused, a full-page
-//! screenshot at `target/admin.png`).
+//! a revoke auto-posted by a page on another port refused, an Open Platform
+//! platform with an authorizer, a full-page screenshot at `target/admin.png`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,6 +60,19 @@ async fn admin_page_logs_in_and_counts_down_in_a_real_browser() {
     sim_config
         .corps
         .push(wxgate_sim::SimCorpApp::new(corp, agent, "s3"));
+    // And an Open Platform platform, an Official Account authorizing it.
+    let (component, authorizer) = ("wxc1b2c3d4e5f60004", "wxa1b2c3d4e5f60005");
+    let (component_token, component_key) = (
+        "platform-token",
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    );
+    sim_config.components.push(wxgate_sim::SimComponent::new(
+        component,
+        "s4",
+        component_token,
+        component_key,
+        None,
+    ));
     let sim = wxgate_sim::Simulator::spawn(sim_config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (client_key, admin_key) = ("admin-test-client-key", "admin-test-key-5f2c");
@@ -70,6 +83,8 @@ async fn admin_page_logs_in_and_counts_down_in_a_real_browser() {
          [[apps]]\nappid = \"{a0}\"\nsecret = \"s1\"\ntoken_api = \"stable\"\ntoken = \"push-token\"\n\
          [[apps]]\nappid = \"{a1}\"\nsecret = \"s2\"\ntoken_api = \"classic\"\n\
          [[wecom]]\ncorpid = \"{corp}\"\nagentid = {agent}\nsecret = \"s3\"\n\
+         [[components]]\ncomponent_appid = \"{component}\"\nsecret = \"s4\"\n\
+         token = \"{component_token}\"\nencoding_aes_key = \"{component_key}\"\n\
          [[clients]]\nname = \"c\"\nkey_sha256 = \"{hash}\"\napps = [\"*\"]\n",
         db = dir.path().join("wxgate.db").display().to_string(),
         sim = sim.url(),
@@ -87,8 +102,54 @@ async fn admin_page_logs_in_and_counts_down_in_a_real_browser() {
     );
     let url = serve.url_after("listening on");
 
-    // A token for each app, so that each card has a countdown.
+    // The platform's first ticket, then an authorization.
     let http = reqwest::Client::new();
+    sim.set_component_push_url(component, &format!("{url}/component/{component}"))
+        .unwrap();
+    sim.push_due_tickets().await;
+    let mut served = false;
+    for _ in 0..100 {
+        let answer = http
+            .get(format!(
+                "{url}/v1/components/{component}/component_access_token"
+            ))
+            .bearer_auth(client_key)
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served, "the platform's ticket never reached the gateway");
+    let answer = http
+        .post(format!("{}/sim/authorize", sim.url()))
+        .json(&serde_json::json!({
+            "component_appid": component, "authorizer_appid": authorizer, "type": "official"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    let mut served = false;
+    for _ in 0..100 {
+        let answer = http
+            .get(format!("{url}/v1/apps/{authorizer}/access_token"))
+            .bearer_auth(client_key)
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(served, "the authorizer is not served");
+
+    // A token for each app, so that each card has a countdown.
     for appid in apps {
         let response = http
             .get(format!("{url}/v1/apps/{appid}/access_token"))
@@ -106,6 +167,7 @@ async fn admin_page_logs_in_and_counts_down_in_a_real_browser() {
         // The revoke button is tried on the last one: an Official Account's.
         .args(["--app", &format!("{corp}/{agent}")])
         .args(apps.iter().flat_map(|appid| ["--app", appid]))
+        .args(["--platform", &format!("{component}:{authorizer}")])
         .env("WXGATE_ADMIN_KEY", admin_key);
     let out = tokio::task::spawn_blocking(move || node.output())
         .await

@@ -145,7 +145,9 @@ async fn documented_command_blocks_run_against_wxgate_dev() {
     eprintln!("[docs] skipped: {skipped:?}");
     assert!(
         ran.iter().any(|a| a.starts_with("docs/facade.md"))
-            && ran.iter().any(|a| a.starts_with("docs/proxy.md")),
+            && ran.iter().any(|a| a.starts_with("docs/proxy.md"))
+            // The Open Platform's client API, against dev's demo platform.
+            && ran.iter().any(|a| a.starts_with("docs/token-center.md")),
         "ran {ran:?}, skipped {skipped:?}"
     );
 }

@@ -217,6 +217,77 @@ async fn dev_serves_tokens_from_the_gateway_in_front_of_the_simulator() {
     run_as_printed(&families, &["echo: hello", "transfer_customer_service"]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_serves_a_demo_platform_its_authorizers_and_the_release_test() {
+    let mut dev = dev();
+    let gateway = dev.url_after("  gateway ");
+    let lines: Vec<String> = dev.lines().take_while(|l| !l.contains("Ctrl-C")).collect();
+    let find = |needle: &str| {
+        (lines.iter())
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no banner line with {needle}: {lines:#?}"))
+            .clone()
+    };
+    let client = reqwest::Client::new();
+    // Each printed curl line with the client key works as printed.
+    let get = |line: String| {
+        let client = client.clone();
+        let gateway = gateway.clone();
+        async move {
+            let key = line
+                .split("Bearer ")
+                .nth(1)
+                .unwrap()
+                .split('\'')
+                .next()
+                .unwrap();
+            let url = (line.split_whitespace())
+                .find(|w| w.starts_with(&gateway))
+                .unwrap_or_else(|| panic!("{line}"));
+            let answer = client.get(url).bearer_auth(key).send().await.unwrap();
+            assert_eq!(answer.status(), 200, "{line}");
+            answer.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let token = get(find("/component_access_token")).await;
+    assert!(token["component_access_token"].is_string(), "{token}");
+    let list = get(find("/authorizers")).await;
+    let authorizers = list["authorizers"].as_array().unwrap();
+    assert_eq!(authorizers.len(), 2, "{list}");
+    assert!(
+        authorizers.iter().all(|a| a["state"] == "authorized"),
+        "{list}"
+    );
+    let mut families: Vec<&str> = (authorizers.iter())
+        .map(|a| a["family"].as_str().unwrap())
+        .collect();
+    families.sort();
+    assert_eq!(families, ["miniprogram", "official"], "{list}");
+    let authorizer = get(find("(an authorizer's")).await;
+    assert!(authorizer["access_token"].is_string(), "{authorizer}");
+
+    // An authorizer's push through the platform's message URL, as printed.
+    let push = find("/component/wxd0000000000000c1/wx/");
+    run_as_printed(&[push], &["An authorizer of the demo platform"]).await;
+
+    // WeChat's release test, as printed, passes.
+    let check = find("/sim/release_check");
+    let url = (check.split_whitespace())
+        .find(|w| w.ends_with("/sim/release_check"))
+        .unwrap();
+    let body = check.split('\'').nth(1).unwrap();
+    let report: serde_json::Value = client
+        .post(url)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["passed"], true, "{report:#}");
+}
+
 /// Runs each printed `wxgate …` line as printed; each must succeed and say what is expected of it.
 async fn run_as_printed(lines: &[String], expected: &[&str]) {
     assert_eq!(lines.len(), expected.len(), "{lines:?}");

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use super::status::{AppStatus, CredentialStatus, Snapshot};
+use super::status::{AppStatus, CredentialStatus, PlatformStatus, Snapshot};
 use crate::clock::utc;
 use crate::message::stats::{PushStats, WebhookStatus};
 use crate::token::FailureRecord;
@@ -147,12 +147,14 @@ pub(super) fn live(s: &Snapshot) -> String {
 {header}
 <main>
 <section class="apps">{apps}</section>
+{platforms}
 {errors}
 {config}
 </main>
 </div>"#,
         now = s.now,
         header = header(s),
+        platforms = platforms(s),
         config = config(s),
         errors = recent_errors(&s.recent_errors, s.now),
     )
@@ -386,6 +388,74 @@ fn app(a: &AppStatus, now: u64) -> String {
     )
 }
 
+/// The Open Platform platforms: when the last verify ticket came, the
+/// component token, and the authorizers (each also has its card).
+fn platforms(s: &Snapshot) -> String {
+    if s.platforms.is_empty() {
+        return String::new();
+    }
+    let now = s.now;
+    let platforms: String = s.platforms.iter().map(|p| platform(p, now)).collect();
+    format!(
+        r#"<section class="panel platforms" id="platforms"><h2>Open Platform</h2>
+<p class="muted small">WeChat pushes a verify ticket every 10 minutes; the component token is fetched with it. Each authorizer has its own card above and its last 24 hours below.</p>
+{platforms}</section>"#
+    )
+}
+
+fn platform(p: &PlatformStatus, now: u64) -> String {
+    let ticket = match p.ticket_fetched_at {
+        // Pushed every 10 minutes: one older than 20 is overdue.
+        Some(at) => {
+            let late = now.saturating_sub(at) > 20 * 60;
+            let badge = if late {
+                r#" <span class="badge bad">overdue</span>"#
+            } else {
+                ""
+            };
+            format!("{}{badge}", time(Some(at), now))
+        }
+        None => format!(
+            r#"<span class="badge bad">none yet</span> <span class="muted small">is the 授权事件接收URL set to <code>/component/{}</code>?</span>"#,
+            esc(&p.component_appid)
+        ),
+    };
+    let token = p.token.as_ref().map_or_else(
+        || r#"<p class="muted">No component token yet.</p>"#.to_owned(),
+        |c| credential(c, now),
+    );
+    let rows: String = p
+        .authorizers
+        .iter()
+        .map(|a| {
+            let class = if a.state == "authorized" { "ok" } else { "bad" };
+            format!(
+                r#"<tr data-authorizer="{appid}"><td><code>{appid}</code></td><td>{family}</td><td><span class="badge {class}">{state}</span></td><td>{since}</td></tr>"#,
+                appid = esc(&a.appid),
+                family = esc(a.family),
+                state = esc(a.state),
+                since = time((a.since > 0).then_some(a.since), now),
+            )
+        })
+        .collect();
+    let authorizers = if rows.is_empty() {
+        r#"<p class="muted">No authorizer yet.</p>"#.to_owned()
+    } else {
+        format!(
+            r#"<table class="authorizers"><thead><tr><th>authorizer</th><th>family</th><th>state</th><th>since</th></tr></thead><tbody>{rows}</tbody></table>"#
+        )
+    };
+    format!(
+        r#"<article class="platform" data-component="{component}">
+<h3><code>{component}</code></h3>
+<dl class="facts"><div><dt>last verify ticket</dt><dd class="ticket">{ticket}</dd></div></dl>
+<div class="creds">{token}</div>
+{authorizers}
+</article>"#,
+        component = esc(&p.component_appid),
+    )
+}
+
 fn credential(c: &CredentialStatus, now: u64) -> String {
     let result_class = match c.last_result {
         "ok" => "ok",
@@ -609,6 +679,7 @@ mod tests {
                 pushes: PushStats::default(),
                 webhook: None,
             }],
+            platforms: Vec::new(),
             recent_errors: vec![failure],
             config: crate::reload::ConfigStatus {
                 fingerprint: "0123456789ab".into(),
@@ -713,6 +784,88 @@ mod tests {
             ),
             "{html}"
         );
+    }
+
+    #[test]
+    fn shows_each_platforms_ticket_age_token_and_authorizers() {
+        let mut s = snapshot();
+        assert!(
+            !status(&s, None).contains("Open Platform"),
+            "none configured"
+        );
+        let token = CredentialStatus {
+            kind: "component_access_token",
+            masked: Some("COMPON…(40 chars)".into()),
+            expires_at: Some(8_200),
+            expires_in: Some(7_200),
+            next_refresh_at: Some(7_000),
+            fetched_at: Some(1_000),
+            last_result: "ok",
+            last_failure: None,
+            fetches_today: 1,
+            daily_quota: None,
+            lease_holder: None,
+        };
+        let authorizer = |appid: &str, family, state, since| crate::platform::AuthorizerStatus {
+            appid: appid.into(),
+            family,
+            state,
+            since,
+        };
+        s.platforms = vec![
+            PlatformStatus {
+                component_appid: "wxc<1>".into(),
+                ticket_fetched_at: Some(880),
+                ticket_expires_at: Some(880 + 43_200),
+                token: Some(token),
+                authorizers: vec![
+                    authorizer("wxa1", "official", "authorized", 900),
+                    authorizer("wxb1", "miniprogram", "revoked", 950),
+                ],
+            },
+            PlatformStatus {
+                component_appid: "wxc2".into(),
+                ticket_fetched_at: None,
+                ticket_expires_at: None,
+                token: None,
+                authorizers: Vec::new(),
+            },
+        ];
+        let html = live(&s);
+        let first = html
+            .split(r#"<article class="platform" data-component="wxc&lt;1&gt;">"#)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{html}"))
+            .split("</article>")
+            .next()
+            .unwrap();
+        assert!(first.contains(r#"<time data-at="880""#), "{first}");
+        assert!(first.contains(">2m 0s ago</time>"), "{first}");
+        assert!(!first.contains("overdue"), "{first}");
+        assert!(
+            first.contains(r#"data-kind="component_access_token""#),
+            "{first}"
+        );
+        assert!(first.contains("COMPON…(40 chars)"), "{first}");
+        assert!(
+            first.contains(r#"data-countdown="8200" data-remaining="7200""#),
+            "{first}"
+        );
+        assert!(
+            first.contains(r#"<tr data-authorizer="wxa1"><td><code>wxa1</code></td><td>official</td><td><span class="badge ok">authorized</span>"#),
+            "{first}"
+        );
+        assert!(
+            first.contains(r#"<tr data-authorizer="wxb1"><td><code>wxb1</code></td><td>miniprogram</td><td><span class="badge bad">revoked</span>"#),
+            "{first}"
+        );
+        let second = html.split(r#"data-component="wxc2""#).nth(1).unwrap();
+        assert!(second.contains("none yet"), "{second}");
+        assert!(second.contains("No component token yet."), "{second}");
+        assert!(second.contains("No authorizer yet."), "{second}");
+        // An overdue ticket is flagged.
+        s.now = 880 + 21 * 60;
+        assert!(live(&s).contains("overdue"));
     }
 
     #[test]

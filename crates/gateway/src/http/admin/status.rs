@@ -25,6 +25,9 @@ pub(crate) struct Snapshot {
     pub spool: SpoolStatus,
     /// Every configured app, in configuration order.
     pub apps: Vec<AppStatus>,
+    /// Every configured Open Platform platform (its authorizers are in
+    /// `apps` too, as the platform itself is).
+    pub platforms: Vec<PlatformStatus>,
     /// The latest upstream failures, newest first (at most 20).
     pub recent_errors: Vec<FailureRecord>,
     /// The configuration this instance runs, and its last reload.
@@ -73,6 +76,22 @@ pub(crate) struct AppStatus {
     pub pushes: PushStats,
     /// The webhook, when one is configured.
     pub webhook: Option<WebhookStatus>,
+}
+
+/// One Open Platform platform.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PlatformStatus {
+    /// Its component appid.
+    pub component_appid: String,
+    /// When the last `component_verify_ticket` came (WeChat pushes one every
+    /// 10 minutes), Unix seconds; `None` before the first.
+    pub ticket_fetched_at: Option<u64>,
+    /// When that ticket expires (12 h after it came).
+    pub ticket_expires_at: Option<u64>,
+    /// Its `component_access_token` (masked, as every credential).
+    pub token: Option<CredentialStatus>,
+    /// Its authorizers, served and revoked.
+    pub authorizers: Vec<crate::platform::AuthorizerStatus>,
 }
 
 /// One credential of one app.
@@ -180,7 +199,28 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
             }
         }
     }
+    let mut platforms = Vec::new();
+    for component in state.platforms.component_appids() {
+        let card = apps.iter().find(|a| a.appid == component);
+        let of_kind = |kind: Kind| {
+            card.and_then(|a| a.credentials.iter().find(|c| c.kind == kind.as_str()))
+                .cloned()
+        };
+        let ticket = of_kind(Kind::VerifyTicket);
+        let token = of_kind(Kind::AccessToken).map(|c| CredentialStatus {
+            kind: "component_access_token",
+            ..c
+        });
+        platforms.push(PlatformStatus {
+            ticket_fetched_at: ticket.as_ref().and_then(|t| t.fetched_at),
+            ticket_expires_at: ticket.as_ref().and_then(|t| t.expires_at),
+            token,
+            authorizers: state.platforms.authorizers(&component).await,
+            component_appid: component,
+        });
+    }
     Snapshot {
+        platforms,
         instance: crate::instance_name().to_owned(),
         now,
         store: StoreStatus {
