@@ -15,6 +15,7 @@ mod ops;
 mod owners;
 mod platform;
 mod platform_scale;
+mod platform_vectors;
 mod proxy;
 mod pushes;
 mod redis;
