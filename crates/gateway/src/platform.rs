@@ -324,25 +324,7 @@ impl Platforms {
                 already: true,
             });
         }
-        let by = Requester::Push;
-        let component_token = self
-            .center
-            .get(component, Kind::AccessToken, &by)
-            .await
-            .map_err(TokenError::into_failure)?;
-        let body = serde_json::json!({ "component_appid": component, "authorization_code": code });
-        let answer = self
-            .upstream
-            .component_json(
-                component,
-                api::QUERY_AUTH,
-                Some(&component_token.value),
-                &body,
-            )
-            .await?;
-        let auth: api::QueryAuth = serde_json::from_value(answer)
-            .map_err(|e| Failure::transient(format!("unreadable api_query_auth answer: {e}")))?;
-        let info = auth.authorization_info;
+        let (info, component_token) = self.query_auth(component, code).await?;
         let appid = info.authorizer_appid.clone();
         self.remember_code(code, &appid);
         if let Some(owner) = self.center.owners().app_owner(&appid) {
@@ -401,6 +383,28 @@ impl Platforms {
         code: &str,
         openid: &str,
     ) -> Result<(), Failure> {
+        let (info, _) = self.query_auth(component, code).await?;
+        let token = (info.authorizer_access_token)
+            .ok_or_else(|| Failure::transient("api_query_auth answered no authorizer token"))?;
+        let message = release_check::custom_message(openid, code);
+        self.upstream
+            .send_message(
+                &AUTHORIZED_OFFICIAL_ACCOUNT,
+                &info.authorizer_appid,
+                &token,
+                &message,
+            )
+            .await
+    }
+
+    /// Exchanges an authorization code with WeChat (`api_query_auth`, with
+    /// the center's component token): what the account granted, and the
+    /// component token used.
+    async fn query_auth(
+        &self,
+        component: &str,
+        code: &str,
+    ) -> Result<(api::AuthorizationInfo, crate::store::Credential), Failure> {
         let component_token = self
             .center
             .get(component, Kind::AccessToken, &Requester::Push)
@@ -418,18 +422,7 @@ impl Platforms {
             .await?;
         let auth: api::QueryAuth = serde_json::from_value(answer)
             .map_err(|e| Failure::transient(format!("unreadable api_query_auth answer: {e}")))?;
-        let info = auth.authorization_info;
-        let token = (info.authorizer_access_token)
-            .ok_or_else(|| Failure::transient("api_query_auth answered no authorizer token"))?;
-        let message = release_check::custom_message(openid, code);
-        self.upstream
-            .send_message(
-                &AUTHORIZED_OFFICIAL_ACCOUNT,
-                &info.authorizer_appid,
-                &token,
-                &message,
-            )
-            .await
+        Ok((auth.authorization_info, component_token))
     }
 
     /// An authorizer's family: a Mini Program when WeChat's account info

@@ -23,7 +23,7 @@ pub mod release_check;
 use crate::crypto::{MessageCrypto, RANDOM_LEN};
 use crate::envelope::{EnvelopeError, PushQuery, SealedPush};
 use crate::fields::Fields;
-use crate::signature::{msg_signature, signature, verify_msg_signature, verify_signature};
+use crate::signature::{msg_signature, signature, verify_signature};
 use crate::xml::{self, Element, XmlWriter};
 use crate::MessageError;
 
@@ -224,17 +224,7 @@ pub fn open_component_push(
 ) -> Result<String, EnvelopeError> {
     verify_signature(token, &query.timestamp, &query.nonce, &query.signature)
         .map_err(|_| EnvelopeError::Signature)?;
-    let given = query
-        .msg_signature
-        .as_deref()
-        .ok_or(EnvelopeError::Missing("msg_signature"))?;
-    let root = xml::parse(body)?;
-    let encrypt = root
-        .child_text("Encrypt")
-        .ok_or(EnvelopeError::Missing("Encrypt"))?;
-    verify_msg_signature(token, &query.timestamp, &query.nonce, encrypt, given)
-        .map_err(|_| EnvelopeError::MsgSignature)?;
-    Ok(crypto.decrypt(encrypt)?)
+    crate::envelope::open_encrypted(crypto, token, query, body)
 }
 
 /// A component push as WeChat sends it (the simulator's side of

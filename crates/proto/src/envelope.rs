@@ -129,6 +129,17 @@ pub fn open_signed_push(
     if query.encrypt_type.as_deref() != Some("aes") {
         return Err(mode_mismatch(mode, "plain"));
     }
+    open_encrypted(crypto, token, query, body)
+}
+
+/// The encrypted part of an envelope (`<Encrypt>` in the body XML): its
+/// `msg_signature` checked, then decrypted. A push's and a platform's push's.
+pub(crate) fn open_encrypted(
+    crypto: &MessageCrypto,
+    token: &str,
+    query: &PushQuery,
+    body: &str,
+) -> Result<String, EnvelopeError> {
     let given = query
         .msg_signature
         .as_deref()
