@@ -181,6 +181,10 @@ async fn reloads_under_full_load_fail_no_request_and_an_invalid_file_changes_not
     assert!(out.contains(&format!("removed: {B}")), "{out}");
     assert!(out.contains(&format!("changed: {A}")), "{out}");
     assert_eq!(ping(&url, TOKEN_2).await, "new");
+    eprintln!(
+        "the new rule answered {:?} after wxgate reload returned",
+        reloaded_at.elapsed()
+    );
     assert!(
         reloaded_at.elapsed() < Duration::from_secs(1),
         "the new rule answered {:?} after the reload",
@@ -268,6 +272,7 @@ async fn reloads_under_full_load_fail_no_request_and_an_invalid_file_changes_not
             )
         });
     let summary: Value = serde_json::from_str(summary).unwrap();
+    eprintln!("wrk during the reloads: {summary}");
     assert!(summary["requests"].as_u64().unwrap() > 1_000, "{summary}");
     for (kind, count) in summary["errors"].as_object().unwrap() {
         assert_eq!(count, 0, "{kind} errors under load: {summary}");
