@@ -11,13 +11,13 @@ use wxgate_sim::SimComponent;
 use crate::{Env, Setup};
 
 pub(crate) const COMPONENT: &str = "wxc0000000000000c1";
-const COMPONENT_SECRET: &str = "component-secret-0123456789abcdef";
+pub(crate) const COMPONENT_SECRET: &str = "component-secret-0123456789abcdef";
 const TOKEN: &str = "platform-token";
-const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
-const OA: &str = "wxa0000000000000a1";
-const MP: &str = "wxb0000000000000b1";
+pub(crate) const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+pub(crate) const OA: &str = "wxa0000000000000a1";
+pub(crate) const MP: &str = "wxb0000000000000b1";
 /// A client that may use every credential, the platform's and its authorizers'.
-const OPS_KEY: &str = "platform-ops-client-key-0123456789";
+pub(crate) const OPS_KEY: &str = "platform-ops-client-key-0123456789";
 /// A client scoped to the platform only (its authorizers follow).
 const PLATFORM_KEY: &str = "platform-scoped-client-key-012345";
 
@@ -44,7 +44,7 @@ pub(crate) fn setup() -> Setup {
         ))
 }
 
-async fn call(
+pub(crate) async fn call(
     env: &Env,
     method: reqwest::Method,
     path: &str,
@@ -63,7 +63,7 @@ async fn call(
     (status, answer.json().await.unwrap_or(Value::Null))
 }
 
-async fn get(env: &Env, path: &str) -> (u16, Value) {
+pub(crate) async fn get(env: &Env, path: &str) -> (u16, Value) {
     call(env, reqwest::Method::GET, path, OPS_KEY, None).await
 }
 
@@ -99,7 +99,7 @@ pub(crate) async fn step(env: &Env, secs: u64) {
     env.settle().await;
 }
 
-fn calls(env: &Env, path: &str) -> u64 {
+pub(crate) fn calls(env: &Env, path: &str) -> u64 {
     env.sim.stats().endpoint_calls(path)
 }
 
