@@ -43,7 +43,7 @@ pub use problems::ConfigError;
 use problems::{line_at, locate, problem_path, Problems};
 pub use proxy::{
     admin_path, is_credential_path, reserved, ProxyConfig, Reserved, ReservedPath, ADMIN_PATHS,
-    CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS,
+    COMPONENT_PREFIX, CREDENTIAL_PATHS, DEFAULT_ALLOW_PATHS,
 };
 use raw::RawConfig;
 pub use secrets::read_secret_file;

@@ -365,7 +365,16 @@ pub const COMPONENT: Family = Family {
     lacks: "a platform has its component_access_token only; its authorizers' credentials are \
             theirs (/v1/apps/{authorizer_appid}/…)",
     probe: None,
-    token_only_paths: &[],
+    // The component APIs whose only credential is the component token (the
+    // others also carry an authorization code or an authorizer's refresh
+    // token, whose refusals have errcodes of their own anyway).
+    token_only_paths: &[
+        wxgate_proto::component::api::CREATE_PREAUTHCODE,
+        wxgate_proto::component::api::GET_AUTHORIZER_LIST,
+        wxgate_proto::component::api::GET_AUTHORIZER_INFO,
+        "/cgi-bin/component/api_get_authorizer_option",
+        "/cgi-bin/component/api_set_authorizer_option",
+    ],
     tickets: &[],
     classify: classify_component,
     ..OFFICIAL_ACCOUNT

@@ -273,6 +273,11 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // Every platform's authorizers served from the first request on
+        // (requests wait in the listener's queue meanwhile).
+        if self.state.platforms.any() {
+            self.state.platforms.sync().await;
+        }
         let limits = self.state.server.limits();
         let metrics = self.state.metrics.clone();
         connections::serve(listener, self.router(), limits, metrics, shutdown).await;

@@ -210,14 +210,15 @@ impl Platforms {
         }
     }
 
-    /// Starts the background sync (see [`Platforms::sync`]).
+    /// Starts the background sync (see [`Platforms::sync`]); the first one
+    /// is the gateway's, before it serves (`Gateway::serve`).
     pub fn spawn_sync(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                this.sync().await;
                 let clock = this.center.clock();
                 clock.sleep_until(clock.now() + SYNC_SECS).await;
+                this.sync().await;
             }
         })
     }

@@ -106,9 +106,10 @@ pub fn upstream_path(rest: &str, allow: &[String]) -> Result<String, PathError> 
     Ok(path)
 }
 
-/// The caller's query string without any `access_token` of its own, with
-/// wxgate's appended. Other parameters pass byte for byte.
-pub fn query_with_token(query: Option<&str>, token: &str) -> String {
+/// The caller's query string without any token parameter `param`
+/// (`access_token`, or the Open Platform's `component_access_token`) of its
+/// own, with wxgate's appended. Other parameters pass byte for byte.
+pub fn query_with_token(query: Option<&str>, param: &str, token: &str) -> String {
     let mut parts: Vec<String> = query
         .unwrap_or_default()
         .split('&')
@@ -118,12 +119,12 @@ pub fn query_with_token(query: Option<&str>, token: &str) -> String {
             let name = p.split('=').next().unwrap_or_default();
             url::form_urlencoded::parse(name.as_bytes())
                 .next()
-                .is_none_or(|(name, _)| name != "access_token")
+                .is_none_or(|(name, _)| name != param)
         })
         .map(str::to_owned)
         .collect();
     let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
-    parts.push(format!("access_token={token}"));
+    parts.push(format!("{param}={token}"));
     parts.join("&")
 }
 
@@ -132,6 +133,9 @@ pub fn query_with_token(query: Option<&str>, token: &str) -> String {
 pub struct Outgoing {
     /// The API host it goes to: the owner's family's.
     pub api: Api,
+    /// The query parameter the token goes in: `access_token`, or
+    /// `component_access_token` for a platform's call.
+    pub token_param: &'static str,
     /// Its method.
     pub method: Method,
     /// The checked upstream path (see [`upstream_path`]).
@@ -241,7 +245,11 @@ impl Proxy {
     fn url(&self, request: &Outgoing, token: Option<&str>) -> url::Url {
         let mut url = self.upstream.url(request.api, &request.path);
         match token {
-            Some(token) => url.set_query(Some(&query_with_token(request.query.as_deref(), token))),
+            Some(token) => url.set_query(Some(&query_with_token(
+                request.query.as_deref(),
+                request.token_param,
+                token,
+            ))),
             None => url.set_query(request.query.as_deref()),
         }
         url
@@ -466,6 +474,7 @@ mod tests {
         let proxy = Proxy::new(&upstream, &config.proxy, metrics);
         let mut call = Outgoing {
             api: Api::WeChat,
+            token_param: "access_token",
             method: Method::GET,
             path: "/cgi-bin/agent/get".into(),
             query: Some("access_token=CALLERS&agentid=1".into()),
@@ -484,5 +493,15 @@ mod tests {
             "{url}"
         );
         assert!(!url.contains("CALLERS"), "{url}");
+        // A platform's call: its component_access_token replaced, an access_token left alone.
+        call.api = Api::WeChat;
+        call.token_param = "component_access_token";
+        call.path = "/cgi-bin/component/api_get_authorizer_list".into();
+        call.query = Some("component_access_token=CALLERS&x=1".into());
+        let url = proxy.url(&call, Some("CURRENT")).to_string();
+        assert_eq!(
+            url,
+            "http://wechat.test/prefix/cgi-bin/component/api_get_authorizer_list?x=1&component_access_token=CURRENT"
+        );
     }
 }

@@ -32,6 +32,16 @@ const USE_WECOM_CLIENT_API: &str = "get WeCom credentials from the client API \
                                     (GET /v1/wecom/{corpid}/{agent}/access_token, jsapi_ticket, \
                                     agent_config_ticket): wxgate keeps them for every instance";
 
+/// What the Open Platform's credential paths are refused with, spelled otherwise
+/// than the WeChat-compatible endpoints that answer them.
+const USE_COMPONENT_CLIENT_API: &str = "get the platform's credentials from wxgate: \
+     POST /cgi-bin/component/api_component_token (WeChat-compatible, the platform's secret), \
+     GET /v1/components/{component_appid}/component_access_token, GET /v1/apps/{authorizer_appid}/access_token";
+
+/// The Open Platform's APIs: forwarded by the façade only, for a
+/// `component_access_token` wxgate issued (see `http::facade`).
+pub const COMPONENT_PREFIX: &str = "/cgi-bin/component";
+
 /// Paths never forwarded, whatever the allow-list says: each issues a
 /// credential, and a classic token fetch would invalidate the one wxgate
 /// serves (WeCom's spend the app's hourly ticket quota). The client API
@@ -60,6 +70,14 @@ pub const CREDENTIAL_PATHS: &[ReservedPath] = &[
     ReservedPath {
         prefix: "/cgi-bin/ticket/get",
         instead: USE_WECOM_CLIENT_API,
+    },
+    ReservedPath {
+        prefix: "/cgi-bin/component/api_component_token",
+        instead: USE_COMPONENT_CLIENT_API,
+    },
+    ReservedPath {
+        prefix: "/cgi-bin/component/api_authorizer_token",
+        instead: USE_COMPONENT_CLIENT_API,
     },
 ];
 
@@ -95,9 +113,15 @@ pub const ADMIN_PATHS: &[ReservedPath] = &[
                   or the status page (10 resets a month)",
     },
     ReservedPath {
-        prefix: "/cgi-bin/component",
-        instead: "the Open Platform's APIs are not forwarded until wxgate serves the \
-                  Open Platform itself",
+        prefix: "/cgi-bin/component/api_start_push_ticket",
+        instead: "it takes the platform's secret; wxgate asks WeChat to push the Open Platform's \
+                  verify ticket itself, whenever none came for 20 minutes",
+    },
+    ReservedPath {
+        prefix: COMPONENT_PREFIX,
+        instead: "the Open Platform's APIs are forwarded by the WeChat API façade only, with the \
+                  component_access_token wxgate serves \
+                  (GET /v1/components/{component_appid}/component_access_token)",
     },
 ];
 
@@ -293,6 +317,7 @@ mod tests {
                 "POST /v1/apps/{appid}/clear_quota",
             ),
             ("/cgi-bin/component/api_create_preauthcode", "Open Platform"),
+            ("/cgi-bin/component/api_start_push_ticket", "verify ticket"),
         ] {
             let found = admin_path(path).unwrap_or_else(|| panic!("{path}"));
             assert!(found.instead.contains(hint), "{path}: {}", found.instead);
@@ -326,6 +351,8 @@ mod tests {
             "/cgi-bin/ticket/GetTicket",
             "/cgi-bin/ticket/getticket.",
             "/cgi-bin/ticket%2Fgetticket",
+            "/cgi-bin/component/api_component_token",
+            "/cgi-bin/component/API_Authorizer_Token.",
         ] {
             assert!(is_credential_path(path), "{path}");
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::response::Json;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -268,4 +268,149 @@ pub(crate) async fn ticket(
         state.owners.app(appid).is_some()
     })
     .await
+}
+
+/// The body of `POST /cgi-bin/component/api_component_token`.
+#[derive(Deserialize, Default)]
+pub(crate) struct ComponentTokenRequest {
+    component_appid: Option<String>,
+    component_appsecret: Option<String>,
+    /// The caller's ticket: ignored (WeChat pushes wxgate its own).
+    #[serde(default, rename = "component_verify_ticket")]
+    _ticket: Option<String>,
+}
+
+/// Checks that `component` is a configured platform and `secret` its
+/// secret (constant time); a wrong one from a peer that failed too often
+/// lately is answered 45011 (see `throttle`). WeChat's errcodes: 61011 for
+/// an unknown platform, 40125 for a wrong secret (families §3.2).
+fn check_component_secret(
+    state: &AppState,
+    peer: Peer,
+    component: &str,
+    secret: &str,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let Some(owner) = state.owners.component_owner(component) else {
+        state.throttle.failed(peer, Check::AppSecret, now)?;
+        return Err(ApiError::InvalidComponent(component.to_owned()));
+    };
+    if !bool::from(
+        owner
+            .secret
+            .expose_secret()
+            .as_bytes()
+            .ct_eq(secret.as_bytes()),
+    ) {
+        tracing::debug!(
+            component,
+            "WeChat-compatible call with a wrong platform secret"
+        );
+        state.throttle.failed(peer, Check::AppSecret, now)?;
+        return Err(ApiError::InvalidSecret);
+    }
+    Ok(())
+}
+
+/// `POST /cgi-bin/component/api_component_token` with WeChat's body: the
+/// platform's `component_access_token` as the center holds it, for the
+/// platform's secret. The caller's verify ticket is ignored: the center's
+/// token was fetched with the one WeChat pushed to wxgate, and WeChat is
+/// never called while the center holds a valid token.
+pub(crate) async fn component_token(
+    State(state): State<AppState>,
+    peer: Peer,
+    body: Bytes,
+) -> Result<Json<Value>, WeChatShape> {
+    let req: ComponentTokenRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::DataFormat(e.to_string()))?;
+    let component = req.component_appid.unwrap_or_default();
+    check_component_secret(
+        &state,
+        peer,
+        &component,
+        req.component_appsecret.as_deref().unwrap_or_default(),
+    )?;
+    let token = state
+        .center
+        .get(&component, Kind::AccessToken, &Requester::Sdk)
+        .await?;
+    Ok(Json(json!({
+        "component_access_token": token.value,
+        "expires_in": token.expires_in(state.now()),
+    })))
+}
+
+/// The body of `POST /cgi-bin/component/api_authorizer_token`.
+#[derive(Deserialize, Default)]
+pub(crate) struct AuthorizerTokenRequest {
+    component_appid: Option<String>,
+    authorizer_appid: Option<String>,
+    /// The caller's refresh token: ignored (the center keeps the current one).
+    #[serde(default, rename = "authorizer_refresh_token")]
+    _refresh_token: Option<String>,
+}
+
+/// The platform whose `component_access_token` the query presents: one
+/// wxgate issued for a configured platform (the current one, or the one it
+/// replaced until that one expires). Anything else is 40001, WeChat not called.
+pub(crate) fn component_of_presented_token(
+    state: &AppState,
+    peer: Peer,
+    query: Option<&str>,
+) -> Result<String, ApiError> {
+    let presented = super::facade::param(query, "component_access_token").unwrap_or_default();
+    let component = state
+        .center
+        .appid_of_presented_token(&presented)
+        .filter(|owner| state.owners.component_owner(owner).is_some());
+    match component {
+        Some(component) => Ok(component),
+        None => {
+            state
+                .throttle
+                .failed(peer, Check::AccessToken, state.now())?;
+            Err(ApiError::InvalidComponentToken)
+        }
+    }
+}
+
+/// `POST /cgi-bin/component/api_authorizer_token?component_access_token=…`
+/// with WeChat's body: the authorizer's access token as the center holds it,
+/// and the refresh token the center keeps (the caller's is ignored: the
+/// center rotates it). Authenticated by the presented component token,
+/// which must be the named platform's.
+pub(crate) async fn authorizer_token(
+    State(state): State<AppState>,
+    peer: Peer,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Json<Value>, WeChatShape> {
+    let component = component_of_presented_token(&state, peer, query.as_deref())?;
+    let req: AuthorizerTokenRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::DataFormat(e.to_string()))?;
+    if req.component_appid.as_deref() != Some(component.as_str()) {
+        // Another platform's appid with this platform's token: as WeChat, 40001.
+        return Err(ApiError::InvalidComponentToken.into());
+    }
+    let appid = req.authorizer_appid.unwrap_or_default();
+    let served = (state.owners.app_owner(&appid)).filter(|o| o.platform() == Some(&component));
+    if served.is_none() {
+        if let Some(revoked) = state.owners.revoked(&appid) {
+            return Err(revoked.into());
+        }
+        return Err(ApiError::NotAuthorizer { appid, component }.into());
+    }
+    let center = &state.center;
+    let token = center
+        .get(&appid, Kind::AccessToken, &Requester::Sdk)
+        .await?;
+    let refresh = center
+        .get(&appid, Kind::RefreshToken, &Requester::Sdk)
+        .await?;
+    Ok(Json(json!({
+        "authorizer_access_token": token.value,
+        "expires_in": token.expires_in(state.now()),
+        "authorizer_refresh_token": refresh.value,
+    })))
 }

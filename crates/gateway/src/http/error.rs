@@ -79,6 +79,21 @@ pub enum ApiError {
     /// An access token wxgate did not issue, or no longer current.
     #[error("invalid credential, access_token is invalid or not latest")]
     InvalidToken,
+    /// A `component_access_token` wxgate did not issue for a platform it
+    /// serves (or no longer current) (WeChat: 40001).
+    #[error("invalid credential, component_access_token is invalid or not latest")]
+    InvalidComponentToken,
+    /// No platform with this component appid is served (WeChat: 61011).
+    #[error("invalid component: {0:?} is no platform served here")]
+    InvalidComponent(String),
+    /// The account is not an authorizer of the platform (WeChat: 61003).
+    #[error("component is not authorized by this account: {appid} is no authorizer of platform {component}")]
+    NotAuthorizer {
+        /// The account.
+        appid: String,
+        /// The platform.
+        component: String,
+    },
     /// The token center could not serve.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -163,9 +178,12 @@ impl ApiError {
             ApiError::RequireMethod(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::UrlNotAllowed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "url_not_allowed"),
             ApiError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            ApiError::InvalidSecret | ApiError::InvalidCorpSecret | ApiError::InvalidToken => {
-                (StatusCode::UNAUTHORIZED, "invalid_credential")
-            }
+            ApiError::InvalidSecret
+            | ApiError::InvalidCorpSecret
+            | ApiError::InvalidToken
+            | ApiError::InvalidComponentToken => (StatusCode::UNAUTHORIZED, "invalid_credential"),
+            ApiError::InvalidComponent(_) => (StatusCode::NOT_FOUND, "unknown_app"),
+            ApiError::NotAuthorizer { .. } => (StatusCode::NOT_FOUND, "not_authorized"),
             ApiError::TooManyAttempts { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
             }
@@ -258,7 +276,11 @@ impl ApiError {
             ApiError::InvalidGrant => code::INVALID_GRANT_TYPE,
             ApiError::InvalidSecret => code::INVALID_APPSECRET,
             // WeCom answers a wrong corpsecret 40001 (families reference §1.2).
-            ApiError::InvalidCorpSecret | ApiError::InvalidToken => code::INVALID_CREDENTIAL,
+            ApiError::InvalidCorpSecret
+            | ApiError::InvalidToken
+            | ApiError::InvalidComponentToken => code::INVALID_CREDENTIAL,
+            ApiError::InvalidComponent(_) => code::INVALID_COMPONENT,
+            ApiError::NotAuthorizer { .. } => code::COMPONENT_UNAUTHORIZED,
             ApiError::Token(TokenError::UnknownApp(_)) => code::INVALID_APPID,
             ApiError::Token(TokenError::Revoked { .. }) => code::COMPONENT_UNAUTHORIZED,
             // What WeChat answers an account calling an API it may not use.
@@ -289,6 +311,19 @@ impl ApiError {
                  fetch it again from wxgate"
                     .into(),
             ),
+            ApiError::InvalidComponentToken => Some(
+                "not the component_access_token wxgate serves for a configured platform (nor the \
+                 one it replaced, before that one expired); fetch it again from wxgate \
+                 (POST /cgi-bin/component/api_component_token)"
+                    .into(),
+            ),
+            ApiError::InvalidComponent(_) => {
+                Some("check component_appid: only the platforms of [[components]] are served".into())
+            }
+            ApiError::NotAuthorizer { appid, component } => Some(format!(
+                "{appid} must authorize platform {component} first \
+                 (POST /v1/components/{component}/authorize_url gives the page)"
+            )),
             ApiError::ProxyPath(PathError::Malformed(_)) => Some(
                 "WeChat API paths are plain: no //, @, .., %-encoding or absolute URL".into(),
             ),

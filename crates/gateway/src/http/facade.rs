@@ -14,8 +14,14 @@
 //!   once, WeChat's answer handed back as it came); the refresh for a
 //!   configured app; userinfo and `sns/auth` only with a user token wxgate
 //!   handed out;
+//! - the Open Platform's calls (`/cgi-bin/component/…`) are forwarded when
+//!   their `component_access_token` is one wxgate issued for a configured
+//!   platform, with the current one sent, as for an `access_token`; any other
+//!   is answered 40001 without calling WeChat. Its credential-issuing calls
+//!   are answered by `compat` (`api_component_token`, `api_authorizer_token`);
+//!   `api_start_push_ticket`, which takes the secret, is refused;
 //! - WeChat's credential-administration and diagnostic APIs (`openapi/*`,
-//!   `clear_quota*`, `component/*`: [`crate::config::ADMIN_PATHS`]) are never
+//!   `clear_quota*`: [`crate::config::ADMIN_PATHS`]) are never
 //!   forwarded, whatever the token or secret: 48001 with a hint naming the
 //!   admin API that does the same behind the admin key.
 //!
@@ -30,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::WeChatShape;
 use super::throttle::{Check, Peer};
 use super::{ApiError, AppState};
+use crate::config::COMPONENT_PREFIX;
 use crate::proxy::{upstream_path, PathError};
 use crate::token::Requester;
 
@@ -91,7 +98,17 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
     if let Some(answer) = super::signin::facade(state, peer, &raw, query.as_deref()).await {
         return answer;
     }
-    let path = upstream_path(&raw, &state.proxy_config.allow_paths)?;
+    let allow = &state.proxy_config.allow_paths;
+    let path = match upstream_path(&raw, allow) {
+        // The Open Platform's business calls, for a platform's token.
+        Err(PathError::AdminOnly { path, .. }) if is_component_call(&path) => {
+            if !allow.iter().any(|prefix| path.starts_with(prefix.as_str())) {
+                return Err(PathError::NotAllowed(path).into());
+            }
+            return serve_component(state, peer, request, path).await;
+        }
+        other => other?,
+    };
     let presented = param(request.uri().query(), "access_token").unwrap_or_default();
     let now = state.now();
     let Some(appid) = state.center.appid_of_presented_token(&presented) else {
@@ -106,6 +123,41 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
     let response = state
         .proxy
         .forward(&state.center, &appid, &Requester::Sdk, &outgoing)
+        .await
+        .map_err(ApiError::Upstream)?;
+    Ok(response.into_response())
+}
+
+/// Whether the plain `path` is one of the Open Platform's business APIs:
+/// under `/cgi-bin/component/`, and none of the reserved ones (the
+/// credential-issuing ones, answered by `compat`, and `api_start_push_ticket`,
+/// which takes the secret).
+fn is_component_call(path: &str) -> bool {
+    crate::config::admin_path(path).is_some_and(|r| r.prefix == COMPONENT_PREFIX)
+}
+
+/// Forwards a platform's call: its `component_access_token` must be one
+/// wxgate issued for a configured platform (40001 otherwise, WeChat not
+/// called); the current one is sent instead, with the one compare-and-refresh
+/// and retry of every proxied call.
+async fn serve_component(
+    state: &AppState,
+    peer: Peer,
+    request: Request,
+    path: String,
+) -> Result<Response, ApiError> {
+    let component = super::compat::component_of_presented_token(state, peer, request.uri().query())
+        .inspect_err(|_| {
+            tracing::debug!(
+                path,
+                "façade call with a component token wxgate did not issue"
+            );
+        })?;
+    let mut outgoing = super::proxy::outgoing(state, request, path, &caller(&component)).await?;
+    outgoing.token_param = "component_access_token";
+    let response = state
+        .proxy
+        .forward(&state.center, &component, &Requester::Sdk, &outgoing)
         .await
         .map_err(ApiError::Upstream)?;
     Ok(response.into_response())

@@ -99,6 +99,7 @@ pub(crate) async fn outgoing(
     .map_err(|_| SpoolError::Read("the request body stalled past proxy.timeout_ms".into()))??;
     Ok(Outgoing {
         api: Api::WeChat,
+        token_param: "access_token",
         method: parts.method,
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,

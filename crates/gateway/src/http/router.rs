@@ -85,6 +85,15 @@ pub fn router(state: AppState) -> Router {
             "/cgi-bin/ticket/getticket",
             get(compat::ticket).fallback(compat::require_get),
         )
+        // The Open Platform's (answered from the center: SDKs share wxgate's tokens).
+        .route(
+            "/cgi-bin/component/api_component_token",
+            post(compat::component_token).fallback(compat::require_post),
+        )
+        .route(
+            "/cgi-bin/component/api_authorizer_token",
+            post(compat::authorizer_token).fallback(compat::require_post),
+        )
         // WeCom's (qyapi.weixin.qq.com).
         .route(
             "/cgi-bin/gettoken",

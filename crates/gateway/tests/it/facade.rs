@@ -508,8 +508,8 @@ async fn wechats_admin_apis_are_not_forwarded_with_any_token() {
             "/v1/apps/{appid}/clear_quota",
         ),
         (
-            "/cgi-bin/component/api_create_preauthcode",
-            json!({"component_appid": APPID}),
+            "/cgi-bin/component/api_start_push_ticket",
+            json!({"component_appid": APPID, "component_secret": SECRET}),
             "Open Platform",
         ),
     ];

@@ -14,6 +14,7 @@ mod layers;
 mod ops;
 mod owners;
 mod platform;
+mod platform_compat;
 mod platform_scale;
 mod platform_vectors;
 mod proxy;

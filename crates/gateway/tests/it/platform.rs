@@ -11,9 +11,9 @@ use wxgate_sim::SimComponent;
 use crate::{Env, Setup};
 
 pub(crate) const COMPONENT: &str = "wxc0000000000000c1";
-const COMPONENT_SECRET: &str = "component-secret-0123456789abcdef";
+pub(crate) const COMPONENT_SECRET: &str = "component-secret-0123456789abcdef";
 pub(crate) const TOKEN: &str = "platform-token";
-const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+pub(crate) const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 pub(crate) const OA: &str = "wxa0000000000000a1";
 pub(crate) const MP: &str = "wxb0000000000000b1";
 /// A client that may use every credential, the platform's and its authorizers'.
@@ -44,7 +44,7 @@ pub(crate) fn setup() -> Setup {
         ))
 }
 
-async fn call(
+pub(crate) async fn call(
     env: &Env,
     method: reqwest::Method,
     path: &str,

@@ -73,10 +73,12 @@ pub(crate) async fn pushes(State(sim): State<Simulator>) -> Response {
 
 /// `GET /sim/component/{appid}/ticket`: the newest ticket minted.
 pub(crate) async fn ticket(State(sim): State<Simulator>, Path(appid): Path<String>) -> Response {
-    match sim.state().component.platform(&appid) {
-        None => bad_request(format!("no platform {appid:?}")),
-        Some(_) => Json(json!({ "ticket": sim.component_ticket(&appid) })).into_response(),
+    // The state's guard is dropped before `component_ticket` takes it again.
+    let known = sim.state().component.platform(&appid).is_some();
+    if !known {
+        return bad_request(format!("no platform {appid:?}"));
     }
+    Json(json!({ "ticket": sim.component_ticket(&appid) })).into_response()
 }
 
 /// `PUT /sim/component/{appid}/rotation` `{"rotation": "never"|"every_call"|"once"}`.
