@@ -331,11 +331,19 @@ pub const WECOM: Family = Family {
         "WeCom's user sign-in (getuserinfo with the app's token) is not served by wxgate yet",
 };
 
+/// Why an authorizer has no sign-in here: it has no secret of its own;
+/// its users sign in through its platform, which wxgate does not do yet.
+const AUTHORIZER_SIGN_IN: &str = "an authorizer's users sign in through its platform \
+    (/sns/oauth2/component/access_token, /sns/component/jscode2session with the component token), \
+    which wxgate does not serve yet";
+
 /// Official Accounts that authorized an Open Platform platform
 /// (authorizers): the Official Account's credentials, and the refresh token
 /// their access token is fetched with through the platform (families §3.5).
 pub const AUTHORIZED_OFFICIAL_ACCOUNT: Family = Family {
     name: "authorized_official_account",
+    sign_in: &[],
+    sign_in_lacks: AUTHORIZER_SIGN_IN,
     kinds: &[
         Kind::AccessToken,
         Kind::JsapiTicket,
@@ -348,6 +356,8 @@ pub const AUTHORIZED_OFFICIAL_ACCOUNT: Family = Family {
 /// Mini Programs that authorized an Open Platform platform.
 pub const AUTHORIZED_MINI_PROGRAM: Family = Family {
     name: "authorized_mini_program",
+    sign_in: &[],
+    sign_in_lacks: AUTHORIZER_SIGN_IN,
     kinds: &[Kind::AccessToken, Kind::RefreshToken],
     ..MINI_PROGRAM
 };

@@ -164,6 +164,22 @@ async fn the_ticket_the_component_token_and_authorizers_are_kept_by_the_center()
     let (status, _) = get(&env, &format!("/v1/apps/{MP}/jsapi_ticket")).await;
     assert_eq!(status, 404, "a Mini Program has no JS-SDK ticket");
 
+    // Sign-in through a platform is not served yet: said so, nothing sent
+    // to WeChat with a secret the authorizer does not have.
+    let (status, body) = get(
+        &env,
+        &format!("/v1/apps/{OA}/oauth/authorize_url?redirect_uri=https%3A%2F%2Fexample.com%2Fcb&scope=snsapi_base&state=s1"),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "sign_in_not_supported", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("platform"),
+        "{body}"
+    );
     // A refresh token is never served.
     let (status, _) = get(&env, &format!("/v1/apps/{OA}/authorizer_refresh_token")).await;
     assert_eq!(status, 400);
