@@ -276,7 +276,9 @@ impl Gateway {
         // Every platform's authorizers served from the first request on
         // (requests wait in the listener's queue meanwhile).
         if self.state.platforms.any() {
-            self.state.platforms.sync().await;
+            // From the store only: looking a lost list up at WeChat (see
+            // `Platforms::recover`) waits for the background sync.
+            self.state.platforms.sync(false).await;
         }
         let limits = self.state.server.limits();
         let metrics = self.state.metrics.clone();

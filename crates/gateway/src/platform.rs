@@ -45,6 +45,9 @@ pub struct Platforms {
     configs: ArcSwap<HashMap<String, Arc<ComponentConfig>>>,
     /// Authorization codes already exchanged: code → authorizer appid.
     exchanged: Mutex<HashMap<String, String>>,
+    /// Platforms whose authorizers were looked up at WeChat in this run,
+    /// the store having none (see [`Platforms::recover`]).
+    recovered: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What the store keeps of a platform's authorizers (the note
@@ -131,6 +134,7 @@ impl Platforms {
             dispatcher,
             configs: ArcSwap::from_pointee(by_appid(components)),
             exchanged: Mutex::new(HashMap::new()),
+            recovered: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -188,11 +192,18 @@ impl Platforms {
     /// Reads each platform's authorizers from the store and serves them: at
     /// start (their credentials are in the store too, so nothing is
     /// fetched), then every [`SYNC_SECS`] for what other instances took.
-    pub async fn sync(&self) {
+    /// `recover`: when the store holds none, look them up at WeChat (see
+    /// [`Platforms::recover`]).
+    pub async fn sync(&self, recover: bool) {
         let configs = self.configs.load_full();
         for config in configs.values() {
             let component = &config.component_appid;
-            let stored = self.stored(component).await;
+            let Some(stored) = self.stored_if_any(component).await else {
+                if recover {
+                    self.recover(config).await;
+                }
+                continue;
+            };
             for (appid, authorizer) in &stored.authorizers {
                 let family = family_named(&authorizer.family);
                 // Served already, or configured as an app (kept as configured).
@@ -218,7 +229,7 @@ impl Platforms {
             loop {
                 let clock = this.center.clock();
                 clock.sleep_until(clock.now() + SYNC_SECS).await;
-                this.sync().await;
+                this.sync(true).await;
             }
         })
     }
@@ -238,17 +249,125 @@ impl Platforms {
     }
 
     async fn stored(&self, component: &str) -> Stored {
+        self.stored_if_any(component).await.unwrap_or_default()
+    }
+
+    /// What the store holds of `component`'s authorizers; `None` when it
+    /// holds nothing (never written, or lost: a flushed Redis).
+    async fn stored_if_any(&self, component: &str) -> Option<Stored> {
         match self.center.store().note(&note_key(component)).await {
-            Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_else(|e| {
+            Ok(Some(json)) => Some(serde_json::from_str(&json).unwrap_or_else(|e| {
                 tracing::warn!(component, error = %e, "the stored authorizers are unreadable; starting from none");
                 Stored::default()
-            }),
-            Ok(None) => Stored::default(),
+            })),
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!(component, error = %e, "could not read the stored authorizers");
-                Stored::default()
+                Some(Stored::default())
             }
         }
+    }
+
+    /// The store holds no authorizers of the platform (a first start, or a
+    /// store that lost them): they are looked up at WeChat
+    /// (`api_get_authorizer_list`, with the refresh token of each) and
+    /// served again, with no new authorization. Once per run; a failure
+    /// (no component token yet) is tried again at the next sync.
+    async fn recover(&self, config: &Arc<ComponentConfig>) {
+        let component = &config.component_appid;
+        if !self.recovered_lock().insert(component.clone()) {
+            return;
+        }
+        match self.recover_from_wechat(config).await {
+            Ok(0) => {}
+            Ok(found) => tracing::warn!(
+                component,
+                found,
+                "the store had no authorizers: recovered from WeChat's list"
+            ),
+            Err(e) => {
+                tracing::info!(component, error = %e, "authorizers not looked up yet; tried again at the next sync");
+                self.recovered_lock().remove(component);
+            }
+        }
+    }
+
+    fn recovered_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.recovered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn recover_from_wechat(&self, config: &Arc<ComponentConfig>) -> Result<usize, Failure> {
+        let component = &config.component_appid;
+        let token = (self.center)
+            .get(component, Kind::AccessToken, &Requester::Gateway)
+            .await
+            .map_err(TokenError::into_failure)?;
+        let mut found = Vec::new();
+        let mut offset = 0;
+        loop {
+            let body = serde_json::json!({
+                "component_appid": component,
+                "offset": offset,
+                "count": api::MAX_AUTHORIZER_LIST_COUNT,
+            });
+            let answer = self
+                .upstream
+                .component_json(
+                    component,
+                    api::GET_AUTHORIZER_LIST,
+                    Some(&token.value),
+                    &body,
+                )
+                .await?;
+            let list: api::AuthorizerList = serde_json::from_value(answer)
+                .map_err(|e| Failure::transient(format!("unreadable authorizer list: {e}")))?;
+            let page = list.list.len();
+            found.extend(
+                list.list
+                    .into_iter()
+                    .filter(|i| !i.refresh_token.is_empty()),
+            );
+            offset += api::MAX_AUTHORIZER_LIST_COUNT;
+            if page == 0 || u64::from(offset) >= list.total_count {
+                break;
+            }
+        }
+        let now = self.center.clock().now();
+        let mut recovered = Vec::new();
+        for item in found {
+            let appid = item.authorizer_appid;
+            if self.center.owners().app_owner(&appid).is_some() {
+                continue;
+            }
+            let family = self.family_of(component, &token.value, &appid).await;
+            let refresh = vec![(
+                Kind::RefreshToken,
+                item.refresh_token,
+                REFRESH_TOKEN_LIFETIME_SECS,
+            )];
+            let owner = Owner::authorizer(config.clone(), &appid, family);
+            self.center
+                .add_owner_with(owner, refresh, "recovered")
+                .await;
+            if let Some(inbox) = inbox_of(config, &appid, family) {
+                self.dispatcher.add_inbox(inbox);
+            }
+            recovered.push((appid, family));
+        }
+        let count = recovered.len();
+        self.remember(component, |stored| {
+            for (appid, family) in recovered {
+                stored.authorizers.insert(
+                    appid,
+                    StoredAuthorizer {
+                        family: family.push_name.to_owned(),
+                        since: now,
+                    },
+                );
+            }
+        })
+        .await;
+        Ok(count)
     }
 
     async fn remember(&self, component: &str, change: impl FnOnce(&mut Stored)) {

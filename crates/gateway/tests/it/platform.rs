@@ -471,3 +471,40 @@ async fn the_status_page_shows_the_platform_its_ticket_token_and_authorizers() {
         .unwrap();
     assert_eq!(svg.status(), 200);
 }
+
+/// Issue #26: a store that lost everything (a flushed Redis; here a new
+/// memory store at a restart) recovers the platform's authorizers and their
+/// refresh tokens from `api_get_authorizer_list`: no new authorization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorizers_lost_with_the_store_are_recovered_from_wechats_list() {
+    let mut env = setup().start().await;
+    connect(&env).await;
+    authorize(&env, OA, "official").await;
+    authorize(&env, MP, "miniprogram").await;
+    env.settle().await;
+    // A restart on an empty store: nothing known, not even the ticket.
+    env.start_gateway().await;
+    assert_eq!(
+        get(&env, &format!("/v1/apps/{OA}/access_token")).await.0,
+        404
+    );
+    connect(&env).await;
+    step(&env, crate::platform_sync_secs()).await;
+    let (status, body) = get(&env, &format!("/v1/apps/{OA}/access_token")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, list) = get(&env, &format!("/v1/components/{COMPONENT}/authorizers")).await;
+    assert_eq!(status, 200);
+    let families: Vec<(&str, &str)> = (list["authorizers"].as_array().unwrap().iter())
+        .map(|a| (a["appid"].as_str().unwrap(), a["family"].as_str().unwrap()))
+        .collect();
+    assert_eq!(families, [(OA, "official"), (MP, "miniprogram")], "{list}");
+    assert_eq!(
+        calls(&env, "/cgi-bin/component/api_query_auth"),
+        2,
+        "no new authorization"
+    );
+    assert_eq!(calls(&env, "/cgi-bin/component/api_get_authorizer_list"), 1);
+    // Recovered once: the next syncs read the store.
+    step(&env, 3 * crate::platform_sync_secs()).await;
+    assert_eq!(calls(&env, "/cgi-bin/component/api_get_authorizer_list"), 1);
+}
