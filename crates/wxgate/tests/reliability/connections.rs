@@ -169,6 +169,7 @@ async fn push(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_under_1024_files_leaves_health_and_pushes_answering() {
+    let _alone = crate::EXCLUSIVE.lock().await;
     raise_own_fd_limit();
     let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
         .await
@@ -404,6 +405,7 @@ async fn probe(http: &reqwest::Client, url: &str, i: usize) -> Result<(), String
 /// was never evicted) and each probe's connection was closed at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_answering() {
+    let _alone = crate::EXCLUSIVE.lock().await;
     const ATTACKERS: usize = 950;
     const PROBES: usize = 30;
     raise_own_fd_limit();

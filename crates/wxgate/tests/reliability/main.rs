@@ -15,6 +15,13 @@ mod spool;
 mod sqlite;
 mod storm;
 
+/// Held by the scenarios that time answers under an attack and by the one
+/// that loads both cores for minutes (200,000 apps), so that neither runs
+/// beside the other: a latency bound measured while another test holds the
+/// machine says nothing about wxgate (a probe once met a 1 s SYN
+/// retransmission that way).
+pub(crate) static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Prints one figure line, prefixed so it can be grepped from the test output.
 pub(crate) fn figure(scenario: &str, text: impl std::fmt::Display) {
     eprintln!("[reliability] {scenario}: {text}");

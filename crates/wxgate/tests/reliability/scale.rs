@@ -25,6 +25,7 @@ fn peak_rss_kb(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn two_hundred_thousand_apps_start_and_serve_under_a_one_and_a_half_gigabyte_limit() {
+    let _alone = crate::EXCLUSIVE.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // Every app's warm-up fetch fails at once (nothing listens on port 1):
     // the failures' records and backoffs are held too, as in an outage.
