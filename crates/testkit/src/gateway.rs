@@ -437,7 +437,7 @@ apps = ["{APPID}"{scope}]
         self.sim.clock().advance(secs);
         self.clock.advance(secs);
         crate::wait_until(
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             format!("the tasks woken at {} asleep again", self.clock.now()),
             async || self.clock.sleepers_ahead() >= asleep,
         )
@@ -448,7 +448,7 @@ apps = ["{APPID}"{scope}]
     /// Waits until no credential is due for renewal at the current time.
     pub async fn settle(&self) {
         crate::wait_until(
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             "refreshers did not settle",
             async || {
                 let now = self.clock.now();

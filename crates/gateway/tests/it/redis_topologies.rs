@@ -485,7 +485,7 @@ fn nudge(env: &Env, secs: u64) {
 /// (a load may fail while some still name the old one).
 async fn stored(store: &RedisStore) -> Credential {
     wxgate_testkit::wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "the stored access token",
         async || store.load(APPID, Kind::AccessToken).await.ok().flatten(),
     )
