@@ -160,17 +160,27 @@ impl Dispatcher {
         self.inboxes.store(Arc::new(by_owner(inboxes)));
     }
 
-    /// Adds (or replaces) one inbox: an authorizer's, when it authorizes its platform.
-    pub fn add_inbox(&self, inbox: Arc<Inbox>) {
+    /// Adds (or replaces) inboxes: an authorizer's, when it authorizes its
+    /// platform. One copy of the map for them all.
+    pub fn add_inboxes(&self, new: impl IntoIterator<Item = Arc<Inbox>>) {
+        let new: Vec<Arc<Inbox>> = new.into_iter().collect();
+        if new.is_empty() {
+            return;
+        }
         self.inboxes.rcu(|inboxes| {
             let mut inboxes = HashMap::clone(inboxes);
-            inboxes.insert(inbox.owner.clone(), inbox.clone());
+            for inbox in &new {
+                inboxes.insert(inbox.owner.clone(), inbox.clone());
+            }
             inboxes
         });
     }
 
     /// Removes the inbox of `owner`, if it has one.
     pub fn remove_inbox(&self, owner: &str) {
+        if !self.takes_pushes(owner) {
+            return;
+        }
         self.inboxes.rcu(|inboxes| {
             let mut inboxes = HashMap::clone(inboxes);
             inboxes.remove(owner);

@@ -177,18 +177,6 @@ impl Platforms {
         inboxes
     }
 
-    /// The authorizers' inboxes now (a reload replaces every inbox).
-    pub fn inboxes(&self) -> Vec<Arc<Inbox>> {
-        let configs = self.configs.load();
-        let mut inboxes = Vec::new();
-        for config in configs.values() {
-            for authorizer in self.center.owners().authorizers_of(&config.component_appid) {
-                inboxes.extend(inbox_of(config, &authorizer.key, authorizer.family));
-            }
-        }
-        inboxes
-    }
-
     /// Reads each platform's authorizers from the store and serves them: at
     /// start (their credentials are in the store too, so nothing is
     /// fetched), then every [`SYNC_SECS`] for what other instances took.
@@ -206,15 +194,25 @@ impl Platforms {
             };
             for (appid, authorizer) in &stored.authorizers {
                 let family = family_named(&authorizer.family);
-                // Served already, or configured as an app (kept as configured).
-                if self.center.owners().app_owner(appid).is_none() {
-                    self.serve(config, appid, family);
+                match self.center.owners().app_owner(appid) {
+                    None => self.serve(config, appid, family),
+                    // Served, but its inbox lost to a reload that raced its authorization.
+                    Some(o) if o.platform() == Some(component) => {
+                        if self.dispatcher.inbox(appid).is_none() {
+                            self.dispatcher
+                                .add_inboxes(inbox_of(config, appid, o.family));
+                        }
+                    }
+                    // Configured as an app: kept as configured.
+                    Some(_) => {}
                 }
             }
             for (appid, at) in &stored.revoked {
-                // Not one configured as an app, nor another platform's.
+                // Not one configured as an app, nor another platform's, nor
+                // one known revoked already.
                 let served = self.center.owners().app_owner(appid);
-                if served.is_none_or(|o| o.platform() == Some(component)) {
+                let known = served.is_none() && self.center.owners().revoked(appid).is_some();
+                if !known && served.is_none_or(|o| o.platform() == Some(component)) {
                     self.stop(component, appid, *at);
                 }
             }
@@ -237,9 +235,7 @@ impl Platforms {
     fn serve(&self, config: &Arc<ComponentConfig>, appid: &str, family: &'static Family) {
         self.center
             .add_owner(Owner::authorizer(config.clone(), appid, family));
-        if let Some(inbox) = inbox_of(config, appid, family) {
-            self.dispatcher.add_inbox(inbox);
-        }
+        self.dispatcher.add_inboxes(inbox_of(config, appid, family));
     }
 
     fn stop(&self, component: &str, appid: &str, at: u64) {
@@ -349,9 +345,8 @@ impl Platforms {
             self.center
                 .add_owner_with(owner, refresh, "recovered")
                 .await;
-            if let Some(inbox) = inbox_of(config, &appid, family) {
-                self.dispatcher.add_inbox(inbox);
-            }
+            self.dispatcher
+                .add_inboxes(inbox_of(config, &appid, family));
             recovered.push((appid, family));
         }
         let count = recovered.len();
@@ -446,7 +441,6 @@ impl Platforms {
         }
         let (info, component_token) = self.query_auth(component, code).await?;
         let appid = info.authorizer_appid.clone();
-        self.remember_code(code, &appid);
         if let Some(owner) = self.center.owners().app_owner(&appid) {
             if matches!(owner.id, OwnerId::App(_)) {
                 return Err(Failure::transient(format!(
@@ -454,6 +448,7 @@ impl Platforms {
                 )));
             }
         }
+        self.remember_code(code, &appid);
         let family = self
             .family_of(component, &component_token.value, &appid)
             .await;
@@ -468,9 +463,8 @@ impl Platforms {
         self.center
             .add_owner_with(owner, credentials, "authorized")
             .await;
-        if let Some(inbox) = inbox_of(&config, &appid, family) {
-            self.dispatcher.add_inbox(inbox);
-        }
+        self.dispatcher
+            .add_inboxes(inbox_of(&config, &appid, family));
         let now = self.center.clock().now();
         self.remember(component, |stored| {
             stored.revoked.remove(&appid);
@@ -592,18 +586,16 @@ impl Platforms {
     /// credentials stop being served and renewed, and asking for them says why.
     pub async fn unauthorized(&self, component: &str, appid: &str) {
         let now = self.center.clock().now();
-        let ours = (self.center.owners().app_owner(appid))
-            .is_some_and(|o| o.platform() == Some(component));
-        if !ours {
+        let family = (self.center.owners().app_owner(appid))
+            .filter(|o| o.platform() == Some(component))
+            .map(|o| o.family.push_name.to_owned());
+        if family.is_none() {
             tracing::info!(
                 component,
                 authorizer = appid,
                 "unauthorized: not an authorizer served here"
             );
         }
-        let family = (self.center.owners().app_owner(appid))
-            .filter(|o| o.platform() == Some(component))
-            .map(|o| o.family.push_name.to_owned());
         self.stop(component, appid, now);
         self.center
             .record_event(appid, Kind::AccessToken, "unauthorized")

@@ -5,12 +5,12 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::api::Params;
 use crate::config::AppKind;
+use crate::control::bad_request;
 use crate::error::Answered;
 use crate::state::{path, CodeRequest, Grant};
 use crate::Simulator;
@@ -38,10 +38,6 @@ fn grant(State(sim): State<Simulator>, body: Bytes, kind: AppKind) -> Response {
         Ok(answer) => Json(answer).into_response(),
         Err(e) => bad_request(e),
     }
-}
-
-fn bad_request(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
 }
 
 /// `GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code`

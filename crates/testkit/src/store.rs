@@ -125,6 +125,15 @@ impl Store for WriteSwitch {
         self.inner.set_note(key, value).await
     }
 
+    async fn set_instance(&self, instance: &str, info: Option<&str>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_instance(instance, info).await
+    }
+
+    async fn instances(&self) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        self.inner.instances().await
+    }
+
     async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.check()?;
         self.inner.record(entry).await

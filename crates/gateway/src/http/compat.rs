@@ -360,10 +360,8 @@ pub(crate) fn component_of_presented_token(
     query: Option<&str>,
 ) -> Result<String, ApiError> {
     let presented = super::facade::param(query, "component_access_token").unwrap_or_default();
-    let component = state
-        .center
-        .appid_of_presented_token(&presented)
-        .filter(|owner| state.owners.component_owner(owner).is_some());
+    let platforms = state.platforms.component_appids();
+    let component = (state.center).presented_by(&presented, platforms.iter().map(String::as_str));
     match component {
         Some(component) => Ok(component),
         None => {

@@ -45,11 +45,18 @@ fn platform(
 /// `POST /component/{component_appid}`.
 pub(crate) async fn events(
     State(state): State<AppState>,
+    source: super::wechat::PushSource,
     Path(component): Path<String>,
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
     let config = platform(&state, &component)?;
+    // From WeChat's callback ranges only, when the server says so.
+    if let Some(owner) = state.owners.component_owner(&component) {
+        super::wechat::check_source(&state, &owner, source).inspect_err(|e| {
+            state.dispatcher.count_rejected(&component, e.code());
+        })?;
+    }
     let inbox =
         (config.inbox.clone()).ok_or_else(|| ApiError::PushNotConfigured(component.clone()))?;
     let query = query.unwrap_or_default();

@@ -226,7 +226,7 @@ pub(crate) async fn facade(
                 .unwrap_or_default();
             facade_exchange(state, peer, path, &appid, &secret, &param).await
         }
-        FacadePath::Refresh => facade_refresh(state, &appid, &param).await,
+        FacadePath::Refresh => facade_refresh(state, peer, &appid, &param).await,
         FacadePath::UserToken(endpoint) => facade_user_call(state, peer, endpoint, &param).await,
     };
     Some(answer.map(wechat_answer))
@@ -256,6 +256,7 @@ async fn facade_exchange(
 
 async fn facade_refresh(
     state: &AppState,
+    peer: Peer,
     appid: &str,
     param: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<String, ApiError> {
@@ -264,10 +265,31 @@ async fn facade_refresh(
     if param("grant_type") != "refresh_token" {
         return Err(ApiError::InvalidGrant);
     }
-    Ok(state
+    // Anyone may relay a refresh (WeChat's own takes no secret): what is
+    // no refresh token is not sent on, and refusals count against the peer.
+    let refresh_token = param("refresh_token");
+    let plausible = (1..=512).contains(&refresh_token.len())
+        && (refresh_token.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !plausible {
+        state
+            .throttle
+            .failed(peer, Check::AccessToken, state.now())?;
+        return Err(ApiError::BadRequest(
+            "refresh_token is not one WeChat issues".into(),
+        ));
+    }
+    let answer = state
         .signin
-        .refresh(&owner, exchange, &param("refresh_token"))
-        .await?)
+        .refresh(&owner, exchange, &refresh_token)
+        .await?;
+    let refused = serde_json::from_str::<serde_json::Value>(&answer)
+        .is_ok_and(|a| a["errcode"].as_i64().is_some_and(|c| c != 0));
+    if refused {
+        state
+            .throttle
+            .failed(peer, Check::AccessToken, state.now())?;
+    }
+    Ok(answer)
 }
 
 /// A user-token call is forwarded only with a token wxgate handed out (so

@@ -367,11 +367,17 @@ pub(crate) async fn open_platform_push(
     body: Body,
 ) -> Result<String, ApiError> {
     let q = WeChatQuery::parse(query)?.push;
-    check_fresh(state, &q.timestamp)?;
+    // Fresh and signed before the body is read, as every push.
+    let keys = check_signed(state, inbox, &q)?;
+    crypto(inbox, keys)?;
     let body = read_body(state, body).await?;
     let body = utf8(&body)?;
-    crypto(inbox, Keys::default())?;
-    let (plain, keys) = open_rotating(inbox, Keys::default(), Failed::of, |token, mode| {
+    // The token is settled by `signature`: only the key may change.
+    let decryption = |e: &EnvelopeError| match Failed::of(e) {
+        Failed::Decryption => Failed::Decryption,
+        _ => Failed::Other,
+    };
+    let (plain, keys) = open_rotating(inbox, keys, decryption, |token, mode| {
         let crypto = mode.crypto().ok_or(EnvelopeError::Missing("crypto"))?;
         wxgate_proto::component::open_component_push(crypto, token, &q, body)
     })?;
@@ -464,7 +470,11 @@ fn seal(state: &AppState, inbox: &Inbox, keys: Keys, nonce: &str, reply: &str) -
 /// before anything else is checked. The peer is the throttle's (forwarded
 /// headers believed only from `server.trusted_proxies`). While no range is
 /// known yet, every peer passes (see [`crate::sources`]).
-fn check_source(state: &AppState, owner: &Owner, source: PushSource) -> Result<(), ApiError> {
+pub(crate) fn check_source(
+    state: &AppState,
+    owner: &Owner,
+    source: PushSource,
+) -> Result<(), ApiError> {
     let PushSource(Some(ip)) = source else {
         return Ok(()); // The check is off, or no network peer (in-process).
     };

@@ -34,8 +34,9 @@ use tracing::Instrument as _;
 const HOLD: Duration = Duration::from_secs(15);
 /// How often a caller waiting on another instance's exchange looks again.
 const POLL: Duration = Duration::from_millis(50);
-/// How many times it looks before giving up (about [`HOLD`]).
-const POLLS: u32 = 300;
+/// How many times it looks before giving up: past [`HOLD`], so a waiter
+/// outlives a dead claimant's hold and takes the code over.
+const POLLS: u32 = (HOLD.as_millis() / POLL.as_millis()) as u32 + 40;
 
 /// WeChat's errcodes about the code itself: final, so kept like an answer
 /// (a retry would get the same); any other errcode is not kept.

@@ -101,6 +101,7 @@ fn prepare(path: &Path) -> rusqlite::Result<Connection> {
              until  INTEGER NOT NULL,
              answer TEXT
          );
+         CREATE INDEX IF NOT EXISTS exchanges_until ON exchanges (until);
          CREATE TABLE IF NOT EXISTS pending (
              appid TEXT NOT NULL,
              kind  TEXT NOT NULL,

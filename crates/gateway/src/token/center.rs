@@ -577,26 +577,36 @@ impl TokenCenter {
     /// `expires_in` it was given; wxgate renews ahead of that). Every value is
     /// compared, in constant time.
     pub fn appid_of_presented_token(&self, token: &str) -> Option<String> {
-        use subtle::ConstantTimeEq;
         let now = self.now();
-        let matches = |c: Option<Credential>| {
-            c.filter(|c| c.is_valid(now))
-                .is_some_and(|c| bool::from(c.value.as_bytes().ct_eq(token.as_bytes())))
-        };
         let mut found = None;
         self.inner
             .slots
             .each_of_kind(Kind::AccessToken, |appid, slot| {
-                let previous = slot
-                    .previous
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                let hit = matches(slot.current()) | matches(previous);
-                if hit && found.is_none() {
+                if slot.presents(token, now) && found.is_none() {
                     found = Some(appid.to_owned());
                 }
             });
+        found
+    }
+
+    /// Which of `owners` presents `token` as its access token (current, or
+    /// the previous one until its own expiry), as
+    /// [`TokenCenter::appid_of_presented_token`] but looking only at them
+    /// (a platform's component token among the platforms, not every owner).
+    pub fn presented_by<'a>(
+        &self,
+        token: &str,
+        owners: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
+        let now = self.now();
+        let mut found = None;
+        for owner in owners {
+            let presents = (self.existing_slot(owner, Kind::AccessToken))
+                .is_some_and(|slot| slot.presents(token, now));
+            if presents && found.is_none() {
+                found = Some(owner.to_owned());
+            }
+        }
         found
     }
 

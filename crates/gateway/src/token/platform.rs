@@ -324,7 +324,7 @@ impl Issuer for AuthorizerIssuer {
         &self,
         upstream: &Upstream,
         kind: Kind,
-        forced: bool,
+        _forced: bool,
         inputs: &Inputs,
     ) -> Result<Fetched, Failure> {
         let component_token = inputs.get(self.component(), Kind::AccessToken);
@@ -371,7 +371,6 @@ impl Issuer for AuthorizerIssuer {
                         "a ticket is fetched with an access token",
                     ));
                 };
-                let _ = forced;
                 upstream.ticket(self.family, &self.appid, token, kind).await
             }
         }

@@ -267,6 +267,20 @@ impl Slot {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether `token` is this slot's current or previous value, still valid
+    /// at `now`: constant-time comparisons, under the read locks, no copy.
+    pub(super) fn presents(&self, token: &str, now: u64) -> bool {
+        use subtle::ConstantTimeEq;
+        let matches = |c: &Option<Credential>| {
+            c.as_ref()
+                .filter(|c| c.is_valid(now))
+                .is_some_and(|c| bool::from(c.value.as_bytes().ct_eq(token.as_bytes())))
+        };
+        let current = matches(&self.current.read().unwrap_or_else(|p| p.into_inner()));
+        let previous = matches(&self.previous.read().unwrap_or_else(|p| p.into_inner()));
+        current | previous
+    }
+
     pub(super) fn set(&self, credential: Credential, refresh_at: u64) {
         let replaced = self
             .current
