@@ -38,9 +38,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::Request;
-use axum::Router;
+use axum::http::{Request, Response};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
@@ -50,7 +48,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tower_service::Service;
 
 use crate::metrics::Metrics;
 
@@ -75,12 +72,23 @@ pub struct Limits {
     pub grace: Duration,
 }
 
-/// Serves `router` on `listener` until `stop` completes; then stops
+/// What answers the requests of every connection.
+pub trait Answer: Send + Sync + 'static {
+    /// The answer to `request` (whose body is cut if it arrives too
+    /// slowly, see the module doc) from `peer`.
+    fn answer(
+        &self,
+        request: Request<Body>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Serves `app` on `listener` until `stop` completes; then stops
 /// accepting, closes idle connections at once, lets requests under way
 /// finish for up to `limits.grace`, and returns.
-pub(crate) async fn serve(
+pub(crate) async fn serve<A: Answer>(
     listener: TcpListener,
-    router: Router,
+    app: Arc<A>,
     limits: Limits,
     metrics: Arc<Metrics>,
     stop: impl Future<Output = ()>,
@@ -134,7 +142,7 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let waits = slot.is_none().then(|| Waiting::start(&waiting));
         let (slots, registry, metrics) = (slots.clone(), registry.clone(), metrics.clone());
-        let (router, builder, closing) = (router.clone(), builder.clone(), closing.child_token());
+        let (app, builder, closing) = (app.clone(), builder.clone(), closing.child_token());
         tokio::spawn(async move {
             let slot = match slot {
                 Some(slot) => slot,
@@ -151,7 +159,7 @@ pub(crate) async fn serve(
             let connection = Connection {
                 peer,
                 conn,
-                router,
+                app,
                 builder,
                 limits,
             };
@@ -544,36 +552,35 @@ impl http_body::Body for Deadline {
 }
 
 /// What a connection's task needs.
-struct Connection {
+struct Connection<A> {
     peer: SocketAddr,
     conn: Arc<Conn>,
-    router: Router,
+    app: Arc<A>,
     builder: Arc<http1::Builder>,
     limits: Limits,
 }
 
-impl Connection {
+impl<A: Answer> Connection<A> {
     /// Serves the connection until the client closes it, it stays idle too
     /// long, or it is asked to close.
     async fn run(self, stream: TcpStream) {
         let Connection {
             peer,
             conn,
-            router,
+            app,
             builder,
             limits,
         } = self;
         let idle_timeout = limits.idle_timeout;
         let service = hyper::service::service_fn({
             let conn = conn.clone();
-            move |mut request: Request<Incoming>| {
+            move |request: Request<Incoming>| {
                 let busy = Busy::start(conn.clone());
-                request.extensions_mut().insert(ConnectInfo(peer));
-                let mut router = router.clone();
+                let app = app.clone();
                 let request =
                     request.map(|body| Body::new(Deadline::new(body, conn.clone(), limits)));
                 async move {
-                    let response = router.call(request).await?;
+                    let response = app.answer(request, peer).await;
                     Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
                 }
             }

@@ -3,6 +3,7 @@
 mod admin;
 mod client_api;
 mod compat;
+mod direct;
 mod error;
 mod facade;
 mod jssdk;
@@ -18,6 +19,7 @@ mod wechat;
 
 use std::sync::Arc;
 
+pub use direct::Front;
 pub use error::ApiError;
 pub(crate) use ops::reasons;
 pub use router::router;

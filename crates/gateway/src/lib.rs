@@ -282,7 +282,8 @@ impl Gateway {
         }
         let limits = self.state.server.limits();
         let metrics = self.state.metrics.clone();
-        connections::serve(listener, self.router(), limits, metrics, shutdown).await;
+        let front = http::Front::new(self.state.clone(), self.router());
+        connections::serve(listener, Arc::new(front), limits, metrics, shutdown).await;
         let Gateway {
             state,
             _refreshers,

@@ -64,17 +64,28 @@ impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
         let peer = Peer::of(
             &parts.extensions,
             &parts.headers,
             &state.server.trusted_proxies,
         );
+        Client::authenticate(state, &parts.headers, peer)
+    }
+}
+
+impl Client {
+    /// The client whose key the request's `Authorization: Bearer` carries;
+    /// a failure counts against `peer`.
+    pub(crate) fn authenticate(
+        state: &AppState,
+        headers: &axum::http::HeaderMap,
+        peer: Peer,
+    ) -> Result<Self, ApiError> {
+        let key = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
         let now = state.now();
         let hash: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
         // Compare against every client, in constant time each, so timing tells nothing.
@@ -148,12 +159,23 @@ pub(crate) async fn get(
     owner: PathOwner,
     Path(KindParam { kind }): Path<KindParam>,
 ) -> Result<Json<CredentialBody>, ApiError> {
-    let kind = kind_of(&kind)?;
-    client.check(&state, owner.key()?)?;
+    get_at(&state, &client, &owner, &kind).await
+}
+
+/// [`get`], for a client, path owner and kind however they were read (the
+/// axum route, or [`super::direct`]).
+pub(crate) async fn get_at(
+    state: &AppState,
+    client: &Client,
+    owner: &PathOwner,
+    kind: &str,
+) -> Result<Json<CredentialBody>, ApiError> {
+    let kind = kind_of(kind)?;
+    client.check(state, owner.key()?)?;
     let owner = owner.known()?;
     let credential = state
         .center
-        .get(&owner.key, kind, &client.requester(&state))
+        .get(&owner.key, kind, &client.requester(state))
         .await?;
     Ok(body(kind, credential, state.now()))
 }

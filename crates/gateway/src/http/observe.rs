@@ -5,7 +5,7 @@
 //! about 400 KB).
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -20,8 +20,8 @@ pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 
 /// The caller's id if it is short and plain, else a fresh random one.
-fn request_id(request: &Request) -> HeaderValue {
-    let given = request.headers().get(REQUEST_ID).filter(|v| {
+pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let given = headers.get(REQUEST_ID).filter(|v| {
         !v.is_empty()
             && v.len() <= 64
             && v.as_bytes()
@@ -46,19 +46,10 @@ pub(crate) async fn observe(
     next: Next,
 ) -> Response {
     let started = tokio::time::Instant::now();
-    let header_bytes: usize = request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    if header_bytes > MAX_HEADER_BYTES {
-        return (
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request headers too large\n",
-        )
-            .into_response();
+    if let Some(refused) = headers_too_large(request.headers()) {
+        return refused;
     }
-    let id = request_id(&request);
+    let id = request_id(request.headers());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -85,17 +76,45 @@ pub(crate) async fn observe(
         })
         .observe(elapsed.as_secs_f64());
     let _entered = span.enter();
-    let ms = elapsed.as_secs_f64() * 1000.0;
-    if status.is_server_error() {
-        tracing::warn!(%method, route, status = status.as_u16(), ms, "request failed");
-    } else {
-        tracing::debug!(%method, route, status = status.as_u16(), ms, "request");
-    }
+    log_answer(&method, route, status, elapsed, None);
     response
 }
 
+/// 431 when a request's headers exceed [`MAX_HEADER_BYTES`] in all.
+pub(crate) fn headers_too_large(headers: &HeaderMap) -> Option<Response> {
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (bytes > MAX_HEADER_BYTES).then(|| {
+        (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large\n",
+        )
+            .into_response()
+    })
+}
+
+/// The line every answer gets: a failure (5xx) as a warning, the rest at
+/// debug level. `id` is the request id when no span carries it.
+pub(crate) fn log_answer(
+    method: &Method,
+    route: &str,
+    status: StatusCode,
+    elapsed: std::time::Duration,
+    id: Option<&HeaderValue>,
+) {
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let request_id = id.and_then(|id| id.to_str().ok());
+    if status.is_server_error() {
+        tracing::warn!(%method, route, status = status.as_u16(), ms, request_id, "request failed");
+    } else {
+        tracing::debug!(%method, route, status = status.as_u16(), ms, request_id, "request");
+    }
+}
+
 /// Known methods by name; anything else as `other` (bounded labels).
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -108,7 +127,7 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// The statuses wxgate answers with, by code; anything else by class.
-fn status_label(status: StatusCode) -> &'static str {
+pub(crate) fn status_label(status: StatusCode) -> &'static str {
     match status.as_u16() {
         200 => "200",
         204 => "204",

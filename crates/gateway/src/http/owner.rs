@@ -85,37 +85,51 @@ impl FromRequestParts<AppState> for PathOwner {
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| value)
         };
+        Ok(match param("appid") {
+            Some(appid) => PathOwner::app(state, appid, param("component_appid")),
+            None => PathOwner::wecom(
+                state,
+                param("corpid").unwrap_or_default(),
+                param("agent").unwrap_or_default(),
+            ),
+        })
+    }
+}
+
+impl PathOwner {
+    /// `…/{appid}…`: the app (or authorizer) `appid`; under
+    /// `/component/{platform}/wx/{appid}`, that platform's authorizer only.
+    pub(crate) fn app(state: &AppState, appid: &str, platform: Option<&str>) -> Self {
         let owners = &state.owners;
-        let (owner, named, named_is_key) = match param("appid") {
-            Some(appid) => {
-                let mut owner = owners.app_owner(appid);
-                // `/component/{component_appid}/wx/{appid}`: that platform's authorizer only.
-                if let Some(platform) = param("component_appid") {
-                    owner = owner.filter(|o| o.platform() == Some(platform));
-                }
-                let named = owner.is_none().then(|| appid.to_owned());
-                (owner, named.unwrap_or_default(), true)
-            }
-            None => {
-                let (corpid, agent) = (
-                    param("corpid").unwrap_or_default(),
-                    param("agent").unwrap_or_default(),
-                );
-                let owner = owners.wecom_owner(corpid, agent);
-                let named = owner.is_none().then(|| format!("{corpid}/{agent}"));
-                (owner, named.unwrap_or_default(), false)
-            }
-        };
+        let mut owner = owners.app_owner(appid);
+        if let Some(platform) = platform {
+            owner = owner.filter(|o| o.platform() == Some(platform));
+        }
         // Only an unknown appid is looked up among former authorizers.
-        let revoked = match (&owner, named_is_key) {
-            (None, true) => owners.revoked(&named),
-            _ => None,
+        let (named, revoked) = match owner {
+            Some(_) => (String::new(), None),
+            None => (appid.to_owned(), owners.revoked(appid)),
         };
-        Ok(PathOwner {
+        PathOwner {
             owner,
             named,
-            named_is_key,
+            named_is_key: true,
             revoked,
-        })
+        }
+    }
+
+    /// `…/{corpid}/{agent}…`: the WeCom app `agent` (its name or agentid) of `corpid`.
+    pub(crate) fn wecom(state: &AppState, corpid: &str, agent: &str) -> Self {
+        let owner = state.owners.wecom_owner(corpid, agent);
+        let named = match owner {
+            Some(_) => String::new(),
+            None => format!("{corpid}/{agent}"),
+        };
+        PathOwner {
+            owner,
+            named,
+            named_is_key: false,
+            revoked: None,
+        }
     }
 }

@@ -152,7 +152,13 @@ impl Peer {
     /// The peer of a request: its client address (see [`client_ip`]), an
     /// IPv6 one by its /64.
     pub(crate) fn of(extensions: &Extensions, headers: &HeaderMap, trusted: &[IpNet]) -> Self {
-        let Some(ConnectInfo(socket)) = extensions.get::<ConnectInfo<SocketAddr>>() else {
+        let socket = extensions.get::<ConnectInfo<SocketAddr>>();
+        Peer::at(socket.map(|s| s.0), headers, trusted)
+    }
+
+    /// The peer of a request from `socket` (`None`: in-process).
+    pub(crate) fn at(socket: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Self {
+        let Some(socket) = socket else {
             return Peer::InProcess;
         };
         Peer::Addr(match client_ip(socket.ip(), headers, trusted) {

@@ -240,20 +240,30 @@ pub(crate) async fn verify(
     owner: PathOwner,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let query = query.unwrap_or_default();
+    verify_at(&state, source, &owner, query.as_deref().unwrap_or_default())
+}
+
+/// [`verify`], for a path owner and query however they were read (the
+/// axum route, or [`super::direct`]).
+pub(crate) fn verify_at(
+    state: &AppState,
+    source: PushSource,
+    owner: &PathOwner,
+    query: &str,
+) -> Result<Response, ApiError> {
     let owner = owner.known()?;
-    check_source(&state, &owner, source).inspect_err(|e| refused(&state, &owner.key, e))?;
+    check_source(state, &owner, source).inspect_err(|e| refused(state, &owner.key, e))?;
     let echo_text = match owner.family.envelope {
         Envelope::WeChat { .. } => {
-            let q = WeChatQuery::parse(&query)?;
+            let q = WeChatQuery::parse(query)?;
             let echostr = required(q.echostr, "echostr")?;
-            signed_inbox(&state, &owner, &q.push)?;
+            signed_inbox(state, &owner, &q.push)?;
             echostr
         }
         Envelope::WeCom => {
-            let WeComQuery(q) = WeComQuery::parse(&query)?;
-            let inbox = inbox_of(&state, &owner)?;
-            check_fresh(&state, &q.timestamp)?;
+            let WeComQuery(q) = WeComQuery::parse(query)?;
+            let inbox = inbox_of(state, &owner)?;
+            check_fresh(state, &q.timestamp)?;
             crypto(&inbox, Keys::default())?;
             let opened = open_rotating(&inbox, Keys::default(), Failed::of, |token, mode| {
                 // Every WeCom mode has a crypto (checked above).
@@ -277,23 +287,41 @@ pub(crate) async fn receive(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let query = query.unwrap_or_default();
+    receive_at(
+        &state,
+        source,
+        &owner,
+        query.as_deref().unwrap_or_default(),
+        body,
+    )
+    .await
+}
+
+/// [`receive`], for a path owner and query however they were read (the
+/// axum route, or [`super::direct`]).
+pub(crate) async fn receive_at(
+    state: &AppState,
+    source: PushSource,
+    owner: &PathOwner,
+    query: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
     let owner = owner
         .known()
-        .inspect_err(|e| refused(&state, owner.named(), e))?;
-    check_source(&state, &owner, source).inspect_err(|e| refused(&state, &owner.key, e))?;
+        .inspect_err(|e| refused(state, owner.named(), e))?;
+    check_source(state, &owner, source).inspect_err(|e| refused(state, &owner.key, e))?;
     let (inbox, push, keys, nonce) = match owner.family.envelope {
         Envelope::WeChat { json } => {
-            let q = WeChatQuery::parse(&query)?.push;
-            let opened = receive_signed(&state, &owner, &q, body, json).await;
-            let (inbox, push, keys) = opened.inspect_err(|e| refused(&state, &owner.key, e))?;
+            let q = WeChatQuery::parse(query)?.push;
+            let opened = receive_signed(state, &owner, &q, body, json).await;
+            let (inbox, push, keys) = opened.inspect_err(|e| refused(state, &owner.key, e))?;
             (inbox, push, keys, q.nonce)
         }
         Envelope::WeCom => {
-            let WeComQuery(q) = WeComQuery::parse(&query)?;
-            let inbox = inbox_of(&state, &owner)?;
-            let opened = receive_encrypted(&state, &inbox, &q, body).await;
-            let (push, keys) = opened.inspect_err(|e| refused(&state, &owner.key, e))?;
+            let WeComQuery(q) = WeComQuery::parse(query)?;
+            let inbox = inbox_of(state, &owner)?;
+            let opened = receive_encrypted(state, &inbox, &q, body).await;
+            let (push, keys) = opened.inspect_err(|e| refused(state, &owner.key, e))?;
             (inbox, push, keys, q.nonce)
         }
     };
@@ -301,7 +329,7 @@ pub(crate) async fn receive(
         state.dispatcher.count_previous_key(&owner.key);
     }
     let answer = state.dispatcher.answer(inbox.clone(), push).await;
-    Ok(answer_push(&state, &owner, &inbox, keys, &nonce, answer))
+    Ok(answer_push(state, &owner, &inbox, keys, &nonce, answer))
 }
 
 /// A push in WeChat's envelope: the body read once the query's signature
@@ -507,15 +535,24 @@ impl FromRequestParts<AppState> for PushSource {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if !state.sources.is_on() {
-            return Ok(PushSource(None));
-        }
         let socket = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
-        Ok(PushSource(socket.map(|socket| {
-            client_ip(socket.ip(), &parts.headers, &state.server.trusted_proxies)
-        })))
+        Ok(PushSource::of(state, socket.map(|s| s.0), &parts.headers))
+    }
+}
+
+impl PushSource {
+    /// The source of a request from `peer` (`None`: in-process).
+    pub(crate) fn of(
+        state: &AppState,
+        peer: Option<std::net::SocketAddr>,
+        headers: &axum::http::HeaderMap,
+    ) -> Self {
+        if !state.sources.is_on() {
+            return PushSource(None);
+        }
+        PushSource(peer.map(|peer| client_ip(peer.ip(), headers, &state.server.trusted_proxies)))
     }
 }
 
@@ -641,7 +678,7 @@ fn read_push(xml: &str) -> Result<Push, ApiError> {
 }
 
 /// The one app, for the `/` mount.
-fn single_app(state: &AppState) -> Result<PathOwner, ApiError> {
+pub(crate) fn single_app(state: &AppState) -> Result<PathOwner, ApiError> {
     state
         .owners
         .only_app()
@@ -656,7 +693,12 @@ pub(crate) async fn verify_root(
     query: RawQuery,
 ) -> Result<Response, ApiError> {
     let owner = single_app(&state)?;
-    verify(state, source, owner, query).await
+    verify_at(
+        &state,
+        source,
+        &owner,
+        query.0.as_deref().unwrap_or_default(),
+    )
 }
 
 /// `POST /` with exactly one app.
@@ -667,7 +709,8 @@ pub(crate) async fn receive_root(
     body: Body,
 ) -> Result<Response, ApiError> {
     let owner = single_app(&state)?;
-    receive(state, source, owner, query, body).await
+    let query = query.0.as_deref().unwrap_or_default();
+    receive_at(&state, source, &owner, query, body).await
 }
 
 #[cfg(test)]

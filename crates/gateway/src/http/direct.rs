@@ -1,0 +1,326 @@
+//! The hottest routes, answered straight off the connection without the
+//! axum router: what WeChat and WeCom send (`/wx/{appid}`,
+//! `/wecom/{corpid}/{agent}`, `/`) and the client API's credential reads
+//! (`GET /v1/apps/{appid}/{kind}`, `GET /v1/wecom/{corpid}/{agent}/{kind}`).
+//! Every other request goes to the [router](super::router).
+//!
+//! Matching a path is a few comparisons here, where the router's
+//! extractors, middleware and tracing span cost more than the work itself
+//! (`bench/RESULTS.md`). What each route does is the same handler either
+//! way ([`wechat::verify_at`], [`wechat::receive_at`],
+//! [`client_api::get_at`]), and so is what wraps it (see [`observe`]): the
+//! 431 for oversized headers, the request id, the duration by route in the
+//! metrics, the failure log line, and `Cache-Control: no-store` on
+//! credentials. A path these routes would need to percent-decode, a method
+//! other than theirs, or a kind the client API does not serve goes to the
+//! router, which answers it as before.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use prometheus_client::metrics::histogram::Histogram;
+use tower_service::Service;
+
+use super::client_api::{self, Client};
+use super::observe::{self, REQUEST_ID};
+use super::owner::PathOwner;
+use super::throttle::Peer;
+use super::wechat::{self, PushSource};
+use super::AppState;
+use crate::metrics::RouteLabels;
+use crate::store::Kind;
+
+/// Answers every request: the routes of this module here, the rest through `router`.
+#[derive(Debug)]
+pub struct Front {
+    state: AppState,
+    router: Router,
+    /// The duration histograms of the direct routes' successes, by [`Route::slot`].
+    timers: [OnceLock<Histogram>; SLOTS],
+}
+
+impl Front {
+    /// The front of `state`'s gateway, with `router` for the other routes.
+    pub fn new(state: AppState, router: Router) -> Self {
+        Self {
+            state,
+            router,
+            timers: Default::default(),
+        }
+    }
+
+    async fn direct(&self, route: Route<'_>, request: Request<Body>, peer: SocketAddr) -> Response {
+        let started = tokio::time::Instant::now();
+        if let Some(refused) = observe::headers_too_large(request.headers()) {
+            return refused;
+        }
+        let state = &self.state;
+        let id = observe::request_id(request.headers());
+        let method = request.method().clone();
+        let (label, slot) = (route.label(), route.slot(&method));
+        let mut response = match route {
+            Route::Push(at) => {
+                let owner = match at {
+                    PushAt::App(appid) => Ok(PathOwner::app(state, appid, None)),
+                    PushAt::WeCom(corpid, agent) => Ok(PathOwner::wecom(state, corpid, agent)),
+                    PushAt::Root => wechat::single_app(state),
+                };
+                let source = PushSource::of(state, Some(peer), request.headers());
+                let (parts, body) = request.into_parts();
+                let query = parts.uri.query().unwrap_or_default();
+                let answer = match (owner, method == Method::GET) {
+                    (Err(e), _) => Err(e),
+                    (Ok(owner), true) => wechat::verify_at(state, source, &owner, query),
+                    (Ok(owner), false) => {
+                        wechat::receive_at(state, source, &owner, query, body).await
+                    }
+                };
+                answer.unwrap_or_else(IntoResponse::into_response)
+            }
+            Route::Credential(at, kind) => {
+                let trusted = &state.server.trusted_proxies;
+                let peer = Peer::at(Some(peer), request.headers(), trusted);
+                let answer = match Client::authenticate(state, request.headers(), peer) {
+                    Err(e) => Err(e),
+                    Ok(client) => {
+                        let owner = match at {
+                            CredentialAt::App(appid) => PathOwner::app(state, appid, None),
+                            CredentialAt::WeCom(corpid, agent) => {
+                                PathOwner::wecom(state, corpid, agent)
+                            }
+                        };
+                        client_api::get_at(state, &client, &owner, kind).await
+                    }
+                };
+                let mut response = answer.into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+        };
+        let elapsed = started.elapsed();
+        let status = response.status();
+        self.timer(slot, label, &method, status)
+            .observe(elapsed.as_secs_f64());
+        if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
+            observe::log_answer(&method, label, status, elapsed, Some(&id));
+        }
+        response.headers_mut().insert(REQUEST_ID, id);
+        response
+    }
+
+    /// The duration histogram of `label`'s answers with `status`; a
+    /// success's is looked up once.
+    fn timer(
+        &self,
+        slot: usize,
+        label: &'static str,
+        method: &Method,
+        status: StatusCode,
+    ) -> Histogram {
+        let make = || {
+            let labels = RouteLabels {
+                route: label,
+                method: observe::method_label(method),
+                status: observe::status_label(status),
+            };
+            self.state
+                .metrics
+                .http_seconds
+                .get_or_create(&labels)
+                .clone()
+        };
+        if status == StatusCode::OK {
+            self.timers[slot].get_or_init(make).clone()
+        } else {
+            make()
+        }
+    }
+}
+
+impl crate::connections::Answer for Front {
+    async fn answer(&self, mut request: Request<Body>, peer: SocketAddr) -> Response {
+        // The route borrows the path (a shared copy) while the request is taken apart.
+        let uri = request.uri().clone();
+        if let Some(route) = Route::of(request.method(), uri.path()) {
+            return self.direct(route, request, peer).await;
+        }
+        request.extensions_mut().insert(ConnectInfo(peer));
+        match self.router.clone().call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A route answered here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    /// `GET` (ownership check) or `POST` (push), at the owner's URL.
+    Push(PushAt<'a>),
+    /// `GET` a credential of the owner: `kind` is one the client API serves.
+    Credential(CredentialAt<'a>, &'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PushAt<'a> {
+    /// `/wx/{appid}` (and `POST`'s GET twin).
+    App(&'a str),
+    /// `/wecom/{corpid}/{agent}`.
+    WeCom(&'a str, &'a str),
+    /// `/`, with exactly one app.
+    Root,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CredentialAt<'a> {
+    /// `/v1/apps/{appid}/{kind}`.
+    App(&'a str),
+    /// `/v1/wecom/{corpid}/{agent}/{kind}`.
+    WeCom(&'a str, &'a str),
+}
+
+/// Routes × methods with a cached timer: [`Route::slot`].
+const SLOTS: usize = 8;
+
+impl<'a> Route<'a> {
+    /// The route `method` and `path` take, if it is one of this module's.
+    fn of(method: &Method, path: &'a str) -> Option<Self> {
+        let get = *method == Method::GET;
+        if !get && *method != Method::POST {
+            return None;
+        }
+        if path == "/" {
+            return Some(Route::Push(PushAt::Root));
+        }
+        let (segments, count) = segments(path.strip_prefix('/')?)?;
+        let route = match segments[..count] {
+            ["wx", appid] => Route::Push(PushAt::App(appid)),
+            ["wecom", corpid, agent] => Route::Push(PushAt::WeCom(corpid, agent)),
+            ["v1", "apps", appid, kind] if get => Route::Credential(CredentialAt::App(appid), kind),
+            ["v1", "wecom", corpid, agent, kind] if get => {
+                Route::Credential(CredentialAt::WeCom(corpid, agent), kind)
+            }
+            _ => return None,
+        };
+        match route {
+            Route::Credential(_, kind) if !kind.parse::<Kind>().is_ok_and(|k| k.is_served()) => {
+                None
+            }
+            route => Some(route),
+        }
+    }
+
+    /// The route's pattern, as the router's metrics name it.
+    fn label(&self) -> &'static str {
+        match self {
+            Route::Push(PushAt::App(_)) => "/wx/{appid}",
+            Route::Push(PushAt::WeCom(..)) => "/wecom/{corpid}/{agent}",
+            Route::Push(PushAt::Root) => "/",
+            Route::Credential(CredentialAt::App(_), _) => "/v1/apps/{appid}/{kind}",
+            Route::Credential(CredentialAt::WeCom(..), _) => "/v1/wecom/{corpid}/{agent}/{kind}",
+        }
+    }
+
+    /// Its index among the routes × methods with a cached timer.
+    fn slot(&self, method: &Method) -> usize {
+        let post = usize::from(*method == Method::POST);
+        match self {
+            Route::Push(PushAt::App(_)) => post,
+            Route::Push(PushAt::WeCom(..)) => 2 + post,
+            Route::Push(PushAt::Root) => 4 + post,
+            Route::Credential(CredentialAt::App(_), _) => 6,
+            Route::Credential(CredentialAt::WeCom(..), _) => 7,
+        }
+    }
+}
+
+/// A path's segments (after its first `/`), if there are at most five
+/// (the longest route here), each taken as is: not empty, nothing to
+/// percent-decode.
+fn segments(path: &str) -> Option<([&str; 5], usize)> {
+    let mut segments = [""; 5];
+    let mut count = 0;
+    for segment in path.split('/') {
+        if count == segments.len() || segment.is_empty() || segment.contains('%') {
+            return None;
+        }
+        segments[count] = segment;
+        count += 1;
+    }
+    Some((segments, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_its_routes_exactly_and_leaves_the_rest_to_the_router() {
+        let (get, post) = (&Method::GET, &Method::POST);
+        assert_eq!(Route::of(get, "/"), Some(Route::Push(PushAt::Root)));
+        assert_eq!(
+            Route::of(post, "/wx/wx1"),
+            Some(Route::Push(PushAt::App("wx1")))
+        );
+        assert_eq!(
+            Route::of(get, "/wecom/ww1/app"),
+            Some(Route::Push(PushAt::WeCom("ww1", "app")))
+        );
+        assert_eq!(
+            Route::of(get, "/v1/apps/wx1/access_token"),
+            Some(Route::Credential(CredentialAt::App("wx1"), "access_token"))
+        );
+        assert_eq!(
+            Route::of(get, "/v1/wecom/ww1/app/agent_config_ticket"),
+            Some(Route::Credential(
+                CredentialAt::WeCom("ww1", "app"),
+                "agent_config_ticket"
+            ))
+        );
+        for (method, path) in [
+            (&Method::HEAD, "/wx/wx1"),
+            (&Method::PUT, "/wx/wx1"),
+            (get, "/wx/wx1/"),
+            (get, "/wx/"),
+            (get, "/wx//"),
+            (get, "/wx/wx%31"),
+            (get, "/wx/wx1/x"),
+            (get, "//wx/wx1"),
+            (get, "/wecom/ww1"),
+            (get, "/v1/apps/wx1/quota"),
+            (get, "/v1/apps/wx1/nonsense"),
+            (post, "/v1/apps/wx1/access_token"),
+            (get, "/v1/apps/wx1/access_token/revoke"),
+            (get, "/v1/wecom/ww1/app/x/access_token"),
+            (get, "/healthz"),
+            (get, ""),
+        ] {
+            assert_eq!(Route::of(method, path), None, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn every_route_and_method_has_its_own_timer() {
+        let (get, post) = (&Method::GET, &Method::POST);
+        let slots = [
+            Route::Push(PushAt::App("a")).slot(get),
+            Route::Push(PushAt::App("a")).slot(post),
+            Route::Push(PushAt::WeCom("c", "a")).slot(get),
+            Route::Push(PushAt::WeCom("c", "a")).slot(post),
+            Route::Push(PushAt::Root).slot(get),
+            Route::Push(PushAt::Root).slot(post),
+            Route::Credential(CredentialAt::App("a"), "k").slot(get),
+            Route::Credential(CredentialAt::WeCom("c", "a"), "k").slot(get),
+        ];
+        let mut sorted = slots.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..SLOTS).collect::<Vec<_>>());
+    }
+}
