@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, RawQuery, State};
-use axum::http::header;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use wxgate_proto::{
     body_format, open_callback, open_echostr, open_signed_json_push, open_signed_push,
@@ -114,7 +114,7 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
-            if pair.bytes().any(|b| b == b'%' || b == b'+') {
+            if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_some() {
                 url::form_urlencoded::parse(pair.as_bytes())
                     .next()
                     .unwrap_or_default()
@@ -221,11 +221,27 @@ fn check_fresh(state: &AppState, timestamp: &str) -> Result<(), ApiError> {
 /// The echo, as WeChat and WeCom want it: the bare text (no quotes, BOM or
 /// newline), never sniffed as HTML.
 fn echo(text: String) -> Response {
-    let headers = [
-        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ];
-    (headers, text).into_response()
+    let mut response = Response::new(Body::from(text));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// A 200 answer of `body` as `content_type`, built in place (the tuple
+/// `IntoResponse` costs a header map rebuilt per push).
+fn typed(content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 /// `GET /wx/{appid}` and `GET /wecom/{corpid}/{agent}`: the ownership
@@ -474,23 +490,22 @@ pub(crate) fn seal_inbox_reply(
     reply: Option<String>,
 ) -> Response {
     let Some(reply) = reply else {
-        let body = wxgate_proto::reply::SUCCESS;
-        return ([(header::CONTENT_TYPE, "text/plain")], body).into_response();
+        return typed("text/plain", wxgate_proto::reply::SUCCESS);
     };
     seal(state, inbox, opened.keys, &opened.nonce, &reply)
 }
 
 fn seal(state: &AppState, inbox: &Inbox, keys: Keys, nonce: &str, reply: &str) -> Response {
-    let now = state.now().to_string();
+    let mut now = itoa::Buffer::new();
     let sealed = seal_reply(
         inbox.mode(keys),
         inbox.token(keys),
         reply,
-        &now,
+        now.format(state.now()),
         nonce,
         &rand::random(),
     );
-    ([(header::CONTENT_TYPE, "application/xml")], sealed).into_response()
+    typed("application/xml", sealed)
 }
 
 /// With `server.trusted_push_sources = "wechat"`, refuses a peer outside
@@ -576,8 +591,7 @@ fn answer_push(
     reply: Option<String>,
 ) -> Response {
     let Some(reply) = reply else {
-        let body = owner.family.no_reply;
-        return ([(header::CONTENT_TYPE, "text/plain")], body).into_response();
+        return typed("text/plain", owner.family.no_reply);
     };
     seal(state, inbox, keys, nonce, &reply)
 }
