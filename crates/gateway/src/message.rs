@@ -3,6 +3,7 @@
 //! answers too late has its reply delivered through the customer-service API.
 //!
 //! - [`dedupe`]: one handling per push, retries share its answer.
+//! - [`keys`]: the fixed-size keyed digests its in-memory maps are keyed by.
 //! - [`stats`]: push counts and the webhook's health, for the status page.
 //! - [`webhook`]: the business server's contract (docs/webhook.md).
 
@@ -12,6 +13,7 @@
 pub struct BodyMismatch;
 
 pub mod dedupe;
+pub mod keys;
 pub mod stats;
 pub mod webhook;
 
@@ -30,6 +32,7 @@ use crate::metrics::{AppLabels, Metrics, PushLabels};
 use crate::store::{PushClaim, Store};
 use crate::token::{Requester, TokenCenter, Upstream};
 use dedupe::{Answer, Dedupe, Window};
+use keys::{Key, Keys};
 use stats::{PushStats, WebhookStatus};
 
 /// Longest wait for the shared dedupe's claim before handling the push here.
@@ -95,9 +98,16 @@ pub struct Dispatcher {
     upstream: Upstream,
     http: reqwest::Client,
     dedupe: Dedupe,
+    /// The secret of the in-process keys and digests (dedupe, body bindings).
+    keys: Keys,
     /// The body first seen with each signature of a push whose body no
-    /// signature covers (plain mode): SHA-256, by appid and signed query.
-    unsigned_bodies: Mutex<Window<[u8; 32]>>,
+    /// signature covers (plain mode): its digest by appid and signed query,
+    /// both 16-byte [`Key`]s, whatever the query or body's length. An entry
+    /// costs at most 114 bytes (a 33-byte table slot and 24 bytes of arrival
+    /// order, each table at most twice its entries), so the whole map stays
+    /// under `dedupe_capacity` × 114 bytes (1.1 MiB for 10,000); the
+    /// `body_bindings_are_small` test checks it.
+    unsigned_bodies: Mutex<Window<Key>>,
     /// Time to answer WeChat in, from the push's arrival, webhook included (WeChat waits 5 s).
     budget: Duration,
     /// How long a late webhook answer is still awaited.
@@ -137,6 +147,7 @@ impl Dispatcher {
             upstream,
             http,
             dedupe: Dedupe::new(dedupe_window, dedupe_capacity),
+            keys: Keys::random(),
             unsigned_bodies: Mutex::new(Window::new(dedupe_window, dedupe_capacity)),
             budget,
             webhook_timeout,
@@ -337,23 +348,29 @@ impl Dispatcher {
         body: &[u8],
     ) -> Result<(), BodyMismatch> {
         use sha2::{Digest, Sha256};
-        let key = format!(
-            "{appid}:{}:{}:{}",
-            query.timestamp, query.nonce, query.signature
-        );
-        let digest: [u8; 32] = Sha256::digest(body).into();
+        let digest = self.keys.body(body);
         let (bound, _) = self
             .unsigned_bodies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(key.clone(), self.clock.now(), || digest);
+            .get_or_insert_with(
+                self.keys.signed_query(appid, query),
+                self.clock.now(),
+                || digest,
+            );
         if bound != digest {
             return Err(BodyMismatch);
         }
         let store = &self.store;
         if store.shares_pushes() {
+            // What instances share stays readable and the same in each:
+            // the signed query, and the body's SHA-256.
+            let key = format!(
+                "{appid}:{}:{}:{}",
+                query.timestamp, query.nonce, query.signature
+            );
             let ttl = Duration::from_secs(self.dedupe.window());
-            let hex = hex::encode(digest);
+            let hex = hex::encode(Sha256::digest(body));
             match tokio::time::timeout(CLAIM_TIMEOUT, store.bind_once(&key, &hex, ttl)).await {
                 Ok(Ok(Some(other))) if other != hex => return Err(BodyMismatch),
                 Ok(Ok(_)) => {}
@@ -378,23 +395,21 @@ impl Dispatcher {
         // One deadline for everything: WeChat's window starts when the push arrives.
         let deadline = tokio::time::Instant::now() + self.budget;
         let now = self.clock.now();
-        let (owner, msg_type) = (inbox.owner.clone(), push.kind.name());
-        let key = format!("{}:{}", inbox.owner, push.dedupe_key());
+        let key = self.keys.push(&inbox.owner, &push);
+        let (owner, msg_type) = (inbox.clone(), push.kind.name());
         let this = self.clone();
-        let shared_key = key.clone();
         let (answer, duplicate) = self.dedupe.answer(key, now, async move {
-            this.answer_once_across_instances(shared_key, inbox, push, deadline)
+            this.answer_once_across_instances(inbox, push, deadline)
                 .await
         });
         if duplicate {
-            self.count(&owner, msg_type, Outcome::Duplicate);
+            self.count(&owner.owner, msg_type, Outcome::Duplicate);
         }
         answer.await
     }
 
     async fn answer_once_across_instances(
         self: Arc<Self>,
-        key: String,
         inbox: Arc<Inbox>,
         push: Push,
         deadline: tokio::time::Instant,
@@ -404,6 +419,8 @@ impl Dispatcher {
             // One instance: the in-process dedupe is the whole story.
             return self.handle(inbox, push, deadline).await;
         }
+        // The store's key, the same in every instance.
+        let key = format!("{}:{}", inbox.owner, push.dedupe_key());
         let ttl = Duration::from_secs(self.dedupe.window());
         let claim = tokio::time::timeout(CLAIM_TIMEOUT, store.claim_push(&key, ttl))
             .await
