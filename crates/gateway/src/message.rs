@@ -33,13 +33,15 @@ use crate::store::{PushClaim, Store};
 use crate::token::{Requester, TokenCenter, Upstream};
 use dedupe::{Answer, Dedupe, Window};
 use keys::{Key, Keys};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use stats::{PushStats, WebhookStatus};
 
 /// Longest wait for the shared dedupe's claim before handling the push here.
 const CLAIM_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How a push ended: the metrics' `outcome` label and the status page's counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Outcome {
     Rule,
     Webhook,
@@ -77,6 +79,48 @@ struct AppFigures {
     /// Refused pushes not yet in a log line, and when the last such line was written.
     refused_unlogged: u64,
     refused_logged_at: Option<u64>,
+    /// The app's metric series, looked up once each: counting a push then
+    /// builds no labels and takes no lock of the metrics'.
+    series: Series,
+}
+
+/// An app's metric series (handles to the registry's own), resolved on first use.
+#[derive(Debug, Default)]
+struct Series {
+    pushes: HashMap<(&'static str, Outcome), Counter>,
+    dedupe_hits: Option<Counter>,
+    previous_key: Option<Counter>,
+    webhook_seconds: Option<Histogram>,
+}
+
+impl Series {
+    fn push(&mut self, metrics: &Metrics, appid: &str, msg_type: &'static str, outcome: Outcome) {
+        (self.pushes.entry((msg_type, outcome)))
+            .or_insert_with(|| {
+                (metrics.pushes)
+                    .get_or_create(&PushLabels {
+                        appid: appid.to_owned(),
+                        msg_type,
+                        outcome: outcome.name(),
+                    })
+                    .clone()
+            })
+            .inc();
+        if outcome == Outcome::Duplicate {
+            (self.dedupe_hits.get_or_insert_with(|| {
+                (metrics.dedupe_hits)
+                    .get_or_create(&app_labels(appid))
+                    .clone()
+            }))
+            .inc();
+        }
+    }
+}
+
+fn app_labels(appid: &str) -> AppLabels {
+    AppLabels {
+        appid: appid.to_owned(),
+    }
 }
 
 /// How often refused pushes of one app are summed up in the log, seconds.
@@ -203,20 +247,23 @@ impl Dispatcher {
         self.inboxes.load().contains_key(owner)
     }
 
-    fn figures(&self, appid: &str, update: impl FnOnce(&mut AppFigures)) {
+    /// Updates `appid`'s figures, if it takes pushes (`false` if not).
+    fn figures(&self, appid: &str, update: impl FnOnce(&mut AppFigures)) -> bool {
         if !self.takes_pushes(appid) {
-            return; // No entries for owners nobody configured.
+            return false; // No entries for owners nobody configured.
         }
         let mut figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
         match figures.get_mut(appid) {
             Some(f) => update(f),
             None => update(figures.entry(appid.to_owned()).or_default()),
         }
+        true
     }
 
     /// Counts a push by outcome, in the metrics and the status page's figures.
     fn count(&self, appid: &str, msg_type: &'static str, outcome: Outcome) {
-        self.figures(appid, |f| {
+        let metrics = &*self.metrics;
+        let counted = self.figures(appid, |f| {
             let p = &mut f.pushes;
             let counter = match outcome {
                 Outcome::Rule => &mut p.rule,
@@ -228,20 +275,11 @@ impl Dispatcher {
                 Outcome::Rejected => &mut p.rejected,
             };
             *counter += 1;
+            f.series.push(metrics, appid, msg_type, outcome);
         });
-        self.metrics
-            .pushes
-            .get_or_create(&PushLabels {
-                appid: appid.to_owned(),
-                msg_type,
-                outcome: outcome.name(),
-            })
-            .inc();
-        if outcome == Outcome::Duplicate {
-            let labels = AppLabels {
-                appid: appid.to_owned(),
-            };
-            self.metrics.dedupe_hits.get_or_create(&labels).inc();
+        if !counted {
+            // An owner removed while its push was handled: counted all the same.
+            Series::default().push(metrics, appid, msg_type, outcome);
         }
     }
 
@@ -280,35 +318,44 @@ impl Dispatcher {
         if !self.takes_pushes(appid) {
             return;
         }
-        self.figures(appid, |f| f.pushes.previous_key += 1);
-        let labels = AppLabels {
-            appid: appid.to_owned(),
-        };
-        self.metrics
-            .pushes_previous_key
-            .get_or_create(&labels)
+        let metrics = &*self.metrics;
+        self.figures(appid, |f| {
+            f.pushes.previous_key += 1;
+            (f.series.previous_key.get_or_insert_with(|| {
+                (metrics.pushes_previous_key)
+                    .get_or_create(&app_labels(appid))
+                    .clone()
+            }))
             .inc();
+        });
     }
 
     fn webhook_result(&self, appid: &str, elapsed: Duration, error: Option<String>) {
-        let labels = AppLabels {
-            appid: appid.to_owned(),
-        };
-        self.metrics
-            .webhook_seconds
-            .get_or_create(&labels)
+        let (metrics, now) = (&*self.metrics, self.clock.now());
+        let counted = self.figures(appid, |f| {
+            (f.series.webhook_seconds.get_or_insert_with(|| {
+                (metrics.webhook_seconds)
+                    .get_or_create(&app_labels(appid))
+                    .clone()
+            }))
             .observe(elapsed.as_secs_f64());
-        let now = self.clock.now();
-        self.figures(appid, |f| match error {
-            None => {
-                f.webhook_ok += 1;
-                f.webhook_last_ok = Some(now);
-            }
-            Some(e) => {
-                f.webhook_failed += 1;
-                f.webhook_last_error = Some((now, e));
+            match error {
+                None => {
+                    f.webhook_ok += 1;
+                    f.webhook_last_ok = Some(now);
+                }
+                Some(e) => {
+                    f.webhook_failed += 1;
+                    f.webhook_last_error = Some((now, e));
+                }
             }
         });
+        if !counted {
+            // An owner removed while its webhook was called: observed all the same.
+            (metrics.webhook_seconds)
+                .get_or_create(&app_labels(appid))
+                .observe(elapsed.as_secs_f64());
+        }
     }
 
     /// Push counts of `appid` by outcome.
