@@ -21,6 +21,7 @@ use crate::family::PassiveReplies;
 pub use crate::inbox::Inbox;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use crate::clock::Clock;
 use crate::metrics::{AppLabels, Metrics, PushLabels};
 use crate::store::{PushClaim, Store};
 use crate::token::{Requester, TokenCenter, Upstream};
-use dedupe::{Answer, Dedupe, Window};
+use dedupe::{Answer, Dedupe, Delivery, PendingAnswer, Window};
 use keys::{Key, Keys};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -443,16 +444,34 @@ impl Dispatcher {
         let deadline = tokio::time::Instant::now() + self.budget;
         let now = self.clock.now();
         let key = self.keys.push(&inbox.owner, &push);
-        let (owner, msg_type) = (inbox.clone(), push.kind.name());
+        let lead = match self.dedupe.begin(key, now) {
+            Delivery::First(lead) => lead,
+            Delivery::Again(slot) => {
+                self.count(&inbox.owner, push.kind.name(), Outcome::Duplicate);
+                return Delivery::wait(slot).await;
+            }
+        };
+        if !self.store.shares_pushes() {
+            // One instance, and a push a rule (or nobody) answers: worked out
+            // here and now, with no future to box. A panic answers `success`,
+            // as below; dropped, the lead answers the retries so too.
+            let started = tokio::time::Instant::now();
+            let at_once = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                (self.reply_at_once(&inbox, &push))
+                    .map(|(outcome, body)| self.answered(&inbox, &push, outcome, body, started))
+            }));
+            match at_once {
+                Ok(Some(answer)) => return lead.finish(answer),
+                Ok(None) => {}
+                Err(_) => return lead.finish(None),
+            }
+        }
         let this = self.clone();
-        let (answer, duplicate) = self.dedupe.answer(key, now, async move {
+        PendingAnswer::lead(lead, async move {
             this.answer_once_across_instances(inbox, push, deadline)
                 .await
-        });
-        if duplicate {
-            self.count(&owner.owner, msg_type, Outcome::Duplicate);
-        }
-        answer.await
+        })
+        .await
     }
 
     async fn answer_once_across_instances(
@@ -517,7 +536,34 @@ impl Dispatcher {
         deadline: tokio::time::Instant,
     ) -> Answer {
         let started = tokio::time::Instant::now();
-        let (outcome, body) = self.reply_body(&inbox, &push, deadline).await;
+        let (outcome, body) = match self.reply_at_once(&inbox, &push) {
+            Some(done) => done,
+            None => self.call_webhook(&inbox, &push, deadline).await,
+        };
+        self.answered(&inbox, &push, outcome, body, started)
+    }
+
+    /// The reply of a push that waits on nothing: a rule's, or none when
+    /// there is no webhook to ask. `None` when the webhook is to be asked.
+    fn reply_at_once(&self, inbox: &Inbox, push: &Push) -> Option<(Outcome, Option<ReplyBody>)> {
+        if let Some(rule) = inbox.rules.iter().find(|r| r.matches(push)) {
+            return Some((Outcome::Rule, Some(rule.reply.clone())));
+        }
+        if inbox.webhook.is_none() || inbox.webhook_secret.is_none() {
+            return Some((Outcome::NoReply, None));
+        }
+        None
+    }
+
+    /// Counts a handled push and makes its answer of its reply.
+    fn answered(
+        self: &Arc<Self>,
+        inbox: &Arc<Inbox>,
+        push: &Push,
+        outcome: Outcome,
+        body: Option<ReplyBody>,
+        started: tokio::time::Instant,
+    ) -> Answer {
         self.count(&inbox.owner, push.kind.name(), outcome);
         tracing::debug!(
             owner = %inbox.owner,
@@ -533,7 +579,7 @@ impl Dispatcher {
                 if inbox.family.passive_replies == PassiveReplies::TransferOnly
                     && !matches!(body, ReplyBody::TransferCustomerService { .. }) =>
             {
-                let this = self.clone();
+                let (this, inbox) = (self.clone(), inbox.clone());
                 let to = push.from_user_name.clone();
                 tokio::spawn(async move { this.deliver_later(&inbox, &to, &body).await });
                 None
@@ -541,21 +587,16 @@ impl Dispatcher {
             body => body,
         };
         let now = self.clock.now();
-        body.map(|body| Reply::to(&push, now, body).to_xml())
+        body.map(|body| Reply::to(push, now, body).to_xml())
     }
 
-    async fn reply_body(
+    /// The webhook's reply, within the deadline.
+    async fn call_webhook(
         self: &Arc<Self>,
         inbox: &Arc<Inbox>,
         push: &Push,
         deadline: tokio::time::Instant,
     ) -> (Outcome, Option<ReplyBody>) {
-        if let Some(rule) = inbox.rules.iter().find(|r| r.matches(push)) {
-            return (Outcome::Rule, Some(rule.reply.clone()));
-        }
-        if inbox.webhook.is_none() || inbox.webhook_secret.is_none() {
-            return (Outcome::NoReply, None);
-        }
         let this = self.clone();
         let (target, push_owned) = (inbox.clone(), push.clone());
         let now = self.clock.now();
