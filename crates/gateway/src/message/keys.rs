@@ -67,7 +67,7 @@ impl Hasher for KeyHasher {
 enum Domain {
     /// A message push: owner and `MsgId`.
     Message = 1,
-    /// Any other push: owner and [`Push::dedupe_key`].
+    /// Any other push: owner and the push as XML (what [`Push::dedupe_key`] digests).
     Event = 2,
     /// A plain-mode signed query: owner, timestamp, nonce, signature.
     SignedQuery = 3,
@@ -112,10 +112,12 @@ impl Keys {
                 h.write_u64(id);
                 h.finish()
             }
+            // `e:{from}:{time}:{name}:{SHA-1 of the XML}`, from the XML
+            // itself (which holds the rest): no SHA-1, no string but the XML.
             None => {
                 let mut h = self.hasher(Domain::Event);
                 h.part(owner.as_bytes());
-                h.part(push.dedupe_key().as_bytes());
+                h.part(push.to_xml().as_bytes());
                 h.finish()
             }
         }
@@ -327,6 +329,40 @@ mod tests {
                 assert_eq!(a.to_le_bytes(), whole[..8], "split {split}+{second}");
                 assert_eq!(b.to_le_bytes(), whole[8..], "split {split}+{second}");
             }
+        }
+    }
+
+    #[test]
+    fn a_push_key_tells_pushes_apart_as_the_shared_key_does() {
+        let keys = Keys::random();
+        let push = |xml: &str| Push::parse(xml).expect("a push");
+        let text = |id: u64, content: &str| {
+            push(&format!(
+                "<xml><ToUserName>gh_1</ToUserName><FromUserName>u1</FromUserName><CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content>{content}</Content><MsgId>{id}</MsgId></xml>"
+            ))
+        };
+        let event = |from: &str, event: &str| {
+            push(&format!(
+                "<xml><ToUserName>gh_1</ToUserName><FromUserName>{from}</FromUserName><CreateTime>1700000000</CreateTime><MsgType>event</MsgType><Event>{event}</Event></xml>"
+            ))
+        };
+        // Each pair: the same shared key, the same in-process key, and back.
+        let pairs = [
+            (text(1, "a"), text(1, "a")),
+            (text(1, "a"), text(1, "b")),
+            (text(1, "a"), text(2, "a")),
+            (event("u1", "subscribe"), event("u1", "subscribe")),
+            (event("u1", "subscribe"), event("u2", "subscribe")),
+            (event("u1", "subscribe"), event("u1", "unsubscribe")),
+            (text(1, "a"), event("u1", "subscribe")),
+        ];
+        for (a, b) in &pairs {
+            assert_eq!(
+                keys.push("wx1", a) == keys.push("wx1", b),
+                a.dedupe_key() == b.dedupe_key(),
+                "{a:?} / {b:?}"
+            );
+            assert_ne!(keys.push("wx1", a), keys.push("wx2", a));
         }
     }
 
