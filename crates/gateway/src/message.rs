@@ -148,10 +148,10 @@ pub struct Dispatcher {
     /// The body first seen with each signature of a push whose body no
     /// signature covers (plain mode): its digest by appid and signed query,
     /// both 16-byte [`Key`]s, whatever the query or body's length. An entry
-    /// costs at most 114 bytes (a 33-byte table slot and 24 bytes of arrival
-    /// order, each table at most twice its entries), so the whole map stays
-    /// under `dedupe_capacity` × 114 bytes (1.1 MiB for 10,000); the
-    /// `body_bindings_are_small` test checks it.
+    /// is a 33-byte table slot and 24 bytes of arrival order; with the
+    /// tables' spare room (see [`Window`]) the map holds at most 1,474,560
+    /// bytes at the default `dedupe_capacity` of 10,000, 148 a binding,
+    /// which the `body_bindings_stay_within_their_bound` test checks.
     unsigned_bodies: Mutex<Window<Key>>,
     /// Time to answer WeChat in, from the push's arrival, webhook included (WeChat waits 5 s).
     budget: Duration,
