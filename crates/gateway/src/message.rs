@@ -85,6 +85,24 @@ struct AppFigures {
     series: Series,
 }
 
+impl AppFigures {
+    /// Counts a push by outcome, in the metrics and the status page's figures.
+    fn count(&mut self, metrics: &Metrics, appid: &str, msg_type: &'static str, outcome: Outcome) {
+        let p = &mut self.pushes;
+        let counter = match outcome {
+            Outcome::Rule => &mut p.rule,
+            Outcome::Webhook => &mut p.webhook,
+            Outcome::Late => &mut p.late,
+            Outcome::NoReply => &mut p.no_reply,
+            Outcome::WebhookFailed => &mut p.webhook_failed,
+            Outcome::Duplicate => &mut p.duplicate,
+            Outcome::Rejected => &mut p.rejected,
+        };
+        *counter += 1;
+        self.series.push(metrics, appid, msg_type, outcome);
+    }
+}
+
 /// An app's metric series (handles to the registry's own), resolved on first use.
 #[derive(Debug, Default)]
 struct Series {
@@ -264,20 +282,7 @@ impl Dispatcher {
     /// Counts a push by outcome, in the metrics and the status page's figures.
     fn count(&self, appid: &str, msg_type: &'static str, outcome: Outcome) {
         let metrics = &*self.metrics;
-        let counted = self.figures(appid, |f| {
-            let p = &mut f.pushes;
-            let counter = match outcome {
-                Outcome::Rule => &mut p.rule,
-                Outcome::Webhook => &mut p.webhook,
-                Outcome::Late => &mut p.late,
-                Outcome::NoReply => &mut p.no_reply,
-                Outcome::WebhookFailed => &mut p.webhook_failed,
-                Outcome::Duplicate => &mut p.duplicate,
-                Outcome::Rejected => &mut p.rejected,
-            };
-            *counter += 1;
-            f.series.push(metrics, appid, msg_type, outcome);
-        });
+        let counted = self.figures(appid, |f| f.count(metrics, appid, msg_type, outcome));
         if !counted {
             // An owner removed while its push was handled: counted all the same.
             Series::default().push(metrics, appid, msg_type, outcome);
@@ -288,13 +293,10 @@ impl Dispatcher {
     /// decryption, XML) for `reason`, and sums refusals up in one warning a
     /// minute per app, so a flood of them cannot flood the log.
     pub fn count_rejected(&self, appid: &str, reason: &'static str) {
-        if !self.takes_pushes(appid) {
-            return;
-        }
-        self.count(appid, "unknown", Outcome::Rejected);
-        let now = self.clock.now();
+        let (metrics, now) = (&*self.metrics, self.clock.now());
         let mut summary = None;
         self.figures(appid, |f| {
+            f.count(metrics, appid, "unknown", Outcome::Rejected);
             f.refused_unlogged += 1;
             if f.refused_logged_at
                 .is_none_or(|at| now >= at + REFUSED_LOG_EVERY)
