@@ -318,9 +318,6 @@ impl Dispatcher {
     /// Counts a push opened with the previous token or key of `appid`'s
     /// inbox: once this stops growing, the rotation is over.
     pub fn count_previous_key(&self, appid: &str) {
-        if !self.takes_pushes(appid) {
-            return;
-        }
         let metrics = &*self.metrics;
         self.figures(appid, |f| {
             f.pushes.previous_key += 1;
