@@ -3,6 +3,7 @@
 //! answers too late has its reply delivered through the customer-service API.
 //!
 //! - [`dedupe`]: one handling per push, retries share its answer.
+//! - [`keys`]: the fixed-size keyed digests its in-memory maps are keyed by.
 //! - [`stats`]: push counts and the webhook's health, for the status page.
 //! - [`webhook`]: the business server's contract (docs/webhook.md).
 
@@ -12,6 +13,7 @@
 pub struct BodyMismatch;
 
 pub mod dedupe;
+pub mod keys;
 pub mod stats;
 pub mod webhook;
 
@@ -19,6 +21,7 @@ use crate::family::PassiveReplies;
 pub use crate::inbox::Inbox;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,14 +32,17 @@ use crate::clock::Clock;
 use crate::metrics::{AppLabels, Metrics, PushLabels};
 use crate::store::{PushClaim, Store};
 use crate::token::{Requester, TokenCenter, Upstream};
-use dedupe::{Answer, Dedupe, Window};
+use dedupe::{Answer, Dedupe, Delivery, PendingAnswer, Window};
+use keys::{Key, Keys};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use stats::{PushStats, WebhookStatus};
 
 /// Longest wait for the shared dedupe's claim before handling the push here.
 const CLAIM_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How a push ended: the metrics' `outcome` label and the status page's counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Outcome {
     Rule,
     Webhook,
@@ -74,6 +80,66 @@ struct AppFigures {
     /// Refused pushes not yet in a log line, and when the last such line was written.
     refused_unlogged: u64,
     refused_logged_at: Option<u64>,
+    /// The app's metric series, looked up once each: counting a push then
+    /// builds no labels and takes no lock of the metrics'.
+    series: Series,
+}
+
+impl AppFigures {
+    /// Counts a push by outcome, in the metrics and the status page's figures.
+    fn count(&mut self, metrics: &Metrics, appid: &str, msg_type: &'static str, outcome: Outcome) {
+        let p = &mut self.pushes;
+        let counter = match outcome {
+            Outcome::Rule => &mut p.rule,
+            Outcome::Webhook => &mut p.webhook,
+            Outcome::Late => &mut p.late,
+            Outcome::NoReply => &mut p.no_reply,
+            Outcome::WebhookFailed => &mut p.webhook_failed,
+            Outcome::Duplicate => &mut p.duplicate,
+            Outcome::Rejected => &mut p.rejected,
+        };
+        *counter += 1;
+        self.series.push(metrics, appid, msg_type, outcome);
+    }
+}
+
+/// An app's metric series (handles to the registry's own), resolved on first use.
+#[derive(Debug, Default)]
+struct Series {
+    pushes: HashMap<(&'static str, Outcome), Counter>,
+    dedupe_hits: Option<Counter>,
+    previous_key: Option<Counter>,
+    webhook_seconds: Option<Histogram>,
+}
+
+impl Series {
+    fn push(&mut self, metrics: &Metrics, appid: &str, msg_type: &'static str, outcome: Outcome) {
+        (self.pushes.entry((msg_type, outcome)))
+            .or_insert_with(|| {
+                (metrics.pushes)
+                    .get_or_create(&PushLabels {
+                        appid: appid.to_owned(),
+                        msg_type,
+                        outcome: outcome.name(),
+                    })
+                    .clone()
+            })
+            .inc();
+        if outcome == Outcome::Duplicate {
+            (self.dedupe_hits.get_or_insert_with(|| {
+                (metrics.dedupe_hits)
+                    .get_or_create(&app_labels(appid))
+                    .clone()
+            }))
+            .inc();
+        }
+    }
+}
+
+fn app_labels(appid: &str) -> AppLabels {
+    AppLabels {
+        appid: appid.to_owned(),
+    }
 }
 
 /// How often refused pushes of one app are summed up in the log, seconds.
@@ -95,9 +161,16 @@ pub struct Dispatcher {
     upstream: Upstream,
     http: reqwest::Client,
     dedupe: Dedupe,
+    /// The secret of the in-process keys and digests (dedupe, body bindings).
+    keys: Keys,
     /// The body first seen with each signature of a push whose body no
-    /// signature covers (plain mode): SHA-256, by appid and signed query.
-    unsigned_bodies: Mutex<Window<[u8; 32]>>,
+    /// signature covers (plain mode): its digest by appid and signed query,
+    /// both 16-byte [`Key`]s, whatever the query or body's length. An entry
+    /// is a 33-byte table slot and 24 bytes of arrival order; with the
+    /// tables' spare room (see [`Window`]) the map holds at most 1,474,560
+    /// bytes at the default `dedupe_capacity` of 10,000, 148 a binding,
+    /// which the `body_bindings_stay_within_their_bound` test checks.
+    unsigned_bodies: Mutex<Window<Key>>,
     /// Time to answer WeChat in, from the push's arrival, webhook included (WeChat waits 5 s).
     budget: Duration,
     /// How long a late webhook answer is still awaited.
@@ -137,6 +210,7 @@ impl Dispatcher {
             upstream,
             http,
             dedupe: Dedupe::new(dedupe_window, dedupe_capacity),
+            keys: Keys::random(),
             unsigned_bodies: Mutex::new(Window::new(dedupe_window, dedupe_capacity)),
             budget,
             webhook_timeout,
@@ -192,45 +266,26 @@ impl Dispatcher {
         self.inboxes.load().contains_key(owner)
     }
 
-    fn figures(&self, appid: &str, update: impl FnOnce(&mut AppFigures)) {
+    /// Updates `appid`'s figures, if it takes pushes (`false` if not).
+    fn figures(&self, appid: &str, update: impl FnOnce(&mut AppFigures)) -> bool {
         if !self.takes_pushes(appid) {
-            return; // No entries for owners nobody configured.
+            return false; // No entries for owners nobody configured.
         }
         let mut figures = self.figures.lock().unwrap_or_else(|p| p.into_inner());
         match figures.get_mut(appid) {
             Some(f) => update(f),
             None => update(figures.entry(appid.to_owned()).or_default()),
         }
+        true
     }
 
     /// Counts a push by outcome, in the metrics and the status page's figures.
     fn count(&self, appid: &str, msg_type: &'static str, outcome: Outcome) {
-        self.figures(appid, |f| {
-            let p = &mut f.pushes;
-            let counter = match outcome {
-                Outcome::Rule => &mut p.rule,
-                Outcome::Webhook => &mut p.webhook,
-                Outcome::Late => &mut p.late,
-                Outcome::NoReply => &mut p.no_reply,
-                Outcome::WebhookFailed => &mut p.webhook_failed,
-                Outcome::Duplicate => &mut p.duplicate,
-                Outcome::Rejected => &mut p.rejected,
-            };
-            *counter += 1;
-        });
-        self.metrics
-            .pushes
-            .get_or_create(&PushLabels {
-                appid: appid.to_owned(),
-                msg_type,
-                outcome: outcome.name(),
-            })
-            .inc();
-        if outcome == Outcome::Duplicate {
-            let labels = AppLabels {
-                appid: appid.to_owned(),
-            };
-            self.metrics.dedupe_hits.get_or_create(&labels).inc();
+        let metrics = &*self.metrics;
+        let counted = self.figures(appid, |f| f.count(metrics, appid, msg_type, outcome));
+        if !counted {
+            // An owner removed while its push was handled: counted all the same.
+            Series::default().push(metrics, appid, msg_type, outcome);
         }
     }
 
@@ -238,13 +293,10 @@ impl Dispatcher {
     /// decryption, XML) for `reason`, and sums refusals up in one warning a
     /// minute per app, so a flood of them cannot flood the log.
     pub fn count_rejected(&self, appid: &str, reason: &'static str) {
-        if !self.takes_pushes(appid) {
-            return;
-        }
-        self.count(appid, "unknown", Outcome::Rejected);
-        let now = self.clock.now();
+        let (metrics, now) = (&*self.metrics, self.clock.now());
         let mut summary = None;
         self.figures(appid, |f| {
+            f.count(metrics, appid, "unknown", Outcome::Rejected);
             f.refused_unlogged += 1;
             if f.refused_logged_at
                 .is_none_or(|at| now >= at + REFUSED_LOG_EVERY)
@@ -266,38 +318,44 @@ impl Dispatcher {
     /// Counts a push opened with the previous token or key of `appid`'s
     /// inbox: once this stops growing, the rotation is over.
     pub fn count_previous_key(&self, appid: &str) {
-        if !self.takes_pushes(appid) {
-            return;
-        }
-        self.figures(appid, |f| f.pushes.previous_key += 1);
-        let labels = AppLabels {
-            appid: appid.to_owned(),
-        };
-        self.metrics
-            .pushes_previous_key
-            .get_or_create(&labels)
+        let metrics = &*self.metrics;
+        self.figures(appid, |f| {
+            f.pushes.previous_key += 1;
+            (f.series.previous_key.get_or_insert_with(|| {
+                (metrics.pushes_previous_key)
+                    .get_or_create(&app_labels(appid))
+                    .clone()
+            }))
             .inc();
+        });
     }
 
     fn webhook_result(&self, appid: &str, elapsed: Duration, error: Option<String>) {
-        let labels = AppLabels {
-            appid: appid.to_owned(),
-        };
-        self.metrics
-            .webhook_seconds
-            .get_or_create(&labels)
+        let (metrics, now) = (&*self.metrics, self.clock.now());
+        let counted = self.figures(appid, |f| {
+            (f.series.webhook_seconds.get_or_insert_with(|| {
+                (metrics.webhook_seconds)
+                    .get_or_create(&app_labels(appid))
+                    .clone()
+            }))
             .observe(elapsed.as_secs_f64());
-        let now = self.clock.now();
-        self.figures(appid, |f| match error {
-            None => {
-                f.webhook_ok += 1;
-                f.webhook_last_ok = Some(now);
-            }
-            Some(e) => {
-                f.webhook_failed += 1;
-                f.webhook_last_error = Some((now, e));
+            match error {
+                None => {
+                    f.webhook_ok += 1;
+                    f.webhook_last_ok = Some(now);
+                }
+                Some(e) => {
+                    f.webhook_failed += 1;
+                    f.webhook_last_error = Some((now, e));
+                }
             }
         });
+        if !counted {
+            // An owner removed while its webhook was called: observed all the same.
+            (metrics.webhook_seconds)
+                .get_or_create(&app_labels(appid))
+                .observe(elapsed.as_secs_f64());
+        }
     }
 
     /// Push counts of `appid` by outcome.
@@ -337,23 +395,29 @@ impl Dispatcher {
         body: &[u8],
     ) -> Result<(), BodyMismatch> {
         use sha2::{Digest, Sha256};
-        let key = format!(
-            "{appid}:{}:{}:{}",
-            query.timestamp, query.nonce, query.signature
-        );
-        let digest: [u8; 32] = Sha256::digest(body).into();
+        let digest = self.keys.body(body);
         let (bound, _) = self
             .unsigned_bodies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(key.clone(), self.clock.now(), || digest);
+            .get_or_insert_with(
+                self.keys.signed_query(appid, query),
+                self.clock.now(),
+                || digest,
+            );
         if bound != digest {
             return Err(BodyMismatch);
         }
         let store = &self.store;
         if store.shares_pushes() {
+            // What instances share stays readable and the same in each:
+            // the signed query, and the body's SHA-256.
+            let key = format!(
+                "{appid}:{}:{}:{}",
+                query.timestamp, query.nonce, query.signature
+            );
             let ttl = Duration::from_secs(self.dedupe.window());
-            let hex = hex::encode(digest);
+            let hex = hex::encode(Sha256::digest(body));
             match tokio::time::timeout(CLAIM_TIMEOUT, store.bind_once(&key, &hex, ttl)).await {
                 Ok(Ok(Some(other))) if other != hex => return Err(BodyMismatch),
                 Ok(Ok(_)) => {}
@@ -378,23 +442,39 @@ impl Dispatcher {
         // One deadline for everything: WeChat's window starts when the push arrives.
         let deadline = tokio::time::Instant::now() + self.budget;
         let now = self.clock.now();
-        let (owner, msg_type) = (inbox.owner.clone(), push.kind.name());
-        let key = format!("{}:{}", inbox.owner, push.dedupe_key());
-        let this = self.clone();
-        let shared_key = key.clone();
-        let (answer, duplicate) = self.dedupe.answer(key, now, async move {
-            this.answer_once_across_instances(shared_key, inbox, push, deadline)
-                .await
-        });
-        if duplicate {
-            self.count(&owner, msg_type, Outcome::Duplicate);
+        let key = self.keys.push(&inbox.owner, &push);
+        let lead = match self.dedupe.begin(key, now) {
+            Delivery::First(lead) => lead,
+            Delivery::Again(slot) => {
+                self.count(&inbox.owner, push.kind.name(), Outcome::Duplicate);
+                return Delivery::wait(slot).await;
+            }
+        };
+        if !self.store.shares_pushes() {
+            // One instance, and a push a rule (or nobody) answers: worked out
+            // here and now, with no future to box. A panic answers `success`,
+            // as below; dropped, the lead answers the retries so too.
+            let started = tokio::time::Instant::now();
+            let at_once = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                (self.reply_at_once(&inbox, &push))
+                    .map(|(outcome, body)| self.answered(&inbox, &push, outcome, body, started))
+            }));
+            match at_once {
+                Ok(Some(answer)) => return lead.finish(answer),
+                Ok(None) => {}
+                Err(_) => return lead.finish(None),
+            }
         }
-        answer.await
+        let this = self.clone();
+        PendingAnswer::lead(lead, async move {
+            this.answer_once_across_instances(inbox, push, deadline)
+                .await
+        })
+        .await
     }
 
     async fn answer_once_across_instances(
         self: Arc<Self>,
-        key: String,
         inbox: Arc<Inbox>,
         push: Push,
         deadline: tokio::time::Instant,
@@ -404,6 +484,8 @@ impl Dispatcher {
             // One instance: the in-process dedupe is the whole story.
             return self.handle(inbox, push, deadline).await;
         }
+        // The store's key, the same in every instance.
+        let key = format!("{}:{}", inbox.owner, push.dedupe_key());
         let ttl = Duration::from_secs(self.dedupe.window());
         let claim = tokio::time::timeout(CLAIM_TIMEOUT, store.claim_push(&key, ttl))
             .await
@@ -453,7 +535,34 @@ impl Dispatcher {
         deadline: tokio::time::Instant,
     ) -> Answer {
         let started = tokio::time::Instant::now();
-        let (outcome, body) = self.reply_body(&inbox, &push, deadline).await;
+        let (outcome, body) = match self.reply_at_once(&inbox, &push) {
+            Some(done) => done,
+            None => self.call_webhook(&inbox, &push, deadline).await,
+        };
+        self.answered(&inbox, &push, outcome, body, started)
+    }
+
+    /// The reply of a push that waits on nothing: a rule's, or none when
+    /// there is no webhook to ask. `None` when the webhook is to be asked.
+    fn reply_at_once(&self, inbox: &Inbox, push: &Push) -> Option<(Outcome, Option<ReplyBody>)> {
+        if let Some(rule) = inbox.rules.iter().find(|r| r.matches(push)) {
+            return Some((Outcome::Rule, Some(rule.reply.clone())));
+        }
+        if inbox.webhook.is_none() || inbox.webhook_secret.is_none() {
+            return Some((Outcome::NoReply, None));
+        }
+        None
+    }
+
+    /// Counts a handled push and makes its answer of its reply.
+    fn answered(
+        self: &Arc<Self>,
+        inbox: &Arc<Inbox>,
+        push: &Push,
+        outcome: Outcome,
+        body: Option<ReplyBody>,
+        started: tokio::time::Instant,
+    ) -> Answer {
         self.count(&inbox.owner, push.kind.name(), outcome);
         tracing::debug!(
             owner = %inbox.owner,
@@ -469,7 +578,7 @@ impl Dispatcher {
                 if inbox.family.passive_replies == PassiveReplies::TransferOnly
                     && !matches!(body, ReplyBody::TransferCustomerService { .. }) =>
             {
-                let this = self.clone();
+                let (this, inbox) = (self.clone(), inbox.clone());
                 let to = push.from_user_name.clone();
                 tokio::spawn(async move { this.deliver_later(&inbox, &to, &body).await });
                 None
@@ -477,21 +586,16 @@ impl Dispatcher {
             body => body,
         };
         let now = self.clock.now();
-        body.map(|body| Reply::to(&push, now, body).to_xml())
+        body.map(|body| Reply::to(push, now, body).to_xml())
     }
 
-    async fn reply_body(
+    /// The webhook's reply, within the deadline.
+    async fn call_webhook(
         self: &Arc<Self>,
         inbox: &Arc<Inbox>,
         push: &Push,
         deadline: tokio::time::Instant,
     ) -> (Outcome, Option<ReplyBody>) {
-        if let Some(rule) = inbox.rules.iter().find(|r| r.matches(push)) {
-            return (Outcome::Rule, Some(rule.reply.clone()));
-        }
-        if inbox.webhook.is_none() || inbox.webhook_secret.is_none() {
-            return (Outcome::NoReply, None);
-        }
         let this = self.clone();
         let (target, push_owned) = (inbox.clone(), push.clone());
         let now = self.clock.now();
