@@ -108,21 +108,36 @@ fn read_query<const N: usize>(
 
 /// The query's name/value pairs, decoded as `application/x-www-form-urlencoded`.
 /// WeChat's parameters need no decoding, so a pair without `%` or `+` is
-/// borrowed as is and only the others go through the decoder.
+/// borrowed as is and only the others go through the decoder. The
+/// separators are found with `memchr` (`str::split` costs more than the
+/// rest of the parse).
 fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_some() {
+    let mut rest = query;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        // `&` and `=` are ASCII: slicing at them keeps to char boundaries.
+        let (pair, next) = match memchr::memchr(b'&', rest.as_bytes()) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        rest = next;
+        if pair.is_empty() {
+            continue;
+        }
+        if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_some() {
+            return Some(
                 url::form_urlencoded::parse(pair.as_bytes())
                     .next()
-                    .unwrap_or_default()
-            } else {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (Cow::Borrowed(name), Cow::Borrowed(value))
-            }
-        })
+                    .unwrap_or_default(),
+            );
+        }
+        return Some(match memchr::memchr(b'=', pair.as_bytes()) {
+            Some(i) => (Cow::Borrowed(&pair[..i]), Cow::Borrowed(&pair[i + 1..])),
+            None => (Cow::Borrowed(pair), Cow::Borrowed("")),
+        });
+    })
 }
 
 fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
