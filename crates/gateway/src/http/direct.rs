@@ -111,7 +111,7 @@ impl Front {
         if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
             observe::log_answer(&method, label, status, elapsed, Some(&id));
         }
-        response.headers_mut().insert(REQUEST_ID, id);
+        response.headers_mut().insert(REQUEST_ID.clone(), id);
         response
     }
 

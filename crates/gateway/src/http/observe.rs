@@ -5,7 +5,7 @@
 //! about 400 KB).
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -17,11 +17,11 @@ use crate::metrics::{route_label, RouteLabels};
 pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// The header carrying the request id.
-pub(crate) const REQUEST_ID: &str = "x-request-id";
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The caller's id if it is short and plain, else a fresh random one.
 pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
-    let given = headers.get(REQUEST_ID).filter(|v| {
+    let given = headers.get(&REQUEST_ID).filter(|v| {
         !v.is_empty()
             && v.len() <= 64
             && v.as_bytes()
@@ -81,7 +81,7 @@ pub(crate) async fn observe(
         .await;
     let elapsed = started.elapsed();
     let status = response.status();
-    response.headers_mut().insert(REQUEST_ID, id);
+    response.headers_mut().insert(REQUEST_ID.clone(), id);
     state
         .metrics
         .http_seconds
@@ -184,9 +184,9 @@ mod tests {
             .iter()
             .all(|id| id.len() == 16 && id.as_bytes().iter().all(u8::is_ascii_hexdigit)));
         let mut given = HeaderMap::new();
-        given.insert(REQUEST_ID, HeaderValue::from_static("abc-123"));
+        given.insert(REQUEST_ID.clone(), HeaderValue::from_static("abc-123"));
         assert_eq!(request_id(&given), "abc-123");
-        given.insert(REQUEST_ID, HeaderValue::from_static("a b"));
+        given.insert(REQUEST_ID.clone(), HeaderValue::from_static("a b"));
         assert_ne!(request_id(&given), "a b");
     }
 }
