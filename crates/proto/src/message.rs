@@ -9,7 +9,6 @@
 use crate::fields::Fields;
 use crate::xml::{self, Element, XmlWriter};
 use crate::MessageError;
-use sha1::Digest as _;
 
 /// One message or event pushed by WeChat.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,7 +280,7 @@ impl Push {
             PushKind::Event(event) => event.name(),
             kind => kind.msg_type(),
         };
-        let digest = sha1::Sha1::digest(self.to_xml().as_bytes());
+        let digest = crate::signature::Sha1::digest(self.to_xml().as_bytes());
         format!(
             "e:{}:{}:{}:{}",
             self.from_user_name,
