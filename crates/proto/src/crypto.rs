@@ -156,7 +156,7 @@ impl MessageCrypto {
         cipher
             .encrypt_padded_mut::<NoPadding>(&mut buf, len)
             .expect("the buffer is padded to whole blocks");
-        base64::engine::general_purpose::STANDARD.encode(&buf)
+        base64_simd::STANDARD.encode_to_string(&buf)
     }
 
     /// Decrypts an `Encrypt` text and checks that it was sealed for this appid.
@@ -181,9 +181,7 @@ struct Opened {
 }
 
 fn open(key: &AesKey, encrypt: &str) -> Result<Opened, DecryptError> {
-    let mut buf = LENIENT
-        .decode(encrypt.trim())
-        .map_err(|_| DecryptError::Base64)?;
+    let mut buf = decode_ciphertext(encrypt)?;
     if buf.is_empty() || buf.len() % 16 != 0 {
         return Err(DecryptError::BlockLength(buf.len()));
     }
@@ -212,6 +210,57 @@ fn open(key: &AesKey, encrypt: &str) -> Result<Opened, DecryptError> {
         msg: msg.to_vec(),
         appid: appid.to_vec(),
     })
+}
+
+/// The base64 of an `Encrypt` text, read through base64-simd with the
+/// tolerance of the [`LENIENT`] engine it replaced (a property test holds the
+/// two together): surrounding whitespace trimmed, padding optional (`=` only
+/// at the end, after at least two symbols of the last quad), the last
+/// symbol's discarded bits ignored.
+fn decode_ciphertext(encrypt: &str) -> Result<Vec<u8>, DecryptError> {
+    let text = encrypt.trim().as_bytes();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pads = text.iter().rev().take_while(|&&b| b == b'=').count();
+    // The last quad: the trailing 1 to 3 characters, or 4 when the length is a
+    // multiple of 4. Every `=` is in it, after its first two symbols.
+    let last_quad = match text.len() % 4 {
+        0 => 4,
+        rest => rest,
+    };
+    if last_quad < pads + 2 {
+        return Err(DecryptError::Base64);
+    }
+    let symbols = &text[..text.len() - pads];
+    // Whole quads through base64-simd; the 2 or 3 symbols after them (their
+    // discarded bits possibly set) by hand.
+    let (quads, tail) = symbols.split_at(symbols.len() / 4 * 4);
+    let mut out = Vec::with_capacity(quads.len() / 4 * 3 + 2);
+    base64_simd::STANDARD_NO_PAD
+        .decode_append(quads, &mut out)
+        .map_err(|_| DecryptError::Base64)?;
+    let sextet = |b: u8| match b {
+        b'A'..=b'Z' => Ok(b - b'A'),
+        b'a'..=b'z' => Ok(b - b'a' + 26),
+        b'0'..=b'9' => Ok(b - b'0' + 52),
+        b'+' => Ok(62),
+        b'/' => Ok(63),
+        _ => Err(DecryptError::Base64),
+    };
+    match *tail {
+        [] => {}
+        [a, b] => {
+            let (a, b) = (sextet(a)?, sextet(b)?);
+            out.push(a << 2 | b >> 4);
+        }
+        [a, b, c] => {
+            let (a, b, c) = (sextet(a)?, sextet(b)?, sextet(c)?);
+            out.extend_from_slice(&[a << 2 | b >> 4, b << 4 | c >> 2]);
+        }
+        _ => return Err(DecryptError::Base64),
+    }
+    Ok(out)
 }
 
 /// Strips PKCS#7 padding to 32-byte blocks: the last byte `n` is 1..=32 and the
@@ -249,6 +298,99 @@ mod tests {
                 .unwrap();
             assert_eq!(raw.len() % 32, 0, "len {len}");
             assert_eq!(c.decrypt(&enc).unwrap().as_bytes(), &msg[..]);
+        }
+    }
+
+    /// The base64 tolerance of `Encrypt` is the one of the `base64` crate's
+    /// lenient engine that read it before base64-simd did.
+    fn lenient_decode(text: &str) -> Option<Vec<u8>> {
+        LENIENT.decode(text.trim()).ok()
+    }
+
+    #[test]
+    fn ciphertext_base64_is_read_as_the_lenient_engine_reads_it() {
+        let cases = [
+            "",
+            " ",
+            "A",
+            "AB",
+            "AB=",
+            "AB==",
+            "AB===",
+            "ABC",
+            "ABC=",
+            "ABC==",
+            "ABCD",
+            "ABCD=",
+            "ABCD==",
+            "A===",
+            "====",
+            "=",
+            "AB=C",
+            "A=BC",
+            "ABCDE",
+            "ABCDEF",
+            "ABCDEF=",
+            "ABCDEF==",
+            "ABCDEFG",
+            "ABCDEFG=",
+            "AB/+",
+            "AB-_",
+            "ABCD\nEFGH",
+            " ABCD\n",
+            "\u{3000}ABCD",
+            "AB\u{e9}D",
+            "ABCDAB",
+            "ABCDAF",
+            "ABCDABC",
+            "ABCDABD",
+            "ABCDABD=",
+            "AQ==",
+            "AR==",
+            "AR",
+            "AQI=",
+            "AQJ=",
+            "AQJ",
+        ];
+        for case in cases {
+            assert_eq!(
+                decode_ciphertext(case).ok(),
+                lenient_decode(case),
+                "{case:?}"
+            );
+        }
+        // Every string of up to 6 characters over an alphabet with the edge cases.
+        let alphabet = ['A', 'Q', 'z', '/', '=', ' ', '-'];
+        let mut strings = vec![String::new()];
+        for _ in 0..6 {
+            strings = strings
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            for s in &strings {
+                assert_eq!(decode_ciphertext(s).ok(), lenient_decode(s), "{s:?}");
+            }
+        }
+        // Long inputs, through base64-simd's vector loop, at every length.
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 31 + 7) as u8).collect();
+        for len in 0..data.len() {
+            let padded = base64::engine::general_purpose::STANDARD.encode(&data[..len]);
+            let bare = padded.trim_end_matches('=');
+            for text in [padded.as_str(), bare, &format!(" {padded}\r\n")] {
+                assert_eq!(
+                    decode_ciphertext(text).ok(),
+                    Some(data[..len].to_vec()),
+                    "{len}"
+                );
+            }
+            // A bad symbol at any place is refused by both.
+            for at in 0..bare.len() {
+                let mut bad = bare.as_bytes().to_vec();
+                bad[at] = b'*';
+                let bad = String::from_utf8(bad).unwrap();
+                assert_eq!(decode_ciphertext(&bad).ok(), None, "{len} {at}");
+                assert_eq!(lenient_decode(&bad), None, "{len} {at}");
+            }
         }
     }
 
