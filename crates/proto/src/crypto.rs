@@ -8,15 +8,15 @@
 //! prefix is an argument, never drawn here, so fixed vectors can test encryption
 //! byte for byte; callers pass 16 bytes from a CSPRNG.
 
-use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use aes::cipher::{
+    block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit,
+};
 use base64::{
     alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
     Engine as _,
 };
-
-type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
-type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
+use std::ops::Range;
 
 /// WeChat pads to 32-byte blocks, not AES's 16 (protocol reference §3.3).
 const PAD_BLOCK: usize = 32;
@@ -120,17 +120,40 @@ impl std::fmt::Debug for AesKey {
 }
 
 /// One account's encryption context: its key and the appid bound into every message.
-#[derive(Debug, Clone)]
+///
+/// The AES-256 key schedule is expanded once, here, not for every message;
+/// it is shared behind an `Arc`, so the clones an Open Platform's authorizers
+/// take of their platform's context share one schedule.
+#[derive(Clone)]
 pub struct MessageCrypto {
-    key: AesKey,
+    cipher: std::sync::Arc<Cipher>,
     appid: String,
+}
+
+/// The expanded key and the IV (the key's first 16 bytes), with the key they
+/// came from for `Debug` (which hides it).
+struct Cipher {
+    key: AesKey,
+    aes: aes::Aes256,
+    iv: [u8; 16],
+}
+
+impl std::fmt::Debug for MessageCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageCrypto")
+            .field("key", &self.cipher.key)
+            .field("appid", &self.appid)
+            .finish()
+    }
 }
 
 impl MessageCrypto {
     /// Binds a key to an appid.
     pub fn new(key: AesKey, appid: impl Into<String>) -> Self {
+        let aes = aes::Aes256::new(key.key().into());
+        let iv = key.iv().try_into().expect("the IV is 16 bytes");
         Self {
-            key,
+            cipher: std::sync::Arc::new(Cipher { key, aes, iv }),
             appid: appid.into(),
         }
     }
@@ -138,6 +161,14 @@ impl MessageCrypto {
     /// The appid checked on decryption and appended on encryption.
     pub fn appid(&self) -> &str {
         &self.appid
+    }
+
+    fn encryptor(&self) -> cbc::Encryptor<&aes::Aes256> {
+        cbc::Encryptor::inner_iv_init(&self.cipher.aes, (&self.cipher.iv).into())
+    }
+
+    fn decryptor(&self) -> cbc::Decryptor<&aes::Aes256> {
+        cbc::Decryptor::inner_iv_init(&self.cipher.aes, (&self.cipher.iv).into())
     }
 
     /// Encrypts `msg` with the given random prefix into the base64 `Encrypt` text.
@@ -152,43 +183,43 @@ impl MessageCrypto {
         buf.extend_from_slice(self.appid.as_bytes());
         buf.resize(unpadded + pad, pad as u8);
         let len = buf.len();
-        let cipher = Aes256CbcEnc::new(self.key.key().into(), self.key.iv().into());
-        cipher
+        self.encryptor()
             .encrypt_padded_mut::<NoPadding>(&mut buf, len)
             .expect("the buffer is padded to whole blocks");
         base64_simd::STANDARD.encode_to_string(&buf)
     }
 
     /// Decrypts an `Encrypt` text and checks that it was sealed for this appid.
+    ///
+    /// The message is decrypted in the buffer base64 was decoded into and
+    /// returned in it: no copy but moving it over the 20-byte header, one
+    /// UTF-8 check.
     pub fn decrypt(&self, encrypt: &str) -> Result<String, DecryptError> {
-        let opened = open(&self.key, encrypt)?;
-        if opened.appid != self.appid.as_bytes() {
+        let mut buf = decode_ciphertext(encrypt)?;
+        if buf.is_empty() || buf.len() % 16 != 0 {
+            return Err(DecryptError::BlockLength(buf.len()));
+        }
+        let plain_len = self
+            .decryptor()
+            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .expect("the length was checked to be whole blocks")
+            .len();
+        let (msg, appid) = split(&buf[..plain_len])?;
+        let appid = &buf[appid];
+        if appid != self.appid.as_bytes() {
             return Err(DecryptError::AppidMismatch {
-                found: String::from_utf8_lossy(&opened.appid)
-                    .chars()
-                    .take(32)
-                    .collect(),
+                found: String::from_utf8_lossy(appid).chars().take(32).collect(),
             });
         }
-        String::from_utf8(opened.msg).map_err(|_| DecryptError::Utf8)
+        buf.truncate(msg.end);
+        buf.drain(..msg.start);
+        String::from_utf8(buf).map_err(|_| DecryptError::Utf8)
     }
 }
 
-/// A decrypted plaintext split into its parts.
-struct Opened {
-    msg: Vec<u8>,
-    appid: Vec<u8>,
-}
-
-fn open(key: &AesKey, encrypt: &str) -> Result<Opened, DecryptError> {
-    let mut buf = decode_ciphertext(encrypt)?;
-    if buf.is_empty() || buf.len() % 16 != 0 {
-        return Err(DecryptError::BlockLength(buf.len()));
-    }
-    let cipher = Aes256CbcDec::new(key.key().into(), key.iv().into());
-    let plain = cipher
-        .decrypt_padded_mut::<NoPadding>(&mut buf)
-        .expect("the length was checked to be whole blocks");
+/// Where the message and the appid after it lie in a decrypted plaintext, its
+/// padding and length field checked.
+fn split(plain: &[u8]) -> Result<(Range<usize>, Range<usize>), DecryptError> {
     let unpadded = strip_pad32(plain)?;
     if unpadded.len() < HEADER_LEN {
         return Err(DecryptError::MessageLength {
@@ -205,11 +236,8 @@ fn open(key: &AesKey, encrypt: &str) -> Result<Opened, DecryptError> {
             available: rest.len(),
         });
     }
-    let (msg, appid) = rest.split_at(msg_len);
-    Ok(Opened {
-        msg: msg.to_vec(),
-        appid: appid.to_vec(),
-    })
+    let msg_end = HEADER_LEN + msg_len;
+    Ok((HEADER_LEN..msg_end, msg_end..unpadded.len()))
 }
 
 /// The base64 of an `Encrypt` text, read through base64-simd with the
@@ -404,6 +432,14 @@ mod tests {
     }
 
     #[test]
+    fn a_context_is_shared_between_threads_and_its_clones_share_the_schedule() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MessageCrypto>();
+        let c = crypto();
+        assert!(std::sync::Arc::ptr_eq(&c.cipher, &c.clone().cipher));
+    }
+
+    #[test]
     fn debug_never_shows_the_key() {
         assert!(format!("{:?}", crypto()).contains("AesKey(***)"));
     }
@@ -418,7 +454,7 @@ mod tests {
         let pad = 32 - buf.len() % 32;
         buf.resize(buf.len() + pad, pad as u8);
         let len = buf.len();
-        Aes256CbcEnc::new(c.key.key().into(), c.key.iv().into())
+        c.encryptor()
             .encrypt_padded_mut::<NoPadding>(&mut buf, len)
             .unwrap();
         let enc = base64::engine::general_purpose::STANDARD.encode(&buf);
