@@ -235,10 +235,23 @@ impl EncryptedReply {
 
     /// The envelope in the layout of WeChat's samples and wechatpy.
     pub fn to_xml(&self) -> String {
-        format!(
-            "<xml>\n<Encrypt><![CDATA[{}]]></Encrypt>\n<MsgSignature><![CDATA[{}]]></MsgSignature>\n<TimeStamp>{}</TimeStamp>\n<Nonce><![CDATA[{}]]></Nonce>\n</xml>",
-            self.encrypt, self.msg_signature, self.timestamp, self.nonce
-        )
+        // Pieces pushed into one allocation: no formatting machinery.
+        let pieces = [
+            "<xml>\n<Encrypt><![CDATA[",
+            &self.encrypt,
+            "]]></Encrypt>\n<MsgSignature><![CDATA[",
+            &self.msg_signature,
+            "]]></MsgSignature>\n<TimeStamp>",
+            &self.timestamp,
+            "</TimeStamp>\n<Nonce><![CDATA[",
+            &self.nonce,
+            "]]></Nonce>\n</xml>",
+        ];
+        let mut xml = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+        for piece in pieces {
+            xml.push_str(piece);
+        }
+        xml
     }
 
     /// Reads an envelope.

@@ -109,7 +109,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                     return Err(XmlError::TooDeep);
                 }
                 forget_layout_text(&mut stack);
-                stack.push(Element::leaf(name_of(start.name().as_ref())?, ""));
+                stack.push(Element::leaf(name_of(xml, start.name().as_ref())?, ""));
             }
             Event::Empty(start) => {
                 count += 1;
@@ -117,7 +117,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                     return Err(XmlError::TooManyElements);
                 }
                 forget_layout_text(&mut stack);
-                let element = Element::leaf(name_of(start.name().as_ref())?, "");
+                let element = Element::leaf(name_of(xml, start.name().as_ref())?, "");
                 close(&mut stack, &mut root, element)?;
             }
             Event::End(_) => {
@@ -128,11 +128,17 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                 close(&mut stack, &mut root, element)?;
             }
             Event::Text(text) => {
-                let text = text.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                let text = match within(xml, &text) {
+                    Some(text) => std::borrow::Cow::Borrowed(text),
+                    None => text.decode().map_err(|e| XmlError::Syntax(e.to_string()))?,
+                };
                 append_text(&mut stack, &text, dirty)?;
             }
             Event::CData(data) => {
-                let text = data.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                let text = match within(xml, &data) {
+                    Some(text) => std::borrow::Cow::Borrowed(text),
+                    None => data.decode().map_err(|e| XmlError::Syntax(e.to_string()))?,
+                };
                 append_text(&mut stack, &text, dirty)?;
             }
             Event::GeneralRef(reference) => {
@@ -150,16 +156,28 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
     root.ok_or(XmlError::Empty)
 }
 
+/// `part` as the `&str` it is when it is a slice of `whole`, as what a reader
+/// over `whole` hands out borrowed is: its UTF-8 was checked with `whole`'s,
+/// only its ends are checked to be character boundaries. `None` for bytes
+/// from anywhere else (or cut inside a character).
+fn within<'a>(whole: &'a str, part: &[u8]) -> Option<&'a str> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    whole.get(start..start.checked_add(part.len())?)
+}
+
 /// Element names must be XML names (a letter or `_` first, then letters,
 /// digits, `_`, `-`, `.` or `:`); quick-xml itself lets `<@a/>` through.
-fn name_of(raw: &[u8]) -> Result<String, XmlError> {
+fn name_of(xml: &str, raw: &[u8]) -> Result<String, XmlError> {
     let invalid = || {
         XmlError::Syntax(format!(
             "invalid element name {:?}",
             String::from_utf8_lossy(raw)
         ))
     };
-    let name = std::str::from_utf8(raw).map_err(|_| invalid())?;
+    let name = match within(xml, raw) {
+        Some(name) => name,
+        None => std::str::from_utf8(raw).map_err(|_| invalid())?,
+    };
     // WeChat's names are ASCII: check those without decoding characters.
     let ascii_name_char =
         |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
@@ -451,6 +469,21 @@ mod tests {
         }
         let clean = format!("{}\u{fffd}\u{ffef}，\t\r\n", "a".repeat(30));
         assert!(matches!(xml_text(&clean), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn within_finds_slices_of_the_document_only() {
+        let doc = "<a>你好</a>";
+        let bytes = doc.as_bytes();
+        assert_eq!(within(doc, &bytes[3..9]), Some("你好"));
+        assert_eq!(within(doc, &bytes[..0]), Some(""));
+        assert_eq!(within(doc, bytes), Some(doc));
+        // Cut inside a character, past the end, or another buffer: not found.
+        assert_eq!(within(doc, &bytes[3..5]), None);
+        assert_eq!(within(&doc[..6], &bytes[3..9]), None);
+        let copy = bytes[3..9].to_vec();
+        assert_eq!(within(doc, &copy), None);
+        assert_eq!(within(&doc[6..], &bytes[3..9]), None);
     }
 
     #[test]
