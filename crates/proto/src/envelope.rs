@@ -5,7 +5,9 @@
 //! and the simulator (sealing pushes, opening replies) share one implementation.
 
 use crate::crypto::{DecryptError, MessageCrypto, RANDOM_LEN};
-use crate::signature::{msg_signature, signature, verify_msg_signature, verify_signature};
+use crate::signature::{
+    msg_signature, msg_signature_hex, signature, verify_msg_signature, verify_signature,
+};
 use crate::xml::{self, Element, XmlError, XmlWriter};
 
 /// How an account's pushes are protected (消息加解密方式), with the key where one is used.
@@ -235,23 +237,12 @@ impl EncryptedReply {
 
     /// The envelope in the layout of WeChat's samples and wechatpy.
     pub fn to_xml(&self) -> String {
-        // Pieces pushed into one allocation: no formatting machinery.
-        let pieces = [
-            "<xml>\n<Encrypt><![CDATA[",
+        envelope_xml(
             &self.encrypt,
-            "]]></Encrypt>\n<MsgSignature><![CDATA[",
             &self.msg_signature,
-            "]]></MsgSignature>\n<TimeStamp>",
             &self.timestamp,
-            "</TimeStamp>\n<Nonce><![CDATA[",
             &self.nonce,
-            "]]></Nonce>\n</xml>",
-        ];
-        let mut xml = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
-        for piece in pieces {
-            xml.push_str(piece);
-        }
-        xml
+        )
     }
 
     /// Reads an envelope.
@@ -284,6 +275,27 @@ impl EncryptedReply {
     }
 }
 
+/// The encrypted reply envelope, its pieces pushed into one allocation: no
+/// formatting machinery.
+fn envelope_xml(encrypt: &str, msg_signature: &str, timestamp: &str, nonce: &str) -> String {
+    let pieces = [
+        "<xml>\n<Encrypt><![CDATA[",
+        encrypt,
+        "]]></Encrypt>\n<MsgSignature><![CDATA[",
+        msg_signature,
+        "]]></MsgSignature>\n<TimeStamp>",
+        timestamp,
+        "</TimeStamp>\n<Nonce><![CDATA[",
+        nonce,
+        "]]></Nonce>\n</xml>",
+    ];
+    let mut xml = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for piece in pieces {
+        xml.push_str(piece);
+    }
+    xml
+}
+
 /// Wraps a reply for the account's mode: plain XML in plain mode, the encrypted
 /// envelope in compatible and safe mode.
 pub fn seal_reply(
@@ -296,8 +308,13 @@ pub fn seal_reply(
 ) -> String {
     match mode.crypto() {
         None => reply_xml.to_owned(),
+        // What `EncryptedReply::seal(…).to_xml()` writes, without its copies
+        // of the timestamp, the nonce and the signature.
         Some(crypto) => {
-            EncryptedReply::seal(crypto, token, reply_xml, timestamp, nonce, random).to_xml()
+            let encrypt = crypto.encrypt(random, reply_xml.as_bytes());
+            let mut signature = [0u8; 40];
+            let signature = msg_signature_hex(token, timestamp, nonce, &encrypt, &mut signature);
+            envelope_xml(&encrypt, signature, timestamp, nonce)
         }
     }
 }
@@ -330,5 +347,32 @@ fn mode_mismatch(mode: &PushMode, got: &'static str) -> EnvelopeError {
     EnvelopeError::ModeMismatch {
         expected: mode.name(),
         got,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::AesKey;
+
+    #[test]
+    fn a_sealed_reply_is_the_encrypted_reply_envelope() {
+        let key = AesKey::try_new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").unwrap();
+        let crypto = MessageCrypto::new(key, "wx0123456789abcdef");
+        for reply in ["", "<xml><Content><![CDATA[你好]]></Content></xml>"] {
+            let expected =
+                EncryptedReply::seal(&crypto, "tok", reply, "1700000000", "42", &[3; 16]).to_xml();
+            for mode in [
+                PushMode::Safe(crypto.clone()),
+                PushMode::Compat(crypto.clone()),
+            ] {
+                let sealed = seal_reply(&mode, "tok", reply, "1700000000", "42", &[3; 16]);
+                assert_eq!(sealed, expected);
+                assert_eq!(
+                    open_reply(&mode, "tok", &sealed).unwrap().as_deref(),
+                    Some(reply)
+                );
+            }
+        }
     }
 }

@@ -22,6 +22,19 @@ pub fn msg_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -
     lower_hex(sorted_sha1([token, timestamp, nonce, encrypt]))
 }
 
+/// [`msg_signature`] written into `out` instead of a new `String`.
+pub(crate) fn msg_signature_hex<'o>(
+    token: &str,
+    timestamp: &str,
+    nonce: &str,
+    encrypt: &str,
+    out: &'o mut [u8; 40],
+) -> &'o str {
+    hex::encode_to_slice(sorted_sha1([token, timestamp, nonce, encrypt]), out)
+        .expect("40 bytes hold 20 in hex");
+    std::str::from_utf8(out).expect("hex is ASCII")
+}
+
 /// Checks a push's or GET check's `signature` in constant time.
 pub fn verify_signature(
     token: &str,
