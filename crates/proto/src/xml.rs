@@ -8,6 +8,8 @@
 //! deeper than [`MAX_DEPTH`] and more than [`MAX_ELEMENTS`] elements. Every
 //! failure is an [`XmlError`] value, never a panic.
 
+use std::borrow::Cow;
+
 use quick_xml::events::{BytesRef, Event};
 use quick_xml::Reader;
 
@@ -52,8 +54,9 @@ pub enum XmlError {
 /// resolved) and its child elements. Attributes are ignored: WeChat sends none.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
-    /// The element's name, case preserved.
-    pub name: String,
+    /// The element's name, case preserved. The names WeChat uses are
+    /// borrowed from a static list rather than allocated for every element read.
+    pub name: Cow<'static, str>,
     /// Text content; for elements with children, the text between them is dropped.
     pub text: String,
     /// Child elements in document order.
@@ -62,7 +65,7 @@ pub struct Element {
 
 impl Element {
     /// A leaf element holding `text`.
-    pub fn leaf(name: impl Into<String>, text: impl Into<String>) -> Self {
+    pub fn leaf(name: impl Into<Cow<'static, str>>, text: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             text: text.into(),
@@ -156,6 +159,126 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
     root.ok_or(XmlError::Empty)
 }
 
+/// The element names of WeChat's pushes, replies and envelopes (sorted, so a
+/// test sees that none is there twice): an element so named borrows its name.
+pub(crate) const KNOWN_NAMES: &[&str] = &[
+    "AgentID",
+    "AppId",
+    "ArticleCount",
+    "Articles",
+    "AuthorizationCode",
+    "AuthorizationCodeExpiredTime",
+    "AuthorizerAppid",
+    "ComponentVerifyTicket",
+    "Content",
+    "Count",
+    "CreateTime",
+    "Description",
+    "Encrypt",
+    "ErrorCount",
+    "Event",
+    "EventKey",
+    "FilterCount",
+    "Format",
+    "FromUserName",
+    "HQMusicUrl",
+    "Image",
+    "InfoType",
+    "KfAccount",
+    "Label",
+    "Latitude",
+    "Location_X",
+    "Location_Y",
+    "Longitude",
+    "MediaId",
+    "MenuId",
+    "MsgID",
+    "MsgId",
+    "MsgSignature",
+    "MsgType",
+    "Music",
+    "MusicUrl",
+    "Nonce",
+    "PicList",
+    "PicMd5Sum",
+    "PicUrl",
+    "Poiname",
+    "PreAuthCode",
+    "Precision",
+    "Recognition",
+    "Scale",
+    "ScanCodeInfo",
+    "ScanResult",
+    "ScanType",
+    "SendCount",
+    "SendLocationInfo",
+    "SendPicsInfo",
+    "SentCount",
+    "Status",
+    "ThumbMediaId",
+    "Ticket",
+    "TimeStamp",
+    "Title",
+    "ToUserName",
+    "TotalCount",
+    "TransInfo",
+    "Url",
+    "Video",
+    "Voice",
+    "item",
+    "xml",
+];
+
+/// Slots of the open-addressing table of [`KNOWN_NAMES`], four times as many
+/// as names, so a lookup probes one or two.
+const NAME_SLOTS: usize = 256;
+const NO_NAME: u8 = u8::MAX;
+
+/// FNV-1a of a name, reduced to a slot.
+const fn name_slot(bytes: &[u8]) -> usize {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u32).wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    hash as usize % NAME_SLOTS
+}
+
+/// Each slot holds the index in [`KNOWN_NAMES`] of the name hashed there
+/// (or probed on to it), [`NO_NAME`] where none is; built at compile time.
+const NAME_TABLE: [u8; NAME_SLOTS] = {
+    assert!(KNOWN_NAMES.len() < NAME_SLOTS / 2);
+    let mut table = [NO_NAME; NAME_SLOTS];
+    let mut i = 0;
+    while i < KNOWN_NAMES.len() {
+        let mut slot = name_slot(KNOWN_NAMES[i].as_bytes());
+        while table[slot] != NO_NAME {
+            slot = (slot + 1) % NAME_SLOTS;
+        }
+        table[slot] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The static copy of `name` when it is one of [`KNOWN_NAMES`]: a hash and
+/// one comparison, cheaper than allocating a copy.
+fn known_name(name: &str) -> Option<&'static str> {
+    let mut slot = name_slot(name.as_bytes());
+    loop {
+        let index = NAME_TABLE[slot];
+        if index == NO_NAME {
+            return None;
+        }
+        let known = KNOWN_NAMES[usize::from(index)];
+        if known == name {
+            return Some(known);
+        }
+        slot = (slot + 1) % NAME_SLOTS;
+    }
+}
+
 /// `part` as the `&str` it is when it is a slice of `whole`, as what a reader
 /// over `whole` hands out borrowed is: its UTF-8 was checked with `whole`'s,
 /// only its ends are checked to be character boundaries. `None` for bytes
@@ -167,7 +290,7 @@ fn within<'a>(whole: &'a str, part: &[u8]) -> Option<&'a str> {
 
 /// Element names must be XML names (a letter or `_` first, then letters,
 /// digits, `_`, `-`, `.` or `:`); quick-xml itself lets `<@a/>` through.
-fn name_of(xml: &str, raw: &[u8]) -> Result<String, XmlError> {
+fn name_of(xml: &str, raw: &[u8]) -> Result<Cow<'static, str>, XmlError> {
     let invalid = || {
         XmlError::Syntax(format!(
             "invalid element name {:?}",
@@ -186,12 +309,15 @@ fn name_of(xml: &str, raw: &[u8]) -> Result<String, XmlError> {
         .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
         && raw.iter().all(ascii_name_char)
     {
-        return Ok(name.to_owned());
+        return Ok(match known_name(name) {
+            Some(known) => Cow::Borrowed(known),
+            None => Cow::Owned(name.to_owned()),
+        });
     }
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
     if first_ok && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')) {
-        Ok(name.to_owned())
+        Ok(Cow::Owned(name.to_owned()))
     } else {
         Err(invalid())
     }
@@ -484,6 +610,30 @@ mod tests {
         let copy = bytes[3..9].to_vec();
         assert_eq!(within(doc, &copy), None);
         assert_eq!(within(&doc[6..], &bytes[3..9]), None);
+    }
+
+    #[test]
+    fn known_names_are_sorted_valid_and_borrowed_when_read() {
+        assert!(KNOWN_NAMES.windows(2).all(|w| w[0] < w[1]));
+        for name in KNOWN_NAMES {
+            let doc = format!("<xml><{name}>v</{name}><{name}x/></xml>");
+            let root = parse(&doc).unwrap();
+            let read = &root.children[0];
+            assert!(
+                matches!(read.name, Cow::Borrowed(n) if n == *name),
+                "{name}"
+            );
+            assert_eq!(read.text, "v");
+            // A name that only starts like a known one is owned.
+            let other = &root.children[1];
+            assert!(matches!(other.name, Cow::Owned(ref n) if *n == format!("{name}x")));
+        }
+        assert!(matches!(
+            parse("<xml/>").unwrap().name,
+            Cow::Borrowed("xml")
+        ));
+        // Names are case-sensitive: no known one is borrowed for another case.
+        assert!(matches!(parse("<XML/>").unwrap().name, Cow::Owned(_)));
     }
 
     #[test]
