@@ -7,14 +7,46 @@ use crate::MessageError;
 /// A cursor over an element's children that marks the ones it reads.
 pub(crate) struct Fields<'a> {
     elements: &'a [Element],
-    used: Vec<bool>,
+    used: Marks,
+}
+
+/// Which children are used: bits in a word for the few children of every
+/// push (so marking and checkpoints allocate nothing), a vector past 128.
+#[derive(Clone)]
+pub(crate) enum Marks {
+    Few(u128),
+    Many(Vec<bool>),
+}
+
+impl Marks {
+    fn new(len: usize) -> Self {
+        if len <= 128 {
+            Marks::Few(0)
+        } else {
+            Marks::Many(vec![false; len])
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        match self {
+            Marks::Few(bits) => bits >> i & 1 != 0,
+            Marks::Many(used) => used[i],
+        }
+    }
+
+    fn set(&mut self, i: usize) {
+        match self {
+            Marks::Few(bits) => *bits |= 1 << i,
+            Marks::Many(used) => used[i] = true,
+        }
+    }
 }
 
 impl<'a> Fields<'a> {
     pub(crate) fn new(elements: &'a [Element]) -> Self {
         Self {
             elements,
-            used: vec![false; elements.len()],
+            used: Marks::new(elements.len()),
         }
     }
 
@@ -24,8 +56,8 @@ impl<'a> Fields<'a> {
             .elements
             .iter()
             .enumerate()
-            .position(|(i, e)| !self.used[i] && e.name == name)?;
-        self.used[index] = true;
+            .position(|(i, e)| !self.used.get(i) && e.name == name)?;
+        self.used.set(index);
         Some(&self.elements[index])
     }
 
@@ -36,8 +68,8 @@ impl<'a> Fields<'a> {
             .elements
             .iter()
             .enumerate()
-            .position(|(i, e)| !self.used[i] && e.name == name && e.children.is_empty())?;
-        self.used[index] = true;
+            .position(|(i, e)| !self.used.get(i) && e.name == name && e.children.is_empty())?;
+        self.used.set(index);
         Some(&self.elements[index])
     }
 
@@ -73,12 +105,12 @@ impl<'a> Fields<'a> {
     }
 
     /// Remembers which children are used so a failed typed read can be undone.
-    pub(crate) fn checkpoint(&self) -> Vec<bool> {
+    pub(crate) fn checkpoint(&self) -> Marks {
         self.used.clone()
     }
 
     /// Forgets every read since `checkpoint`.
-    pub(crate) fn rollback(&mut self, checkpoint: Vec<bool>) {
+    pub(crate) fn rollback(&mut self, checkpoint: Marks) {
         self.used = checkpoint;
     }
 
@@ -86,9 +118,35 @@ impl<'a> Fields<'a> {
     pub(crate) fn rest(&self) -> Vec<Element> {
         self.elements
             .iter()
-            .zip(&self.used)
-            .filter(|(_, used)| !**used)
-            .map(|(e, _)| e.clone())
+            .enumerate()
+            .filter(|(i, _)| !self.used.get(*i))
+            .map(|(_, e)| e.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_many_children_past_the_word_as_a_few() {
+        for len in [0, 1, 2, 127, 128, 129, 300] {
+            let elements: Vec<Element> = (0..len)
+                .map(|i| Element::leaf(if i % 2 == 0 { "A" } else { "B" }, i.to_string()))
+                .collect();
+            let mut f = Fields::new(&elements);
+            let checkpoint = f.checkpoint();
+            // Every "A" in document order, then none.
+            for i in (0..len).step_by(2) {
+                assert_eq!(f.text("A"), Some(i.to_string()), "{len}");
+            }
+            assert_eq!(f.text("A"), None);
+            let rest = f.rest();
+            assert_eq!(rest.len(), len / 2, "{len}");
+            assert!(rest.iter().all(|e| e.name == "B"));
+            f.rollback(checkpoint);
+            assert_eq!(f.rest().len(), len, "{len}");
+        }
     }
 }
