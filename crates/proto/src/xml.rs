@@ -341,7 +341,14 @@ fn close(
     element: Element,
 ) -> Result<(), XmlError> {
     match stack.last_mut() {
-        Some(parent) => parent.children.push(element),
+        Some(parent) => {
+            // A push's root has 5 to 10 fields: room for 8 at once, not 4
+            // and then 8.
+            if parent.children.capacity() == 0 {
+                parent.children.reserve(8);
+            }
+            parent.children.push(element);
+        }
         None if root.is_none() => *root = Some(element),
         None => return Err(XmlError::OutsideRoot),
     }
