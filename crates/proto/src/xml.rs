@@ -234,16 +234,32 @@ pub(crate) const KNOWN_NAMES: &[&str] = &[
 const NAME_SLOTS: usize = 256;
 const NO_NAME: u8 = u8::MAX;
 
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
 /// FNV-1a of a name, reduced to a slot.
 const fn name_slot(bytes: &[u8]) -> usize {
-    let mut hash: u32 = 0x811c_9dc5;
+    let mut hash = FNV_OFFSET;
     let mut i = 0;
     while i < bytes.len() {
-        hash = (hash ^ bytes[i] as u32).wrapping_mul(0x0100_0193);
+        hash = (hash ^ bytes[i] as u32).wrapping_mul(FNV_PRIME);
         i += 1;
     }
     hash as usize % NAME_SLOTS
 }
+
+/// The bytes an ASCII XML name may hold after its first: letters, digits,
+/// `_`, `-`, `.` and `:`.
+const ASCII_NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':');
+        b += 1;
+    }
+    table
+};
 
 /// Each slot holds the index in [`KNOWN_NAMES`] of the name hashed there
 /// (or probed on to it), [`NO_NAME`] where none is; built at compile time.
@@ -262,10 +278,9 @@ const NAME_TABLE: [u8; NAME_SLOTS] = {
     table
 };
 
-/// The static copy of `name` when it is one of [`KNOWN_NAMES`]: a hash and
-/// one comparison, cheaper than allocating a copy.
-fn known_name(name: &str) -> Option<&'static str> {
-    let mut slot = name_slot(name.as_bytes());
+/// The static copy of `name`, whose slot is `slot`, when it is one of
+/// [`KNOWN_NAMES`]: usually one comparison, cheaper than allocating a copy.
+fn known_name(name: &str, mut slot: usize) -> Option<&'static str> {
     loop {
         let index = NAME_TABLE[slot];
         if index == NO_NAME {
@@ -301,15 +316,18 @@ fn name_of(xml: &str, raw: &[u8]) -> Result<Cow<'static, str>, XmlError> {
         Some(name) => name,
         None => std::str::from_utf8(raw).map_err(|_| invalid())?,
     };
-    // WeChat's names are ASCII: check those without decoding characters.
-    let ascii_name_char =
-        |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
-    if raw
+    // WeChat's names are ASCII: check those without decoding characters,
+    // hashing them for the known names in the same pass.
+    let mut ascii = raw
         .first()
-        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
-        && raw.iter().all(ascii_name_char)
-    {
-        return Ok(match known_name(name) {
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
+    let mut hash = FNV_OFFSET;
+    for &b in raw {
+        ascii &= ASCII_NAME_BYTE[usize::from(b)];
+        hash = (hash ^ u32::from(b)).wrapping_mul(FNV_PRIME);
+    }
+    if ascii {
+        return Ok(match known_name(name, hash as usize % NAME_SLOTS) {
             Some(known) => Cow::Borrowed(known),
             None => Cow::Owned(name.to_owned()),
         });
@@ -617,6 +635,20 @@ mod tests {
         let copy = bytes[3..9].to_vec();
         assert_eq!(within(doc, &copy), None);
         assert_eq!(within(&doc[6..], &bytes[3..9]), None);
+    }
+
+    #[test]
+    fn the_ascii_name_table_is_the_name_rule() {
+        for b in 0..=255u8 {
+            let rule = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
+            assert_eq!(ASCII_NAME_BYTE[usize::from(b)], rule, "{b}");
+        }
+        for name in ["a", "_", "a-b.c:d_9", "Z"] {
+            assert!(parse(&format!("<{name}/>")).is_ok(), "{name}");
+        }
+        for name in ["-a", ".a", "9", "a@b", "a\u{80}"] {
+            assert!(parse(&format!("<xml><{name}/></xml>")).is_err(), "{name}");
+        }
     }
 
     #[test]
