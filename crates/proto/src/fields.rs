@@ -1,8 +1,22 @@
 //! Reading the flat children of a WeChat `<xml>` element by name, keeping track
 //! of which ones a typed reader used so the rest can be kept verbatim.
 
+use std::borrow::Cow;
+
 use crate::xml::Element;
 use crate::MessageError;
+
+/// `text` in ASCII lowercase, written into `buf` when it fits (every type and
+/// event name WeChat sends does) rather than into a new `String`.
+pub(crate) fn ascii_lowercase<'b>(text: &str, buf: &'b mut [u8; 32]) -> Cow<'b, str> {
+    let Some(lower) = buf.get_mut(..text.len()) else {
+        return Cow::Owned(text.to_ascii_lowercase());
+    };
+    lower.copy_from_slice(text.as_bytes());
+    lower.make_ascii_lowercase();
+    // Only ASCII bytes changed, each for another: still the UTF-8 it was.
+    Cow::Borrowed(std::str::from_utf8(lower).expect("ASCII lowercasing keeps UTF-8"))
+}
 
 /// A cursor over an element's children that marks the ones it reads.
 pub(crate) struct Fields<'a> {
@@ -128,6 +142,27 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lowercases_as_to_ascii_lowercase_does_in_the_buffer_or_not() {
+        for text in [
+            "",
+            "Text",
+            "EVENT",
+            "templateSendJobFinish",
+            "Ünï-Cödé",
+            "中文Abc",
+        ] {
+            let mut buf = [0; 32];
+            let lower = ascii_lowercase(text, &mut buf);
+            assert_eq!(lower, text.to_ascii_lowercase());
+            assert!(matches!(lower, Cow::Borrowed(_)));
+        }
+        let long = "A".repeat(33);
+        let mut buf = [0; 32];
+        let lower = ascii_lowercase(&long, &mut buf);
+        assert!(matches!(lower, Cow::Owned(ref l) if *l == "a".repeat(33)));
+    }
 
     #[test]
     fn marks_many_children_past_the_word_as_a_few() {

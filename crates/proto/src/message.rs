@@ -306,7 +306,7 @@ impl Push {
 }
 
 fn read_kind(msg_type: &str, f: &mut Fields<'_>) -> Option<PushKind> {
-    let kind = match msg_type.to_ascii_lowercase().as_str() {
+    let kind = match crate::fields::ascii_lowercase(msg_type, &mut [0; 32]).as_ref() {
         "text" => PushKind::Text {
             content: f.text("Content")?,
             msg_id: f.number("MsgId")?,
@@ -354,7 +354,7 @@ fn read_kind(msg_type: &str, f: &mut Fields<'_>) -> Option<PushKind> {
 fn read_event(f: &mut Fields<'_>) -> Option<Event> {
     let event = f.text("Event")?;
     let checkpoint = f.checkpoint();
-    let typed = match event.to_ascii_lowercase().as_str() {
+    let typed = match crate::fields::ascii_lowercase(&event, &mut [0; 32]).as_ref() {
         "subscribe" => Some(Event::Subscribe {
             event_key: f.text("EventKey"),
             ticket: f.text("Ticket"),
