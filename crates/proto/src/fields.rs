@@ -78,13 +78,24 @@ impl<'a> Fields<'a> {
     /// The first unused child named `name` that has no children of its own.
     /// An element with children where text is expected is left for `rest`.
     fn leaf(&mut self, name: &str) -> Option<&'a Element> {
+        self.leaf_index(name).map(|index| &self.elements[index])
+    }
+
+    /// [`Self::leaf`]'s index among the children.
+    fn leaf_index(&mut self, name: &str) -> Option<usize> {
         let index = self
             .elements
             .iter()
             .enumerate()
             .position(|(i, e)| !self.used.get(i) && e.name == name && e.children.is_empty())?;
         self.used.set(index);
-        Some(&self.elements[index])
+        Some(index)
+    }
+
+    /// A required text field's index among the children, for a caller that
+    /// owns them to move its text out rather than copy it.
+    pub(crate) fn required_index(&mut self, name: &'static str) -> Result<usize, MessageError> {
+        self.leaf_index(name).ok_or(MessageError::Missing(name))
     }
 
     /// The text of the first unused leaf child named `name`.
@@ -126,6 +137,13 @@ impl<'a> Fields<'a> {
     /// Forgets every read since `checkpoint`.
     pub(crate) fn rollback(&mut self, checkpoint: Marks) {
         self.used = checkpoint;
+    }
+
+    /// The indices of the children no reader used, in document order.
+    pub(crate) fn rest_indices(&self) -> Vec<usize> {
+        (0..self.elements.len())
+            .filter(|&i| !self.used.get(i))
+            .collect()
     }
 
     /// The children no reader used, in document order.
