@@ -173,6 +173,20 @@ impl MessageCrypto {
 
     /// Encrypts `msg` with the given random prefix into the base64 `Encrypt` text.
     pub fn encrypt(&self, random: &[u8; RANDOM_LEN], msg: &[u8]) -> String {
+        let mut encrypt = String::with_capacity(self.encrypted_len(msg.len()));
+        self.encrypt_into(random, msg, &mut encrypt);
+        encrypt
+    }
+
+    /// The length of the `Encrypt` text of a `msg_len`-byte message.
+    pub(crate) fn encrypted_len(&self, msg_len: usize) -> usize {
+        let unpadded = HEADER_LEN + msg_len + self.appid.len();
+        let padded = unpadded + PAD_BLOCK - unpadded % PAD_BLOCK;
+        padded.div_ceil(3) * 4
+    }
+
+    /// [`Self::encrypt`], the base64 appended to `out`.
+    pub(crate) fn encrypt_into(&self, random: &[u8; RANDOM_LEN], msg: &[u8], out: &mut String) {
         let msg_len = u32::try_from(msg.len()).expect("a WeChat message is far below 4 GiB");
         let unpadded = HEADER_LEN + msg.len() + self.appid.len();
         let pad = PAD_BLOCK - unpadded % PAD_BLOCK;
@@ -186,7 +200,7 @@ impl MessageCrypto {
         self.encryptor()
             .encrypt_padded_mut::<NoPadding>(&mut buf, len)
             .expect("the buffer is padded to whole blocks");
-        base64_simd::STANDARD.encode_to_string(&buf)
+        base64_simd::STANDARD.encode_append(&buf, out);
     }
 
     /// Decrypts an `Encrypt` text and checks that it was sealed for this appid.
@@ -321,6 +335,7 @@ mod tests {
         for len in [0, 1, 12, 13, 44, 45, 1000] {
             let msg = vec![b'x'; len];
             let enc = c.encrypt(&[7; 16], &msg);
+            assert_eq!(enc.len(), c.encrypted_len(len), "len {len}");
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(&enc)
                 .unwrap();

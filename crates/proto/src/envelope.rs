@@ -275,12 +275,24 @@ impl EncryptedReply {
     }
 }
 
+/// What the encrypted reply envelope starts with, up to the `Encrypt` text.
+const ENVELOPE_OPEN: &str = "<xml>\n<Encrypt><![CDATA[";
+
 /// The encrypted reply envelope, its pieces pushed into one allocation: no
 /// formatting machinery.
 fn envelope_xml(encrypt: &str, msg_signature: &str, timestamp: &str, nonce: &str) -> String {
-    let pieces = [
-        "<xml>\n<Encrypt><![CDATA[",
-        encrypt,
+    let mut xml = String::with_capacity(
+        ENVELOPE_OPEN.len() + encrypt.len() + envelope_rest_len(msg_signature, timestamp, nonce),
+    );
+    xml.push_str(ENVELOPE_OPEN);
+    xml.push_str(encrypt);
+    finish_envelope(&mut xml, msg_signature, timestamp, nonce);
+    xml
+}
+
+/// The envelope's pieces after the `Encrypt` text.
+fn envelope_rest<'a>(msg_signature: &'a str, timestamp: &'a str, nonce: &'a str) -> [&'a str; 7] {
+    [
         "]]></Encrypt>\n<MsgSignature><![CDATA[",
         msg_signature,
         "]]></MsgSignature>\n<TimeStamp>",
@@ -288,12 +300,20 @@ fn envelope_xml(encrypt: &str, msg_signature: &str, timestamp: &str, nonce: &str
         "</TimeStamp>\n<Nonce><![CDATA[",
         nonce,
         "]]></Nonce>\n</xml>",
-    ];
-    let mut xml = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
-    for piece in pieces {
+    ]
+}
+
+fn envelope_rest_len(msg_signature: &str, timestamp: &str, nonce: &str) -> usize {
+    envelope_rest(msg_signature, timestamp, nonce)
+        .iter()
+        .map(|piece| piece.len())
+        .sum()
+}
+
+fn finish_envelope(xml: &mut String, msg_signature: &str, timestamp: &str, nonce: &str) {
+    for piece in envelope_rest(msg_signature, timestamp, nonce) {
         xml.push_str(piece);
     }
-    xml
 }
 
 /// Wraps a reply for the account's mode: plain XML in plain mode, the encrypted
@@ -310,11 +330,26 @@ pub fn seal_reply(
         None => reply_xml.to_owned(),
         // What `EncryptedReply::seal(…).to_xml()` writes, without its copies
         // of the timestamp, the nonce and the signature.
+        // The ciphertext's base64 is written into the envelope itself.
         Some(crypto) => {
-            let encrypt = crypto.encrypt(random, reply_xml.as_bytes());
+            const SIGNATURE: &str = "0123456789012345678901234567890123456789";
+            let mut xml = String::with_capacity(
+                ENVELOPE_OPEN.len()
+                    + crypto.encrypted_len(reply_xml.len())
+                    + envelope_rest_len(SIGNATURE, timestamp, nonce),
+            );
+            xml.push_str(ENVELOPE_OPEN);
+            crypto.encrypt_into(random, reply_xml.as_bytes(), &mut xml);
             let mut signature = [0u8; 40];
-            let signature = msg_signature_hex(token, timestamp, nonce, &encrypt, &mut signature);
-            envelope_xml(&encrypt, signature, timestamp, nonce)
+            let signature = msg_signature_hex(
+                token,
+                timestamp,
+                nonce,
+                &xml[ENVELOPE_OPEN.len()..],
+                &mut signature,
+            );
+            finish_envelope(&mut xml, signature, timestamp, nonce);
+            xml
         }
     }
 }
