@@ -108,13 +108,13 @@ fn sorted_sha1<const N: usize>(mut parts: [&str; N]) -> Digest20 {
     parts.sort_unstable();
     let len = parts.iter().map(|part| part.len()).sum();
     let mut stack = [0u8; 1024];
-    let mut heap = Vec::new();
-    let joined = match stack.get_mut(..len) {
-        Some(joined) => joined,
-        None => {
-            heap.resize(len, 0);
-            &mut heap[..]
+    let Some(joined) = stack.get_mut(..len) else {
+        // A long push: joined on the heap, nothing zeroed first.
+        let mut joined = Vec::with_capacity(len);
+        for part in parts {
+            joined.extend_from_slice(part.as_bytes());
         }
+        return Sha1::digest(&joined);
     };
     let mut at = 0;
     for part in parts {
