@@ -269,7 +269,7 @@ pub fn push_json_from_xml(xml: &str) -> Result<String, CallbackError> {
             let element = self.0;
             // As a number only when nothing is lost: "007" stays text.
             let number = JSON_NUMBERS
-                .contains(&element.name.as_str())
+                .contains(&&*element.name)
                 .then(|| element.text.parse::<u64>().ok())
                 .flatten()
                 .filter(|n| n.to_string() == element.text);
@@ -330,13 +330,13 @@ pub fn push_from_json(json: &str) -> Result<Push, CallbackError> {
         }
         match node {
             JsonNode::Object(fields) => {
-                let mut element = Element::leaf(name, "");
+                let mut element = Element::leaf(name.to_owned(), "");
                 for (key, value) in fields {
                     elements(&key, value, depth + 1, count, &mut element.children)?;
                 }
                 out.push(element);
             }
-            JsonNode::Text(text) => out.push(Element::leaf(name, text)),
+            JsonNode::Text(text) => out.push(Element::leaf(name.to_owned(), text)),
             JsonNode::Array(_) => {}
         }
         Ok(())

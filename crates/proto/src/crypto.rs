@@ -8,15 +8,15 @@
 //! prefix is an argument, never drawn here, so fixed vectors can test encryption
 //! byte for byte; callers pass 16 bytes from a CSPRNG.
 
-use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use aes::cipher::{
+    block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit,
+};
 use base64::{
     alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
     Engine as _,
 };
-
-type Aes256CbcEnc = cbc::Encryptor<aes::Aes256>;
-type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
+use std::ops::Range;
 
 /// WeChat pads to 32-byte blocks, not AES's 16 (protocol reference §3.3).
 const PAD_BLOCK: usize = 32;
@@ -120,17 +120,40 @@ impl std::fmt::Debug for AesKey {
 }
 
 /// One account's encryption context: its key and the appid bound into every message.
-#[derive(Debug, Clone)]
+///
+/// The AES-256 key schedule is expanded once, here, not for every message;
+/// it is shared behind an `Arc`, so the clones an Open Platform's authorizers
+/// take of their platform's context share one schedule.
+#[derive(Clone)]
 pub struct MessageCrypto {
-    key: AesKey,
+    cipher: std::sync::Arc<Cipher>,
     appid: String,
+}
+
+/// The expanded key and the IV (the key's first 16 bytes), with the key they
+/// came from for `Debug` (which hides it).
+struct Cipher {
+    key: AesKey,
+    aes: aes::Aes256,
+    iv: [u8; 16],
+}
+
+impl std::fmt::Debug for MessageCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageCrypto")
+            .field("key", &self.cipher.key)
+            .field("appid", &self.appid)
+            .finish()
+    }
 }
 
 impl MessageCrypto {
     /// Binds a key to an appid.
     pub fn new(key: AesKey, appid: impl Into<String>) -> Self {
+        let aes = aes::Aes256::new(key.key().into());
+        let iv = key.iv().try_into().expect("the IV is 16 bytes");
         Self {
-            key,
+            cipher: std::sync::Arc::new(Cipher { key, aes, iv }),
             appid: appid.into(),
         }
     }
@@ -140,8 +163,30 @@ impl MessageCrypto {
         &self.appid
     }
 
+    fn encryptor(&self) -> cbc::Encryptor<&aes::Aes256> {
+        cbc::Encryptor::inner_iv_init(&self.cipher.aes, (&self.cipher.iv).into())
+    }
+
+    fn decryptor(&self) -> cbc::Decryptor<&aes::Aes256> {
+        cbc::Decryptor::inner_iv_init(&self.cipher.aes, (&self.cipher.iv).into())
+    }
+
     /// Encrypts `msg` with the given random prefix into the base64 `Encrypt` text.
     pub fn encrypt(&self, random: &[u8; RANDOM_LEN], msg: &[u8]) -> String {
+        let mut encrypt = String::with_capacity(self.encrypted_len(msg.len()));
+        self.encrypt_into(random, msg, &mut encrypt);
+        encrypt
+    }
+
+    /// The length of the `Encrypt` text of a `msg_len`-byte message.
+    pub(crate) fn encrypted_len(&self, msg_len: usize) -> usize {
+        let unpadded = HEADER_LEN + msg_len + self.appid.len();
+        let padded = unpadded + PAD_BLOCK - unpadded % PAD_BLOCK;
+        padded.div_ceil(3) * 4
+    }
+
+    /// [`Self::encrypt`], the base64 appended to `out`.
+    pub(crate) fn encrypt_into(&self, random: &[u8; RANDOM_LEN], msg: &[u8], out: &mut String) {
         let msg_len = u32::try_from(msg.len()).expect("a WeChat message is far below 4 GiB");
         let unpadded = HEADER_LEN + msg.len() + self.appid.len();
         let pad = PAD_BLOCK - unpadded % PAD_BLOCK;
@@ -152,45 +197,43 @@ impl MessageCrypto {
         buf.extend_from_slice(self.appid.as_bytes());
         buf.resize(unpadded + pad, pad as u8);
         let len = buf.len();
-        let cipher = Aes256CbcEnc::new(self.key.key().into(), self.key.iv().into());
-        cipher
+        self.encryptor()
             .encrypt_padded_mut::<NoPadding>(&mut buf, len)
             .expect("the buffer is padded to whole blocks");
-        base64::engine::general_purpose::STANDARD.encode(&buf)
+        base64_simd::STANDARD.encode_append(&buf, out);
     }
 
     /// Decrypts an `Encrypt` text and checks that it was sealed for this appid.
+    ///
+    /// The message is decrypted in the buffer base64 was decoded into and
+    /// returned in it: no copy but moving it over the 20-byte header, one
+    /// UTF-8 check.
     pub fn decrypt(&self, encrypt: &str) -> Result<String, DecryptError> {
-        let opened = open(&self.key, encrypt)?;
-        if opened.appid != self.appid.as_bytes() {
+        let mut buf = decode_ciphertext(encrypt)?;
+        if buf.is_empty() || buf.len() % 16 != 0 {
+            return Err(DecryptError::BlockLength(buf.len()));
+        }
+        let plain_len = self
+            .decryptor()
+            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .expect("the length was checked to be whole blocks")
+            .len();
+        let (msg, appid) = split(&buf[..plain_len])?;
+        let appid = &buf[appid];
+        if appid != self.appid.as_bytes() {
             return Err(DecryptError::AppidMismatch {
-                found: String::from_utf8_lossy(&opened.appid)
-                    .chars()
-                    .take(32)
-                    .collect(),
+                found: String::from_utf8_lossy(appid).chars().take(32).collect(),
             });
         }
-        String::from_utf8(opened.msg).map_err(|_| DecryptError::Utf8)
+        buf.truncate(msg.end);
+        buf.drain(..msg.start);
+        String::from_utf8(buf).map_err(|_| DecryptError::Utf8)
     }
 }
 
-/// A decrypted plaintext split into its parts.
-struct Opened {
-    msg: Vec<u8>,
-    appid: Vec<u8>,
-}
-
-fn open(key: &AesKey, encrypt: &str) -> Result<Opened, DecryptError> {
-    let mut buf = LENIENT
-        .decode(encrypt.trim())
-        .map_err(|_| DecryptError::Base64)?;
-    if buf.is_empty() || buf.len() % 16 != 0 {
-        return Err(DecryptError::BlockLength(buf.len()));
-    }
-    let cipher = Aes256CbcDec::new(key.key().into(), key.iv().into());
-    let plain = cipher
-        .decrypt_padded_mut::<NoPadding>(&mut buf)
-        .expect("the length was checked to be whole blocks");
+/// Where the message and the appid after it lie in a decrypted plaintext, its
+/// padding and length field checked.
+fn split(plain: &[u8]) -> Result<(Range<usize>, Range<usize>), DecryptError> {
     let unpadded = strip_pad32(plain)?;
     if unpadded.len() < HEADER_LEN {
         return Err(DecryptError::MessageLength {
@@ -207,11 +250,59 @@ fn open(key: &AesKey, encrypt: &str) -> Result<Opened, DecryptError> {
             available: rest.len(),
         });
     }
-    let (msg, appid) = rest.split_at(msg_len);
-    Ok(Opened {
-        msg: msg.to_vec(),
-        appid: appid.to_vec(),
-    })
+    let msg_end = HEADER_LEN + msg_len;
+    Ok((HEADER_LEN..msg_end, msg_end..unpadded.len()))
+}
+
+/// The base64 of an `Encrypt` text, read through base64-simd with the
+/// tolerance of the [`LENIENT`] engine it replaced (a property test holds the
+/// two together): surrounding whitespace trimmed, padding optional (`=` only
+/// at the end, after at least two symbols of the last quad), the last
+/// symbol's discarded bits ignored.
+fn decode_ciphertext(encrypt: &str) -> Result<Vec<u8>, DecryptError> {
+    let text = encrypt.trim().as_bytes();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pads = text.iter().rev().take_while(|&&b| b == b'=').count();
+    // The last quad: the trailing 1 to 3 characters, or 4 when the length is a
+    // multiple of 4. Every `=` is in it, after its first two symbols.
+    let last_quad = match text.len() % 4 {
+        0 => 4,
+        rest => rest,
+    };
+    if last_quad < pads + 2 {
+        return Err(DecryptError::Base64);
+    }
+    let symbols = &text[..text.len() - pads];
+    // Whole quads through base64-simd; the 2 or 3 symbols after them (their
+    // discarded bits possibly set) by hand.
+    let (quads, tail) = symbols.split_at(symbols.len() / 4 * 4);
+    let mut out = Vec::with_capacity(quads.len() / 4 * 3 + 2);
+    base64_simd::STANDARD_NO_PAD
+        .decode_append(quads, &mut out)
+        .map_err(|_| DecryptError::Base64)?;
+    let sextet = |b: u8| match b {
+        b'A'..=b'Z' => Ok(b - b'A'),
+        b'a'..=b'z' => Ok(b - b'a' + 26),
+        b'0'..=b'9' => Ok(b - b'0' + 52),
+        b'+' => Ok(62),
+        b'/' => Ok(63),
+        _ => Err(DecryptError::Base64),
+    };
+    match *tail {
+        [] => {}
+        [a, b] => {
+            let (a, b) = (sextet(a)?, sextet(b)?);
+            out.push(a << 2 | b >> 4);
+        }
+        [a, b, c] => {
+            let (a, b, c) = (sextet(a)?, sextet(b)?, sextet(c)?);
+            out.extend_from_slice(&[a << 2 | b >> 4, b << 4 | c >> 2]);
+        }
+        _ => return Err(DecryptError::Base64),
+    }
+    Ok(out)
 }
 
 /// Strips PKCS#7 padding to 32-byte blocks: the last byte `n` is 1..=32 and the
@@ -244,11 +335,105 @@ mod tests {
         for len in [0, 1, 12, 13, 44, 45, 1000] {
             let msg = vec![b'x'; len];
             let enc = c.encrypt(&[7; 16], &msg);
+            assert_eq!(enc.len(), c.encrypted_len(len), "len {len}");
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(&enc)
                 .unwrap();
             assert_eq!(raw.len() % 32, 0, "len {len}");
             assert_eq!(c.decrypt(&enc).unwrap().as_bytes(), &msg[..]);
+        }
+    }
+
+    /// The base64 tolerance of `Encrypt` is the one of the `base64` crate's
+    /// lenient engine that read it before base64-simd did.
+    fn lenient_decode(text: &str) -> Option<Vec<u8>> {
+        LENIENT.decode(text.trim()).ok()
+    }
+
+    #[test]
+    fn ciphertext_base64_is_read_as_the_lenient_engine_reads_it() {
+        let cases = [
+            "",
+            " ",
+            "A",
+            "AB",
+            "AB=",
+            "AB==",
+            "AB===",
+            "ABC",
+            "ABC=",
+            "ABC==",
+            "ABCD",
+            "ABCD=",
+            "ABCD==",
+            "A===",
+            "====",
+            "=",
+            "AB=C",
+            "A=BC",
+            "ABCDE",
+            "ABCDEF",
+            "ABCDEF=",
+            "ABCDEF==",
+            "ABCDEFG",
+            "ABCDEFG=",
+            "AB/+",
+            "AB-_",
+            "ABCD\nEFGH",
+            " ABCD\n",
+            "\u{3000}ABCD",
+            "AB\u{e9}D",
+            "ABCDAB",
+            "ABCDAF",
+            "ABCDABC",
+            "ABCDABD",
+            "ABCDABD=",
+            "AQ==",
+            "AR==",
+            "AR",
+            "AQI=",
+            "AQJ=",
+            "AQJ",
+        ];
+        for case in cases {
+            assert_eq!(
+                decode_ciphertext(case).ok(),
+                lenient_decode(case),
+                "{case:?}"
+            );
+        }
+        // Every string of up to 6 characters over an alphabet with the edge cases.
+        let alphabet = ['A', 'Q', 'z', '/', '=', ' ', '-'];
+        let mut strings = vec![String::new()];
+        for _ in 0..6 {
+            strings = strings
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            for s in &strings {
+                assert_eq!(decode_ciphertext(s).ok(), lenient_decode(s), "{s:?}");
+            }
+        }
+        // Long inputs, through base64-simd's vector loop, at every length.
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 31 + 7) as u8).collect();
+        for len in 0..data.len() {
+            let padded = base64::engine::general_purpose::STANDARD.encode(&data[..len]);
+            let bare = padded.trim_end_matches('=');
+            for text in [padded.as_str(), bare, &format!(" {padded}\r\n")] {
+                assert_eq!(
+                    decode_ciphertext(text).ok(),
+                    Some(data[..len].to_vec()),
+                    "{len}"
+                );
+            }
+            // A bad symbol at any place is refused by both.
+            for at in 0..bare.len() {
+                let mut bad = bare.as_bytes().to_vec();
+                bad[at] = b'*';
+                let bad = String::from_utf8(bad).unwrap();
+                assert_eq!(decode_ciphertext(&bad).ok(), None, "{len} {at}");
+                assert_eq!(lenient_decode(&bad), None, "{len} {at}");
+            }
         }
     }
 
@@ -259,6 +444,14 @@ mod tests {
         assert_eq!(AesKey::try_new(bad), Err(KeyError::Alphabet));
         let wide = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFé";
         assert_eq!(AesKey::try_new(wide), Err(KeyError::Alphabet));
+    }
+
+    #[test]
+    fn a_context_is_shared_between_threads_and_its_clones_share_the_schedule() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MessageCrypto>();
+        let c = crypto();
+        assert!(std::sync::Arc::ptr_eq(&c.cipher, &c.clone().cipher));
     }
 
     #[test]
@@ -276,7 +469,7 @@ mod tests {
         let pad = 32 - buf.len() % 32;
         buf.resize(buf.len() + pad, pad as u8);
         let len = buf.len();
-        Aes256CbcEnc::new(c.key.key().into(), c.key.iv().into())
+        c.encryptor()
             .encrypt_padded_mut::<NoPadding>(&mut buf, len)
             .unwrap();
         let enc = base64::engine::general_purpose::STANDARD.encode(&buf);

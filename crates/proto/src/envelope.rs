@@ -5,7 +5,9 @@
 //! and the simulator (sealing pushes, opening replies) share one implementation.
 
 use crate::crypto::{DecryptError, MessageCrypto, RANDOM_LEN};
-use crate::signature::{msg_signature, signature, verify_msg_signature, verify_signature};
+use crate::signature::{
+    msg_signature, msg_signature_hex, signature, verify_msg_signature, verify_signature,
+};
 use crate::xml::{self, Element, XmlError, XmlWriter};
 
 /// How an account's pushes are protected (消息加解密方式), with the key where one is used.
@@ -235,9 +237,11 @@ impl EncryptedReply {
 
     /// The envelope in the layout of WeChat's samples and wechatpy.
     pub fn to_xml(&self) -> String {
-        format!(
-            "<xml>\n<Encrypt><![CDATA[{}]]></Encrypt>\n<MsgSignature><![CDATA[{}]]></MsgSignature>\n<TimeStamp>{}</TimeStamp>\n<Nonce><![CDATA[{}]]></Nonce>\n</xml>",
-            self.encrypt, self.msg_signature, self.timestamp, self.nonce
+        envelope_xml(
+            &self.encrypt,
+            &self.msg_signature,
+            &self.timestamp,
+            &self.nonce,
         )
     }
 
@@ -271,6 +275,47 @@ impl EncryptedReply {
     }
 }
 
+/// What the encrypted reply envelope starts with, up to the `Encrypt` text.
+const ENVELOPE_OPEN: &str = "<xml>\n<Encrypt><![CDATA[";
+
+/// The encrypted reply envelope, its pieces pushed into one allocation: no
+/// formatting machinery.
+fn envelope_xml(encrypt: &str, msg_signature: &str, timestamp: &str, nonce: &str) -> String {
+    let mut xml = String::with_capacity(
+        ENVELOPE_OPEN.len() + encrypt.len() + envelope_rest_len(msg_signature, timestamp, nonce),
+    );
+    xml.push_str(ENVELOPE_OPEN);
+    xml.push_str(encrypt);
+    finish_envelope(&mut xml, msg_signature, timestamp, nonce);
+    xml
+}
+
+/// The envelope's pieces after the `Encrypt` text.
+fn envelope_rest<'a>(msg_signature: &'a str, timestamp: &'a str, nonce: &'a str) -> [&'a str; 7] {
+    [
+        "]]></Encrypt>\n<MsgSignature><![CDATA[",
+        msg_signature,
+        "]]></MsgSignature>\n<TimeStamp>",
+        timestamp,
+        "</TimeStamp>\n<Nonce><![CDATA[",
+        nonce,
+        "]]></Nonce>\n</xml>",
+    ]
+}
+
+fn envelope_rest_len(msg_signature: &str, timestamp: &str, nonce: &str) -> usize {
+    envelope_rest(msg_signature, timestamp, nonce)
+        .iter()
+        .map(|piece| piece.len())
+        .sum()
+}
+
+fn finish_envelope(xml: &mut String, msg_signature: &str, timestamp: &str, nonce: &str) {
+    for piece in envelope_rest(msg_signature, timestamp, nonce) {
+        xml.push_str(piece);
+    }
+}
+
 /// Wraps a reply for the account's mode: plain XML in plain mode, the encrypted
 /// envelope in compatible and safe mode.
 pub fn seal_reply(
@@ -283,8 +328,28 @@ pub fn seal_reply(
 ) -> String {
     match mode.crypto() {
         None => reply_xml.to_owned(),
+        // What `EncryptedReply::seal(…).to_xml()` writes, without its copies
+        // of the timestamp, the nonce and the signature.
+        // The ciphertext's base64 is written into the envelope itself.
         Some(crypto) => {
-            EncryptedReply::seal(crypto, token, reply_xml, timestamp, nonce, random).to_xml()
+            const SIGNATURE: &str = "0123456789012345678901234567890123456789";
+            let mut xml = String::with_capacity(
+                ENVELOPE_OPEN.len()
+                    + crypto.encrypted_len(reply_xml.len())
+                    + envelope_rest_len(SIGNATURE, timestamp, nonce),
+            );
+            xml.push_str(ENVELOPE_OPEN);
+            crypto.encrypt_into(random, reply_xml.as_bytes(), &mut xml);
+            let mut signature = [0u8; 40];
+            let signature = msg_signature_hex(
+                token,
+                timestamp,
+                nonce,
+                &xml[ENVELOPE_OPEN.len()..],
+                &mut signature,
+            );
+            finish_envelope(&mut xml, signature, timestamp, nonce);
+            xml
         }
     }
 }
@@ -317,5 +382,32 @@ fn mode_mismatch(mode: &PushMode, got: &'static str) -> EnvelopeError {
     EnvelopeError::ModeMismatch {
         expected: mode.name(),
         got,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::AesKey;
+
+    #[test]
+    fn a_sealed_reply_is_the_encrypted_reply_envelope() {
+        let key = AesKey::try_new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG").unwrap();
+        let crypto = MessageCrypto::new(key, "wx0123456789abcdef");
+        for reply in ["", "<xml><Content><![CDATA[你好]]></Content></xml>"] {
+            let expected =
+                EncryptedReply::seal(&crypto, "tok", reply, "1700000000", "42", &[3; 16]).to_xml();
+            for mode in [
+                PushMode::Safe(crypto.clone()),
+                PushMode::Compat(crypto.clone()),
+            ] {
+                let sealed = seal_reply(&mode, "tok", reply, "1700000000", "42", &[3; 16]);
+                assert_eq!(sealed, expected);
+                assert_eq!(
+                    open_reply(&mode, "tok", &sealed).unwrap().as_deref(),
+                    Some(reply)
+                );
+            }
+        }
     }
 }

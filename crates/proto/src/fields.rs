@@ -1,20 +1,66 @@
 //! Reading the flat children of a WeChat `<xml>` element by name, keeping track
 //! of which ones a typed reader used so the rest can be kept verbatim.
 
+use std::borrow::Cow;
+
 use crate::xml::Element;
 use crate::MessageError;
+
+/// `text` in ASCII lowercase, written into `buf` when it fits (every type and
+/// event name WeChat sends does) rather than into a new `String`.
+pub(crate) fn ascii_lowercase<'b>(text: &str, buf: &'b mut [u8; 32]) -> Cow<'b, str> {
+    let Some(lower) = buf.get_mut(..text.len()) else {
+        return Cow::Owned(text.to_ascii_lowercase());
+    };
+    lower.copy_from_slice(text.as_bytes());
+    lower.make_ascii_lowercase();
+    // Only ASCII bytes changed, each for another: still the UTF-8 it was.
+    Cow::Borrowed(std::str::from_utf8(lower).expect("ASCII lowercasing keeps UTF-8"))
+}
 
 /// A cursor over an element's children that marks the ones it reads.
 pub(crate) struct Fields<'a> {
     elements: &'a [Element],
-    used: Vec<bool>,
+    used: Marks,
+}
+
+/// Which children are used: bits in a word for the few children of every
+/// push (so marking and checkpoints allocate nothing), a vector past 128.
+#[derive(Clone)]
+pub(crate) enum Marks {
+    Few(u128),
+    Many(Vec<bool>),
+}
+
+impl Marks {
+    fn new(len: usize) -> Self {
+        if len <= 128 {
+            Marks::Few(0)
+        } else {
+            Marks::Many(vec![false; len])
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        match self {
+            Marks::Few(bits) => bits >> i & 1 != 0,
+            Marks::Many(used) => used[i],
+        }
+    }
+
+    fn set(&mut self, i: usize) {
+        match self {
+            Marks::Few(bits) => *bits |= 1 << i,
+            Marks::Many(used) => used[i] = true,
+        }
+    }
 }
 
 impl<'a> Fields<'a> {
     pub(crate) fn new(elements: &'a [Element]) -> Self {
         Self {
             elements,
-            used: vec![false; elements.len()],
+            used: Marks::new(elements.len()),
         }
     }
 
@@ -24,21 +70,32 @@ impl<'a> Fields<'a> {
             .elements
             .iter()
             .enumerate()
-            .position(|(i, e)| !self.used[i] && e.name == name)?;
-        self.used[index] = true;
+            .position(|(i, e)| !self.used.get(i) && e.name == name)?;
+        self.used.set(index);
         Some(&self.elements[index])
     }
 
     /// The first unused child named `name` that has no children of its own.
     /// An element with children where text is expected is left for `rest`.
     fn leaf(&mut self, name: &str) -> Option<&'a Element> {
+        self.leaf_index(name).map(|index| &self.elements[index])
+    }
+
+    /// [`Self::leaf`]'s index among the children.
+    fn leaf_index(&mut self, name: &str) -> Option<usize> {
         let index = self
             .elements
             .iter()
             .enumerate()
-            .position(|(i, e)| !self.used[i] && e.name == name && e.children.is_empty())?;
-        self.used[index] = true;
-        Some(&self.elements[index])
+            .position(|(i, e)| !self.used.get(i) && e.name == name && e.children.is_empty())?;
+        self.used.set(index);
+        Some(index)
+    }
+
+    /// A required text field's index among the children, for a caller that
+    /// owns them to move its text out rather than copy it.
+    pub(crate) fn required_index(&mut self, name: &'static str) -> Result<usize, MessageError> {
+        self.leaf_index(name).ok_or(MessageError::Missing(name))
     }
 
     /// The text of the first unused leaf child named `name`.
@@ -73,22 +130,76 @@ impl<'a> Fields<'a> {
     }
 
     /// Remembers which children are used so a failed typed read can be undone.
-    pub(crate) fn checkpoint(&self) -> Vec<bool> {
+    pub(crate) fn checkpoint(&self) -> Marks {
         self.used.clone()
     }
 
     /// Forgets every read since `checkpoint`.
-    pub(crate) fn rollback(&mut self, checkpoint: Vec<bool>) {
+    pub(crate) fn rollback(&mut self, checkpoint: Marks) {
         self.used = checkpoint;
+    }
+
+    /// The indices of the children no reader used, in document order.
+    pub(crate) fn rest_indices(&self) -> Vec<usize> {
+        (0..self.elements.len())
+            .filter(|&i| !self.used.get(i))
+            .collect()
     }
 
     /// The children no reader used, in document order.
     pub(crate) fn rest(&self) -> Vec<Element> {
         self.elements
             .iter()
-            .zip(&self.used)
-            .filter(|(_, used)| !**used)
-            .map(|(e, _)| e.clone())
+            .enumerate()
+            .filter(|(i, _)| !self.used.get(*i))
+            .map(|(_, e)| e.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowercases_as_to_ascii_lowercase_does_in_the_buffer_or_not() {
+        for text in [
+            "",
+            "Text",
+            "EVENT",
+            "templateSendJobFinish",
+            "Ünï-Cödé",
+            "中文Abc",
+        ] {
+            let mut buf = [0; 32];
+            let lower = ascii_lowercase(text, &mut buf);
+            assert_eq!(lower, text.to_ascii_lowercase());
+            assert!(matches!(lower, Cow::Borrowed(_)));
+        }
+        let long = "A".repeat(33);
+        let mut buf = [0; 32];
+        let lower = ascii_lowercase(&long, &mut buf);
+        assert!(matches!(lower, Cow::Owned(ref l) if *l == "a".repeat(33)));
+    }
+
+    #[test]
+    fn marks_many_children_past_the_word_as_a_few() {
+        for len in [0, 1, 2, 127, 128, 129, 300] {
+            let elements: Vec<Element> = (0..len)
+                .map(|i| Element::leaf(if i % 2 == 0 { "A" } else { "B" }, i.to_string()))
+                .collect();
+            let mut f = Fields::new(&elements);
+            let checkpoint = f.checkpoint();
+            // Every "A" in document order, then none.
+            for i in (0..len).step_by(2) {
+                assert_eq!(f.text("A"), Some(i.to_string()), "{len}");
+            }
+            assert_eq!(f.text("A"), None);
+            let rest = f.rest();
+            assert_eq!(rest.len(), len / 2, "{len}");
+            assert!(rest.iter().all(|e| e.name == "B"));
+            f.rollback(checkpoint);
+            assert_eq!(f.rest().len(), len, "{len}");
+        }
     }
 }

@@ -127,7 +127,7 @@ impl Serialize for Extra<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut names: Vec<&str> = Vec::new();
         for element in self.0 {
-            if !names.contains(&element.name.as_str()) {
+            if !names.contains(&&*element.name) {
                 names.push(&element.name);
             }
         }

@@ -1,6 +1,6 @@
 //! JS-SDK `wx.config` signature (protocol reference §5.2).
 
-use sha1::{Digest, Sha1};
+use crate::signature::Sha1;
 
 /// The URL that is signed: the page URL without `#` and what follows, otherwise
 /// byte for byte as the browser has it (no escaping, no normalisation).
@@ -24,5 +24,5 @@ pub fn jssdk_signature(jsapi_ticket: &str, noncestr: &str, timestamp: &str, url:
     ] {
         hasher.update(part.as_bytes());
     }
-    crate::signature::lower_hex(hasher.finalize().into())
+    crate::signature::lower_hex(hasher.finalize())
 }

@@ -9,7 +9,6 @@
 use crate::fields::Fields;
 use crate::xml::{self, Element, XmlWriter};
 use crate::MessageError;
-use sha1::Digest as _;
 
 /// One message or event pushed by WeChat.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,31 +218,48 @@ impl PushKind {
 
 impl Push {
     /// Parses a decrypted push.
+    ///
+    /// The tree read is the push's own: the header's texts and the
+    /// untyped children are moved into the push, not copied.
     pub fn parse(xml: &str) -> Result<Self, MessageError> {
-        Self::from_element(&xml::parse(xml)?)
+        let mut children = xml::parse(xml)?.children;
+        let read = ReadPush::from(&children)?;
+        let mut take = |i: usize| std::mem::take(&mut children[i].text);
+        let to_user_name = take(read.to_user_name);
+        let from_user_name = take(read.from_user_name);
+        let kind = match read.kind {
+            Some(kind) => kind,
+            None => PushKind::Unknown {
+                msg_type: take(read.msg_type),
+            },
+        };
+        let extra = read
+            .rest
+            .iter()
+            .map(|&i| std::mem::take(&mut children[i]))
+            .collect();
+        Ok(Push {
+            to_user_name,
+            from_user_name,
+            create_time: read.create_time,
+            kind,
+            extra,
+        })
     }
 
     /// Reads a push from an already parsed `<xml>` root.
     pub fn from_element(root: &Element) -> Result<Self, MessageError> {
-        let mut f = Fields::new(&root.children);
-        let to_user_name = f.required("ToUserName")?;
-        let from_user_name = f.required("FromUserName")?;
-        let create_time = f.required_number("CreateTime")?;
-        let msg_type = f.required("MsgType")?;
-        let checkpoint = f.checkpoint();
-        let kind = match read_kind(&msg_type, &mut f) {
-            Some(kind) => kind,
-            None => {
-                f.rollback(checkpoint);
-                PushKind::Unknown { msg_type }
-            }
-        };
+        let children = &root.children;
+        let read = ReadPush::from(children)?;
+        let text = |i: usize| children[i].text.clone();
         Ok(Push {
-            to_user_name,
-            from_user_name,
-            create_time,
-            kind,
-            extra: f.rest(),
+            to_user_name: text(read.to_user_name),
+            from_user_name: text(read.from_user_name),
+            create_time: read.create_time,
+            kind: read.kind.unwrap_or_else(|| PushKind::Unknown {
+                msg_type: text(read.msg_type),
+            }),
+            extra: read.rest.iter().map(|&i| children[i].clone()).collect(),
         })
     }
 
@@ -281,7 +297,7 @@ impl Push {
             PushKind::Event(event) => event.name(),
             kind => kind.msg_type(),
         };
-        let digest = sha1::Sha1::digest(self.to_xml().as_bytes());
+        let digest = crate::signature::Sha1::digest(self.to_xml().as_bytes());
         format!(
             "e:{}:{}:{}:{}",
             self.from_user_name,
@@ -306,8 +322,44 @@ impl Push {
     }
 }
 
+/// A push read from a root's children: the indices of the header's texts
+/// and of the children left untyped, for [`Push::parse`] to move them out of
+/// its own tree and [`Push::from_element`] to copy them.
+struct ReadPush {
+    to_user_name: usize,
+    from_user_name: usize,
+    create_time: u64,
+    msg_type: usize,
+    /// `None`: an unknown type, or a known one missing a field.
+    kind: Option<PushKind>,
+    rest: Vec<usize>,
+}
+
+impl ReadPush {
+    fn from(children: &[Element]) -> Result<Self, MessageError> {
+        let mut f = Fields::new(children);
+        let to_user_name = f.required_index("ToUserName")?;
+        let from_user_name = f.required_index("FromUserName")?;
+        let create_time = f.required_number("CreateTime")?;
+        let msg_type = f.required_index("MsgType")?;
+        let checkpoint = f.checkpoint();
+        let kind = read_kind(&children[msg_type].text, &mut f);
+        if kind.is_none() {
+            f.rollback(checkpoint);
+        }
+        Ok(ReadPush {
+            to_user_name,
+            from_user_name,
+            create_time,
+            msg_type,
+            kind,
+            rest: f.rest_indices(),
+        })
+    }
+}
+
 fn read_kind(msg_type: &str, f: &mut Fields<'_>) -> Option<PushKind> {
-    let kind = match msg_type.to_ascii_lowercase().as_str() {
+    let kind = match crate::fields::ascii_lowercase(msg_type, &mut [0; 32]).as_ref() {
         "text" => PushKind::Text {
             content: f.text("Content")?,
             msg_id: f.number("MsgId")?,
@@ -355,7 +407,7 @@ fn read_kind(msg_type: &str, f: &mut Fields<'_>) -> Option<PushKind> {
 fn read_event(f: &mut Fields<'_>) -> Option<Event> {
     let event = f.text("Event")?;
     let checkpoint = f.checkpoint();
-    let typed = match event.to_ascii_lowercase().as_str() {
+    let typed = match crate::fields::ascii_lowercase(&event, &mut [0; 32]).as_ref() {
         "subscribe" => Some(Event::Subscribe {
             event_key: f.text("EventKey"),
             ticket: f.text("Ticket"),

@@ -221,7 +221,7 @@ fn write_body(w: &mut XmlWriter, body: &ReplyBody) {
 }
 
 fn read_body(msg_type: &str, f: &mut Fields<'_>) -> Result<ReplyBody, MessageError> {
-    let body = match msg_type.to_ascii_lowercase().as_str() {
+    let body = match crate::fields::ascii_lowercase(msg_type, &mut [0; 32]).as_ref() {
         "text" => ReplyBody::Text {
             content: f.required("Content")?,
         },

@@ -4,7 +4,6 @@
 //! Both are the lowercase hex SHA-1 of the byte-wise sorted concatenation of their
 //! parts. Sorting is on the strings as received: `"1700000000"` sorts before `"99"`.
 
-use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
 /// A signature in the query did not match the one computed from the token.
@@ -21,6 +20,19 @@ pub fn signature(token: &str, timestamp: &str, nonce: &str) -> String {
 /// text exactly as it appears in the XML (protocol reference §3.5).
 pub fn msg_signature(token: &str, timestamp: &str, nonce: &str, encrypt: &str) -> String {
     lower_hex(sorted_sha1([token, timestamp, nonce, encrypt]))
+}
+
+/// [`msg_signature`] written into `out` instead of a new `String`.
+pub(crate) fn msg_signature_hex<'o>(
+    token: &str,
+    timestamp: &str,
+    nonce: &str,
+    encrypt: &str,
+    out: &'o mut [u8; 40],
+) -> &'o str {
+    hex::encode_to_slice(sorted_sha1([token, timestamp, nonce, encrypt]), out)
+        .expect("40 bytes hold 20 in hex");
+    std::str::from_utf8(out).expect("hex is ASCII")
 }
 
 /// Checks a push's or GET check's `signature` in constant time.
@@ -56,13 +68,60 @@ pub fn timestamp_is_fresh(timestamp: &str, now: u64, tolerance_secs: u64) -> boo
 
 pub(crate) type Digest20 = [u8; 20];
 
+/// SHA-1 through aws-lc: its assembly (SHA-NI, AVX2 or SSSE3, chosen at run
+/// time) hashes a signed push's kilobyte of base64 in a fraction of the
+/// instructions portable Rust takes where SHA-NI is missing.
+pub(crate) struct Sha1(aws_lc_rs::digest::Context);
+
+impl Sha1 {
+    pub(crate) fn new() -> Self {
+        Self(aws_lc_rs::digest::Context::new(
+            &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        ))
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub(crate) fn finalize(self) -> Digest20 {
+        self.0
+            .finish()
+            .as_ref()
+            .try_into()
+            .expect("a SHA-1 digest is 20 bytes")
+    }
+
+    /// One-shot, without the streaming context's allocation and dispatch.
+    pub(crate) fn digest(data: &[u8]) -> Digest20 {
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+            .as_ref()
+            .try_into()
+            .expect("a SHA-1 digest is 20 bytes")
+    }
+}
+
+/// The parts are joined (on the stack, as a push's or a reply's are) and
+/// hashed in one shot: cheaper than aws-lc's streaming context, which
+/// allocates its state and dispatches every update.
 fn sorted_sha1<const N: usize>(mut parts: [&str; N]) -> Digest20 {
     parts.sort_unstable();
-    let mut hasher = Sha1::new();
+    let len = parts.iter().map(|part| part.len()).sum();
+    let mut stack = [0u8; 1024];
+    let Some(joined) = stack.get_mut(..len) else {
+        // A long push: joined on the heap, nothing zeroed first.
+        let mut joined = Vec::with_capacity(len);
+        for part in parts {
+            joined.extend_from_slice(part.as_bytes());
+        }
+        return Sha1::digest(&joined);
+    };
+    let mut at = 0;
     for part in parts {
-        hasher.update(part.as_bytes());
+        joined[at..at + part.len()].copy_from_slice(part.as_bytes());
+        at += part.len();
     }
-    hasher.finalize().into()
+    Sha1::digest(joined)
 }
 
 pub(crate) fn lower_hex(digest: Digest20) -> String {
@@ -71,12 +130,49 @@ pub(crate) fn lower_hex(digest: Digest20) -> String {
     String::from_utf8(out.to_vec()).expect("hex is ASCII")
 }
 
+/// Each byte's value as a hex digit, either case; 0xFF for any other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// 40 hex digits (either case) as the 20 bytes they spell, through a table
+/// (what `hex::decode_to_slice` accepts, in fewer instructions).
+fn decode_hex20(given: &str) -> Option<Digest20> {
+    let given = given.as_bytes();
+    if given.len() != 40 {
+        return None;
+    }
+    let mut digest = [0u8; 20];
+    // A digit's value is below 16: any 0xFF sets the high bits.
+    let mut invalid = 0u8;
+    for (byte, pair) in digest.iter_mut().zip(given.chunks_exact(2)) {
+        let (high, low) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        invalid |= high | low;
+        *byte = high << 4 | low;
+    }
+    (invalid < 16).then_some(digest)
+}
+
 /// Compares digests, not strings: WeChat sends lowercase hex, and uppercase is
 /// accepted too, since case carries no information and some hand-written
 /// clients upper-case it. Anything but 40 hex digits is a mismatch.
 fn constant_time_eq(expected: Digest20, given: &str) -> Result<(), SignatureMismatch> {
-    let mut given_digest = [0u8; 20];
-    hex::decode_to_slice(given, &mut given_digest).map_err(|_| SignatureMismatch)?;
+    let given_digest = decode_hex20(given).ok_or(SignatureMismatch)?;
     if bool::from(expected.ct_eq(&given_digest)) {
         Ok(())
     } else {
@@ -105,11 +201,87 @@ mod tests {
     fn sorts_as_strings_not_numbers() {
         // "1700000000" < "99" byte-wise: a numeric sort would put 99 first.
         let expected = {
-            let mut h = Sha1::new();
-            h.update(b"170000000099tok");
-            hex::encode(h.finalize())
+            use sha1::Digest as _;
+            hex::encode(sha1::Sha1::digest(b"170000000099tok"))
         };
         assert_eq!(signature("tok", "1700000000", "99"), expected);
+    }
+
+    #[test]
+    fn hex_digests_are_read_as_the_hex_crate_reads_them() {
+        let digest: Vec<u8> = (0..20u8).map(|i| i.wrapping_mul(37) ^ 0xA5).collect();
+        let lower = hex::encode(&digest);
+        let upper = lower.to_uppercase();
+        let mixed: String = lower
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 3 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let mut cases = vec![
+            lower.clone(),
+            upper,
+            mixed,
+            String::new(),
+            lower[..39].to_owned(),
+        ];
+        cases.push(format!("{lower}0"));
+        cases.push(format!(" {}", &lower[1..]));
+        cases.push(format!("{}é", &lower[..38]));
+        // Every byte value at the first and the last place.
+        for b in 0..=255u8 {
+            for at in [0, 39] {
+                let mut bytes = lower.clone().into_bytes();
+                bytes[at] = b;
+                if let Ok(text) = String::from_utf8(bytes) {
+                    cases.push(text);
+                }
+            }
+        }
+        for case in &cases {
+            let mut expected = [0u8; 20];
+            let expected = hex::decode_to_slice(case, &mut expected)
+                .ok()
+                .map(|()| expected);
+            assert_eq!(decode_hex20(case), expected, "{case:?}");
+        }
+        assert_eq!(decode_hex20(&lower).map(Vec::from), Some(digest));
+    }
+
+    #[test]
+    fn aws_lc_sha1_matches_the_sha1_crate_at_every_length_around_the_blocks() {
+        use sha1::Digest as _;
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..data.len() {
+            let expected: Digest20 = sha1::Sha1::digest(&data[..len]).into();
+            assert_eq!(Sha1::digest(&data[..len]), expected, "{len}");
+            // Fed in pieces, as the sorted parts are.
+            let mut h = Sha1::new();
+            let (a, b) = data[..len].split_at(len / 3);
+            h.update(a);
+            h.update(b);
+            assert_eq!(h.finalize(), expected, "{len} in pieces");
+        }
+    }
+
+    #[test]
+    fn sorted_parts_are_hashed_joined_on_the_stack_or_the_heap() {
+        use sha1::Digest as _;
+        for len in [0, 1, 500, 1000, 1001, 1024, 1025, 3000] {
+            let encrypt = "E".repeat(len);
+            let joined = format!("1700000000{encrypt}nonce7tok");
+            let expected = hex::encode(sha1::Sha1::digest(joined.as_bytes()));
+            assert_eq!(
+                msg_signature("tok", "1700000000", "nonce7", &encrypt),
+                expected,
+                "{len}"
+            );
+        }
     }
 
     #[test]

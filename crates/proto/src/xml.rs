@@ -8,6 +8,8 @@
 //! deeper than [`MAX_DEPTH`] and more than [`MAX_ELEMENTS`] elements. Every
 //! failure is an [`XmlError`] value, never a panic.
 
+use std::borrow::Cow;
+
 use quick_xml::events::{BytesRef, Event};
 use quick_xml::Reader;
 
@@ -52,8 +54,9 @@ pub enum XmlError {
 /// resolved) and its child elements. Attributes are ignored: WeChat sends none.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
-    /// The element's name, case preserved.
-    pub name: String,
+    /// The element's name, case preserved. The names WeChat uses are
+    /// borrowed from a static list rather than allocated for every element read.
+    pub name: Cow<'static, str>,
     /// Text content; for elements with children, the text between them is dropped.
     pub text: String,
     /// Child elements in document order.
@@ -62,7 +65,7 @@ pub struct Element {
 
 impl Element {
     /// A leaf element holding `text`.
-    pub fn leaf(name: impl Into<String>, text: impl Into<String>) -> Self {
+    pub fn leaf(name: impl Into<Cow<'static, str>>, text: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             text: text.into(),
@@ -109,7 +112,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                     return Err(XmlError::TooDeep);
                 }
                 forget_layout_text(&mut stack);
-                stack.push(Element::leaf(name_of(start.name().as_ref())?, ""));
+                stack.push(Element::leaf(name_of(xml, start.name().as_ref())?, ""));
             }
             Event::Empty(start) => {
                 count += 1;
@@ -117,7 +120,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                     return Err(XmlError::TooManyElements);
                 }
                 forget_layout_text(&mut stack);
-                let element = Element::leaf(name_of(start.name().as_ref())?, "");
+                let element = Element::leaf(name_of(xml, start.name().as_ref())?, "");
                 close(&mut stack, &mut root, element)?;
             }
             Event::End(_) => {
@@ -128,11 +131,17 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                 close(&mut stack, &mut root, element)?;
             }
             Event::Text(text) => {
-                let text = text.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                let text = match within(xml, &text) {
+                    Some(text) => std::borrow::Cow::Borrowed(text),
+                    None => text.decode().map_err(|e| XmlError::Syntax(e.to_string()))?,
+                };
                 append_text(&mut stack, &text, dirty)?;
             }
             Event::CData(data) => {
-                let text = data.decode().map_err(|e| XmlError::Syntax(e.to_string()))?;
+                let text = match within(xml, &data) {
+                    Some(text) => std::borrow::Cow::Borrowed(text),
+                    None => data.decode().map_err(|e| XmlError::Syntax(e.to_string()))?,
+                };
                 append_text(&mut stack, &text, dirty)?;
             }
             Event::GeneralRef(reference) => {
@@ -150,30 +159,183 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
     root.ok_or(XmlError::Empty)
 }
 
+/// The element names of WeChat's pushes, replies and envelopes (sorted, so a
+/// test sees that none is there twice): an element so named borrows its name.
+pub(crate) const KNOWN_NAMES: &[&str] = &[
+    "AgentID",
+    "AppId",
+    "ArticleCount",
+    "Articles",
+    "AuthorizationCode",
+    "AuthorizationCodeExpiredTime",
+    "AuthorizerAppid",
+    "ComponentVerifyTicket",
+    "Content",
+    "Count",
+    "CreateTime",
+    "Description",
+    "Encrypt",
+    "ErrorCount",
+    "Event",
+    "EventKey",
+    "FilterCount",
+    "Format",
+    "FromUserName",
+    "HQMusicUrl",
+    "Image",
+    "InfoType",
+    "KfAccount",
+    "Label",
+    "Latitude",
+    "Location_X",
+    "Location_Y",
+    "Longitude",
+    "MediaId",
+    "MenuId",
+    "MsgID",
+    "MsgId",
+    "MsgSignature",
+    "MsgType",
+    "Music",
+    "MusicUrl",
+    "Nonce",
+    "PicList",
+    "PicMd5Sum",
+    "PicUrl",
+    "Poiname",
+    "PreAuthCode",
+    "Precision",
+    "Recognition",
+    "Scale",
+    "ScanCodeInfo",
+    "ScanResult",
+    "ScanType",
+    "SendCount",
+    "SendLocationInfo",
+    "SendPicsInfo",
+    "SentCount",
+    "Status",
+    "ThumbMediaId",
+    "Ticket",
+    "TimeStamp",
+    "Title",
+    "ToUserName",
+    "TotalCount",
+    "TransInfo",
+    "Url",
+    "Video",
+    "Voice",
+    "item",
+    "xml",
+];
+
+/// Slots of the open-addressing table of [`KNOWN_NAMES`], four times as many
+/// as names, so a lookup probes one or two.
+const NAME_SLOTS: usize = 256;
+const NO_NAME: u8 = u8::MAX;
+
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+/// FNV-1a of a name, reduced to a slot.
+const fn name_slot(bytes: &[u8]) -> usize {
+    let mut hash = FNV_OFFSET;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u32).wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    hash as usize % NAME_SLOTS
+}
+
+/// The bytes an ASCII XML name may hold after its first: letters, digits,
+/// `_`, `-`, `.` and `:`.
+const ASCII_NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':');
+        b += 1;
+    }
+    table
+};
+
+/// Each slot holds the index in [`KNOWN_NAMES`] of the name hashed there
+/// (or probed on to it), [`NO_NAME`] where none is; built at compile time.
+const NAME_TABLE: [u8; NAME_SLOTS] = {
+    assert!(KNOWN_NAMES.len() < NAME_SLOTS / 2);
+    let mut table = [NO_NAME; NAME_SLOTS];
+    let mut i = 0;
+    while i < KNOWN_NAMES.len() {
+        let mut slot = name_slot(KNOWN_NAMES[i].as_bytes());
+        while table[slot] != NO_NAME {
+            slot = (slot + 1) % NAME_SLOTS;
+        }
+        table[slot] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The static copy of `name`, whose slot is `slot`, when it is one of
+/// [`KNOWN_NAMES`]: usually one comparison, cheaper than allocating a copy.
+fn known_name(name: &str, mut slot: usize) -> Option<&'static str> {
+    loop {
+        let index = NAME_TABLE[slot];
+        if index == NO_NAME {
+            return None;
+        }
+        let known = KNOWN_NAMES[usize::from(index)];
+        if known == name {
+            return Some(known);
+        }
+        slot = (slot + 1) % NAME_SLOTS;
+    }
+}
+
+/// `part` as the `&str` it is when it is a slice of `whole`, as what a reader
+/// over `whole` hands out borrowed is: its UTF-8 was checked with `whole`'s,
+/// only its ends are checked to be character boundaries. `None` for bytes
+/// from anywhere else (or cut inside a character).
+fn within<'a>(whole: &'a str, part: &[u8]) -> Option<&'a str> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    whole.get(start..start.checked_add(part.len())?)
+}
+
 /// Element names must be XML names (a letter or `_` first, then letters,
 /// digits, `_`, `-`, `.` or `:`); quick-xml itself lets `<@a/>` through.
-fn name_of(raw: &[u8]) -> Result<String, XmlError> {
+fn name_of(xml: &str, raw: &[u8]) -> Result<Cow<'static, str>, XmlError> {
     let invalid = || {
         XmlError::Syntax(format!(
             "invalid element name {:?}",
             String::from_utf8_lossy(raw)
         ))
     };
-    let name = std::str::from_utf8(raw).map_err(|_| invalid())?;
-    // WeChat's names are ASCII: check those without decoding characters.
-    let ascii_name_char =
-        |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
-    if raw
+    let name = match within(xml, raw) {
+        Some(name) => name,
+        None => std::str::from_utf8(raw).map_err(|_| invalid())?,
+    };
+    // WeChat's names are ASCII: check those without decoding characters,
+    // hashing them for the known names in the same pass.
+    let mut ascii = raw
         .first()
-        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
-        && raw.iter().all(ascii_name_char)
-    {
-        return Ok(name.to_owned());
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
+    let mut hash = FNV_OFFSET;
+    for &b in raw {
+        ascii &= ASCII_NAME_BYTE[usize::from(b)];
+        hash = (hash ^ u32::from(b)).wrapping_mul(FNV_PRIME);
+    }
+    if ascii {
+        return Ok(match known_name(name, hash as usize % NAME_SLOTS) {
+            Some(known) => Cow::Borrowed(known),
+            None => Cow::Owned(name.to_owned()),
+        });
     }
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
     if first_ok && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')) {
-        Ok(name.to_owned())
+        Ok(Cow::Owned(name.to_owned()))
     } else {
         Err(invalid())
     }
@@ -197,7 +359,14 @@ fn close(
     element: Element,
 ) -> Result<(), XmlError> {
     match stack.last_mut() {
-        Some(parent) => parent.children.push(element),
+        Some(parent) => {
+            // A push's root has 5 to 10 fields: room for 8 at once, not 4
+            // and then 8.
+            if parent.children.capacity() == 0 {
+                parent.children.reserve(8);
+            }
+            parent.children.push(element);
+        }
         None if root.is_none() => *root = Some(element),
         None => return Err(XmlError::OutsideRoot),
     }
@@ -451,6 +620,59 @@ mod tests {
         }
         let clean = format!("{}\u{fffd}\u{ffef}，\t\r\n", "a".repeat(30));
         assert!(matches!(xml_text(&clean), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn within_finds_slices_of_the_document_only() {
+        let doc = "<a>你好</a>";
+        let bytes = doc.as_bytes();
+        assert_eq!(within(doc, &bytes[3..9]), Some("你好"));
+        assert_eq!(within(doc, &bytes[..0]), Some(""));
+        assert_eq!(within(doc, bytes), Some(doc));
+        // Cut inside a character, past the end, or another buffer: not found.
+        assert_eq!(within(doc, &bytes[3..5]), None);
+        assert_eq!(within(&doc[..6], &bytes[3..9]), None);
+        let copy = bytes[3..9].to_vec();
+        assert_eq!(within(doc, &copy), None);
+        assert_eq!(within(&doc[6..], &bytes[3..9]), None);
+    }
+
+    #[test]
+    fn the_ascii_name_table_is_the_name_rule() {
+        for b in 0..=255u8 {
+            let rule = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
+            assert_eq!(ASCII_NAME_BYTE[usize::from(b)], rule, "{b}");
+        }
+        for name in ["a", "_", "a-b.c:d_9", "Z"] {
+            assert!(parse(&format!("<{name}/>")).is_ok(), "{name}");
+        }
+        for name in ["-a", ".a", "9", "a@b", "a\u{80}"] {
+            assert!(parse(&format!("<xml><{name}/></xml>")).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn known_names_are_sorted_valid_and_borrowed_when_read() {
+        assert!(KNOWN_NAMES.windows(2).all(|w| w[0] < w[1]));
+        for name in KNOWN_NAMES {
+            let doc = format!("<xml><{name}>v</{name}><{name}x/></xml>");
+            let root = parse(&doc).unwrap();
+            let read = &root.children[0];
+            assert!(
+                matches!(read.name, Cow::Borrowed(n) if n == *name),
+                "{name}"
+            );
+            assert_eq!(read.text, "v");
+            // A name that only starts like a known one is owned.
+            let other = &root.children[1];
+            assert!(matches!(other.name, Cow::Owned(ref n) if *n == format!("{name}x")));
+        }
+        assert!(matches!(
+            parse("<xml/>").unwrap().name,
+            Cow::Borrowed("xml")
+        ));
+        // Names are case-sensitive: no known one is borrowed for another case.
+        assert!(matches!(parse("<XML/>").unwrap().name, Cow::Owned(_)));
     }
 
     #[test]

@@ -24,3 +24,25 @@ fn push_corpus_replays_without_panic() {
 fn decrypt_corpus_replays_without_panic() {
     replay("decrypt", targets::decrypt);
 }
+
+/// `Push::parse` moves the texts out of its own tree; `Push::from_element`
+/// copies them out of a borrowed one: the same push either way, or the same
+/// error, for every push the fuzzer kept.
+#[test]
+fn parse_and_from_element_read_every_corpus_push_alike() {
+    let dir = crate::repo_root().join("fuzz/corpus/push");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let parsed = wxgate_proto::Push::parse(text);
+        let from_tree = wxgate_proto::xml::parse(text)
+            .map_err(wxgate_proto::MessageError::from)
+            .and_then(|root| wxgate_proto::Push::from_element(&root));
+        assert_eq!(parsed, from_tree, "{text:?}");
+        read += usize::from(parsed.is_ok());
+    }
+    assert!(read > 0, "no corpus push reads as a push");
+}

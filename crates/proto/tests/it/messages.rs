@@ -200,7 +200,7 @@ fn unknown_types_keep_every_field() {
             msg_type: "miniprogrampage".into()
         }
     );
-    let names: Vec<_> = p.extra.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<_> = p.extra.iter().map(|e| &*e.name).collect();
     assert_eq!(names, ["Title", "AppId", "MsgId"]);
     assert_eq!(p.msg_id(), Some(9));
 
