@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::response::Json;
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Json, Response};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::owner::PathOwner;
@@ -87,7 +87,7 @@ impl Client {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
         let now = state.now();
-        let hash: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
+        let hash = key_sha256(key.trim());
         // Compare against every client, in constant time each, so timing tells nothing.
         let mut found = None;
         let clients = state.clients.load_full();
@@ -106,6 +106,16 @@ impl Client {
     }
 }
 
+/// The SHA-256 of a presented client key, as `[[clients]] key_sha256`
+/// holds it: through aws-lc's assembly, a fraction of the portable code's
+/// instructions on a machine without SHA extensions.
+fn key_sha256(key: &str) -> [u8; 32] {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes())
+        .as_ref()
+        .try_into()
+        .expect("a SHA-256 digest is 32 bytes")
+}
+
 fn kind_of(kind: &str) -> Result<Kind, ApiError> {
     kind.parse()
         .ok()
@@ -118,29 +128,62 @@ fn kind_of(kind: &str) -> Result<Kind, ApiError> {
 }
 
 /// `{"<kind>": value, "expires_in": …, "expires_at": …}`, written straight
-/// from the credential (no intermediate `serde_json::Value`).
+/// from the credential into the body's one buffer (no `serde_json::Value`,
+/// no serializer: the value is a token or ticket, escaped as JSON wants
+/// only where it holds a byte that needs it).
 pub(crate) struct CredentialBody {
     kind: Kind,
     credential: Credential,
     expires_in: u64,
 }
 
-impl Serialize for CredentialBody {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry(self.kind.as_str(), &self.credential.value)?;
-        map.serialize_entry("expires_in", &self.expires_in)?;
-        map.serialize_entry("expires_at", &self.credential.expires_at)?;
-        map.end()
+impl CredentialBody {
+    fn to_json(&self) -> Vec<u8> {
+        let value = &self.credential.value;
+        let mut out = Vec::with_capacity(value.len() + 80);
+        out.push(b'{');
+        push_json_str(&mut out, self.kind.as_str());
+        out.push(b':');
+        push_json_str(&mut out, value);
+        let mut number = itoa::Buffer::new();
+        out.extend_from_slice(b",\"expires_in\":");
+        out.extend_from_slice(number.format(self.expires_in).as_bytes());
+        out.extend_from_slice(b",\"expires_at\":");
+        out.extend_from_slice(number.format(self.credential.expires_at).as_bytes());
+        out.push(b'}');
+        out
     }
 }
 
-fn body(kind: Kind, credential: Credential, now: u64) -> Json<CredentialBody> {
-    Json(CredentialBody {
+/// `text` as a JSON string: copied as is unless it holds a quote, a
+/// backslash or a control character, then through serde_json's escaping.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, text).expect("a string serializes into a Vec");
+    }
+}
+
+impl IntoResponse for CredentialBody {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from(self.to_json()));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+fn body(kind: Kind, credential: Credential, now: u64) -> CredentialBody {
+    CredentialBody {
         kind,
         expires_in: credential.expires_in(now),
         credential,
-    })
+    }
 }
 
 /// The credential a path names: `…/{kind}` or `…/{kind}/refresh`.
@@ -158,7 +201,7 @@ pub(crate) async fn get(
     client: Client,
     owner: PathOwner,
     Path(KindParam { kind }): Path<KindParam>,
-) -> Result<Json<CredentialBody>, ApiError> {
+) -> Result<CredentialBody, ApiError> {
     get_at(&state, &client, &owner, &kind).await
 }
 
@@ -169,7 +212,7 @@ pub(crate) async fn get_at(
     client: &Client,
     owner: &PathOwner,
     kind: &str,
-) -> Result<Json<CredentialBody>, ApiError> {
+) -> Result<CredentialBody, ApiError> {
     let kind = kind_of(kind)?;
     client.check(state, owner.key()?)?;
     let owner = owner.known()?;
@@ -192,7 +235,7 @@ pub(crate) async fn refresh(
     owner: PathOwner,
     Path(KindParam { kind }): Path<KindParam>,
     body_json: Result<Json<RefreshRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<CredentialBody>, ApiError> {
+) -> Result<CredentialBody, ApiError> {
     let kind = kind_of(&kind)?;
     client.check(&state, owner.key()?)?;
     let owner = owner.known()?;
@@ -207,4 +250,52 @@ pub(crate) async fn refresh(
         )
         .await?;
     Ok(body(kind, credential, state.now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest as _;
+
+    #[test]
+    fn key_sha256_is_sha256() {
+        for key in [
+            "",
+            "k",
+            "a-client-key-of-some-length-0123456789",
+            &"x".repeat(200),
+        ] {
+            let expected: [u8; 32] = sha2::Sha256::digest(key.as_bytes()).into();
+            assert_eq!(key_sha256(key), expected, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn a_credential_body_is_the_json_a_serializer_writes() {
+        for value in [
+            "ACCESS_TOKEN-abc_123",
+            "",
+            "quote\"back\\slash\ncontrol\u{1}é",
+        ] {
+            let body = body(
+                Kind::AccessToken,
+                Credential {
+                    value: value.to_owned(),
+                    expires_at: 1_700_007_200,
+                    fetched_at: 1_700_000_000,
+                },
+                1_700_000_100,
+            );
+            let json: serde_json::Value = serde_json::from_slice(&body.to_json()).unwrap();
+            assert_eq!(
+                json,
+                serde_json::json!({
+                    "access_token": value,
+                    "expires_in": 7100,
+                    "expires_at": 1_700_007_200u64,
+                }),
+                "{value:?}"
+            );
+        }
+    }
 }

@@ -245,14 +245,24 @@ impl<'a> Route<'a> {
 /// (the longest route here), each taken as is: not empty, nothing to
 /// percent-decode.
 fn segments(path: &str) -> Option<([&str; 5], usize)> {
+    if memchr::memchr(b'%', path.as_bytes()).is_some() {
+        return None;
+    }
     let mut segments = [""; 5];
     let mut count = 0;
-    for segment in path.split('/') {
-        if count == segments.len() || segment.is_empty() || segment.contains('%') {
+    let mut rest = Some(path);
+    while let Some(left) = rest {
+        // `/` is ASCII: slicing at it keeps to char boundaries.
+        let (segment, next) = match memchr::memchr(b'/', left.as_bytes()) {
+            Some(i) => (&left[..i], Some(&left[i + 1..])),
+            None => (left, None),
+        };
+        if count == segments.len() || segment.is_empty() {
             return None;
         }
         segments[count] = segment;
         count += 1;
+        rest = next;
     }
     Some((segments, count))
 }
