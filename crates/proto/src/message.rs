@@ -312,7 +312,7 @@ impl Push {
         let mut w = XmlWriter::new();
         w.cdata("ToUserName", &self.to_user_name)
             .cdata("FromUserName", &self.from_user_name)
-            .number("CreateTime", self.create_time)
+            .integer("CreateTime", self.create_time)
             .cdata("MsgType", self.kind.msg_type());
         write_kind(&mut w, &self.kind);
         for element in &self.extra {

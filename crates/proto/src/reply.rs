@@ -137,7 +137,7 @@ impl Reply {
         let mut w = XmlWriter::new();
         w.cdata("ToUserName", &self.to_user_name)
             .cdata("FromUserName", &self.from_user_name)
-            .number("CreateTime", self.create_time)
+            .integer("CreateTime", self.create_time)
             .cdata("MsgType", self.body.msg_type());
         write_body(&mut w, &self.body);
         w.finish()

@@ -492,6 +492,14 @@ impl XmlWriter {
         self.close(name)
     }
 
+    /// `<name>value</name>` for an integer: [`Self::number`] without the
+    /// formatting machinery, for the `CreateTime` of every reply.
+    pub(crate) fn integer(&mut self, name: &str, value: u64) -> &mut Self {
+        self.open(name);
+        self.out.push_str(itoa::Buffer::new().format(value));
+        self.close(name)
+    }
+
     /// A CDATA element only when `value` is present.
     pub(crate) fn opt_cdata(&mut self, name: &str, value: Option<&str>) -> &mut Self {
         if let Some(value) = value {
