@@ -108,32 +108,40 @@ fn read_query<const N: usize>(
 
 /// The query's name/value pairs, decoded as `application/x-www-form-urlencoded`.
 /// WeChat's parameters need no decoding, so a pair without `%` or `+` is
-/// borrowed as is and only the others go through the decoder. The
-/// separators are found with `memchr` (`str::split` costs more than the
-/// rest of the parse).
+/// borrowed as is and only the others go through the decoder. One pass
+/// over each pair finds its end, its `=` and whether it is encoded.
 fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     let mut rest = query;
     std::iter::from_fn(move || loop {
         if rest.is_empty() {
             return None;
         }
+        let (mut end, mut equals, mut encoded) = (rest.len(), None, false);
+        for (i, &b) in rest.as_bytes().iter().enumerate() {
+            match b {
+                b'&' => {
+                    end = i;
+                    break;
+                }
+                b'=' if equals.is_none() => equals = Some(i),
+                b'%' | b'+' => encoded = true,
+                _ => {}
+            }
+        }
         // `&` and `=` are ASCII: slicing at them keeps to char boundaries.
-        let (pair, next) = match memchr::memchr(b'&', rest.as_bytes()) {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
-        };
-        rest = next;
+        let pair = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
         if pair.is_empty() {
             continue;
         }
-        if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_some() {
+        if encoded {
             return Some(
                 url::form_urlencoded::parse(pair.as_bytes())
                     .next()
                     .unwrap_or_default(),
             );
         }
-        return Some(match memchr::memchr(b'=', pair.as_bytes()) {
+        return Some(match equals {
             Some(i) => (Cow::Borrowed(&pair[..i]), Cow::Borrowed(&pair[i + 1..])),
             None => (Cow::Borrowed(pair), Cow::Borrowed("")),
         });
