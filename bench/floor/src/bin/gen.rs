@@ -163,7 +163,11 @@ fn run() -> Result<(), String> {
     w1.flush().map_err(io)?;
     for i in 0..plain_pool {
         let msg_id = msgid_base * 1_000_000_000 + 500_000_000 + i;
-        let nonce = (rng.next() % 1_000_000_000).to_string();
+        // 18 random digits: a plain push's signature covers only timestamp
+        // and nonce, so two entries of one pool (same timestamp) sharing a
+        // 9-digit nonce (about 125 pairs in 500,000) would be one signed
+        // query with two bodies, which wxgate refuses (body_mismatch).
+        let nonce = (rng.next() % 1_000_000_000_000_000_000).to_string();
         let q = PushQuery {
             signature: signature(token, &timestamp, &nonce),
             timestamp: timestamp.clone(),
