@@ -479,8 +479,13 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
         failures.is_empty(),
         "probes refused during the attack: {failures:#?}"
     );
+    // Answered, not refused, and without waiting for an eviction timeout
+    // (the body timeout is 10 s). The attack's reconnections keep the
+    // listen queue full at times, so a probe's SYN may be dropped once and
+    // resent by the kernel a second later (seen in loaded full runs:
+    // 1,015 ms; 15–26 ms alone): one retransmission is tolerated, two are not.
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_millis(1_500),
         "slowest answer during the attack: {slowest:?}"
     );
     assert!(
