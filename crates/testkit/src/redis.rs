@@ -370,16 +370,20 @@ impl RedisSentinels {
 
     /// Asks a sentinel to fail over now (`SENTINEL FAILOVER`).
     pub fn failover(&self) {
-        run(
-            "redis-cli",
-            &[
-                "-p",
-                &self.sentinels[0].port().to_string(),
-                "sentinel",
-                "failover",
-                MASTER,
-            ],
-        );
+        // Sentinel refuses (`-NOGOODSLAVE`, `-INPROG`) while it does not
+        // yet see the replica as in sync or another failover runs: asked
+        // again until it accepts, for up to 20 s (100 × 200 ms, counted in
+        // attempts: no clock needed).
+        let port = self.sentinels[0].port().to_string();
+        let mut reply = String::new();
+        for _ in 0..100 {
+            reply = run("redis-cli", &["-p", &port, "sentinel", "failover", MASTER]);
+            if reply.trim() == "OK" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("SENTINEL FAILOVER was refused for 20 s: {reply}");
     }
 
     /// The server on `port`.
