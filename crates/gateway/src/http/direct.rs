@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use prometheus_client::metrics::histogram::Histogram;
 use tower_service::Service;
+use tracing::Instrument;
 
 use super::client_api::{self, Client};
 use super::observe::{self, REQUEST_ID};
@@ -63,53 +64,59 @@ impl Front {
         let id = observe::request_id(request.headers());
         let method = request.method().clone();
         let (label, slot) = (route.label(), route.slot(&method));
-        let mut response = match route {
-            Route::Push(at) => {
-                let owner = match at {
-                    PushAt::App(appid) => Ok(PathOwner::app(state, appid, None)),
-                    PushAt::WeCom(corpid, agent) => Ok(PathOwner::wecom(state, corpid, agent)),
-                    PushAt::Root => wechat::single_app(state),
-                };
-                let source = PushSource::of(state, Some(peer), request.headers());
-                let (parts, body) = request.into_parts();
-                let query = parts.uri.query().unwrap_or_default();
-                let answer = match (owner, method == Method::GET) {
-                    (Err(e), _) => Err(e),
-                    (Ok(owner), true) => wechat::verify_at(state, source, &owner, query),
-                    (Ok(owner), false) => {
-                        wechat::receive_at(state, source, &owner, query, body).await
-                    }
-                };
-                answer.unwrap_or_else(IntoResponse::into_response)
-            }
-            Route::Credential(at, kind) => {
-                let trusted = &state.server.trusted_proxies;
-                let peer = Peer::at(Some(peer), request.headers(), trusted);
-                let answer = match Client::authenticate(state, request.headers(), peer) {
-                    Err(e) => Err(e),
-                    Ok(client) => {
-                        let owner = match at {
-                            CredentialAt::App(appid) => PathOwner::app(state, appid, None),
-                            CredentialAt::WeCom(corpid, agent) => {
-                                PathOwner::wecom(state, corpid, agent)
-                            }
-                        };
-                        client_api::get_at(state, &client, &owner, kind).await
-                    }
-                };
-                let mut response = answer.into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                response
+        // As the router's `observe`: every line logged while answering carries the id.
+        let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
+        let answer = async {
+            match route {
+                Route::Push(at) => {
+                    let owner = match at {
+                        PushAt::App(appid) => Ok(PathOwner::app(state, appid, None)),
+                        PushAt::WeCom(corpid, agent) => Ok(PathOwner::wecom(state, corpid, agent)),
+                        PushAt::Root => wechat::single_app(state),
+                    };
+                    let source = PushSource::of(state, Some(peer), request.headers());
+                    let (parts, body) = request.into_parts();
+                    let query = parts.uri.query().unwrap_or_default();
+                    let answer = match (owner, method == Method::GET) {
+                        (Err(e), _) => Err(e),
+                        (Ok(owner), true) => wechat::verify_at(state, source, &owner, query),
+                        (Ok(owner), false) => {
+                            wechat::receive_at(state, source, &owner, query, body).await
+                        }
+                    };
+                    answer.unwrap_or_else(IntoResponse::into_response)
+                }
+                Route::Credential(at, kind) => {
+                    let trusted = &state.server.trusted_proxies;
+                    let peer = Peer::at(Some(peer), request.headers(), trusted);
+                    let answer = match Client::authenticate(state, request.headers(), peer) {
+                        Err(e) => Err(e),
+                        Ok(client) => {
+                            let owner = match at {
+                                CredentialAt::App(appid) => PathOwner::app(state, appid, None),
+                                CredentialAt::WeCom(corpid, agent) => {
+                                    PathOwner::wecom(state, corpid, agent)
+                                }
+                            };
+                            client_api::get_at(state, &client, &owner, kind).await
+                        }
+                    };
+                    let mut response = answer.into_response();
+                    response
+                        .headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    response
+                }
             }
         };
+        let mut response = answer.instrument(span.clone()).await;
         let elapsed = started.elapsed();
         let status = response.status();
         self.timer(slot, label, &method, status)
             .observe(elapsed.as_secs_f64());
         if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
-            observe::log_answer(&method, label, status, elapsed, Some(&id));
+            let _entered = span.enter();
+            observe::log_answer(&method, label, status, elapsed);
         }
         response.headers_mut().insert(REQUEST_ID.clone(), id);
         response

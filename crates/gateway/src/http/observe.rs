@@ -92,7 +92,7 @@ pub(crate) async fn observe(
         })
         .observe(elapsed.as_secs_f64());
     let _entered = span.enter();
-    log_answer(&method, route, status, elapsed, None);
+    log_answer(&method, route, status, elapsed);
     response
 }
 
@@ -111,21 +111,19 @@ pub(crate) fn headers_too_large(headers: &HeaderMap) -> Option<Response> {
     })
 }
 
-/// The line every answer gets: a failure (5xx) as a warning, the rest at
-/// debug level. `id` is the request id when no span carries it.
+/// The line every answer gets, within the request's span (which carries
+/// its id): a failure (5xx) as a warning, the rest at debug level.
 pub(crate) fn log_answer(
     method: &Method,
     route: &str,
     status: StatusCode,
     elapsed: std::time::Duration,
-    id: Option<&HeaderValue>,
 ) {
     let ms = elapsed.as_secs_f64() * 1000.0;
-    let request_id = id.and_then(|id| id.to_str().ok());
     if status.is_server_error() {
-        tracing::warn!(%method, route, status = status.as_u16(), ms, request_id, "request failed");
+        tracing::warn!(%method, route, status = status.as_u16(), ms, "request failed");
     } else {
-        tracing::debug!(%method, route, status = status.as_u16(), ms, request_id, "request");
+        tracing::debug!(%method, route, status = status.as_u16(), ms, "request");
     }
 }
 

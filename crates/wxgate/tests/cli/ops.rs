@@ -173,14 +173,30 @@ async fn logs_at_debug_level_hold_no_secret_and_json_lines_carry_request_ids() {
         assert!(!logs.contains(secret), "the {name} is in the logs:\n{logs}");
     }
     let mut with_request_id = 0;
+    let mut routes_with_id = std::collections::BTreeSet::new();
     for line in logs.lines() {
         let entry: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         if entry["span"]["request_id"].is_string() {
             with_request_id += 1;
+            if let Some(route) = entry["fields"]["route"].as_str() {
+                routes_with_id.insert(route.to_owned());
+            }
         }
     }
     assert!(with_request_id > 0, "no line carries a request id:\n{logs}");
+    // The routes answered off the connection (pushes, credential reads) as
+    // well as the router's.
+    for route in [
+        "/wx/{appid}",
+        "/v1/apps/{appid}/{kind}",
+        "/admin/status.json",
+    ] {
+        assert!(
+            routes_with_id.contains(route),
+            "no line of {route} carries a request id: {routes_with_id:?}\n{logs}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
