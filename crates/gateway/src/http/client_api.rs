@@ -202,7 +202,7 @@ pub(crate) async fn get(
     owner: PathOwner,
     Path(KindParam { kind }): Path<KindParam>,
 ) -> Result<CredentialBody, ApiError> {
-    get_at(&state, &client, &owner, &kind).await
+    get_at(&state, &client, &owner, kind_of(&kind)?).await
 }
 
 /// [`get`], for a client, path owner and kind however they were read (the
@@ -211,9 +211,8 @@ pub(crate) async fn get_at(
     state: &AppState,
     client: &Client,
     owner: &PathOwner,
-    kind: &str,
+    kind: Kind,
 ) -> Result<CredentialBody, ApiError> {
-    let kind = kind_of(kind)?;
     client.check(state, owner.key()?)?;
     let owner = owner.known()?;
     let credential = state

@@ -172,7 +172,7 @@ enum Route<'a> {
     /// `GET` (ownership check) or `POST` (push), at the owner's URL.
     Push(PushAt<'a>),
     /// `GET` a credential of the owner: `kind` is one the client API serves.
-    Credential(CredentialAt<'a>, &'a str),
+    Credential(CredentialAt<'a>, Kind),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,21 +207,19 @@ impl<'a> Route<'a> {
             return Some(Route::Push(PushAt::Root));
         }
         let (segments, count) = segments(path.strip_prefix('/')?)?;
-        let route = match segments[..count] {
+        // A kind the client API does not serve: the router's error.
+        let served = |kind: &str| kind.parse::<Kind>().ok().filter(|k| k.is_served());
+        Some(match segments[..count] {
             ["wx", appid] => Route::Push(PushAt::App(appid)),
             ["wecom", corpid, agent] => Route::Push(PushAt::WeCom(corpid, agent)),
-            ["v1", "apps", appid, kind] if get => Route::Credential(CredentialAt::App(appid), kind),
+            ["v1", "apps", appid, kind] if get => {
+                Route::Credential(CredentialAt::App(appid), served(kind)?)
+            }
             ["v1", "wecom", corpid, agent, kind] if get => {
-                Route::Credential(CredentialAt::WeCom(corpid, agent), kind)
+                Route::Credential(CredentialAt::WeCom(corpid, agent), served(kind)?)
             }
             _ => return None,
-        };
-        match route {
-            Route::Credential(_, kind) if !kind.parse::<Kind>().is_ok_and(|k| k.is_served()) => {
-                None
-            }
-            route => Some(route),
-        }
+        })
     }
 
     /// The route's pattern, as the router's metrics name it.
@@ -292,13 +290,16 @@ mod tests {
         );
         assert_eq!(
             Route::of(get, "/v1/apps/wx1/access_token"),
-            Some(Route::Credential(CredentialAt::App("wx1"), "access_token"))
+            Some(Route::Credential(
+                CredentialAt::App("wx1"),
+                Kind::AccessToken
+            ))
         );
         assert_eq!(
             Route::of(get, "/v1/wecom/ww1/app/agent_config_ticket"),
             Some(Route::Credential(
                 CredentialAt::WeCom("ww1", "app"),
-                "agent_config_ticket"
+                Kind::AgentConfigTicket
             ))
         );
         for (method, path) in [
@@ -333,8 +334,8 @@ mod tests {
             Route::Push(PushAt::WeCom("c", "a")).slot(post),
             Route::Push(PushAt::Root).slot(get),
             Route::Push(PushAt::Root).slot(post),
-            Route::Credential(CredentialAt::App("a"), "k").slot(get),
-            Route::Credential(CredentialAt::WeCom("c", "a"), "k").slot(get),
+            Route::Credential(CredentialAt::App("a"), Kind::AccessToken).slot(get),
+            Route::Credential(CredentialAt::WeCom("c", "a"), Kind::AccessToken).slot(get),
         ];
         let mut sorted = slots.to_vec();
         sorted.sort_unstable();

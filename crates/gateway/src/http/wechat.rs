@@ -244,13 +244,8 @@ fn check_fresh(state: &AppState, timestamp: &str) -> Result<(), ApiError> {
 /// The echo, as WeChat and WeCom want it: the bare text (no quotes, BOM or
 /// newline), never sniffed as HTML.
 fn echo(text: String) -> Response {
-    let mut response = Response::new(Body::from(text));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
+    let mut response = typed("text/plain; charset=utf-8", text);
+    response.headers_mut().insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
