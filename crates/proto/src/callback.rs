@@ -349,7 +349,7 @@ pub fn push_from_json(json: &str) -> Result<Push, CallbackError> {
     let mut roots = Vec::new();
     elements("xml", node, 1, &mut 0, &mut roots)?;
     let root = roots.pop().expect("an object gives one element");
-    Push::from_element(&root).map_err(|e| CallbackError::Json(e.to_string()))
+    Push::from_root(root).map_err(|e| CallbackError::Json(e.to_string()))
 }
 
 /// A JSON value with its objects' keys in document order (serde_json's own

@@ -218,11 +218,19 @@ impl PushKind {
 
 impl Push {
     /// Parses a decrypted push.
-    ///
-    /// The tree read is the push's own: the header's texts and the
-    /// untyped children are moved into the push, not copied.
     pub fn parse(xml: &str) -> Result<Self, MessageError> {
-        let mut children = xml::parse(xml)?.children;
+        Self::from_root(xml::parse(xml)?)
+    }
+
+    /// Reads a push from an already parsed `<xml>` root.
+    pub fn from_element(root: &Element) -> Result<Self, MessageError> {
+        Self::from_root(root.clone())
+    }
+
+    /// Reads a push from a root it owns: the header's texts and the untyped
+    /// children are moved into the push, not copied.
+    pub(crate) fn from_root(root: Element) -> Result<Self, MessageError> {
+        let mut children = root.children;
         let read = ReadPush::from(&children)?;
         let mut take = |i: usize| std::mem::take(&mut children[i].text);
         let to_user_name = take(read.to_user_name);
@@ -244,22 +252,6 @@ impl Push {
             create_time: read.create_time,
             kind,
             extra,
-        })
-    }
-
-    /// Reads a push from an already parsed `<xml>` root.
-    pub fn from_element(root: &Element) -> Result<Self, MessageError> {
-        let children = &root.children;
-        let read = ReadPush::from(children)?;
-        let text = |i: usize| children[i].text.clone();
-        Ok(Push {
-            to_user_name: text(read.to_user_name),
-            from_user_name: text(read.from_user_name),
-            create_time: read.create_time,
-            kind: read.kind.unwrap_or_else(|| PushKind::Unknown {
-                msg_type: text(read.msg_type),
-            }),
-            extra: read.rest.iter().map(|&i| children[i].clone()).collect(),
         })
     }
 
@@ -323,8 +315,8 @@ impl Push {
 }
 
 /// A push read from a root's children: the indices of the header's texts
-/// and of the children left untyped, for [`Push::parse`] to move them out of
-/// its own tree and [`Push::from_element`] to copy them.
+/// and of the children left untyped, for [`Push::from_root`] to move them
+/// out of the tree.
 struct ReadPush {
     to_user_name: usize,
     from_user_name: usize,

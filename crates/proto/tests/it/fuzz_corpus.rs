@@ -25,9 +25,9 @@ fn decrypt_corpus_replays_without_panic() {
     replay("decrypt", targets::decrypt);
 }
 
-/// `Push::parse` moves the texts out of its own tree; `Push::from_element`
-/// copies them out of a borrowed one: the same push either way, or the same
-/// error, for every push the fuzzer kept.
+/// `Push::parse` reads the tree it parsed; `Push::from_element` a borrowed
+/// one: the same push either way, or the same error, for every push the
+/// fuzzer kept.
 #[test]
 fn parse_and_from_element_read_every_corpus_push_alike() {
     let dir = crate::repo_root().join("fuzz/corpus/push");
