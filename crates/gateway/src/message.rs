@@ -396,15 +396,12 @@ impl Dispatcher {
     ) -> Result<(), BodyMismatch> {
         use sha2::{Digest, Sha256};
         let digest = self.keys.body(body);
+        let (key, now) = (self.keys.signed_query(appid, query), self.clock.now());
         let (bound, _) = self
             .unsigned_bodies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(
-                self.keys.signed_query(appid, query),
-                self.clock.now(),
-                || digest,
-            );
+            .get_or_insert_with(key, now, || digest);
         if bound != digest {
             return Err(BodyMismatch);
         }
@@ -459,11 +456,15 @@ impl Dispatcher {
                 (self.reply_at_once(&inbox, &push))
                     .map(|(outcome, body)| self.answered(&inbox, &push, outcome, body, started))
             }));
-            match at_once {
-                Ok(Some(answer)) => return lead.finish(answer),
-                Ok(None) => {}
-                Err(_) => return lead.finish(None),
-            }
+            let this = self.clone();
+            return match at_once {
+                Ok(Some(answer)) => lead.finish(answer),
+                // The webhook is to be asked (the rules are not run again).
+                Ok(None) => {
+                    PendingAnswer::lead(lead, this.ask_webhook(inbox, push, deadline)).await
+                }
+                Err(_) => lead.finish(None),
+            };
         }
         let this = self.clone();
         PendingAnswer::lead(lead, async move {
@@ -480,10 +481,6 @@ impl Dispatcher {
         deadline: tokio::time::Instant,
     ) -> Answer {
         let store = self.store.clone();
-        if !store.shares_pushes() {
-            // One instance: the in-process dedupe is the whole story.
-            return self.handle(inbox, push, deadline).await;
-        }
         // The store's key, the same in every instance.
         let key = format!("{}:{}", inbox.owner, push.dedupe_key());
         let ttl = Duration::from_secs(self.dedupe.window());
@@ -535,10 +532,21 @@ impl Dispatcher {
         deadline: tokio::time::Instant,
     ) -> Answer {
         let started = tokio::time::Instant::now();
-        let (outcome, body) = match self.reply_at_once(&inbox, &push) {
-            Some(done) => done,
-            None => self.call_webhook(&inbox, &push, deadline).await,
-        };
+        match self.reply_at_once(&inbox, &push) {
+            Some((outcome, body)) => self.answered(&inbox, &push, outcome, body, started),
+            None => self.ask_webhook(inbox, push, deadline).await,
+        }
+    }
+
+    /// The answer of a push only the webhook can answer.
+    async fn ask_webhook(
+        self: Arc<Self>,
+        inbox: Arc<Inbox>,
+        push: Push,
+        deadline: tokio::time::Instant,
+    ) -> Answer {
+        let started = tokio::time::Instant::now();
+        let (outcome, body) = self.call_webhook(&inbox, &push, deadline).await;
         self.answered(&inbox, &push, outcome, body, started)
     }
 

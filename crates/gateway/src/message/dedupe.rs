@@ -79,6 +79,7 @@ impl<V: Clone> Window<V> {
 
     /// Bytes the window holds in its two tables now (not counting what
     /// values point to): slots by capacity, so growth's spare room included.
+    #[cfg(test)]
     pub fn table_bytes(&self) -> usize {
         // hashbrown keeps at most 7/8 of its (power-of-two) buckets full,
         // each a slot and a control byte.
@@ -196,7 +197,7 @@ impl Dedupe {
     /// answer for all), the others follow.
     ///
     /// A push the leader answers at once (a rule) costs a small allocation
-    /// and no task, boxed future or shared future: see [`Dedupe::answer`]
+    /// and no task, boxed future or shared future: see [`PendingAnswer::lead`]
     /// for work that waits on something.
     pub fn begin(&self, key: Key, now: u64) -> Delivery {
         let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
@@ -215,6 +216,9 @@ impl Dedupe {
     ///
     /// The work runs in the caller's task while the caller waits, so a push
     /// answered quickly costs no task of its own; see [`PendingAnswer`].
+    /// (The dispatcher calls [`Dedupe::begin`] itself, to answer a rule's
+    /// push without boxing: this is the tests' way in.)
+    #[cfg(test)]
     pub fn answer(
         &self,
         key: Key,
