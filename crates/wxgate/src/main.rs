@@ -26,7 +26,7 @@ struct Cli {
 enum LogFormat {
     /// Readable lines.
     Human,
-    /// One JSON object per line, with the request span's fields (request_id…).
+    /// One JSON object per line; a request's lines carry its id (`span.request_id`).
     Json,
 }
 
@@ -102,12 +102,12 @@ fn init_tracing(format: LogFormat) {
     let _ = if format == LogFormat::Json {
         builder
             .json()
-            .with_current_span(true)
-            .with_span_list(false)
+            .event_format(wxgate_gateway::logs::Lines::json())
             .try_init()
     } else {
         builder
             .fmt_fields(wxgate_gateway::logs::fields())
+            .event_format(wxgate_gateway::logs::Lines::human())
             .try_init()
     };
 }

@@ -5,7 +5,7 @@
 //! Every other request goes to the [router](super::router).
 //!
 //! Matching a path is a few comparisons here, where the router's
-//! extractors, middleware and tracing span cost more than the work itself
+//! extractors and middleware cost more than the work itself
 //! (`bench/RESULTS.md`). What each route does is the same handler either
 //! way ([`wechat::verify_at`], [`wechat::receive_at`],
 //! [`client_api::get_at`]), and so is what wraps it (see [`observe`]): the
@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use prometheus_client::metrics::histogram::Histogram;
 use tower_service::Service;
-use tracing::Instrument;
 
 use super::client_api::{self, Client};
 use super::observe::{self, REQUEST_ID};
@@ -33,6 +32,7 @@ use super::owner::PathOwner;
 use super::throttle::Peer;
 use super::wechat::{self, PushSource};
 use super::AppState;
+use crate::logs;
 use crate::metrics::RouteLabels;
 use crate::store::Kind;
 
@@ -65,7 +65,6 @@ impl Front {
         let method = request.method().clone();
         let (label, slot) = (route.label(), route.slot(&method));
         // As the router's `observe`: every line logged while answering carries the id.
-        let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
         let answer = async {
             match route {
                 Route::Push(at) => {
@@ -109,15 +108,18 @@ impl Front {
                 }
             }
         };
-        let mut response = answer.instrument(span.clone()).await;
+        let mut response = logs::in_request(id, answer).await;
         let elapsed = started.elapsed();
         let status = response.status();
         self.timer(slot, label, &method, status)
             .observe(elapsed.as_secs_f64());
         if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
-            let _entered = span.enter();
-            observe::log_answer(&method, label, status, elapsed);
+            logs::in_request(id, async {
+                observe::log_answer(&method, label, status, elapsed)
+            })
+            .await;
         }
+        let id = observe::id_header(&id);
         response.headers_mut().insert(REQUEST_ID.clone(), id);
         response
     }

@@ -8,15 +8,10 @@ use serde_json::json;
 
 use crate::proxy::{PathError, SpoolError};
 
-tokio::task_local! {
-    /// The request id of the request being answered (set by `observe`).
-    pub(crate) static REQUEST_RID: String;
-}
-
 /// ` rid: <request id>`, which ends every WeChat-shaped errmsg as WeChat's own do.
 fn rid_suffix() -> String {
-    REQUEST_RID
-        .try_with(|rid| format!(" rid: {rid}"))
+    crate::logs::request_id()
+        .map(|rid| format!(" rid: {rid}"))
         .unwrap_or_default()
 }
 use crate::clock::utc;

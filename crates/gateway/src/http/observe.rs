@@ -1,17 +1,16 @@
 //! One middleware around every request: a request id (the caller's
-//! `X-Request-Id` when it is sane, else a new one) in a tracing span and in the
-//! answer, the duration by route in the metrics, one log line per failure,
+//! `X-Request-Id` when it is sane, else a new one) on every line logged while
+//! answering ([`logs::in_request`]) and in the answer, the duration by route in the metrics, one log line per failure,
 //! and 431 for headers over [`MAX_HEADER_BYTES`] (hyper alone would take
 //! about 400 KB).
 
+use super::AppState;
+use crate::logs::{self, RequestId};
+use crate::metrics::{route_label, RouteLabels};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument;
-
-use super::AppState;
-use crate::metrics::{route_label, RouteLabels};
 
 /// Largest total size of a request's headers, bytes (nginx's default is 32 KiB too).
 pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -20,23 +19,20 @@ pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The caller's id if it is short and plain, else a fresh random one.
-pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
-    let given = headers.get(&REQUEST_ID).filter(|v| {
-        !v.is_empty()
-            && v.len() <= 64
-            && v.as_bytes()
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
-    });
-    match given {
-        Some(id) => id.clone(),
-        None => {
-            let mut hex = [0u8; 16];
-            hex::encode_to_slice(fresh_id().to_be_bytes(), &mut hex)
-                .expect("16 bytes hold 8 in hex");
-            HeaderValue::from_bytes(&hex).expect("hex is a valid header value")
-        }
-    }
+pub(crate) fn request_id(headers: &HeaderMap) -> RequestId {
+    let given = headers
+        .get(&REQUEST_ID)
+        .and_then(|v| RequestId::new(v.as_bytes()));
+    given.unwrap_or_else(|| {
+        let mut hex = [0u8; 16];
+        hex::encode_to_slice(fresh_id().to_be_bytes(), &mut hex).expect("16 bytes hold 8 in hex");
+        RequestId::new(&hex).expect("hex is a plain id")
+    })
+}
+
+/// `id` as the answer's `X-Request-Id` header.
+pub(crate) fn id_header(id: &RequestId) -> HeaderValue {
+    HeaderValue::from_str(id.as_str()).expect("a request id is a valid header value")
 }
 
 /// A request id no other request of this process gets, unrelated to the
@@ -71,17 +67,12 @@ pub(crate) async fn observe(
         .get::<MatchedPath>()
         .map_or("unmatched", |p| route_label(p.as_str()));
     let method = request.method().clone();
-    // One field: the fmt layer formats a span's fields when it is created,
-    // on every request. Method and route go on the lines that need them.
-    let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
-    let rid = id.to_str().unwrap_or_default().to_owned();
-    let mut response = super::error::REQUEST_RID
-        .scope(rid, next.run(request))
-        .instrument(span.clone())
-        .await;
+    let mut response = logs::in_request(id, next.run(request)).await;
     let elapsed = started.elapsed();
     let status = response.status();
-    response.headers_mut().insert(REQUEST_ID.clone(), id);
+    response
+        .headers_mut()
+        .insert(REQUEST_ID.clone(), id_header(&id));
     state
         .metrics
         .http_seconds
@@ -91,8 +82,7 @@ pub(crate) async fn observe(
             status: status_label(status),
         })
         .observe(elapsed.as_secs_f64());
-    let _entered = span.enter();
-    log_answer(&method, route, status, elapsed);
+    logs::in_request(id, async { log_answer(&method, route, status, elapsed) }).await;
     response
 }
 
@@ -111,8 +101,8 @@ pub(crate) fn headers_too_large(headers: &HeaderMap) -> Option<Response> {
     })
 }
 
-/// The line every answer gets, within the request's span (which carries
-/// its id): a failure (5xx) as a warning, the rest at debug level.
+/// The line every answer gets, within [`logs::in_request`] (which gives it
+/// the request's id): a failure (5xx) as a warning, the rest at debug level.
 pub(crate) fn log_answer(
     method: &Method,
     route: &str,
@@ -176,15 +166,26 @@ mod tests {
     #[test]
     fn fresh_request_ids_are_distinct_hex_and_a_plain_given_one_is_kept() {
         let none = HeaderMap::new();
-        let ids: std::collections::HashSet<_> = (0..10_000).map(|_| request_id(&none)).collect();
+        let ids: std::collections::HashSet<_> = (0..10_000)
+            .map(|_| request_id(&none).as_str().to_owned())
+            .collect();
         assert_eq!(ids.len(), 10_000);
         assert!(ids
             .iter()
-            .all(|id| id.len() == 16 && id.as_bytes().iter().all(u8::is_ascii_hexdigit)));
+            .all(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())));
         let mut given = HeaderMap::new();
         given.insert(REQUEST_ID.clone(), HeaderValue::from_static("abc-123"));
-        assert_eq!(request_id(&given), "abc-123");
-        given.insert(REQUEST_ID.clone(), HeaderValue::from_static("a b"));
-        assert_ne!(request_id(&given), "a b");
+        assert_eq!(request_id(&given).as_str(), "abc-123");
+        assert_eq!(id_header(&request_id(&given)), "abc-123");
+        for refused in ["a b", "", "é"] {
+            given.insert(REQUEST_ID.clone(), HeaderValue::from_str(refused).unwrap());
+            assert_eq!(request_id(&given).as_str().len(), 16, "{refused:?} kept");
+        }
+        let longest = "a".repeat(logs::MAX_REQUEST_ID);
+        given.insert(REQUEST_ID.clone(), HeaderValue::from_str(&longest).unwrap());
+        assert_eq!(request_id(&given).as_str(), longest);
+        let longer = "a".repeat(logs::MAX_REQUEST_ID + 1);
+        given.insert(REQUEST_ID.clone(), HeaderValue::from_str(&longer).unwrap());
+        assert_eq!(request_id(&given).as_str().len(), 16);
     }
 }

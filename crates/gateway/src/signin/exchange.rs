@@ -27,7 +27,6 @@ use crate::metrics::{Metrics, SignInLabels};
 use crate::store::{ExchangeClaim, Store};
 use crate::token::owners::Owner;
 use crate::upstream::{Failure, Upstream};
-use tracing::Instrument as _;
 
 /// How long a claimant may take before another instance may claim the code
 /// again (it died): above the upstream timeout.
@@ -151,10 +150,9 @@ impl SignIn {
                 led = true;
                 let (this, owner) = (self.clone(), owner.clone());
                 let (code, key) = (code.to_owned(), key.clone());
-                let task = tokio::spawn(
-                    async move { this.exchange_once(&owner, exchange, &code, &key).await }
-                        .in_current_span(),
-                );
+                let task = tokio::spawn(crate::logs::carried(async move {
+                    this.exchange_once(&owner, exchange, &code, &key).await
+                }));
                 async move {
                     task.await.unwrap_or_else(|e| {
                         Err(SignInError::Unavailable(Failure::transient(format!(
