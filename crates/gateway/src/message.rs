@@ -20,7 +20,10 @@ pub mod webhook;
 use crate::family::PassiveReplies;
 pub use crate::inbox::Inbox;
 
-use std::collections::HashMap;
+// foldhash, not SipHash: these maps are looked up on every push, and
+// only configured owners (and static labels) are ever inserted, so a
+// stranger cannot choose colliding keys.
+use foldhash::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -214,7 +217,7 @@ impl Dispatcher {
             unsigned_bodies: Mutex::new(Window::new(dedupe_window, dedupe_capacity)),
             budget,
             webhook_timeout,
-            figures: Mutex::new(HashMap::new()),
+            figures: Mutex::new(HashMap::default()),
         }
     }
 

@@ -85,12 +85,119 @@ impl Element {
 }
 
 /// Parses a document and returns its root element.
+///
+/// A document in WeChat's own shape ([`read_plain`]) is read without
+/// quick-xml, at about a quarter of the cost; anything else, and every
+/// error, goes through quick-xml ([`read_general`]).
 pub fn parse(xml: &str) -> Result<Element, XmlError> {
     if xml.len() > MAX_XML_BYTES {
         return Err(XmlError::TooLarge(xml.len()));
     }
     // One pass over the document decides whether its text needs filtering.
     let dirty = has_forbidden(xml.as_bytes());
+    if !dirty {
+        if let Some(root) = read_plain(xml) {
+            return Ok(root);
+        }
+    }
+    read_general(xml, dirty)
+}
+
+/// The XML whitespace between elements.
+fn is_layout(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n')
+}
+
+/// `xml` read as the tree [`read_general`] would read, if it is in the shape
+/// WeChat writes: one root, no declaration, comment, DTD or attribute, each
+/// element holding either one CDATA section, or text without references, or
+/// child elements with only layout between them, no `\r` and no `]` in plain
+/// text. `None` for anything else, which [`read_general`] reads (or refuses)
+/// instead: this reader never refuses, so it holds no error handling of
+/// its own, only the shape it accepts. The caller has checked the size and
+/// that no character XML forbids is there. Its tests check it against
+/// quick-xml's reading on the fuzz corpus and on mutated documents.
+fn read_plain(xml: &str) -> Option<Element> {
+    let bytes = xml.as_bytes();
+    if memchr::memchr(b'\r', bytes).is_some() {
+        return None; // Line ends: left to the general reader.
+    }
+    let skip_layout = |mut at: usize| {
+        while bytes.get(at).copied().is_some_and(is_layout) {
+            at += 1;
+        }
+        at
+    };
+    let mut stack: Vec<Element> = Vec::with_capacity(4);
+    let mut count = 0usize;
+    let mut at = skip_layout(0);
+    loop {
+        // Every step starts at a tag: a start tag, or an end tag.
+        if bytes.get(at) != Some(&b'<') {
+            return None;
+        }
+        at += 1;
+        let close = at + memchr::memchr(b'>', bytes.get(at..)?)?;
+        let tag = bytes.get(at..close)?;
+        at = close + 1;
+        if let Some(name) = tag.strip_prefix(b"/") {
+            let element = stack.pop()?;
+            if element.name.as_bytes() != name {
+                return None;
+            }
+            match stack.last_mut() {
+                Some(parent) => parent.children.push(element),
+                None => return (skip_layout(at) == bytes.len()).then_some(element),
+            }
+            at = skip_layout(at);
+            continue;
+        }
+        if matches!(tag.first(), Some(b'!' | b'?') | None) || tag.last() == Some(&b'/') {
+            return None; // A comment, DTD, declaration, CDATA out of place, or `<a/>`.
+        }
+        count += 1;
+        if count > MAX_ELEMENTS || stack.len() >= MAX_DEPTH {
+            return None;
+        }
+        // An attribute, or a name XML refuses: the general reader's business.
+        let name = name_of(xml, tag).ok()?;
+        let rest = bytes.get(at..)?;
+        let element = if let Some(data) = rest.strip_prefix(b"<![CDATA[") {
+            let end = memchr::memmem::find(data, b"]]>")?;
+            let text = xml.get(at + 9..at + 9 + end)?;
+            at += 9 + end + 3;
+            if !bytes.get(at..)?.starts_with(b"</") {
+                return None;
+            }
+            Element::leaf(name, text)
+        } else {
+            let lt = at + memchr::memchr(b'<', rest)?;
+            let text = xml.get(at..lt)?;
+            if bytes.get(lt + 1) == Some(&b'/') {
+                if memchr::memchr2(b'&', b']', text.as_bytes()).is_some() {
+                    return None;
+                }
+                at = lt;
+                Element::leaf(name, text)
+            } else {
+                if !text.bytes().all(is_layout) {
+                    return None;
+                }
+                at = lt;
+                Element {
+                    name,
+                    text: String::new(),
+                    children: Vec::with_capacity(8),
+                }
+            }
+        };
+        stack.push(element);
+    }
+}
+
+/// Reads any document through quick-xml: references, comments, declarations,
+/// mixed content, and every refusal.
+fn read_general(xml: &str, dirty: bool) -> Result<Element, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Element> = Vec::new();
     let mut root = None;
@@ -546,6 +653,119 @@ impl XmlWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What [`parse`] relies on: where the plain reader reads a document,
+    /// quick-xml reads the same tree.
+    fn plain_agrees(xml: &str) -> bool {
+        if xml.len() > MAX_XML_BYTES || has_forbidden(xml.as_bytes()) {
+            return false;
+        }
+        let Some(plain) = read_plain(xml) else {
+            return false;
+        };
+        assert_eq!(Ok(plain), read_general(xml, false), "{xml:?}");
+        true
+    }
+
+    /// Documents in WeChat's shape: a push with nested fields, an envelope,
+    /// a leaf root, layout around and between elements, names outside the
+    /// known list, non-ASCII text and names.
+    const SHAPED: &[&str] = &[
+        "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oU]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好 ]] <> a]]></Content><MsgId>1234567890123456</MsgId></xml>",
+        "<xml>\n  <ToUserName><![CDATA[gh_1]]></ToUserName>\n  <Encrypt><![CDATA[abc/+=]]></Encrypt>\n</xml>\n",
+        "<xml><Event><![CDATA[scancode_push]]></Event><ScanCodeInfo><ScanType><![CDATA[qrcode]]></ScanType><ScanResult>1 > 0</ScanResult></ScanCodeInfo><SendPicsInfo><Count>1</Count><PicList><item><PicMd5Sum><![CDATA[x]]></PicMd5Sum></item></PicList></SendPicsInfo></xml>",
+        "<root>text</root>",
+        "<xml><Empty></Empty><Spaced> a </Spaced><名字>值</名字><_x.y-z:w>1</_x.y-z:w></xml>",
+        "\t<a>\n\t<b><![CDATA[]]></b>\n</a>",
+    ];
+
+    #[test]
+    fn the_plain_reader_reads_wechats_shape_as_quick_xml_does() {
+        for xml in SHAPED {
+            assert!(plain_agrees(xml), "not read by the plain reader: {xml}");
+        }
+    }
+
+    #[test]
+    fn the_plain_reader_leaves_every_other_shape_to_quick_xml() {
+        for xml in [
+            "<?xml version=\"1.0\"?><xml/>",
+            "<xml><!-- c --><A>1</A></xml>",
+            "<xml><A>1 &lt; 2</A></xml>",
+            "<xml><A>a]]>b</A></xml>",
+            "<xml><A x=\"1\">1</A></xml>",
+            "<xml><A/></xml>",
+            "<xml><A>1</A >x</xml>",
+            "<xml><A>1</B></xml>",
+            "<xml><A> <![CDATA[x]]></A></xml>",
+            "<xml><A><![CDATA[x]]> </A></xml>",
+            "<xml>text<A>1</A></xml>",
+            "<xml><A>1</A>text</xml>",
+            "<xml><A>\r\n</A></xml>",
+            "<xml><A>1</A></xml>junk",
+            "<xml><A>1</A></xml><xml/>",
+            "\u{feff}<xml/>",
+            "<xml><@a>1</@a></xml>",
+            "<xml><A>1</A>",
+            "",
+        ] {
+            assert!(
+                read_plain(xml).is_none(),
+                "read by the plain reader: {xml:?}"
+            );
+        }
+        let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
+        assert!(read_plain(&deep).is_none());
+        let many = format!("<xml>{}</xml>", "<a>1</a>".repeat(MAX_ELEMENTS));
+        assert!(read_plain(&many).is_none());
+        let most = format!("<xml>{}</xml>", "<a>1</a>".repeat(MAX_ELEMENTS - 1));
+        assert!(plain_agrees(&most));
+    }
+
+    /// Every saved fuzz input, and every one-byte change (replace, insert,
+    /// delete) of the shaped documents with the bytes XML's syntax turns
+    /// on: wherever the plain reader reads, it reads what quick-xml reads.
+    #[test]
+    fn the_plain_reader_agrees_with_quick_xml_on_the_corpus_and_on_mutations() {
+        let corpus =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/push");
+        let (mut inputs, mut plain) = (0, 0);
+        for entry in std::fs::read_dir(&corpus).expect("the push corpus") {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            inputs += 1;
+            plain += usize::from(plain_agrees(&String::from_utf8_lossy(&data)));
+        }
+        assert!(
+            inputs > 1000 && plain > 30,
+            "{plain} of {inputs} read plainly"
+        );
+        let specials = b"<>/!?&];[ \n\r\tCDA=\"x\xc3";
+        let mut read = 0;
+        for xml in SHAPED {
+            let bytes = xml.as_bytes();
+            for at in 0..=bytes.len() {
+                for &b in specials {
+                    let mut changed = Vec::with_capacity(bytes.len() + 1);
+                    for variant in 0..3 {
+                        changed.clear();
+                        changed.extend_from_slice(&bytes[..at]);
+                        match variant {
+                            0 if at < bytes.len() => changed.push(b),
+                            1 => changed.push(b),
+                            2 if at < bytes.len() && b == b'<' => {}
+                            _ => continue,
+                        }
+                        let tail = if variant == 1 { at } else { at + 1 };
+                        changed.extend_from_slice(bytes.get(tail..).unwrap_or_default());
+                        if let Ok(text) = std::str::from_utf8(&changed) {
+                            read += usize::from(plain_agrees(text));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(read > 1000, "only {read} mutations read plainly");
+    }
 
     #[test]
     fn reads_cdata_text_and_predefined_references() {

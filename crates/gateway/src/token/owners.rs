@@ -5,7 +5,10 @@
 //! hands out an `Arc`, so a request keeps the owner it resolved even if the
 //! owner is removed meanwhile.
 
-use std::collections::HashMap;
+// foldhash, not SipHash: `by_key` is looked up on every request, and
+// only configured or authorized owners are ever inserted, so a stranger
+// cannot choose colliding keys.
+use foldhash::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
