@@ -137,7 +137,8 @@ fn read_plain(xml: &str) -> Option<Element> {
             return None;
         }
         at += 1;
-        let close = at + memchr::memchr(b'>', bytes.get(at..)?)?;
+        // Names are short: a plain loop beats a vector search's set-up.
+        let close = at + bytes.get(at..)?.iter().position(|&b| b == b'>')?;
         let tag = bytes.get(at..close)?;
         at = close + 1;
         if let Some(name) = tag.strip_prefix(b"/") {
@@ -163,7 +164,7 @@ fn read_plain(xml: &str) -> Option<Element> {
         let name = name_of(xml, tag).ok()?;
         let rest = bytes.get(at..)?;
         let element = if let Some(data) = rest.strip_prefix(b"<![CDATA[") {
-            let end = memchr::memmem::find(data, b"]]>")?;
+            let end = cdata_end(data)?;
             let text = xml.get(at + 9..at + 9 + end)?;
             at += 9 + end + 3;
             if !bytes.get(at..)?.starts_with(b"</") {
@@ -171,10 +172,17 @@ fn read_plain(xml: &str) -> Option<Element> {
             }
             Element::leaf(name, text)
         } else {
-            let lt = at + memchr::memchr(b'<', rest)?;
+            // Plain text is short (numbers, layout): one loop finds its
+            // end and any reference or `]`.
+            let mut plain = true;
+            let lt = at
+                + rest.iter().position(|&b| {
+                    plain &= b != b'&' && b != b']';
+                    b == b'<'
+                })?;
             let text = xml.get(at..lt)?;
             if bytes.get(lt + 1) == Some(&b'/') {
-                if memchr::memchr2(b'&', b']', text.as_bytes()).is_some() {
+                if !plain {
                     return None;
                 }
                 at = lt;
@@ -192,6 +200,18 @@ fn read_plain(xml: &str) -> Option<Element> {
             }
         };
         stack.push(element);
+    }
+}
+
+/// Where `]]>` starts in `data`, a CDATA section's content and what follows.
+fn cdata_end(data: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    loop {
+        let at = from + memchr::memchr(b']', data.get(from..)?)?;
+        if data.get(at + 1..at + 3) == Some(b"]>") {
+            return Some(at);
+        }
+        from = at + 1;
     }
 }
 

@@ -108,10 +108,12 @@ fn read_query<const N: usize>(
 
 /// The query's name/value pairs, decoded as `application/x-www-form-urlencoded`.
 /// WeChat's parameters need no decoding, so a pair without `%` or `+` is
-/// borrowed as is and only the others go through the decoder. Each pair's
-/// end, `=` and escapes are found by `memchr`'s vector search, not byte by byte.
+/// borrowed as is and only the others go through the decoder. One vector
+/// search over the whole query finds whether any pair is encoded; each
+/// pair's end and `=` are found the same way, not byte by byte.
 fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     let mut rest = query;
+    let encoded = memchr::memchr2(b'%', b'+', query.as_bytes()).is_some();
     std::iter::from_fn(move || loop {
         if rest.is_empty() {
             return None;
@@ -123,7 +125,7 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)
         if pair.is_empty() {
             continue;
         }
-        if memchr::memchr2(b'%', b'+', pair.as_bytes()).is_some() {
+        if encoded && memchr::memchr2(b'%', b'+', pair.as_bytes()).is_some() {
             return Some(
                 url::form_urlencoded::parse(pair.as_bytes())
                     .next()
