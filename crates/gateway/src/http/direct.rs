@@ -79,8 +79,13 @@ impl Front {
                     let answer = match (owner, method == Method::GET) {
                         (Err(e), _) => Err(e),
                         (Ok(owner), true) => wechat::verify_at(state, source, &owner, query),
+                        // Boxed, as the other awaits below: their state machines
+                        // are kilobytes, and an unboxed one makes every answer's
+                        // future that size, copied whole at each move (hyper
+                        // moves it three times before the first poll).
                         (Ok(owner), false) => {
-                            wechat::receive_at(state, source, &owner, query, body).await
+                            Box::pin(wechat::receive_at(state, source, &owner, query, body))
+                                .await
                         }
                     };
                     answer.unwrap_or_else(IntoResponse::into_response)
@@ -97,7 +102,7 @@ impl Front {
                                     PathOwner::wecom(state, corpid, agent)
                                 }
                             };
-                            client_api::get_at(state, &client, &owner, kind).await
+                            Box::pin(client_api::get_at(state, &client, &owner, kind)).await
                         }
                     };
                     let mut response = answer.into_response();
@@ -161,7 +166,7 @@ impl crate::connections::Answer for Front {
             return self.direct(route, request, peer).await;
         }
         request.extensions_mut().insert(ConnectInfo(peer));
-        match self.router.clone().call(request).await {
+        match Box::pin(self.router.clone().call(request)).await {
             Ok(response) => response,
             Err(never) => match never {},
         }
