@@ -394,7 +394,7 @@ impl Dispatcher {
     pub async fn bind_unsigned_body(
         &self,
         appid: &str,
-        query: &wxgate_proto::PushQuery,
+        query: &wxgate_proto::PushQuery<impl wxgate_proto::QueryText>,
         body: &[u8],
     ) -> Result<(), BodyMismatch> {
         use sha2::{Digest, Sha256};
@@ -414,7 +414,7 @@ impl Dispatcher {
             // the signed query, and the body's SHA-256.
             let key = format!(
                 "{appid}:{}:{}:{}",
-                query.timestamp, query.nonce, query.signature
+                &*query.timestamp, &*query.nonce, &*query.signature
             );
             let ttl = Duration::from_secs(self.dedupe.window());
             let hex = hex::encode(Sha256::digest(body));

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{MessageCrypto, RANDOM_LEN};
-use crate::envelope::{EnvelopeError, PushMode, PushQuery};
+use crate::envelope::{EnvelopeError, PushMode, PushQuery, QueryText};
 use crate::message::Push;
 use crate::signature::{msg_signature, signature, verify_msg_signature};
 use crate::xml::{self, Element, XmlWriter};
@@ -478,7 +478,7 @@ pub fn seal_json_push(
 pub fn open_json_push(
     mode: &PushMode,
     token: &str,
-    query: &PushQuery,
+    query: &PushQuery<impl QueryText>,
     body: &str,
 ) -> Result<String, CallbackError> {
     crate::signature::verify_signature(token, &query.timestamp, &query.nonce, &query.signature)
@@ -491,7 +491,7 @@ pub fn open_json_push(
 pub fn open_signed_json_push(
     mode: &PushMode,
     token: &str,
-    query: &PushQuery,
+    query: &PushQuery<impl QueryText>,
     body: &str,
 ) -> Result<String, CallbackError> {
     let crypto = match mode {

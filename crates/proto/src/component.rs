@@ -21,7 +21,7 @@ pub mod authorize;
 pub mod release_check;
 
 use crate::crypto::{MessageCrypto, RANDOM_LEN};
-use crate::envelope::{EnvelopeError, PushQuery, SealedPush};
+use crate::envelope::{EnvelopeError, PushQuery, QueryText, SealedPush};
 use crate::fields::Fields;
 use crate::signature::{msg_signature, signature, verify_signature};
 use crate::xml::{self, Element, XmlWriter};
@@ -219,7 +219,7 @@ impl ComponentPush {
 pub fn open_component_push(
     crypto: &MessageCrypto,
     token: &str,
-    query: &PushQuery,
+    query: &PushQuery<impl QueryText>,
     body: &str,
 ) -> Result<String, EnvelopeError> {
     verify_signature(token, &query.timestamp, &query.nonce, &query.signature)

@@ -41,24 +41,33 @@ impl PushMode {
 }
 
 /// The query parameters WeChat adds to every push.
+///
+/// Owned by default; a server reads them borrowed from the request's query
+/// (`PushQuery<Cow<str>>`), as the functions reading one take any text
+/// ([`QueryText`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct PushQuery {
+pub struct PushQuery<S = String> {
     /// SHA-1 over token, timestamp and nonce.
-    pub signature: String,
+    pub signature: S,
     /// Unix seconds as sent; signed verbatim.
-    pub timestamp: String,
+    pub timestamp: S,
     /// Random decimal string.
-    pub nonce: String,
+    pub nonce: S,
     /// The sender's OpenID; not covered by any signature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openid: Option<String>,
+    pub openid: Option<S>,
     /// `aes` in compatible and safe mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encrypt_type: Option<String>,
+    pub encrypt_type: Option<S>,
     /// SHA-1 over token, timestamp, nonce and `Encrypt`, in compatible and safe mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub msg_signature: Option<String>,
+    pub msg_signature: Option<S>,
 }
+
+/// The text a [`PushQuery`]'s values may be: `String`, `&str`, `Cow<str>`…
+pub trait QueryText: std::ops::Deref<Target = str> {}
+
+impl<S: std::ops::Deref<Target = str>> QueryText for S {}
 
 /// A push as WeChat would send it: its query and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +113,7 @@ pub enum EnvelopeError {
 pub fn open_push(
     mode: &PushMode,
     token: &str,
-    query: &PushQuery,
+    query: &PushQuery<impl QueryText>,
     body: &str,
 ) -> Result<String, EnvelopeError> {
     verify_signature(token, &query.timestamp, &query.nonce, &query.signature)
@@ -118,7 +127,7 @@ pub fn open_push(
 pub fn open_signed_push(
     mode: &PushMode,
     token: &str,
-    query: &PushQuery,
+    query: &PushQuery<impl QueryText>,
     body: &str,
 ) -> Result<String, EnvelopeError> {
     let encrypted = query.encrypt_type.is_some() || query.msg_signature.is_some();
@@ -139,7 +148,7 @@ pub fn open_signed_push(
 pub(crate) fn open_encrypted(
     crypto: &MessageCrypto,
     token: &str,
-    query: &PushQuery,
+    query: &PushQuery<impl QueryText>,
     body: &str,
 ) -> Result<String, EnvelopeError> {
     let given = query

@@ -61,7 +61,7 @@ pub use component::{
 pub use crypto::{AesKey, DecryptError, KeyError, MessageCrypto};
 pub use envelope::{
     open_push, open_reply, open_signed_push, seal_push, seal_reply, EncryptedReply, EnvelopeError,
-    PushMode, PushQuery, SealedPush,
+    PushMode, PushQuery, QueryText, SealedPush,
 };
 pub use errmsg::{component_request_ip, wecom_from_ip, whitelist_ip};
 pub use jssdk::jssdk_signature;

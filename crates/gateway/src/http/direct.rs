@@ -84,8 +84,7 @@ impl Front {
                         // future that size, copied whole at each move (hyper
                         // moves it three times before the first poll).
                         (Ok(owner), false) => {
-                            Box::pin(wechat::receive_at(state, source, &owner, query, body))
-                                .await
+                            Box::pin(wechat::receive_at(state, source, &owner, query, body)).await
                         }
                     };
                     answer.unwrap_or_else(IntoResponse::into_response)

@@ -33,14 +33,18 @@ use crate::token::owners::Owner;
 /// routes serde's extraction was the largest single cost (`bench/RESULTS.md`).
 /// Unknown parameters are ignored; a known one given twice is refused, so
 /// that what is checked is what is used.
+/// Values are borrowed from the query unless they had to be decoded.
 #[derive(Debug, Default)]
-pub(crate) struct WeChatQuery {
-    push: PushQuery,
-    echostr: Option<String>,
+pub(crate) struct WeChatQuery<'a> {
+    push: Query<'a>,
+    echostr: Option<Cow<'a, str>>,
 }
 
-impl WeChatQuery {
-    fn parse(query: &str) -> Result<Self, ApiError> {
+/// A push's query as read from a request: borrowed where it can be.
+type Query<'a> = PushQuery<Cow<'a, str>>;
+
+impl<'a> WeChatQuery<'a> {
+    fn parse(query: &'a str) -> Result<Self, ApiError> {
         let [signature, timestamp, nonce, echostr, openid, encrypt_type, msg_signature] =
             read_query(
                 query,
@@ -78,26 +82,26 @@ impl WeComQuery {
         let [msg_signature, timestamp, nonce, echostr] =
             read_query(query, ["msg_signature", "timestamp", "nonce", "echostr"])?;
         Ok(WeComQuery(CallbackQuery {
-            msg_signature: required(msg_signature, "msg_signature")?,
-            timestamp: required(timestamp, "timestamp")?,
-            nonce: required(nonce, "nonce")?,
-            echostr,
+            msg_signature: required(msg_signature, "msg_signature")?.into_owned(),
+            timestamp: required(timestamp, "timestamp")?.into_owned(),
+            nonce: required(nonce, "nonce")?.into_owned(),
+            echostr: echostr.map(Cow::into_owned),
         }))
     }
 }
 
 /// The values of the parameters `names`, in their order; others are ignored,
 /// and one of `names` given twice is refused.
-fn read_query<const N: usize>(
-    query: &str,
+fn read_query<'a, const N: usize>(
+    query: &'a str,
     names: [&str; N],
-) -> Result<[Option<String>; N], ApiError> {
+) -> Result<[Option<Cow<'a, str>>; N], ApiError> {
     let mut values = [const { None }; N];
     for (name, value) in query_pairs(query) {
         let Some(i) = names.iter().position(|n| *n == name) else {
             continue;
         };
-        if values[i].replace(value.into_owned()).is_some() {
+        if values[i].replace(value).is_some() {
             return Err(ApiError::BadRequest(format!(
                 "query parameter {name} is given more than once"
             )));
@@ -139,7 +143,7 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)
     })
 }
 
-fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
+fn required<T>(value: Option<T>, name: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::BadRequest(format!("missing query parameter {name}")))
 }
 
@@ -283,7 +287,7 @@ pub(crate) fn verify_at(
             let q = WeChatQuery::parse(query)?;
             let echostr = required(q.echostr, "echostr")?;
             signed_inbox(state, &owner, &q.push)?;
-            echostr
+            echostr.into_owned()
         }
         Envelope::WeCom => {
             let WeComQuery(q) = WeComQuery::parse(query)?;
@@ -347,7 +351,7 @@ pub(crate) async fn receive_at(
             let inbox = inbox_of(state, &owner)?;
             let opened = receive_encrypted(state, &inbox, &q, body).await;
             let (push, keys) = opened.inspect_err(|e| refused(state, &owner.key, e))?;
-            (inbox, push, keys, q.nonce)
+            (inbox, push, keys, Cow::Owned(q.nonce))
         }
     };
     if keys.any_previous() {
@@ -364,7 +368,7 @@ pub(crate) async fn receive_at(
 async fn receive_signed(
     state: &AppState,
     owner: &Owner,
-    q: &PushQuery,
+    q: &Query<'_>,
     body: Body,
     json: bool,
 ) -> Result<(Arc<Inbox>, Push, Keys), ApiError> {
@@ -458,7 +462,7 @@ pub(crate) fn verify_inbox(
     let q = WeChatQuery::parse(query)?;
     let echostr = required(q.echostr, "echostr")?;
     check_signed(state, inbox, &q.push)?;
-    Ok(echo(echostr))
+    Ok(echo(echostr.into_owned()))
 }
 
 /// A push in WeChat's envelope opened with `inbox`'s token and key (during
@@ -486,7 +490,7 @@ pub(crate) async fn open_inbox_push(
     Ok(InboxPush {
         push,
         keys,
-        nonce: q.nonce,
+        nonce: q.nonce.into_owned(),
     })
 }
 
@@ -614,7 +618,7 @@ fn answer_push(
 fn signed_inbox(
     state: &AppState,
     owner: &Owner,
-    q: &PushQuery,
+    q: &Query<'_>,
 ) -> Result<(Arc<Inbox>, Keys), ApiError> {
     let inbox = inbox_of(state, owner)?;
     let keys = check_signed(state, &inbox, q)?;
@@ -623,7 +627,7 @@ fn signed_inbox(
 
 /// Which of `inbox`'s tokens signed the query (`signature`, fresh): the
 /// current one, or during a rotation the previous one.
-fn check_signed(state: &AppState, inbox: &Inbox, q: &PushQuery) -> Result<Keys, ApiError> {
+fn check_signed(state: &AppState, inbox: &Inbox, q: &Query<'_>) -> Result<Keys, ApiError> {
     check_fresh(state, &q.timestamp)?;
     let verify = |token: &SecretString| {
         wxgate_proto::verify_signature(token.expose_secret(), &q.timestamp, &q.nonce, &q.signature)
@@ -664,7 +668,7 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
 fn open(
     inbox: &Inbox,
     keys: Keys,
-    q: &PushQuery,
+    q: &Query<'_>,
     body: &[u8],
     json: bool,
 ) -> Result<(Push, Keys), ApiError> {

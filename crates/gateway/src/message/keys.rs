@@ -12,7 +12,7 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use wxgate_proto::{Push, PushQuery};
+use wxgate_proto::{Push, PushQuery, QueryText};
 
 /// A map key (or digest): 128 bits of keyed SipHash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,7 @@ impl Keys {
     }
 
     /// The key of a plain-mode push's signed query (`owner:timestamp:nonce:signature`).
-    pub fn signed_query(&self, owner: &str, query: &PushQuery) -> Key {
+    pub fn signed_query(&self, owner: &str, query: &PushQuery<impl QueryText>) -> Key {
         let mut h = self.hasher(Domain::SignedQuery);
         h.part(owner.as_bytes());
         h.part(query.timestamp.as_bytes());
@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn parts_do_not_run_into_each_other() {
         let keys = Keys::random();
-        let query = |timestamp: &str, nonce: &str| PushQuery {
+        let query = |timestamp: &str, nonce: &str| PushQuery::<String> {
             signature: "s".into(),
             timestamp: timestamp.into(),
             nonce: nonce.into(),
