@@ -586,18 +586,38 @@ impl XmlWriter {
 
     /// `<name><![CDATA[value]]></name>`, splitting any `]]>` inside the value.
     pub(crate) fn cdata(&mut self, name: &str, value: &str) -> &mut Self {
-        self.open(name).raw_cdata(value).close(name)
+        let value = xml_text(value);
+        // Most values have no `]` at all: no `]]>` to split, and the
+        // element goes out in a few appends (every reply and envelope
+        // field is written here).
+        if memchr::memchr(b']', value.as_bytes()).is_none() {
+            let out = &mut self.out;
+            out.reserve(2 * name.len() + value.len() + "<><![CDATA[]]></>".len());
+            out.push('<');
+            out.push_str(name);
+            out.push_str("><![CDATA[");
+            out.push_str(&value);
+            out.push_str("]]></");
+            out.push_str(name);
+            out.push('>');
+            return self;
+        }
+        self.open(name).cdata_sections(&value).close(name)
     }
 
     /// Characters XML 1.0 forbids are dropped first (a webhook's text may
     /// carry NUL or U+FFFE), then `]]>` is split, so stripping cannot forge a
     /// terminator.
     fn raw_cdata(&mut self, value: &str) -> &mut Self {
-        let value = xml_text(value);
+        self.cdata_sections(&xml_text(value))
+    }
+
+    /// `value`, already without forbidden characters, as CDATA, split
+    /// wherever it holds `]]>`.
+    fn cdata_sections(&mut self, value: &str) -> &mut Self {
         self.out.push_str("<![CDATA[");
-        // Most values have no `]` at all: no `]]>` searcher to build.
         if memchr::memchr(b']', value.as_bytes()).is_none() {
-            self.out.push_str(&value);
+            self.out.push_str(value);
             self.out.push_str("]]>");
             return self;
         }

@@ -646,18 +646,33 @@ fn check_signed(state: &AppState, inbox: &Inbox, q: &Query<'_>) -> Result<Keys, 
     Ok(keys)
 }
 
-/// A push's body, at most `server.max_body_bytes`.
-async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, state.server.max_body_bytes)
-        .await
-        .map_err(|e| {
-            let e = e.into_inner();
-            if e.is::<http_body_util::LengthLimitError>() {
-                ApiError::BodyTooLarge
-            } else {
-                ApiError::BadRequest(format!("body could not be read: {e}"))
+/// A push's body, at most `server.max_body_bytes` (counted as it arrives,
+/// so no more is ever buffered). A push's body is one frame: it is handed
+/// on as it came, without collecting it through a list of chunks.
+async fn read_body(state: &AppState, mut body: Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    let max = state.server.max_body_bytes;
+    let (mut first, mut more) = (Bytes::new(), Vec::new());
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::BadRequest(format!("body could not be read: {}", e.into_inner()))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // Trailers: not part of the body.
+        };
+        if first.len() + more.len() + data.len() > max {
+            return Err(ApiError::BodyTooLarge);
+        }
+        if first.is_empty() && more.is_empty() {
+            first = data;
+        } else {
+            if more.is_empty() {
+                more.extend_from_slice(&std::mem::take(&mut first));
             }
-        })
+            more.extend_from_slice(&data);
+        }
+    }
+    Ok(if more.is_empty() { first } else { more.into() })
 }
 
 /// Opens a push in WeChat's envelope, its `signature` checked already
