@@ -30,6 +30,7 @@ pub fn capture() {
         .with_ansi(false)
         .with_writer(|| Capture)
         .fmt_fields(wxgate_gateway::logs::fields())
+        .event_format(wxgate_gateway::logs::Lines::human())
         .try_init();
 }
 
