@@ -101,7 +101,7 @@ impl RequestId {
 
 impl std::fmt::Debug for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        std::fmt::Display::fmt(self, f)
     }
 }
 
@@ -118,6 +118,12 @@ tokio::task_local! {
 /// `answer`, run as the answer to request `id`: every line it logs carries the id.
 pub async fn in_request<F: Future>(id: RequestId, answer: F) -> F::Output {
     REQUEST.scope(id, answer).await
+}
+
+/// `log`, run as part of the answer to request `id` (a line logged once
+/// the answer is ready): what it logs carries the id.
+pub fn with_request<R>(id: RequestId, log: impl FnOnce() -> R) -> R {
+    REQUEST.sync_scope(id, log)
 }
 
 /// The id of the request being answered, if any.
@@ -332,6 +338,13 @@ mod lines_tests {
         );
         assert_eq!(lines[3]["span"], request);
         assert!(lines[4].get("span").is_none(), "{lines:?}");
+    }
+
+    #[test]
+    fn a_line_logged_once_the_answer_is_ready_carries_the_id() {
+        let id = RequestId::new(b"req-2").unwrap();
+        assert_eq!(with_request(id, request_id), Some(id));
+        assert_eq!(request_id(), None);
     }
 
     #[test]

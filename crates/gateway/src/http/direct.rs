@@ -118,10 +118,7 @@ impl Front {
         self.timer(slot, label, &method, status)
             .observe(elapsed.as_secs_f64());
         if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
-            logs::in_request(id, async {
-                observe::log_answer(&method, label, status, elapsed)
-            })
-            .await;
+            logs::with_request(id, || observe::log_answer(&method, label, status, elapsed));
         }
         let id = observe::id_header(&id);
         response.headers_mut().insert(REQUEST_ID.clone(), id);

@@ -1,16 +1,17 @@
 //! One middleware around every request: a request id (the caller's
-//! `X-Request-Id` when it is sane, else a new one) on every line logged while
-//! answering ([`logs::in_request`]) and in the answer, the duration by route in the metrics, one log line per failure,
-//! and 431 for headers over [`MAX_HEADER_BYTES`] (hyper alone would take
-//! about 400 KB).
+//! `X-Request-Id` when it is sane, else a new one) on every line logged
+//! while answering ([`logs::in_request`]) and in the answer, the duration
+//! by route in the metrics, one log line per failure, and 431 for headers
+//! over [`MAX_HEADER_BYTES`] (hyper alone would take about 400 KB).
 
-use super::AppState;
-use crate::logs::{self, RequestId};
-use crate::metrics::{route_label, RouteLabels};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::logs::{self, RequestId};
+use crate::metrics::{route_label, RouteLabels};
 
 /// Largest total size of a request's headers, bytes (nginx's default is 32 KiB too).
 pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -82,7 +83,7 @@ pub(crate) async fn observe(
             status: status_label(status),
         })
         .observe(elapsed.as_secs_f64());
-    logs::in_request(id, async { log_answer(&method, route, status, elapsed) }).await;
+    logs::with_request(id, || log_answer(&method, route, status, elapsed));
     response
 }
 
@@ -101,8 +102,8 @@ pub(crate) fn headers_too_large(headers: &HeaderMap) -> Option<Response> {
     })
 }
 
-/// The line every answer gets, within [`logs::in_request`] (which gives it
-/// the request's id): a failure (5xx) as a warning, the rest at debug level.
+/// The line every answer gets, within [`logs::with_request`] (which gives
+/// it the request's id): a failure (5xx) as a warning, the rest at debug level.
 pub(crate) fn log_answer(
     method: &Method,
     route: &str,

@@ -32,8 +32,8 @@ use crate::token::owners::Owner;
 /// Read straight from the query string, not through serde: on the hottest
 /// routes serde's extraction was the largest single cost (`bench/RESULTS.md`).
 /// Unknown parameters are ignored; a known one given twice is refused, so
-/// that what is checked is what is used.
-/// Values are borrowed from the query unless they had to be decoded.
+/// that what is checked is what is used. Values are borrowed from the
+/// query unless they had to be decoded.
 #[derive(Debug, Default)]
 pub(crate) struct WeChatQuery<'a> {
     push: Query<'a>,
