@@ -19,6 +19,7 @@ mod wechat;
 
 use std::sync::Arc;
 
+pub use client_api::Clients;
 pub use direct::Front;
 pub use error::ApiError;
 pub(crate) use ops::reasons;
@@ -26,7 +27,7 @@ pub use router::router;
 pub use throttle::{Throttle, BACKOFF_SECS, MAX_FAILURES, MAX_PEERS, WINDOW_SECS};
 
 use crate::clock::Clock;
-use crate::config::{ClientConfig, ProxyConfig, ServerConfig};
+use crate::config::{ProxyConfig, ServerConfig};
 use crate::message::Dispatcher;
 use crate::store::Store;
 use crate::token::owners::Owners;
@@ -64,7 +65,7 @@ pub struct Shared {
     /// The store behind the center.
     pub store: Arc<dyn Store>,
     /// Business servers allowed to use the client API (replaced by a reload).
-    pub clients: arc_swap::ArcSwap<Vec<ClientConfig>>,
+    pub clients: arc_swap::ArcSwap<Clients>,
     /// `[server]` settings.
     pub server: Arc<ServerConfig>,
     /// Handles verified pushes.

@@ -208,7 +208,7 @@ impl Gateway {
             throttle: http::Throttle::new(metrics.clone()),
             sources,
             metrics,
-            clients: arc_swap::ArcSwap::from_pointee(config.clients),
+            clients: arc_swap::ArcSwap::from_pointee(http::Clients::new(config.clients)),
             running,
             server: Arc::new(config.server),
             dispatcher,

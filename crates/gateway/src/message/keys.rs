@@ -1,5 +1,6 @@
 //! Fixed-size keys and digests for the dispatcher's in-memory maps (the
-//! dedupe window, the plain-mode body bindings): 16 bytes each, made with
+//! dedupe window, the plain-mode body bindings) and the client API's
+//! proven keys: 16 bytes each, made with
 //! SipHash-2-4 (128-bit output) under a secret drawn at start, so nobody
 //! outside can compute one, let alone aim two inputs at the same key or
 //! the same table bucket, and no key is built as a string.
@@ -17,6 +18,12 @@ use wxgate_proto::{Push, PushQuery, QueryText};
 /// A map key (or digest): 128 bits of keyed SipHash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key([u64; 2]);
+
+impl subtle::ConstantTimeEq for Key {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0[0].ct_eq(&other.0[0]) & self.0[1].ct_eq(&other.0[1])
+    }
+}
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -73,6 +80,8 @@ enum Domain {
     SignedQuery = 3,
     /// A plain-mode body.
     Body = 4,
+    /// A client key the client API accepted.
+    ClientKey = 5,
 }
 
 /// The process's secret for its keys.
@@ -139,6 +148,13 @@ impl Keys {
     pub fn body(&self, body: &[u8]) -> Key {
         let mut h = self.hasher(Domain::Body);
         h.write(body);
+        h.finish()
+    }
+
+    /// The digest of a presented client key.
+    pub fn client_key(&self, key: &[u8]) -> Key {
+        let mut h = self.hasher(Domain::ClientKey);
+        h.write(key);
         h.finish()
     }
 }
