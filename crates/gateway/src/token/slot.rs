@@ -1,7 +1,6 @@
 //! One credential's place in the center: the value in memory, the single
 //! flight, and its health (failures, backoff, schedule, forced refreshes).
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -62,23 +61,33 @@ impl SlotStatus {
 /// Every credential's slot, by owner and kind. Slots come and go with their
 /// owners, and a credential nobody keeps warm gets its slot only when first
 /// asked for, so a center of many owners holds little for what is unused.
+/// An owner's slots, by [`Kind`] (its discriminant).
+type KindSlots = [Option<Arc<Slot>>; Kind::ALL.len()];
+
+/// Every credential's slot, by owner and kind. Slots come and go with their
+/// owners, and a credential nobody keeps warm gets its slot only when first
+/// asked for, so a center of many owners holds little for what is unused.
+///
+/// Looked up on every credential read: by the owner as a `&str` (no key
+/// built), through foldhash (only configured or authorized owners are
+/// inserted, so a stranger cannot choose colliding keys), then by kind.
 #[derive(Debug, Default)]
 pub(super) struct Slots {
-    map: RwLock<HashMap<(String, Kind), Arc<Slot>>>,
+    map: RwLock<foldhash::HashMap<String, KindSlots>>,
 }
 
 impl Slots {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, Kind), Arc<Slot>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, foldhash::HashMap<String, KindSlots>> {
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<(String, Kind), Arc<Slot>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, foldhash::HashMap<String, KindSlots>> {
         self.map.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The slot of `owner`'s `kind`, if it has one.
     pub(super) fn get(&self, owner: &str, kind: Kind) -> Option<Arc<Slot>> {
-        self.read().get(&(owner.to_owned(), kind)).cloned()
+        self.read().get(owner)?[kind as usize].clone()
     }
 
     /// The slot of `owner`'s `kind`, made by `make` if it has none (`true`
@@ -93,38 +102,40 @@ impl Slots {
             return (slot, false);
         }
         let mut map = self.write();
-        match map.entry((owner.to_owned(), kind)) {
-            std::collections::hash_map::Entry::Occupied(e) => (e.get().clone(), false),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                (e.insert(Arc::new(make())).clone(), true)
-            }
+        let slot = &mut map.entry(owner.to_owned()).or_default()[kind as usize];
+        match slot {
+            Some(slot) => (slot.clone(), false),
+            None => (slot.insert(Arc::new(make())).clone(), true),
         }
     }
 
     /// Drops every slot of `owner`, stopping their refreshers.
     pub(super) fn remove_owner(&self, owner: &str) {
-        let removed: Vec<Arc<Slot>> = {
-            let mut map = self.write();
-            let keys: Vec<_> = map.keys().filter(|(o, _)| o == owner).cloned().collect();
-            keys.iter().filter_map(|k| map.remove(k)).collect()
-        };
-        for slot in removed {
+        let removed = self.write().remove(owner);
+        for slot in removed.into_iter().flatten().flatten() {
             slot.stop_refresher();
         }
     }
 
     /// Every slot, with its owner and kind.
     pub(super) fn all(&self) -> Vec<((String, Kind), Arc<Slot>)> {
-        (self.read().iter())
-            .map(|(key, slot)| (key.clone(), slot.clone()))
-            .collect()
+        let map = self.read();
+        let mut all = Vec::new();
+        for (owner, kinds) in map.iter() {
+            for (kind, slot) in Kind::ALL.into_iter().zip(kinds) {
+                if let Some(slot) = slot {
+                    all.push(((owner.clone(), kind), slot.clone()));
+                }
+            }
+        }
+        all
     }
 
     /// Calls `f` with every slot of `kind` and its owner, under the read
     /// lock (no copies: the façade looks a presented token up this way).
     pub(super) fn each_of_kind(&self, kind: Kind, mut f: impl FnMut(&str, &Slot)) {
-        for ((owner, k), slot) in self.read().iter() {
-            if *k == kind {
+        for (owner, kinds) in self.read().iter() {
+            if let Some(slot) = &kinds[kind as usize] {
                 f(owner, slot);
             }
         }
@@ -307,6 +318,13 @@ pub(super) fn token_sha256(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_is_indexed_by_its_discriminant() {
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{kind:?}");
+        }
+    }
 
     fn credential(value: &str) -> Credential {
         Credential {
