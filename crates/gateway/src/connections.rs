@@ -453,15 +453,17 @@ struct BodyWait {
 
 impl Deadline {
     fn new(body: Incoming, conn: Arc<Conn>, limits: Limits) -> Self {
+        let arriving = !http_body::Body::is_end_stream(&body);
         let deadline = Self {
             body,
+            // Without a body (a GET) there is no deadline: no clock read.
+            started: if arriving { Instant::now() } else { conn.epoch },
             conn,
-            started: Instant::now(),
             received: 0,
             limits,
             waiting: None,
         };
-        if !http_body::Body::is_end_stream(&deadline.body) {
+        if arriving {
             deadline.publish();
         }
         deadline

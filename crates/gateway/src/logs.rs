@@ -80,7 +80,7 @@ impl RequestId {
     /// `id` if it is a sane request id: not empty, at most
     /// [`MAX_REQUEST_ID`] bytes, only letters, digits and `-_.:`.
     pub fn new(id: &[u8]) -> Option<Self> {
-        let plain = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:".contains(b);
+        let plain = |&b: &u8| matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b':');
         if id.is_empty() || id.len() > MAX_REQUEST_ID || !id.iter().all(plain) {
             return None;
         }
@@ -90,6 +90,11 @@ impl RequestId {
             len: id.len() as u8,
             bytes,
         })
+    }
+
+    /// The id's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 
     /// The id as text.

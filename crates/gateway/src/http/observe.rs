@@ -33,7 +33,7 @@ pub(crate) fn request_id(headers: &HeaderMap) -> RequestId {
 
 /// `id` as the answer's `X-Request-Id` header.
 pub(crate) fn id_header(id: &RequestId) -> HeaderValue {
-    HeaderValue::from_str(id.as_str()).expect("a request id is a valid header value")
+    HeaderValue::from_bytes(id.as_bytes()).expect("a request id is a valid header value")
 }
 
 /// A request id no other request of this process gets, unrelated to the
