@@ -121,8 +121,11 @@ tokio::task_local! {
 }
 
 /// `answer`, run as the answer to request `id`: every line it logs carries the id.
-pub async fn in_request<F: Future>(id: RequestId, answer: F) -> F::Output {
-    REQUEST.scope(id, answer).await
+///
+/// Not an `async fn`: one would hold `answer` twice, as its argument and
+/// inside the scope it awaits, and a request's future is moved whole.
+pub fn in_request<F: Future>(id: RequestId, answer: F) -> impl Future<Output = F::Output> {
+    REQUEST.scope(id, answer)
 }
 
 /// `log`, run as part of the answer to request `id` (a line logged once

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -60,59 +61,14 @@ impl Front {
         if let Some(refused) = observe::headers_too_large(request.headers()) {
             return refused;
         }
-        let state = &self.state;
         let id = observe::request_id(request.headers());
         let method = request.method().clone();
         let (label, slot) = (route.label(), route.slot(&method));
-        // As the router's `observe`: every line logged while answering carries the id.
-        let answer = async {
-            match route {
-                Route::Push(at) => {
-                    let owner = match at {
-                        PushAt::App(appid) => Ok(PathOwner::app(state, appid, None)),
-                        PushAt::WeCom(corpid, agent) => Ok(PathOwner::wecom(state, corpid, agent)),
-                        PushAt::Root => wechat::single_app(state),
-                    };
-                    let source = PushSource::of(state, Some(peer), request.headers());
-                    let (parts, body) = request.into_parts();
-                    let query = parts.uri.query().unwrap_or_default();
-                    let answer = match (owner, method == Method::GET) {
-                        (Err(e), _) => Err(e),
-                        (Ok(owner), true) => wechat::verify_at(state, source, &owner, query),
-                        // Boxed, as the other awaits below: their state machines
-                        // are kilobytes, and an unboxed one makes every answer's
-                        // future that size, copied whole at each move (hyper
-                        // moves it three times before the first poll).
-                        (Ok(owner), false) => {
-                            Box::pin(wechat::receive_at(state, source, &owner, query, body)).await
-                        }
-                    };
-                    answer.unwrap_or_else(IntoResponse::into_response)
-                }
-                Route::Credential(at, kind) => {
-                    let trusted = &state.server.trusted_proxies;
-                    let peer = Peer::at(Some(peer), request.headers(), trusted);
-                    let answer = match Client::authenticate(state, request.headers(), peer) {
-                        Err(e) => Err(e),
-                        Ok(client) => {
-                            let owner = match at {
-                                CredentialAt::App(appid) => PathOwner::app(state, appid, None),
-                                CredentialAt::WeCom(corpid, agent) => {
-                                    PathOwner::wecom(state, corpid, agent)
-                                }
-                            };
-                            Box::pin(client_api::get_at(state, &client, &owner, kind)).await
-                        }
-                    };
-                    let mut response = answer.into_response();
-                    response
-                        .headers_mut()
-                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                    response
-                }
-            }
-        };
-        let mut response = logs::in_request(id, answer).await;
+        // As the router's `observe`: every line logged while answering carries
+        // the id. The answer's future is built straight into the task-local's,
+        // never held beside it: a future held across an await is part of this
+        // one's state, which hyper moves several times per request.
+        let mut response = logs::in_request(id, self.route(route, request, peer)).await;
         let elapsed = started.elapsed();
         let status = response.status();
         self.timer(slot, label, &method, status)
@@ -123,6 +79,58 @@ impl Front {
         let id = observe::id_header(&id);
         response.headers_mut().insert(REQUEST_ID.clone(), id);
         response
+    }
+
+    /// What `route` answers to `request`, before the wrapping [`Front::direct`] adds.
+    async fn route(&self, route: Route<'_>, request: Request<Body>, peer: SocketAddr) -> Response {
+        let state = &self.state;
+        let method_is_get = request.method() == Method::GET;
+        match route {
+            Route::Push(at) => {
+                let owner = match at {
+                    PushAt::App(appid) => Ok(PathOwner::app(state, appid, None)),
+                    PushAt::WeCom(corpid, agent) => Ok(PathOwner::wecom(state, corpid, agent)),
+                    PushAt::Root => wechat::single_app(state),
+                };
+                let source = PushSource::of(state, Some(peer), request.headers());
+                // Only the URI is kept across the await below (for the query).
+                let (Parts { uri, .. }, body) = request.into_parts();
+                let query = uri.query().unwrap_or_default();
+                let answer = match (owner, method_is_get) {
+                    (Err(e), _) => Err(e),
+                    (Ok(owner), true) => wechat::verify_at(state, source, &owner, query),
+                    // Boxed, as the other awaits below: their state machines
+                    // are kilobytes, and an unboxed one makes every answer's
+                    // future that size, copied whole at each move (hyper
+                    // moves it three times before the first poll).
+                    (Ok(owner), false) => {
+                        Box::pin(wechat::receive_at(state, source, &owner, query, body)).await
+                    }
+                };
+                answer.unwrap_or_else(IntoResponse::into_response)
+            }
+            Route::Credential(at, kind) => {
+                let trusted = &state.server.trusted_proxies;
+                let peer = Peer::at(Some(peer), request.headers(), trusted);
+                let answer = match Client::authenticate(state, request.headers(), peer) {
+                    Err(e) => Err(e),
+                    Ok(client) => {
+                        let owner = match at {
+                            CredentialAt::App(appid) => PathOwner::app(state, appid, None),
+                            CredentialAt::WeCom(corpid, agent) => {
+                                PathOwner::wecom(state, corpid, agent)
+                            }
+                        };
+                        Box::pin(client_api::get_at(state, &client, &owner, kind)).await
+                    }
+                };
+                let mut response = answer.into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+        }
     }
 
     /// The duration histogram of `label`'s answers with `status`; a
