@@ -542,50 +542,29 @@ pub fn is_xml_char(c: char) -> bool {
 
 /// `text` without the characters XML 1.0 forbids. Borrowed, without
 /// allocating, when there are none (the common case).
-pub fn xml_text(text: &str) -> Cow<'_, str> {
-    without_forbidden(text, seen(text.as_bytes()))
-}
-
-/// [`xml_text`], given what [`seen`] found in `text`.
-fn without_forbidden(text: &str, seen: u8) -> Cow<'_, str> {
-    if !forbidden(seen, text.as_bytes()) {
-        return Cow::Borrowed(text);
+pub fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !has_forbidden(text.as_bytes()) {
+        return std::borrow::Cow::Borrowed(text);
     }
-    Cow::Owned(text.chars().filter(|&c| is_xml_char(c)).collect())
+    std::borrow::Cow::Owned(text.chars().filter(|&c| is_xml_char(c)).collect())
 }
 
 /// Whether UTF-8 `bytes` hold a character XML forbids: the only ones a `str`
 /// can hold are the C0 controls but tab, newline and carriage return, and
 /// U+FFFE/U+FFFF (`EF BF BE`/`EF BF BF`). The writer runs this on every
-/// value and the parser once per document: one branch-free pass ([`seen`])
-/// finds controls and 0xEF bytes; only when there is an 0xEF (full-width
+/// value and the parser once per document: one branch-free pass finds
+/// controls and 0xEF bytes; only when there is an 0xEF (full-width
 /// punctuation has one too) does memchr visit them to look for the two
 /// noncharacters.
 fn has_forbidden(bytes: &[u8]) -> bool {
-    forbidden(seen(bytes), bytes)
-}
-
-/// [`seen`]'s bit for a control character XML forbids.
-const SEEN_CONTROL: u8 = 1;
-/// [`seen`]'s bit for an 0xEF byte (the lead of U+FFFE/U+FFFF, and of others).
-const SEEN_EF: u8 = 2;
-/// [`seen`]'s bit for a `]` (which a CDATA terminator starts with).
-const SEEN_BRACKET: u8 = 4;
-
-/// What one branch-free pass over `bytes` finds: the `SEEN_…` bits.
-fn seen(bytes: &[u8]) -> u8 {
+    // Bit 0: a forbidden control; bit 1: an 0xEF.
     let flags = |b: u8| {
         u8::from((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
             | (u8::from(b == 0xEF) << 1)
-            | (u8::from(b == b']') << 2)
     };
-    bytes.iter().fold(0u8, |seen, &b| seen | flags(b))
-}
-
-/// Whether `bytes`, of which [`seen`] found `seen`, hold a character XML forbids.
-fn forbidden(seen: u8, bytes: &[u8]) -> bool {
-    seen & SEEN_CONTROL != 0
-        || seen & SEEN_EF != 0
+    let seen = bytes.iter().fold(0u8, |seen, &b| seen | flags(b));
+    seen & 1 != 0
+        || seen & 2 != 0
             && memchr::memchr_iter(0xEF, bytes).any(|i| {
                 bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
             })
@@ -607,13 +586,11 @@ impl XmlWriter {
 
     /// `<name><![CDATA[value]]></name>`, splitting any `]]>` inside the value.
     pub(crate) fn cdata(&mut self, name: &str, value: &str) -> &mut Self {
-        // One pass finds both what XML forbids and any `]`.
-        let seen = seen(value.as_bytes());
-        let value = without_forbidden(value, seen);
-        // Most values have no `]` at all (dropping characters adds none):
-        // no `]]>` to split, and the element goes out in a few appends
-        // (every reply and envelope field is written here).
-        if seen & SEEN_BRACKET == 0 {
+        let value = xml_text(value);
+        // Most values have no `]` at all: no `]]>` to split, and the
+        // element goes out in a few appends (every reply and envelope
+        // field is written here).
+        if memchr::memchr(b']', value.as_bytes()).is_none() {
             let out = &mut self.out;
             out.reserve(2 * name.len() + value.len() + "<><![CDATA[]]></>".len());
             out.push('<');
