@@ -229,7 +229,9 @@ mod tests {
         other[19] ^= 1;
         for case in &cases {
             let mut decoded = [0u8; 20];
-            let decoded = hex::decode_to_slice(case, &mut decoded).ok().map(|()| decoded);
+            let decoded = hex::decode_to_slice(case, &mut decoded)
+                .ok()
+                .map(|()| decoded);
             for d in [digest, other] {
                 let matches = constant_time_eq(d, case).is_ok();
                 assert_eq!(matches, decoded == Some(d), "{case:?}");
