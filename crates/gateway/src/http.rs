@@ -19,7 +19,6 @@ mod wechat;
 
 use std::sync::Arc;
 
-pub use client_api::Clients;
 pub use direct::Front;
 pub use error::ApiError;
 pub(crate) use ops::reasons;
@@ -65,7 +64,7 @@ pub struct Shared {
     /// The store behind the center.
     pub store: Arc<dyn Store>,
     /// Business servers allowed to use the client API (replaced by a reload).
-    pub clients: arc_swap::ArcSwap<Clients>,
+    pub clients: arc_swap::ArcSwap<crate::clients::Clients>,
     /// `[server]` settings.
     pub server: Arc<ServerConfig>,
     /// Handles verified pushes.

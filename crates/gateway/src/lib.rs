@@ -27,6 +27,7 @@
 //!
 //! Start from [`Gateway`].
 
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod connections;
@@ -208,7 +209,7 @@ impl Gateway {
             throttle: http::Throttle::new(metrics.clone()),
             sources,
             metrics,
-            clients: arc_swap::ArcSwap::from_pointee(http::Clients::new(config.clients)),
+            clients: arc_swap::ArcSwap::from_pointee(clients::Clients::new(config.clients)),
             running,
             server: Arc::new(config.server),
             dispatcher,

@@ -175,7 +175,7 @@ pub(crate) struct Targets<'a> {
     pub(crate) center: &'a TokenCenter,
     pub(crate) dispatcher: &'a Dispatcher,
     pub(crate) platforms: &'a crate::platform::Platforms,
-    pub(crate) clients: &'a arc_swap::ArcSwap<crate::http::Clients>,
+    pub(crate) clients: &'a arc_swap::ArcSwap<crate::clients::Clients>,
     pub(crate) source_check: bool,
 }
 
@@ -322,7 +322,7 @@ impl Running {
             metrics.start_source_check_at_zero(inboxes.iter().map(|i| i.owner.as_str()));
         }
         dispatcher.set_inboxes(inboxes);
-        clients.store(Arc::new(crate::http::Clients::new(config.clients)));
+        clients.store(Arc::new(crate::clients::Clients::new(config.clients)));
         for gone in configured.difference(&now_configured) {
             center.remove_owner(gone);
         }
