@@ -92,6 +92,16 @@ impl RequestId {
         })
     }
 
+    /// `n` as 16 lowercase hex digits: an id wxgate makes (plain by construction).
+    pub fn hex(n: u64) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut bytes = [0; MAX_REQUEST_ID];
+        for (i, byte) in bytes[..16].iter_mut().enumerate() {
+            *byte = DIGITS[((n >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Self { len: 16, bytes }
+    }
+
     /// The id's bytes (ASCII).
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
@@ -230,6 +240,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_made_id_is_sixteen_hex_digits_of_its_number_and_plain() {
+        for n in [0, 1, 0xfedc_ba98_7654_3210, u64::MAX] {
+            let id = RequestId::hex(n);
+            assert_eq!(id.as_str(), format!("{n:016x}"));
+            assert_eq!(RequestId::new(id.as_bytes()), Some(id));
+        }
+    }
 
     #[test]
     fn control_characters_and_overrides_are_escaped() {

@@ -18,6 +18,18 @@ pub(crate) fn ascii_lowercase<'b>(text: &str, buf: &'b mut [u8; 32]) -> Cow<'b, 
     Cow::Borrowed(std::str::from_utf8(lower).expect("ASCII lowercasing keeps UTF-8"))
 }
 
+/// `text.trim()`, in fewer steps for what WeChat sends (no whitespace, or
+/// ASCII whitespace): ASCII whitespace is trimmed byte by byte, and only an
+/// end that is then not ASCII (perhaps a Unicode space) goes through `trim`.
+pub(crate) fn trimmed(text: &str) -> &str {
+    let ascii = text.trim_ascii();
+    let bytes = ascii.as_bytes();
+    if bytes.first().is_some_and(|b| !b.is_ascii()) || bytes.last().is_some_and(|b| !b.is_ascii()) {
+        return ascii.trim();
+    }
+    ascii
+}
+
 /// A cursor over an element's children that marks the ones it reads.
 pub(crate) struct Fields<'a> {
     elements: &'a [Element],
@@ -105,7 +117,7 @@ impl<'a> Fields<'a> {
 
     /// A number, surrounding whitespace ignored.
     pub(crate) fn number<T: std::str::FromStr>(&mut self, name: &str) -> Option<T> {
-        self.leaf(name).and_then(|e| e.text.trim().parse().ok())
+        self.leaf(name).and_then(|e| trimmed(&e.text).parse().ok())
     }
 
     /// A required text field.
@@ -119,9 +131,7 @@ impl<'a> Fields<'a> {
         name: &'static str,
     ) -> Result<T, MessageError> {
         let element = self.leaf(name).ok_or(MessageError::Missing(name))?;
-        element
-            .text
-            .trim()
+        trimmed(&element.text)
             .parse()
             .map_err(|_| MessageError::Invalid {
                 field: name,
@@ -160,6 +170,27 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trimmed_is_trim() {
+        for text in [
+            "",
+            " ",
+            "42",
+            " 42 ",
+            "\t\n42\r\n",
+            "\u{3000}42\u{3000}",
+            " \u{3000} 4 2 \u{a0}",
+            "\u{c}42\u{c}",
+            "é",
+            " é ",
+            "\u{2028}",
+            "\u{85}x",
+            "x\u{85}",
+        ] {
+            assert_eq!(trimmed(text), text.trim(), "{text:?}");
+        }
+    }
 
     #[test]
     fn lowercases_as_to_ascii_lowercase_does_in_the_buffer_or_not() {

@@ -24,11 +24,7 @@ pub(crate) fn request_id(headers: &HeaderMap) -> RequestId {
     let given = headers
         .get(&REQUEST_ID)
         .and_then(|v| RequestId::new(v.as_bytes()));
-    given.unwrap_or_else(|| {
-        let mut hex = [0u8; 16];
-        hex::encode_to_slice(fresh_id().to_be_bytes(), &mut hex).expect("16 bytes hold 8 in hex");
-        RequestId::new(&hex).expect("hex is a plain id")
-    })
+    given.unwrap_or_else(|| RequestId::hex(fresh_id()))
 }
 
 /// `id` as the answer's `X-Request-Id` header.
