@@ -94,11 +94,8 @@ impl RequestId {
 
     /// `n` as 16 lowercase hex digits: an id wxgate makes (plain by construction).
     pub fn hex(n: u64) -> Self {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut bytes = [0; MAX_REQUEST_ID];
-        for (i, byte) in bytes[..16].iter_mut().enumerate() {
-            *byte = DIGITS[((n >> (60 - 4 * i)) & 0xf) as usize];
-        }
+        hex::encode_to_slice(n.to_be_bytes(), &mut bytes[..16]).expect("16 bytes hold 8 in hex");
         Self { len: 16, bytes }
     }
 

@@ -270,7 +270,7 @@ impl Push {
                 .extra
                 .iter()
                 .find(|e| e.name == "MsgId")
-                .and_then(|e| e.text.trim().parse().ok()),
+                .and_then(|e| crate::fields::trimmed(&e.text).parse().ok()),
         }
     }
 
