@@ -14,6 +14,15 @@
 //! So a body that stalls, or trickles in below the floor rate, is cut; a
 //! large upload at any honest speed is not.
 //!
+//! The header timeout runs from a request's first bytes: a keep-alive
+//! connection waiting for its next request is idle, not late (hyper's own
+//! header timer, not used, starts as soon as the last answer is sent, so
+//! it would close keep-alives at the header timeout). Both timeouts are
+//! checked by one sweep of every connection, a twentieth of the shorter
+//! timeout apart, on a coarse clock the sweep advances: no request reads
+//! the clock, or arms a timer, for them. A connection is never cut before
+//! its timeout, and within a tenth of it after.
+//!
 //! When every slot is taken, the connection idle the longest is closed to
 //! make room, as nginx reuses keep-alive connections; when none is idle, the
 //! one whose request body is furthest behind (the earliest body deadline,
@@ -43,7 +52,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -96,11 +105,16 @@ pub(crate) async fn serve<A: Answer>(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let registry = Arc::new(Registry::default());
     let closing = CancellationToken::new();
+    // No timer for hyper: the header and idle timeouts are the sweep's.
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    builder.header_read_timeout(None);
     let builder = Arc::new(builder);
+    tokio::spawn(sweep(
+        registry.clone(),
+        limits,
+        metrics.clone(),
+        closing.clone(),
+    ));
     let mut room = RoomMaker {
         batch: (limits.max_connections / 64).clamp(1, MAX_WAITING),
         owed: 0,
@@ -267,10 +281,40 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
+/// Milliseconds since the server started, as of the last sweep: what the
+/// per-request bookkeeping reads (one atomic load, no clock), within a
+/// sweep's tick of the true time and never ahead of it.
+#[derive(Debug)]
+struct CoarseClock {
+    epoch: Instant,
+    now_ms: AtomicU64,
+}
+
+impl CoarseClock {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            now_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The time of the last [`CoarseClock::read`].
+    fn coarse_ms(&self) -> u64 {
+        self.now_ms.load(Ordering::Relaxed)
+    }
+
+    /// Reads the clock, and makes it the coarse time.
+    fn read(&self) -> u64 {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.now_ms.fetch_max(now, Ordering::Relaxed);
+        now
+    }
+}
+
 /// Every open connection, by id.
 #[derive(Debug)]
 struct Registry {
-    epoch: Instant,
+    clock: Arc<CoarseClock>,
     next_id: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
 }
@@ -278,7 +322,7 @@ struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Self {
-            epoch: Instant::now(),
+            clock: Arc::new(CoarseClock::new()),
             next_id: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
         }
@@ -289,10 +333,11 @@ impl Registry {
     fn open(&self, close: CancellationToken) -> (u64, Arc<Conn>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
-            epoch: self.epoch,
+            clock: self.clock.clone(),
             busy: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(millis_since(self.epoch)),
-            body_deadline_ms: AtomicU64::new(NO_BODY),
+            idle_since_ms: AtomicU64::new(self.clock.read()),
+            head_since_ms: AtomicU64::new(NEVER),
+            body_deadline_ms: AtomicU64::new(NEVER),
             close,
         });
         let mut open = self.open.lock().expect("registry lock");
@@ -311,7 +356,7 @@ impl Registry {
     /// read yet). A request whose body is in is never cut. Returns how many
     /// it asked.
     fn close_for_room(&self, count: usize) -> usize {
-        let now = millis_since(self.epoch);
+        let now = self.clock.read();
         let fresh = u64::try_from(FRESH.as_millis()).unwrap_or(u64::MAX);
         let open = self.open.lock().expect("registry lock");
         let candidates = open
@@ -323,11 +368,67 @@ impl Registry {
                     (u8::from(now.saturating_sub(since) < fresh) * 2, since)
                 } else {
                     let deadline = c.body_deadline_ms.load(Ordering::Acquire);
-                    (deadline != NO_BODY).then_some((1, deadline))?
+                    (deadline != NEVER).then_some((1, deadline))?
                 };
                 Some((rank, c))
             });
         close_first(candidates.collect(), count)
+    }
+
+    /// Advances the coarse clock and closes the connections that were idle
+    /// for `limits.idle_timeout`, or whose request's headers began arriving
+    /// `limits.header_read_timeout` ago and are not in. The times read are
+    /// up to `tick` behind, so a connection is given `tick` more: it is
+    /// never cut early, and cut within two ticks of its due time. Returns
+    /// how many were cut for their headers.
+    fn sweep(&self, limits: &Limits, tick: Duration) -> u64 {
+        let now = self.clock.read();
+        let ms = |d: Duration| u64::try_from((d + tick).as_millis()).unwrap_or(u64::MAX);
+        let (idle_limit, head_limit) = (ms(limits.idle_timeout), ms(limits.header_read_timeout));
+        let mut late_heads = 0;
+        let open = self.open.lock().expect("registry lock");
+        for conn in open.values() {
+            if conn.busy.load(Ordering::Acquire) > 0 || conn.close.is_cancelled() {
+                continue;
+            }
+            let idle_since = conn.idle_since_ms.load(Ordering::Acquire);
+            let head_since = conn.head_since_ms.load(Ordering::Acquire);
+            let late_head = head_since != NEVER && now.saturating_sub(head_since) >= head_limit;
+            if late_head || now.saturating_sub(idle_since) >= idle_limit {
+                late_heads += u64::from(late_head);
+                conn.close.cancel();
+            }
+        }
+        late_heads
+    }
+}
+
+/// How often the connections are swept for the idle and header timeouts: a
+/// twentieth of the shorter, between 10 ms and a second.
+fn sweep_tick(limits: &Limits) -> Duration {
+    let shorter = limits.header_read_timeout.min(limits.idle_timeout);
+    (shorter / 20).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Sweeps the connections (see [`Registry::sweep`]) every tick until
+/// `closing` is cancelled. One timer for every connection: no request
+/// arms, resets or drops one of its own.
+async fn sweep(
+    registry: Arc<Registry>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    closing: CancellationToken,
+) {
+    let tick = sweep_tick(&limits);
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = closing.cancelled() => return,
+        }
+        let late_heads = registry.sweep(&limits, tick);
+        metrics.connections_header_timeouts.inc_by(late_heads);
     }
 }
 
@@ -348,39 +449,40 @@ fn close_first(mut candidates: Vec<((u8, u64), &Arc<Conn>)>, count: usize) -> us
     count
 }
 
-fn millis_since(epoch: Instant) -> u64 {
-    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// One open connection's state.
+/// One open connection's state. Times are milliseconds on its [`CoarseClock`].
 #[derive(Debug)]
 struct Conn {
-    epoch: Instant,
+    clock: Arc<CoarseClock>,
     /// Requests being served on it; 0 when idle.
     busy: AtomicUsize,
-    /// When it last became idle, milliseconds after `epoch`.
+    /// When it last became idle.
     idle_since_ms: AtomicU64,
+    /// While idle, when the first bytes of its next request arrived;
+    /// [`NEVER`] before they do.
+    head_since_ms: AtomicU64,
     /// While a request's body is arriving, when it will be cut unless more
-    /// arrives, milliseconds after `epoch`; [`NO_BODY`] otherwise.
+    /// arrives; [`NEVER`] otherwise.
     body_deadline_ms: AtomicU64,
     /// Cancelled to close it: at once when idle or while its request's body
     /// is arriving, after its request otherwise.
     close: CancellationToken,
 }
 
-/// [`Conn::body_deadline_ms`] when no request body is arriving.
-const NO_BODY: u64 = u64::MAX;
+/// A time that has not come: no request's head or body is arriving.
+const NEVER: u64 = u64::MAX;
 
 impl Conn {
-    /// How long it has been idle; `None` while a request is being served.
-    fn idle_for(&self) -> Option<Duration> {
-        if self.busy.load(Ordering::Acquire) > 0 {
-            return None;
+    /// No request is being served on it.
+    fn is_idle(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0
+    }
+
+    /// Bytes arrived: while idle, the first ones start the header timeout.
+    fn bytes_arrived(&self) {
+        if self.is_idle() && self.head_since_ms.load(Ordering::Relaxed) == NEVER {
+            let now = self.clock.coarse_ms();
+            self.head_since_ms.store(now, Ordering::Release);
         }
-        let since = self.idle_since_ms.load(Ordering::Acquire);
-        Some(Duration::from_millis(
-            millis_since(self.epoch).saturating_sub(since),
-        ))
     }
 }
 
@@ -391,13 +493,14 @@ struct Busy(Arc<Conn>);
 impl Busy {
     fn start(conn: Arc<Conn>) -> Self {
         conn.busy.fetch_add(1, Ordering::AcqRel);
+        conn.head_since_ms.store(NEVER, Ordering::Release);
         Self(conn)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let now = millis_since(self.0.epoch);
+        let now = self.0.clock.coarse_ms();
         self.0.idle_since_ms.store(now, Ordering::Release);
         self.0.busy.fetch_sub(1, Ordering::AcqRel);
     }
@@ -457,7 +560,11 @@ impl Deadline {
         let deadline = Self {
             body,
             // Without a body (a GET) there is no deadline: no clock read.
-            started: if arriving { Instant::now() } else { conn.epoch },
+            started: if arriving {
+                Instant::now()
+            } else {
+                conn.clock.epoch
+            },
             conn,
             received: 0,
             limits,
@@ -481,14 +588,16 @@ impl Deadline {
 
     /// Shows the deadline to the accept loop, which cuts the earliest first.
     fn publish(&self) {
-        let ms = self.deadline().saturating_duration_since(self.conn.epoch);
-        let ms = u64::try_from(ms.as_millis()).unwrap_or(NO_BODY - 1);
+        let ms = self
+            .deadline()
+            .saturating_duration_since(self.conn.clock.epoch);
+        let ms = u64::try_from(ms.as_millis()).unwrap_or(NEVER - 1);
         self.conn.body_deadline_ms.store(ms, Ordering::Release);
     }
 
     /// The body is in (or failed): nothing left to cut.
     fn finished(&self) {
-        self.conn.body_deadline_ms.store(NO_BODY, Ordering::Release);
+        self.conn.body_deadline_ms.store(NEVER, Ordering::Release);
     }
 }
 
@@ -573,7 +682,6 @@ impl<A: Answer> Connection<A> {
             builder,
             limits,
         } = self;
-        let idle_timeout = limits.idle_timeout;
         let service = hyper::service::service_fn({
             let conn = conn.clone();
             move |request: Request<Incoming>| {
@@ -587,32 +695,80 @@ impl<A: Answer> Connection<A> {
                 }
             }
         });
-        let http = builder.serve_connection(TokioIo::new(stream), service);
+        let io = Watched {
+            stream,
+            conn: conn.clone(),
+        };
+        let http = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(http);
-        loop {
-            let wake = conn
-                .idle_for()
-                .map_or(idle_timeout, |idle| idle_timeout.saturating_sub(idle));
-            tokio::select! {
-                _ = http.as_mut() => return,
-                () = conn.close.cancelled() => {
-                    // A body still arriving is cut: closed at once, unanswered,
-                    // so its slot is free for the connection that needs it.
-                    let arriving = conn.body_deadline_ms.load(Ordering::Acquire) != NO_BODY;
-                    if conn.idle_for().is_none() && !arriving {
-                        // Finish the request under way, then close.
-                        http.as_mut().graceful_shutdown();
-                        let _ = http.as_mut().await;
-                    }
-                    return;
-                }
-                () = tokio::time::sleep(wake) => {
-                    if conn.idle_for().is_some_and(|idle| idle >= idle_timeout) {
-                        return;
-                    }
+        // The idle and header timeouts close it through `conn.close` too
+        // (the sweep, see `Registry::sweep`).
+        tokio::select! {
+            biased;
+            _ = http.as_mut() => {}
+            () = conn.close.cancelled() => {
+                // A body still arriving is cut: closed at once, unanswered,
+                // so its slot is free for the connection that needs it.
+                let arriving = conn.body_deadline_ms.load(Ordering::Acquire) != NEVER;
+                if !conn.is_idle() && !arriving {
+                    // Finish the request under way, then close.
+                    http.as_mut().graceful_shutdown();
+                    let _ = http.as_mut().await;
                 }
             }
         }
+    }
+}
+
+/// A connection's socket, which tells its [`Conn`] when bytes arrive (so
+/// the first bytes of a request start its header timeout).
+struct Watched {
+    stream: TcpStream,
+    conn: Arc<Conn>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.conn.bytes_arrived();
+        }
+        read
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -649,7 +805,7 @@ mod tests {
 
     /// A registry with one connection per entry: idle since `ms` after the
     /// epoch (`Some`), or busy with a body due then (`None`, `ms`), or busy
-    /// with its body in (`None`, `NO_BODY`).
+    /// with its body in (`None`, `NEVER`).
     fn registry(conns: &[(Option<u64>, u64)]) -> (Registry, Vec<Arc<Conn>>) {
         let registry = Registry::default();
         let opened = conns
@@ -681,7 +837,7 @@ mod tests {
         let (registry, conns) = registry(&[
             (Some(59_500), 0), // 0: idle for 0.5 s: just accepted
             (None, 70_000),    // 1: body due in 10 s
-            (None, NO_BODY),   // 2: body in, being served
+            (None, NEVER),     // 2: body in, being served
             (Some(30_000), 0), // 3: idle for 30 s
             (None, 62_000),    // 4: body due in 2 s: furthest behind
             (Some(50_000), 0), // 5: idle for 10 s
@@ -699,5 +855,65 @@ mod tests {
         assert_eq!(registry.close_for_room(5), 1);
         assert_eq!(closed(&conns), [0, 1, 3, 4, 5]);
         assert_eq!(registry.close_for_room(1), 0);
+    }
+
+    fn limits(header_ms: u64, idle_secs: u64) -> Limits {
+        Limits {
+            max_connections: 10,
+            header_read_timeout: Duration::from_millis(header_ms),
+            idle_timeout: Duration::from_secs(idle_secs),
+            body_read_timeout: Duration::from_secs(10),
+            body_min_rate: 1024,
+            grace: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_cuts_late_headers_and_long_idles_never_early() {
+        let limits = limits(10_000, 75);
+        let tick = sweep_tick(&limits);
+        assert_eq!(tick, Duration::from_millis(500));
+        let registry = Registry::default();
+        let open = |_| registry.open(CancellationToken::new()).1;
+        let (keep_alive, slow_head, busy) = (open(0), open(1), open(2));
+        let _serving = Busy::start(busy.clone());
+        let step = |ms| async move {
+            tokio::time::advance(Duration::from_millis(ms)).await;
+        };
+        // 0.2 s on, the first bytes of a request arrive (the coarse clock
+        // still says 0: the header timeout is counted from 0, plus a tick).
+        step(200).await;
+        slow_head.bytes_arrived();
+        assert_eq!(slow_head.head_since_ms.load(Ordering::Relaxed), 0);
+        step(10_000).await;
+        assert_eq!(registry.sweep(&limits, tick), 0, "10.2 s: not late yet");
+        slow_head.bytes_arrived(); // more bytes do not restart the timeout
+        step(300).await;
+        assert_eq!(registry.sweep(&limits, tick), 1, "10.5 s: late");
+        assert!(slow_head.close.is_cancelled());
+        assert!(!keep_alive.close.is_cancelled() && !busy.close.is_cancelled());
+        // A request's arrival (its head read) ends the header timeout; its
+        // end starts the idle time.
+        let request = Busy::start(keep_alive.clone());
+        assert_eq!(keep_alive.head_since_ms.load(Ordering::Relaxed), NEVER);
+        step(1_000).await;
+        registry.sweep(&limits, tick);
+        drop(request);
+        assert_eq!(keep_alive.idle_since_ms.load(Ordering::Relaxed), 11_500);
+        step(75_000).await;
+        assert_eq!(registry.sweep(&limits, tick), 0);
+        assert!(
+            !keep_alive.close.is_cancelled(),
+            "75 s idle by the coarse clock: not yet"
+        );
+        step(500).await;
+        assert_eq!(
+            registry.sweep(&limits, tick),
+            0,
+            "an idle close is not a header timeout"
+        );
+        assert!(keep_alive.close.is_cancelled());
+        // A request under way is never cut by either.
+        assert!(!busy.close.is_cancelled());
     }
 }

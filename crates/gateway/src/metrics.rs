@@ -180,6 +180,9 @@ pub struct Metrics {
     pub connections_evicted: Counter,
     /// New connections closed at once because every connection was busy.
     pub connections_refused: Counter,
+    /// Connections closed because a request's headers did not arrive in
+    /// full within `server.header_read_timeout_ms`.
+    pub connections_header_timeouts: Counter,
     /// Credential checks refused unchecked: the peer failed too often lately.
     pub credential_checks_refused: Family<CheckLabels, Counter>,
     /// Current access tokens WeChat rejected when probed (invalidated behind wxgate's back).
@@ -249,6 +252,7 @@ impl Metrics {
             spool_bytes: Gauge::default(),
             connections_evicted: Counter::default(),
             connections_refused: Counter::default(),
+            connections_header_timeouts: Counter::default(),
             credential_checks_refused: Family::default(),
             probe_rejections: Family::default(),
             pushes_refused_source: Family::default(),
@@ -278,6 +282,7 @@ impl Metrics {
             spool_bytes,
             connections_evicted,
             connections_refused,
+            connections_header_timeouts,
             credential_checks_refused,
             probe_rejections,
             pushes_refused_source,
@@ -386,6 +391,11 @@ impl Metrics {
             "connections_refused",
             "Connections closed at once because every connection was busy",
             connections_refused.clone(),
+        );
+        registry.register(
+            "connections_header_timeouts",
+            "Connections closed because a request's headers did not arrive in full within server.header_read_timeout_ms (slow or half-sent requests)",
+            connections_header_timeouts.clone(),
         );
         registry.register(
             "credential_checks_refused",

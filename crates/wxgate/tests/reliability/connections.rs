@@ -318,6 +318,96 @@ async fn a_half_sent_request_does_not_hold_shutdown() {
     }
 }
 
+/// Sends one request on `stream` and reads its answer's first bytes; the
+/// answer's status line, empty if the server had closed the connection.
+async fn request_on(stream: &mut TcpStream) -> String {
+    let sent = stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut answer = [0u8; 512];
+    let n = match sent {
+        Ok(()) => stream.read(&mut answer).await.unwrap_or(0),
+        Err(_) => 0,
+    };
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The header timeout runs from a request's first bytes, not from the end
+/// of the request before: a keep-alive connection idle for longer than the
+/// header timeout (and less than the idle timeout) still serves its next
+/// request, as nginx expects of the upstreams it keeps connections to. A
+/// request whose headers trickle in is cut at the header timeout (never
+/// before), and counted; an idle connection at the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_timeout_cuts_slow_headers_and_spares_idle_keep_alives() {
+    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = serve_limited(
+        dir.path(),
+        &sim.url(),
+        "header_read_timeout_ms = 300\nidle_timeout_secs = 2",
+    );
+    let addr = url.trim_start_matches("http://").to_owned();
+    let mut keep_alive = TcpStream::connect(&addr).await.unwrap();
+    assert_eq!(request_on(&mut keep_alive).await, "HTTP/1.1 200 OK");
+
+    // Headers that trickle in, a byte every 50 ms, never finishing.
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let cut = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if slow.write_all(b"X").await.is_err() || started.elapsed() > Duration::from_secs(2) {
+            break started.elapsed();
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(1), slow.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break started.elapsed(),
+            Ok(Ok(n)) => panic!("an answer to unfinished headers: {:?}", &buf[..n]),
+            Err(_) => {}
+        }
+    };
+    assert!(
+        cut >= Duration::from_millis(300) && cut < Duration::from_millis(1000),
+        "trickling headers cut after {cut:?} (header timeout 300 ms)"
+    );
+    let http = reqwest::Client::new();
+    let timeouts =
+        wxgate_testkit::metric(&http, &url, "wxgate_connections_header_timeouts_total").await;
+    assert_eq!(timeouts, 1.0);
+
+    // The keep-alive connection, idle for twice the header timeout and
+    // more, still answers.
+    tokio::time::sleep_until(started + Duration::from_millis(700)).await;
+    let idle = started.elapsed();
+    assert_eq!(
+        request_on(&mut keep_alive).await,
+        "HTTP/1.1 200 OK",
+        "a keep-alive connection idle for {idle:?} (header timeout 300 ms, idle timeout 2 s) was closed"
+    );
+    // And is closed at the idle timeout.
+    let waiting = Instant::now();
+    assert!(closed_within(keep_alive, Duration::from_secs(4)).await);
+    let closed = waiting.elapsed();
+    assert!(
+        closed >= Duration::from_millis(1900),
+        "an idle connection closed after {closed:?} (idle timeout 2 s)"
+    );
+    figure(
+        "connections",
+        format!(
+            "header timeout 300 ms: trickling headers cut after {} ms; a keep-alive idle {} ms still answered; \
+             closed {} ms after its last answer (idle timeout 2 s)",
+            cut.as_millis(),
+            idle.as_millis(),
+            closed.as_millis()
+        ),
+    );
+}
+
 /// What the slow-body attackers did.
 #[derive(Default)]
 struct Attack {
