@@ -295,7 +295,7 @@ impl Push {
             self.from_user_name,
             self.create_time,
             name,
-            hex::encode(&digest[..8])
+            hex_simd::encode_to_string(&digest[..8], hex_simd::AsciiCase::Lower)
         )
     }
 

@@ -28,9 +28,17 @@ pub(crate) fn msg_signature_hex<'o>(
     encrypt: &str,
     out: &'o mut [u8; 40],
 ) -> &'o str {
-    hex::encode_to_slice(sorted_sha1([token, timestamp, nonce, encrypt]), out)
-        .expect("40 bytes hold 20 in hex");
-    std::str::from_utf8(out).expect("hex is ASCII")
+    lower_hex_into(sorted_sha1([token, timestamp, nonce, encrypt]), out)
+}
+
+/// `digest` as 40 lowercase hex digits in `out` (vector code, as for base64).
+fn lower_hex_into(digest: Digest20, out: &mut [u8; 40]) -> &str {
+    use hex_simd::AsOut as _;
+    hex_simd::encode_as_str(
+        &digest,
+        out.as_mut_slice().as_out(),
+        hex_simd::AsciiCase::Lower,
+    )
 }
 
 /// Checks a push's or GET check's `signature` in constant time.
@@ -134,9 +142,7 @@ fn joined_sha1<const B: usize, const N: usize>(parts: [&str; N], len: usize) -> 
 }
 
 pub(crate) fn lower_hex(digest: Digest20) -> String {
-    let mut out = [0u8; 40];
-    hex::encode_to_slice(digest, &mut out).expect("40 bytes hold 20 in hex");
-    String::from_utf8(out.to_vec()).expect("hex is ASCII")
+    lower_hex_into(digest, &mut [0u8; 40]).to_owned()
 }
 
 /// Compares `given` with the lowercase hex of `expected`, each letter of
@@ -149,7 +155,7 @@ pub(crate) fn lower_hex(digest: Digest20) -> String {
 fn constant_time_eq(expected: Digest20, given: &str) -> Result<(), SignatureMismatch> {
     let given: &[u8; 40] = given.as_bytes().try_into().map_err(|_| SignatureMismatch)?;
     let mut expected_hex = [0u8; 40];
-    hex::encode_to_slice(expected, &mut expected_hex).expect("40 bytes hold 20 in hex");
+    lower_hex_into(expected, &mut expected_hex);
     let mut folded = [0u8; 40];
     for (f, &b) in folded.iter_mut().zip(given) {
         *f = b | (u8::from(b.wrapping_sub(b'A') < 6) << 5);
