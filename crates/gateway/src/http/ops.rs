@@ -124,9 +124,7 @@ pub(crate) fn reasons(state: &AppState, store_reachable: bool) -> Readiness {
             };
             let problem = match (slot.kind, usable, failure.class) {
                 _ if slot.rejected => "rejected by WeChat and not yet replaced",
-                (Kind::VerifyTicket, _, _) => {
-                    "no component_verify_ticket pushed for 20 minutes: WeChat was asked to push one (api_start_push_ticket)"
-                }
+                (Kind::VerifyTicket, _, _) => crate::token::platform::NO_TICKET,
                 (Kind::AccessToken, false, _) => "no usable access_token",
                 (_, true, FailureClass::Config) => {
                     "renewal refused by WeChat; the current value expires soon"

@@ -416,6 +416,12 @@ fn log_failure(appid: &str, kind: Kind, failure: &Failure, retry_at: u64, still_
     let hint = failure.hint.as_deref().unwrap_or("");
     let errcode = failure.errcode.unwrap_or(0);
     match (failure.class, still_valid) {
+        // Not refused: WeChat was asked to push a ticket, and pushes one
+        // within minutes (at a first start, always this).
+        _ if kind == Kind::VerifyTicket && failure.errcode.is_none() => tracing::warn!(
+            appid, token.kind = %kind, retry_at, hint,
+            "waiting for WeChat to push a verify ticket: {failure}"
+        ),
         (FailureClass::Transient | FailureClass::TokenRejected, true) => tracing::warn!(
             appid, token.kind = %kind, upstream.errcode = errcode, retry_at,
             "refresh failed; still serving the current credential: {failure}"

@@ -139,7 +139,7 @@ impl Issuer for ComponentIssuer {
                 // (or none is known yet), so ask WeChat to push one now.
                 self.start_push_ticket(upstream).await?;
                 Err(Failure::transient_with_hint(
-                    "no component_verify_ticket pushed for 20 minutes: WeChat was asked to push one (api_start_push_ticket)",
+                    NO_TICKET,
                     "check that WeChat can reach POST /component/{component_appid} (the platform's 授权事件接收URL) and that its token and key match",
                 ))
             }
@@ -149,6 +149,12 @@ impl Issuer for ComponentIssuer {
         }
     }
 }
+
+/// Why a platform has no verify ticket: none pushed since the start (the
+/// first comes within 10 minutes) or for 20 minutes.
+pub(crate) const NO_TICKET: &str =
+    "no component_verify_ticket pushed yet, or none for 20 minutes: \
+    WeChat was asked to push one (api_start_push_ticket)";
 
 /// An account that authorized a platform: its access token, fetched through
 /// the platform with its refresh token, and (an Official Account's) tickets.
