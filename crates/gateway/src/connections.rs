@@ -14,7 +14,8 @@
 //! So a body that stalls, or trickles in below the floor rate, is cut; a
 //! large upload at any honest speed is not.
 //!
-//! The header timeout runs from a request's first bytes: a keep-alive
+//! The header timeout runs from the accept for a connection's first
+//! request, and from a request's first bytes after that: a keep-alive
 //! connection waiting for its next request is idle, not late (hyper's own
 //! header timer, not used, starts as soon as the last answer is sent, so
 //! it would close keep-alives at the header timeout). Both timeouts are
@@ -332,11 +333,13 @@ impl Default for Registry {
 impl Registry {
     fn open(&self, close: CancellationToken) -> (u64, Arc<Conn>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let now = self.clock.read();
         let conn = Arc::new(Conn {
             clock: self.clock.clone(),
             busy: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(self.clock.read()),
-            head_since_ms: AtomicU64::new(NEVER),
+            idle_since_ms: AtomicU64::new(now),
+            // Its first request is due at once (its header timeout runs).
+            head_since_ms: AtomicU64::new(now),
             body_deadline_ms: AtomicU64::new(NEVER),
             close,
         });
@@ -457,8 +460,9 @@ struct Conn {
     busy: AtomicUsize,
     /// When it last became idle.
     idle_since_ms: AtomicU64,
-    /// While idle, when the first bytes of its next request arrived;
-    /// [`NEVER`] before they do.
+    /// While idle, when its next request's header timeout started: at the
+    /// accept for the first request, at the first bytes of the next for a
+    /// keep-alive one; [`NEVER`] before they arrive.
     head_since_ms: AtomicU64,
     /// While a request's body is arriving, when it will be cut unless more
     /// arrives; [`NEVER`] otherwise.
@@ -875,7 +879,15 @@ mod tests {
         assert_eq!(tick, Duration::from_millis(500));
         let registry = Registry::default();
         let open = |_| registry.open(CancellationToken::new()).1;
-        let (keep_alive, slow_head, busy) = (open(0), open(1), open(2));
+        let (fresh, keep_alive, slow_head, busy) = (open(0), open(1), open(2), open(3));
+        // A new connection's first request is due at once: its header
+        // timeout runs from the accept.
+        assert_eq!(fresh.head_since_ms.load(Ordering::Relaxed), 0);
+        // The others made a request at once (its head read, its answer sent).
+        for conn in [&keep_alive, &slow_head] {
+            drop(Busy::start((*conn).clone()));
+            assert_eq!(conn.head_since_ms.load(Ordering::Relaxed), NEVER);
+        }
         let _serving = Busy::start(busy.clone());
         let step = |ms| async move {
             tokio::time::advance(Duration::from_millis(ms)).await;
@@ -889,13 +901,12 @@ mod tests {
         assert_eq!(registry.sweep(&limits, tick), 0, "10.2 s: not late yet");
         slow_head.bytes_arrived(); // more bytes do not restart the timeout
         step(300).await;
-        assert_eq!(registry.sweep(&limits, tick), 1, "10.5 s: late");
-        assert!(slow_head.close.is_cancelled());
+        assert_eq!(registry.sweep(&limits, tick), 2, "10.5 s: late");
+        assert!(slow_head.close.is_cancelled() && fresh.close.is_cancelled());
         assert!(!keep_alive.close.is_cancelled() && !busy.close.is_cancelled());
-        // A request's arrival (its head read) ends the header timeout; its
-        // end starts the idle time.
+        // A keep-alive's next request: its head read ends the header
+        // timeout; its end starts the idle time.
         let request = Busy::start(keep_alive.clone());
-        assert_eq!(keep_alive.head_since_ms.load(Ordering::Relaxed), NEVER);
         step(1_000).await;
         registry.sweep(&limits, tick);
         drop(request);

@@ -333,12 +333,14 @@ async fn request_on(stream: &mut TcpStream) -> String {
     answer.lines().next().unwrap_or_default().to_owned()
 }
 
-/// The header timeout runs from a request's first bytes, not from the end
+/// The header timeout runs from the accept for a connection's first
+/// request and from a request's first bytes after that, not from the end
 /// of the request before: a keep-alive connection idle for longer than the
 /// header timeout (and less than the idle timeout) still serves its next
 /// request, as nginx expects of the upstreams it keeps connections to. A
 /// request whose headers trickle in is cut at the header timeout (never
-/// before), and counted; an idle connection at the idle timeout.
+/// before), as is a new connection that sends nothing, and both are
+/// counted; an idle keep-alive is closed at the idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_header_timeout_cuts_slow_headers_and_spares_idle_keep_alives() {
     let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
@@ -354,6 +356,8 @@ async fn the_header_timeout_cuts_slow_headers_and_spares_idle_keep_alives() {
     let mut keep_alive = TcpStream::connect(&addr).await.unwrap();
     assert_eq!(request_on(&mut keep_alive).await, "HTTP/1.1 200 OK");
 
+    // A connection that sends nothing: its first request is due at once.
+    let silent = TcpStream::connect(&addr).await.unwrap();
     // Headers that trickle in, a byte every 50 ms, never finishing.
     let mut slow = TcpStream::connect(&addr).await.unwrap();
     let started = Instant::now();
@@ -374,10 +378,14 @@ async fn the_header_timeout_cuts_slow_headers_and_spares_idle_keep_alives() {
         cut >= Duration::from_millis(300) && cut < Duration::from_millis(1000),
         "trickling headers cut after {cut:?} (header timeout 300 ms)"
     );
+    assert!(
+        closed_within(silent, Duration::from_secs(1)).await,
+        "a connection that sent nothing outlived the header timeout"
+    );
     let http = reqwest::Client::new();
     let timeouts =
         wxgate_testkit::metric(&http, &url, "wxgate_connections_header_timeouts_total").await;
-    assert_eq!(timeouts, 1.0);
+    assert_eq!(timeouts, 2.0);
 
     // The keep-alive connection, idle for twice the header timeout and
     // more, still answers.
