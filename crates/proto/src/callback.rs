@@ -9,6 +9,7 @@
 //! [`MessageCrypto`] is built with the corpid where an OA one has the appid.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 use crate::crypto::{MessageCrypto, RANDOM_LEN};
 use crate::envelope::{EnvelopeError, PushMode, PushQuery, QueryText};
@@ -118,9 +119,9 @@ pub fn envelope_encrypt(body: &str) -> Result<String, CallbackError> {
     match body_format(body) {
         BodyFormat::Json => Ok(JsonEnvelope::parse(body)?.encrypt),
         BodyFormat::Xml => {
-            let root = xml::parse(body).map_err(EnvelopeError::from)?;
-            root.child_text("Encrypt")
-                .map(str::to_owned)
+            let encrypt = xml::root_child_text(body, "Encrypt").map_err(EnvelopeError::from)?;
+            encrypt
+                .map(Cow::into_owned)
                 .ok_or(CallbackError::Envelope(EnvelopeError::Missing("Encrypt")))
         }
     }

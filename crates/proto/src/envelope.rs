@@ -155,13 +155,11 @@ pub(crate) fn open_encrypted(
         .msg_signature
         .as_deref()
         .ok_or(EnvelopeError::Missing("msg_signature"))?;
-    let root = xml::parse(body)?;
-    let encrypt = root
-        .child_text("Encrypt")
-        .ok_or(EnvelopeError::Missing("Encrypt"))?;
-    verify_msg_signature(token, &query.timestamp, &query.nonce, encrypt, given)
+    let encrypt =
+        xml::root_child_text(body, "Encrypt")?.ok_or(EnvelopeError::Missing("Encrypt"))?;
+    verify_msg_signature(token, &query.timestamp, &query.nonce, &encrypt, given)
         .map_err(|_| EnvelopeError::MsgSignature)?;
-    Ok(crypto.decrypt(encrypt)?)
+    Ok(crypto.decrypt(&encrypt)?)
 }
 
 /// Builds a push as WeChat sends it in `mode` (the simulator's side of [`open_push`]).

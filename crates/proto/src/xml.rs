@@ -90,17 +90,120 @@ impl Element {
 /// quick-xml, at about a quarter of the cost; anything else, and every
 /// error, goes through quick-xml ([`read_general`]).
 pub fn parse(xml: &str) -> Result<Element, XmlError> {
+    read(xml, &mut Tree, |root| root, |root| root)
+}
+
+/// The text of the root's first child named `name` (`None` without one),
+/// as `parse(xml)?.child_text(name)` gives it, and refusing what [`parse`]
+/// refuses; for a document in WeChat's shape, read without building the
+/// tree and borrowed from `xml` (an envelope's `Encrypt`, not copied).
+pub fn root_child_text<'x>(
+    xml: &'x str,
+    name: &'static str,
+) -> Result<Option<Cow<'x, str>>, XmlError> {
+    read(
+        xml,
+        &mut ChildText(name),
+        |root| root.found.map(Cow::Borrowed),
+        |root| {
+            root.child_text(name)
+                .map(|text| Cow::Owned(text.to_owned()))
+        },
+    )
+}
+
+/// Reads `xml` plainly with `build` if it is in WeChat's shape, else with
+/// quick-xml; `plain` or `general` makes the answer of each's root.
+fn read<'x, B: Build<'x>, T>(
+    xml: &'x str,
+    build: &mut B,
+    plain: impl FnOnce(B::Node) -> T,
+    general: impl FnOnce(Element) -> T,
+) -> Result<T, XmlError> {
     if xml.len() > MAX_XML_BYTES {
         return Err(XmlError::TooLarge(xml.len()));
     }
     // One pass over the document decides whether its text needs filtering.
     let dirty = has_forbidden(xml.as_bytes());
     if !dirty {
-        if let Some(root) = read_plain(xml) {
-            return Ok(root);
+        if let Some(root) = read_plain(xml, build) {
+            return Ok(plain(root));
         }
     }
-    read_general(xml, dirty)
+    read_general(xml, dirty).map(general)
+}
+
+/// What the plain reader makes of the elements it reads.
+trait Build<'x> {
+    type Node;
+    fn leaf(&mut self, name: Cow<'static, str>, text: &'x str) -> Self::Node;
+    fn parent(&mut self, name: Cow<'static, str>) -> Self::Node;
+    fn name(node: &Self::Node) -> &str;
+    /// `child`, read in full, is `parent`'s next child.
+    fn adopt(&mut self, parent: &mut Self::Node, child: Self::Node);
+}
+
+/// The whole tree, as [`parse`] returns it.
+struct Tree;
+
+impl<'x> Build<'x> for Tree {
+    type Node = Element;
+
+    fn leaf(&mut self, name: Cow<'static, str>, text: &'x str) -> Element {
+        Element::leaf(name, text)
+    }
+
+    fn parent(&mut self, name: Cow<'static, str>) -> Element {
+        Element {
+            name,
+            text: String::new(),
+            children: Vec::with_capacity(8),
+        }
+    }
+
+    fn name(node: &Element) -> &str {
+        &node.name
+    }
+
+    fn adopt(&mut self, parent: &mut Element, child: Element) {
+        parent.children.push(child);
+    }
+}
+
+/// Of each element, only the text of its first child named `.0`.
+struct ChildText(&'static str);
+
+/// An element as [`ChildText`] reads it.
+struct Found<'x> {
+    name: Cow<'static, str>,
+    text: &'x str,
+    found: Option<&'x str>,
+}
+
+impl<'x> Build<'x> for ChildText {
+    type Node = Found<'x>;
+
+    fn leaf(&mut self, name: Cow<'static, str>, text: &'x str) -> Found<'x> {
+        Found {
+            name,
+            text,
+            found: None,
+        }
+    }
+
+    fn parent(&mut self, name: Cow<'static, str>) -> Found<'x> {
+        self.leaf(name, "")
+    }
+
+    fn name<'n>(node: &'n Found<'x>) -> &'n str {
+        &node.name
+    }
+
+    fn adopt(&mut self, parent: &mut Found<'x>, child: Found<'x>) {
+        if parent.found.is_none() && child.name == self.0 {
+            parent.found = Some(child.text);
+        }
+    }
 }
 
 /// The XML whitespace between elements.
@@ -117,7 +220,7 @@ fn is_layout(b: u8) -> bool {
 /// its own, only the shape it accepts. The caller has checked the size and
 /// that no character XML forbids is there. Its tests check it against
 /// quick-xml's reading on the fuzz corpus and on mutated documents.
-fn read_plain(xml: &str) -> Option<Element> {
+fn read_plain<'x, B: Build<'x>>(xml: &'x str, build: &mut B) -> Option<B::Node> {
     let bytes = xml.as_bytes();
     if memchr::memchr(b'\r', bytes).is_some() {
         return None; // Line ends: left to the general reader.
@@ -128,7 +231,7 @@ fn read_plain(xml: &str) -> Option<Element> {
         }
         at
     };
-    let mut stack: Vec<Element> = Vec::with_capacity(4);
+    let mut stack: Vec<B::Node> = Vec::with_capacity(4);
     let mut count = 0usize;
     let mut at = skip_layout(0);
     loop {
@@ -143,11 +246,11 @@ fn read_plain(xml: &str) -> Option<Element> {
         at = close + 1;
         if let Some(name) = tag.strip_prefix(b"/") {
             let element = stack.pop()?;
-            if element.name.as_bytes() != name {
+            if B::name(&element).as_bytes() != name {
                 return None;
             }
             match stack.last_mut() {
-                Some(parent) => parent.children.push(element),
+                Some(parent) => build.adopt(parent, element),
                 None => return (skip_layout(at) == bytes.len()).then_some(element),
             }
             at = skip_layout(at);
@@ -170,7 +273,7 @@ fn read_plain(xml: &str) -> Option<Element> {
             if !bytes.get(at..)?.starts_with(b"</") {
                 return None;
             }
-            Element::leaf(name, text)
+            build.leaf(name, text)
         } else {
             // Plain text is short (numbers, layout): one loop finds its
             // end and any reference or `]`.
@@ -186,17 +289,13 @@ fn read_plain(xml: &str) -> Option<Element> {
                     return None;
                 }
                 at = lt;
-                Element::leaf(name, text)
+                build.leaf(name, text)
             } else {
                 if !text.bytes().all(is_layout) {
                     return None;
                 }
                 at = lt;
-                Element {
-                    name,
-                    text: String::new(),
-                    children: Vec::with_capacity(8),
-                }
+                build.parent(name)
             }
         };
         stack.push(element);
@@ -698,10 +797,20 @@ mod tests {
     /// What [`parse`] relies on: where the plain reader reads a document,
     /// quick-xml reads the same tree.
     fn plain_agrees(xml: &str) -> bool {
+        // Whichever reader reads it: a child's text as the tree has it.
+        let tree = parse(xml);
+        for name in ["Encrypt", "ToUserName", "A", "a", "b"] {
+            let text = tree.as_ref().map_err(Clone::clone);
+            assert_eq!(
+                root_child_text(xml, name).map(|text| text.map(Cow::into_owned)),
+                text.map(|root| root.child_text(name).map(str::to_owned)),
+                "{name} of {xml:?}"
+            );
+        }
         if xml.len() > MAX_XML_BYTES || has_forbidden(xml.as_bytes()) {
             return false;
         }
-        let Some(plain) = read_plain(xml) else {
+        let Some(plain) = read_plain(xml, &mut Tree) else {
             return false;
         };
         assert_eq!(Ok(plain), read_general(xml, false), "{xml:?}");
@@ -751,14 +860,14 @@ mod tests {
             "",
         ] {
             assert!(
-                read_plain(xml).is_none(),
+                read_plain(xml, &mut Tree).is_none(),
                 "read by the plain reader: {xml:?}"
             );
         }
         let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
-        assert!(read_plain(&deep).is_none());
+        assert!(read_plain(&deep, &mut Tree).is_none());
         let many = format!("<xml>{}</xml>", "<a>1</a>".repeat(MAX_ELEMENTS));
-        assert!(read_plain(&many).is_none());
+        assert!(read_plain(&many, &mut Tree).is_none());
         let most = format!("<xml>{}</xml>", "<a>1</a>".repeat(MAX_ELEMENTS - 1));
         assert!(plain_agrees(&most));
     }
@@ -806,6 +915,27 @@ mod tests {
             }
         }
         assert!(read > 1000, "only {read} mutations read plainly");
+    }
+
+    #[test]
+    fn a_root_childs_text_is_the_first_of_that_name_among_the_roots_children() {
+        for (xml, expected) in [
+            ("<xml><A>1</A><A>2</A></xml>", Some("1")),
+            ("<xml><b><A>3</A></b><A>4</A></xml>", Some("4")),
+            ("<xml><b><A>3</A></b></xml>", None),
+            ("<xml><A><c>1</c></A><A>2</A></xml>", Some("")),
+            ("<xml><A><![CDATA[a]]></A></xml>", Some("a")),
+            ("<A>1</A>", None),
+        ] {
+            let text = root_child_text(xml, "A").unwrap();
+            assert_eq!(text.as_deref(), expected, "{xml}");
+            assert!(plain_agrees(xml), "{xml}");
+            assert!(matches!(text, None | Some(Cow::Borrowed(_))), "copied: {xml}");
+        }
+        // What the plain reader leaves to quick-xml is read there, and copied.
+        let text = root_child_text("<xml><A>1 &lt; 2</A></xml>", "A").unwrap();
+        assert!(matches!(text, Some(Cow::Owned(ref t)) if t == "1 < 2"));
+        assert!(root_child_text("<xml><A>1</B></xml>", "A").is_err());
     }
 
     #[test]
