@@ -930,7 +930,10 @@ mod tests {
             let text = root_child_text(xml, "A").unwrap();
             assert_eq!(text.as_deref(), expected, "{xml}");
             assert!(plain_agrees(xml), "{xml}");
-            assert!(matches!(text, None | Some(Cow::Borrowed(_))), "copied: {xml}");
+            assert!(
+                matches!(text, None | Some(Cow::Borrowed(_))),
+                "copied: {xml}"
+            );
         }
         // What the plain reader leaves to quick-xml is read there, and copied.
         let text = root_child_text("<xml><A>1 &lt; 2</A></xml>", "A").unwrap();

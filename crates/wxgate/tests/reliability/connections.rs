@@ -81,6 +81,19 @@ fn serve_limited(dir: &Path, sim_url: &str, server_toml: &str) -> (Server, Strin
     (server, url)
 }
 
+/// A simulator, and `wxgate serve` in front of it under the file limit with
+/// `server_toml`: what must live as long as the test, the gateway's URL
+/// and its address.
+async fn started(server_toml: &str) -> (impl Sized, String, String) {
+    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url) = serve_limited(dir.path(), &sim.url(), server_toml);
+    let addr = url.trim_start_matches("http://").to_owned();
+    ((sim, dir, server), url, addr)
+}
+
 /// Open file descriptors of a process.
 fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -343,16 +356,8 @@ async fn request_on(stream: &mut TcpStream) -> String {
 /// counted; an idle keep-alive is closed at the idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_header_timeout_cuts_slow_headers_and_spares_idle_keep_alives() {
-    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, url) = serve_limited(
-        dir.path(),
-        &sim.url(),
-        "header_read_timeout_ms = 300\nidle_timeout_secs = 2",
-    );
-    let addr = url.trim_start_matches("http://").to_owned();
+    let (_running, url, addr) =
+        started("header_read_timeout_ms = 300\nidle_timeout_secs = 2").await;
     let mut keep_alive = TcpStream::connect(&addr).await.unwrap();
     assert_eq!(request_on(&mut keep_alive).await, "HTTP/1.1 200 OK");
 
@@ -597,16 +602,10 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
 /// a steady pace past that time is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_below_the_floor_rate_is_cut_and_a_steady_one_is_not() {
-    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, url) = serve_limited(
-        dir.path(),
-        &sim.url(),
+    let (_running, url, addr) = started(
         "idle_timeout_secs = 30\nbody_read_timeout_ms = 1000\nbody_min_bytes_per_sec = 100",
-    );
-    let addr = url.trim_start_matches("http://").to_owned();
+    )
+    .await;
     let stalled = stalled_body(&addr).await.unwrap();
     let sent = Instant::now();
     assert!(
