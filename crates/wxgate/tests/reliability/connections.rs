@@ -602,7 +602,7 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
 /// a steady pace past that time is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_below_the_floor_rate_is_cut_and_a_steady_one_is_not() {
-    let (_running, url, addr) = started(
+    let (_running, _url, addr) = started(
         "idle_timeout_secs = 30\nbody_read_timeout_ms = 1000\nbody_min_bytes_per_sec = 100",
     )
     .await;
