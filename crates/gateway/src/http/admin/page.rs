@@ -337,6 +337,7 @@ fn header(s: &Snapshot) -> String {
 <span class="fact"><span class="label">store</span> {backend} {reachable}{write}{topology}</span>
 <span class="fact" id="ready">{ready}</span>
 <span class="fact" title="proxied uploads in temporary files now, of proxy.max_spool_bytes"><span class="label">spool</span> {spool} of {spool_limit}</span>
+<span class="fact" id="connections" title="connections closed since the start: to make room (server.max_connections), at once when every one was busy, and for headers later than server.header_read_timeout_ms"><span class="label">connections closed</span> {evicted} for room, {refused} refused, {header_timeouts} slow headers</span>
 <span class="live" id="live" title="{at}">snapshot</span>
 </div>
 </header>"#,
@@ -358,6 +359,9 @@ fn header(s: &Snapshot) -> String {
         ready = badge(s.ready, "ready", "not ready"),
         spool = mib(s.spool.bytes),
         spool_limit = mib(s.spool.limit),
+        evicted = s.connections.evicted,
+        refused = s.connections.refused,
+        header_timeouts = s.connections.header_timeouts,
         at = utc(s.now),
     )
 }
@@ -614,7 +618,7 @@ fn recent_errors(errors: &[FailureRecord], now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::admin::status::{SpoolStatus, StoreStatus};
+    use crate::http::admin::status::{ConnectionsStatus, SpoolStatus, StoreStatus};
 
     #[test]
     fn escapes_every_markup_character() {
@@ -657,6 +661,11 @@ mod tests {
             spool: SpoolStatus {
                 bytes: 3 << 19,
                 limit: 256 << 20,
+            },
+            connections: ConnectionsStatus {
+                evicted: 7,
+                refused: 0,
+                header_timeouts: 12,
             },
             apps: vec![AppStatus {
                 appid: "wx<1>".into(),
@@ -759,6 +768,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("spool</span> 1.5 MiB of 256.0 MiB"), "{html}");
+        assert!(
+            html.contains("connections closed</span> 7 for room, 0 refused, 12 slow headers"),
+            "{html}"
+        );
         assert!(
             html.contains(r#"<input type="hidden" name="form_token" value="ab&lt;12&gt;"><button type="submit" class="danger">Revoke"#),
             "every form that posts carries the form token: {html}"

@@ -23,6 +23,8 @@ pub(crate) struct Snapshot {
     pub ready: bool,
     /// Proxied upload bytes in temporary files.
     pub spool: SpoolStatus,
+    /// Connections closed by the protections, since the start.
+    pub connections: ConnectionsStatus,
     /// Every configured app, in configuration order.
     pub apps: Vec<AppStatus>,
     /// Every configured Open Platform platform (its authorizers are in
@@ -57,6 +59,18 @@ pub(crate) struct SpoolStatus {
     pub bytes: u64,
     /// `proxy.max_spool_bytes`.
     pub limit: u64,
+}
+
+/// Connections the server closed to protect itself, since the start
+/// (`wxgate_connections_*_total` on `/metrics`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct ConnectionsStatus {
+    /// Closed to make room (`server.max_connections`).
+    pub evicted: u64,
+    /// Closed at once: every connection was busy.
+    pub refused: u64,
+    /// Closed because a request's headers were late (`server.header_read_timeout_ms`).
+    pub header_timeouts: u64,
 }
 
 /// One app.
@@ -234,6 +248,11 @@ pub(crate) async fn snapshot(state: &AppState) -> Snapshot {
         spool: SpoolStatus {
             bytes: state.proxy.spool().in_use(),
             limit: state.proxy.spool().limit(),
+        },
+        connections: ConnectionsStatus {
+            evicted: state.metrics.connections_evicted.get(),
+            refused: state.metrics.connections_refused.get(),
+            header_timeouts: state.metrics.connections_header_timeouts.get(),
         },
         apps,
         recent_errors: center.recent_failures(),
