@@ -110,7 +110,7 @@ pub(crate) async fn serve<A: Answer>(
     let mut builder = http1::Builder::new();
     builder.header_read_timeout(None);
     let builder = Arc::new(builder);
-    tokio::spawn(sweep(
+    tokio::spawn(keep_sweeping(
         registry.clone(),
         limits,
         metrics.clone(),
@@ -416,7 +416,7 @@ fn sweep_tick(limits: &Limits) -> Duration {
 /// Sweeps the connections (see [`Registry::sweep`]) every tick until
 /// `closing` is cancelled. One timer for every connection: no request
 /// arms, resets or drops one of its own.
-async fn sweep(
+async fn keep_sweeping(
     registry: Arc<Registry>,
     limits: Limits,
     metrics: Arc<Metrics>,

@@ -8,8 +8,9 @@
 //! bound into a WeCom message is the CorpID for a self-built app, so a
 //! [`MessageCrypto`] is built with the corpid where an OA one has the appid.
 
-use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::{MessageCrypto, RANDOM_LEN};
 use crate::envelope::{EnvelopeError, PushMode, PushQuery, QueryText};
@@ -115,15 +116,13 @@ pub fn body_format(body: &str) -> BodyFormat {
 }
 
 /// The `Encrypt` text of an XML or JSON envelope.
-pub fn envelope_encrypt(body: &str) -> Result<String, CallbackError> {
+/// Borrowed from an XML body in WeChat's shape, not copied.
+pub fn envelope_encrypt(body: &str) -> Result<Cow<'_, str>, CallbackError> {
     match body_format(body) {
-        BodyFormat::Json => Ok(JsonEnvelope::parse(body)?.encrypt),
-        BodyFormat::Xml => {
-            let encrypt = xml::root_child_text(body, "Encrypt").map_err(EnvelopeError::from)?;
-            encrypt
-                .map(Cow::into_owned)
-                .ok_or(CallbackError::Envelope(EnvelopeError::Missing("Encrypt")))
-        }
+        BodyFormat::Json => Ok(Cow::Owned(JsonEnvelope::parse(body)?.encrypt)),
+        BodyFormat::Xml => xml::root_child_text(body, "Encrypt")
+            .map_err(EnvelopeError::from)?
+            .ok_or(CallbackError::Envelope(EnvelopeError::Missing("Encrypt"))),
     }
 }
 

@@ -417,11 +417,14 @@ fn log_failure(appid: &str, kind: Kind, failure: &Failure, retry_at: u64, still_
     let errcode = failure.errcode.unwrap_or(0);
     match (failure.class, still_valid) {
         // Not refused: WeChat was asked to push a ticket, and pushes one
-        // within minutes (at a first start, always this).
-        _ if kind == Kind::VerifyTicket && failure.errcode.is_none() => tracing::warn!(
+        // within minutes (at a first start, always this). A failed ask is
+        // an error like any other.
+        _ if kind == Kind::VerifyTicket && failure.message == super::platform::NO_TICKET => {
+            tracing::warn!(
             appid, token.kind = %kind, retry_at, hint,
             "waiting for WeChat to push a verify ticket: {failure}"
-        ),
+            )
+        }
         (FailureClass::Transient | FailureClass::TokenRejected, true) => tracing::warn!(
             appid, token.kind = %kind, upstream.errcode = errcode, retry_at,
             "refresh failed; still serving the current credential: {failure}"

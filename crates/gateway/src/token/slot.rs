@@ -58,9 +58,6 @@ impl SlotStatus {
     }
 }
 
-/// Every credential's slot, by owner and kind. Slots come and go with their
-/// owners, and a credential nobody keeps warm gets its slot only when first
-/// asked for, so a center of many owners holds little for what is unused.
 /// An owner's slots, by [`Kind`] (its discriminant).
 type KindSlots = [Option<Arc<Slot>>; Kind::ALL.len()];
 
