@@ -563,24 +563,17 @@ struct BodyWait {
 }
 
 impl Deadline {
+    /// The deadline of `body`, which is still to arrive.
     fn new(body: Incoming, conn: Arc<Conn>, limits: Limits) -> Self {
-        let arriving = !http_body::Body::is_end_stream(&body);
         let deadline = Self {
             body,
-            // Without a body (a GET) there is no deadline: no clock read.
-            started: if arriving {
-                Instant::now()
-            } else {
-                conn.clock.epoch
-            },
+            started: Instant::now(),
             conn,
             received: 0,
             limits,
             waiting: None,
         };
-        if arriving {
-            deadline.publish();
-        }
+        deadline.publish();
         deadline
     }
 
@@ -695,8 +688,12 @@ impl<A: Answer> Connection<A> {
             move |request: Request<Incoming>| {
                 let busy = Busy::start(conn.clone());
                 let app = app.clone();
-                let request =
-                    request.map(|body| Body::new(Deadline::new(body, conn.clone(), limits)));
+                // Without a body (a GET) there is nothing to wait for: no
+                // deadline, and an empty body is not even boxed.
+                let request = request.map(|body| match http_body::Body::is_end_stream(&body) {
+                    true => Body::empty(),
+                    false => Body::new(Deadline::new(body, conn.clone(), limits)),
+                });
                 async move {
                     let response = app.answer(request, peer).await;
                     Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
