@@ -56,35 +56,48 @@ impl Front {
         }
     }
 
-    async fn direct(&self, route: Route<'_>, request: Request<Body>, peer: SocketAddr) -> Response {
+    async fn direct(
+        &self,
+        route: Route<'_>,
+        parts: &Parts,
+        body: Body,
+        peer: SocketAddr,
+    ) -> Response {
         let started = tokio::time::Instant::now();
-        if let Some(refused) = observe::headers_too_large(request.headers()) {
+        if let Some(refused) = observe::headers_too_large(&parts.headers) {
             return refused;
         }
-        let id = observe::request_id(request.headers());
-        let method = request.method().clone();
-        let (label, slot) = (route.label(), route.slot(&method));
+        let id = observe::request_id(&parts.headers);
+        let method = &parts.method;
+        let (label, slot) = (route.label(), route.slot(method));
         // As the router's `observe`: every line logged while answering carries
         // the id. The answer's future is built straight into the task-local's,
         // never held beside it: a future held across an await is part of this
         // one's state, which hyper moves several times per request.
-        let mut response = logs::in_request(id, self.route(route, request, peer)).await;
+        let mut response = logs::in_request(id, self.route(route, parts, body, peer)).await;
         let elapsed = started.elapsed();
         let status = response.status();
-        self.timer(slot, label, &method, status)
+        self.timer(slot, label, method, status)
             .observe(elapsed.as_secs_f64());
         if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
-            logs::with_request(id, || observe::log_answer(&method, label, status, elapsed));
+            logs::with_request(id, || observe::log_answer(method, label, status, elapsed));
         }
         let id = observe::id_header(&id);
         response.headers_mut().insert(REQUEST_ID.clone(), id);
         response
     }
 
-    /// What `route` answers to `request`, before the wrapping [`Front::direct`] adds.
-    async fn route(&self, route: Route<'_>, request: Request<Body>, peer: SocketAddr) -> Response {
+    /// What `route` answers to the request of `parts` and `body`, before the
+    /// wrapping [`Front::direct`] adds.
+    async fn route(
+        &self,
+        route: Route<'_>,
+        parts: &Parts,
+        body: Body,
+        peer: SocketAddr,
+    ) -> Response {
         let state = &self.state;
-        let method_is_get = request.method() == Method::GET;
+        let method_is_get = parts.method == Method::GET;
         match route {
             Route::Push(at) => {
                 let owner = match at {
@@ -92,10 +105,8 @@ impl Front {
                     PushAt::WeCom(corpid, agent) => Ok(PathOwner::wecom(state, corpid, agent)),
                     PushAt::Root => wechat::single_app(state),
                 };
-                let source = PushSource::of(state, Some(peer), request.headers());
-                // Only the URI is kept across the await below (for the query).
-                let (Parts { uri, .. }, body) = request.into_parts();
-                let query = uri.query().unwrap_or_default();
+                let source = PushSource::of(state, Some(peer), &parts.headers);
+                let query = parts.uri.query().unwrap_or_default();
                 let answer = match (owner, method_is_get) {
                     (Err(e), _) => Err(e),
                     (Ok(owner), true) => wechat::verify_at(state, source, &owner, query),
@@ -111,8 +122,8 @@ impl Front {
             }
             Route::Credential(at, kind) => {
                 let trusted = &state.server.trusted_proxies;
-                let peer = Peer::at(Some(peer), request.headers(), trusted);
-                let answer = match Client::authenticate(state, request.headers(), peer) {
+                let peer = Peer::at(Some(peer), &parts.headers, trusted);
+                let answer = match Client::authenticate(state, &parts.headers, peer) {
                     Err(e) => Err(e),
                     Ok(client) => {
                         let owner = match at {
@@ -163,12 +174,13 @@ impl Front {
 }
 
 impl crate::connections::Answer for Front {
-    async fn answer(&self, mut request: Request<Body>, peer: SocketAddr) -> Response {
-        // The route borrows the path (a shared copy) while the request is taken apart.
-        let uri = request.uri().clone();
-        if let Some(route) = Route::of(request.method(), uri.path()) {
-            return self.direct(route, request, peer).await;
+    async fn answer(&self, request: Request<Body>, peer: SocketAddr) -> Response {
+        // Taken apart, so the route borrows the path while the body moves on.
+        let (parts, body) = request.into_parts();
+        if let Some(route) = Route::of(&parts.method, parts.uri.path()) {
+            return self.direct(route, &parts, body, peer).await;
         }
+        let mut request = Request::from_parts(parts, body);
         request.extensions_mut().insert(ConnectInfo(peer));
         match Box::pin(self.router.clone().call(request)).await {
             Ok(response) => response,
