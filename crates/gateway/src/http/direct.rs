@@ -56,6 +56,8 @@ impl Front {
         }
     }
 
+    /// The answer to `route`, wrapped as the router's `observe` wraps its
+    /// routes' (431, request id, duration metric, failure log line).
     async fn direct(
         &self,
         route: Route<'_>,
