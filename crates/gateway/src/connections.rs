@@ -109,10 +109,11 @@ pub(crate) async fn serve<A: Answer>(
     // No timer for hyper: the header and idle timeouts are the sweep's.
     let mut builder = http1::Builder::new();
     builder.header_read_timeout(None);
-    // An answer's head and body in one buffer and one `write`: answers are
-    // small, and copying one costs less than queueing it for `writev`
-    // (about 500 instructions per request on W1 and W4, `bench/RESULTS.md`).
-    builder.writev(false);
+    // hyper's `writev` stays on: off, each answer's body is copied into the
+    // connection's write buffer, which then keeps its largest size for the
+    // connection's life (anyone could make every idle connection hold the
+    // largest answer; 500 instructions less per request were not worth it,
+    // `bench/RESULTS.md`).
     let builder = Arc::new(builder);
     tokio::spawn(keep_sweeping(
         registry.clone(),
