@@ -111,3 +111,12 @@ impl Shared {
         Ok(reloaded)
     }
 }
+
+/// `Cache-Control: no-store` on an answer that holds a credential or a
+/// secret: it is the caller's alone.
+pub(crate) fn no_store(response: &mut axum::response::Response) {
+    // A static, validated once: `HeaderValue::from_static` outside a const
+    // context checks every byte on every call.
+    static NO_STORE: axum::http::HeaderValue = axum::http::HeaderValue::from_static("no-store");
+    (response.headers_mut()).insert(axum::http::header::CACHE_CONTROL, NO_STORE.clone());
+}

@@ -160,7 +160,9 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     /// Where pushes arrive, by owner (appid, or `corpid/name`); replaced
     /// whole by a reload, while pushes under way keep the inbox they found.
-    inboxes: ArcSwap<HashMap<String, Arc<Inbox>>>,
+    /// Through foldhash, as the owners: only configured or authorized
+    /// owners are inserted, so a stranger cannot choose colliding keys.
+    inboxes: ArcSwap<foldhash::HashMap<String, Arc<Inbox>>>,
     upstream: Upstream,
     http: reqwest::Client,
     dedupe: Dedupe,
@@ -182,7 +184,9 @@ pub struct Dispatcher {
     figures: Mutex<HashMap<String, AppFigures>>,
 }
 
-fn by_owner(inboxes: impl IntoIterator<Item = Arc<Inbox>>) -> HashMap<String, Arc<Inbox>> {
+fn by_owner(
+    inboxes: impl IntoIterator<Item = Arc<Inbox>>,
+) -> foldhash::HashMap<String, Arc<Inbox>> {
     (inboxes.into_iter())
         .map(|inbox| (inbox.owner.clone(), inbox))
         .collect()

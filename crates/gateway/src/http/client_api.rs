@@ -155,11 +155,9 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
 
 impl IntoResponse for CredentialBody {
     fn into_response(self) -> Response {
+        static JSON: HeaderValue = HeaderValue::from_static("application/json");
         let mut response = Response::new(Body::from(self.to_json()));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        (response.headers_mut()).insert(header::CONTENT_TYPE, JSON.clone());
         response
     }
 }

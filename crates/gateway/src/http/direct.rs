@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use prometheus_client::metrics::histogram::Histogram;
@@ -138,9 +138,7 @@ impl Front {
                     }
                 };
                 let mut response = answer.into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                super::no_store(&mut response);
                 response
             }
         }

@@ -30,7 +30,7 @@
 //! are in WeChat's shape (HTTP 200, `{"errcode","errmsg"}`), never `-1`.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Version};
+use axum::http::{StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 
 use super::error::WeChatShape;
@@ -81,9 +81,7 @@ pub(crate) async fn forward(
         Err(e) => WeChatShape(e).into_response(),
     };
     // The call held a token or a secret: its answer is the caller's alone.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    super::no_store(&mut response);
     response
 }
 

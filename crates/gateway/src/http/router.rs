@@ -1,7 +1,6 @@
 //! Every route of the gateway, in one place.
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::Router;
@@ -163,8 +162,6 @@ pub fn router(state: AppState) -> Router {
 
 /// `Cache-Control: no-store` on an answer.
 async fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    super::no_store(&mut response);
     response
 }

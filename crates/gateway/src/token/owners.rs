@@ -190,8 +190,10 @@ pub struct Owners {
 
 #[derive(Debug, Default)]
 struct Registry {
-    /// Every owner by its key.
-    by_key: HashMap<String, Arc<Owner>>,
+    /// Every owner by its key; looked up on every push and credential
+    /// read, through foldhash (only configured or authorized owners are
+    /// inserted, so a stranger cannot choose colliding keys).
+    by_key: foldhash::HashMap<String, Arc<Owner>>,
     /// WeCom apps by (corpid, name) and (corpid, agentid): their key.
     by_agent: HashMap<(String, String), String>,
     /// The keys of the `[[apps]]` owners, sorted (the `/` mount asks on every push).
