@@ -119,18 +119,27 @@ pub(crate) struct CredentialBody {
 }
 
 impl CredentialBody {
+    /// The JSON, in a buffer of exactly its size when nothing needed
+    /// escaping (as a body, a buffer with spare room costs one more
+    /// allocation).
     fn to_json(&self) -> Vec<u8> {
-        let value = &self.credential.value;
-        let mut out = Vec::with_capacity(value.len() + 80);
+        const EXPIRES_IN: &[u8] = b",\"expires_in\":";
+        const EXPIRES_AT: &[u8] = b",\"expires_at\":";
+        let (kind, value) = (self.kind.as_str(), &self.credential.value);
+        let (mut expires_in, mut expires_at) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let expires_in = expires_in.format(self.expires_in).as_bytes();
+        let expires_at = expires_at.format(self.credential.expires_at).as_bytes();
+        let size = (kind.len() + 2 + value.len() + 2 + 3)
+            + (EXPIRES_IN.len() + expires_in.len() + EXPIRES_AT.len() + expires_at.len());
+        let mut out = Vec::with_capacity(size);
         out.push(b'{');
-        push_json_str(&mut out, self.kind.as_str());
+        push_json_str(&mut out, kind);
         out.push(b':');
         push_json_str(&mut out, value);
-        let mut number = itoa::Buffer::new();
-        out.extend_from_slice(b",\"expires_in\":");
-        out.extend_from_slice(number.format(self.expires_in).as_bytes());
-        out.extend_from_slice(b",\"expires_at\":");
-        out.extend_from_slice(number.format(self.credential.expires_at).as_bytes());
+        out.extend_from_slice(EXPIRES_IN);
+        out.extend_from_slice(expires_in);
+        out.extend_from_slice(EXPIRES_AT);
+        out.extend_from_slice(expires_at);
         out.push(b'}');
         out
     }
@@ -275,7 +284,11 @@ mod tests {
                 },
                 1_700_000_100,
             );
-            let json: serde_json::Value = serde_json::from_slice(&body.to_json()).unwrap();
+            let bytes = body.to_json();
+            if !value.contains(['"', '\\', '\n', '\u{1}']) {
+                assert_eq!(bytes.len(), bytes.capacity(), "{value:?}: an exact buffer");
+            }
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(
                 json,
                 serde_json::json!({
