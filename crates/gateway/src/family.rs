@@ -139,16 +139,22 @@ pub enum FailureClass {
     Quota,
     /// The access token used for a ticket was refused (40001, 40014, 42001).
     TokenRejected,
+    /// Not refused: a credential WeChat pushes rather than hands out (a
+    /// platform's verify ticket) has not come yet, and WeChat was asked to
+    /// push it (at a platform's first start, always this for a moment).
+    /// Retried as a transient failure.
+    Awaiting,
 }
 
 impl FailureClass {
-    /// `transient`, `config`, `quota` or `token_rejected` (metrics labels).
+    /// `transient`, `config`, `quota`, `token_rejected` or `awaiting_push` (metrics labels).
     pub fn as_str(self) -> &'static str {
         match self {
             FailureClass::Transient => "transient",
             FailureClass::Config => "config",
             FailureClass::Quota => "quota",
             FailureClass::TokenRejected => "token_rejected",
+            FailureClass::Awaiting => "awaiting_push",
         }
     }
 }

@@ -82,6 +82,15 @@ impl Failure {
         }
     }
 
+    /// A credential WeChat pushes has not come yet, and was asked for
+    /// ([`FailureClass::Awaiting`]); `hint` says what to check if it never does.
+    pub fn awaiting(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            class: FailureClass::Awaiting,
+            ..Self::transient_with_hint(message, hint)
+        }
+    }
+
     /// Reads an errcode/errmsg answer of WeChat's own API (Official
     /// Accounts, Mini Programs) to a call made without an access token.
     pub fn from_errcode(appid: &str, errcode: i64, errmsg: &str) -> Self {

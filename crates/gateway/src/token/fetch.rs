@@ -221,7 +221,8 @@ impl TokenCenter {
                 self.record_failure(appid, kind, &failure, now);
                 let retry_at = self.on_failure(slot, &failure, now);
                 let still_valid = previous.is_some_and(|p| p.is_valid(now));
-                log_failure(appid, kind, &failure, retry_at, still_valid);
+                let in_a_row = slot.health().failures;
+                log_failure(appid, kind, &failure, retry_at, still_valid, in_a_row);
                 slot.generation.send_modify(|g| *g += 1);
                 (Err(TokenError::Unavailable { failure, retry_at }), false)
             }
@@ -412,19 +413,31 @@ impl TokenCenter {
     }
 }
 
-fn log_failure(appid: &str, kind: Kind, failure: &Failure, retry_at: u64, still_valid: bool) {
+/// The line of a failed fetch, the `in_a_row`-th in a row: at the level
+/// its cause deserves.
+fn log_failure(
+    appid: &str,
+    kind: Kind,
+    failure: &Failure,
+    retry_at: u64,
+    still_valid: bool,
+    in_a_row: u32,
+) {
     let hint = failure.hint.as_deref().unwrap_or("");
     let errcode = failure.errcode.unwrap_or(0);
     match (failure.class, still_valid) {
         // Not refused: WeChat was asked to push a ticket, and pushes one
-        // within minutes (at a first start, always this). A failed ask is
-        // an error like any other.
-        _ if kind == Kind::VerifyTicket && failure.message == super::platform::NO_TICKET => {
-            tracing::warn!(
-            appid, token.kind = %kind, retry_at, hint,
+        // within minutes (at a platform's first start, always this, for the
+        // ticket and what needs it): said once, then warned of while none
+        // comes. A failed ask is an error like any other.
+        (FailureClass::Awaiting, _) if in_a_row <= 1 => tracing::info!(
+            appid, token.kind = %kind, retry_at,
             "waiting for WeChat to push a verify ticket: {failure}"
-            )
-        }
+        ),
+        (FailureClass::Awaiting, _) => tracing::warn!(
+            appid, token.kind = %kind, retry_at, failures = in_a_row, hint,
+            "still waiting for WeChat to push a verify ticket: {failure}"
+        ),
         (FailureClass::Transient | FailureClass::TokenRejected, true) => tracing::warn!(
             appid, token.kind = %kind, upstream.errcode = errcode, retry_at,
             "refresh failed; still serving the current credential: {failure}"

@@ -138,7 +138,7 @@ impl Issuer for ComponentIssuer {
                 // Tickets are pushed, not fetched: none came for 20 minutes
                 // (or none is known yet), so ask WeChat to push one now.
                 self.start_push_ticket(upstream).await?;
-                Err(Failure::transient_with_hint(
+                Err(Failure::awaiting(
                     NO_TICKET,
                     "check that WeChat can reach POST /component/{component_appid} (the platform's 授权事件接收URL) and that its token and key match",
                 ))

@@ -106,7 +106,7 @@ pub(super) fn renew_at(credential: &Credential, ahead: u64, jitter: u64) -> u64 
 /// midnight for a used-up quota.
 pub(super) fn retry_at(policy: &Policy, class: FailureClass, failures: u32, now: u64) -> u64 {
     match class {
-        FailureClass::Transient | FailureClass::TokenRejected => {
+        FailureClass::Transient | FailureClass::TokenRejected | FailureClass::Awaiting => {
             let backoff = (1u64 << failures.min(16)).min(policy.max_backoff);
             now + backoff / 2 + (policy.jitter)(backoff / 2)
         }

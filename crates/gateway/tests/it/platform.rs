@@ -113,6 +113,20 @@ async fn the_ticket_the_component_token_and_authorizers_are_kept_by_the_center()
     )
     .await;
     assert_eq!(status, 503, "{body}");
+    // Not a refusal: the ticket and the token that needs it are awaited,
+    // counted as such, and never logged as an error.
+    for kind in ["component_verify_ticket", "access_token"] {
+        let awaiting = format!(
+            "wxgate_refreshes_total{{appid=\"{COMPONENT}\",kind=\"{kind}\",result=\"awaiting_push\"}}"
+        );
+        let count = wxgate_testkit::metric(&env.http, &env.url, &awaiting).await;
+        assert!(count >= 1.0, "{awaiting}: {count}");
+    }
+    let logs = crate::logs::text();
+    let errors: Vec<_> = (logs.lines())
+        .filter(|line| line.contains("ERROR") && line.contains("pushed yet"))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     connect(&env).await;
     let (status, token) = get(
         &env,
