@@ -108,18 +108,16 @@ fn read_query<'a, const N: usize>(
         None => Ok(()),
         Some(_) => Err(repeated(names[i])),
     };
-    {
-        let mut rest = query;
-        while !rest.is_empty() {
-            let end = memchr::memchr(b'&', rest.as_bytes()).unwrap_or(rest.len());
-            // `&` is ASCII: slicing at it keeps to char boundaries.
-            let pair = &rest[..end];
-            rest = rest.get(end + 1..).unwrap_or_default();
-            let found =
-                (names.iter().enumerate()).find_map(|(i, name)| Some((i, value_in(pair, name)?)));
-            if let Some((i, value)) = found {
-                put(i, value)?;
-            }
+    let mut rest = query;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'&', rest.as_bytes()).unwrap_or(rest.len());
+        // `&` is ASCII: slicing at it keeps to char boundaries.
+        let pair = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        let found =
+            (names.iter().enumerate()).find_map(|(i, name)| Some((i, value_in(pair, name)?)));
+        if let Some((i, value)) = found {
+            put(i, value)?;
         }
     }
     Ok(values)
