@@ -81,17 +81,31 @@ fn serve_limited(dir: &Path, sim_url: &str, server_toml: &str) -> (Server, Strin
     (server, url)
 }
 
-/// A simulator, and `wxgate serve` in front of it under the file limit with
-/// `server_toml`: what must live as long as the test, the gateway's URL
-/// and its address.
-async fn started(server_toml: &str) -> (impl Sized, String, String) {
+/// A simulator, and `wxgate serve` in front of it under the file limit.
+struct Started {
+    /// The gateway's process.
+    pid: u32,
+    url: String,
+    /// `url`'s host and port.
+    addr: String,
+    /// What must live as long as the test.
+    _running: (wxgate_sim::RunningSim, tempfile::TempDir, Server),
+}
+
+/// [`Started`], with `server_toml` in the gateway's `[server]`.
+async fn started(server_toml: &str) -> Started {
     let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (server, url) = serve_limited(dir.path(), &sim.url(), server_toml);
     let addr = url.trim_start_matches("http://").to_owned();
-    ((sim, dir, server), url, addr)
+    Started {
+        pid: server.child.id(),
+        url,
+        addr,
+        _running: (sim, dir, server),
+    }
 }
 
 /// Open file descriptors of a process.
@@ -356,8 +370,8 @@ async fn request_on(stream: &mut TcpStream) -> String {
 /// counted; an idle keep-alive is closed at the idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_header_timeout_cuts_slow_headers_and_spares_idle_keep_alives() {
-    let (_running, url, addr) =
-        started("header_read_timeout_ms = 300\nidle_timeout_secs = 2").await;
+    let Started { url, addr, .. } =
+        &started("header_read_timeout_ms = 300\nidle_timeout_secs = 2").await;
     let mut keep_alive = TcpStream::connect(&addr).await.unwrap();
     assert_eq!(request_on(&mut keep_alive).await, "HTTP/1.1 200 OK");
 
@@ -389,7 +403,7 @@ async fn the_header_timeout_cuts_slow_headers_and_spares_idle_keep_alives() {
     );
     let http = reqwest::Client::new();
     let timeouts =
-        wxgate_testkit::metric(&http, &url, "wxgate_connections_header_timeouts_total").await;
+        wxgate_testkit::metric(&http, url, "wxgate_connections_header_timeouts_total").await;
     assert_eq!(timeouts, 2.0);
 
     // The keep-alive connection, idle for twice the header timeout and
@@ -423,9 +437,7 @@ async fn the_header_timeout_cuts_slow_headers_and_spares_idle_keep_alives() {
 
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    crate::status_kib(pid, "VmRSS")
 }
 
 /// Opens `count` connections, 50 at a time, each sending `GET path` and
@@ -488,13 +500,8 @@ async fn an_idle_connection_keeps_no_copy_of_its_last_answer() {
     const EACH: usize = 300;
     let _alone = crate::EXCLUSIVE.lock().await;
     raise_own_fd_limit();
-    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (server, url) = serve_limited(dir.path(), &sim.url(), "idle_timeout_secs = 60");
-    let pid = server.child.id();
-    let addr = url.trim_start_matches("http://").to_owned();
+    let Started { pid, url, addr, .. } = &started("idle_timeout_secs = 60").await;
+    let pid = *pid;
     // The largest answer this gateway gives anyone (hyper's write buffer
     // starts at 8 KiB).
     let large = "/admin/app.css";
@@ -507,12 +514,12 @@ async fn an_idle_connection_keeps_no_copy_of_its_last_answer() {
         .len();
     assert!(large_len > 8 * 1024, "{large} is {large_len} bytes");
     // Warm the allocator once, so the two measured batches start alike.
-    drop(idle_after(&addr, "/healthz", EACH).await);
+    drop(idle_after(addr, "/healthz", EACH).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = rss_kib(pid);
-    let tiny = idle_after(&addr, "/healthz", EACH).await;
+    let tiny = idle_after(addr, "/healthz", EACH).await;
     let after_tiny = rss_kib(pid);
-    let held = idle_after(&addr, large, EACH).await;
+    let held = idle_after(addr, large, EACH).await;
     let after_large = rss_kib(pid);
     let per_tiny = (after_tiny.saturating_sub(before)) as f64 / EACH as f64;
     let per_large = (after_large.saturating_sub(after_tiny)) as f64 / EACH as f64;
@@ -626,15 +633,10 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
     const ATTACKERS: usize = 950;
     const PROBES: usize = 30;
     raise_own_fd_limit();
-    let sim = Simulator::spawn(SimConfig::with_apps(vec![SimApp::new("wx1", "s1")]))
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     // The default body timeout (10 s): within the probes' few seconds only
     // eviction makes room.
-    let (server, url) = serve_limited(dir.path(), &sim.url(), "");
-    let pid = server.child.id();
-    let addr = url.trim_start_matches("http://").to_owned();
+    let Started { pid, url, addr, .. } = &started("").await;
+    let pid = *pid;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .timeout(Duration::from_secs(2))
@@ -642,7 +644,7 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
         .unwrap();
     // Before the attack: the token is fetched once, so probes measure the
     // gateway, not the first fetch.
-    probe(&http, &url, 2).await.unwrap();
+    probe(&http, url, 2).await.unwrap();
 
     let attack = Arc::new(Attack::default());
     let started = Instant::now();
@@ -662,7 +664,7 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
     let mut failures = Vec::new();
     for i in 0..PROBES {
         let sent = Instant::now();
-        if let Err(e) = probe(&http, &url, i).await {
+        if let Err(e) = probe(&http, url, i).await {
             failures.push(e);
         }
         slowest = slowest.max(sent.elapsed());
@@ -675,7 +677,7 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
     for attacker in attackers {
         attacker.abort();
     }
-    let evicted = wxgate_testkit::metric(&http, &url, "wxgate_connections_evicted_total").await;
+    let evicted = wxgate_testkit::metric(&http, url, "wxgate_connections_evicted_total").await;
     let opened = attack.opened.load(Ordering::Relaxed);
     let cut = attack.cut.load(Ordering::Relaxed);
     figure(
@@ -716,11 +718,11 @@ async fn trickling_bodies_on_every_connection_leave_pushes_and_the_client_api_an
 /// a steady pace past that time is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_below_the_floor_rate_is_cut_and_a_steady_one_is_not() {
-    let (_running, _url, addr) = started(
+    let Started { addr, .. } = &started(
         "idle_timeout_secs = 30\nbody_read_timeout_ms = 1000\nbody_min_bytes_per_sec = 100",
     )
     .await;
-    let stalled = stalled_body(&addr).await.unwrap();
+    let stalled = stalled_body(addr).await.unwrap();
     let sent = Instant::now();
     assert!(
         closed_within(stalled, Duration::from_secs(5)).await,

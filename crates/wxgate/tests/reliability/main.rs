@@ -22,6 +22,18 @@ mod storm;
 /// retransmission that way).
 pub(crate) static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A field of `/proc/{pid}/status` in KiB (`VmRSS`, `VmHWM`…).
+pub(crate) fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = (status.lines())
+        .find(|l| {
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Prints one figure line, prefixed so it can be grepped from the test output.
 pub(crate) fn figure(scenario: &str, text: impl std::fmt::Display) {
     eprintln!("[reliability] {scenario}: {text}");

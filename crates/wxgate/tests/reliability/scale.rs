@@ -18,9 +18,7 @@ const LIMIT: &str = "--as=1610612736";
 
 /// The peak resident size of `pid`, kB (`VmHWM`).
 fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    crate::status_kib(pid, "VmHWM")
 }
 
 #[tokio::test]
