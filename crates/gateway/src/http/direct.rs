@@ -347,6 +347,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_path_is_cut_where_it_splits_at_slashes(path in "[a-z%/é]{0,14}") {
+            let split: Vec<&str> = path.split('/').collect();
+            let expected = (!path.contains('%')
+                && split.len() <= 5
+                && split.iter().all(|s| !s.is_empty()))
+            .then_some(split);
+            let got = segments(&path).map(|(segments, count)| segments[..count].to_vec());
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
+
     #[test]
     fn every_route_and_method_has_its_own_timer() {
         let (get, post) = (&Method::GET, &Method::POST);
