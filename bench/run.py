@@ -16,7 +16,8 @@ BENCH_ONLY (e.g. "W1,W4" to run some workloads), BENCH_ROWS
 (default "floor,axum,wxgate-1w,wxgate-default"), BENCH_QUIET_WAIT (s to wait for
 other processes to go quiet before each measurement, default 120),
 BENCH_PROFILE=1 (record `perf record --call-graph dwarf` of the wxgate rows'
-measured runs and write `perf report` summaries next to the logs), BENCH_CALLGRIND=1
+measured runs and write `perf report` summaries next to the logs; BENCH_PROFILE=all
+the floor and axum rows' too, to compare where the kernel's time goes), BENCH_CALLGRIND=1
 (run the floor and wxgate servers under `valgrind --tool=callgrind`, count the
 instructions of the measured run only, and report instructions per request,
 which, unlike time, do not move with the machine's load; the table's req/s are
@@ -564,7 +565,7 @@ def measure(ctx, wid, row, results, token=None):
 
         def on_start():
             nonlocal perf
-            if PROFILE and target == "wxgate":
+            if PROFILE and (target == "wxgate" or os.environ.get("BENCH_PROFILE") == "all"):
                 perf = subprocess.Popen(
                     ["taskset", "-c", LOAD_CPU, "perf", "record", "-F", "499", "--call-graph", "dwarf,16384",
                      "-p", str(pid), "-o", os.path.join(ctx.tmp, f"perf-{wid}-{row}.data"),
