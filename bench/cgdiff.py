@@ -73,8 +73,7 @@ def diff(a, na, b, nb):
 
 def requests(directory, workload, row):
     with open(os.path.join(directory, "results.json")) as f:
-        data = json.load(f)
-    records = data["results"] if isinstance(data, dict) else data
+        records = json.load(f)["results"]
     for r in records:
         if r.get("workload") == workload and r.get("row") == row:
             return r["requests"]

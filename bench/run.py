@@ -71,6 +71,7 @@ ROWS = [r for r in os.environ.get("BENCH_ROWS", "floor,axum,wxgate-1w,wxgate-def
 RESULTS = os.environ.get("BENCH_RESULTS", os.path.join(BENCH, "RESULTS.md"))
 QUIET_WAIT = float(os.environ.get("BENCH_QUIET_WAIT", "120"))
 PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
+PROFILE_FLOOR = os.environ.get("BENCH_PROFILE") == "all"
 CALLGRIND = os.environ.get("BENCH_CALLGRIND", "") not in ("", "0")
 KEEP = os.environ.get("BENCH_KEEP", "") not in ("", "0")
 HISTORY = os.environ.get("BENCH_HISTORY_FILE", os.path.join(BENCH, "history.tsv"))
@@ -565,7 +566,7 @@ def measure(ctx, wid, row, results, token=None):
 
         def on_start():
             nonlocal perf
-            if PROFILE and (target == "wxgate" or os.environ.get("BENCH_PROFILE") == "all"):
+            if PROFILE and (target == "wxgate" or PROFILE_FLOOR):
                 perf = subprocess.Popen(
                     ["taskset", "-c", LOAD_CPU, "perf", "record", "-F", "499", "--call-graph", "dwarf,16384",
                      "-p", str(pid), "-o", os.path.join(ctx.tmp, f"perf-{wid}-{row}.data"),
