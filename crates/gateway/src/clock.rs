@@ -55,9 +55,32 @@ impl Clock for SystemClock {
 pub struct ManualClock {
     now: AtomicU64,
     moved: tokio::sync::watch::Sender<u64>,
-    /// The deadline of every pending [`Clock::sleep_until`], by sleep.
-    sleepers: std::sync::Mutex<std::collections::BTreeMap<u64, u64>>,
+    /// Every pending [`Clock::sleep_until`], by sleep.
+    sleepers: std::sync::Mutex<std::collections::BTreeMap<u64, Sleeping>>,
     next_sleeper: AtomicU64,
+}
+
+/// A pending sleep: until when, and the task that sleeps (none outside a task).
+#[derive(Debug, Clone, Copy)]
+struct Sleeping {
+    deadline: u64,
+    task: Option<tokio::task::Id>,
+}
+
+/// The tasks a move of a [`ManualClock`] wakes (see [`ManualClock::woken_by`]).
+#[derive(Debug, Default)]
+pub struct Woken(std::collections::HashSet<tokio::task::Id>);
+
+impl Woken {
+    /// How many tasks.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Takes a sleep off [`ManualClock::sleepers`] when it completes or is dropped.
@@ -68,11 +91,7 @@ struct Sleeper<'a> {
 
 impl Drop for Sleeper<'_> {
     fn drop(&mut self) {
-        self.clock
-            .sleepers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.id);
+        self.clock.sleepers().remove(&self.id);
     }
 }
 
@@ -87,17 +106,38 @@ impl ManualClock {
         }
     }
 
-    /// How many tasks sleep on this clock until a time still ahead of it: once a
-    /// test has moved the clock, the tasks it woke are done with that moment
-    /// when this count is back to what it was before (each asleep again).
-    pub fn sleepers_ahead(&self) -> usize {
-        let now = self.now();
+    fn sleepers(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Sleeping>> {
         self.sleepers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The tasks asleep on this clock until `at` or earlier: those a move to
+    /// `at` wakes. Taken before the move, then [`ManualClock::asleep_again`]
+    /// tells when they are done with that moment. By task, not by count, so a
+    /// task stopped meanwhile (a refresher whose app a reload removed; tokio
+    /// drops an aborted task's sleep a little later) is not awaited.
+    pub fn woken_by(&self, at: u64) -> Woken {
+        Woken(
+            self.sleepers()
+                .values()
+                .filter(|s| s.deadline <= at)
+                .filter_map(|s| s.task)
+                .collect(),
+        )
+    }
+
+    /// Whether each of `woken` sleeps on this clock again, until a time still
+    /// ahead of it.
+    pub fn asleep_again(&self, woken: &Woken) -> bool {
+        let now = self.now();
+        let sleepers = self.sleepers();
+        let asleep: std::collections::HashSet<_> = sleepers
             .values()
-            .filter(|&&deadline| deadline > now)
-            .count()
+            .filter(|s| s.deadline > now)
+            .filter_map(|s| s.task)
+            .collect();
+        woken.0.is_subset(&asleep)
     }
 
     /// Moves the clock forward by `secs` and wakes the sleepers that are due.
@@ -116,10 +156,8 @@ impl Clock for ManualClock {
     fn sleep_until(&self, deadline: u64) -> Sleep<'_> {
         let mut moved = self.moved.subscribe();
         let id = self.next_sleeper.fetch_add(1, Ordering::SeqCst);
-        self.sleepers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id, deadline);
+        let task = tokio::task::try_id();
+        self.sleepers().insert(id, Sleeping { deadline, task });
         let sleeper = Sleeper { clock: self, id };
         Box::pin(async move {
             let _sleeper = sleeper;
@@ -156,20 +194,73 @@ mod tests {
     #[tokio::test]
     async fn manual_sleepers_wake_when_their_deadline_passes() {
         let clock = std::sync::Arc::new(ManualClock::new(100));
+        let (slept, mut sleeping) = tokio::sync::mpsc::channel(1);
         let sleeper = tokio::spawn({
             let clock = clock.clone();
-            async move { clock.sleep_until(160).await }
+            async move {
+                let sleep = clock.sleep_until(160);
+                slept.send(()).await.unwrap();
+                sleep.await;
+            }
         });
+        sleeping.recv().await.unwrap();
+        assert!(clock.woken_by(159).is_empty());
+        assert_eq!(clock.woken_by(160).len(), 1);
         clock.advance(30);
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished());
-        assert_eq!(clock.sleepers_ahead(), 1);
         clock.advance(30);
         tokio::time::timeout(Duration::from_secs(5), sleeper)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(clock.sleepers_ahead(), 0, "a woken sleeper is off the list");
+        assert!(
+            clock.woken_by(u64::MAX).is_empty(),
+            "a woken sleeper is off the list"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_woken_task_counts_as_asleep_again_once_it_sleeps_until_later() {
+        let clock = std::sync::Arc::new(ManualClock::new(100));
+        let (step, mut stepped) = tokio::sync::mpsc::channel(1);
+        let (slept, mut sleeping) = tokio::sync::mpsc::channel(2);
+        let task = tokio::spawn({
+            let (clock, slept) = (clock.clone(), slept.clone());
+            async move {
+                let first = clock.sleep_until(110);
+                slept.send(()).await.unwrap();
+                first.await;
+                // Woken: busy with the moment until told to go on.
+                stepped.recv().await.unwrap();
+                let again = clock.sleep_until(200);
+                slept.send(()).await.unwrap();
+                again.await;
+            }
+        });
+        // A task stopped before its deadline is not among those a move wakes.
+        let stopped = tokio::spawn({
+            let clock = clock.clone();
+            async move {
+                let sleep = clock.sleep_until(105);
+                slept.send(()).await.unwrap();
+                sleep.await;
+            }
+        });
+        sleeping.recv().await.unwrap();
+        sleeping.recv().await.unwrap();
+        let woken = clock.woken_by(110);
+        assert_eq!(woken.len(), 2, "both sleep until 110 or earlier");
+        stopped.abort();
+        assert!(stopped.await.unwrap_err().is_cancelled());
+        let woken = clock.woken_by(110);
+        assert_eq!(woken.len(), 1);
+        clock.advance(10);
+        assert!(!clock.asleep_again(&woken), "woken, busy");
+        step.send(()).await.unwrap();
+        sleeping.recv().await.unwrap();
+        assert!(clock.asleep_again(&woken));
+        task.abort();
     }
 
     #[test]

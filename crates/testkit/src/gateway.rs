@@ -433,13 +433,17 @@ apps = ["{APPID}"{scope}]
     /// clock again until a later time. What runs on the virtual clock is then
     /// known to have run, with no real sleep to hope it did.
     pub async fn step(&self, secs: u64) {
-        let asleep = self.clock.sleepers_ahead();
+        let woken = self.clock.woken_by(self.clock.now() + secs);
         self.sim.clock().advance(secs);
         self.clock.advance(secs);
         crate::wait_until(
             Duration::from_secs(30),
-            format!("the tasks woken at {} asleep again", self.clock.now()),
-            async || self.clock.sleepers_ahead() >= asleep,
+            format!(
+                "the {} tasks woken at {} asleep again",
+                woken.len(),
+                self.clock.now()
+            ),
+            async || self.clock.asleep_again(&woken),
         )
         .await;
         self.settle().await;
