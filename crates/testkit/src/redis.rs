@@ -394,3 +394,126 @@ impl RedisSentinels {
             .expect("one of ours")
     }
 }
+
+/// A TCP proxy in front of one Redis that can lose an answer: armed with a
+/// pattern, it passes the next command holding it to Redis, then closes the
+/// client's connection instead of passing Redis's answer on. So a test
+/// knows the command ran and its sender saw the connection drop.
+#[derive(Debug)]
+pub struct CutProxy {
+    port: u16,
+    armed: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    /// Listens on a free loopback port, passing everything to `127.0.0.1:upstream`.
+    pub async fn start(upstream: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let (armed, cuts) = (armed.clone(), cuts.clone());
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let (armed, cuts) = (armed.clone(), cuts.clone());
+                    tokio::spawn(async move {
+                        let Ok(server) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                        else {
+                            return;
+                        };
+                        pass(client, server, &armed, &cuts).await;
+                    });
+                }
+            }
+        });
+        Self {
+            port,
+            armed,
+            cuts,
+            task,
+        }
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Loses the answer to the next command whose bytes hold `pattern`.
+    pub fn lose_answer_to(&self, pattern: &[u8]) {
+        *self.armed.lock().unwrap() = Some(pattern.to_vec());
+    }
+
+    /// How many answers it lost.
+    pub fn cuts(&self) -> usize {
+        self.cuts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Passes bytes both ways until either side closes, or until an armed
+/// pattern went by: then its answer is dropped with the connection.
+async fn pass(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    armed: &std::sync::Mutex<Option<Vec<u8>>>,
+    cuts: &std::sync::atomic::AtomicUsize,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_in, mut client_out) = client.into_split();
+    let (mut server_in, mut server_out) = server.into_split();
+    let cutting = std::sync::atomic::AtomicBool::new(false);
+    let requests = async {
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let n = match client_in.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            {
+                let mut armed = armed.lock().unwrap();
+                if armed
+                    .as_deref()
+                    .is_some_and(|p| chunk.windows(p.len()).any(|w| w == p))
+                {
+                    *armed = None;
+                    // Before Redis has it: its answer cannot go by first.
+                    cutting.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            if server_out.write_all(chunk).await.is_err() {
+                return;
+            }
+        }
+    };
+    let answers = async {
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let n = match server_in.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if cutting.load(std::sync::atomic::Ordering::SeqCst) {
+                cuts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                return;
+            }
+            if client_out.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = requests => {}
+        () = answers => {}
+    }
+}

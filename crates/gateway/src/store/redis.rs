@@ -186,6 +186,8 @@ impl RedisStore {
     }
 
     /// `SET key value NX PX ttl`: whether the key was free and is now ours.
+    /// Sent at most once, as every claim here: sent again after it ran, it
+    /// would find its own value and answer that the key was taken.
     async fn set_if_absent(
         &self,
         key: &str,
@@ -198,7 +200,7 @@ impl RedisStore {
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis() as u64)
-            .query_async(&mut self.connection.clone())
+            .query_async(&mut self.connection.at_most_once())
             .await
             .map_err(error)?;
         Ok(set.is_some())
@@ -488,7 +490,7 @@ impl Store for RedisStore {
                 .arg(now)
                 .arg(&pending)
                 .arg(hold.as_millis() as u64)
-                .invoke_async(&mut self.connection.clone())
+                .invoke_async(&mut self.connection.at_most_once())
                 .await
                 .map_err(error)?;
             Ok(match standing {
@@ -687,7 +689,7 @@ impl Store for RedisStore {
                 .key(format!("{key}:fence"))
                 .arg(&owner)
                 .arg(ttl.as_millis() as u64)
-                .invoke_async(&mut self.connection.clone())
+                .invoke_async(&mut self.connection.at_most_once())
                 .await
                 .map_err(error)?;
             Ok((fence > 0).then_some(Lease { owner, fence }))

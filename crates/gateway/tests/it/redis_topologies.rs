@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use wxgate_gateway::store::{
-    Credential, Kind, RedisOptions, RedisStore, RedisTls, RedisTopology, Store,
+    Credential, Kind, PushClaim, RedisOptions, RedisStore, RedisTls, RedisTopology, Store,
 };
 use wxgate_testkit::redis::{RedisCluster, TlsFiles, TlsRedis};
 
@@ -490,4 +490,86 @@ async fn stored(store: &RedisStore) -> Credential {
         async || store.load(APPID, Kind::AccessToken).await.ok().flatten(),
     )
     .await
+}
+
+/// With Sentinel, a command whose answer is lost (the connection drops once
+/// Redis has it) is sent again to the primary the sentinels name, unless it
+/// is a claim: sent again, a claim that ran would find itself and answer
+/// "taken by another instance". So a push claim and a refresh lease whose
+/// answers are lost come back as errors (whose fallbacks are right either
+/// way: handle the push here, fetch without the lease), and each ran once;
+/// a read is sent again and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sentinel_a_claim_whose_answer_is_lost_is_not_sent_again_but_a_read_is() {
+    within(Duration::from_secs(60), async {
+        use wxgate_testkit::redis::{CutProxy, MASTER};
+
+        let primary = wxgate_testkit::RedisServer::start();
+        let proxy = CutProxy::start(primary.port()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let sentinel =
+            wxgate_testkit::RedisServer::start_sentinel(&dir.path().join("sentinel.conf"), |_| {
+                format!(
+                    "sentinel monitor {MASTER} 127.0.0.1 {} 1\n\
+                     sentinel down-after-milliseconds {MASTER} 60000\n",
+                    proxy.port()
+                )
+            });
+        let options = |topology| RedisOptions {
+            topology,
+            username: None,
+            password: None,
+            tls: RedisTls::default(),
+            key_prefix: "cut:".into(),
+        };
+        let store = RedisStore::open(&options(RedisTopology::Sentinel {
+            sentinels: vec![format!("redis://127.0.0.1:{}", sentinel.port())],
+            master: MASTER.into(),
+        }))
+        .await
+        .unwrap();
+        // Another instance, straight to the primary.
+        let other = RedisStore::open(&options(RedisTopology::Primary(SecretString::from(
+            primary.url(),
+        ))))
+        .await
+        .unwrap();
+        let ttl = Duration::from_secs(60);
+
+        proxy.lose_answer_to(b"$2\r\nNX\r\n");
+        let claim = store.claim_push("lost", ttl).await;
+        assert_eq!(proxy.cuts(), 1);
+        assert!(claim.is_err(), "not read as another's claim: {claim:?}");
+        assert_eq!(
+            other.claim_push("lost", ttl).await.unwrap(),
+            PushClaim::Pending,
+            "the claim ran once"
+        );
+
+        // The lease script, loaded into Redis first (a lost `NOSCRIPT`
+        // would leave the test unable to tell whether it ran).
+        let warm = store.acquire("warm", Kind::AccessToken, ttl).await.unwrap();
+        store
+            .release("warm", Kind::AccessToken, &warm.unwrap())
+            .await
+            .unwrap();
+        proxy.lose_answer_to(b"wx-cut:access_token}:lock");
+        let lease = store.acquire("wx-cut", Kind::AccessToken, ttl).await;
+        assert_eq!(proxy.cuts(), 2);
+        assert!(lease.is_err(), "not read as another's lease: {lease:?}");
+        assert_eq!(
+            other
+                .acquire("wx-cut", Kind::AccessToken, ttl)
+                .await
+                .unwrap(),
+            None,
+            "the lease was taken, once"
+        );
+
+        proxy.lose_answer_to(b"$3\r\nGET\r\n");
+        let read = store.load("wx-cut", Kind::AccessToken).await;
+        assert_eq!(proxy.cuts(), 3);
+        assert!(matches!(read, Ok(None)), "sent again: {read:?}");
+    })
+    .await;
 }

@@ -212,6 +212,32 @@ impl RedisOptions {
         builder.build()
     }
 
+    /// A cluster client that sends a command again up to `retries` times.
+    fn cluster_client(
+        &self,
+        seeds: &[String],
+        retries: u32,
+    ) -> redis::RedisResult<redis::cluster::ClusterClient> {
+        let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.to_vec())
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(2))
+            .retries(retries)
+            .min_retry_wait(50)
+            .max_retry_wait(500);
+        if let Some(user) = &self.username {
+            builder = builder.username(user.expose_secret().to_owned());
+        }
+        if let Some(password) = &self.password {
+            builder = builder.password(password.expose_secret().to_owned());
+        }
+        if seeds.iter().any(|s| s.starts_with("rediss://")) {
+            builder = builder
+                .tls(redis::cluster::TlsMode::Secure)
+                .certs(self.certificates());
+        }
+        builder.build()
+    }
+
     /// Connects (the connection reconnects by itself afterwards).
     pub(super) async fn connect(&self) -> redis::RedisResult<Connection> {
         let status = Arc::new(Status::default());
@@ -223,31 +249,26 @@ impl RedisOptions {
                 Link::Primary(ConnectionManager::new_with_config(client, manager_config()).await?)
             }
             RedisTopology::Cluster(seeds) => {
-                let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.clone())
-                    .connection_timeout(Duration::from_secs(2))
-                    .response_timeout(Duration::from_secs(2))
-                    .retries(3)
-                    .min_retry_wait(50)
-                    .max_retry_wait(500);
-                if let Some(user) = &self.username {
-                    builder = builder.username(user.expose_secret().to_owned());
-                }
-                if let Some(password) = &self.password {
-                    builder = builder.password(password.expose_secret().to_owned());
-                }
-                if seeds.iter().any(|s| s.starts_with("rediss://")) {
-                    builder = builder
-                        .tls(redis::cluster::TlsMode::Secure)
-                        .certs(self.certificates());
-                }
-                Link::Cluster(builder.build()?.get_async_connection().await?)
+                // redis-rs sends a command again after a lost connection or a
+                // timeout, which may have run: the claims go through a second
+                // connection that does not (see `Connection::at_most_once`).
+                let retried = self.cluster_client(seeds, 3)?;
+                let once = self.cluster_client(seeds, 0)?;
+                Link::Cluster(Box::new(ClusterLink {
+                    retried: retried.get_async_connection().await?,
+                    once: once.get_async_connection().await?,
+                }))
             }
             RedisTopology::Sentinel { .. } => Link::Sentinel(Arc::new(SentinelLink {
                 sentinel: tokio::sync::Mutex::new(self.sentinel_client()?),
                 current: Mutex::new(None),
             })),
         };
-        let connection = Connection { link, status };
+        let connection = Connection {
+            link,
+            status,
+            once: false,
+        };
         if let Link::Sentinel(sentinel) = &connection.link {
             sentinel.current(&connection.status).await?;
         }
@@ -327,6 +348,23 @@ fn lost(e: &redis::RedisError) -> bool {
         || e.kind() == redis::ErrorKind::ReadOnly
 }
 
+/// Whether `e` shows that the command did not run, so sending it again
+/// cannot run it twice: refused before it was sent (no connection), or
+/// answered with an error Redis gives instead of running it (a replica's
+/// `READONLY`, `MASTERDOWN`, `LOADING`; a cluster's `MOVED`, `ASK`,
+/// `TRYAGAIN`, `CLUSTERDOWN`). After a timeout or a connection lost once
+/// the command was sent, whether it ran is unknown.
+fn did_not_run(e: &redis::RedisError) -> bool {
+    use redis::ErrorKind::{
+        Ask, BusyLoadingError, ClusterDown, MasterDown, Moved, ReadOnly, TryAgain,
+    };
+    e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ReadOnly | MasterDown | BusyLoadingError | TryAgain | ClusterDown | Moved | Ask
+        )
+}
+
 /// Sentinel: whether to ask the sentinels again after `e`. Anything but an
 /// answer to the command itself (a wrong type, an error raised by a script):
 /// besides a lost or demoted primary, a connection manager that gave up
@@ -371,11 +409,17 @@ impl SentinelLink {
         }
     }
 
-    async fn command(&self, status: &Status, cmd: &Cmd) -> redis::RedisResult<Value> {
+    /// Sends `cmd` to the primary; when the primary is lost or demoted, asks
+    /// the sentinels again and sends it once more, unless `once` and it may
+    /// have run already.
+    async fn command(&self, status: &Status, cmd: &Cmd, once: bool) -> redis::RedisResult<Value> {
         let (address, mut manager) = self.current(status).await?;
         match manager.req_packed_command(cmd).await {
             Err(e) if ask_again(&e) => {
                 self.forget(&address);
+                if once && !did_not_run(&e) {
+                    return Err(e);
+                }
                 self.current(status).await?.1.req_packed_command(cmd).await
             }
             result => result,
@@ -388,11 +432,15 @@ impl SentinelLink {
         cmd: &Pipeline,
         offset: usize,
         count: usize,
+        once: bool,
     ) -> redis::RedisResult<Vec<Value>> {
         let (address, mut manager) = self.current(status).await?;
         match manager.req_packed_commands(cmd, offset, count).await {
             Err(e) if ask_again(&e) => {
                 self.forget(&address);
+                if once && !did_not_run(&e) {
+                    return Err(e);
+                }
                 let (_, mut manager) = self.current(status).await?;
                 manager.req_packed_commands(cmd, offset, count).await
             }
@@ -408,19 +456,73 @@ pub(super) struct Connection {
     link: Link,
     /// What it has seen (shared by its clones).
     pub(super) status: Arc<Status>,
+    /// Sends no command twice (see [`Connection::at_most_once`]).
+    once: bool,
 }
 
 #[derive(Clone)]
 enum Link {
-    /// One primary, behind a connection manager.
+    /// One primary, behind a connection manager (which never sends a
+    /// command again: after a lost connection it reconnects for the next).
     Primary(ConnectionManager),
     /// A cluster: each command goes to the node of its keys' slot.
-    Cluster(ClusterConnection),
+    Cluster(Box<ClusterLink>),
     /// Sentinel: the primary it names.
     Sentinel(Arc<SentinelLink>),
 }
 
+/// A cluster's two connections: one that sends a command again after any
+/// error redis-rs deems worth it, one that never does.
+#[derive(Clone)]
+struct ClusterLink {
+    retried: ClusterConnection,
+    once: ClusterConnection,
+}
+
+impl ClusterLink {
+    async fn command(&mut self, cmd: &Cmd, once: bool) -> redis::RedisResult<Value> {
+        if !once {
+            return self.retried.req_packed_command(cmd).await;
+        }
+        match self.once.req_packed_command(cmd).await {
+            Err(e) if did_not_run(&e) => self.once.req_packed_command(cmd).await,
+            result => result,
+        }
+    }
+
+    async fn commands(
+        &mut self,
+        cmd: &Pipeline,
+        offset: usize,
+        count: usize,
+        once: bool,
+    ) -> redis::RedisResult<Vec<Value>> {
+        if !once {
+            return self.retried.req_packed_commands(cmd, offset, count).await;
+        }
+        match self.once.req_packed_commands(cmd, offset, count).await {
+            Err(e) if did_not_run(&e) => self.once.req_packed_commands(cmd, offset, count).await,
+            result => result,
+        }
+    }
+}
+
 impl Connection {
+    /// This connection for a command that must not run twice (a claim: sent
+    /// again after it ran, it would find its own claim and read it as
+    /// another instance's). Sentinel's failover and a cluster's redirections
+    /// still send it again when the error shows it did not run; after a
+    /// timeout or a connection lost with the command sent, the error goes
+    /// to the caller, whose fallback (handle the push here, fetch without
+    /// the lease, exchange without the shared cache) is right whether the
+    /// command ran or not.
+    pub(super) fn at_most_once(&self) -> Self {
+        Self {
+            once: true,
+            ..self.clone()
+        }
+    }
+
     /// Sentinel: lets the primary go when it says it is a replica now (an
     /// instance that only read since a failover still talks to the old one);
     /// the next command asks the sentinels again.
@@ -437,8 +539,8 @@ impl ConnectionLike for Connection {
         Box::pin(async move {
             let result = match &mut self.link {
                 Link::Primary(c) => c.req_packed_command(cmd).await,
-                Link::Cluster(c) => c.req_packed_command(cmd).await,
-                Link::Sentinel(s) => s.command(&self.status, cmd).await,
+                Link::Cluster(c) => c.command(cmd, self.once).await,
+                Link::Sentinel(s) => s.command(&self.status, cmd, self.once).await,
             };
             self.status.observe(&result);
             result
@@ -454,8 +556,11 @@ impl ConnectionLike for Connection {
         Box::pin(async move {
             let result = match &mut self.link {
                 Link::Primary(c) => c.req_packed_commands(cmd, offset, count).await,
-                Link::Cluster(c) => c.req_packed_commands(cmd, offset, count).await,
-                Link::Sentinel(s) => s.commands(&self.status, cmd, offset, count).await,
+                Link::Cluster(c) => c.commands(cmd, offset, count, self.once).await,
+                Link::Sentinel(s) => {
+                    s.commands(&self.status, cmd, offset, count, self.once)
+                        .await
+                }
             };
             self.status.observe(&result);
             result
@@ -465,7 +570,7 @@ impl ConnectionLike for Connection {
     fn get_db(&self) -> i64 {
         match &self.link {
             Link::Primary(c) => c.get_db(),
-            Link::Cluster(c) => c.get_db(),
+            Link::Cluster(c) => c.retried.get_db(),
             Link::Sentinel(_) => 0,
         }
     }
