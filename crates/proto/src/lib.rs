@@ -17,6 +17,7 @@
 //! - [`component`]: the Open Platform (第三方平台): component pushes (verify ticket,
 //!   authorization events), its API bodies, the authorization page URL and the release test's answers.
 //! - [`jssdk`]: the JS-SDK `wx.config` signature.
+//! - [`api`]: the path roots of WeChat's APIs.
 //! - [`errcode`]: WeChat's errcodes and their usual errmsg, shared by the gateway and the simulator.
 //! - [`errmsg`]: reading `errmsg` texts (the IP of a 40164, of a WeCom 60020).
 //!
@@ -36,6 +37,7 @@
 //! assert_eq!(push.dedupe_key(), "m:1");
 //! ```
 
+pub mod api;
 pub mod callback;
 pub mod component;
 pub mod crypto;

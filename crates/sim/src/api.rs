@@ -281,3 +281,19 @@ pub(crate) async fn inject_faults(
         }
     }
 }
+
+/// Any other path: under WeChat's API roots, 48001 `api unauthorized` (what
+/// WeChat answers for an API the account may not call), with a hint naming
+/// the path the simulator does not implement, so an SDK pointed at it says
+/// why; elsewhere a plain 404.
+pub(crate) async fn not_simulated(uri: axum::http::Uri) -> Response {
+    if !wxgate_proto::api::is_api_path(uri.path()) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let errmsg = format!(
+        "{} hint: [not simulated: {}]",
+        errcode::errmsg(errcode::API_UNAUTHORIZED).unwrap_or("api unauthorized"),
+        uri.path()
+    );
+    WxError::new(errcode::API_UNAUTHORIZED, errmsg).into_response()
+}

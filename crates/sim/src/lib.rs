@@ -286,7 +286,9 @@ impl Simulator {
             .route("/sim/oauth/authorize", post(signin::authorize))
             .route("/sim/jscode", post(signin::jscode))
             .route("/sim/media/{media_id}", get(media::video));
-        cgi.merge(control).with_state(self.clone())
+        cgi.merge(control)
+            .fallback(api::not_simulated)
+            .with_state(self.clone())
     }
 
     /// Serves until `shutdown` completes.

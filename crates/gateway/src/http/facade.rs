@@ -40,26 +40,6 @@ use crate::config::COMPONENT_PREFIX;
 use crate::proxy::{upstream_path, PathError};
 use crate::token::Requester;
 
-/// Path roots of WeChat's APIs: under these an unknown path is answered in
-/// WeChat's shape; anything else not routed is a plain 404.
-const WECHAT_ROOTS: &[&str] = &[
-    "/cgi-bin/",
-    "/sns/",
-    "/wxa/",
-    "/wxaapi/",
-    "/datacube/",
-    "/card/",
-    "/customservice/",
-    "/merchant/",
-    "/semantic/",
-    "/shop/",
-    "/product/",
-    "/union/",
-    "/wxopen/",
-    "/tcb/",
-    "/channels/",
-];
-
 /// The router's fallback: WeChat API paths are served, anything else is a 404.
 pub(crate) async fn forward(
     State(state): State<AppState>,
@@ -67,7 +47,8 @@ pub(crate) async fn forward(
     request: Request,
 ) -> Response {
     let path = request.uri().path();
-    let wechat = WECHAT_ROOTS.iter().any(|root| path.starts_with(root))
+    // Under WeChat's roots an unknown path is answered in WeChat's shape.
+    let wechat = wxgate_proto::api::is_api_path(path)
         || state
             .proxy_config
             .allow_paths

@@ -81,6 +81,21 @@ async fn an_sdk_calls_any_api_with_the_token_wxgate_gave_it() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errcode"], 0, "{body}");
     assert_eq!(env.sim.messages().last().unwrap().body, message);
+    // An API the simulator does not implement: its answer in WeChat's
+    // shape, naming the path (an SDK says why, not "errcode None").
+    let (status, _, body) = get(&env, &format!("/cgi-bin/user/get?access_token={token}")).await;
+    assert_eq!(
+        (status, body["errcode"].as_i64()),
+        (200, Some(48001)),
+        "{body}"
+    );
+    assert!(
+        body["errmsg"]
+            .as_str()
+            .unwrap()
+            .contains("not simulated: /cgi-bin/user/get"),
+        "{body}"
+    );
 
     let stats = env.sim.stats();
     assert_eq!(env.token_calls(), 1, "the SDK fetched no token of its own");

@@ -77,3 +77,37 @@ async fn a_wrong_method_answers_200_with_43001_or_43002() {
     let token = wx.token().await;
     assert!(token["access_token"].is_string(), "{token}");
 }
+
+/// A path under WeChat's API roots that the simulator does not implement
+/// answers HTTP 200 with 48001 `api unauthorized` (what WeChat answers for an
+/// API the account may not call) and a hint naming the path, so an SDK says
+/// why; any other path is a plain 404.
+#[tokio::test]
+async fn an_api_not_simulated_answers_48001_naming_it_and_another_path_404() {
+    let (_sim, wx) = start(|_| {}).await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/cgi-bin/user/get"),
+        (reqwest::Method::POST, "/cgi-bin/menu/create"),
+        (reqwest::Method::POST, "/wxa/getwxacodeunlimit"),
+    ] {
+        let response = wx
+            .http
+            .request(method.clone(), format!("{}{path}?access_token=x", wx.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method} {path}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(errcode(&answer), 48001, "{method} {path}: {answer}");
+        let text = answer["errmsg"].as_str().unwrap();
+        let expected = format!("api unauthorized hint: [not simulated: {path}] rid: ");
+        assert!(text.starts_with(&expected), "{text}");
+    }
+    let response = wx
+        .http
+        .get(format!("{}/not-wechat/user/get", wx.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
