@@ -3,7 +3,19 @@
 
 use serde_json::Value;
 
-use crate::{errcode, start};
+use crate::{errcode, start, Client};
+
+/// `method path?access_token=x`: asserts HTTP 200 and gives the JSON.
+async fn call(wx: &Client, method: &reqwest::Method, path: &str) -> Value {
+    let response = wx
+        .http
+        .request(method.clone(), format!("{}{path}?access_token=x", wx.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{method} {path}");
+    response.json().await.unwrap()
+}
 
 #[tokio::test]
 async fn a_wrong_method_answers_200_with_43001_or_43002() {
@@ -59,14 +71,7 @@ async fn a_wrong_method_answers_200_with_43001_or_43002() {
         ),
     ];
     for (method, path, expected, errmsg) in cases {
-        let response = wx
-            .http
-            .request(method.clone(), format!("{}{path}?access_token=x", wx.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{method} {path}");
-        let answer: Value = response.json().await.unwrap();
+        let answer = call(&wx, &method, path).await;
         assert_eq!(errcode(&answer), expected, "{method} {path}: {answer}");
         let text = answer["errmsg"].as_str().unwrap();
         assert!(text.starts_with(&format!("{errmsg} rid: ")), "{text}");
@@ -90,14 +95,7 @@ async fn an_api_not_simulated_answers_48001_naming_it_and_another_path_404() {
         (reqwest::Method::POST, "/cgi-bin/menu/create"),
         (reqwest::Method::POST, "/wxa/getwxacodeunlimit"),
     ] {
-        let response = wx
-            .http
-            .request(method.clone(), format!("{}{path}?access_token=x", wx.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{method} {path}");
-        let answer: Value = response.json().await.unwrap();
+        let answer = call(&wx, &method, path).await;
         assert_eq!(errcode(&answer), 48001, "{method} {path}: {answer}");
         let text = answer["errmsg"].as_str().unwrap();
         let expected = format!("api unauthorized hint: [not simulated: {path}] rid: ");
