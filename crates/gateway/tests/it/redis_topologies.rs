@@ -301,7 +301,7 @@ async fn four_instances_on_a_cluster_over_a_virtual_day_make_the_ideal_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() {
     within(Duration::from_secs(120), async {
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::atomic::{AtomicBool, Ordering};
         use wxgate_testkit::redis::{RedisSentinels, MASTER};
 
         let started = tokio::time::Instant::now();
@@ -334,7 +334,7 @@ async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() 
 
         // Clients on both instances all along, each token used at WeChat.
         let stop = Arc::new(AtomicBool::new(false));
-        let failed = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let load: Vec<_> = (0..4)
             .map(|i| {
                 let (env, base, stop, failed) = (
@@ -348,19 +348,26 @@ async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() 
                     while !stop.load(Ordering::Relaxed) {
                         let url = format!("{base}/v1/apps/{APPID}/access_token");
                         let answer = env.http.get(url).bearer_auth(CLIENT_KEY).send().await;
-                        let token = match answer {
-                            Ok(r) if r.status() == 200 => r.json::<serde_json::Value>().await.ok(),
-                            _ => None,
-                        };
-                        match token.as_ref().and_then(|t| t["access_token"].as_str()) {
-                            Some(token) => {
-                                if env.business_call(token).await != 0 {
-                                    failed.fetch_add(1, Ordering::Relaxed);
+                        let failure = match answer {
+                            Ok(r) if r.status() == 200 => {
+                                let token = r.json::<serde_json::Value>().await.ok();
+                                match token.as_ref().and_then(|t| t["access_token"].as_str()) {
+                                    Some(token) => match env.business_call(token).await {
+                                        0 => None,
+                                        errcode => Some(format!("WeChat answered {errcode}")),
+                                    },
+                                    None => Some(format!("no token in {token:?}")),
                                 }
                             }
-                            None => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                            }
+                            Ok(r) => Some(format!(
+                                "{}: {}",
+                                r.status(),
+                                r.text().await.unwrap_or_default()
+                            )),
+                            Err(e) => Some(e.to_string()),
+                        };
+                        if let Some(failure) = failure {
+                            failed.lock().unwrap().push(failure);
                         }
                         calls += 1;
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -414,10 +421,15 @@ async fn a_sentinel_failover_during_a_renewal_under_load_fails_no_client_call() 
         for task in load {
             requests += task.await.unwrap();
         }
-        assert_eq!(
-            failed.load(Ordering::Relaxed),
-            0,
-            "failed client calls out of {requests}"
+        let failed = failed.lock().unwrap().clone();
+        let mut why = std::collections::BTreeMap::<&str, usize>::new();
+        for failure in &failed {
+            *why.entry(failure).or_default() += 1;
+        }
+        assert!(
+            failed.is_empty(),
+            "{} failed client calls out of {requests}, by cause: {why:?}",
+            failed.len()
         );
         assert_eq!(env.sim.stats().invalid_token_calls(), 0);
         // Nothing older is written once it settled.
