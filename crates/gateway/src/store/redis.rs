@@ -60,9 +60,12 @@ if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return 1
 ";
 
-/// Takes the lock and, in the same step, the next fencing token (0: lock taken).
+/// Takes the lock and, in the same step, the next fencing token (0: lock
+/// taken). The lock already held by this owner (`ARGV[1]`, random per
+/// lease) counts as taken now: sent again after it ran (its answer lost in
+/// a failover), the script gives the lease it took, not "held by another".
 const ACQUIRE: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) or redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('INCR', KEYS[2])
 end
 return 0
@@ -186,7 +189,7 @@ impl RedisStore {
     }
 
     /// `SET key value NX PX ttl`: whether the key was free and is now ours.
-    /// Sent at most once, as every claim here: sent again after it ran, it
+    /// Sent at most once, as the exchange claim: sent again after it ran, it
     /// would find its own value and answer that the key was taken.
     async fn set_if_absent(
         &self,
@@ -689,7 +692,7 @@ impl Store for RedisStore {
                 .key(format!("{key}:fence"))
                 .arg(&owner)
                 .arg(ttl.as_millis() as u64)
-                .invoke_async(&mut self.connection.at_most_once())
+                .invoke_async(&mut self.connection.clone())
                 .await
                 .map_err(error)?;
             Ok((fence > 0).then_some(Lease { owner, fence }))

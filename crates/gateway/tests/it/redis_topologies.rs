@@ -507,12 +507,12 @@ async fn stored(store: &RedisStore) -> Credential {
 /// With Sentinel, a command whose answer is lost (the connection drops once
 /// Redis has it) is sent again to the primary the sentinels name, unless it
 /// is a claim: sent again, a claim that ran would find itself and answer
-/// "taken by another instance". So a push claim and a refresh lease whose
-/// answers are lost come back as errors (whose fallbacks are right either
-/// way: handle the push here, fetch without the lease), and each ran once;
-/// a read is sent again and answers.
+/// "taken by another instance". So a push claim whose answer is lost comes
+/// back as an error (whose fallback, handling the push here, is right either
+/// way) and ran once; the refresh lease, whose script knows its own lock,
+/// is sent again and gives the lease it took; a read is sent again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_sentinel_a_claim_whose_answer_is_lost_is_not_sent_again_but_a_read_is() {
+async fn with_sentinel_a_claim_whose_answer_is_lost_is_not_sent_again_a_lease_and_a_read_are() {
     within(Duration::from_secs(60), async {
         use wxgate_testkit::redis::{CutProxy, MASTER};
 
@@ -568,14 +568,26 @@ async fn with_sentinel_a_claim_whose_answer_is_lost_is_not_sent_again_but_a_read
         proxy.lose_answer_to(b"wx-cut:access_token}:lock");
         let lease = store.acquire("wx-cut", Kind::AccessToken, ttl).await;
         assert_eq!(proxy.cuts(), 2);
-        assert!(lease.is_err(), "not read as another's lease: {lease:?}");
+        let lease = lease.unwrap().expect("its own lease, not another's");
         assert_eq!(
             other
                 .acquire("wx-cut", Kind::AccessToken, ttl)
                 .await
                 .unwrap(),
             None,
-            "the lease was taken, once"
+            "held"
+        );
+        store
+            .release("wx-cut", Kind::AccessToken, &lease)
+            .await
+            .unwrap();
+        let next = other
+            .acquire("wx-cut", Kind::AccessToken, ttl)
+            .await
+            .unwrap();
+        assert!(
+            next.is_some_and(|next| next.fence > lease.fence),
+            "released, then taken with a newer fence"
         );
 
         proxy.lose_answer_to(b"$3\r\nGET\r\n");

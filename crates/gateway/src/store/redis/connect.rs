@@ -513,9 +513,10 @@ impl Connection {
     /// another instance's). Sentinel's failover and a cluster's redirections
     /// still send it again when the error shows it did not run; after a
     /// timeout or a connection lost with the command sent, the error goes
-    /// to the caller, whose fallback (handle the push here, fetch without
-    /// the lease, exchange without the shared cache) is right whether the
-    /// command ran or not.
+    /// to the caller, whose fallback (handle the push here, exchange
+    /// without the shared cache) is right whether the command ran or not.
+    /// A claim that can tell its own (the refresh lease) is better sent
+    /// again on the plain connection.
     pub(super) fn at_most_once(&self) -> Self {
         Self {
             once: true,
