@@ -136,6 +136,35 @@ fn ip_list(
     }
 }
 
+/// `POST /cgi-bin/component/getprivacysetting?access_token=…`: a Mini
+/// Program's privacy settings (none set here), for its `access_token`, which
+/// its platform holds as an authorizer's.
+pub(crate) async fn privacy_setting(
+    State(sim): State<Simulator>,
+    caller: Caller,
+    Query(q): Params,
+) -> Response {
+    let now = sim.clock().now();
+    let mut state = sim.state();
+    let api = path::PRIVACY_SETTING;
+    match state.authorize(
+        api,
+        q.get("access_token").map(String::as_str),
+        caller.ip(),
+        now,
+    ) {
+        Ok(appid) => {
+            let _ = state.answer::<()>(api, Some(appid), Ok(()));
+            Json(json!({
+                "errcode": 0, "errmsg": "ok", "code_exist": 0,
+                "privacy_list": [], "setting_list": [], "update_time": 0,
+            }))
+            .into_response()
+        }
+        Err(outcome) => error_of(outcome),
+    }
+}
+
 /// `POST /cgi-bin/message/custom/send?access_token=…`: recorded, see `GET /sim/messages`.
 pub(crate) async fn custom_send(
     State(sim): State<Simulator>,

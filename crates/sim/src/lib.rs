@@ -139,6 +139,10 @@ impl Simulator {
                 api::get_api(path::API_DOMAIN_IP, api::api_domain_ip),
             )
             .route(
+                path::PRIVACY_SETTING,
+                api::post_api(path::PRIVACY_SETTING, api::privacy_setting),
+            )
+            .route(
                 path::CUSTOM_SEND,
                 api::post_api(path::CUSTOM_SEND, api::custom_send),
             )

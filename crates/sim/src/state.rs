@@ -57,6 +57,9 @@ pub(crate) mod path {
         wxgate_proto::component::api::GET_AUTHORIZER_LIST;
     pub(crate) const COMPONENT_AUTHORIZER_INFO: &str =
         wxgate_proto::component::api::GET_AUTHORIZER_INFO;
+    /// A Mini Program's privacy settings, called by its platform with the
+    /// authorizer's `access_token` (under the component root all the same).
+    pub(crate) const PRIVACY_SETTING: &str = "/cgi-bin/component/getprivacysetting";
     /// User sign-in (families reference §4.d, §2).
     pub(crate) const OAUTH_ACCESS_TOKEN: &str = "/sns/oauth2/access_token";
     pub(crate) const OAUTH_REFRESH_TOKEN: &str = "/sns/oauth2/refresh_token";
@@ -79,6 +82,7 @@ pub(crate) mod path {
         QUOTA_GET,
         CLEAR_QUOTA,
         CLEAR_QUOTA_V2,
+        PRIVACY_SETTING,
     ];
 }
 

@@ -17,7 +17,9 @@
 //! - the Open Platform's calls (`/cgi-bin/component/…`) are forwarded when
 //!   their `component_access_token` is one wxgate issued for a configured
 //!   platform, with the current one sent, as for an `access_token`; any other
-//!   is answered 40001 without calling WeChat. Its credential-issuing calls
+//!   is answered 40001 without calling WeChat. Such a call with an
+//!   `access_token` instead (an authorizer's: a Mini Program's privacy
+//!   settings) is served as any token's call. Its credential-issuing calls
 //!   are answered by `compat` (`api_component_token`, `api_authorizer_token`);
 //!   `api_start_push_ticket`, which takes the secret, is refused;
 //! - WeChat's credential-administration and diagnostic APIs (`openapi/*`,
@@ -84,7 +86,16 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
             if !allow.iter().any(|prefix| path.starts_with(prefix.as_str())) {
                 return Err(PathError::NotAllowed(path).into());
             }
-            return serve_component(state, peer, request, path).await;
+            // Under the platform's root, an authorizer's calls (a Mini
+            // Program's privacy settings) carry its `access_token`: served
+            // as any token's call.
+            let query = request.uri().query();
+            if param(query, "component_access_token").is_some()
+                || param(query, "access_token").is_none()
+            {
+                return serve_component(state, peer, request, path).await;
+            }
+            path
         }
         other => other?,
     };

@@ -306,6 +306,54 @@ async fn an_authorizers_access_token_works_through_the_facade() {
     assert_eq!(stats.invalid_token_calls, 0);
 }
 
+/// Under the platform's root, a Mini Program's privacy settings are called
+/// with the authorizer's `access_token`: forwarded with its current one, as
+/// any token's call; a token wxgate did not issue is 40001, WeChat not
+/// called. A platform call spelling its component token `access_token` (the
+/// newer docs) is served the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_platforms_root_an_access_token_is_an_authorizers_or_the_platforms() {
+    const PRIVACY: &str = "/cgi-bin/component/getprivacysetting";
+    let env = setup().start().await;
+    connect(&env).await;
+    authorize(&env, MP, "miniprogram").await;
+    env.settle().await;
+    let (_, mp) = get(&env, &format!("/v1/apps/{MP}/access_token")).await;
+    let token = mp["access_token"].as_str().unwrap();
+    let body = json!({ "privacy_ver": 2 });
+    let answer = post(&env, &format!("{PRIVACY}?access_token={token}"), &body).await;
+    assert_eq!(answer["errcode"], 0, "{answer}");
+    assert!(answer["setting_list"].is_array(), "{answer}");
+    let stats = env.sim.stats().app(MP);
+    assert_eq!(stats.calls(PRIVACY), 1);
+    assert_eq!(stats.invalid_token_calls, 0);
+
+    let answer = post(&env, &format!("{PRIVACY}?access_token=forged"), &body).await;
+    assert_refused(&answer, 40001, "a forged access token");
+    assert_eq!(
+        env.sim.stats().app(MP).calls(PRIVACY),
+        1,
+        "WeChat not called"
+    );
+
+    // The newer docs' spelling of a platform's own call, `access_token` for
+    // the component token, is the platform's token all the same.
+    let held = component_token(&env).await;
+    let before = calls(&env, AUTHORIZER_INFO);
+    let info = json!({ "component_appid": COMPONENT, "authorizer_appid": MP });
+    let answer = post(
+        &env,
+        &format!("{AUTHORIZER_INFO}?access_token={held}"),
+        &info,
+    )
+    .await;
+    assert_eq!(
+        answer["authorization_info"]["authorizer_appid"], MP,
+        "{answer}"
+    );
+    assert_eq!(calls(&env, AUTHORIZER_INFO), before + 1);
+}
+
 /// wechatpy's `WeChatComponent`, unmodified, pointed at wxgate by its
 /// `API_BASE_URL`: its component token and an authorizer's are wxgate's,
 /// its own ticket and refresh token ignored, and WeChat is asked for no
