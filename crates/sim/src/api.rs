@@ -114,39 +114,36 @@ pub(crate) async fn api_domain_ip(sim: State<Simulator>, caller: Caller, q: Para
 }
 
 fn ip_list(
-    State(sim): State<Simulator>,
+    sim: State<Simulator>,
     caller: Caller,
-    Query(q): Params,
+    q: Params,
     api: &'static str,
     list: &[&str],
 ) -> Response {
-    let now = sim.clock().now();
-    let mut state = sim.state();
-    match state.authorize(
-        api,
-        q.get("access_token").map(String::as_str),
-        caller.ip(),
-        now,
-    ) {
-        Ok(appid) => {
-            let _ = state.answer::<()>(api, Some(appid), Ok(()));
-            Json(json!({ "ip_list": list })).into_response()
-        }
-        Err(outcome) => error_of(outcome),
-    }
+    authorized(sim, caller, q, api, json!({ "ip_list": list }))
 }
 
 /// `POST /cgi-bin/component/getprivacysetting?access_token=…`: a Mini
 /// Program's privacy settings (none set here), for its `access_token`, which
 /// its platform holds as an authorizer's.
-pub(crate) async fn privacy_setting(
+pub(crate) async fn privacy_setting(sim: State<Simulator>, caller: Caller, q: Params) -> Response {
+    let answer = json!({
+        "errcode": 0, "errmsg": "ok", "code_exist": 0,
+        "privacy_list": [], "setting_list": [], "update_time": 0,
+    });
+    authorized(sim, caller, q, path::PRIVACY_SETTING, answer)
+}
+
+/// `answer` to a call of `api` with a valid `access_token`, WeChat's error otherwise.
+fn authorized(
     State(sim): State<Simulator>,
     caller: Caller,
     Query(q): Params,
+    api: &'static str,
+    answer: serde_json::Value,
 ) -> Response {
     let now = sim.clock().now();
     let mut state = sim.state();
-    let api = path::PRIVACY_SETTING;
     match state.authorize(
         api,
         q.get("access_token").map(String::as_str),
@@ -155,11 +152,7 @@ pub(crate) async fn privacy_setting(
     ) {
         Ok(appid) => {
             let _ = state.answer::<()>(api, Some(appid), Ok(()));
-            Json(json!({
-                "errcode": 0, "errmsg": "ok", "code_exist": 0,
-                "privacy_list": [], "setting_list": [], "update_time": 0,
-            }))
-            .into_response()
+            Json(answer).into_response()
         }
         Err(outcome) => error_of(outcome),
     }
