@@ -312,10 +312,7 @@ pub(crate) async fn not_simulated(uri: axum::http::Uri) -> Response {
     if !wxgate_proto::api::is_api_path(uri.path()) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let errmsg = format!(
-        "{} hint: [not simulated: {}]",
-        errcode::errmsg(errcode::API_UNAUTHORIZED).unwrap_or("api unauthorized"),
-        uri.path()
-    );
-    WxError::new(errcode::API_UNAUTHORIZED, errmsg).into_response()
+    let mut error = WxError::of(errcode::API_UNAUTHORIZED);
+    error.errmsg = format!("{} hint: [not simulated: {}]", error.errmsg, uri.path());
+    error.into_response()
 }

@@ -19,7 +19,8 @@
 //!   platform, with the current one sent, as for an `access_token`; any other
 //!   is answered 40001 without calling WeChat. Such a call with an
 //!   `access_token` instead (an authorizer's: a Mini Program's privacy
-//!   settings) is served as any token's call. Its credential-issuing calls
+//!   settings; or the platform's in the newer docs' spelling) is served as
+//!   any token's call. Its credential-issuing calls
 //!   are answered by `compat` (`api_component_token`, `api_authorizer_token`);
 //!   `api_start_push_ticket`, which takes the secret, is refused;
 //! - WeChat's credential-administration and diagnostic APIs (`openapi/*`,
@@ -87,8 +88,9 @@ async fn serve(state: &AppState, peer: Peer, request: Request) -> Result<Respons
                 return Err(PathError::NotAllowed(path).into());
             }
             // Under the platform's root, an authorizer's calls (a Mini
-            // Program's privacy settings) carry its `access_token`: served
-            // as any token's call.
+            // Program's privacy settings) carry its `access_token`, and the
+            // newer docs spell the platform's own token so: served as any
+            // token's call, the owner known from the token.
             let query = request.uri().query();
             if param(query, "component_access_token").is_some()
                 || param(query, "access_token").is_none()
